@@ -1,0 +1,66 @@
+//! Application state shared by routes and services, and backend construction.
+
+use crate::auth::JwtKeys;
+use crate::cache::{Cache, memory::MemoryCache, redis::RedisCache};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError, postgres::PgStore, sqlite::SqliteStore};
+use std::sync::Arc;
+
+/// The engine as seen from the control plane (implemented over the control link).
+pub trait EngineControl: Send + Sync + 'static {
+    /// Disconnects the publisher and players of a stream (room ended or deleted).
+    fn drop_stream(&self, stream_name: &str);
+    /// Problems with a stream's media that viewers should know about.
+    fn warnings(&self, stream_name: &str) -> Vec<String>;
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<dyn Cache>,
+    pub jwt: JwtKeys,
+    pub metrics: Arc<Metrics>,
+    pub engine: Option<Arc<dyn EngineControl>>,
+}
+
+impl AppState {
+    pub fn new(cfg: Config, store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Self {
+        let jwt = JwtKeys::new(&cfg.jwt.secret, cfg.jwt.expire_hours);
+        Self { cfg: Arc::new(cfg), store, cache, jwt, metrics: Arc::new(Metrics::new()), engine: None }
+    }
+
+    pub fn with_engine(mut self, engine: Arc<dyn EngineControl>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    pub(crate) fn engine_drop_stream(&self, stream_name: &str) {
+        if let Some(e) = &self.engine {
+            e.drop_stream(stream_name);
+        }
+    }
+
+    pub(crate) fn engine_warnings(&self, stream_name: &str) -> Vec<String> {
+        self.engine.as_ref().map(|e| e.warnings(stream_name)).unwrap_or_default()
+    }
+}
+
+/// Opens the configured store (SQLite when `database.host` is empty).
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    if cfg.database.is_postgres() {
+        Ok(Arc::new(PgStore::connect(&cfg.database).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::open(&cfg.database.sqlite_path)?))
+    }
+}
+
+/// Opens the configured cache (in-process when `redis.host` is empty).
+pub fn open_cache(cfg: &Config) -> anyhow::Result<Arc<dyn Cache>> {
+    if cfg.redis.is_redis() {
+        Ok(Arc::new(RedisCache::new(&cfg.redis).map_err(|e| anyhow::anyhow!("redis: {e}"))?))
+    } else {
+        Ok(Arc::new(MemoryCache::new()))
+    }
+}

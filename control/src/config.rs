@@ -1,0 +1,682 @@
+//! Configuration: `configs/microvibe.toml` (or `--config PATH`), then environment.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file, the old stack's
+//! environment names (`DATABASE_HOST`, `JWT_SECRET`, ...), `DATABASE_URL` /
+//! `REDIS_URL`, and finally `MICROVIBE__SECTION__KEY` (double underscore).
+//! Unknown keys and wrong types are errors that name the key.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The development JWT secret shipped in `configs/microvibe.toml`. `release` mode
+/// refuses to start with it.
+pub const DEFAULT_JWT_SECRET: &str = "microvibe-dev-secret-change-me-in-production!!";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub jwt: JwtConfig,
+    pub auth: AuthConfig,
+    pub rtmp: RtmpConfig,
+    pub http_media: HttpMediaConfig,
+    pub hls: HlsConfig,
+    pub webrtc: WebrtcConfig,
+    pub engine: EngineConfig,
+    pub streaming: StreamingConfig,
+    pub sfu: SfuConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            jwt: JwtConfig::default(),
+            auth: AuthConfig::default(),
+            rtmp: RtmpConfig::default(),
+            http_media: HttpMediaConfig::default(),
+            hls: HlsConfig::default(),
+            webrtc: WebrtcConfig::default(),
+            engine: EngineConfig::default(),
+            streaming: StreamingConfig::default(),
+            sfu: SfuConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Debug,
+    Release,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub mode: Mode,
+    /// Public base URL of the control API (used to build WHIP/WHEP URLs).
+    pub public_url: String,
+    /// Allowed CORS origins; `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Token for operator endpoints (`/control`, `/api/v1/admin`); empty disables them.
+    pub admin_token: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 8080,
+            mode: Mode::Debug,
+            public_url: "http://localhost:8080".into(),
+            cors_origins: vec!["*".into()],
+            body_limit_bytes: 64 * 1024,
+            admin_token: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Empty: the embedded SQLite database at `sqlite_path`.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub dbname: String,
+    pub sslmode: String,
+    pub sqlite_path: String,
+    pub max_open_conns: usize,
+    pub max_idle_conns: usize,
+    pub conn_max_lifetime_secs: u64,
+    /// PostgreSQL schema (search_path); tests use one each.
+    pub schema: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 5432,
+            user: "postgres".into(),
+            password: String::new(),
+            dbname: "microvibe".into(),
+            sslmode: "disable".into(),
+            sqlite_path: "data/microvibe.db".into(),
+            max_open_conns: 16,
+            max_idle_conns: 4,
+            conn_max_lifetime_secs: 3600,
+            schema: "public".into(),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub fn is_postgres(&self) -> bool {
+        !self.host.trim().is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// Empty: in-process state (no Redis).
+    pub host: String,
+    pub port: u16,
+    pub password: String,
+    pub db: i64,
+    /// Prefix for every key this server writes.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 6379,
+            password: String::new(),
+            db: 0,
+            key_prefix: "microvibe:".into(),
+        }
+    }
+}
+
+impl RedisConfig {
+    pub fn is_redis(&self) -> bool {
+        !self.host.trim().is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    pub secret: String,
+    pub expire_hours: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self { secret: DEFAULT_JWT_SECRET.into(), expire_hours: 24 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Login attempts allowed per client IP per `login_window_secs`.
+    pub login_limit_per_ip: u64,
+    /// Failed logins allowed per username per `login_window_secs`.
+    pub login_limit_per_user: u64,
+    pub login_window_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { login_limit_per_ip: 30, login_limit_per_user: 10, login_window_secs: 300 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    pub listen: String,
+    pub apps: Vec<String>,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self { listen: "0.0.0.0:1935".into(), apps: vec!["live".into()] }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpMediaConfig {
+    pub listen: String,
+}
+
+impl Default for HttpMediaConfig {
+    fn default() -> Self {
+        Self { listen: "0.0.0.0:8081".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HlsConfig {
+    pub fragment_secs: u64,
+    pub playlist_secs: u64,
+    pub path: String,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        Self { fragment_secs: 3, playlist_secs: 60, path: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebrtcConfig {
+    pub udp_port_base: u16,
+    pub candidates: Vec<String>,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        Self { udp_port_base: 5000, candidates: vec![] }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IoDriver {
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Number of shards; 0 = one per available core.
+    pub shards: usize,
+    pub io: IoDriver,
+    /// Disable the media engine entirely (control plane only).
+    pub enabled: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { shards: 0, io: IoDriver::Auto, enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamingConfig {
+    pub rtmp_server: String,
+    pub hls_server: String,
+    pub flv_server: String,
+    pub rtmp_play_server: String,
+    pub whip_server: String,
+    pub whep_server: String,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        Self {
+            rtmp_server: "rtmp://localhost:1935/live".into(),
+            hls_server: "http://localhost:8081/hls".into(),
+            flv_server: "http://localhost:8081/flv".into(),
+            rtmp_play_server: "rtmp://localhost:1935/live".into(),
+            whip_server: "http://localhost:8080/whip".into(),
+            whep_server: "http://localhost:8080/whep".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SfuMode {
+    Standalone,
+    Cluster,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SfuConfig {
+    pub enabled: bool,
+    pub mode: SfuMode,
+    pub cluster_nodes: Vec<String>,
+    pub load_balance_method: String,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mode: SfuMode::Standalone,
+            cluster_nodes: vec![],
+            load_balance_method: "round_robin".into(),
+        }
+    }
+}
+
+/// A configuration problem, printed as one line by the binary.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// The old stack's environment variable names and the keys they set.
+const LEGACY_ENV: &[(&str, &str, &str)] = &[
+    ("DATABASE_HOST", "database", "host"),
+    ("DATABASE_PORT", "database", "port"),
+    ("DATABASE_USER", "database", "user"),
+    ("DATABASE_PASSWORD", "database", "password"),
+    ("DATABASE_DBNAME", "database", "dbname"),
+    ("DATABASE_SSLMODE", "database", "sslmode"),
+    ("DB_MAX_OPEN_CONNS", "database", "max_open_conns"),
+    ("DB_MAX_IDLE_CONNS", "database", "max_idle_conns"),
+    ("DB_CONN_MAX_LIFETIME", "database", "conn_max_lifetime_secs"),
+    ("REDIS_HOST", "redis", "host"),
+    ("REDIS_PORT", "redis", "port"),
+    ("REDIS_PASSWORD", "redis", "password"),
+    ("REDIS_DB", "redis", "db"),
+    ("SERVER_HOST", "server", "host"),
+    ("SERVER_PORT", "server", "port"),
+    ("SERVER_MODE", "server", "mode"),
+    ("JWT_SECRET", "jwt", "secret"),
+    ("JWT_EXPIRE", "jwt", "expire_hours"),
+    ("SFU_ENABLED", "sfu", "enabled"),
+    ("SFU_MODE", "sfu", "mode"),
+    ("SFU_CLUSTER_NODES", "sfu", "cluster_nodes"),
+    ("SFU_LOAD_BALANCE_METHOD", "sfu", "load_balance_method"),
+    ("STREAMING_RTMP_SERVER", "streaming", "rtmp_server"),
+    ("STREAMING_HLS_SERVER", "streaming", "hls_server"),
+    ("STREAMING_FLV_SERVER", "streaming", "flv_server"),
+    ("STREAMING_RTMP_PLAY_SERVER", "streaming", "rtmp_play_server"),
+];
+
+impl Config {
+    /// Loads the config: `path` if given (must exist), else `configs/microvibe.toml`
+    /// when present, else defaults; then the environment `env` on top.
+    pub fn load(
+        path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let default_path = Path::new("configs/microvibe.toml");
+        let (text, path) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.into(), source })?,
+                p.to_path_buf(),
+            ),
+            None if default_path.exists() => (
+                std::fs::read_to_string(default_path)
+                    .map_err(|source| ConfigError::Read { path: default_path.into(), source })?,
+                default_path.to_path_buf(),
+            ),
+            None => (String::new(), PathBuf::from("(defaults)")),
+        };
+        let mut table: toml::Table = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.clone(), message: one_line(&e.to_string()) })?;
+        apply_env(&mut table, env)?;
+        let cfg: Config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Parse { path, message: one_line(&e.to_string()) })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values a type cannot express. `release` mode demands a real JWT secret.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.mode == Mode::Release {
+            if self.jwt.secret == DEFAULT_JWT_SECRET {
+                return Err(ConfigError::Invalid {
+                    key: "jwt.secret".into(),
+                    message: "release mode refuses the shipped default secret; set JWT_SECRET (or MICROVIBE__JWT__SECRET) to a random string of at least 32 bytes".into(),
+                });
+            }
+            if self.jwt.secret.len() < 32 {
+                return Err(ConfigError::Invalid {
+                    key: "jwt.secret".into(),
+                    message: format!(
+                        "release mode needs a secret of at least 32 bytes (this one has {}); set JWT_SECRET (or MICROVIBE__JWT__SECRET)",
+                        self.jwt.secret.len()
+                    ),
+                });
+            }
+        }
+        if self.jwt.secret.is_empty() {
+            return Err(ConfigError::Invalid { key: "jwt.secret".into(), message: "must not be empty".into() });
+        }
+        if self.jwt.expire_hours == 0 || self.jwt.expire_hours > 24 * 365 {
+            return Err(ConfigError::Invalid {
+                key: "jwt.expire_hours".into(),
+                message: "must be between 1 and 8760".into(),
+            });
+        }
+        if self.database.max_open_conns == 0 {
+            return Err(ConfigError::Invalid {
+                key: "database.max_open_conns".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.rtmp.apps.is_empty() {
+            return Err(ConfigError::Invalid { key: "rtmp.apps".into(), message: "must list at least one app".into() });
+        }
+        for (key, addr) in [("rtmp.listen", &self.rtmp.listen), ("http_media.listen", &self.http_media.listen)] {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: format!("{addr:?} is not an address like 0.0.0.0:1935"),
+                });
+            }
+        }
+        if self.hls.fragment_secs == 0 || self.hls.playlist_secs < self.hls.fragment_secs {
+            return Err(ConfigError::Invalid {
+                key: "hls.playlist_secs".into(),
+                message: "fragment_secs must be > 0 and playlist_secs >= fragment_secs".into(),
+            });
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "server.body_limit_bytes".into(),
+                message: "must be at least 1024".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The effective config as TOML with every secret replaced by `"***"`.
+    pub fn redacted_toml(&self) -> String {
+        let mut c = self.clone();
+        for s in [&mut c.database.password, &mut c.redis.password, &mut c.jwt.secret, &mut c.server.admin_token] {
+            if !s.is_empty() {
+                *s = "***".into();
+            }
+        }
+        toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// The listen address of the control API.
+    pub fn listen_addr(&self) -> String {
+        if self.server.host.contains(':') {
+            format!("[{}]:{}", self.server.host, self.server.port)
+        } else {
+            format!("{}:{}", self.server.host, self.server.port)
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Writes environment overrides into the parsed TOML table.
+fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(Config::default()).expect("default config serialises");
+    for (var, section, key) in LEGACY_ENV {
+        if let Some(v) = env.get(*var) {
+            set_key(table, &defaults, section, key, v, var)?;
+        }
+    }
+    if let Some(url) = env.get("DATABASE_URL") {
+        apply_database_url(table, &defaults, url)?;
+    }
+    if let Some(url) = env.get("REDIS_URL") {
+        apply_redis_url(table, &defaults, url)?;
+    }
+    for (var, v) in env {
+        let Some(rest) = var.strip_prefix("MICROVIBE__") else { continue };
+        let mut parts = rest.splitn(2, "__");
+        let (Some(section), Some(key)) = (parts.next(), parts.next()) else {
+            return Err(ConfigError::Env { var: var.clone(), message: "expected MICROVIBE__SECTION__KEY".into() });
+        };
+        set_key(table, &defaults, &section.to_ascii_lowercase(), &key.to_ascii_lowercase(), v, var)?;
+    }
+    Ok(())
+}
+
+/// Sets `section.key` from a string, converted to the type of the default value.
+fn set_key(
+    table: &mut toml::Table,
+    defaults: &toml::Table,
+    section: &str,
+    key: &str,
+    raw: &str,
+    var: &str,
+) -> Result<(), ConfigError> {
+    let err = |message: String| ConfigError::Env { var: var.into(), message };
+    let Some(toml::Value::Table(dsec)) = defaults.get(section) else {
+        return Err(err(format!("unknown config section {section:?}")));
+    };
+    let Some(dval) = dsec.get(key) else {
+        return Err(err(format!("unknown config key {section}.{key}")));
+    };
+    let value = match dval {
+        toml::Value::String(_) => toml::Value::String(raw.to_string()),
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.trim().parse::<i64>().map_err(|_| err(format!("{section}.{key} wants an integer, got {raw:?}")))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => return Err(err(format!("{section}.{key} wants true/false, got {raw:?}"))),
+        }),
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+        ),
+        _ => toml::Value::String(raw.to_string()),
+    };
+    let sec = table
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match sec {
+        toml::Value::Table(t) => {
+            t.insert(key.to_string(), value);
+            Ok(())
+        }
+        _ => Err(err(format!("config section {section} is not a table"))),
+    }
+}
+
+fn apply_database_url(table: &mut toml::Table, d: &toml::Table, raw: &str) -> Result<(), ConfigError> {
+    let var = "DATABASE_URL";
+    let u = url::Url::parse(raw).map_err(|e| ConfigError::Env { var: var.into(), message: e.to_string() })?;
+    match u.scheme() {
+        "postgres" | "postgresql" => {
+            set_key(table, d, "database", "host", u.host_str().unwrap_or("127.0.0.1"), var)?;
+            set_key(table, d, "database", "port", &u.port().unwrap_or(5432).to_string(), var)?;
+            if !u.username().is_empty() {
+                set_key(table, d, "database", "user", &decode(u.username()), var)?;
+            }
+            if let Some(p) = u.password() {
+                set_key(table, d, "database", "password", &decode(p), var)?;
+            }
+            let db = u.path().trim_start_matches('/');
+            if !db.is_empty() {
+                set_key(table, d, "database", "dbname", db, var)?;
+            }
+            for (k, v) in u.query_pairs() {
+                if k == "sslmode" {
+                    set_key(table, d, "database", "sslmode", &v, var)?;
+                }
+            }
+            Ok(())
+        }
+        "sqlite" => {
+            let path = raw.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            set_key(table, d, "database", "host", "", var)?;
+            set_key(table, d, "database", "sqlite_path", path, var)
+        }
+        s => Err(ConfigError::Env { var: var.into(), message: format!("unsupported scheme {s:?} (postgres:// or sqlite:)") }),
+    }
+}
+
+fn apply_redis_url(table: &mut toml::Table, d: &toml::Table, raw: &str) -> Result<(), ConfigError> {
+    let var = "REDIS_URL";
+    let u = url::Url::parse(raw).map_err(|e| ConfigError::Env { var: var.into(), message: e.to_string() })?;
+    if u.scheme() != "redis" {
+        return Err(ConfigError::Env { var: var.into(), message: format!("unsupported scheme {:?} (redis://)", u.scheme()) });
+    }
+    set_key(table, d, "redis", "host", u.host_str().unwrap_or("127.0.0.1"), var)?;
+    set_key(table, d, "redis", "port", &u.port().unwrap_or(6379).to_string(), var)?;
+    if let Some(p) = u.password() {
+        set_key(table, d, "redis", "password", &decode(p), var)?;
+    }
+    let db = u.path().trim_start_matches('/');
+    if !db.is_empty() {
+        set_key(table, d, "redis", "db", db, var)?;
+    }
+    Ok(())
+}
+
+fn decode(s: &str) -> String {
+    url::form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| if v.is_empty() { k.into_owned() } else { format!("{k}={v}") })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load_str(text: &str, e: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(Some(&p), &env(e))
+    }
+
+    #[test]
+    fn defaults_are_embedded() {
+        let c = load_str("", &[]).unwrap();
+        assert!(!c.database.is_postgres());
+        assert!(!c.redis.is_redis());
+        assert_eq!(c.server.port, 8080);
+        assert_eq!(c.rtmp.apps, vec!["live"]);
+        assert_eq!(c.hls.fragment_secs, 3);
+    }
+
+    #[test]
+    fn legacy_env_and_double_underscore() {
+        let c = load_str(
+            "[server]\nport = 9000\n",
+            &[("DATABASE_HOST", "db"), ("DB_MAX_OPEN_CONNS", "7"), ("JWT_EXPIRE", "2"), ("SFU_CLUSTER_NODES", "a,b"),
+              ("MICROVIBE__SERVER__PORT", "9100"), ("SFU_ENABLED", "false")],
+        )
+        .unwrap();
+        assert_eq!(c.database.host, "db");
+        assert_eq!(c.database.max_open_conns, 7);
+        assert_eq!(c.jwt.expire_hours, 2);
+        assert_eq!(c.sfu.cluster_nodes, vec!["a", "b"]);
+        assert!(!c.sfu.enabled);
+        assert_eq!(c.server.port, 9100, "MICROVIBE__ wins over the file");
+    }
+
+    #[test]
+    fn urls() {
+        let c = load_str("", &[("DATABASE_URL", "postgres://bob:p%40ss@h:5433/app?sslmode=require"), ("REDIS_URL", "redis://:pw@r:6380/2")]).unwrap();
+        assert_eq!((c.database.host.as_str(), c.database.port, c.database.user.as_str()), ("h", 5433, "bob"));
+        assert_eq!(c.database.password, "p@ss");
+        assert_eq!(c.database.dbname, "app");
+        assert_eq!(c.database.sslmode, "require");
+        assert_eq!((c.redis.host.as_str(), c.redis.port, c.redis.db), ("r", 6380, 2));
+        assert_eq!(c.redis.password, "pw");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load_str("[server]\nprot = 1\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("prot"), "{e}");
+        let e = load_str("[server]\nport = \"x\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("port"), "{e}");
+        let e = load_str("", &[("SERVER_PORT", "eighty")]).unwrap_err().to_string();
+        assert!(e.contains("SERVER_PORT") && e.contains("server.port"), "{e}");
+        let e = load_str("", &[("MICROVIBE__SERVER__NOPE", "1")]).unwrap_err().to_string();
+        assert!(e.contains("server.nope"), "{e}");
+    }
+
+    #[test]
+    fn release_mode_needs_a_real_secret() {
+        let e = load_str("[server]\nmode = \"release\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("jwt.secret") && e.contains("JWT_SECRET"), "{e}");
+        let e = load_str("[server]\nmode = \"release\"\n", &[("JWT_SECRET", "short")]).unwrap_err().to_string();
+        assert!(e.contains("32 bytes"), "{e}");
+        let s = "x".repeat(32);
+        load_str("[server]\nmode = \"release\"\n", &[("JWT_SECRET", &s)]).unwrap();
+    }
+
+    #[test]
+    fn redaction() {
+        let c = load_str("", &[("JWT_SECRET", "topsecretvalue"), ("DATABASE_PASSWORD", "dbpw")]).unwrap();
+        let t = c.redacted_toml();
+        assert!(!t.contains("topsecretvalue") && !t.contains("dbpw"), "{t}");
+        assert!(t.contains("***"));
+    }
+}

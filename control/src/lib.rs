@@ -1,0 +1,17 @@
+//! MicroVibe Live control plane: configuration, HTTP API (auth, live rooms,
+//! nginx-rtmp callbacks, health, metrics), storage (PostgreSQL | SQLite) and
+//! cache (Redis | in-process).
+//!
+//! Layers: `routes` (HTTP shapes, auth extraction) → `services` (methods on
+//! [`app::AppState`]) → the [`store::Store`] and [`cache::Cache`] traits → backends.
+
+pub mod app;
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod server;
+pub mod services;
+pub mod store;

@@ -1,0 +1,103 @@
+//! `microvibe`: the MicroVibe Live server.
+
+use clap::{Parser, Subcommand};
+use control::app::{self, AppState};
+use control::config::Config;
+use control::server;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "microvibe", version, about = "MicroVibe Live: RTMP, HTTP-FLV, HLS and WebRTC live streaming in one server")]
+#[command(after_help = "Config: configs/microvibe.toml when present (or --config PATH), overridden by env \
+MICROVIBE__SECTION__KEY (e.g. MICROVIBE__SERVER__PORT=9000) and the old stack's names \
+(DATABASE_HOST, REDIS_HOST, JWT_SECRET, ...). `microvibe config` prints the result.")]
+struct Cli {
+    /// Config file (default: configs/microvibe.toml when present).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve {
+        /// Do not apply pending migrations; refuse to start if the schema is behind.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending database migrations and print what ran.
+    Migrate,
+    /// Print the effective configuration, secrets redacted.
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let cfg = match Config::load(cli.config.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("microvibe: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("microvibe: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve { no_migrate: false }) {
+            Command::Config => {
+                print!("{}", cfg.redacted_toml());
+                Ok(())
+            }
+            Command::Migrate => {
+                let store = app::open_store(&cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let ran = store.migrate().await.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+                let (have, _) = store.schema_version().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                if ran.is_empty() {
+                    println!("no pending migrations ({} schema at version {have})", store.backend());
+                } else {
+                    for m in &ran {
+                        println!("applied {m}");
+                    }
+                    println!("{} schema now at version {have}", store.backend());
+                }
+                Ok(())
+            }
+            Command::Serve { no_migrate } => serve(cfg, no_migrate).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("microvibe: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cfg: Config, no_migrate: bool) -> anyhow::Result<()> {
+    let listener = server::bind(&cfg).await?;
+    let store = server::prepare_store(&cfg, no_migrate).await?;
+    let cache = app::open_cache(&cfg)?;
+    tracing::info!(
+        database = store.backend(),
+        cache = cache.backend(),
+        addr = %listener.local_addr()?,
+        mode = ?cfg.server.mode,
+        "control API listening"
+    );
+    let state = AppState::new(cfg, store, cache);
+    server::serve(state, listener, server::shutdown_signal()).await
+}

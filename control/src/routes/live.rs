@@ -1,0 +1,189 @@
+//! /api/v1/live/*: live rooms, and the nginx-rtmp `on_publish` callback contract.
+
+use super::extract::{MaybeUser, parse_id};
+use super::{ApiJson, AuthUser, ClientIp};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult, ErrorKind, ok, ok_status};
+use crate::services::rooms::PublishDenied;
+use crate::store::{PushProtocol, RoomFilter, RoomStatus};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    title: String,
+    #[serde(default = "default_proto")]
+    push_protocol: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+fn default_proto() -> String {
+    "rtmp".into()
+}
+
+pub async fn create(State(s): State<AppState>, AuthUser(c): AuthUser, ApiJson(b): ApiJson<CreateBody>) -> AppResult<Response> {
+    let proto = PushProtocol::parse(&b.push_protocol)
+        .ok_or_else(|| AppError::field("push_protocol", "must be \"rtmp\" or \"webrtc\""))?;
+    let room = s.create_room(c.user_id(), &b.title, b.description.as_deref().unwrap_or(""), proto).await?;
+    Ok(ok_status(StatusCode::CREATED, s.room_json(&room, true).await))
+}
+
+pub async fn get_room(State(s): State<AppState>, MaybeUser(u): MaybeUser, Path(id): Path<String>) -> AppResult<Response> {
+    let room = s.room(parse_id(&id)?).await?;
+    let owner = u.is_some_and(|c| c.user_id() == room.owner_id);
+    Ok(ok(s.room_json(&room, owner).await))
+}
+
+fn parse_query(raw: Option<String>) -> AppResult<HashMap<String, String>> {
+    let raw = raw.unwrap_or_default();
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
+        .map(|v| v.into_iter().collect())
+        .map_err(|e| AppError::bad_request(format!("query: {e}")))
+}
+
+fn paging(q: &HashMap<String, String>) -> AppResult<(u32, u32)> {
+    let num = |k: &str, default: u32, max: u32| -> AppResult<u32> {
+        match q.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| AppError::field(k, &format!("must be an integer from 1 to {max}"))),
+        }
+    };
+    Ok((num("page", 1, 1_000_000)?, num("page_size", 20, 100)?))
+}
+
+async fn list_json(s: &AppState, filter: RoomFilter, owner: bool) -> AppResult<Response> {
+    let (rooms, total) = s.list_rooms(&filter).await?;
+    let mut items = Vec::with_capacity(rooms.len());
+    for r in &rooms {
+        items.push(s.room_json(r, owner).await);
+    }
+    Ok(ok(json!({ "items": items, "total": total, "page": filter.page, "page_size": filter.page_size })))
+}
+
+pub async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> AppResult<Response> {
+    let q = parse_query(q)?;
+    let status = match q.get("status").map(String::as_str) {
+        None | Some("") => None,
+        Some(v) => Some(RoomStatus::parse(v).ok_or_else(|| AppError::field("status", "must be idle, live or ended"))?),
+    };
+    let (page, page_size) = paging(&q)?;
+    list_json(&s, RoomFilter { status, owner_id: None, page, page_size }, false).await
+}
+
+pub async fn my(State(s): State<AppState>, AuthUser(c): AuthUser, RawQuery(q): RawQuery) -> AppResult<Response> {
+    let q = parse_query(q)?;
+    let (page, page_size) = paging(&q)?;
+    list_json(&s, RoomFilter { status: None, owner_id: Some(c.user_id()), page, page_size }, true).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    AuthUser(c): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UpdateBody>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    if b.title.is_none() && b.description.is_none() {
+        return Err(AppError::bad_request("body: give title and/or description"));
+    }
+    let room = s.update_room(id, c.user_id(), b.title.as_deref(), b.description.as_deref()).await?;
+    Ok(ok(s.room_json(&room, true).await))
+}
+
+pub async fn end(State(s): State<AppState>, AuthUser(c): AuthUser, Path(id): Path<String>) -> AppResult<Response> {
+    let room = s.end_room(parse_id(&id)?, c.user_id()).await?;
+    Ok(ok(s.room_json(&room, true).await))
+}
+
+pub async fn delete(State(s): State<AppState>, AuthUser(c): AuthUser, Path(id): Path<String>) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    s.delete_room(id, c.user_id()).await?;
+    Ok(ok(json!({ "id": id, "deleted": true })))
+}
+
+pub async fn reset_key(State(s): State<AppState>, AuthUser(c): AuthUser, Path(id): Path<String>) -> AppResult<Response> {
+    let room = s.reset_stream_key(parse_id(&id)?, c.user_id()).await?;
+    Ok(ok(s.room_json(&room, true).await))
+}
+
+/// The form fields nginx-rtmp sends to `on_publish` / `on_publish_done`
+/// (`call`, `name`, `app`, `addr`, `clientid`, `flashver`, `swfurl`, `tcurl`, ...).
+fn callback_form(body: &Bytes, query: Option<String>) -> AppResult<HashMap<String, String>> {
+    let mut form: HashMap<String, String> = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .map_err(|e| AppError::bad_request(format!("body: expected a form: {e}")))?
+        .into_iter()
+        .collect();
+    // nginx-rtmp may pass the key in the name's query (`name=key?x=y`), or as `key=`.
+    if let Some(q) = query {
+        for (k, v) in serde_urlencoded::from_str::<Vec<(String, String)>>(&q).unwrap_or_default() {
+            form.entry(k).or_insert(v);
+        }
+    }
+    Ok(form)
+}
+
+fn callback_key(form: &HashMap<String, String>) -> AppResult<String> {
+    let name = form.get("name").map(String::as_str).unwrap_or("");
+    let name = name.split('?').next().unwrap_or("");
+    let key = if name.is_empty() { form.get("key").map(String::as_str).unwrap_or("") } else { name };
+    if key.is_empty() {
+        return Err(AppError::field("name", "the stream key is required"));
+    }
+    Ok(key.to_owned())
+}
+
+/// nginx-rtmp `on_publish`: 2xx allows the publish and marks the room live; 403 denies.
+pub async fn on_publish(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> AppResult<Response> {
+    let form = callback_form(&body, q)?;
+    let key = callback_key(&form)?;
+    let app = form.get("app").cloned().unwrap_or_else(|| s.cfg.rtmp.apps[0].clone());
+    let addr = form.get("addr").cloned().unwrap_or(ip);
+    match s.authorize_publish(&app, &key).await? {
+        Ok(g) => Ok(ok(json!({ "room_id": g.room_id, "stream_name": g.stream_name }))),
+        Err(why) => {
+            tracing::info!(app = %app, addr = %addr, reason = ?why, "publish refused");
+            Err(AppError::new(
+                ErrorKind::Forbidden,
+                match why {
+                    PublishDenied::UnknownKey => "unknown stream key",
+                    PublishDenied::Ended => "this room has ended",
+                    PublishDenied::BadApp => "unknown application",
+                },
+            ))
+        }
+    }
+}
+
+/// nginx-rtmp `on_publish_done`: the room ends.
+pub async fn on_publish_done(State(s): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> AppResult<Response> {
+    let form = callback_form(&body, q)?;
+    let key = callback_key(&form)?;
+    let room = s.room_by_key(&key).await?.ok_or_else(|| AppError::forbidden("unknown stream key"))?;
+    let ended = s.publish_done(room.id).await?;
+    Ok(ok(json!({ "room_id": room.id, "status": ended.map_or(room.status, |r| r.status).as_str() })))
+}

@@ -1,0 +1,107 @@
+//! HTTP routes of the control plane: shapes and auth extraction only; the work is
+//! in the services.
+
+mod extract;
+mod live;
+pub mod openapi;
+mod system;
+mod users;
+
+pub use extract::{ApiJson, AuthUser, ClientIp};
+
+use crate::app::AppState;
+use crate::error::{AppError, ErrorKind};
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http::{HeaderValue, Method};
+use std::time::Instant;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Every (method, path) the router serves; the OpenAPI document must list exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/auth/register"),
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/logout"),
+    ("GET", "/api/v1/users/me"),
+    ("POST", "/api/v1/live/create"),
+    ("GET", "/api/v1/live/list"),
+    ("GET", "/api/v1/live/my"),
+    ("GET", "/api/v1/live/{id}"),
+    ("PATCH", "/api/v1/live/{id}"),
+    ("DELETE", "/api/v1/live/{id}"),
+    ("POST", "/api/v1/live/{id}/end"),
+    ("POST", "/api/v1/live/{id}/stream-key/reset"),
+    ("POST", "/api/v1/live/auth/publish"),
+    ("POST", "/api/v1/live/auth/publish_done"),
+];
+
+/// The message of the fallback answer for paths no route serves.
+pub const NO_ROUTE: &str = "no such route";
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .route("/api/v1/openapi.json", get(system::openapi))
+        .route("/api/v1/auth/register", post(users::register))
+        .route("/api/v1/auth/login", post(users::login))
+        .route("/api/v1/auth/logout", post(users::logout))
+        .route("/api/v1/users/me", get(users::me))
+        .route("/api/v1/live/create", post(live::create))
+        .route("/api/v1/live/list", get(live::list))
+        .route("/api/v1/live/my", get(live::my))
+        .route("/api/v1/live/{id}", get(live::get_room).patch(live::update).delete(live::delete))
+        .route("/api/v1/live/{id}/end", post(live::end))
+        .route("/api/v1/live/{id}/stream-key/reset", post(live::reset_key))
+        .route("/api/v1/live/auth/publish", post(live::on_publish))
+        .route("/api/v1/live/auth/publish_done", post(live::on_publish_done))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed);
+
+    api.layer(axum::extract::DefaultBodyLimit::max(state.cfg.server.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(cors(&state.cfg.server.cors_origins))
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+async fn fallback() -> Response {
+    AppError::not_found(NO_ROUTE).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    AppError::new(ErrorKind::MethodNotAllowed, "method not allowed on this route").into_response()
+}
+
+/// Records each request's route, status and latency; turns any non-envelope error
+/// body from lower layers into the envelope.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    state.metrics.observe(&route, &method, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,114 @@
+//! The OpenAPI 3.1 document of the control API. `tests/api.rs` checks that it lists
+//! exactly [`super::ROUTES`] and that each of its operations is routed.
+
+use serde_json::{Map, Value, json};
+
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    auth: bool,
+    body: Option<Value>,
+    /// Extra success/error statuses besides the defaults.
+    statuses: &'static [(&'static str, &'static str)],
+}
+
+fn ops() -> Vec<Op> {
+    let obj = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required });
+    let form = json!({ "application/x-www-form-urlencoded": { "schema": {
+        "type": "object",
+        "properties": { "name": { "type": "string", "description": "the stream key" }, "app": { "type": "string" },
+                        "addr": { "type": "string" }, "call": { "type": "string" } },
+        "required": ["name"] } } });
+    vec![
+        Op { method: "get", path: "/health", summary: "Backend health", auth: false, body: None,
+             statuses: &[("503", "A configured backend is down")] },
+        Op { method: "get", path: "/metrics", summary: "Prometheus metrics (OpenMetrics text)", auth: false, body: None, statuses: &[] },
+        Op { method: "get", path: "/api/v1/openapi.json", summary: "This document", auth: false, body: None, statuses: &[] },
+        Op { method: "post", path: "/api/v1/auth/register", summary: "Create a user", auth: false,
+             body: Some(json!({ "application/json": { "schema": obj(json!({
+                 "username": { "type": "string", "minLength": 3, "maxLength": 32 },
+                 "password": { "type": "string", "minLength": 8, "maxLength": 128 },
+                 "nickname": { "type": "string", "maxLength": 64 } }), &["username", "password"]) } })),
+             statuses: &[("201", "Created"), ("400", "Invalid field"), ("409", "Username taken")] },
+        Op { method: "post", path: "/api/v1/auth/login", summary: "Log in; returns a JWT", auth: false,
+             body: Some(json!({ "application/json": { "schema": obj(json!({
+                 "username": { "type": "string" }, "password": { "type": "string" } }), &["username", "password"]) } })),
+             statuses: &[("401", "Bad credentials"), ("429", "Rate limited")] },
+        Op { method: "post", path: "/api/v1/auth/logout", summary: "Revoke the current token", auth: true, body: None, statuses: &[] },
+        Op { method: "get", path: "/api/v1/users/me", summary: "The current user", auth: true, body: None, statuses: &[] },
+        Op { method: "post", path: "/api/v1/live/create", summary: "Create a live room (returns its secret stream key)", auth: true,
+             body: Some(json!({ "application/json": { "schema": obj(json!({
+                 "title": { "type": "string", "maxLength": 200 },
+                 "push_protocol": { "type": "string", "enum": ["rtmp", "webrtc"] },
+                 "description": { "type": "string", "maxLength": 2000 } }), &["title"]) } })),
+             statuses: &[("201", "Created")] },
+        Op { method: "get", path: "/api/v1/live/list", summary: "Public list of rooms (no keys)", auth: false, body: None, statuses: &[] },
+        Op { method: "get", path: "/api/v1/live/my", summary: "The caller's rooms, with keys", auth: true, body: None, statuses: &[] },
+        Op { method: "get", path: "/api/v1/live/{id}", summary: "A room (the key only for its owner)", auth: false, body: None,
+             statuses: &[("404", "No such room")] },
+        Op { method: "patch", path: "/api/v1/live/{id}", summary: "Change title/description (owner)", auth: true,
+             body: Some(json!({ "application/json": { "schema": obj(json!({
+                 "title": { "type": "string" }, "description": { "type": "string" } }), &[]) } })),
+             statuses: &[("403", "Not the owner"), ("404", "No such room")] },
+        Op { method: "delete", path: "/api/v1/live/{id}", summary: "Delete a room (owner)", auth: true, body: None,
+             statuses: &[("403", "Not the owner"), ("404", "No such room")] },
+        Op { method: "post", path: "/api/v1/live/{id}/end", summary: "End a room's broadcast (owner)", auth: true, body: None,
+             statuses: &[("403", "Not the owner"), ("409", "Already ended")] },
+        Op { method: "post", path: "/api/v1/live/{id}/stream-key/reset", summary: "Issue a new stream key (owner)", auth: true,
+             body: None, statuses: &[("403", "Not the owner")] },
+        Op { method: "post", path: "/api/v1/live/auth/publish", summary: "nginx-rtmp on_publish callback: 2xx allows, 403 denies",
+             auth: false, body: Some(form.clone()), statuses: &[("403", "Unknown key, ended room or unknown app")] },
+        Op { method: "post", path: "/api/v1/live/auth/publish_done", summary: "nginx-rtmp on_publish_done callback: the room ends",
+             auth: false, body: Some(form), statuses: &[("403", "Unknown key")] },
+    ]
+}
+
+/// The document, with `server_url` as its server.
+pub fn document(server_url: &str) -> Value {
+    let mut paths = Map::new();
+    for op in ops() {
+        let mut responses = Map::new();
+        responses.insert("200".into(), json!({ "description": "Success", "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/Envelope" } } } }));
+        for (code, what) in op.statuses {
+            responses.insert((*code).into(), json!({ "description": what, "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/Envelope" } } } }));
+        }
+        if op.auth {
+            responses.insert("401".into(), json!({ "description": "Missing, invalid, expired or revoked token" }));
+        }
+        let mut o = json!({ "summary": op.summary, "operationId": format!("{} {}", op.method, op.path), "responses": responses });
+        if op.auth {
+            o["security"] = json!([{ "bearer": [] }]);
+        }
+        if let Some(b) = op.body {
+            o["requestBody"] = json!({ "required": true, "content": b });
+        }
+        if op.path.contains("{id}") {
+            o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } }]);
+        }
+        if op.path == "/api/v1/live/list" || op.path == "/api/v1/live/my" {
+            o["parameters"] = json!([
+                { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["idle", "live", "ended"] } },
+                { "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1 } },
+                { "name": "page_size", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100 } }
+            ]);
+        }
+        let entry = paths.entry(op.path.to_string()).or_insert_with(|| json!({}));
+        entry[op.method] = o;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "MicroVibe Live control API", "version": env!("CARGO_PKG_VERSION") },
+        "servers": [{ "url": server_url }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
+            "schemas": { "Envelope": { "type": "object", "required": ["code", "message", "data"], "properties": {
+                "code": { "type": "integer", "description": "0 on success, else the HTTP status" },
+                "message": { "type": "string" },
+                "data": {} } } }
+        }
+    })
+}

@@ -1,0 +1,65 @@
+//! /health, /metrics and the OpenAPI document.
+
+use crate::app::AppState;
+use crate::error::ok;
+use crate::metrics::{BackendLabels, StatusLabels};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use serde_json::json;
+use std::time::Duration;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// (database healthy, cache healthy), each probe bounded in time.
+pub async fn probe(s: &AppState) -> (bool, bool) {
+    let db = tokio::time::timeout(PROBE_TIMEOUT, s.store.ping());
+    let cache = tokio::time::timeout(PROBE_TIMEOUT, s.cache.ping());
+    let (db, cache) = tokio::join!(db, cache);
+    (matches!(db, Ok(Ok(()))), matches!(cache, Ok(Ok(()))))
+}
+
+pub async fn health(State(s): State<AppState>) -> Response {
+    let (db, cache) = probe(&s).await;
+    let word = |ok: bool| if ok { "healthy" } else { "unhealthy" };
+    let data = json!({
+        "database": word(db),
+        "redis": word(cache),
+        "database_backend": s.store.backend(),
+        "redis_backend": s.cache.backend(),
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    if db && cache {
+        ok(data)
+    } else {
+        let body = json!({ "code": 503, "message": "a backend is unavailable", "data": data });
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    }
+}
+
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    let (db, cache) = probe(&s).await;
+    let m = &s.metrics;
+    m.backend_up
+        .get_or_create(&BackendLabels { backend: "database".into(), kind: s.store.backend().into() })
+        .set(db as i64);
+    m.backend_up
+        .get_or_create(&BackendLabels { backend: "redis".into(), kind: s.cache.backend().into() })
+        .set(cache as i64);
+    if db {
+        if let Ok(Ok(counts)) = tokio::time::timeout(PROBE_TIMEOUT, s.store.count_rooms_by_status()).await {
+            for (st, n) in counts {
+                m.rooms.get_or_create(&StatusLabels { status: st.as_str().into() }).set(n);
+            }
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        m.render(),
+    )
+        .into_response()
+}
+
+pub async fn openapi(State(s): State<AppState>) -> Response {
+    axum::Json(super::openapi::document(&s.cfg.server.public_url)).into_response()
+}

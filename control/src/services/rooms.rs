@@ -1,0 +1,246 @@
+//! Live rooms: creation, lookup, ownership checks, status changes and publish
+//! authorization (shared by the nginx-rtmp callback and the engine's control link).
+
+use super::{cache_err, store_err};
+use crate::app::AppState;
+use crate::auth;
+use crate::error::{AppError, AppResult};
+use crate::store::{NewRoom, PushProtocol, Room, RoomFilter, RoomStatus, StoreError};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub const TITLE_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 2000;
+
+/// What a successful publish authorization returns to the engine.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishGrant {
+    pub room_id: i64,
+    pub stream_name: String,
+}
+
+/// Why a publish was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishDenied {
+    /// No room has this key (never existed, reset or deleted).
+    UnknownKey,
+    /// The room's broadcast has ended.
+    Ended,
+    /// The app is not one of `rtmp.apps`.
+    BadApp,
+}
+
+pub fn viewers_key(room_id: i64) -> String {
+    format!("viewers:{room_id}")
+}
+
+pub fn validate_title(title: &str) -> AppResult<String> {
+    let t = title.trim();
+    if t.is_empty() {
+        return Err(AppError::field("title", "must not be empty"));
+    }
+    if t.chars().count() > TITLE_MAX {
+        return Err(AppError::field("title", &format!("at most {TITLE_MAX} characters")));
+    }
+    Ok(t.to_owned())
+}
+
+pub fn validate_description(d: &str) -> AppResult<String> {
+    if d.chars().count() > DESCRIPTION_MAX {
+        return Err(AppError::field("description", &format!("at most {DESCRIPTION_MAX} characters")));
+    }
+    Ok(d.to_owned())
+}
+
+impl AppState {
+    pub async fn create_room(&self, owner_id: i64, title: &str, description: &str, proto: PushProtocol) -> AppResult<Room> {
+        let title = validate_title(title)?;
+        let description = validate_description(description)?;
+        // Random names and keys collide with negligible probability; retry a few times anyway.
+        for _ in 0..4 {
+            let key = auth::new_stream_key();
+            let new = NewRoom {
+                owner_id,
+                title: title.clone(),
+                description: description.clone(),
+                stream_name: auth::new_stream_name(),
+                stream_key_hash: auth::key_hash(&key),
+                stream_key: key,
+                push_protocol: proto,
+            };
+            match self.store.create_room(&new).await {
+                Ok(r) => return Ok(r),
+                Err(StoreError::Duplicate(_)) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(AppError::internal("could not allocate a unique stream name"))
+    }
+
+    pub async fn room(&self, id: i64) -> AppResult<Room> {
+        self.store.room_by_id(id).await.map_err(store_err)?.ok_or_else(|| AppError::not_found("room not found"))
+    }
+
+    /// The room if `user_id` owns it: 404 when missing, 403 when someone else's.
+    pub async fn owned_room(&self, id: i64, user_id: i64) -> AppResult<Room> {
+        let r = self.room(id).await?;
+        if r.owner_id != user_id {
+            return Err(AppError::forbidden("only the room's owner may do this"));
+        }
+        Ok(r)
+    }
+
+    pub async fn list_rooms(&self, filter: &RoomFilter) -> AppResult<(Vec<Room>, i64)> {
+        self.store.list_rooms(filter).await.map_err(store_err)
+    }
+
+    pub async fn update_room(&self, id: i64, user_id: i64, title: Option<&str>, description: Option<&str>) -> AppResult<Room> {
+        self.owned_room(id, user_id).await?;
+        let title = title.map(validate_title).transpose()?;
+        let description = description.map(validate_description).transpose()?;
+        self.store
+            .update_room_text(id, title.as_deref(), description.as_deref())
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| AppError::not_found("room not found"))
+    }
+
+    /// Ends a room by its owner. Idle or live rooms end; an ended room is a 409.
+    pub async fn end_room(&self, id: i64, user_id: i64) -> AppResult<Room> {
+        self.owned_room(id, user_id).await?;
+        let r = self
+            .store
+            .set_room_status(id, &[RoomStatus::Idle, RoomStatus::Live], RoomStatus::Ended)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| AppError::conflict("room has already ended"))?;
+        self.engine_drop_stream(&r.stream_name);
+        Ok(r)
+    }
+
+    pub async fn delete_room(&self, id: i64, user_id: i64) -> AppResult<()> {
+        let r = self.owned_room(id, user_id).await?;
+        self.store.delete_room(id).await.map_err(store_err)?;
+        self.engine_drop_stream(&r.stream_name);
+        let _ = self.cache.delete(&viewers_key(id)).await;
+        Ok(())
+    }
+
+    pub async fn reset_stream_key(&self, id: i64, user_id: i64) -> AppResult<Room> {
+        self.owned_room(id, user_id).await?;
+        for _ in 0..4 {
+            let key = auth::new_stream_key();
+            match self.store.set_stream_key(id, &key, &auth::key_hash(&key)).await {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => return Err(AppError::not_found("room not found")),
+                Err(StoreError::Duplicate(_)) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(AppError::internal("could not allocate a unique stream key"))
+    }
+
+    /// Finds the room a stream key belongs to: lookup by its hash, then a
+    /// constant-time comparison of the key itself.
+    pub async fn room_by_key(&self, key: &str) -> AppResult<Option<Room>> {
+        if key.is_empty() || key.len() > 256 {
+            return Ok(None);
+        }
+        let room = self.store.room_by_key_hash(&auth::key_hash(key)).await.map_err(store_err)?;
+        Ok(room.filter(|r| auth::secrets_equal(&r.stream_key, key)))
+    }
+
+    /// Authorizes a publisher: the room must exist and not have ended. Marks it live.
+    pub async fn authorize_publish(&self, app: &str, key: &str) -> AppResult<Result<PublishGrant, PublishDenied>> {
+        if !self.cfg.rtmp.apps.iter().any(|a| a == app) {
+            return Ok(Err(PublishDenied::BadApp));
+        }
+        let Some(room) = self.room_by_key(key).await? else {
+            return Ok(Err(PublishDenied::UnknownKey));
+        };
+        if room.status == RoomStatus::Ended {
+            return Ok(Err(PublishDenied::Ended));
+        }
+        let live = self
+            .store
+            .set_room_status(room.id, &[RoomStatus::Idle, RoomStatus::Live], RoomStatus::Live)
+            .await
+            .map_err(store_err)?;
+        match live {
+            Some(r) => {
+                tracing::info!(room = r.id, stream = %r.stream_name, "publish authorized; room is live");
+                Ok(Ok(PublishGrant { room_id: r.id, stream_name: r.stream_name }))
+            }
+            // Ended between the lookup and the update.
+            None => Ok(Err(PublishDenied::Ended)),
+        }
+    }
+
+    /// The publisher of a room is gone: the room ends.
+    pub async fn publish_done(&self, room_id: i64) -> AppResult<Option<Room>> {
+        let r = self
+            .store
+            .set_room_status(room_id, &[RoomStatus::Live], RoomStatus::Ended)
+            .await
+            .map_err(store_err)?;
+        if let Some(r) = &r {
+            tracing::info!(room = r.id, stream = %r.stream_name, "publisher gone; room ended");
+        }
+        let _ = self.cache.delete(&viewers_key(room_id)).await;
+        Ok(r)
+    }
+
+    /// A viewer joined (+1) or left (-1). Raises the room's peak when it grows.
+    pub async fn viewer_delta(&self, room_id: i64, delta: i64) -> AppResult<i64> {
+        let n = self.cache.add(&viewers_key(room_id), delta).await.map_err(cache_err)?;
+        if delta > 0 {
+            self.store.raise_peak_viewers(room_id, n).await.map_err(store_err)?;
+        }
+        Ok(n)
+    }
+
+    pub async fn viewer_count(&self, room_id: i64) -> i64 {
+        self.cache.get(&viewers_key(room_id)).await.unwrap_or(0)
+    }
+
+    /// The JSON form of a room. The key and push URLs only when `owner` is true;
+    /// play URLs carry the public stream name, never the key.
+    pub async fn room_json(&self, r: &Room, owner: bool) -> Value {
+        let s = &self.cfg.streaming;
+        let base = |b: &str| b.trim_end_matches('/').to_owned();
+        let name = &r.stream_name;
+        let viewers = if r.status == RoomStatus::Live { self.viewer_count(r.id).await } else { 0 };
+        let mut v = json!({
+            "id": r.id,
+            "owner_id": r.owner_id,
+            "title": r.title,
+            "description": r.description,
+            "stream_name": name,
+            "push_protocol": r.push_protocol.as_str(),
+            "status": r.status.as_str(),
+            "started_at": r.started_at,
+            "ended_at": r.ended_at,
+            "peak_viewers": r.peak_viewers,
+            "viewer_count": viewers,
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "play": {
+                "rtmp": format!("{}/{name}", base(&s.rtmp_play_server)),
+                "flv": format!("{}/{name}.flv", base(&s.flv_server)),
+                "hls": format!("{}/{name}.m3u8", base(&s.hls_server)),
+                "whep": format!("{}/{name}", base(&s.whep_server)),
+            },
+            "warnings": self.engine_warnings(name),
+        });
+        if owner {
+            v["stream_key"] = json!(r.stream_key);
+            v["push"] = json!({
+                "rtmp_url": base(&s.rtmp_server),
+                "stream_key": r.stream_key,
+                "rtmp_full_url": format!("{}/{}", base(&s.rtmp_server), r.stream_key),
+                "whip_url": format!("{}/{name}", base(&s.whip_server)),
+            });
+        }
+        v
+    }
+}

@@ -1,0 +1,122 @@
+//! Users: registration, login (rate limited), logout (token revocation).
+
+use super::{cache_err, store_err};
+use crate::app::AppState;
+use crate::auth::{self, Claims};
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::store::{StoreError, User};
+use std::time::Duration;
+
+pub const USERNAME_MIN: usize = 3;
+pub const USERNAME_MAX: usize = 32;
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 128;
+pub const NICKNAME_MAX: usize = 64;
+
+fn validate_username(u: &str) -> AppResult<()> {
+    let n = u.chars().count();
+    if !(USERNAME_MIN..=USERNAME_MAX).contains(&n) {
+        return Err(AppError::field("username", &format!("must be {USERNAME_MIN} to {USERNAME_MAX} characters")));
+    }
+    if !u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+        return Err(AppError::field("username", "may contain only letters, digits, '_', '-' and '.'"));
+    }
+    Ok(())
+}
+
+fn validate_password(p: &str) -> AppResult<()> {
+    let n = p.chars().count();
+    if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&n) {
+        return Err(AppError::field("password", &format!("must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")));
+    }
+    Ok(())
+}
+
+impl AppState {
+    pub async fn register(&self, username: &str, password: &str, nickname: Option<&str>) -> AppResult<User> {
+        validate_username(username)?;
+        validate_password(password)?;
+        let nickname = nickname.unwrap_or(username).trim();
+        if nickname.chars().count() > NICKNAME_MAX {
+            return Err(AppError::field("nickname", &format!("at most {NICKNAME_MAX} characters")));
+        }
+        let pw = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await.map_err(AppError::internal)??;
+        match self.store.create_user(username, nickname, &hash).await {
+            Ok(u) => Ok(u),
+            Err(StoreError::Duplicate(_)) => Err(AppError::conflict("username is already taken")),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Checks the rate limits, then the password. Returns (token, claims, user).
+    pub async fn login(&self, username: &str, password: &str, ip: &str) -> AppResult<(String, Claims, User)> {
+        if username.is_empty() {
+            return Err(AppError::field("username", "is required"));
+        }
+        if password.is_empty() {
+            return Err(AppError::field("password", "is required"));
+        }
+        if username.len() > 256 || password.len() > 1024 {
+            return Err(AppError::unauthorized("invalid username or password"));
+        }
+        let a = &self.cfg.auth;
+        let window = Duration::from_secs(a.login_window_secs.max(1));
+        let per_ip = self.cache.hit(&format!("rl:login:ip:{ip}"), window).await.map_err(cache_err)?;
+        if per_ip > a.login_limit_per_ip {
+            return Err(AppError::new(ErrorKind::TooManyRequests, "too many login attempts from this address; try again later"));
+        }
+        let user_key = format!("rl:login:user:{}", username.to_ascii_lowercase());
+        if self.cache.get(&user_key).await.map_err(cache_err)? >= a.login_limit_per_user as i64 {
+            return Err(AppError::new(ErrorKind::TooManyRequests, "too many failed logins for this user; try again later"));
+        }
+        let user = self.store.user_by_username(username).await.map_err(store_err)?;
+        let pw = password.to_owned();
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        // Verify even for unknown users (against a dummy hash) so timing does not tell.
+        let ok = tokio::task::spawn_blocking(move || match hash {
+            Some(h) => auth::verify_password(&pw, &h),
+            None => {
+                auth::verify_password(&pw, DUMMY_HASH);
+                false
+            }
+        })
+        .await
+        .map_err(AppError::internal)?;
+        match (ok, user) {
+            (true, Some(u)) => {
+                let (token, claims) = self.jwt.issue(u.id, &u.username)?;
+                Ok((token, claims, u))
+            }
+            _ => {
+                self.cache.hit(&user_key, window).await.map_err(cache_err)?;
+                Err(AppError::unauthorized("invalid username or password"))
+            }
+        }
+    }
+
+    /// Revokes the token until it would have expired anyway.
+    pub async fn logout(&self, claims: &Claims) -> AppResult<()> {
+        let left = (claims.exp - chrono::Utc::now().timestamp()).max(1) as u64;
+        self.cache
+            .set_flag(&format!("revoked:{}", claims.jti), Duration::from_secs(left))
+            .await
+            .map_err(cache_err)
+    }
+
+    /// Verifies a bearer token: signature, expiry, and not revoked.
+    pub async fn authenticate(&self, token: &str) -> AppResult<Claims> {
+        let claims = self.jwt.verify(token)?;
+        if self.cache.has_flag(&format!("revoked:{}", claims.jti)).await.map_err(cache_err)? {
+            return Err(AppError::unauthorized("token has been revoked"));
+        }
+        Ok(claims)
+    }
+
+    pub async fn user(&self, id: i64) -> AppResult<User> {
+        self.store.user_by_id(id).await.map_err(store_err)?.ok_or_else(|| AppError::unauthorized("user no longer exists"))
+    }
+}
+
+/// An argon2id hash of a random string, verified against for unknown usernames.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2yVgGJ0SWiQ0ZcfjMX8kGUBmqRvuCzjRmxJTQkK2Slc";

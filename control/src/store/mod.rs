@@ -1,0 +1,173 @@
+//! Persistent storage: one [`Store`] trait, two backends.
+//!
+//! - [`sqlite::SqliteStore`]: the embedded default (rusqlite, bundled SQLite).
+//! - [`postgres::PgStore`]: production (tokio-postgres + deadpool-postgres).
+//!
+//! Both run the same conformance suite (`tests/store_conformance.rs`).
+
+pub mod migrations;
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A storage failure, by whose fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A unique constraint was hit (the field that collided).
+    #[error("{0} already exists")]
+    Duplicate(&'static str),
+    /// The backend cannot be reached (connection refused, pool timeout).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The schema is behind the binary.
+    #[error("database schema is at version {have}, this binary needs {want}: run `microvibe migrate`")]
+    SchemaBehind { have: i64, want: i64 },
+    /// Anything else the backend reported.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub nickname: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomStatus {
+    Idle,
+    Live,
+    Ended,
+}
+
+impl RoomStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomStatus::Idle => "idle",
+            RoomStatus::Live => "live",
+            RoomStatus::Ended => "ended",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "idle" => Some(RoomStatus::Idle),
+            "live" => Some(RoomStatus::Live),
+            "ended" => Some(RoomStatus::Ended),
+            _ => None,
+        }
+    }
+    pub const ALL: [RoomStatus; 3] = [RoomStatus::Idle, RoomStatus::Live, RoomStatus::Ended];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushProtocol {
+    Rtmp,
+    Webrtc,
+}
+
+impl PushProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushProtocol::Rtmp => "rtmp",
+            PushProtocol::Webrtc => "webrtc",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "rtmp" => Some(PushProtocol::Rtmp),
+            "webrtc" => Some(PushProtocol::Webrtc),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Room {
+    pub id: i64,
+    pub owner_id: i64,
+    pub title: String,
+    pub description: String,
+    pub stream_name: String,
+    pub stream_key: String,
+    pub push_protocol: PushProtocol,
+    pub status: RoomStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub peak_viewers: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub owner_id: i64,
+    pub title: String,
+    pub description: String,
+    pub stream_name: String,
+    pub stream_key: String,
+    /// Hex SHA-256 of the key: the lookup index (the key itself is compared in
+    /// constant time after the lookup).
+    pub stream_key_hash: String,
+    pub push_protocol: PushProtocol,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RoomFilter {
+    pub status: Option<RoomStatus>,
+    pub owner_id: Option<i64>,
+    /// 1-based.
+    pub page: u32,
+    pub page_size: u32,
+}
+
+/// The storage operations the services need. Every method is one short transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// "sqlite" or "postgres".
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> StoreResult<()>;
+    /// Applies pending migrations; returns the versions (and names) that ran.
+    async fn migrate(&self) -> StoreResult<Vec<String>>;
+    /// (current schema version, latest version this binary knows).
+    async fn schema_version(&self) -> StoreResult<(i64, i64)>;
+
+    async fn create_user(&self, username: &str, nickname: &str, password_hash: &str) -> StoreResult<User>;
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+
+    async fn create_room(&self, room: &NewRoom) -> StoreResult<Room>;
+    async fn room_by_id(&self, id: i64) -> StoreResult<Option<Room>>;
+    async fn room_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<Room>>;
+    async fn room_by_stream_name(&self, stream_name: &str) -> StoreResult<Option<Room>>;
+    /// A page of rooms (newest first) and the total count for the filter.
+    async fn list_rooms(&self, filter: &RoomFilter) -> StoreResult<(Vec<Room>, i64)>;
+    async fn update_room_text(&self, id: i64, title: Option<&str>, description: Option<&str>) -> StoreResult<Option<Room>>;
+    /// Sets the status; `live` sets `started_at` (and clears `ended_at`), `ended` sets `ended_at`.
+    /// Only moves when the current status is one of `from`; returns the room after.
+    async fn set_room_status(&self, id: i64, from: &[RoomStatus], to: RoomStatus) -> StoreResult<Option<Room>>;
+    async fn set_stream_key(&self, id: i64, stream_key: &str, key_hash: &str) -> StoreResult<Option<Room>>;
+    async fn raise_peak_viewers(&self, id: i64, viewers: i64) -> StoreResult<()>;
+    async fn delete_room(&self, id: i64) -> StoreResult<bool>;
+    /// Number of rooms in each status.
+    async fn count_rooms_by_status(&self) -> StoreResult<Vec<(RoomStatus, i64)>>;
+}
+
+/// Clamp paging input to sane bounds: (limit, offset).
+pub fn page_bounds(filter: &RoomFilter) -> (i64, i64) {
+    let size = filter.page_size.clamp(1, 100) as i64;
+    let page = filter.page.max(1) as i64;
+    (size, (page - 1) * size)
+}

@@ -1,0 +1,351 @@
+//! The PostgreSQL backend (tokio-postgres + deadpool-postgres).
+
+use super::migrations::{self, POSTGRES};
+use super::*;
+use crate::config::DatabaseConfig;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+use tokio_postgres::{NoTls, Row, types::ToSql};
+
+pub struct PgStore {
+    pool: Pool,
+    schema: String,
+}
+
+fn map_pg(e: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
+            let c = db.constraint().unwrap_or_default();
+            if c.contains("username") {
+                return StoreError::Duplicate("username");
+            }
+            if c.contains("stream_name") {
+                return StoreError::Duplicate("stream_name");
+            }
+            if c.contains("stream_key") {
+                return StoreError::Duplicate("stream_key");
+            }
+        }
+        return StoreError::Backend(format!("{}: {}", db.code().code(), db.message()));
+    }
+    if e.is_closed() {
+        return StoreError::Unavailable(e.to_string());
+    }
+    StoreError::Unavailable(e.to_string())
+}
+
+fn map_pool(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => map_pg(e),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+const ROOM_COLS: &str = "id, owner_id, title, description, stream_name, stream_key, push_protocol, status, \
+                         started_at, ended_at, peak_viewers, created_at, updated_at";
+const USER_COLS: &str = "id, username, nickname, password_hash, created_at, updated_at";
+
+fn room_from_row(r: &Row) -> Room {
+    let proto: String = r.get(6);
+    let status: String = r.get(7);
+    Room {
+        id: r.get(0),
+        owner_id: r.get(1),
+        title: r.get(2),
+        description: r.get(3),
+        stream_name: r.get(4),
+        stream_key: r.get(5),
+        push_protocol: PushProtocol::parse(&proto).unwrap_or(PushProtocol::Rtmp),
+        status: RoomStatus::parse(&status).unwrap_or(RoomStatus::Ended),
+        started_at: r.get(8),
+        ended_at: r.get(9),
+        peak_viewers: r.get(10),
+        created_at: r.get(11),
+        updated_at: r.get(12),
+    }
+}
+
+fn user_from_row(r: &Row) -> User {
+    User {
+        id: r.get(0),
+        username: r.get(1),
+        nickname: r.get(2),
+        password_hash: r.get(3),
+        created_at: r.get(4),
+        updated_at: r.get(5),
+    }
+}
+
+fn valid_ident(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl PgStore {
+    /// Builds the pool (connections are made lazily) and creates `schema` if needed.
+    pub async fn connect(cfg: &DatabaseConfig) -> StoreResult<Self> {
+        if !valid_ident(&cfg.schema) {
+            return Err(StoreError::Backend(format!("database.schema {:?} is not a plain identifier", cfg.schema)));
+        }
+        match cfg.sslmode.as_str() {
+            "" | "disable" | "allow" | "prefer" => {}
+            other => {
+                return Err(StoreError::Unavailable(format!(
+                    "database.sslmode={other} is not supported by this build (TLS to PostgreSQL is not compiled in); use disable or a local TLS proxy"
+                )));
+            }
+        }
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&cfg.host)
+            .port(cfg.port)
+            .user(&cfg.user)
+            .dbname(&cfg.dbname)
+            .connect_timeout(Duration::from_secs(5))
+            .application_name("microvibe")
+            .options(format!("-c search_path={}", cfg.schema));
+        if !cfg.password.is_empty() {
+            pg.password(&cfg.password);
+        }
+        let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let lifetime = Duration::from_secs(cfg.conn_max_lifetime_secs.max(1));
+        let pool = Pool::builder(mgr)
+            .max_size(cfg.max_open_conns.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .pre_recycle(deadpool_postgres::Hook::sync_fn(move |_, metrics| {
+                if metrics.age() > lifetime {
+                    Err(deadpool_postgres::HookError::message("connection reached database.conn_max_lifetime_secs"))
+                } else {
+                    Ok(())
+                }
+            }))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let store = Self { pool, schema: cfg.schema.clone() };
+        if store.schema != "public" {
+            let c = store.pool.get().await.map_err(map_pool)?;
+            c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", store.schema)).await.map_err(map_pg)?;
+        }
+        Ok(store)
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(map_pool)
+    }
+
+    async fn opt_room(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Option<Room>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(sql, params).await.map_err(map_pg)?.as_ref().map(room_from_row))
+    }
+
+    async fn opt_user(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Option<User>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(sql, params).await.map_err(map_pg)?.as_ref().map(user_from_row))
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.simple_query("SELECT 1").await.map_err(map_pg).map(|_| ())
+    }
+
+    async fn migrate(&self) -> StoreResult<Vec<String>> {
+        let mut c = self.client().await?;
+        c.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+        )
+        .await
+        .map_err(map_pg)?;
+        let mut ran = vec![];
+        for m in POSTGRES {
+            let tx = c.transaction().await.map_err(map_pg)?;
+            // Serialise migrations across nodes sharing the database.
+            tx.execute("SELECT pg_advisory_xact_lock(7242024)", &[]).await.map_err(map_pg)?;
+            let done = tx
+                .query_opt("SELECT version FROM schema_migrations WHERE version = $1", &[&m.version])
+                .await
+                .map_err(map_pg)?;
+            if done.is_some() {
+                continue;
+            }
+            tx.batch_execute(m.sql).await.map_err(map_pg)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
+                &[&m.version, &m.name],
+            )
+            .await
+            .map_err(map_pg)?;
+            tx.commit().await.map_err(map_pg)?;
+            ran.push(m.label());
+        }
+        Ok(ran)
+    }
+
+    async fn schema_version(&self) -> StoreResult<(i64, i64)> {
+        let c = self.client().await?;
+        let exists = c
+            .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+            .await
+            .map_err(map_pg)?
+            .get::<_, bool>(0);
+        let have = if exists {
+            c.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(map_pg)?.get(0)
+        } else {
+            0
+        };
+        Ok((have, migrations::latest(POSTGRES)))
+    }
+
+    async fn create_user(&self, username: &str, nickname: &str, password_hash: &str) -> StoreResult<User> {
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                &format!(
+                    "INSERT INTO users (username, nickname, password_hash, created_at, updated_at) \
+                     VALUES ($1, $2, $3, now(), now()) RETURNING {USER_COLS}"
+                ),
+                &[&username, &nickname, &password_hash],
+            )
+            .await
+            .map_err(map_pg)?;
+        Ok(user_from_row(&r))
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        self.opt_user(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"), &[&id]).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        self.opt_user(&format!("SELECT {USER_COLS} FROM users WHERE username = $1"), &[&username]).await
+    }
+
+    async fn create_room(&self, r: &NewRoom) -> StoreResult<Room> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                &format!(
+                    "INSERT INTO live_rooms (owner_id, title, description, stream_name, stream_key, stream_key_hash, \
+                     push_protocol, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', now(), now()) \
+                     RETURNING {ROOM_COLS}"
+                ),
+                &[
+                    &r.owner_id,
+                    &r.title,
+                    &r.description,
+                    &r.stream_name,
+                    &r.stream_key,
+                    &r.stream_key_hash,
+                    &r.push_protocol.as_str(),
+                ],
+            )
+            .await
+            .map_err(map_pg)?;
+        Ok(room_from_row(&row))
+    }
+
+    async fn room_by_id(&self, id: i64) -> StoreResult<Option<Room>> {
+        self.opt_room(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE id = $1"), &[&id]).await
+    }
+
+    async fn room_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<Room>> {
+        self.opt_room(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE stream_key_hash = $1"), &[&key_hash]).await
+    }
+
+    async fn room_by_stream_name(&self, stream_name: &str) -> StoreResult<Option<Room>> {
+        self.opt_room(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE stream_name = $1"), &[&stream_name]).await
+    }
+
+    async fn list_rooms(&self, filter: &RoomFilter) -> StoreResult<(Vec<Room>, i64)> {
+        let (limit, offset) = page_bounds(filter);
+        let status = filter.status.map(|s| s.as_str());
+        let owner = filter.owner_id;
+        let c = self.client().await?;
+        let cond = "($1::TEXT IS NULL OR status = $1) AND ($2::BIGINT IS NULL OR owner_id = $2)";
+        let total: i64 = c
+            .query_one(&format!("SELECT COUNT(*) FROM live_rooms WHERE {cond}"), &[&status, &owner])
+            .await
+            .map_err(map_pg)?
+            .get(0);
+        let rows = c
+            .query(
+                &format!("SELECT {ROOM_COLS} FROM live_rooms WHERE {cond} ORDER BY id DESC LIMIT $3 OFFSET $4"),
+                &[&status, &owner, &limit, &offset],
+            )
+            .await
+            .map_err(map_pg)?;
+        Ok((rows.iter().map(room_from_row).collect(), total))
+    }
+
+    async fn update_room_text(&self, id: i64, title: Option<&str>, description: Option<&str>) -> StoreResult<Option<Room>> {
+        self.opt_room(
+            &format!(
+                "UPDATE live_rooms SET title = COALESCE($2, title), description = COALESCE($3, description), \
+                 updated_at = now() WHERE id = $1 RETURNING {ROOM_COLS}"
+            ),
+            &[&id, &title, &description],
+        )
+        .await
+    }
+
+    async fn set_room_status(&self, id: i64, from: &[RoomStatus], to: RoomStatus) -> StoreResult<Option<Room>> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let set = match to {
+            RoomStatus::Live => "started_at = now(), ended_at = NULL,",
+            RoomStatus::Ended => "ended_at = now(),",
+            RoomStatus::Idle => "",
+        };
+        self.opt_room(
+            &format!(
+                "UPDATE live_rooms SET status = $2, {set} updated_at = now() WHERE id = $1 AND status = ANY($3) RETURNING {ROOM_COLS}"
+            ),
+            &[&id, &to.as_str(), &from],
+        )
+        .await
+    }
+
+    async fn set_stream_key(&self, id: i64, stream_key: &str, key_hash: &str) -> StoreResult<Option<Room>> {
+        self.opt_room(
+            &format!(
+                "UPDATE live_rooms SET stream_key = $2, stream_key_hash = $3, updated_at = now() WHERE id = $1 RETURNING {ROOM_COLS}"
+            ),
+            &[&id, &stream_key, &key_hash],
+        )
+        .await
+    }
+
+    async fn raise_peak_viewers(&self, id: i64, viewers: i64) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute("UPDATE live_rooms SET peak_viewers = $2 WHERE id = $1 AND peak_viewers < $2", &[&id, &viewers])
+            .await
+            .map_err(map_pg)
+            .map(|_| ())
+    }
+
+    async fn delete_room(&self, id: i64) -> StoreResult<bool> {
+        let c = self.client().await?;
+        Ok(c.execute("DELETE FROM live_rooms WHERE id = $1", &[&id]).await.map_err(map_pg)? > 0)
+    }
+
+    async fn count_rooms_by_status(&self) -> StoreResult<Vec<(RoomStatus, i64)>> {
+        let c = self.client().await?;
+        let rows = c.query("SELECT status, COUNT(*) FROM live_rooms GROUP BY status", &[]).await.map_err(map_pg)?;
+        let mut out: Vec<(RoomStatus, i64)> = RoomStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for r in rows {
+            let s: String = r.get(0);
+            let n: i64 = r.get(1);
+            if let Some(st) = RoomStatus::parse(&s) {
+                if let Some(e) = out.iter_mut().find(|(k, _)| *k == st) {
+                    e.1 = n;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,335 @@
+//! The embedded SQLite backend (rusqlite, bundled). One connection behind a mutex,
+//! used from `spawn_blocking`: SQLite serialises writers anyway, and the control
+//! plane's query rate is small.
+
+use super::migrations::{self, SQLITE};
+use super::*;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation {
+            let m = msg.clone().unwrap_or_default();
+            if m.contains("username") {
+                return StoreError::Duplicate("username");
+            }
+            if m.contains("stream_name") {
+                return StoreError::Duplicate("stream_name");
+            }
+            if m.contains("stream_key") {
+                return StoreError::Duplicate("stream_key");
+            }
+        }
+        if matches!(f.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::DatabaseBusy) {
+            return StoreError::Unavailable(e.to_string());
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+const ROOM_COLS: &str = "id, owner_id, title, description, stream_name, stream_key, push_protocol, status, \
+                         started_at, ended_at, peak_viewers, created_at, updated_at";
+
+fn room_from_row(r: &Row<'_>) -> rusqlite::Result<Room> {
+    let proto: String = r.get(6)?;
+    let status: String = r.get(7)?;
+    Ok(Room {
+        id: r.get(0)?,
+        owner_id: r.get(1)?,
+        title: r.get(2)?,
+        description: r.get(3)?,
+        stream_name: r.get(4)?,
+        stream_key: r.get(5)?,
+        push_protocol: PushProtocol::parse(&proto).unwrap_or(PushProtocol::Rtmp),
+        status: RoomStatus::parse(&status).unwrap_or(RoomStatus::Ended),
+        started_at: r.get(8)?,
+        ended_at: r.get(9)?,
+        peak_viewers: r.get(10)?,
+        created_at: r.get(11)?,
+        updated_at: r.get(12)?,
+    })
+}
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        nickname: r.get(2)?,
+        password_hash: r.get(3)?,
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+    })
+}
+
+const USER_COLS: &str = "id, username, nickname, password_hash, created_at, updated_at";
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory if needed) the database at `path`.
+    pub fn open(path: &str) -> StoreResult<Self> {
+        if path != ":memory:" {
+            if let Some(dir) = Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+                }
+            }
+        }
+        let conn = Connection::open(path).map_err(|e| StoreError::Unavailable(format!("{path}: {e}")))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(map_err)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(map_err)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .map_err(map_err)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A poisoned lock means a panic in another query; the connection is still usable.
+            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut c).map_err(map_err)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("sqlite task: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    async fn migrate(&self) -> StoreResult<Vec<String>> {
+        self.run(|c| {
+            let mut ran = vec![];
+            for m in SQLITE {
+                let tx = c.transaction()?;
+                let done: Option<i64> = tx
+                    .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [m.version], |r| r.get(0))
+                    .optional()?;
+                if done.is_some() {
+                    continue;
+                }
+                tx.execute_batch(m.sql)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                    params![m.version, m.name, Utc::now()],
+                )?;
+                tx.commit()?;
+                ran.push(m.label());
+            }
+            Ok(ran)
+        })
+        .await
+    }
+
+    async fn schema_version(&self) -> StoreResult<(i64, i64)> {
+        let have = self
+            .run(|c| c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)))
+            .await?;
+        Ok((have, migrations::latest(SQLITE)))
+    }
+
+    async fn create_user(&self, username: &str, nickname: &str, password_hash: &str) -> StoreResult<User> {
+        let (u, n, p) = (username.to_owned(), nickname.to_owned(), password_hash.to_owned());
+        self.run(move |c| {
+            let now = Utc::now();
+            c.query_row(
+                &format!(
+                    "INSERT INTO users (username, nickname, password_hash, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?4) RETURNING {USER_COLS}"
+                ),
+                params![u, n, p, now],
+                user_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"), [id], user_from_row).optional()
+        })
+        .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let u = username.to_owned();
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE username = ?1"), [u], user_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn create_room(&self, room: &NewRoom) -> StoreResult<Room> {
+        let r = room.clone();
+        self.run(move |c| {
+            let now = Utc::now();
+            c.query_row(
+                &format!(
+                    "INSERT INTO live_rooms (owner_id, title, description, stream_name, stream_key, stream_key_hash, \
+                     push_protocol, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8) \
+                     RETURNING {ROOM_COLS}"
+                ),
+                params![
+                    r.owner_id,
+                    r.title,
+                    r.description,
+                    r.stream_name,
+                    r.stream_key,
+                    r.stream_key_hash,
+                    r.push_protocol.as_str(),
+                    now
+                ],
+                room_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn room_by_id(&self, id: i64) -> StoreResult<Option<Room>> {
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE id = ?1"), [id], room_from_row).optional()
+        })
+        .await
+    }
+
+    async fn room_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<Room>> {
+        let h = key_hash.to_owned();
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE stream_key_hash = ?1"), [h], room_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn room_by_stream_name(&self, stream_name: &str) -> StoreResult<Option<Room>> {
+        let n = stream_name.to_owned();
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE stream_name = ?1"), [n], room_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn list_rooms(&self, filter: &RoomFilter) -> StoreResult<(Vec<Room>, i64)> {
+        let (limit, offset) = page_bounds(filter);
+        let status = filter.status.map(|s| s.as_str());
+        let owner = filter.owner_id;
+        self.run(move |c| {
+            let cond = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR owner_id = ?2)";
+            let total: i64 =
+                c.query_row(&format!("SELECT COUNT(*) FROM live_rooms WHERE {cond}"), params![status, owner], |r| {
+                    r.get(0)
+                })?;
+            let mut st = c.prepare(&format!(
+                "SELECT {ROOM_COLS} FROM live_rooms WHERE {cond} ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+            ))?;
+            let rows = st.query_map(params![status, owner, limit, offset], room_from_row)?;
+            let rooms = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((rooms, total))
+        })
+        .await
+    }
+
+    async fn update_room_text(&self, id: i64, title: Option<&str>, description: Option<&str>) -> StoreResult<Option<Room>> {
+        let (t, d) = (title.map(str::to_owned), description.map(str::to_owned));
+        self.run(move |c| {
+            c.query_row(
+                &format!(
+                    "UPDATE live_rooms SET title = COALESCE(?2, title), description = COALESCE(?3, description), \
+                     updated_at = ?4 WHERE id = ?1 RETURNING {ROOM_COLS}"
+                ),
+                params![id, t, d, Utc::now()],
+                room_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn set_room_status(&self, id: i64, from: &[RoomStatus], to: RoomStatus) -> StoreResult<Option<Room>> {
+        let from: Vec<&'static str> = from.iter().map(|s| s.as_str()).collect();
+        self.run(move |c| {
+            let now = Utc::now();
+            let placeholders: Vec<String> = (0..from.len()).map(|i| format!("?{}", i + 4)).collect();
+            let set = match to {
+                RoomStatus::Live => "started_at = ?3, ended_at = NULL",
+                RoomStatus::Ended => "ended_at = ?3",
+                RoomStatus::Idle => "updated_at = ?3",
+            };
+            let sql = format!(
+                "UPDATE live_rooms SET status = ?2, {set}, updated_at = ?3 WHERE id = ?1 AND status IN ({}) RETURNING {ROOM_COLS}",
+                placeholders.join(", ")
+            );
+            let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(id), Box::new(to.as_str()), Box::new(now)];
+            for f in from {
+                values.push(Box::new(f));
+            }
+            c.query_row(&sql, rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())), room_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn set_stream_key(&self, id: i64, stream_key: &str, key_hash: &str) -> StoreResult<Option<Room>> {
+        let (k, h) = (stream_key.to_owned(), key_hash.to_owned());
+        self.run(move |c| {
+            c.query_row(
+                &format!(
+                    "UPDATE live_rooms SET stream_key = ?2, stream_key_hash = ?3, updated_at = ?4 WHERE id = ?1 RETURNING {ROOM_COLS}"
+                ),
+                params![id, k, h, Utc::now()],
+                room_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn raise_peak_viewers(&self, id: i64, viewers: i64) -> StoreResult<()> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE live_rooms SET peak_viewers = ?2 WHERE id = ?1 AND peak_viewers < ?2",
+                params![id, viewers],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn delete_room(&self, id: i64) -> StoreResult<bool> {
+        self.run(move |c| c.execute("DELETE FROM live_rooms WHERE id = ?1", [id]).map(|n| n > 0)).await
+    }
+
+    async fn count_rooms_by_status(&self) -> StoreResult<Vec<(RoomStatus, i64)>> {
+        self.run(|c| {
+            let mut out = vec![];
+            for s in RoomStatus::ALL {
+                let n: i64 =
+                    c.query_row("SELECT COUNT(*) FROM live_rooms WHERE status = ?1", [s.as_str()], |r| r.get(0))?;
+                out.push((s, n));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -1,0 +1,477 @@
+//! FLV / Enhanced RTMP audio tag bodies, AAC `AudioSpecificConfig` and ADTS.
+//!
+//! - Legacy `AudioTagHeader` and `AACAUDIODATA`: Adobe Flash Video File
+//!   Format Specification v10.1, E.4.2.1 and E.4.2.2 (SoundFormat, SoundRate,
+//!   SoundSize, SoundType, AACPacketType).
+//! - `ExAudioTagHeader`: Enhanced RTMP v2 (veovera, 2024), "Enhanced Audio"
+//!   (SoundFormat 9 = ExHeader, AudioPacketType, ModEx, Multitrack, FourCC).
+//! - `AudioSpecificConfig`: ISO/IEC 14496-3:2019, 1.6.2.1 (with
+//!   `GetAudioObjectType()` escape 31 and the explicit 24-bit frequency).
+//! - ADTS header: ISO/IEC 14496-3:2019, 1.A.3.2.1 `adts_fixed_header()` and
+//!   `adts_variable_header()` (also ISO/IEC 13818-7 6.2).
+
+use super::CodecError;
+use super::avc::{first_track, skip_mod_ex};
+use super::bits::BitReader;
+use super::AudioCodec;
+
+/// `AACPacketType` / `AudioPacketType`: what an audio tag body carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AudioPacket {
+    /// Decoder configuration (AAC: an `AudioSpecificConfig`; Opus: `OpusHead`).
+    SequenceHeader,
+    /// Raw coded audio (an AAC access unit without ADTS header, an MP3 frame...).
+    Frame,
+    /// E-RTMP `SequenceEnd`; `data` is empty.
+    EndOfSequence,
+    /// E-RTMP `MultichannelConfig`; `data` is the channel layout description.
+    MultichannelConfig,
+}
+
+/// A parsed FLV audio tag body (equal to an RTMP audio message payload).
+///
+/// `data` borrows the input; from a `Bytes` body use `body.slice_ref(tag.data)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioTag<'a> {
+    /// The codec (from SoundFormat, or from the E-RTMP FourCC).
+    pub codec: AudioCodec,
+    /// What the body carries.
+    pub packet: AudioPacket,
+    /// The legacy SoundRate field in Hz (5512, 11025, 22050, 44100; fixed
+    /// rates for Nellymoser 8/16 kHz and MP3 8 kHz). Zero for E-RTMP. For AAC
+    /// the real rate is in the `AudioSpecificConfig`.
+    pub sound_rate_hz: u32,
+    /// The legacy SoundSize field: 8 or 16 bits per sample (0 for E-RTMP).
+    pub sample_bits: u8,
+    /// The legacy SoundType field: stereo (false for E-RTMP).
+    pub stereo: bool,
+    /// True when the E-RTMP `ExAudioTagHeader` was used.
+    pub enhanced: bool,
+    /// E-RTMP multitrack track id (0 when not multitrack; only the first
+    /// track of a multitrack message is exposed).
+    pub track_id: u8,
+    /// The payload after all headers.
+    pub data: &'a [u8],
+}
+
+impl<'a> AudioTag<'a> {
+    /// Parses an audio tag body: legacy `AudioTagHeader` or, when SoundFormat
+    /// is 9, the E-RTMP `ExAudioTagHeader`.
+    pub fn parse(body: &'a [u8]) -> Result<Self, CodecError> {
+        let (&first, rest) = body.split_first().ok_or(CodecError::Truncated)?;
+        let format = first >> 4;
+        if format == 9 {
+            return parse_enhanced(first, rest);
+        }
+        let codec = match format {
+            0 => AudioCodec::LinearPcm,
+            1 => AudioCodec::Adpcm,
+            2 | 14 => AudioCodec::Mp3,
+            3 => AudioCodec::LinearPcmLe,
+            4..=6 => AudioCodec::Nellymoser,
+            7 => AudioCodec::G711ALaw,
+            8 => AudioCodec::G711MuLaw,
+            10 => AudioCodec::Aac,
+            11 => AudioCodec::Speex,
+            15 => AudioCodec::DeviceSpecific,
+            _ => return Err(CodecError::Unsupported("SoundFormat")),
+        };
+        let sound_rate_hz = match format {
+            4 => 16_000,
+            5 | 14 => 8_000,
+            _ => [5_512, 11_025, 22_050, 44_100][usize::from((first >> 2) & 0x03)],
+        };
+        let mut tag = AudioTag {
+            codec,
+            packet: AudioPacket::Frame,
+            sound_rate_hz,
+            sample_bits: if first & 0x02 != 0 { 16 } else { 8 },
+            stereo: first & 0x01 != 0,
+            enhanced: false,
+            track_id: 0,
+            data: rest,
+        };
+        if codec == AudioCodec::Aac {
+            let (&packet_type, data) = rest.split_first().ok_or(CodecError::Truncated)?;
+            tag.packet = match packet_type {
+                0 => AudioPacket::SequenceHeader,
+                1 => AudioPacket::Frame,
+                _ => return Err(CodecError::Malformed("AACPacketType > 1")),
+            };
+            tag.data = data;
+        }
+        Ok(tag)
+    }
+
+    /// True for a decoder configuration (e.g. AAC `AudioSpecificConfig`).
+    pub fn is_sequence_header(&self) -> bool {
+        self.packet == AudioPacket::SequenceHeader
+    }
+}
+
+/// Maps an E-RTMP audio FourCC to a codec.
+fn audio_fourcc(cc: [u8; 4]) -> Result<AudioCodec, CodecError> {
+    Ok(match &cc {
+        b"mp4a" => AudioCodec::Aac,
+        b"Opus" => AudioCodec::Opus,
+        b".mp3" => AudioCodec::Mp3,
+        b"fLaC" => AudioCodec::Flac,
+        b"ac-3" => AudioCodec::Ac3,
+        b"ec-3" => AudioCodec::Eac3,
+        _ => return Err(CodecError::Unsupported("audio FourCC")),
+    })
+}
+
+/// Parses an E-RTMP `ExAudioTagHeader` and the start of `ExAudioTagBody`.
+fn parse_enhanced(first: u8, rest: &[u8]) -> Result<AudioTag<'_>, CodecError> {
+    const MULTITRACK: u8 = 5;
+    let (packet_type, rest) = skip_mod_ex(first & 0x0F, rest)?;
+    let (cc, track_id, packet_type, data) = if packet_type == MULTITRACK {
+        first_track(rest)?
+    } else {
+        match rest {
+            [a, b, c, d, data @ ..] => ([*a, *b, *c, *d], 0, packet_type, data),
+            _ => return Err(CodecError::Truncated),
+        }
+    };
+    let codec = audio_fourcc(cc)?;
+    let (packet, data) = match packet_type {
+        0 => (AudioPacket::SequenceHeader, data),
+        1 => (AudioPacket::Frame, data),
+        2 => (AudioPacket::EndOfSequence, &[][..]),
+        4 => (AudioPacket::MultichannelConfig, data),
+        _ => return Err(CodecError::Unsupported("AudioPacketType")),
+    };
+    Ok(AudioTag {
+        codec,
+        packet,
+        sound_rate_hz: 0,
+        sample_bits: 0,
+        stereo: false,
+        enhanced: true,
+        track_id,
+        data,
+    })
+}
+
+/// `samplingFrequencyIndex` table (ISO/IEC 14496-3 1.6.3.4, table 1.22).
+const SAMPLING_FREQUENCIES: [u32; 13] = [
+    96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
+    7_350,
+];
+
+/// The index of `rate` in the sampling frequency table, if it is listed.
+pub fn sampling_frequency_index(rate: u32) -> Option<u8> {
+    SAMPLING_FREQUENCIES.iter().position(|&r| r == rate).map(|i| i as u8)
+}
+
+/// An AAC `AudioSpecificConfig` (ISO/IEC 14496-3 1.6.2.1), parsed up to the
+/// first bit of `GASpecificConfig`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioSpecificConfig {
+    /// The signalled `audioObjectType` (2 = AAC LC, 5 = SBR, 29 = PS, ...).
+    pub object_type: u8,
+    /// The core object type: equal to `object_type`, or the one after the
+    /// explicit SBR/PS signalling (what an ADTS header carries).
+    pub core_object_type: u8,
+    /// `samplingFrequencyIndex` of the core, `None` when explicit (index 15).
+    pub sampling_frequency_index: Option<u8>,
+    /// The core sampling rate in Hz.
+    pub sample_rate: u32,
+    /// The output sampling rate in Hz (doubled by explicitly signalled SBR).
+    pub output_sample_rate: u32,
+    /// `channelConfiguration` (0 = defined in a program config element).
+    pub channel_config: u8,
+    /// Samples per frame: 1024, or 960 when `frameLengthFlag` is set.
+    pub frame_length: u16,
+    /// SBR (HE-AAC) explicitly signalled.
+    pub sbr: bool,
+    /// Parametric stereo (HE-AAC v2) explicitly signalled.
+    pub ps: bool,
+}
+
+/// `GetAudioObjectType()`: 5 bits, escape 31 → 32 + 6 bits.
+fn read_object_type(r: &mut BitReader<'_>) -> Result<u8, CodecError> {
+    let aot = r.read_bits(5)? as u8;
+    if aot == 31 {
+        Ok(32 + r.read_bits(6)? as u8)
+    } else {
+        Ok(aot)
+    }
+}
+
+/// `samplingFrequencyIndex` and, for index 15, the 24-bit `samplingFrequency`.
+fn read_frequency(r: &mut BitReader<'_>) -> Result<(Option<u8>, u32), CodecError> {
+    let index = r.read_bits(4)? as u8;
+    if index == 0x0F {
+        let rate = r.read_bits(24)?;
+        if rate == 0 {
+            return Err(CodecError::Malformed("zero samplingFrequency"));
+        }
+        return Ok((None, rate));
+    }
+    let rate = *SAMPLING_FREQUENCIES
+        .get(usize::from(index))
+        .ok_or(CodecError::Malformed("reserved samplingFrequencyIndex"))?;
+    Ok((Some(index), rate))
+}
+
+impl AudioSpecificConfig {
+    /// Parses a config (the `data` of an AAC sequence header tag).
+    pub fn parse(data: &[u8]) -> Result<AudioSpecificConfig, CodecError> {
+        let mut r = BitReader::new(data);
+        let object_type = read_object_type(&mut r)?;
+        if object_type == 0 {
+            return Err(CodecError::Malformed("audioObjectType 0"));
+        }
+        let (sampling_frequency_index, sample_rate) = read_frequency(&mut r)?;
+        let channel_config = r.read_bits(4)? as u8;
+        let mut core_object_type = object_type;
+        let mut output_sample_rate = sample_rate;
+        let (mut sbr, mut ps) = (false, false);
+        if object_type == 5 || object_type == 29 {
+            sbr = true;
+            ps = object_type == 29;
+            (_, output_sample_rate) = read_frequency(&mut r)?;
+            core_object_type = read_object_type(&mut r)?;
+            if core_object_type == 22 {
+                let _extension_channel_configuration = r.read_bits(4)?;
+            }
+        }
+        // GASpecificConfig (1.6.2.1 and 4.4.1) starts with frameLengthFlag for
+        // the GA object types; a missing bit means the default.
+        let mut frame_length = 1024;
+        if matches!(core_object_type, 1..=4 | 6 | 7 | 17 | 19..=23) && r.read_bit() == Ok(true) {
+            frame_length = 960;
+        }
+        Ok(AudioSpecificConfig {
+            object_type,
+            core_object_type,
+            sampling_frequency_index,
+            sample_rate,
+            output_sample_rate,
+            channel_config,
+            frame_length,
+            sbr,
+            ps,
+        })
+    }
+
+    /// Channel count from `channelConfiguration` (table 1.19): 1–6 as is,
+    /// 7 → 8 (7.1); 0 (program config element) and reserved values → `None`.
+    pub fn channels(&self) -> Option<u8> {
+        match self.channel_config {
+            1..=6 => Some(self.channel_config),
+            7 => Some(8),
+            _ => None,
+        }
+    }
+
+    /// Duration of one frame in 90 kHz ticks, rounded down.
+    pub fn frame_duration_90k(&self) -> u64 {
+        u64::from(self.frame_length) * 90_000 / u64::from(self.sample_rate.max(1))
+    }
+
+    /// The 7-byte ADTS header (no CRC) for a raw AAC frame of `payload_len`
+    /// bytes: MPEG-4 ID, `profile_ObjectType = core_object_type − 1`, core
+    /// sampling frequency index, channel configuration, `aac_frame_length`,
+    /// buffer fullness 0x7FF (VBR), one raw data block.
+    pub fn adts_header(&self, payload_len: usize) -> Result<[u8; 7], CodecError> {
+        if !(1..=4).contains(&self.core_object_type) {
+            return Err(CodecError::Unsupported("ADTS needs object type 1..=4"));
+        }
+        let index = self
+            .sampling_frequency_index
+            .ok_or(CodecError::Unsupported("ADTS needs a sampling frequency index"))?;
+        if !(1..=7).contains(&self.channel_config) {
+            return Err(CodecError::Unsupported("ADTS needs channel configuration 1..=7"));
+        }
+        let frame_len = payload_len + 7;
+        if frame_len > 0x1FFF {
+            return Err(CodecError::TooLarge("ADTS frame"));
+        }
+        let profile = self.core_object_type - 1;
+        let ch = self.channel_config;
+        let len = frame_len as u16;
+        Ok([
+            0xFF,
+            // syncword low 4 bits, ID 0 (MPEG-4), layer 00, protection_absent 1
+            0xF1,
+            (profile << 6) | (index << 2) | ((ch >> 2) & 0x01),
+            ((ch & 0x03) << 6) | ((len >> 11) as u8 & 0x03),
+            (len >> 3) as u8,
+            (((len & 0x07) as u8) << 5) | 0x1F,
+            // buffer fullness low 6 bits (all ones), number_of_raw_data_blocks 0
+            0xFC,
+        ])
+    }
+
+    /// Appends an ADTS header then `raw` to `out`.
+    pub fn write_adts(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let header = self.adts_header(raw.len())?;
+        out.extend_from_slice(&header);
+        out.extend_from_slice(raw);
+        Ok(())
+    }
+
+    /// The RFC 6381 codecs string, e.g. `mp4a.40.2`.
+    pub fn codecs_string(&self) -> String {
+        format!("mp4a.40.{}", self.object_type)
+    }
+}
+
+/// Fields of an Opus `OpusHead` (RFC 7845 5.1) used for stream info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpusHead {
+    /// Output channel count.
+    pub channels: u8,
+    /// The original input sample rate (informative; Opus decodes at 48 kHz).
+    pub input_sample_rate: u32,
+}
+
+impl OpusHead {
+    /// Parses the identification header ("OpusHead", version, channels, ...).
+    pub fn parse(data: &[u8]) -> Result<OpusHead, CodecError> {
+        let head = data.get(..19).ok_or(CodecError::Truncated)?;
+        if &head[..8] != b"OpusHead" {
+            return Err(CodecError::Malformed("missing OpusHead magic"));
+        }
+        Ok(OpusHead {
+            channels: head[9],
+            input_sample_rate: u32::from_le_bytes([head[12], head[13], head[14], head[15]]),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_legacy_aac_tags() {
+        // From testdata/media/small.flv: AAC, 44 kHz flag, 16-bit, stereo flag,
+        // sequence header with ASC 0x1188 (LC, 48 kHz, mono).
+        let body = [0xAF, 0x00, 0x11, 0x88, 0x56, 0xE5, 0x00];
+        let tag = AudioTag::parse(&body).unwrap();
+        assert_eq!(tag.codec, AudioCodec::Aac);
+        assert!(tag.is_sequence_header());
+        assert_eq!((tag.sound_rate_hz, tag.sample_bits, tag.stereo), (44_100, 16, true));
+        let asc = AudioSpecificConfig::parse(tag.data).unwrap();
+        assert_eq!(asc.object_type, 2);
+        assert_eq!(asc.sampling_frequency_index, Some(3));
+        assert_eq!((asc.sample_rate, asc.channel_config, asc.channels()), (48_000, 1, Some(1)));
+        assert_eq!(asc.frame_length, 1024);
+        assert_eq!(asc.frame_duration_90k(), 1920);
+        assert_eq!(asc.codecs_string(), "mp4a.40.2");
+
+        let raw = AudioTag::parse(&[0xAF, 0x01, 0x21, 0x10]).unwrap();
+        assert_eq!((raw.packet, raw.data), (AudioPacket::Frame, &[0x21, 0x10][..]));
+        let mp3 = AudioTag::parse(&[0x2E, 0xFF, 0xFB]).unwrap();
+        assert_eq!((mp3.codec, mp3.sound_rate_hz, mp3.stereo), (AudioCodec::Mp3, 44_100, false));
+        assert_eq!(mp3.data, &[0xFF, 0xFB]);
+        let pcmu = AudioTag::parse(&[0x82, 1]).unwrap();
+        assert_eq!((pcmu.codec, pcmu.sound_rate_hz), (AudioCodec::G711MuLaw, 5_512));
+        assert_eq!(AudioTag::parse(&[0xC0]), Err(CodecError::Unsupported("SoundFormat")));
+        assert_eq!(AudioTag::parse(&[0xAF]), Err(CodecError::Truncated));
+    }
+
+    #[test]
+    fn parses_enhanced_audio() {
+        // ExHeader | SequenceStart, "Opus", OpusHead(2 channels, 48 kHz).
+        let mut body = vec![0x90];
+        body.extend_from_slice(b"Opus");
+        body.extend_from_slice(b"OpusHead");
+        body.extend_from_slice(&[1, 2, 0x38, 0x01, 0x80, 0xBB, 0, 0, 0, 0, 0]);
+        let tag = AudioTag::parse(&body).unwrap();
+        assert!(tag.enhanced && tag.is_sequence_header());
+        assert_eq!(tag.codec, AudioCodec::Opus);
+        let head = OpusHead::parse(tag.data).unwrap();
+        assert_eq!((head.channels, head.input_sample_rate), (2, 48_000));
+
+        let mut body = vec![0x91];
+        body.extend_from_slice(b"mp4a");
+        body.push(0x21);
+        let tag = AudioTag::parse(&body).unwrap();
+        assert_eq!((tag.codec, tag.packet, tag.data), (AudioCodec::Aac, AudioPacket::Frame, &[0x21][..]));
+
+        // Multitrack ManyTracks, CodedFrames, ".mp3", track 1 of 2 bytes, then junk.
+        let mut body = vec![0x95, 0x11];
+        body.extend_from_slice(b".mp3");
+        body.extend_from_slice(&[1, 0, 0, 2, 0xAA, 0xBB, 2, 0, 0, 1, 0xCC]);
+        let tag = AudioTag::parse(&body).unwrap();
+        assert_eq!((tag.codec, tag.track_id, tag.data), (AudioCodec::Mp3, 1, &[0xAA, 0xBB][..]));
+    }
+
+    #[test]
+    fn asc_escape_explicit_rate_and_sbr() {
+        // AOT 31 escape → 32 + 10 = 42; index 15 → explicit 0x00BB80 (48000); ch 2.
+        // bits: 11111 001010 1111 000000001011101110000000 0010
+        let asc = AudioSpecificConfig::parse(&bits_to_bytes(
+            "1111100101011110000000010111011100000000010",
+        ))
+        .unwrap();
+        assert_eq!(asc.object_type, 42);
+        assert_eq!(asc.sampling_frequency_index, None);
+        assert_eq!((asc.sample_rate, asc.channel_config), (48_000, 2));
+        assert!(asc.adts_header(10).is_err());
+
+        // HE-AAC explicit: AOT 5, core 24 kHz (6), ch 2, ext 48 kHz (3), core AOT 2.
+        // bits: 00101 0110 0010 0011 00010 0
+        let asc = AudioSpecificConfig::parse(&bits_to_bytes("001010110001000110001000")).unwrap();
+        assert!(asc.sbr && !asc.ps);
+        assert_eq!((asc.object_type, asc.core_object_type), (5, 2));
+        assert_eq!((asc.sample_rate, asc.output_sample_rate), (24_000, 48_000));
+        let h = asc.adts_header(0).unwrap();
+        assert_eq!(h[2] >> 6, 1, "ADTS profile is LC");
+        assert_eq!((h[2] >> 2) & 0x0F, 6, "ADTS carries the core rate");
+
+        // 960-sample frames.
+        let asc = AudioSpecificConfig::parse(&bits_to_bytes("0001000110001100")).unwrap();
+        assert_eq!(asc.frame_length, 960);
+        assert!(AudioSpecificConfig::parse(&[0x16, 0x80]).is_err(), "reserved index 13");
+        assert!(AudioSpecificConfig::parse(&[0x12]).is_err());
+    }
+
+    #[test]
+    fn adts_header_fields() {
+        let asc = AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap(); // LC 44.1k stereo
+        let h = asc.adts_header(100).unwrap();
+        // Known-good header for LC/44100/stereo/107 bytes as written by ffmpeg.
+        assert_eq!(h, [0xFF, 0xF1, 0x50, 0x80, 0x0D, 0x7F, 0xFC]);
+        let len = (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+        assert_eq!(len, 107);
+        let mut out = Vec::new();
+        asc.write_adts(&[1, 2, 3], &mut out).unwrap();
+        assert_eq!(out.len(), 10);
+        assert_eq!(asc.adts_header(8185), Err(CodecError::TooLarge("ADTS frame")));
+        assert!(asc.adts_header(8184).is_ok());
+    }
+
+    #[test]
+    fn malformed_never_panics() {
+        let mut seed = 99u32;
+        for _ in 0..5000 {
+            let mut b = Vec::new();
+            for _ in 0..(seed % 20) {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                b.push((seed >> 16) as u8);
+            }
+            if let Ok(tag) = AudioTag::parse(&b) {
+                let _ = AudioSpecificConfig::parse(tag.data);
+                let _ = OpusHead::parse(tag.data);
+            }
+            let _ = AudioSpecificConfig::parse(&b);
+        }
+    }
+
+    fn bits_to_bytes(bits: &str) -> Vec<u8> {
+        let mut out = vec![0u8; bits.len().div_ceil(8)];
+        for (i, c) in bits.chars().enumerate() {
+            if c == '1' {
+                out[i / 8] |= 0x80 >> (i % 8);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,8 @@
+//! Sans-IO protocol code. No sockets, no runtime, no clock reads: callers pass
+//! bytes and `now` in and drain bytes and events out.
+
+pub mod codec;
+pub mod flv;
+pub mod hls;
+pub mod mpegts;
+pub mod rtmp;
