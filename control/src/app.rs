@@ -13,6 +13,8 @@ pub trait EngineControl: Send + Sync + 'static {
     fn drop_stream(&self, stream_name: &str);
     /// Problems with a stream's media that viewers should know about.
     fn warnings(&self, stream_name: &str) -> Vec<String>;
+    /// What the stream carries (codecs, resolution), once known.
+    fn media(&self, stream_name: &str) -> Option<serde_json::Value>;
 }
 
 #[derive(Clone)]
@@ -44,6 +46,10 @@ impl AppState {
 
     pub(crate) fn engine_warnings(&self, stream_name: &str) -> Vec<String> {
         self.engine.as_ref().map(|e| e.warnings(stream_name)).unwrap_or_default()
+    }
+
+    pub(crate) fn engine_media(&self, stream_name: &str) -> Option<serde_json::Value> {
+        self.engine.as_ref().and_then(|e| e.media(stream_name))
     }
 }
 

@@ -204,11 +204,13 @@ impl Default for RtmpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpMediaConfig {
     pub listen: String,
+    /// Access-Control-Allow-Origin on the media port.
+    pub cors_origin: String,
 }
 
 impl Default for HttpMediaConfig {
     fn default() -> Self {
-        Self { listen: "0.0.0.0:8081".into() }
+        Self { listen: "0.0.0.0:8081".into(), cors_origin: "*".into() }
     }
 }
 
@@ -255,11 +257,46 @@ pub struct EngineConfig {
     pub io: IoDriver,
     /// Disable the media engine entirely (control plane only).
     pub enabled: bool,
+    /// Pin shard N to core N.
+    pub pin_cores: bool,
+    /// Per-player write coalescing window (ms); 0 writes every message at once.
+    pub merge_window_ms: u64,
+    /// Outgoing RTMP chunk size.
+    pub rtmp_chunk_size: u32,
+    /// A publisher silent this long may be replaced by a new one with the same key.
+    pub idle_publisher_timeout_secs: u64,
+    /// Players wait this long for a publisher to come back before the stream ends.
+    pub unpublish_grace_secs: u64,
+    /// An RTMP player waits this long for a stream that is not live yet.
+    pub play_wait_secs: u64,
+    /// HTTP-FLV / HLS requests wait this long for a stream before 404.
+    pub http_wait_secs: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Per-player queue bound in bytes (beyond it video drops to the next keyframe).
+    pub player_queue_bytes: usize,
+    /// Idle timeout of media connections (seconds).
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { shards: 0, io: IoDriver::Auto, enabled: true }
+        Self {
+            shards: 0,
+            io: IoDriver::Auto,
+            enabled: true,
+            pin_cores: false,
+            merge_window_ms: 30,
+            rtmp_chunk_size: 4096,
+            idle_publisher_timeout_secs: 10,
+            unpublish_grace_secs: 5,
+            play_wait_secs: 10,
+            http_wait_secs: 3,
+            max_connections: 20_000,
+            max_connections_per_ip: 5_000,
+            player_queue_bytes: 4 << 20,
+            idle_timeout_secs: 30,
+        }
     }
 }
 
@@ -431,6 +468,18 @@ impl Config {
                     message: format!("{addr:?} is not an address like 0.0.0.0:1935"),
                 });
             }
+        }
+        if !(128..=65536).contains(&self.engine.rtmp_chunk_size) {
+            return Err(ConfigError::Invalid {
+                key: "engine.rtmp_chunk_size".into(),
+                message: "must be between 128 and 65536".into(),
+            });
+        }
+        if self.engine.merge_window_ms > 1000 {
+            return Err(ConfigError::Invalid {
+                key: "engine.merge_window_ms".into(),
+                message: "must be at most 1000".into(),
+            });
         }
         if self.hls.fragment_secs == 0 || self.hls.playlist_secs < self.hls.fragment_secs {
             return Err(ConfigError::Invalid {

@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod engine_link;
 pub mod error;
 pub mod metrics;
 pub mod routes;

@@ -98,6 +98,17 @@ async fn serve(cfg: Config, no_migrate: bool) -> anyhow::Result<()> {
         mode = ?cfg.server.mode,
         "control API listening"
     );
-    let state = AppState::new(cfg, store, cache);
-    server::serve(state, listener, server::shutdown_signal()).await
+    let engine = if cfg.engine.enabled { Some(control::engine_link::start(&cfg)?) } else { None };
+    let mut state = AppState::new(cfg, store, cache);
+    if let Some(e) = &engine {
+        state = state.with_engine(e.clone());
+        tokio::spawn(control::engine_link::run_events(state.clone(), e.clone()));
+    }
+    let result = server::serve(state, listener, server::shutdown_signal()).await;
+    if let Some(e) = engine {
+        // Ends players and publishers cleanly (RTMP StreamEOF, last HTTP chunk).
+        let eng = e.engine.clone();
+        tokio::task::spawn_blocking(move || eng.shutdown(std::time::Duration::from_secs(4))).await.ok();
+    }
+    result
 }

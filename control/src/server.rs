@@ -31,17 +31,37 @@ pub async fn bind(cfg: &Config) -> anyhow::Result<tokio::net::TcpListener> {
         .with_context(|| format!("cannot listen on {addr} (server.host/server.port)"))
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// After the shutdown signal, how long in-flight requests may take before the
+/// server stops anyway (a client stalled mid-request would otherwise hold it forever).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves the API on `listener` until `shutdown` resolves (then drains for at most
+/// [`SHUTDOWN_GRACE`]).
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let router = crate::routes::router(state);
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("control API server failed")
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        });
+    let deadline = async move {
+        match stopping_rx.await {
+            Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = async { server.await } => r.context("control API server failed"),
+        () = deadline => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still in flight after the shutdown grace period; stopping anyway");
+            Ok(())
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,6 +1,30 @@
 //! MicroVibe Live media engine.
 //!
-//! How the pieces run: `proto` holds sans-IO protocol code (bytes and `now` in,
-//! bytes and events out). The shard runtime (one monoio runtime per core) drives it.
+//! How the pieces run: [`Engine::start`] starts one OS thread per shard, each
+//! running one monoio runtime (io_uring, or epoll where io_uring is unavailable).
+//! Every shard accepts RTMP and HTTP connections on the same ports (SO_REUSEPORT)
+//! and drives the sans-IO protocol code in [`proto`] (bytes and `now` in, bytes and
+//! events out). A stream lives on its home shard (hash of its name), which sends
+//! each frame once to each shard with players; shards fan out locally, writing each
+//! player's pending frames as one vectored write per merge window. The control
+//! plane talks to the engine over the lock-free [`link`].
 
+pub mod config;
+pub mod engine;
+pub mod flv_play;
+pub mod frame;
+pub mod gop;
+pub mod hls_serve;
+pub mod http;
+pub mod inbox;
+pub mod link;
+pub mod listen;
+pub mod player;
 pub mod proto;
+pub mod rtmp_conn;
+pub mod shard;
+pub mod stat;
+
+pub use config::{EngineConfig, IoMode};
+pub use engine::{Engine, StartError};
+pub use link::{Command, EngineEvent, Protocol, PublishDecision, StreamInfo};

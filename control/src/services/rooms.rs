@@ -231,6 +231,7 @@ impl AppState {
                 "whep": format!("{}/{name}", base(&s.whep_server)),
             },
             "warnings": self.engine_warnings(name),
+            "media": if r.status == RoomStatus::Live { self.engine_media(name) } else { None },
         });
         if owner {
             v["stream_key"] = json!(r.stream_key);

@@ -6,3 +6,4 @@ pub mod flv;
 pub mod hls;
 pub mod mpegts;
 pub mod rtmp;
+pub mod websocket;

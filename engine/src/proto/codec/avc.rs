@@ -111,10 +111,10 @@ impl<'a> VideoTag<'a> {
     /// Parses a video tag body: legacy `VideoTagHeader` or E-RTMP
     /// `ExVideoTagHeader` (when bit 7 of the first byte, IsExHeader, is set).
     pub fn parse(body: &'a [u8]) -> Result<Self, CodecError> {
-        let first = *body.first().ok_or(CodecError::Truncated)?;
+        let (&first, rest) = body.split_first().ok_or(CodecError::Truncated)?;
         let frame_type = VideoFrameType::from_bits((first >> 4) & 0x07);
         if first & 0x80 != 0 {
-            return parse_enhanced(body, frame_type);
+            return parse_enhanced(first, rest, frame_type);
         }
         let codec = match first & 0x0F {
             1 => VideoCodec::Jpeg,
@@ -138,7 +138,6 @@ impl<'a> VideoTag<'a> {
             track_id: 0,
             data: &[],
         };
-        let rest = &body[1..];
         if frame_type == VideoFrameType::Command {
             let cmd = rest.first().copied().unwrap_or(0);
             tag.packet = VideoPacket::Command(cmd);
@@ -165,7 +164,10 @@ impl<'a> VideoTag<'a> {
     /// True for a key frame carrying coded data (not a sequence header).
     pub fn is_keyframe(&self) -> bool {
         self.packet == VideoPacket::Frame
-            && matches!(self.frame_type, VideoFrameType::Key | VideoFrameType::GeneratedKey)
+            && matches!(
+                self.frame_type,
+                VideoFrameType::Key | VideoFrameType::GeneratedKey
+            )
     }
 
     /// True for a decoder configuration record.
@@ -230,12 +232,21 @@ pub(super) fn skip_mod_ex(mut packet_type: u8, mut rest: &[u8]) -> Result<(u8, &
     Ok((packet_type, rest))
 }
 
-/// E-RTMP multitrack prefix: returns (codec FourCC if shared, track id,
-/// first track's data, inner packet type).
+/// The first track of an E-RTMP multitrack message.
+pub(super) struct FirstTrack<'a> {
+    pub(super) fourcc: [u8; 4],
+    pub(super) track_id: u8,
+    /// The packet type shared by the tracks.
+    pub(super) packet_type: u8,
+    /// The first track's body.
+    pub(super) data: &'a [u8],
+}
+
+/// Parses an E-RTMP multitrack prefix (after `VideoPacketType` /
+/// `AudioPacketType` = Multitrack) and returns the first track.
 ///
 /// `AvMultitrackType`: 0 OneTrack, 1 ManyTracks, 2 ManyTracksManyCodecs.
-/// Only the first track is exposed.
-pub(super) fn first_track(rest: &[u8]) -> Result<([u8; 4], u8, u8, &[u8]), CodecError> {
+pub(super) fn first_track(rest: &[u8]) -> Result<FirstTrack<'_>, CodecError> {
     let (&b, rest) = rest.split_first().ok_or(CodecError::Truncated)?;
     let multitrack_type = b >> 4;
     let packet_type = b & 0x0F;
@@ -259,13 +270,20 @@ pub(super) fn first_track(rest: &[u8]) -> Result<([u8; 4], u8, u8, &[u8]), Codec
         };
         rest = r.get(..size).ok_or(CodecError::Truncated)?;
     }
-    Ok((cc, track_id, packet_type, rest))
+    Ok(FirstTrack {
+        fourcc: cc,
+        track_id,
+        packet_type,
+        data: rest,
+    })
 }
 
 /// Parses an E-RTMP `ExVideoTagHeader` and the start of `ExVideoTagBody`.
-fn parse_enhanced(body: &[u8], frame_type: VideoFrameType) -> Result<VideoTag<'_>, CodecError> {
-    let first = body[0];
-    let rest = &body[1..];
+fn parse_enhanced(
+    first: u8,
+    rest: &[u8],
+    frame_type: VideoFrameType,
+) -> Result<VideoTag<'_>, CodecError> {
     let (packet_type, rest) = skip_mod_ex(first & 0x0F, rest)?;
     const METADATA: u8 = 4;
     const MULTITRACK: u8 = 6;
@@ -274,7 +292,8 @@ fn parse_enhanced(body: &[u8], frame_type: VideoFrameType) -> Result<VideoTag<'_
         return Err(CodecError::Unsupported("E-RTMP video command frame"));
     }
     let (cc, track_id, packet_type, rest) = if packet_type == MULTITRACK {
-        first_track(rest)?
+        let t = first_track(rest)?;
+        (t.fourcc, t.track_id, t.packet_type, t.data)
     } else {
         let (cc, rest) = split_fourcc(rest)?;
         (cc, 0, packet_type, rest)
@@ -334,12 +353,22 @@ pub struct AvcConfig {
 impl AvcConfig {
     /// Parses a record (the `data` of a video sequence header tag).
     pub fn parse(record: &[u8]) -> Result<AvcConfig, CodecError> {
-        let [version, profile, compatibility, level, len_byte, sps_count, rest @ ..] = record
+        let [
+            version,
+            profile,
+            compatibility,
+            level,
+            len_byte,
+            sps_count,
+            rest @ ..,
+        ] = record
         else {
             return Err(CodecError::Truncated);
         };
         if *version != 1 {
-            return Err(CodecError::Unsupported("AVCDecoderConfigurationRecord version"));
+            return Err(CodecError::Unsupported(
+                "AVCDecoderConfigurationRecord version",
+            ));
         }
         let nalu_length_size = (len_byte & 0x03) + 1;
         if nalu_length_size == 3 {
@@ -375,7 +404,10 @@ impl AvcConfig {
 
     /// The RFC 6381 codecs string, e.g. `avc1.64001f`.
     pub fn codecs_string(&self) -> String {
-        format!("avc1.{:02x}{:02x}{:02x}", self.profile, self.compatibility, self.level)
+        format!(
+            "avc1.{:02x}{:02x}{:02x}",
+            self.profile, self.compatibility, self.level
+        )
     }
 }
 
@@ -431,7 +463,9 @@ impl<'a> Iterator for AvccNalus<'a> {
             self.data = &[];
             return Some(Err(CodecError::Truncated));
         };
-        let len = prefix.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let len = prefix
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         let end = self.length_size.checked_add(len);
         match end.and_then(|end| self.data.get(self.length_size..end)) {
             Some(nal) => {
@@ -500,7 +534,11 @@ pub fn annexb_nalus(data: &[u8]) -> AnnexBNalus<'_> {
 /// code, including one extra leading zero if present, index after it).
 fn find_start_code(data: &[u8]) -> Option<(usize, usize)> {
     let pos = data.windows(3).position(|w| w == [0, 0, 1])?;
-    let begin = if pos > 0 && data[pos - 1] == 0 { pos - 1 } else { pos };
+    let begin = if pos > 0 && data[pos - 1] == 0 {
+        pos - 1
+    } else {
+        pos
+    };
     Some((begin, pos + 3))
 }
 
@@ -602,7 +640,10 @@ mod tests {
         body.extend_from_slice(b"av01");
         body.push(0x12);
         let tag = VideoTag::parse(&body).unwrap();
-        assert_eq!((tag.codec, tag.packet), (VideoCodec::Av1, VideoPacket::Frame));
+        assert_eq!(
+            (tag.codec, tag.packet),
+            (VideoCodec::Av1, VideoPacket::Frame)
+        );
         assert_eq!(tag.data, &[0x12]);
 
         // vp09 CodedFrames: no composition time either.
@@ -629,7 +670,10 @@ mod tests {
         // Unknown FourCC fails in a controlled way.
         let mut body = vec![0x90];
         body.extend_from_slice(b"xxxx");
-        assert_eq!(VideoTag::parse(&body), Err(CodecError::Unsupported("video FourCC")));
+        assert_eq!(
+            VideoTag::parse(&body),
+            Err(CodecError::Unsupported("video FourCC"))
+        );
     }
 
     #[test]
@@ -637,15 +681,22 @@ mod tests {
         let avcc = [0, 0, 0, 2, 0x09, 0xF0, 0, 0, 0, 3, 0x65, 0x88, 0x84];
         let mut out = vec![0xEE];
         avcc_to_annexb(&avcc, 4, &mut out).unwrap();
-        assert_eq!(out, [0xEE, 0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x65, 0x88, 0x84]);
+        assert_eq!(
+            out,
+            [0xEE, 0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x65, 0x88, 0x84]
+        );
         let nalus: Vec<_> = annexb_nalus(&out[1..]).collect();
         assert_eq!(nalus, vec![&[0x09, 0xF0][..], &[0x65, 0x88, 0x84][..]]);
         // 3-byte start codes and trailing zeros.
-        let nalus: Vec<_> = annexb_nalus(&[0xFF, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 0, 0]).collect();
+        let nalus: Vec<_> =
+            annexb_nalus(&[0xFF, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 0, 0]).collect();
         assert_eq!(nalus, vec![&[0x67, 1][..], &[0x68][..]]);
         // Truncation leaves the output untouched.
         let mut out = vec![1];
-        assert_eq!(avcc_to_annexb(&avcc[..12], 4, &mut out), Err(CodecError::Truncated));
+        assert_eq!(
+            avcc_to_annexb(&avcc[..12], 4, &mut out),
+            Err(CodecError::Truncated)
+        );
         assert_eq!(out, [1]);
         let two: Vec<_> = avcc_nalus(&[0, 1, 0x41, 0, 1, 0x65], 2).collect();
         assert_eq!(two, vec![Ok(&[0x41][..]), Ok(&[0x65][..])]);

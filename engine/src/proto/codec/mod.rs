@@ -249,9 +249,7 @@ impl MediaInfo {
                     codecs: Some("opus".to_owned()),
                 }
             }
-            (codec, AudioPacket::Frame)
-                if self.audio.as_ref().is_none_or(|a| a.codec != codec) =>
-            {
+            (codec, AudioPacket::Frame) if self.audio.as_ref().is_none_or(|a| a.codec != codec) => {
                 AudioInfo {
                     codec,
                     sample_rate: tag.sound_rate_hz,
@@ -305,18 +303,30 @@ mod tests {
         // A frame of the same codec does not reset the size.
         assert!(!info.update_from_video_tag(&[0x27, 1, 0, 0, 0]).unwrap());
         let v = info.video.clone().unwrap();
-        assert_eq!((v.codec.name(), v.width, v.height, v.fps), ("H264", 320, 240, Some(15.0)));
+        assert_eq!(
+            (v.codec.name(), v.width, v.height, v.fps),
+            ("H264", 320, 240, Some(15.0))
+        );
         assert_eq!(v.codecs.as_deref(), Some("avc1.64000c"));
 
-        assert!(info.update_from_audio_tag(&[0xAF, 0x00, 0x11, 0x88]).unwrap());
+        assert!(
+            info.update_from_audio_tag(&[0xAF, 0x00, 0x11, 0x88])
+                .unwrap()
+        );
         assert!(!info.update_from_audio_tag(&[0xAF, 0x01, 0x21]).unwrap());
         let a = info.audio.clone().unwrap();
-        assert_eq!((a.codec.name(), a.sample_rate, a.channels), ("AAC", 48_000, 1));
+        assert_eq!(
+            (a.codec.name(), a.sample_rate, a.channels),
+            ("AAC", 48_000, 1)
+        );
 
         let mut mp3 = MediaInfo::default();
         assert!(mp3.update_from_audio_tag(&[0x2F, 0xFF]).unwrap());
         let a = mp3.audio.unwrap();
-        assert_eq!((a.codec, a.sample_rate, a.channels), (AudioCodec::Mp3, 44_100, 2));
+        assert_eq!(
+            (a.codec, a.sample_rate, a.channels),
+            (AudioCodec::Mp3, 44_100, 2)
+        );
         assert!(MediaInfo::default().update_from_video_tag(&[]).is_err());
     }
 
@@ -347,7 +357,10 @@ mod tests {
                         frames += 1;
                         seen_max_ct = seen_max_ct.max(v.composition_time_ms);
                         assert!(avcc_nalus(v.data, cfg.nalu_length_size).all(|n| n.is_ok()));
-                        assert_eq!(v.is_keyframe(), avcc_contains_idr(v.data, cfg.nalu_length_size));
+                        assert_eq!(
+                            v.is_keyframe(),
+                            avcc_contains_idr(v.data, cfg.nalu_length_size)
+                        );
                         seen_keyframes += usize::from(v.is_keyframe());
                         let mut annexb = Vec::new();
                         avcc_to_annexb(v.data, cfg.nalu_length_size, &mut annexb).unwrap();

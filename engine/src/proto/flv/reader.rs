@@ -129,9 +129,11 @@ impl FlvReader {
                 return Ok(None);
             };
             let type_byte = head[0];
-            let size = (usize::from(head[1]) << 16) | (usize::from(head[2]) << 8) | usize::from(head[3]);
+            let size =
+                (usize::from(head[1]) << 16) | (usize::from(head[2]) << 8) | usize::from(head[3]);
             let timestamp_ms = u32::from_be_bytes([head[7], head[4], head[5], head[6]]);
-            let stream_id = (u32::from(head[8]) << 16) | (u32::from(head[9]) << 8) | u32::from(head[10]);
+            let stream_id =
+                (u32::from(head[8]) << 16) | (u32::from(head[9]) << 8) | u32::from(head[10]);
             if type_byte & 0x20 != 0 {
                 return Err(FlvError::Unsupported("filtered (encrypted) tag"));
             }
@@ -253,7 +255,8 @@ mod tests {
         let h = reader.header().unwrap();
         let mut rebuilt = file_header(h.has_audio, h.has_video).to_vec();
         for tag in &tags {
-            rebuilt.extend_from_slice(&encode_tag(tag.tag_type, tag.timestamp_ms, &tag.body).unwrap());
+            rebuilt
+                .extend_from_slice(&encode_tag(tag.tag_type, tag.timestamp_ms, &tag.body).unwrap());
         }
         assert_eq!(rebuilt, file);
     }
@@ -272,7 +275,13 @@ mod tests {
         let mut r = FlvReader::new(100);
         r.handle_input(&file_header(true, true));
         r.handle_input(&[9, 0, 0, 101, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(r.poll_tag(), Err(FlvError::TagTooLarge { size: 101, limit: 100 }));
+        assert_eq!(
+            r.poll_tag(),
+            Err(FlvError::TagTooLarge {
+                size: 101,
+                limit: 100
+            })
+        );
 
         let mut r = FlvReader::new(100);
         r.handle_input(b"FLV\x01\x05\xFF\xFF\xFF\xFF");
@@ -292,7 +301,10 @@ mod tests {
         let (reader, tags) = read_all(&stream, 3).unwrap();
         assert_eq!(reader.skipped_tags(), 1);
         assert_eq!(tags.len(), 1);
-        assert_eq!((tags[0].timestamp_ms, &tags[0].body[..]), (5, &[1, 2, 3][..]));
+        assert_eq!(
+            (tags[0].timestamp_ms, &tags[0].body[..]),
+            (5, &[1, 2, 3][..])
+        );
     }
 
     #[test]

@@ -335,15 +335,14 @@ impl ChunkDecoder {
                 .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
         };
         match prev {
-            _ if fmt <= 2 => {
-                if h.timestamp_field == EXTENDED_TIMESTAMP {
-                    let Some(v) = read_ext(pos) else {
-                        return Ok(None);
-                    };
-                    h.ext = Some(v);
-                    pos += 4;
-                }
+            _ if fmt <= 2 && h.timestamp_field == EXTENDED_TIMESTAMP => {
+                let Some(v) = read_ext(pos) else {
+                    return Ok(None);
+                };
+                h.ext = Some(v);
+                pos += 4;
             }
+            _ if fmt <= 2 => {}
             Some(st) if st.extended => {
                 let Some(v) = read_ext(pos) else {
                     return Ok(None);

@@ -250,7 +250,7 @@ fn stateful_encoder_roundtrip_with_compression() {
         };
         ts = if i == 100 { 5 } else { ts + 23 };
         if i == 150 {
-            ts = 0xFFFF_F0;
+            ts = 0x00FF_FFF0;
         }
         let h = hdr(csid, ts, type_id, 1);
         let p = payload(len, i as u8);

@@ -1,0 +1,154 @@
+//! The control plane's side of the control link: starts the engine with the
+//! configured settings, answers its publish requests, and turns its events into
+//! room status and viewer counts.
+
+use crate::app::{AppState, EngineControl};
+use crate::config::{Config, IoDriver};
+use crate::services::rooms::PublishDenied;
+use engine::{Command, Engine, EngineConfig, EngineEvent, IoMode, PublishDecision, StreamInfo};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Maps the TOML config onto the engine's.
+pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
+    let e = &cfg.engine;
+    let parse = |key: &str, v: &str| -> anyhow::Result<std::net::SocketAddr> {
+        v.parse().map_err(|_| anyhow::anyhow!("config key {key}: {v:?} is not an address like 0.0.0.0:1935"))
+    };
+    Ok(EngineConfig {
+        shards: e.shards,
+        io: match e.io {
+            IoDriver::Auto => IoMode::Auto,
+            IoDriver::IoUring => IoMode::IoUring,
+            IoDriver::Epoll => IoMode::Epoll,
+        },
+        pin_cores: e.pin_cores,
+        rtmp_listen: parse("rtmp.listen", &cfg.rtmp.listen)?,
+        rtmp_apps: cfg.rtmp.apps.clone(),
+        http_listen: parse("http_media.listen", &cfg.http_media.listen)?,
+        rtmp_chunk_size: e.rtmp_chunk_size,
+        idle_timeout: Duration::from_secs(e.idle_timeout_secs.max(5)),
+        max_connections: e.max_connections,
+        max_connections_per_ip: e.max_connections_per_ip,
+        idle_publisher_timeout: Duration::from_secs(e.idle_publisher_timeout_secs),
+        unpublish_grace: Duration::from_secs(e.unpublish_grace_secs),
+        play_wait: Duration::from_secs(e.play_wait_secs),
+        flv_wait: Duration::from_secs(e.http_wait_secs),
+        merge_window: Duration::from_millis(e.merge_window_ms),
+        player_queue_bytes: e.player_queue_bytes,
+        admin_token: cfg.server.admin_token.clone(),
+        cors_origin: cfg.http_media.cors_origin.clone(),
+        hls_fragment: Duration::from_secs(cfg.hls.fragment_secs),
+        hls_window: Duration::from_secs(cfg.hls.playlist_secs),
+        hls_path: cfg.hls.path.clone(),
+        ..EngineConfig::default()
+    })
+}
+
+/// The engine as the services see it.
+pub struct EngineHandle {
+    pub engine: Arc<Engine>,
+    info: Mutex<HashMap<String, StreamInfo>>,
+}
+
+impl EngineControl for EngineHandle {
+    fn drop_stream(&self, stream_name: &str) {
+        self.engine.command(Command::DropStream { stream_name: stream_name.to_owned() });
+    }
+
+    fn warnings(&self, stream_name: &str) -> Vec<String> {
+        let info = self.info.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = vec![];
+        if let Some(i) = info.get(stream_name) {
+            if let Some(v) = &i.video_codec {
+                if v != "H264" {
+                    w.push(format!("video codec {v}: HLS needs H.264"));
+                }
+            }
+            if let Some(a) = &i.audio_codec {
+                if a != "AAC" {
+                    w.push(format!("audio codec {a}: HLS needs AAC"));
+                }
+            }
+        }
+        w
+    }
+
+    fn media(&self, stream_name: &str) -> Option<serde_json::Value> {
+        let info = self.info.lock().unwrap_or_else(|p| p.into_inner());
+        info.get(stream_name).map(|i| {
+            serde_json::json!({
+                "video_codec": i.video_codec, "width": i.width, "height": i.height, "fps": i.fps,
+                "audio_codec": i.audio_codec, "audio_sample_rate": i.audio_sample_rate, "audio_channels": i.audio_channels,
+            })
+        })
+    }
+}
+
+/// Starts the engine; returns its handle for the services.
+pub fn start(cfg: &Config) -> anyhow::Result<Arc<EngineHandle>> {
+    let ecfg = engine_config(cfg)?;
+    let engine = Engine::start(ecfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let drivers = engine.drivers();
+    tracing::info!(shards = drivers.len(), drivers = ?drivers, rtmp = %cfg.rtmp.listen, http = %cfg.http_media.listen, "media engine started");
+    Ok(Arc::new(EngineHandle { engine: Arc::new(engine), info: Mutex::new(HashMap::new()) }))
+}
+
+/// Serves the engine's events until the engine is gone.
+pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
+    loop {
+        let ev = handle.engine.next_event().await;
+        match ev {
+            EngineEvent::PublishRequest { app, key, addr, protocol, reply } => {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let decision = match state.authorize_publish(&app, &key).await {
+                        Ok(Ok(g)) => PublishDecision::Allow { room_id: g.room_id, stream_name: g.stream_name },
+                        Ok(Err(why)) => {
+                            tracing::info!(%addr, app = %app, protocol = protocol.as_str(), reason = ?why, "publish refused");
+                            PublishDecision::Deny {
+                                reason: match why {
+                                    PublishDenied::UnknownKey => "unknown stream key",
+                                    PublishDenied::Ended => "this room has ended",
+                                    PublishDenied::BadApp => "unknown application",
+                                }
+                                .into(),
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "publish authorization failed");
+                            PublishDecision::Deny { reason: "authorization unavailable".into() }
+                        }
+                    };
+                    let _ = reply.send(decision);
+                });
+            }
+            EngineEvent::PublishStarted { room_id, stream_name } => {
+                tracing::info!(room = room_id, stream = %stream_name, "stream started");
+            }
+            EngineEvent::StreamInfo { room_id, stream_name, info } => {
+                tracing::info!(room = room_id, stream = %stream_name, ?info, "stream media");
+                handle.info.lock().unwrap_or_else(|p| p.into_inner()).insert(stream_name, info);
+            }
+            EngineEvent::PublishEnded { room_id, stream_name } => {
+                handle.info.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream_name);
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = state.publish_done(room_id).await {
+                        tracing::warn!(room = room_id, error = %e, "cannot mark room ended");
+                    }
+                });
+            }
+            EngineEvent::PlayerJoined { room_id, .. } | EngineEvent::PlayerLeft { room_id, .. } => {
+                let delta = if matches!(ev, EngineEvent::PlayerJoined { .. }) { 1 } else { -1 };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = state.viewer_delta(room_id, delta).await {
+                        tracing::debug!(room = room_id, error = %e, "viewer count not updated");
+                    }
+                });
+            }
+        }
+    }
+}

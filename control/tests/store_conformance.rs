@@ -1,0 +1,506 @@
+//! One conformance suite over the `Store` trait, run on both backends: SQLite (a
+//! temp file) and PostgreSQL (its own schema in database `test`, dropped when the
+//! test passes). PostgreSQL must be reachable at 127.0.0.1:5432; tests fail if not.
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use common::{Backend, test_config, unique};
+use control::config::Config;
+use control::store::migrations::{self, POSTGRES, SQLITE};
+use control::store::{NewRoom, PushProtocol, Room, RoomFilter, RoomStatus, Store, StoreError};
+use std::sync::Arc;
+
+/// A migrated (unless asked otherwise) store, isolated from every other test.
+struct Ctx {
+    store: Arc<dyn Store>,
+    cfg: Config,
+    backend: Backend,
+    _dir: tempfile::TempDir,
+}
+
+async fn open_unmigrated(backend: Backend) -> Ctx {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = test_config(backend, dir.path());
+    let store = control::app::open_store(&cfg).await.unwrap_or_else(|e| match backend {
+        Backend::Embedded => panic!("cannot open SQLite at {}: {e}", cfg.database.sqlite_path),
+        Backend::Production => panic!(
+            "PostgreSQL must be reachable at {}:{} (database {:?}, user {:?}) for these tests: {e}",
+            cfg.database.host, cfg.database.port, cfg.database.dbname, cfg.database.user
+        ),
+    });
+    Ctx { store, cfg, backend, _dir: dir }
+}
+
+async fn open(backend: Backend) -> Ctx {
+    let ctx = open_unmigrated(backend).await;
+    ctx.store.migrate().await.unwrap_or_else(|e| panic!("{backend:?}: migrations failed: {e}"));
+    ctx
+}
+
+impl Ctx {
+    /// Drops the test's PostgreSQL schema (only reached when the test passed, so a
+    /// failing test leaves its data behind for inspection).
+    async fn finish(self) {
+        if let Backend::Production = self.backend {
+            let d = &self.cfg.database;
+            let conn = format!("host={} port={} user={} dbname={}", d.host, d.port, d.user, d.dbname);
+            let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL unreachable for cleanup: {e}"));
+            let task = tokio::spawn(connection);
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", d.schema))
+                .await
+                .unwrap_or_else(|e| panic!("dropping schema {}: {e}", d.schema));
+            drop(client);
+            let _ = task.await;
+        }
+    }
+
+    async fn user(&self, tag: &str) -> i64 {
+        let name = unique(tag);
+        self.store.create_user(&name, "Nick", "hash").await.unwrap_or_else(|e| panic!("create_user: {e}")).id
+    }
+
+    async fn room(&self, owner_id: i64) -> Room {
+        self.room_with(owner_id, PushProtocol::Rtmp).await
+    }
+
+    async fn room_with(&self, owner_id: i64, push_protocol: PushProtocol) -> Room {
+        self.store.create_room(&new_room(owner_id, push_protocol)).await.unwrap_or_else(|e| panic!("create_room: {e}"))
+    }
+
+    async fn get(&self, id: i64) -> Room {
+        self.store.room_by_id(id).await.unwrap().unwrap_or_else(|| panic!("room {id} should exist"))
+    }
+}
+
+fn new_room(owner_id: i64, push_protocol: PushProtocol) -> NewRoom {
+    let key = unique("key");
+    NewRoom {
+        owner_id,
+        title: "A title".into(),
+        description: "A description".into(),
+        stream_name: unique("sn"),
+        stream_key_hash: format!("hash-of-{key}"),
+        stream_key: key,
+        push_protocol,
+    }
+}
+
+fn latest(b: Backend) -> i64 {
+    match b {
+        Backend::Embedded => migrations::latest(SQLITE),
+        Backend::Production => migrations::latest(POSTGRES),
+    }
+}
+
+/// `t` is a real, recent UTC instant (the test machine and the database share a clock).
+fn assert_recent(what: &str, t: DateTime<Utc>) {
+    let age = Utc::now().signed_duration_since(t);
+    assert!(age.num_seconds().abs() <= 5, "{what} = {t} is not within 5 s of now ({})", Utc::now());
+}
+
+fn assert_same_room(a: &Room, b: &Room) {
+    assert_eq!(a.id, b.id);
+    assert_eq!(a.owner_id, b.owner_id);
+    assert_eq!(a.title, b.title);
+    assert_eq!(a.description, b.description);
+    assert_eq!(a.stream_name, b.stream_name);
+    assert_eq!(a.stream_key, b.stream_key);
+    assert_eq!(a.push_protocol, b.push_protocol);
+    assert_eq!(a.status, b.status);
+    assert_eq!(a.started_at, b.started_at);
+    assert_eq!(a.ended_at, b.ended_at);
+    assert_eq!(a.peak_viewers, b.peak_viewers);
+    assert_eq!(a.created_at, b.created_at);
+    assert_eq!(a.updated_at, b.updated_at);
+}
+
+fn ids(rooms: &[Room]) -> Vec<i64> {
+    rooms.iter().map(|r| r.id).collect()
+}
+
+fn filter(status: Option<RoomStatus>, owner_id: Option<i64>, page: u32, page_size: u32) -> RoomFilter {
+    RoomFilter { status, owner_id, page, page_size }
+}
+
+async fn migrate_is_idempotent(b: Backend) {
+    let ctx = open_unmigrated(b).await;
+    let want = latest(b);
+    assert!(want >= 1);
+    ctx.store.ping().await.unwrap();
+    let expected_name = match b {
+        Backend::Embedded => "sqlite",
+        Backend::Production => "postgres",
+    };
+    assert_eq!(ctx.store.backend(), expected_name);
+    assert_eq!(ctx.store.schema_version().await.unwrap(), (0, want), "a fresh database is at version 0");
+
+    let ran = ctx.store.migrate().await.unwrap();
+    assert_eq!(ran.len() as i64, want, "every migration runs once on a fresh database: {ran:?}");
+    assert_eq!(ran[0], "0001_init");
+    assert_eq!(ctx.store.schema_version().await.unwrap(), (want, want));
+
+    let again = ctx.store.migrate().await.unwrap();
+    assert!(again.is_empty(), "second migrate must be a no-op, ran {again:?}");
+    assert_eq!(ctx.store.schema_version().await.unwrap(), (want, want));
+
+    // A second handle on the same database sees the same version and has nothing to do.
+    let other = control::app::open_store(&ctx.cfg).await.unwrap();
+    assert_eq!(other.schema_version().await.unwrap(), (want, want));
+    assert!(other.migrate().await.unwrap().is_empty());
+    drop(other);
+    ctx.finish().await;
+}
+
+async fn users(b: Backend) {
+    let ctx = open(b).await;
+    let s = &ctx.store;
+    let name = unique("user");
+    let u = s.create_user(&name, "Nick Name", "$argon2id$fake").await.unwrap();
+    assert!(u.id > 0);
+    assert_eq!(u.username, name);
+    assert_eq!(u.nickname, "Nick Name");
+    assert_eq!(u.password_hash, "$argon2id$fake");
+    assert_recent("user.created_at", u.created_at);
+    assert_recent("user.updated_at", u.updated_at);
+    assert!(u.updated_at >= u.created_at);
+
+    match s.create_user(&name, "Other", "h2").await {
+        Err(StoreError::Duplicate(field)) => assert_eq!(field, "username"),
+        other => panic!("duplicate username: expected Duplicate(\"username\"), got {other:?}"),
+    }
+
+    let by_id = s.user_by_id(u.id).await.unwrap().expect("user by id");
+    let by_name = s.user_by_username(&name).await.unwrap().expect("user by username");
+    for got in [&by_id, &by_name] {
+        assert_eq!(got.id, u.id);
+        assert_eq!(got.username, u.username);
+        assert_eq!(got.nickname, u.nickname);
+        assert_eq!(got.password_hash, u.password_hash);
+        assert_eq!(got.created_at, u.created_at, "timestamps round-trip exactly");
+        assert_eq!(got.updated_at, u.updated_at);
+    }
+
+    let u2 = s.create_user(&unique("user"), "", "h").await.unwrap();
+    assert!(u2.id > u.id, "ids increase");
+    assert_eq!(s.user_by_id(u2.id).await.unwrap().unwrap().nickname, "");
+
+    assert!(s.user_by_id(u2.id + 1000).await.unwrap().is_none());
+    assert!(s.user_by_id(-1).await.unwrap().is_none());
+    assert!(s.user_by_username("no_such_user").await.unwrap().is_none());
+    assert!(s.user_by_username(&name.to_uppercase()).await.unwrap().is_none(), "lookups are exact");
+    ctx.finish().await;
+}
+
+async fn rooms_create_and_lookup(b: Backend) {
+    let ctx = open(b).await;
+    let s = &ctx.store;
+    let owner = ctx.user("owner").await;
+    let nr = new_room(owner, PushProtocol::Webrtc);
+    let r = s.create_room(&nr).await.unwrap();
+    assert!(r.id > 0);
+    assert_eq!(r.owner_id, owner);
+    assert_eq!(r.title, nr.title);
+    assert_eq!(r.description, nr.description);
+    assert_eq!(r.stream_name, nr.stream_name);
+    assert_eq!(r.stream_key, nr.stream_key);
+    assert_eq!(r.push_protocol, PushProtocol::Webrtc);
+    assert_eq!(r.status, RoomStatus::Idle);
+    assert_eq!((r.started_at, r.ended_at), (None, None));
+    assert_eq!(r.peak_viewers, 0);
+    assert_recent("room.created_at", r.created_at);
+    assert_recent("room.updated_at", r.updated_at);
+
+    assert_same_room(&s.room_by_id(r.id).await.unwrap().expect("by id"), &r);
+    assert_same_room(&s.room_by_key_hash(&nr.stream_key_hash).await.unwrap().expect("by key hash"), &r);
+    assert_same_room(&s.room_by_stream_name(&nr.stream_name).await.unwrap().expect("by stream name"), &r);
+    let rtmp = ctx.room(owner).await;
+    assert_eq!(rtmp.push_protocol, PushProtocol::Rtmp);
+    assert!(rtmp.id > r.id);
+
+    assert!(s.room_by_id(rtmp.id + 1000).await.unwrap().is_none());
+    assert!(s.room_by_key_hash("no-such-hash").await.unwrap().is_none());
+    assert!(s.room_by_key_hash(&nr.stream_key).await.unwrap().is_none(), "the key itself is not the index");
+    assert!(s.room_by_stream_name("no-such-stream").await.unwrap().is_none());
+
+    // Unique stream names and key hashes.
+    let mut dup = new_room(owner, PushProtocol::Rtmp);
+    dup.stream_name = nr.stream_name.clone();
+    match s.create_room(&dup).await {
+        Err(StoreError::Duplicate(f)) => assert_eq!(f, "stream_name"),
+        other => panic!("duplicate stream_name: expected Duplicate(\"stream_name\"), got {other:?}"),
+    }
+    let mut dup = new_room(owner, PushProtocol::Rtmp);
+    dup.stream_key_hash = nr.stream_key_hash.clone();
+    match s.create_room(&dup).await {
+        Err(StoreError::Duplicate(f)) => assert_eq!(f, "stream_key"),
+        other => panic!("duplicate stream_key_hash: expected Duplicate(\"stream_key\"), got {other:?}"),
+    }
+    // An owner that does not exist is refused (foreign key), and is not a "duplicate".
+    match s.create_room(&new_room(owner + 1000, PushProtocol::Rtmp)).await {
+        Err(StoreError::Duplicate(f)) => panic!("missing owner reported as Duplicate({f})"),
+        Err(_) => {}
+        Ok(r) => panic!("room {} created for a user that does not exist", r.id),
+    }
+    let (_, total) = s.list_rooms(&filter(None, None, 1, 100)).await.unwrap();
+    assert_eq!(total, 2, "failed inserts leave nothing behind");
+    ctx.finish().await;
+}
+
+async fn list_rooms(b: Backend) {
+    let ctx = open(b).await;
+    let s = &ctx.store;
+    let (alice, bob) = (ctx.user("alice").await, ctx.user("bob").await);
+    let (empty, total) = s.list_rooms(&filter(None, None, 1, 20)).await.unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(total, 0);
+
+    // Interleaved creation: a0 b0 a1 a2 b1.
+    let a0 = ctx.room(alice).await;
+    let b0 = ctx.room(bob).await;
+    let a1 = ctx.room(alice).await;
+    let a2 = ctx.room(alice).await;
+    let b1 = ctx.room(bob).await;
+    s.set_room_status(a1.id, &[RoomStatus::Idle], RoomStatus::Live).await.unwrap().expect("a1 live");
+    s.set_room_status(b0.id, &[RoomStatus::Idle], RoomStatus::Ended).await.unwrap().expect("b0 ended");
+
+    let (all, total) = s.list_rooms(&filter(None, None, 1, 20)).await.unwrap();
+    assert_eq!(total, 5);
+    assert_eq!(ids(&all), vec![b1.id, a2.id, a1.id, b0.id, a0.id], "newest first");
+    assert!(all.windows(2).all(|w| w[0].created_at >= w[1].created_at), "created_at non-increasing");
+    assert_same_room(&all[2], &ctx.get(a1.id).await);
+
+    let (live, total) = s.list_rooms(&filter(Some(RoomStatus::Live), None, 1, 20)).await.unwrap();
+    assert_eq!((ids(&live), total), (vec![a1.id], 1));
+    let (ended, total) = s.list_rooms(&filter(Some(RoomStatus::Ended), None, 1, 20)).await.unwrap();
+    assert_eq!((ids(&ended), total), (vec![b0.id], 1));
+    let (idle, total) = s.list_rooms(&filter(Some(RoomStatus::Idle), None, 1, 20)).await.unwrap();
+    assert_eq!((ids(&idle), total), (vec![b1.id, a2.id, a0.id], 3));
+
+    let (mine, total) = s.list_rooms(&filter(None, Some(alice), 1, 20)).await.unwrap();
+    assert_eq!((ids(&mine), total), (vec![a2.id, a1.id, a0.id], 3));
+    let (mine_idle, total) = s.list_rooms(&filter(Some(RoomStatus::Idle), Some(alice), 1, 20)).await.unwrap();
+    assert_eq!((ids(&mine_idle), total), (vec![a2.id, a0.id], 2));
+    let (bob_live, total) = s.list_rooms(&filter(Some(RoomStatus::Live), Some(bob), 1, 20)).await.unwrap();
+    assert_eq!((bob_live.len(), total), (0, 0));
+    let (nobody, total) = s.list_rooms(&filter(None, Some(bob + 1000), 1, 20)).await.unwrap();
+    assert_eq!((nobody.len(), total), (0, 0));
+
+    // Paging: the total is the filter's, not the page's.
+    let (p1, t1) = s.list_rooms(&filter(None, None, 1, 2)).await.unwrap();
+    let (p2, t2) = s.list_rooms(&filter(None, None, 2, 2)).await.unwrap();
+    let (p3, t3) = s.list_rooms(&filter(None, None, 3, 2)).await.unwrap();
+    let (p4, t4) = s.list_rooms(&filter(None, None, 4, 2)).await.unwrap();
+    assert_eq!((ids(&p1), t1), (vec![b1.id, a2.id], 5));
+    assert_eq!((ids(&p2), t2), (vec![a1.id, b0.id], 5));
+    assert_eq!((ids(&p3), t3), (vec![a0.id], 5));
+    assert_eq!((p4.len(), t4), (0, 5), "past the end: empty page, same total");
+    let (p, t) = s.list_rooms(&filter(None, Some(alice), 2, 2)).await.unwrap();
+    assert_eq!((ids(&p), t), (vec![a0.id], 3));
+
+    // Out-of-range paging input is clamped (page 0 is page 1, size 0 is 1, size > 100 is 100).
+    let (p, t) = s.list_rooms(&filter(None, None, 0, 0)).await.unwrap();
+    assert_eq!((ids(&p), t), (vec![b1.id], 5));
+    let (p, _) = s.list_rooms(&filter(None, None, 1, 10_000)).await.unwrap();
+    assert_eq!(p.len(), 5);
+    ctx.finish().await;
+}
+
+async fn update_room_text(b: Backend) {
+    let ctx = open(b).await;
+    let s = &ctx.store;
+    let owner = ctx.user("owner").await;
+    let r = ctx.room(owner).await;
+
+    let t = s.update_room_text(r.id, Some("New title"), None).await.unwrap().expect("room");
+    assert_eq!((t.title.as_str(), t.description.as_str()), ("New title", "A description"));
+    assert!(t.updated_at >= r.updated_at);
+    assert_eq!(t.created_at, r.created_at);
+    assert_eq!(t.stream_key, r.stream_key);
+
+    let d = s.update_room_text(r.id, None, Some("New description")).await.unwrap().expect("room");
+    assert_eq!((d.title.as_str(), d.description.as_str()), ("New title", "New description"));
+
+    let both = s.update_room_text(r.id, Some("T2"), Some("")).await.unwrap().expect("room");
+    assert_eq!((both.title.as_str(), both.description.as_str()), ("T2", ""), "an empty description is a value");
+
+    let none = s.update_room_text(r.id, None, None).await.unwrap().expect("room");
+    assert_eq!((none.title.as_str(), none.description.as_str()), ("T2", ""));
+    assert_same_room(&ctx.get(r.id).await, &none);
+
+    assert!(s.update_room_text(r.id + 1000, Some("x"), None).await.unwrap().is_none());
+    ctx.finish().await;
+}
+
+async fn room_status_transitions(b: Backend) {
+    let ctx = open(b).await;
+    let s = &ctx.store;
+    let owner = ctx.user("owner").await;
+    let r = ctx.room(owner).await;
+    use RoomStatus::{Ended, Idle, Live};
+
+    // idle -> live: started_at set, ended_at clear.
+    let live = s.set_room_status(r.id, &[Idle], Live).await.unwrap().expect("idle -> live");
+    assert_eq!(live.status, Live);
+    let started = live.started_at.expect("started_at set");
+    assert_recent("started_at", started);
+    assert_eq!(live.ended_at, None);
+    assert!(live.updated_at >= r.updated_at);
+    assert_same_room(&ctx.get(r.id).await, &live);
+
+    // Guarded: not idle any more, so an idle -> live move does nothing.
+    assert!(s.set_room_status(r.id, &[Idle], Live).await.unwrap().is_none());
+    assert!(s.set_room_status(r.id, &[Idle, Ended], Ended).await.unwrap().is_none());
+    assert!(s.set_room_status(r.id, &[], Ended).await.unwrap().is_none(), "an empty `from` matches nothing");
+    assert_same_room(&ctx.get(r.id).await, &live);
+
+    // live -> ended: ended_at set, started_at kept.
+    let ended = s.set_room_status(r.id, &[Idle, Live], Ended).await.unwrap().expect("live -> ended");
+    assert_eq!(ended.status, Ended);
+    assert_eq!(ended.started_at, Some(started));
+    let ended_at = ended.ended_at.expect("ended_at set");
+    assert_recent("ended_at", ended_at);
+    assert!(ended_at >= started);
+
+    // Guarded move from the wrong state changes nothing.
+    assert!(s.set_room_status(r.id, &[Idle, Live], Live).await.unwrap().is_none());
+    assert!(s.set_room_status(r.id, &[Live], Ended).await.unwrap().is_none());
+    assert_same_room(&ctx.get(r.id).await, &ended);
+
+    // ended -> live (when allowed) clears ended_at and restarts started_at.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let again = s.set_room_status(r.id, &[Ended], Live).await.unwrap().expect("ended -> live");
+    assert_eq!(again.status, Live);
+    assert_eq!(again.ended_at, None, "going live clears ended_at");
+    assert!(again.started_at.expect("started_at") > started, "started_at is the new start");
+
+    // -> idle.
+    let idle = s.set_room_status(r.id, &[Live], Idle).await.unwrap().expect("live -> idle");
+    assert_eq!(idle.status, Idle);
+    assert_same_room(&ctx.get(r.id).await, &idle);
+
+    // Idle -> ended directly (an owner ending a room that never went live).
+    let r2 = ctx.room(owner).await;
+    let e2 = s.set_room_status(r2.id, &[Idle, Live], Ended).await.unwrap().expect("idle -> ended");
+    assert_eq!((e2.status, e2.started_at), (Ended, None));
+    assert!(e2.ended_at.is_some());
+
+    // A missing room is None, whatever the guard.
+    assert!(s.set_room_status(r2.id + 1000, &RoomStatus::ALL, Live).await.unwrap().is_none());
+
+    // The guard is atomic: of many concurrent idle -> live moves exactly one wins.
+    let r3 = ctx.room(owner).await.id;
+    let mut tasks = vec![];
+    for _ in 0..8 {
+        let st = ctx.store.clone();
+        tasks.push(tokio::spawn(async move { st.set_room_status(r3, &[Idle], Live).await }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap().is_some() {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1, "exactly one concurrent guarded transition may succeed");
+    assert_eq!(ctx.get(r3).await.status, Live);
+    ctx.finish().await;
+}
+
+async fn stream_key_and_peak(b: Backend) {
+    let ctx = open(b).await;
+    let s = &ctx.store;
+    let owner = ctx.user("owner").await;
+    let r = ctx.room(owner).await;
+    let old_hash = format!("hash-of-{}", r.stream_key);
+    assert!(s.room_by_key_hash(&old_hash).await.unwrap().is_some());
+
+    let k = s.set_stream_key(r.id, "new-key", "new-hash").await.unwrap().expect("room");
+    assert_eq!(k.stream_key, "new-key");
+    assert_eq!(
+        (k.title.as_str(), k.stream_name.as_str(), k.status),
+        (r.title.as_str(), r.stream_name.as_str(), r.status)
+    );
+    assert!(s.room_by_key_hash(&old_hash).await.unwrap().is_none(), "the old key hash no longer finds the room");
+    assert_same_room(&s.room_by_key_hash("new-hash").await.unwrap().expect("new hash finds it"), &k);
+    assert!(s.set_stream_key(r.id + 1000, "k", "h").await.unwrap().is_none());
+
+    // Another room cannot take the same hash.
+    let other = ctx.room(owner).await;
+    match s.set_stream_key(other.id, "stolen", "new-hash").await {
+        Err(StoreError::Duplicate(f)) => assert_eq!(f, "stream_key"),
+        res => panic!("reusing a key hash: expected Duplicate(\"stream_key\"), got {res:?}"),
+    }
+    assert_eq!(ctx.get(other.id).await.stream_key, other.stream_key, "a failed key change changes nothing");
+
+    // Peak viewers only ever rise.
+    s.raise_peak_viewers(r.id, 10).await.unwrap();
+    assert_eq!(ctx.get(r.id).await.peak_viewers, 10);
+    s.raise_peak_viewers(r.id, 5).await.unwrap();
+    assert_eq!(ctx.get(r.id).await.peak_viewers, 10);
+    s.raise_peak_viewers(r.id, 10).await.unwrap();
+    assert_eq!(ctx.get(r.id).await.peak_viewers, 10);
+    s.raise_peak_viewers(r.id, 12).await.unwrap();
+    assert_eq!(ctx.get(r.id).await.peak_viewers, 12);
+    assert_eq!(ctx.get(other.id).await.peak_viewers, 0, "only the one room");
+    s.raise_peak_viewers(r.id + 1000, 3).await.expect("raising a missing room is not an error");
+    ctx.finish().await;
+}
+
+async fn delete_and_counts(b: Backend) {
+    let ctx = open(b).await;
+    let s = &ctx.store;
+    let counts = |v: Vec<(RoomStatus, i64)>| -> [i64; 3] {
+        assert_eq!(v.len(), 3, "one entry per status: {v:?}");
+        let mut out = [-1; 3];
+        for (i, st) in RoomStatus::ALL.iter().enumerate() {
+            let found: Vec<i64> = v.iter().filter(|(k, _)| k == st).map(|(_, n)| *n).collect();
+            assert_eq!(found.len(), 1, "{st:?} listed once: {v:?}");
+            out[i] = found[0];
+        }
+        out
+    };
+    assert_eq!(counts(s.count_rooms_by_status().await.unwrap()), [0, 0, 0], "empty database: all zero");
+
+    let owner = ctx.user("owner").await;
+    let mut rooms = vec![];
+    for _ in 0..6 {
+        rooms.push(ctx.room(owner).await);
+    }
+    for r in &rooms[..2] {
+        s.set_room_status(r.id, &[RoomStatus::Idle], RoomStatus::Live).await.unwrap().unwrap();
+    }
+    s.set_room_status(rooms[2].id, &[RoomStatus::Idle], RoomStatus::Ended).await.unwrap().unwrap();
+    assert_eq!(counts(s.count_rooms_by_status().await.unwrap()), [3, 2, 1], "[idle, live, ended]");
+
+    let gone = &rooms[0];
+    assert!(s.delete_room(gone.id).await.unwrap(), "first delete removes it");
+    assert!(!s.delete_room(gone.id).await.unwrap(), "second delete finds nothing");
+    assert!(s.room_by_id(gone.id).await.unwrap().is_none());
+    assert!(s.room_by_stream_name(&gone.stream_name).await.unwrap().is_none());
+    assert!(s.room_by_key_hash(&format!("hash-of-{}", gone.stream_key)).await.unwrap().is_none());
+    assert!(!s.delete_room(rooms[5].id + 1000).await.unwrap());
+    assert_eq!(counts(s.count_rooms_by_status().await.unwrap()), [3, 1, 1]);
+    let (list, total) = s.list_rooms(&filter(None, None, 1, 20)).await.unwrap();
+    assert_eq!(total, 5);
+    assert!(!ids(&list).contains(&gone.id));
+    // The others are untouched; its stream name can be used again.
+    assert_eq!(ctx.get(rooms[1].id).await.status, RoomStatus::Live);
+    let mut reuse = new_room(owner, PushProtocol::Rtmp);
+    reuse.stream_name = gone.stream_name.clone();
+    s.create_room(&reuse).await.expect("a deleted room's stream name is free again");
+    ctx.finish().await;
+}
+
+both_backends!(
+    migrate_is_idempotent,
+    users,
+    rooms_create_and_lookup,
+    list_rooms,
+    update_room_text,
+    room_status_transitions,
+    stream_key_and_peak,
+    delete_and_counts,
+);

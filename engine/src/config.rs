@@ -1,0 +1,116 @@
+//! Engine configuration (the control plane maps its TOML config onto this).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoMode {
+    /// io_uring when the kernel allows it, else epoll.
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Shard threads; 0 = one per available core.
+    pub shards: usize,
+    pub io: IoMode,
+    /// Pin shard N to core N (modulo the cores available).
+    pub pin_cores: bool,
+    pub rtmp_listen: SocketAddr,
+    /// Allowed RTMP application names (`rtmp://host/{app}/...`).
+    pub rtmp_apps: Vec<String>,
+    pub http_listen: SocketAddr,
+    /// Outgoing RTMP chunk size announced to every client.
+    pub rtmp_chunk_size: u32,
+    pub handshake_timeout: Duration,
+    /// A connection that sends nothing for this long is closed (players: nothing read
+    /// and nothing writable).
+    pub idle_timeout: Duration,
+    pub max_message_size: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_streams_per_connection: u32,
+    /// How long a publish waits for the control plane's authorization.
+    pub publish_auth_timeout: Duration,
+    /// A publisher silent for this long may be replaced by a new one with the same key.
+    pub idle_publisher_timeout: Duration,
+    /// After the publisher leaves, players are kept this long for a reconnect before the
+    /// stream (and the room) ends.
+    pub unpublish_grace: Duration,
+    /// How long a player waits for a stream that is not live yet.
+    pub play_wait: Duration,
+    /// How long an HTTP-FLV / HLS request waits for a stream that is not live yet
+    /// before answering 404.
+    pub flv_wait: Duration,
+    /// Per-player write coalescing: pending messages are merged into one write per
+    /// window. 0 writes as soon as a message arrives (lowest latency, most syscalls).
+    pub merge_window: Duration,
+    /// A player's queue bounds; beyond either, video is dropped to the next keyframe.
+    pub player_queue_bytes: usize,
+    pub player_queue_duration: Duration,
+    /// A player that keeps overflowing this long is disconnected.
+    pub player_overflow_disconnect: Duration,
+    /// The GOP cache bounds (bytes and media duration).
+    pub gop_cache_bytes: usize,
+    pub gop_cache_duration: Duration,
+    /// Capacity of each cross-shard queue (messages).
+    pub shard_queue: usize,
+    /// Token for /control on the HTTP media port; empty disables /control.
+    pub admin_token: String,
+    /// Access-Control-Allow-Origin for the HTTP media port.
+    pub cors_origin: String,
+    pub hls_fragment: Duration,
+    pub hls_window: Duration,
+    /// Also write HLS files here (empty: memory only).
+    pub hls_path: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            shards: 0,
+            io: IoMode::Auto,
+            pin_cores: false,
+            rtmp_listen: "0.0.0.0:1935".parse().expect("static address"),
+            rtmp_apps: vec!["live".into()],
+            http_listen: "0.0.0.0:8081".parse().expect("static address"),
+            rtmp_chunk_size: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_message_size: 16 << 20,
+            max_connections: 20_000,
+            max_connections_per_ip: 5_000,
+            max_streams_per_connection: 8,
+            publish_auth_timeout: Duration::from_secs(5),
+            idle_publisher_timeout: Duration::from_secs(10),
+            unpublish_grace: Duration::from_secs(5),
+            play_wait: Duration::from_secs(10),
+            flv_wait: Duration::from_secs(3),
+            merge_window: Duration::from_millis(30),
+            player_queue_bytes: 4 << 20,
+            player_queue_duration: Duration::from_secs(6),
+            player_overflow_disconnect: Duration::from_secs(15),
+            gop_cache_bytes: 16 << 20,
+            gop_cache_duration: Duration::from_secs(12),
+            shard_queue: 8192,
+            admin_token: String::new(),
+            cors_origin: "*".into(),
+            hls_fragment: Duration::from_secs(3),
+            hls_window: Duration::from_secs(60),
+            hls_path: String::new(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The number of shards to run.
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            self.shards
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+}

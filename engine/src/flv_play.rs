@@ -1,0 +1,162 @@
+//! HTTP-FLV and WebSocket-FLV players: the FLV header, then the stream's tags (built
+//! once per frame and shared), as HTTP/1.1 chunks or binary WebSocket frames.
+
+use crate::frame::Frame;
+use crate::http::{Request, Response, send};
+use crate::link::Protocol;
+use crate::player::{Player, PlayerEnd, PlayerLimits, write_loop};
+use crate::proto::websocket as ws;
+use crate::shard::{PlayError, Shard};
+use bytes::Bytes;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
+use monoio::net::TcpStream;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Whether `name` has live media on this shard or its home (for HEAD).
+pub fn is_live(shard: &Shard, name: &str) -> bool {
+    shard.is_live(name)
+}
+
+pub fn limits(shard: &Shard) -> PlayerLimits {
+    let c = &shard.shared.cfg;
+    PlayerLimits {
+        max_bytes: c.player_queue_bytes,
+        max_ms: c.player_queue_duration.as_millis().min(u32::MAX as u128) as u32,
+        disconnect_after: c.player_overflow_disconnect,
+    }
+}
+
+pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, req: Request, name: String) {
+    let cfg = &shard.shared.cfg;
+    let cors = cfg.cors_origin.clone();
+    let websocket = req.is_websocket();
+    let key = req.header("sec-websocket-key").map(str::to_owned);
+    if websocket && key.is_none() {
+        send(&mut stream, &Response::text(400, "missing Sec-WebSocket-Key"), &cors, false, false).await;
+        return;
+    }
+    let protocol = if websocket { Protocol::WsFlv } else { Protocol::HttpFlv };
+    let player = Rc::new(Player::new(shard.shared.next_id(), protocol, addr, limits(shard)));
+    player.set_fd(stream.as_raw_fd());
+    let room_id = match shard.join(&name, player.clone(), cfg.flv_wait).await {
+        Ok(r) => r,
+        Err(PlayError::NotFound) => {
+            send(&mut stream, &Response::text(404, "stream not found or not live"), &cors, false, false).await;
+            return;
+        }
+        Err(PlayError::ShuttingDown) => {
+            send(&mut stream, &Response::text(503, "server shutting down"), &cors, false, false).await;
+            return;
+        }
+    };
+    tracing::info!(%addr, stream = %name, protocol = protocol.as_str(), "player joined");
+    let flv_header = Bytes::copy_from_slice(&crate::proto::flv::writer::file_header(true, true));
+    let head = if websocket {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nServer: microvibe\r\n\r\n",
+            ws::accept_key(key.as_deref().unwrap_or_default())
+        )
+    } else {
+        let mut h = String::from(
+            "HTTP/1.1 200 OK\r\nServer: microvibe\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nCache-Control: no-cache\r\n",
+        );
+        if !cors.is_empty() {
+            h.push_str(&format!("Access-Control-Allow-Origin: {cors}\r\n"));
+        }
+        h.push_str("\r\n");
+        h
+    };
+    let mut first = head.into_bytes();
+    if websocket {
+        first.extend_from_slice(&ws::frame(ws::OP_BINARY, &flv_header));
+    } else {
+        first.extend_from_slice(format!("{:x}\r\n", flv_header.len()).as_bytes());
+        first.extend_from_slice(&flv_header);
+        first.extend_from_slice(b"\r\n");
+    }
+    let (r, _) = stream.write_all(first).await;
+    if r.is_err() {
+        shard.leave(&name, &player, room_id);
+        return;
+    }
+
+    let (mut rd, mut wr) = stream.into_split();
+    // Reader: HTTP-FLV clients send nothing more; WebSocket clients may ping or close.
+    let p2 = player.clone();
+    let pongs: Rc<std::cell::RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let pongs2 = pongs.clone();
+    monoio::spawn(async move {
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let (res, buf) = rd.read(Vec::with_capacity(4096)).await;
+            match res {
+                Ok(0) | Err(_) => break,
+                Ok(_) if websocket => {
+                    pending.extend_from_slice(&buf);
+                    loop {
+                        match ws::parse_client_frame(&pending, 64 * 1024) {
+                            Ok(Some((f, used))) => {
+                                pending.drain(..used);
+                                match f.opcode {
+                                    ws::OP_CLOSE => {
+                                        p2.end(PlayerEnd::StreamEnded);
+                                        return;
+                                    }
+                                    ws::OP_PING => {
+                                        pongs2.borrow_mut().push(ws::frame(ws::OP_PONG, &f.payload));
+                                        p2.notify();
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(_) => {
+                                p2.end(PlayerEnd::Kicked);
+                                return;
+                            }
+                        }
+                    }
+                    if pending.len() > 256 * 1024 {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        p2.end(PlayerEnd::Kicked);
+    });
+
+    let stats = &shard.shared.stats[shard.index];
+    let merge = cfg.merge_window;
+    let end = write_loop(&player, &mut wr, merge, stats, |frames: Vec<Arc<Frame>>, bufs: &mut Vec<Bytes>| {
+        for p in pongs.borrow_mut().drain(..) {
+            bufs.push(Bytes::from(p));
+        }
+        if frames.is_empty() {
+            return;
+        }
+        let tags: Vec<Bytes> = frames.iter().map(|f| f.flv_wire()).collect();
+        let len: usize = tags.iter().map(|t| t.len()).sum();
+        if websocket {
+            let mut h = Vec::with_capacity(10);
+            ws::frame_header(ws::OP_BINARY, len, &mut h);
+            bufs.push(Bytes::from(h));
+            bufs.extend(tags);
+        } else {
+            bufs.push(Bytes::from(format!("{len:x}\r\n")));
+            bufs.extend(tags);
+            bufs.push(Bytes::from_static(b"\r\n"));
+        }
+    })
+    .await;
+    if let Ok(PlayerEnd::StreamEnded) = end {
+        let bye = if websocket { ws::frame(ws::OP_CLOSE, &1000u16.to_be_bytes()) } else { b"0\r\n\r\n".to_vec() };
+        let _ = wr.write_all(bye).await;
+    }
+    let _ = wr.shutdown().await;
+    tracing::info!(%addr, stream = %name, protocol = protocol.as_str(), sent = player.sent_bytes.get(), dropped = player.dropped.get(), "player left");
+    shard.leave(&name, &player, room_id);
+}

@@ -1,0 +1,115 @@
+//! A media message as the engine moves it: one publisher message, shared by every
+//! player on every shard through an `Arc`. Its wire forms (RTMP chunks, FLV tag) are
+//! built at most once, by whichever player needs them first, and shared after that.
+
+use crate::proto::codec::{AudioTag, VideoTag};
+use crate::proto::flv::TagType;
+use crate::proto::rtmp::chunk::{MessageHeader, encode_message_bytes};
+use bytes::Bytes;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+    /// Script data (onMetaData).
+    Data,
+}
+
+/// Chunk stream ids of outgoing media (distinct from the session's 2 and 3).
+pub const CSID_AUDIO: u32 = 4;
+pub const CSID_DATA: u32 = 5;
+pub const CSID_VIDEO: u32 = 6;
+/// The message stream id players receive media on (the first createStream's id).
+pub const PLAY_STREAM_ID: u32 = 1;
+
+#[derive(Debug)]
+pub struct Frame {
+    pub kind: MediaKind,
+    /// Milliseconds (FLV/RTMP clock), already rebased by the stream's home shard.
+    pub timestamp: u32,
+    /// The FLV tag body / RTMP message payload.
+    pub payload: Bytes,
+    /// A video keyframe (a decoder can start here).
+    pub keyframe: bool,
+    /// A codec sequence header or metadata: state every player needs before media.
+    pub header: bool,
+    rtmp: OnceLock<Bytes>,
+    flv: OnceLock<Bytes>,
+}
+
+impl Frame {
+    /// Classifies a publisher message by its FLV tag header (legacy and Enhanced RTMP).
+    pub fn new(kind: MediaKind, timestamp: u32, payload: Bytes) -> Frame {
+        let (keyframe, header) = match kind {
+            MediaKind::Video => match VideoTag::parse(&payload) {
+                Ok(t) => (t.is_keyframe() && !t.is_sequence_header(), t.is_sequence_header()),
+                // Unparseable (e.g. an unknown codec): forward it, treat by the frame-type bits.
+                Err(_) => (payload.first().is_some_and(|b| (b >> 4) & 7 == 1), false),
+            },
+            MediaKind::Audio => (false, AudioTag::parse(&payload).is_ok_and(|t| t.is_sequence_header())),
+            MediaKind::Data => (false, true),
+        };
+        Frame { kind, timestamp, payload, keyframe, header, rtmp: OnceLock::new(), flv: OnceLock::new() }
+    }
+
+    /// A copy with another timestamp (the wire forms are rebuilt lazily).
+    pub fn with_timestamp(&self, timestamp: u32) -> Frame {
+        Frame {
+            kind: self.kind,
+            timestamp,
+            payload: self.payload.clone(),
+            keyframe: self.keyframe,
+            header: self.header,
+            rtmp: OnceLock::new(),
+            flv: OnceLock::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
+    }
+
+    fn type_id(&self) -> u8 {
+        match self.kind {
+            MediaKind::Audio => 8,
+            MediaKind::Video => 9,
+            MediaKind::Data => 18,
+        }
+    }
+
+    /// The RTMP chunks of this message at `chunk_size` on [`PLAY_STREAM_ID`].
+    /// Every player uses the engine's one outgoing chunk size, so one form suffices.
+    pub fn rtmp_wire(&self, chunk_size: u32) -> Bytes {
+        self.rtmp
+            .get_or_init(|| {
+                let csid = match self.kind {
+                    MediaKind::Audio => CSID_AUDIO,
+                    MediaKind::Video => CSID_VIDEO,
+                    MediaKind::Data => CSID_DATA,
+                };
+                let h = MessageHeader { csid, timestamp: self.timestamp, type_id: self.type_id(), stream_id: PLAY_STREAM_ID };
+                // Payloads are bounded by the max message size (< 16 MiB), so encoding cannot fail.
+                encode_message_bytes(chunk_size, &h, &self.payload).unwrap_or_default()
+            })
+            .clone()
+    }
+
+    /// The complete FLV tag (header, body, PreviousTagSize).
+    pub fn flv_wire(&self) -> Bytes {
+        self.flv
+            .get_or_init(|| {
+                let t = match self.kind {
+                    MediaKind::Audio => TagType::Audio,
+                    MediaKind::Video => TagType::Video,
+                    MediaKind::Data => TagType::Script,
+                };
+                crate::proto::flv::writer::encode_tag(t, self.timestamp, &self.payload).unwrap_or_default()
+            })
+            .clone()
+    }
+}

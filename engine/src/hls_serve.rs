@@ -1,0 +1,86 @@
+//! Serving HLS from the stream's home shard: the playlist and segments live in the
+//! home's segmenter (muxed once per stream); other shards ask for them.
+
+use crate::http::Response;
+use crate::proto::hls::{HlsEvent, Segmenter};
+use crate::shard::{HlsAnswer, Shard, ShardMsg};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+async fn ask(shard: &Rc<Shard>, name: &str, seq: Option<u64>) -> HlsAnswer {
+    let home = shard.shared.home_of(name);
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let msg = ShardMsg::Hls { name: name.to_owned(), seq, reply: tx };
+    if home == shard.index {
+        shard.handle(msg);
+    } else if !shard.shared.send(home, msg) {
+        return HlsAnswer::NoStream;
+    }
+    match monoio::time::timeout(Duration::from_secs(2), rx).await {
+        Ok(Ok(a)) => a,
+        _ => HlsAnswer::NoStream,
+    }
+}
+
+fn answer(a: HlsAnswer, playlist: bool) -> Response {
+    match a {
+        HlsAnswer::Found(b) if playlist => {
+            Response::new(200, "application/vnd.apple.mpegurl", b).header("Cache-Control", "no-cache")
+        }
+        HlsAnswer::Found(b) => Response::new(200, "video/mp2t", b).header("Cache-Control", "public, max-age=120"),
+        HlsAnswer::NoStream => Response::text(404, "stream not found or not live"),
+        HlsAnswer::Unsupported(why) => Response::text(404, &format!("HLS is not available for this stream: {why}")),
+        HlsAnswer::NoSegment if playlist => Response::text(404, "no segment yet"),
+        HlsAnswer::NoSegment => Response::text(404, "segment not found"),
+    }
+}
+
+pub async fn playlist(shard: &Rc<Shard>, name: &str) -> Response {
+    // A stream about to start: wait briefly for its first segment.
+    let deadline = Instant::now() + shard.shared.cfg.flv_wait;
+    loop {
+        let a = ask(shard, name, None).await;
+        match a {
+            HlsAnswer::NoStream | HlsAnswer::NoSegment if Instant::now() < deadline => {
+                monoio::time::sleep(Duration::from_millis(250)).await;
+            }
+            a => return answer(a, true),
+        }
+    }
+}
+
+pub async fn segment(shard: &Rc<Shard>, name: &str, seq: u64) -> Response {
+    answer(ask(shard, name, Some(seq)).await, false)
+}
+
+/// Mirrors segmenter output to `hls.path` (when set): segment files and the playlist,
+/// removing segments that left memory. Small synchronous writes on the home shard.
+pub fn mirror_event(path: &str, name: &str, ev: &HlsEvent, seg: &Segmenter) {
+    if path.is_empty() {
+        return;
+    }
+    let dir = std::path::Path::new(path).join(name);
+    let res = (|| -> std::io::Result<()> {
+        match ev {
+            HlsEvent::SegmentCompleted { seq, data, .. } => {
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join(format!("{seq}.ts")), data)?;
+                let tmp = std::path::Path::new(path).join(format!(".{name}.m3u8.tmp"));
+                std::fs::write(&tmp, seg.playlist())?;
+                std::fs::rename(&tmp, std::path::Path::new(path).join(format!("{name}.m3u8")))?;
+            }
+            HlsEvent::SegmentRemoved { seq, .. } => {
+                let _ = std::fs::remove_file(dir.join(format!("{seq}.ts")));
+            }
+            _ => {
+                let tmp = std::path::Path::new(path).join(format!(".{name}.m3u8.tmp"));
+                std::fs::write(&tmp, seg.playlist())?;
+                std::fs::rename(&tmp, std::path::Path::new(path).join(format!("{name}.m3u8")))?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        tracing::warn!(stream = %name, error = %e, "cannot mirror HLS to disk");
+    }
+}

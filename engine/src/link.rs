@@ -1,0 +1,101 @@
+//! The control link: how the control plane (tokio) and the shards (monoio) talk.
+//!
+//! Events flow out of the engine through one bounded lock-free [`Inbox`]; commands
+//! flow into each shard through its own inbox. The only engine operation that waits
+//! on the control plane is a publish authorization (one per publish, with a timeout).
+
+use crate::inbox::Inbox;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Which protocol a publisher or player speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Rtmp,
+    HttpFlv,
+    WsFlv,
+    Hls,
+    WebRtc,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Rtmp => "rtmp",
+            Protocol::HttpFlv => "http-flv",
+            Protocol::WsFlv => "ws-flv",
+            Protocol::Hls => "hls",
+            Protocol::WebRtc => "webrtc",
+        }
+    }
+}
+
+/// The control plane's answer to a publish request.
+#[derive(Debug, Clone)]
+pub enum PublishDecision {
+    Allow { room_id: i64, stream_name: String },
+    /// `reason` is shown to the client (no secrets).
+    Deny { reason: String },
+}
+
+/// What a live stream carries, once its codec headers are known.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamInfo {
+    pub video_codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<f64>,
+    pub audio_codec: Option<String>,
+    pub audio_sample_rate: Option<u32>,
+    pub audio_channels: Option<u8>,
+    /// Bits per second measured over the last seconds.
+    pub bitrate: Option<u64>,
+}
+
+/// Engine → control plane.
+#[derive(Debug)]
+pub enum EngineEvent {
+    /// A publisher wants to publish with `key` (a secret: never log it).
+    PublishRequest {
+        app: String,
+        key: String,
+        addr: SocketAddr,
+        protocol: Protocol,
+        reply: futures_channel::oneshot::Sender<PublishDecision>,
+    },
+    PublishStarted { room_id: i64, stream_name: String },
+    /// Codec information became known (or changed).
+    StreamInfo { room_id: i64, stream_name: String, info: StreamInfo },
+    /// The publisher is gone for good (after the grace period).
+    PublishEnded { room_id: i64, stream_name: String },
+    PlayerJoined { room_id: i64, stream_name: String, protocol: Protocol },
+    PlayerLeft { room_id: i64, stream_name: String, protocol: Protocol },
+}
+
+/// Control plane → a shard.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Disconnect the publisher and every player of a stream (room ended/deleted).
+    DropStream { stream_name: String },
+    /// Stop accepting, end every connection cleanly, and stop.
+    Shutdown,
+}
+
+/// The engine's side of the link, shared by the shards.
+pub struct EventSink {
+    events: Arc<Inbox<EngineEvent>>,
+}
+
+impl EventSink {
+    pub fn new(events: Arc<Inbox<EngineEvent>>) -> Self {
+        Self { events }
+    }
+
+    /// Sends an event; a full queue drops it with a warning (the control plane is
+    /// stuck; media must not wait for it).
+    pub fn send(&self, ev: EngineEvent) {
+        if let Err(ev) = self.events.push(ev) {
+            tracing::warn!(event = ?std::mem::discriminant(&ev), "control link full; event dropped");
+        }
+    }
+}

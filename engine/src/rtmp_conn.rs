@@ -1,0 +1,394 @@
+//! One RTMP connection on a shard: the socket shell around [`ServerSession`].
+//!
+//! The connection task reads, feeds the session and acts on its events. A
+//! publisher's media goes to the stream's home shard. A player gets its own writer
+//! task that owns the socket's write half and writes the session's output (acks,
+//! pings, status) and the shared pre-chunked media in one vectored write per merge
+//! window.
+
+use crate::frame::{Frame, MediaKind, PLAY_STREAM_ID};
+use crate::link::{EngineEvent, Protocol, PublishDecision};
+use crate::player::{Player, PlayerEnd, write_loop};
+use crate::proto::rtmp::message::MediaKind as RtmpKind;
+use crate::proto::rtmp::{ChunkLimits, ServerSession, SessionConfig, SessionEvent, encode_media};
+use crate::shard::{PlayError, PublisherCtl, Shard};
+use bytes::Bytes;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+type Wr = OwnedWriteHalf<TcpStream>;
+
+/// What this connection is doing.
+enum Role {
+    None,
+    Publishing { stream_id: u32, name: String, pub_id: u64, ctl: Rc<PublisherCtl> },
+    Playing { stream_id: u32, name: String, room_id: i64, player: Rc<Player>, writer: monoio::task::JoinHandle<()> },
+}
+
+struct Conn {
+    shard: Rc<Shard>,
+    addr: SocketAddr,
+    fd: i32,
+    session: RefCell<ServerSession>,
+    /// The write half while no player writer owns it.
+    wr: RefCell<Option<Wr>>,
+    role: RefCell<Role>,
+    closing: Cell<bool>,
+}
+
+fn session_config(shard: &Shard) -> SessionConfig {
+    let c = &shard.shared.cfg;
+    SessionConfig {
+        out_chunk_size: c.rtmp_chunk_size,
+        handshake_timeout: c.handshake_timeout,
+        idle_timeout: c.idle_timeout,
+        max_streams: c.max_streams_per_connection as usize,
+        chunk_limits: ChunkLimits { max_message_size: c.max_message_size as u32, ..ChunkLimits::default() },
+        ..SessionConfig::default()
+    }
+}
+
+pub async fn serve(shard: &Rc<Shard>, stream: TcpStream, addr: SocketAddr) {
+    let fd = stream.as_raw_fd();
+    let (mut rd, wr) = stream.into_split();
+    let conn = Rc::new(Conn {
+        shard: shard.clone(),
+        addr,
+        fd,
+        session: RefCell::new(ServerSession::new(session_config(shard), Instant::now())),
+        wr: RefCell::new(Some(wr)),
+        role: RefCell::new(Role::None),
+        closing: Cell::new(false),
+    });
+    let reason = conn.run(&mut rd).await;
+    conn.finish(reason).await;
+}
+
+impl Conn {
+    async fn run(self: &Rc<Self>, rd: &mut OwnedReadHalf<TcpStream>) -> String {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if self.closing.get() || self.session.borrow().is_closed() {
+                return "closed".into();
+            }
+            let wait = self.session.borrow().poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
+            let read = rd.read(buf);
+            let res = match wait {
+                Some(d) => match monoio::time::timeout(d, read).await {
+                    Ok(r) => Some(r),
+                    Err(_) => None,
+                },
+                None => Some(read.await),
+            };
+            let Some((res, b)) = res else {
+                // The read future was dropped by the timeout; make a new buffer.
+                buf = vec![0u8; 64 * 1024];
+                self.session.borrow_mut().handle_timeout(Instant::now());
+                if let Err(e) = self.after_input().await {
+                    return e;
+                }
+                continue;
+            };
+            buf = b;
+            let n = match res {
+                Ok(0) => return "peer closed".into(),
+                Ok(n) => n,
+                Err(e) => return format!("read: {e}"),
+            };
+            self.shard.stats().bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            if let Role::Publishing { ctl, .. } = &*self.role.borrow() {
+                ctl.bytes_in.set(ctl.bytes_in.get() + n as u64);
+            }
+            let r = self.session.borrow_mut().handle_input(Instant::now(), &buf[..n]);
+            if let Err(e) = r {
+                tracing::info!(addr = %self.addr, error = %e, "RTMP protocol error; closing");
+                let _ = self.after_input().await;
+                return format!("protocol error: {e}");
+            }
+            if let Err(e) = self.after_input().await {
+                return e;
+            }
+        }
+    }
+
+    /// Acts on the session's events, then sends its output.
+    async fn after_input(self: &Rc<Self>) -> Result<(), String> {
+        loop {
+            let ev = self.session.borrow_mut().poll_event();
+            let Some(ev) = ev else { break };
+            self.on_event(ev).await?;
+        }
+        self.flush().await
+    }
+
+    /// Writes the session's output: directly while we own the write half, else by
+    /// waking the player's writer.
+    async fn flush(&self) -> Result<(), String> {
+        let role_player = match &*self.role.borrow() {
+            Role::Playing { player, .. } => Some(player.clone()),
+            _ => None,
+        };
+        if let Some(p) = role_player {
+            p.notify();
+            return Ok(());
+        }
+        loop {
+            let out = self.session.borrow_mut().poll_transmit();
+            let Some(out) = out else { return Ok(()) };
+            let wr = self.wr.borrow_mut().take();
+            let Some(mut wr) = wr else { return Ok(()) };
+            let (r, _) = wr.write_all(out).await;
+            *self.wr.borrow_mut() = Some(wr);
+            if let Err(e) = r {
+                return Err(format!("write: {e}"));
+            }
+        }
+    }
+
+    async fn on_event(self: &Rc<Self>, ev: SessionEvent) -> Result<(), String> {
+        let cfg = &self.shard.shared.cfg;
+        match ev {
+            SessionEvent::ConnectRequested { app, .. } => {
+                let mut s = self.session.borrow_mut();
+                let r = if cfg.rtmp_apps.iter().any(|a| *a == app) {
+                    s.accept_connect()
+                } else {
+                    tracing::info!(addr = %self.addr, %app, "unknown RTMP application");
+                    s.reject_connect("unknown application")
+                };
+                r.map_err(|e| e.to_string())?;
+            }
+            SessionEvent::PublishRequested { stream_id, app, name, query, .. } => {
+                self.on_publish(stream_id, app, name, query).await?;
+            }
+            SessionEvent::PlayRequested { stream_id, name, .. } => {
+                self.on_play(stream_id, name).await?;
+            }
+            SessionEvent::Media { stream_id, kind, timestamp, payload } => {
+                if let Role::Publishing { stream_id: sid, name, pub_id, .. } = &*self.role.borrow() {
+                    if *sid == stream_id {
+                        let kind = match kind {
+                            RtmpKind::Audio => MediaKind::Audio,
+                            RtmpKind::Video => MediaKind::Video,
+                            RtmpKind::Data => MediaKind::Data,
+                        };
+                        if kind == MediaKind::Data && !is_metadata(&payload) {
+                            return Ok(());
+                        }
+                        self.shard.publish_frame(name, *pub_id, Frame::new(kind, timestamp, payload));
+                    }
+                }
+            }
+            SessionEvent::StreamClosed { stream_id } => {
+                let ends = match &*self.role.borrow() {
+                    Role::Publishing { stream_id: s, .. } | Role::Playing { stream_id: s, .. } => *s == stream_id,
+                    Role::None => false,
+                };
+                if ends {
+                    self.end_role(PlayerEnd::Kicked).await;
+                }
+            }
+            SessionEvent::Closed { error } => {
+                if let Some(e) = error {
+                    tracing::info!(addr = %self.addr, error = %e, "RTMP session closed");
+                }
+                self.closing.set(true);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn on_publish(self: &Rc<Self>, stream_id: u32, app: String, name: String, query: Option<String>) -> Result<(), String> {
+        let shard = &self.shard;
+        let cfg = &shard.shared.cfg;
+        if !matches!(*self.role.borrow(), Role::None) {
+            return self.reject_publish(stream_id, "NetStream.Publish.BadName", "this connection already publishes or plays");
+        }
+        // The key is the stream name, or `?key=` when given.
+        let key = query
+            .as_deref()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key=")))
+            .map(str::to_owned)
+            .unwrap_or(name);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        shard.shared.events.send(EngineEvent::PublishRequest {
+            app,
+            key,
+            addr: self.addr,
+            protocol: Protocol::Rtmp,
+            reply: tx,
+        });
+        let decision = match monoio::time::timeout(cfg.publish_auth_timeout, rx).await {
+            Ok(Ok(d)) => d,
+            _ => {
+                tracing::warn!(addr = %self.addr, "publish authorization timed out");
+                return self.reject_publish(stream_id, "NetStream.Publish.Failed", "authorization unavailable; try again");
+            }
+        };
+        let (room_id, stream_name) = match decision {
+            PublishDecision::Allow { room_id, stream_name } => (room_id, stream_name),
+            PublishDecision::Deny { reason } => {
+                tracing::info!(addr = %self.addr, %reason, "publish refused");
+                return self.reject_publish(stream_id, "NetStream.Publish.BadName", &reason);
+            }
+        };
+        let ctl = Rc::new(PublisherCtl {
+            name: stream_name.clone(),
+            fd: self.fd,
+            kicked: Cell::new(false),
+            id: Cell::new(0),
+            addr: self.addr,
+            protocol: Protocol::Rtmp,
+            started: Instant::now(),
+            bytes_in: Cell::new(0),
+        });
+        match shard.claim_stream(&stream_name, room_id, ctl.clone()).await {
+            Ok(pub_id) => {
+                *self.role.borrow_mut() = Role::Publishing { stream_id, name: stream_name.clone(), pub_id, ctl };
+                self.session.borrow_mut().accept_publish(stream_id).map_err(|e| e.to_string())?;
+                tracing::info!(addr = %self.addr, stream = %stream_name, room = room_id, "publishing");
+                Ok(())
+            }
+            Err(why) => {
+                tracing::info!(addr = %self.addr, stream = %stream_name, %why, "second publisher refused");
+                // The room was marked live by the authorization; the live publisher keeps it.
+                self.reject_publish(stream_id, "NetStream.Publish.BadName", &why)
+            }
+        }
+    }
+
+    fn reject_publish(&self, stream_id: u32, code: &str, why: &str) -> Result<(), String> {
+        self.session.borrow_mut().reject_publish(stream_id, code, why).map_err(|e| e.to_string())
+    }
+
+    async fn on_play(self: &Rc<Self>, stream_id: u32, name: String) -> Result<(), String> {
+        let shard = self.shard.clone();
+        if !matches!(*self.role.borrow(), Role::None) || !crate::http::valid_stream_name(&name) {
+            self.session
+                .borrow_mut()
+                .reject_play(stream_id, "NetStream.Play.StreamNotFound", "no such stream")
+                .map_err(|e| e.to_string())?;
+            self.closing.set(true);
+            return Ok(());
+        }
+        let player = Rc::new(Player::new(shard.shared.next_id(), Protocol::Rtmp, self.addr, crate::flv_play::limits(&shard)));
+        player.set_fd(self.fd);
+        let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.play_wait).await {
+            Ok(r) => r,
+            Err(e) => {
+                let why = if e == PlayError::ShuttingDown { "server shutting down" } else { "stream not found or not live" };
+                self.session
+                    .borrow_mut()
+                    .reject_play(stream_id, "NetStream.Play.StreamNotFound", why)
+                    .map_err(|e| e.to_string())?;
+                self.closing.set(true);
+                return Ok(());
+            }
+        };
+        if let Err(e) = self.session.borrow_mut().accept_play(stream_id) {
+            shard.leave(&name, &player, room_id);
+            return Err(e.to_string());
+        }
+        // Play.Start must precede media: write it before handing the socket over.
+        if let Err(e) = self.flush().await {
+            shard.leave(&name, &player, room_id);
+            return Err(e);
+        }
+        let Some(wr) = self.wr.borrow_mut().take() else {
+            shard.leave(&name, &player, room_id);
+            return Err("no write half".into());
+        };
+        tracing::info!(addr = %self.addr, stream = %name, "RTMP player joined");
+        let writer = monoio::spawn(player_writer(self.clone(), player.clone(), wr, stream_id));
+        *self.role.borrow_mut() = Role::Playing { stream_id, name, room_id, player, writer };
+        Ok(())
+    }
+
+    /// Ends what this connection publishes or plays.
+    async fn end_role(&self, how: PlayerEnd) {
+        let role = std::mem::replace(&mut *self.role.borrow_mut(), Role::None);
+        match role {
+            Role::None => {}
+            Role::Publishing { name, pub_id, .. } => {
+                tracing::info!(addr = %self.addr, stream = %name, "publisher left");
+                self.shard.unpublish(&name, pub_id);
+            }
+            Role::Playing { name, room_id, player, writer, .. } => {
+                player.end(how);
+                let wr = writer.await;
+                let _ = wr;
+                self.shard.leave(&name, &player, room_id);
+                tracing::info!(addr = %self.addr, stream = %name, sent = player.sent_bytes.get(), dropped = player.dropped.get(), "RTMP player left");
+            }
+        }
+    }
+
+    async fn finish(self: &Rc<Self>, reason: String) {
+        tracing::debug!(addr = %self.addr, %reason, "RTMP connection ending");
+        self.session.borrow_mut().close();
+        while self.session.borrow_mut().poll_event().is_some() {}
+        self.end_role(PlayerEnd::Kicked).await;
+        // Say goodbye (rejections, errors) if we still own the socket.
+        let _ = self.flush().await;
+        let wr = self.wr.borrow_mut().take();
+        if let Some(mut wr) = wr {
+            let _ = wr.shutdown().await;
+        }
+    }
+}
+
+/// Whether a data message is stream metadata (`onMetaData`), the only data forwarded.
+fn is_metadata(payload: &[u8]) -> bool {
+    // AMF0 string marker 0x02, u16 length 10, "onMetaData".
+    payload.get(..13) == Some(b"\x02\x00\x0aonMetaData")
+}
+
+async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id: u32) {
+    let shard = conn.shard.clone();
+    let merge: Duration = shard.shared.cfg.merge_window;
+    let stats = &shard.shared.stats[shard.index];
+    let chunk_size = conn.session.borrow().out_chunk_size();
+    let end = write_loop(&player, &mut wr, merge, stats, |frames: Vec<Arc<Frame>>, bufs: &mut Vec<Bytes>| {
+        while let Some(b) = conn.session.borrow_mut().poll_transmit() {
+            bufs.push(b);
+        }
+        for f in frames {
+            if stream_id == PLAY_STREAM_ID {
+                bufs.push(f.rtmp_wire(chunk_size));
+            } else {
+                let kind = match f.kind {
+                    MediaKind::Audio => RtmpKind::Audio,
+                    MediaKind::Video => RtmpKind::Video,
+                    MediaKind::Data => RtmpKind::Data,
+                };
+                if let Ok(b) = encode_media(chunk_size, kind, stream_id, f.timestamp, &f.payload) {
+                    bufs.push(b);
+                }
+            }
+        }
+    })
+    .await;
+    if let Ok(PlayerEnd::StreamEnded) = end {
+        // StreamEOF + UnpublishNotify + Play.Stop, then close.
+        let _ = conn.session.borrow_mut().send_stream_eof(stream_id);
+        let mut out = vec![];
+        while let Some(b) = conn.session.borrow_mut().poll_transmit() {
+            out.push(b);
+        }
+        let _ = crate::player::write_all_vectored(&mut wr, out).await;
+        conn.closing.set(true);
+        // SAFETY: shutting down our own socket so that the reader sees EOF.
+        unsafe {
+            libc::shutdown(conn.fd, libc::SHUT_RDWR);
+        }
+    }
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,787 @@
+//! One shard: the streams homed here, the local players of any stream, and the
+//! cross-shard messages that move media between them.
+//!
+//! A stream's *home* shard (hash of its name) owns its publisher state, GOP cache
+//! and timestamp rebasing. Every shard with players of the stream *subscribes* to
+//! the home and keeps a mirror of its GOP cache, so a new player starts at once
+//! from local memory. The home sends each frame once to each subscribed shard (an
+//! `Arc` clone through that shard's bounded inbox); shards fan out locally.
+
+use crate::engine::{EngineShared, ShardStats};
+use crate::frame::{Frame, MediaKind};
+use crate::gop::GopCache;
+use crate::link::{Command, EngineEvent, StreamInfo};
+use crate::player::{Player, PlayerEnd};
+use crate::proto::codec::MediaInfo;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+pub type Reply<T> = futures_channel::oneshot::Sender<T>;
+
+/// Messages between shards (and commands from the control plane).
+pub enum ShardMsg {
+    Command(Command),
+    /// To the home: a publisher (on `shard`) wants the stream.
+    Claim { name: String, room_id: i64, pub_id: u64, shard: usize, reply: Reply<Result<(), String>> },
+    /// To the home: a publisher's media.
+    PublisherFrame { name: String, pub_id: u64, frame: Arc<Frame> },
+    /// To the home: a publisher's connection ended.
+    PublisherGone { name: String, pub_id: u64 },
+    /// To the home: `shard` has players (or waiting players) of `name`.
+    Subscribe { name: String, shard: usize },
+    Unsubscribe { name: String, shard: usize },
+    /// Home → subscriber: the stream's current start (headers + GOP).
+    Snapshot { name: String, room_id: i64, frames: Vec<Arc<Frame>>, seq: u64 },
+    /// Home → subscriber: one frame.
+    Frame { name: String, frame: Arc<Frame>, seq: u64 },
+    /// Home → subscriber: the stream is over.
+    StreamEnded { name: String },
+    /// Home → a publisher's shard: disconnect it (replaced after going silent).
+    Kick { pub_id: u64 },
+    /// To the home: an HLS playlist (`seq: None`) or segment.
+    Hls { name: String, seq: Option<u64>, reply: Reply<HlsAnswer> },
+    /// To every shard: what it holds, for /stat.
+    Stats { reply: Reply<crate::stat::ShardSnapshot> },
+    /// To every shard: drop matching clients; replies with the count.
+    DropClients { filter: crate::stat::DropFilter, reply: Reply<usize> },
+}
+
+/// The home's answer to an HLS request.
+#[derive(Debug)]
+pub enum HlsAnswer {
+    Found(bytes::Bytes),
+    /// The stream is not live here (and has no recent HLS).
+    NoStream,
+    /// The stream is live but its codecs cannot go into MPEG-TS (reason).
+    Unsupported(String),
+    /// The stream is live but the segment is not (or no longer) there.
+    NoSegment,
+}
+
+/// A local publisher connection, so that it can be kicked.
+pub struct PublisherCtl {
+    pub name: String,
+    pub fd: i32,
+    pub kicked: std::cell::Cell<bool>,
+    pub id: std::cell::Cell<u64>,
+    pub addr: std::net::SocketAddr,
+    pub protocol: crate::link::Protocol,
+    pub started: Instant,
+    pub bytes_in: std::cell::Cell<u64>,
+}
+
+impl PublisherCtl {
+    pub fn kick(&self) {
+        self.kicked.set(true);
+        // SAFETY: shutting down a socket we own; the fd stays open until the task drops it.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+struct PubRef {
+    pub_id: u64,
+    shard: usize,
+    last_media: Instant,
+}
+
+/// Timestamp continuity across publishers: output = input + offset.
+#[derive(Default)]
+struct Rebase {
+    offset: i64,
+    /// Set on a new publisher: the next frame fixes the offset.
+    pending: bool,
+    last_out: Option<u32>,
+}
+
+struct HomeStream {
+    room_id: i64,
+    publisher: Option<PubRef>,
+    cache: GopCache,
+    subscribers: Vec<usize>,
+    seq: u64,
+    rebase: Rebase,
+    info: MediaInfo,
+    /// Bumped when a publisher arrives or leaves; a grace timer only fires for its generation.
+    generation: u64,
+    live: bool,
+    hls: Option<crate::proto::hls::Segmenter>,
+    /// Why this stream cannot be muxed to HLS, if it cannot.
+    hls_error: Option<String>,
+    started: Instant,
+    bytes_in: u64,
+}
+
+struct SubStream {
+    room_id: i64,
+    players: Vec<Rc<Player>>,
+    cache: GopCache,
+    live: bool,
+    waiting: usize,
+    next_seq: u64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Ended streams' HLS, kept for a while so that players see EXT-X-ENDLIST.
+    ended_hls: HashMap<String, (crate::proto::hls::Segmenter, Instant)>,
+    homes: HashMap<String, HomeStream>,
+    subs: HashMap<String, SubStream>,
+    publishers: HashMap<u64, Rc<PublisherCtl>>,
+}
+
+pub struct Shard {
+    pub index: usize,
+    pub shared: Arc<EngineShared>,
+    st: RefCell<State>,
+}
+
+/// Why a play request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayError {
+    NotFound,
+    ShuttingDown,
+}
+
+impl Shard {
+    pub fn stats(&self) -> &ShardStats {
+        &self.shared.stats[self.index]
+    }
+
+    /// The shard's main task: listeners, then the inbox loop until shutdown.
+    pub async fn run(index: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender<Result<(), crate::engine::StartError>>) {
+        let shard = Rc::new(Shard { index, shared: shared.clone(), st: RefCell::new(State::default()) });
+        SHARD.with(|s| *s.borrow_mut() = Some(shard.clone()));
+        let listeners = match crate::listen::start(&shard) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let inbox = shared.inboxes[index].clone();
+        loop {
+            let msg = inbox.recv().await;
+            if let ShardMsg::Command(Command::Shutdown) = msg {
+                break;
+            }
+            shard.handle(msg);
+        }
+        // Shutdown: stop accepting, end players cleanly, close publishers, then give
+        // the connection tasks a moment to say goodbye.
+        listeners.close();
+        shard.end_everything();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while shard.stats().connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            monoio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!(shard = index, "shard stopped");
+    }
+
+    fn end_everything(&self) {
+        let st = self.st.borrow();
+        for s in st.subs.values() {
+            for p in &s.players {
+                p.end(PlayerEnd::StreamEnded);
+            }
+        }
+        for p in st.publishers.values() {
+            p.kick();
+        }
+    }
+
+    fn to(&self, shard: usize, msg: ShardMsg) {
+        if shard == self.index {
+            // Local delivery is synchronous (and never re-enters a borrow: callers drop theirs first).
+            self.handle(msg);
+        } else if !self.shared.send(shard, msg) {
+            self.stats().dropped_frames.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn handle(&self, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Command(Command::DropStream { stream_name }) => self.drop_stream(&stream_name),
+            ShardMsg::Command(Command::Shutdown) => {}
+            ShardMsg::Claim { name, room_id, pub_id, shard, reply } => {
+                let r = self.claim(&name, room_id, pub_id, shard);
+                let _ = reply.send(r);
+            }
+            ShardMsg::PublisherFrame { name, pub_id, frame } => self.home_frame(&name, pub_id, frame),
+            ShardMsg::PublisherGone { name, pub_id } => self.publisher_gone(&name, pub_id),
+            ShardMsg::Subscribe { name, shard } => self.subscribe(&name, shard),
+            ShardMsg::Unsubscribe { name, shard } => {
+                let mut st = self.st.borrow_mut();
+                if let Some(h) = st.homes.get_mut(&name) {
+                    h.subscribers.retain(|s| *s != shard);
+                    if h.subscribers.is_empty() && h.publisher.is_none() && !h.live {
+                        st.homes.remove(&name);
+                    }
+                }
+            }
+            ShardMsg::Snapshot { name, room_id, frames, seq } => {
+                let mut st = self.st.borrow_mut();
+                let Some(s) = st.subs.get_mut(&name) else { return };
+                s.cache.reset();
+                for f in &frames {
+                    s.cache.push(f);
+                }
+                s.room_id = room_id;
+                s.live = true;
+                s.next_seq = seq;
+            }
+            ShardMsg::Frame { name, frame, seq } => self.deliver(&name, &frame, seq),
+            ShardMsg::StreamEnded { name } => {
+                let mut st = self.st.borrow_mut();
+                if let Some(mut s) = st.subs.remove(&name) {
+                    for p in s.players.drain(..) {
+                        p.end(PlayerEnd::StreamEnded);
+                    }
+                    // Players still waiting keep an (empty, not live) entry.
+                    if s.waiting > 0 {
+                        s.live = false;
+                        s.cache.reset();
+                        st.subs.insert(name.clone(), s);
+                        drop(st);
+                        self.to(self.shared.home_of(&name), ShardMsg::Subscribe { name, shard: self.index });
+                    }
+                }
+            }
+            ShardMsg::Kick { pub_id } => {
+                if let Some(p) = self.st.borrow().publishers.get(&pub_id) {
+                    p.kick();
+                }
+            }
+            ShardMsg::Hls { name, seq, reply } => {
+                let _ = reply.send(self.hls_answer(&name, seq));
+            }
+            ShardMsg::Stats { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            ShardMsg::DropClients { filter, reply } => {
+                let _ = reply.send(self.drop_clients(&filter));
+            }
+        }
+    }
+
+    fn hls_answer(&self, name: &str, seq: Option<u64>) -> HlsAnswer {
+        let st = self.st.borrow();
+        let seg = match st.homes.get(name) {
+            Some(h) if h.live => {
+                if let Some(e) = &h.hls_error {
+                    return HlsAnswer::Unsupported(e.clone());
+                }
+                h.hls.as_ref()
+            }
+            _ => st.ended_hls.get(name).map(|(s, _)| s),
+        };
+        let Some(seg) = seg else { return HlsAnswer::NoStream };
+        match seq {
+            None if seg.playlist_segment_count() == 0 => HlsAnswer::NoSegment,
+            None => HlsAnswer::Found(seg.playlist()),
+            Some(n) => seg.segment(n).map_or(HlsAnswer::NoSegment, HlsAnswer::Found),
+        }
+    }
+
+    /// Whether `name` is live as far as this shard knows.
+    pub fn is_live(&self, name: &str) -> bool {
+        let st = self.st.borrow();
+        st.subs.get(name).is_some_and(|s| s.live) || st.homes.get(name).is_some_and(|h| h.live)
+    }
+
+    fn snapshot(&self) -> crate::stat::ShardSnapshot {
+        use crate::stat::{ClientSnap, HomeSnap, ShardSnapshot};
+        let st = self.st.borrow();
+        let now = Instant::now();
+        let mut snap = ShardSnapshot { index: self.index, ..Default::default() };
+        for (name, h) in &st.homes {
+            if !h.live {
+                continue;
+            }
+            snap.homes.push(HomeSnap {
+                name: name.clone(),
+                room_id: h.room_id,
+                info: stream_info(&h.info),
+                uptime_ms: now.duration_since(h.started).as_millis() as u64,
+                bytes_in: h.bytes_in,
+                publishing: h.publisher.is_some(),
+                hls_error: h.hls_error.clone(),
+            });
+        }
+        for p in st.publishers.values() {
+            snap.clients.push(ClientSnap {
+                id: p.id.get(),
+                stream: p.name.clone(),
+                addr: p.addr,
+                protocol: p.protocol,
+                publishing: true,
+                time_ms: now.duration_since(p.started).as_millis() as u64,
+                bytes: p.bytes_in.get(),
+                dropped: 0,
+            });
+        }
+        for (name, s) in &st.subs {
+            for p in &s.players {
+                snap.clients.push(ClientSnap {
+                    id: p.id,
+                    stream: name.clone(),
+                    addr: p.addr,
+                    protocol: p.protocol,
+                    publishing: false,
+                    time_ms: now.duration_since(p.joined).as_millis() as u64,
+                    bytes: p.sent_bytes.get(),
+                    dropped: p.dropped.get(),
+                });
+            }
+        }
+        snap
+    }
+
+    fn drop_clients(&self, f: &crate::stat::DropFilter) -> usize {
+        let st = self.st.borrow();
+        let mut n = 0;
+        if f.publishers {
+            for p in st.publishers.values() {
+                if f.matches(&p.name, &p.addr, p.id.get()) {
+                    p.kick();
+                    n += 1;
+                }
+            }
+        }
+        if f.players {
+            for (name, s) in &st.subs {
+                for p in &s.players {
+                    if f.matches(name, &p.addr, p.id) {
+                        p.end(PlayerEnd::Kicked);
+                        n += 1;
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    // ---- home side ----
+
+    fn home_entry<'a>(&self, st: &'a mut State, name: &str) -> &'a mut HomeStream {
+        let cfg = &self.shared.cfg;
+        st.homes.entry(name.to_owned()).or_insert_with(|| HomeStream {
+            room_id: 0,
+            publisher: None,
+            cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration),
+            subscribers: vec![],
+            seq: 0,
+            rebase: Rebase::default(),
+            info: MediaInfo::default(),
+            generation: 0,
+            live: false,
+            hls: None,
+            hls_error: None,
+            started: Instant::now(),
+            bytes_in: 0,
+        })
+    }
+
+    fn new_segmenter(&self, name: &str) -> crate::proto::hls::Segmenter {
+        let c = &self.shared.cfg;
+        crate::proto::hls::Segmenter::new(crate::proto::hls::HlsConfig {
+            fragment: c.hls_fragment,
+            playlist_length: c.hls_window,
+            uri_prefix: format!("{name}/"),
+            ..Default::default()
+        })
+    }
+
+    fn claim(&self, name: &str, room_id: i64, pub_id: u64, shard: usize) -> Result<(), String> {
+        let now = Instant::now();
+        let idle = self.shared.cfg.idle_publisher_timeout;
+        let (subs, snapshot_seq, kick) = {
+            let mut st = self.st.borrow_mut();
+            let h = self.home_entry(&mut st, name);
+            let mut kick = None;
+            if let Some(p) = &h.publisher {
+                if now.duration_since(p.last_media) < idle {
+                    return Err("the stream is already being published".into());
+                }
+                tracing::info!(stream = %name, old = p.pub_id, new = pub_id, "publisher silent; taking over");
+                kick = Some((p.shard, p.pub_id));
+            }
+            h.publisher = Some(PubRef { pub_id, shard, last_media: now });
+            h.room_id = room_id;
+            h.generation += 1;
+            h.cache.reset();
+            h.rebase.pending = true;
+            if !h.live {
+                h.started = now;
+                h.bytes_in = 0;
+            }
+            h.live = true;
+            h.hls_error = None;
+            match &mut h.hls {
+                // A new publisher of a stream already being segmented: a discontinuity.
+                Some(seg) => seg.discontinuity(),
+                None => {
+                    let seg = match st.ended_hls.remove(name) {
+                        Some((mut seg, _)) => {
+                            seg.discontinuity();
+                            seg
+                        }
+                        None => self.new_segmenter(name),
+                    };
+                    let h = st.homes.get_mut(name).expect("entry created above");
+                    h.hls = Some(seg);
+                }
+            }
+            let h = st.homes.get_mut(name).expect("entry created above");
+            (h.subscribers.clone(), h.seq, kick)
+        };
+        if let Some((s, id)) = kick {
+            self.to(s, ShardMsg::Kick { pub_id: id });
+        }
+        // Subscribers reset their mirrors (new headers follow); players stay connected.
+        for s in subs {
+            self.to(s, ShardMsg::Snapshot { name: name.to_owned(), room_id, frames: vec![], seq: snapshot_seq });
+        }
+        self.shared.events.send(EngineEvent::PublishStarted { room_id, stream_name: name.to_owned() });
+        Ok(())
+    }
+
+    fn home_frame(&self, name: &str, pub_id: u64, frame: Arc<Frame>) {
+        let (subs, frame, seq, info_event) = {
+            let mut st = self.st.borrow_mut();
+            let Some(h) = st.homes.get_mut(name) else { return };
+            match &mut h.publisher {
+                Some(p) if p.pub_id == pub_id => p.last_media = Instant::now(),
+                _ => return, // a replaced publisher's late frame
+            }
+            // Rebase timestamps so that players see one continuous clock across publishers.
+            let r = &mut h.rebase;
+            if r.pending && !frame.header {
+                let target = r.last_out.map_or(0, |t| t as i64 + 40);
+                r.offset = target - frame.timestamp as i64;
+                r.pending = false;
+            }
+            let out_ts = (frame.timestamp as i64 + r.offset).clamp(0, u32::MAX as i64) as u32;
+            let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
+            if !frame.header {
+                r.last_out = Some(out_ts);
+            }
+            let mut info_event = None;
+            if frame.header {
+                let changed = match frame.kind {
+                    MediaKind::Video => h.info.update_from_video_tag(&frame.payload).unwrap_or(false),
+                    MediaKind::Audio => h.info.update_from_audio_tag(&frame.payload).unwrap_or(false),
+                    MediaKind::Data => false,
+                };
+                if changed {
+                    info_event = Some(EngineEvent::StreamInfo {
+                        room_id: h.room_id,
+                        stream_name: name.to_owned(),
+                        info: stream_info(&h.info),
+                    });
+                }
+            }
+            h.cache.push(&frame);
+            h.seq += 1;
+            h.bytes_in += frame.len() as u64;
+            if let (Some(seg), None) = (&mut h.hls, &h.hls_error) {
+                let kind = match frame.kind {
+                    MediaKind::Video => Some(crate::proto::hls::MediaKind::Video),
+                    MediaKind::Audio => Some(crate::proto::hls::MediaKind::Audio),
+                    MediaKind::Data => None,
+                };
+                if let Some(kind) = kind {
+                    if let Err(e) = seg.push_flv_tag(kind, frame.timestamp, &frame.payload) {
+                        if matches!(e, crate::proto::hls::HlsError::UnsupportedCodec(_)) {
+                            tracing::warn!(stream = %name, error = %e, "HLS unavailable for this stream");
+                            h.hls_error = Some(e.to_string());
+                        } else {
+                            tracing::debug!(stream = %name, error = %e, "HLS: frame skipped");
+                        }
+                    }
+                    while let Some(ev) = seg.poll_event() {
+                        crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &ev, seg);
+                    }
+                }
+            }
+            (h.subscribers.clone(), frame, h.seq, info_event)
+        };
+        if let Some(ev) = info_event {
+            self.shared.events.send(ev);
+        }
+        for s in subs {
+            self.to(s, ShardMsg::Frame { name: name.to_owned(), frame: frame.clone(), seq });
+        }
+    }
+
+    fn publisher_gone(&self, name: &str, pub_id: u64) {
+        let generation = {
+            let mut st = self.st.borrow_mut();
+            let Some(h) = st.homes.get_mut(name) else { return };
+            if !h.publisher.as_ref().is_some_and(|p| p.pub_id == pub_id) {
+                return;
+            }
+            h.publisher = None;
+            h.generation += 1;
+            h.generation
+        };
+        // Keep players for a reconnect; end the stream if nobody comes back.
+        let grace = self.shared.cfg.unpublish_grace;
+        let shard = self.self_rc();
+        let name = name.to_owned();
+        monoio::spawn(async move {
+            monoio::time::sleep(grace).await;
+            shard.end_if_abandoned(&name, generation);
+        });
+    }
+
+    fn self_rc(&self) -> Rc<Shard> {
+        SHARD.with(|s| s.borrow().clone()).expect("the shard is registered for its thread")
+    }
+
+    fn end_if_abandoned(&self, name: &str, generation: u64) {
+        let (subs, room_id) = {
+            let mut st = self.st.borrow_mut();
+            let Some(h) = st.homes.get_mut(name) else { return };
+            if h.generation != generation || h.publisher.is_some() || !h.live {
+                return;
+            }
+            h.live = false;
+            h.cache.reset();
+            h.rebase = Rebase::default();
+            let out = (std::mem::take(&mut h.subscribers), h.room_id);
+            if let Some(mut seg) = h.hls.take() {
+                seg.end();
+                while let Some(ev) = seg.poll_event() {
+                    crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &ev, &seg);
+                }
+                st.ended_hls.insert(name.to_owned(), (seg, Instant::now()));
+            }
+            st.homes.remove(name);
+            let keep = self.shared.cfg.hls_window;
+            st.ended_hls.retain(|_, (_, at)| at.elapsed() < keep);
+            out
+        };
+        tracing::info!(stream = %name, "publisher gone; stream ended");
+        self.shared.events.send(EngineEvent::PublishEnded { room_id, stream_name: name.to_owned() });
+        for s in subs {
+            self.to(s, ShardMsg::StreamEnded { name: name.to_owned() });
+        }
+    }
+
+    fn subscribe(&self, name: &str, shard: usize) {
+        let snapshot = {
+            let mut st = self.st.borrow_mut();
+            let h = self.home_entry(&mut st, name);
+            if !h.subscribers.contains(&shard) {
+                h.subscribers.push(shard);
+            }
+            h.live.then(|| (h.room_id, h.cache.snapshot(), h.seq))
+        };
+        if let Some((room_id, frames, seq)) = snapshot {
+            self.to(shard, ShardMsg::Snapshot { name: name.to_owned(), room_id, frames, seq });
+        }
+    }
+
+    fn drop_stream(&self, name: &str) {
+        let home = self.shared.home_of(name) == self.index;
+        let mut st = self.st.borrow_mut();
+        for p in st.publishers.values() {
+            if p.name == name {
+                p.kick();
+            }
+        }
+        if let Some(mut s) = st.subs.remove(name) {
+            for p in s.players.drain(..) {
+                p.end(PlayerEnd::Kicked);
+            }
+        }
+        if home {
+            // No grace and no PublishEnded: the control plane asked for this.
+            st.homes.remove(name);
+        }
+    }
+
+    // ---- subscriber side ----
+
+    fn deliver(&self, name: &str, frame: &Arc<Frame>, seq: u64) {
+        let mut st = self.st.borrow_mut();
+        let Some(s) = st.subs.get_mut(name) else { return };
+        if !s.live {
+            return;
+        }
+        let gap = s.next_seq != 0 && seq != s.next_seq + 1;
+        s.next_seq = seq;
+        s.cache.push(frame);
+        let now = Instant::now();
+        for p in &s.players {
+            if gap {
+                p.resync();
+            }
+            p.push(frame, now);
+        }
+    }
+
+    /// Adds a player of `name` on this shard, waiting up to `wait` for the stream to
+    /// go live. Returns the room id.
+    pub async fn join(&self, name: &str, player: Rc<Player>, wait: Duration) -> Result<i64, PlayError> {
+        let home = self.shared.home_of(name);
+        let first = {
+            let mut st = self.st.borrow_mut();
+            let cfg = &self.shared.cfg;
+            let mut first = false;
+            let s = st.subs.entry(name.to_owned()).or_insert_with(|| {
+                first = true;
+                SubStream {
+                    room_id: 0,
+                    players: vec![],
+                    cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration),
+                    live: false,
+                    waiting: 0,
+                    next_seq: 0,
+                }
+            });
+            s.waiting += 1;
+            first
+        };
+        if first {
+            self.to(home, ShardMsg::Subscribe { name: name.to_owned(), shard: self.index });
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.shared.shutting_down.load(Ordering::Relaxed) {
+                self.unwait(name);
+                return Err(PlayError::ShuttingDown);
+            }
+            {
+                let mut st = self.st.borrow_mut();
+                if let Some(s) = st.subs.get_mut(name) {
+                    if s.live {
+                        s.waiting -= 1;
+                        player.push_all(&s.cache.snapshot(), Instant::now());
+                        s.players.push(player.clone());
+                        let room_id = s.room_id;
+                        drop(st);
+                        self.stats().players[ShardStats::player_slot(player.protocol)].fetch_add(1, Ordering::Relaxed);
+                        self.shared.events.send(EngineEvent::PlayerJoined {
+                            room_id,
+                            stream_name: name.to_owned(),
+                            protocol: player.protocol,
+                        });
+                        return Ok(room_id);
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                self.unwait(name);
+                return Err(PlayError::NotFound);
+            }
+            monoio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn unwait(&self, name: &str) {
+        let mut st = self.st.borrow_mut();
+        if let Some(s) = st.subs.get_mut(name) {
+            s.waiting = s.waiting.saturating_sub(1);
+        }
+        drop(st);
+        self.maybe_unsubscribe(name);
+    }
+
+    fn maybe_unsubscribe(&self, name: &str) {
+        let gone = {
+            let mut st = self.st.borrow_mut();
+            match st.subs.get(name) {
+                Some(s) if s.players.is_empty() && s.waiting == 0 => {
+                    st.subs.remove(name);
+                    true
+                }
+                None => true,
+                _ => false,
+            }
+        };
+        if gone {
+            self.to(self.shared.home_of(name), ShardMsg::Unsubscribe { name: name.to_owned(), shard: self.index });
+        }
+    }
+
+    /// Removes a player (its connection ended).
+    pub fn leave(&self, name: &str, player: &Player, room_id: i64) {
+        {
+            let mut st = self.st.borrow_mut();
+            if let Some(s) = st.subs.get_mut(name) {
+                s.players.retain(|p| p.id != player.id);
+            }
+        }
+        self.stats().players[ShardStats::player_slot(player.protocol)].fetch_sub(1, Ordering::Relaxed);
+        self.stats().dropped_frames.fetch_add(player.dropped.get(), Ordering::Relaxed);
+        self.shared.events.send(EngineEvent::PlayerLeft { room_id, stream_name: name.to_owned(), protocol: player.protocol });
+        self.maybe_unsubscribe(name);
+    }
+
+    // ---- publisher side (the connection's shard) ----
+
+    /// Registers a local publisher connection and claims the stream at its home.
+    pub async fn claim_stream(&self, name: &str, room_id: i64, ctl: Rc<PublisherCtl>) -> Result<u64, String> {
+        let pub_id = self.shared.next_id();
+        ctl.id.set(pub_id);
+        self.st.borrow_mut().publishers.insert(pub_id, ctl);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.to(
+            self.shared.home_of(name),
+            ShardMsg::Claim { name: name.to_owned(), room_id, pub_id, shard: self.index, reply: tx },
+        );
+        let r = match monoio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(r)) => r,
+            _ => Err("the stream's shard did not answer".into()),
+        };
+        match r {
+            Ok(()) => {
+                self.stats().publishers.fetch_add(1, Ordering::Relaxed);
+                Ok(pub_id)
+            }
+            Err(e) => {
+                self.st.borrow_mut().publishers.remove(&pub_id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends a publisher's frame to the stream's home.
+    pub fn publish_frame(&self, name: &str, pub_id: u64, frame: Frame) {
+        self.to(self.shared.home_of(name), ShardMsg::PublisherFrame { name: name.to_owned(), pub_id, frame: Arc::new(frame) });
+    }
+
+    /// A local publisher's connection ended.
+    pub fn unpublish(&self, name: &str, pub_id: u64) {
+        self.st.borrow_mut().publishers.remove(&pub_id);
+        self.stats().publishers.fetch_sub(1, Ordering::Relaxed);
+        self.to(self.shared.home_of(name), ShardMsg::PublisherGone { name: name.to_owned(), pub_id });
+    }
+}
+
+/// The codec summary the control plane gets.
+pub fn stream_info(m: &MediaInfo) -> StreamInfo {
+    StreamInfo {
+        video_codec: m.video.as_ref().map(|v| v.codec.name().to_owned()),
+        width: m.video.as_ref().map(|v| v.width).filter(|w| *w > 0),
+        height: m.video.as_ref().map(|v| v.height).filter(|h| *h > 0),
+        fps: m.video.as_ref().and_then(|v| v.fps),
+        audio_codec: m.audio.as_ref().map(|a| a.codec.name().to_owned()),
+        audio_sample_rate: m.audio.as_ref().map(|a| a.sample_rate).filter(|r| *r > 0),
+        audio_channels: m.audio.as_ref().map(|a| a.channels).filter(|c| *c > 0),
+        bitrate: None,
+    }
+}
+
+thread_local! {
+    /// The shard of this thread (for tasks spawned from `&self` methods).
+    pub static SHARD: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
+}
