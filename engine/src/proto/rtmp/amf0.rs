@@ -408,7 +408,10 @@ fn decode_value(r: &mut Reader<'_>, budget: &mut Budget, depth: usize) -> Result
             return Err(RtmpError::Unsupported("AMF0 movieclip/recordset marker"));
         }
         marker::OBJECT_END => {
-            return Err(RtmpError::malformed("AMF0 value", "object-end outside object"));
+            return Err(RtmpError::malformed(
+                "AMF0 value",
+                "object-end outside object",
+            ));
         }
         _ => return Err(RtmpError::malformed("AMF0 value", "unknown type marker")),
     })
@@ -640,7 +643,13 @@ mod tests {
         }
         b.push(marker::NULL);
         let err = decode_one(&b, Amf0Limits::default()).unwrap_err();
-        assert!(matches!(err, RtmpError::LimitExceeded { what: "AMF nesting depth", .. }));
+        assert!(matches!(
+            err,
+            RtmpError::LimitExceeded {
+                what: "AMF nesting depth",
+                ..
+            }
+        ));
         let ok = Amf0Limits {
             max_depth: 64,
             ..Amf0Limits::default()
@@ -676,7 +685,10 @@ mod tests {
     fn truncated_inputs_fail() {
         let full = Value::object([("k", Value::string("v"))]).to_bytes();
         for n in 0..full.len() - 3 {
-            assert!(decode_one(&full[..n], Amf0Limits::default()).is_err(), "{n}");
+            assert!(
+                decode_one(&full[..n], Amf0Limits::default()).is_err(),
+                "{n}"
+            );
         }
     }
 

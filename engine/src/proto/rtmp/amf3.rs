@@ -2,7 +2,8 @@
 //! values after the AMF0 AVM+ switch marker (AMF0 spec §3.1) in command messages
 //! (type 17) and data messages (type 15) sent by Flash/AIR clients.
 //!
-//! String references are resolved (and charged to the [`Budget`] each time).
+//! String references are resolved (and charged to the decoding budget of
+//! [`super::amf0::Amf0Limits::max_string_bytes`] each time).
 //! Object references (the shared table of AMF3 §2.2 for dates, arrays, objects, XML,
 //! byte arrays, vectors and dictionaries) are kept as [`Value::Reference`] rather than
 //! resolved, so decoding never builds cyclic or exponentially shared structures.
@@ -259,7 +260,11 @@ impl Ctx<'_> {
     /// Reads a U29 header of a referenceable value. `Ok(Err(reference))` for a
     /// reference, `Ok(Ok(payload))` (header >> 1) for an inline value, which is
     /// given the next object table index.
-    fn object_header(&mut self, r: &mut Reader<'_>, m: u8) -> Result<Result<u32, Value>, RtmpError> {
+    fn object_header(
+        &mut self,
+        r: &mut Reader<'_>,
+        m: u8,
+    ) -> Result<Result<u32, Value>, RtmpError> {
         let h = read_u29(r)?;
         if h & 1 == 0 {
             if h >> 1 >= self.objects {
@@ -664,7 +669,10 @@ mod tests {
 
     #[test]
     fn integers_sign_extend() {
-        assert_eq!(decode(&[0x04, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap(), Value::Integer(-1));
+        assert_eq!(
+            decode(&[0x04, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap(),
+            Value::Integer(-1)
+        );
         assert_eq!(decode(&[0x04, 0x05]).unwrap(), Value::Integer(5));
         roundtrip(Value::Integer(-(1 << 28)));
         roundtrip(Value::Integer((1 << 28) - 1));

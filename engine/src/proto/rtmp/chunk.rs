@@ -552,7 +552,11 @@ fn check_len(payload: &[u8]) -> Result<(), RtmpError> {
 /// Number of bytes [`encode_message`] writes.
 pub fn encoded_len(chunk_size: u32, header: &MessageHeader, payload_len: usize) -> usize {
     let chunk_size = chunk_size.clamp(1, MAX_CHUNK_SIZE) as usize;
-    let ext = if header.timestamp >= EXTENDED_TIMESTAMP { 4 } else { 0 };
+    let ext = if header.timestamp >= EXTENDED_TIMESTAMP {
+        4
+    } else {
+        0
+    };
     let chunks = payload_len.div_ceil(chunk_size).max(1);
     let basic = basic_header_len(header.csid.clamp(MIN_CSID, MAX_CSID));
     payload_len + 11 + chunks * (basic + ext)

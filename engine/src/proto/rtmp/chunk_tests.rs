@@ -29,7 +29,11 @@ fn decode_split(bytes: &[u8], split: impl Fn(usize) -> usize) -> Vec<Message> {
 fn decode_every_way(bytes: &[u8]) -> Vec<Message> {
     let whole = decode_whole(&mut ChunkDecoder::new(ChunkLimits::default()), bytes).unwrap();
     assert_eq!(decode_split(bytes, |_| 1), whole, "byte by byte");
-    assert_eq!(decode_split(bytes, |i| (i * 7 + 3) % 23), whole, "odd pieces");
+    assert_eq!(
+        decode_split(bytes, |i| (i * 7 + 3) % 23),
+        whole,
+        "odd pieces"
+    );
     whole
 }
 
@@ -43,7 +47,9 @@ fn hdr(csid: u32, timestamp: u32, type_id: u8, stream_id: u32) -> MessageHeader 
 }
 
 fn payload(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 #[test]
@@ -109,7 +115,9 @@ fn all_four_header_types() {
 #[test]
 fn type3_after_type0_repeats_the_timestamp_field() {
     // ffmpeg/SRS reading: the type 0 field (absolute 40) is reused as a delta.
-    let mut b = vec![0x04, 0x00, 0x00, 0x28, 0x00, 0x00, 0x01, 0x08, 1, 0, 0, 0, 0xAA];
+    let mut b = vec![
+        0x04, 0x00, 0x00, 0x28, 0x00, 0x00, 0x01, 0x08, 1, 0, 0, 0, 0xAA,
+    ];
     b.extend_from_slice(&[0xC4, 0xBB]);
     let msgs = decode_every_way(&b);
     assert_eq!(msgs[1].timestamp, 80);
@@ -167,7 +175,9 @@ fn extended_omitted_with_short_tail_is_tolerated() {
 fn extended_timestamp_on_new_message_type3() {
     // Type 1 with an extended delta, then a type 3 new message repeating it.
     let delta: u32 = 0x0100_0000;
-    let mut b = vec![0x04, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x08, 1, 0, 0, 0, 0xA0];
+    let mut b = vec![
+        0x04, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x08, 1, 0, 0, 0, 0xA0,
+    ];
     b.extend_from_slice(&[0x44, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x01, 0x08]);
     b.extend_from_slice(&delta.to_be_bytes());
     b.push(0xA1);
@@ -291,7 +301,10 @@ fn limits_are_enforced() {
     let mut dec = ChunkDecoder::new(limits);
     assert!(matches!(
         decode_whole(&mut dec, &b),
-        Err(RtmpError::LimitExceeded { what: "message size", .. })
+        Err(RtmpError::LimitExceeded {
+            what: "message size",
+            ..
+        })
     ));
     // Chunk size too large, and zero.
     for size in [8193u32, 0] {
@@ -307,7 +320,10 @@ fn limits_are_enforced() {
     let mut dec = ChunkDecoder::new(limits);
     assert!(matches!(
         decode_whole(&mut dec, &b),
-        Err(RtmpError::LimitExceeded { what: "chunk streams", .. })
+        Err(RtmpError::LimitExceeded {
+            what: "chunk streams",
+            ..
+        })
     ));
     // Too many bytes in partial messages: two 900-byte messages, interleaved.
     let e1 = encode_message_bytes(128, &hdr(4, 0, 9, 1), &payload(900, 0)).unwrap();
@@ -327,7 +343,10 @@ fn limits_are_enforced() {
     let mut dec = ChunkDecoder::new(limits);
     assert!(matches!(
         decode_whole(&mut dec, &b),
-        Err(RtmpError::LimitExceeded { what: "buffered partial messages", .. })
+        Err(RtmpError::LimitExceeded {
+            what: "buffered partial messages",
+            ..
+        })
     ));
 }
 
@@ -342,7 +361,8 @@ fn zero_length_message_and_timestamp_wrap() {
     let mut b = Vec::new();
     encode_message(&mut b, 128, &hdr(3, u32::MAX, 20, 0), b"").unwrap();
     let mut enc = ChunkEncoder::new();
-    enc.encode(&mut b, &hdr(5, u32::MAX - 1, 18, 1), b"a").unwrap();
+    enc.encode(&mut b, &hdr(5, u32::MAX - 1, 18, 1), b"a")
+        .unwrap();
     enc.encode(&mut b, &hdr(5, u32::MAX, 18, 1), b"b").unwrap();
     let msgs = decode_every_way(&b);
     assert_eq!(msgs.len(), 3);

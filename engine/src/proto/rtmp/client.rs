@@ -322,7 +322,9 @@ impl ClientSession {
                 self.events.push_back(ClientEvent::StreamEof { stream_id });
             }
             RtmpMessage::Command { command, .. } => self.on_command(msg.stream_id, command),
-            RtmpMessage::Audio(p) | RtmpMessage::Video(p) | RtmpMessage::Data { payload: p, .. } => {
+            RtmpMessage::Audio(p)
+            | RtmpMessage::Video(p)
+            | RtmpMessage::Data { payload: p, .. } => {
                 let kind = MediaKind::from_type_id(msg.type_id).unwrap_or(MediaKind::Data);
                 if self.phase == Phase::Active {
                     self.events.push_back(ClientEvent::Media {
@@ -362,7 +364,8 @@ impl ClientSession {
                 if let ClientGoal::Publish { name } = self.goal.clone() {
                     for proc in ["releaseStream", "FCPublish"] {
                         let t = self.txn();
-                        let c = Command::new(proc, t, Value::Null, vec![Value::string(name.as_str())]);
+                        let c =
+                            Command::new(proc, t, Value::Null, vec![Value::string(name.as_str())]);
                         self.conn.send_command(0, &c);
                     }
                 }
@@ -381,7 +384,8 @@ impl ClientSession {
                 };
                 let id = id as u32;
                 self.stream_id = Some(id);
-                self.events.push_back(ClientEvent::StreamCreated { stream_id: id });
+                self.events
+                    .push_back(ClientEvent::StreamCreated { stream_id: id });
                 match self.goal.clone() {
                     ClientGoal::Publish { name } => {
                         let t = self.txn();
@@ -414,9 +418,7 @@ impl ClientSession {
                     return;
                 }
                 let started = match code.as_str() {
-                    "NetStream.Publish.Start" => {
-                        Some(ClientEvent::PublishStarted { stream_id })
-                    }
+                    "NetStream.Publish.Start" => Some(ClientEvent::PublishStarted { stream_id }),
                     "NetStream.Play.Start" => Some(ClientEvent::PlayStarted { stream_id }),
                     _ => None,
                 };

@@ -168,7 +168,11 @@ impl Conn {
                 }
             }
             RtmpMessage::UserControl(UserControl::PingRequest(t)) => {
-                self.send(0, 0, &RtmpMessage::UserControl(UserControl::PingResponse(*t)));
+                self.send(
+                    0,
+                    0,
+                    &RtmpMessage::UserControl(UserControl::PingResponse(*t)),
+                );
             }
             RtmpMessage::UserControl(UserControl::PingResponse(_)) => {}
             _ => return Ok(Some(parsed)),

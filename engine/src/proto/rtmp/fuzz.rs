@@ -116,7 +116,10 @@ pub fn fuzz_amf0(data: &[u8]) {
 /// A valid client handshake (C0, C1, C2) for [`fuzz_server_session`].
 fn handshake_prefix() -> Vec<u8> {
     let mut v = vec![3u8];
-    v.extend(std::iter::repeat_n(0u8, 2 * super::handshake::HANDSHAKE_SIZE));
+    v.extend(std::iter::repeat_n(
+        0u8,
+        2 * super::handshake::HANDSHAKE_SIZE,
+    ));
     v
 }
 
@@ -263,17 +266,31 @@ mod tests {
             &cmd(
                 "connect",
                 1.0,
-                Value::object([("app", Value::string("live")), ("tcUrl", Value::string("rtmp://x/live"))]),
+                Value::object([
+                    ("app", Value::string("live")),
+                    ("tcUrl", Value::string("rtmp://x/live")),
+                ]),
                 vec![],
             ),
         );
-        put(3, type_id::COMMAND_AMF0, 0, 0, &cmd("createStream", 2.0, Value::Null, vec![]));
+        put(
+            3,
+            type_id::COMMAND_AMF0,
+            0,
+            0,
+            &cmd("createStream", 2.0, Value::Null, vec![]),
+        );
         put(
             8,
             type_id::COMMAND_AMF0,
             1,
             0,
-            &cmd("publish", 3.0, Value::Null, vec![Value::string("k?t=1"), Value::string("live")]),
+            &cmd(
+                "publish",
+                3.0,
+                Value::Null,
+                vec![Value::string("k?t=1"), Value::string("live")],
+            ),
         );
         let mut meta = Vec::new();
         amf0::encode_all(
@@ -290,7 +307,13 @@ mod tests {
         let mut agg = vec![9, 0, 0, 2, 0, 0, 40, 0, 0, 0, 1, 0x27, 1, 0, 0, 0, 13];
         agg.extend_from_slice(&[8, 0, 0, 1, 0, 0, 46, 0, 0, 0, 1, 0xAF, 0, 0, 0, 12]);
         put(6, type_id::AGGREGATE, 1, 40, &agg);
-        put(3, type_id::COMMAND_AMF0, 0, 0, &cmd("createStream", 4.0, Value::Null, vec![]));
+        put(
+            3,
+            type_id::COMMAND_AMF0,
+            0,
+            0,
+            &cmd("createStream", 4.0, Value::Null, vec![]),
+        );
         put(
             8,
             type_id::COMMAND_AMF0,
@@ -300,8 +323,20 @@ mod tests {
         );
         put(2, type_id::USER_CONTROL, 0, 0, &[0, 6, 0, 0, 0, 5]);
         put(2, type_id::SET_CHUNK_SIZE, 0, 0, &[0, 0, 0x10, 0]);
-        put(3, type_id::COMMAND_AMF0, 0, 0, &cmd("pause", 0.0, Value::Null, vec![true.into()]));
-        put(3, type_id::COMMAND_AMF0, 0, 0, &cmd("deleteStream", 0.0, Value::Null, vec![1.0.into()]));
+        put(
+            3,
+            type_id::COMMAND_AMF0,
+            0,
+            0,
+            &cmd("pause", 0.0, Value::Null, vec![true.into()]),
+        );
+        put(
+            3,
+            type_id::COMMAND_AMF0,
+            0,
+            0,
+            &cmd("deleteStream", 0.0, Value::Null, vec![1.0.into()]),
+        );
         b
     }
 
@@ -351,9 +386,15 @@ mod tests {
                 &[
                     Value::string("onMetaData"),
                     Value::EcmaArray(vec![
-                        ("a".into(), Value::StrictArray(vec![Value::Number(1.0), Value::Null])),
+                        (
+                            "a".into(),
+                            Value::StrictArray(vec![Value::Number(1.0), Value::Null]),
+                        ),
                         ("b".into(), Value::object([("c", Value::Boolean(true))])),
-                        ("d".into(), Value::Avmplus(super::super::amf3::Value::Integer(7))),
+                        (
+                            "d".into(),
+                            Value::Avmplus(super::super::amf3::Value::Integer(7)),
+                        ),
                     ]),
                 ],
                 &mut b,
@@ -370,7 +411,9 @@ mod tests {
             &mut r,
             &mut c0c1,
         );
-        server.handle_input(&mut &c0c1[..], &mut r, &mut out).unwrap();
+        server
+            .handle_input(&mut &c0c1[..], &mut r, &mut out)
+            .unwrap();
         hs_seed.extend_from_slice(&out);
 
         for i in 0..3000 {

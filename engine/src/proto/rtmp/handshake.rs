@@ -463,13 +463,43 @@ mod tests {
         let mut client = ClientHandshake::new(kind, &mut r, &mut c_out);
         let mut server = ServerHandshake::new();
         let mut s_out = Vec::new();
-        server.handle_input(&mut &c_out[..], &mut r, &mut s_out).unwrap();
+        server
+            .handle_input(&mut &c_out[..], &mut r, &mut s_out)
+            .unwrap();
         let last = s_out.len() - 1;
         s_out[last] ^= 1;
         let err = client
             .handle_input(&mut &s_out[..], &mut r, &mut Vec::new())
             .unwrap_err();
         assert!(matches!(err, RtmpError::PeerMisbehaviour(_)));
+    }
+
+    #[test]
+    fn ffmpeg_c1_digest_and_our_answer() {
+        // C0+C1 as ffmpeg 5.1 sent them (testdata/rtmp/ffmpeg-publish.txt).
+        let capture = include_bytes!("../../../testdata/rtmp/ffmpeg-publish.bin");
+        let c1: &[u8; HANDSHAKE_SIZE] = capture[1..1 + HANDSHAKE_SIZE].try_into().unwrap();
+        let (scheme, client_digest) = find_digest(c1, &FP_KEY_TEXT[..]).unwrap();
+        assert_eq!(scheme, DigestScheme::OffsetAt8);
+        let mut server = ServerHandshake::new();
+        let mut out = Vec::new();
+        let mut input = &capture[..];
+        assert!(
+            server
+                .handle_input(&mut input, &mut rng(5), &mut out)
+                .unwrap()
+        );
+        assert_eq!(
+            server.kind(),
+            Some(HandshakeKind::Digest(DigestScheme::OffsetAt8))
+        );
+        // What ffmpeg checks as a player: S1 digest with the 36-byte server key,
+        // S2 signed with HMAC(full server key, client digest).
+        let s1: &[u8; HANDSHAKE_SIZE] = out[1..1 + HANDSHAKE_SIZE].try_into().unwrap();
+        let s2: &[u8; HANDSHAKE_SIZE] = out[1 + HANDSHAKE_SIZE..].try_into().unwrap();
+        assert!(find_digest(s1, &FMS_KEY_TEXT[..]).is_some());
+        assert!(response_valid(s2, &full_key(FMS_KEY_TEXT), &client_digest));
+        assert_eq!(input.len(), capture.len() - 1 - 2 * HANDSHAKE_SIZE);
     }
 
     #[test]

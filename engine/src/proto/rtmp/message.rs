@@ -174,12 +174,12 @@ pub enum PeerBandwidthLimit {
 }
 
 impl PeerBandwidthLimit {
-    fn from_u8(v: u8) -> Result<Self, RtmpError> {
+    /// Unknown limit types are read as dynamic (the mildest), not rejected.
+    fn from_u8(v: u8) -> Self {
         match v {
-            0 => Ok(PeerBandwidthLimit::Hard),
-            1 => Ok(PeerBandwidthLimit::Soft),
-            2 => Ok(PeerBandwidthLimit::Dynamic),
-            _ => Err(RtmpError::malformed("Set Peer Bandwidth", "unknown limit type")),
+            0 => PeerBandwidthLimit::Hard,
+            1 => PeerBandwidthLimit::Soft,
+            _ => PeerBandwidthLimit::Dynamic,
         }
     }
 
@@ -396,10 +396,9 @@ impl RtmpMessage {
                 let mut r = Reader::new(&payload, "Set Peer Bandwidth");
                 let window_size = r.u32()?;
                 // Some clients omit the limit type; treat that as dynamic.
-                let limit = match r.peek_u8() {
-                    Some(v) => PeerBandwidthLimit::from_u8(v)?,
-                    None => PeerBandwidthLimit::Dynamic,
-                };
+                let limit = r
+                    .peek_u8()
+                    .map_or(PeerBandwidthLimit::Dynamic, PeerBandwidthLimit::from_u8);
                 RtmpMessage::SetPeerBandwidth { window_size, limit }
             }
             t::AUDIO => RtmpMessage::Audio(payload),
@@ -561,7 +560,11 @@ pub fn encode_media(
     timestamp: u32,
     payload: &[u8],
 ) -> Result<Bytes, RtmpError> {
-    chunk::encode_message_bytes(chunk_size, &media_header(kind, stream_id, timestamp), payload)
+    chunk::encode_message_bytes(
+        chunk_size,
+        &media_header(kind, stream_id, timestamp),
+        payload,
+    )
 }
 
 /// The AMF0 encoding of the string `@setDataFrame` (marker, length, text).
@@ -698,8 +701,8 @@ mod tests {
         assert_eq!(Command::parse(&b, false, Amf0Limits::default()).unwrap(), c);
         let mut b3 = vec![0u8];
         b3.extend_from_slice(&b);
-        let m = RtmpMessage::parse(type_id::COMMAND_AMF3, b3.into(), Amf0Limits::default())
-            .unwrap();
+        let m =
+            RtmpMessage::parse(type_id::COMMAND_AMF3, b3.into(), Amf0Limits::default()).unwrap();
         assert_eq!(
             m,
             RtmpMessage::Command {

@@ -35,7 +35,12 @@ fn base() -> Instant {
 }
 
 impl Pair {
-    fn new(goal: ClientGoal, config: SessionConfig, handshake: HandshakeKind, split: usize) -> Pair {
+    fn new(
+        goal: ClientGoal,
+        config: SessionConfig,
+        handshake: HandshakeKind,
+        split: usize,
+    ) -> Pair {
         let now = base();
         let mut cc = ClientConfig::new("live", "rtmp://127.0.0.1:1935/live");
         cc.handshake = handshake;
@@ -138,8 +143,14 @@ impl Pair {
     /// The engine's side: connect accepted, publish or play accepted.
     fn establish(&mut self) -> u32 {
         let ev = self.take_s_events();
-        assert!(matches!(ev[0], SessionEvent::HandshakeComplete { .. }), "{ev:?}");
-        assert!(matches!(ev[1], SessionEvent::ConnectRequested { .. }), "{ev:?}");
+        assert!(
+            matches!(ev[0], SessionEvent::HandshakeComplete { .. }),
+            "{ev:?}"
+        );
+        assert!(
+            matches!(ev[1], SessionEvent::ConnectRequested { .. }),
+            "{ev:?}"
+        );
         self.server.accept_connect().unwrap();
         let ev = self.take_s_events();
         let stream_id = match &ev[..] {
@@ -239,14 +250,24 @@ fn connect_reply_sequence() {
     let (_, result) = &commands(&msgs)[0];
     assert_eq!(result.name, "_result");
     assert_eq!(result.transaction_id, 1.0);
-    assert_eq!(result.command_object.get_str("fmsVer"), Some("FMS/3,0,1,123"));
+    assert_eq!(
+        result.command_object.get_str("fmsVer"),
+        Some("FMS/3,0,1,123")
+    );
     let info = result.info().unwrap();
     assert_eq!(info.get_str("code"), Some("NetConnection.Connect.Success"));
     assert_eq!(info.get_f64("objectEncoding"), Some(0.0));
     // releaseStream and FCPublish are answered, FCPublish with onFCPublish too.
-    let names: Vec<_> = commands(&msgs).iter().map(|(_, c)| c.name.clone()).collect();
+    let names: Vec<_> = commands(&msgs)
+        .iter()
+        .map(|(_, c)| c.name.clone())
+        .collect();
     assert!(names.contains(&"onFCPublish".to_string()), "{names:?}");
-    assert_eq!(names.iter().filter(|n| *n == "_result").count(), 4, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| *n == "_result").count(),
+        4,
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -267,7 +288,10 @@ fn publish_flow_with_media() {
     );
     p.server.accept_publish(1).unwrap();
     p.drive();
-    assert!(p.c_events.contains(&ClientEvent::PublishStarted { stream_id: 1 }));
+    assert!(
+        p.c_events
+            .contains(&ClientEvent::PublishStarted { stream_id: 1 })
+    );
     assert_eq!(p.server.stream_status(1), Some(StreamStatus::Publishing));
     assert_eq!(p.server.stream_name(1), Some("key"));
     let status = commands(&p.server_messages())
@@ -275,16 +299,25 @@ fn publish_flow_with_media() {
         .find(|(_, c)| c.name == "onStatus")
         .unwrap();
     assert_eq!(status.0, 1);
-    assert_eq!(status.1.info().unwrap().get_str("code"), Some("NetStream.Publish.Start"));
+    assert_eq!(
+        status.1.info().unwrap().get_str("code"),
+        Some("NetStream.Publish.Start")
+    );
 
-    p.client.send_media(MediaKind::Data, 0, &metadata()).unwrap();
+    p.client
+        .send_media(MediaKind::Data, 0, &metadata())
+        .unwrap();
     let mut sent = Vec::new();
     for i in 0..300u32 {
         let video: Vec<u8> = (0..(500 + i * 37 % 9000)).map(|b| b as u8).collect();
-        p.client.send_media(MediaKind::Video, i * 33, &video).unwrap();
+        p.client
+            .send_media(MediaKind::Video, i * 33, &video)
+            .unwrap();
         sent.push((MediaKind::Video, i * 33, video));
         let audio = vec![0xAF, 0x01, i as u8];
-        p.client.send_media(MediaKind::Audio, i * 33 + 5, &audio).unwrap();
+        p.client
+            .send_media(MediaKind::Audio, i * 33 + 5, &audio)
+            .unwrap();
         sent.push((MediaKind::Audio, i * 33 + 5, audio));
     }
     let ev = p.take_s_events();
@@ -362,7 +395,10 @@ fn play_flow_with_shared_media_and_eof() {
     p.drive();
     let codes = status_codes(&p.c_events);
     assert_eq!(codes, vec!["NetStream.Play.Reset", "NetStream.Play.Start"]);
-    assert!(p.c_events.contains(&ClientEvent::PlayStarted { stream_id: 1 }));
+    assert!(
+        p.c_events
+            .contains(&ClientEvent::PlayStarted { stream_id: 1 })
+    );
     // StreamBegin precedes the statuses; |RtmpSampleAccess follows them.
     let msgs = p.server_messages();
     let begin = msgs
@@ -382,7 +418,9 @@ fn play_flow_with_shared_media_and_eof() {
     p.c_events.clear();
     let mut expected = Vec::new();
     for i in 0..200u32 {
-        let payload: Vec<u8> = (0..(100 + i * 97 % 20_000)).map(|b| (b * 7) as u8).collect();
+        let payload: Vec<u8> = (0..(100 + i * 97 % 20_000))
+            .map(|b| (b * 7) as u8)
+            .collect();
         let kind = if i % 2 == 0 {
             MediaKind::Video
         } else {
@@ -452,10 +490,15 @@ fn server_acknowledges_and_answers_pings() {
         b.extend_from_slice(&encode_message_bytes(4096, &h, &m.payload_bytes()).unwrap());
     }
     p.server.handle_input(p.now, &b).unwrap();
-    p.client.send_media(MediaKind::Video, 0, &[0u8; 3000]).unwrap();
+    p.client
+        .send_media(MediaKind::Video, 0, &[0u8; 3000])
+        .unwrap();
     p.drive();
     let msgs = p.server_messages();
-    assert!(msgs.iter().any(|(_, m)| *m == RtmpMessage::UserControl(UserControl::PingResponse(42))));
+    assert!(
+        msgs.iter()
+            .any(|(_, m)| *m == RtmpMessage::UserControl(UserControl::PingResponse(42)))
+    );
     let acks = msgs
         .iter()
         .filter(|(_, m)| matches!(m, RtmpMessage::Acknowledgement { .. }))
@@ -495,7 +538,10 @@ fn reject_connect_and_reject_play() {
     p.server.reject_connect("app not allowed").unwrap();
     p.drive();
     assert!(p.server.is_closed());
-    assert_eq!(status_codes(&p.c_events), vec!["NetConnection.Connect.Rejected"]);
+    assert_eq!(
+        status_codes(&p.c_events),
+        vec!["NetConnection.Connect.Rejected"]
+    );
 
     let mut p = Pair::player("missing");
     p.take_s_events();
@@ -506,7 +552,10 @@ fn reject_connect_and_reject_play() {
         .unwrap();
     p.drive();
     assert!(!p.server.is_closed());
-    assert_eq!(status_codes(&p.c_events), vec!["NetStream.Play.StreamNotFound"]);
+    assert_eq!(
+        status_codes(&p.c_events),
+        vec!["NetStream.Play.StreamNotFound"]
+    );
     assert_eq!(p.server.stream_status(1), Some(StreamStatus::Idle));
 }
 
@@ -514,9 +563,14 @@ fn reject_connect_and_reject_play() {
 fn delete_stream_and_close_report_stream_closed() {
     let mut p = Pair::publisher("key");
     let id = p.establish();
-    p.client
-        .send_command(0, &Command::new("deleteStream", 0.0, Value::Null, vec![Value::Number(1.0)]));
-    assert_eq!(p.take_s_events(), vec![SessionEvent::StreamClosed { stream_id: id }]);
+    p.client.send_command(
+        0,
+        &Command::new("deleteStream", 0.0, Value::Null, vec![Value::Number(1.0)]),
+    );
+    assert_eq!(
+        p.take_s_events(),
+        vec![SessionEvent::StreamClosed { stream_id: id }]
+    );
     assert_eq!(p.server.stream_status(1), None);
 
     let mut p = Pair::player("room");
@@ -540,8 +594,10 @@ fn unknown_commands_get_error_and_stream_limit() {
     p.client
         .send_command(0, &Command::new("noReplyWanted", 0.0, Value::Null, vec![]));
     for t in 0..9 {
-        p.client
-            .send_command(0, &Command::new("createStream", 100.0 + f64::from(t), Value::Null, vec![]));
+        p.client.send_command(
+            0,
+            &Command::new("createStream", 100.0 + f64::from(t), Value::Null, vec![]),
+        );
     }
     p.drive();
     let cmds = commands(&p.server_messages());
@@ -612,7 +668,10 @@ fn handshake_timeout() {
     assert!(matches!(
         s.poll_event(),
         Some(SessionEvent::Closed {
-            error: Some(RtmpError::Timeout { what: "handshake", .. })
+            error: Some(RtmpError::Timeout {
+                what: "handshake",
+                ..
+            })
         })
     ));
     assert_eq!(s.poll_timeout(), None);
@@ -647,7 +706,10 @@ fn pings_keep_a_quiet_player_alive_and_idle_timeout_closes() {
             error: Some(RtmpError::Timeout { what: "idle", .. })
         }
     )));
-    assert!(p.s_events.contains(&SessionEvent::StreamClosed { stream_id: 1 }));
+    assert!(
+        p.s_events
+            .contains(&SessionEvent::StreamClosed { stream_id: 1 })
+    );
 }
 
 #[test]
@@ -678,11 +740,16 @@ fn garbage_after_handshake_closes_with_error() {
     input.extend(std::iter::repeat_n(0u8, 2 * HANDSHAKE_SIZE));
     s.handle_input(now, &input).unwrap();
     // A type 1 chunk on a fresh chunk stream.
-    let err = s.handle_input(now, &[0x44, 0, 0, 0, 0, 0, 1, 20]).unwrap_err();
+    let err = s
+        .handle_input(now, &[0x44, 0, 0, 0, 0, 0, 1, 20])
+        .unwrap_err();
     assert!(err.is_peer_fault());
     assert!(s.is_closed());
     let ev: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
-    assert!(matches!(ev.last(), Some(SessionEvent::Closed { error: Some(_) })));
+    assert!(matches!(
+        ev.last(),
+        Some(SessionEvent::Closed { error: Some(_) })
+    ));
 }
 
 /// Minutes of media in milliseconds: publisher → server → engine (shared
@@ -695,17 +762,26 @@ fn relay_two_minutes_of_media() {
     let play_id = player.establish();
     player.c_events.clear(); // |RtmpSampleAccess
     let chunk_size = player.server.out_chunk_size();
-    publisher.client.send_media(MediaKind::Data, 0, &metadata()).unwrap();
+    publisher
+        .client
+        .send_media(MediaKind::Data, 0, &metadata())
+        .unwrap();
     let (mut sent, mut received) = (0usize, 0usize);
     for ms in (0..120_000u32).step_by(10) {
         if ms % 33 < 10 {
             let len = if ms % 2000 < 10 { 30_000 } else { 1500 };
             let payload: Vec<u8> = (0..len).map(|i| (i as u32 ^ ms) as u8).collect();
-            publisher.client.send_media(MediaKind::Video, ms, &payload).unwrap();
+            publisher
+                .client
+                .send_media(MediaKind::Video, ms, &payload)
+                .unwrap();
             sent += 1;
         }
         if ms % 23 < 10 {
-            publisher.client.send_media(MediaKind::Audio, ms, &[0xAF, 1, 2, 3]).unwrap();
+            publisher
+                .client
+                .send_media(MediaKind::Audio, ms, &[0xAF, 1, 2, 3])
+                .unwrap();
             sent += 1;
         }
         publisher.now += Duration::from_millis(10);
@@ -732,4 +808,119 @@ fn relay_two_minutes_of_media() {
     }
     assert_eq!(received, sent + 1);
     assert!(!publisher.server.is_closed() && !player.server.is_closed());
+}
+
+/// Replays a captured client byte stream into a server that accepts everything.
+fn replay(capture: &[u8], split: usize) -> (ServerSession, Vec<SessionEvent>) {
+    let now = base();
+    let mut s = ServerSession::new(
+        SessionConfig {
+            rng_seed: Some(3),
+            ..SessionConfig::default()
+        },
+        now,
+    );
+    let mut events = Vec::new();
+    for piece in capture.chunks(split) {
+        s.handle_input(now, piece).unwrap();
+        while let Some(ev) = s.poll_event() {
+            match &ev {
+                SessionEvent::ConnectRequested { .. } => s.accept_connect().unwrap(),
+                SessionEvent::PublishRequested { stream_id, .. } => {
+                    s.accept_publish(*stream_id).unwrap()
+                }
+                SessionEvent::PlayRequested { stream_id, .. } => s.accept_play(*stream_id).unwrap(),
+                _ => {}
+            }
+            events.push(ev);
+        }
+    }
+    (s, events)
+}
+
+#[test]
+fn ffmpeg_publish_capture() {
+    let capture = include_bytes!("../../../testdata/rtmp/ffmpeg-publish.bin");
+    let (whole, ev) = replay(capture, usize::MAX);
+    for split in [1, 100, 1460] {
+        assert_eq!(replay(capture, split).1, ev, "split {split}");
+    }
+    assert_eq!(
+        ev[0],
+        SessionEvent::HandshakeComplete {
+            kind: HandshakeKind::Digest(DigestScheme::OffsetAt8)
+        }
+    );
+    assert_eq!(
+        ev[1],
+        SessionEvent::ConnectRequested {
+            app: "live".into(),
+            app_query: None,
+            tc_url: Some("rtmp://127.0.0.1:19350/live".into()),
+        }
+    );
+    assert_eq!(
+        ev[2],
+        SessionEvent::PublishRequested {
+            stream_id: 1,
+            app: "live".into(),
+            name: "key".into(),
+            query: Some("token=1".into()),
+            publish_type: PublishType::Live,
+        }
+    );
+    let media: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Media { kind, payload, .. } => Some((*kind, payload.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(media.len(), 100);
+    let (kind, meta) = &media[0];
+    assert_eq!(*kind, MediaKind::Data);
+    let values = amf0::decode_all(meta, Default::default()).unwrap();
+    assert_eq!(values[0].as_str(), Some("onMetaData"));
+    assert_eq!(values[1].get_f64("width"), Some(160.0));
+    // AVC sequence header, AAC sequence header.
+    assert_eq!(&media[1].1[..2], &[0x17, 0x00]);
+    assert_eq!(&media[2].1[..2], &[0xAF, 0x00]);
+    assert_eq!(
+        media.iter().filter(|(k, _)| *k == MediaKind::Video).count(),
+        32
+    );
+    // FCUnpublish ends the stream; deleteStream then removes it.
+    assert_eq!(
+        ev.last(),
+        Some(&SessionEvent::StreamClosed { stream_id: 1 })
+    );
+    assert_eq!(whole.stream_status(1), None);
+    assert_eq!(whole.in_chunk_size(), 4096);
+    assert!(!whole.is_closed());
+}
+
+#[test]
+fn ffmpeg_play_capture() {
+    let capture = include_bytes!("../../../testdata/rtmp/ffmpeg-play.bin");
+    let (mut s, ev) = replay(capture, 7);
+    assert!(ev.contains(&SessionEvent::PlayRequested {
+        stream_id: 1,
+        app: "live".into(),
+        name: "key".into(),
+        query: None,
+    }));
+    assert_eq!(s.stream_status(1), Some(StreamStatus::Playing));
+    let mut out = Vec::new();
+    while let Some(b) = s.poll_transmit() {
+        out.extend_from_slice(&b);
+    }
+    let cmds = commands(&decode_all(&out[1 + 2 * HANDSHAKE_SIZE..]));
+    let answered: Vec<(String, f64)> = cmds
+        .iter()
+        .filter(|(_, c)| c.name == "_result")
+        .map(|(_, c)| (c.name.clone(), c.transaction_id))
+        .collect();
+    // connect (1), createStream (2), _checkbw (3), getStreamLength (4).
+    let txns: Vec<f64> = answered.iter().map(|(_, t)| *t).collect();
+    assert_eq!(txns, vec![1.0, 2.0, 3.0, 4.0]);
 }

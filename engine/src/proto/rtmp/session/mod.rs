@@ -14,8 +14,8 @@ use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use super::amf0::{Amf0Limits, Value};
-use super::chunk::{ChunkLimits, Message};
+use super::amf0::Value;
+use super::chunk::Message;
 use super::conn::Conn;
 use super::error::RtmpError;
 use super::handshake::{HandshakeKind, ServerHandshake};
@@ -24,190 +24,10 @@ use super::message::{
     strip_set_data_frame, type_id,
 };
 
-/// Configuration of a [`ServerSession`].
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// Chunk size announced right after `connect` is accepted and used for all
-    /// output from then on. Default 4096.
-    pub out_chunk_size: u32,
-    /// Window Acknowledgement Size sent to the client (§5.4.4). Default 2 500 000.
-    pub window_ack_size: u32,
-    /// Set Peer Bandwidth window sent to the client (§5.4.5, limit type dynamic).
-    /// Default 2 500 000.
-    pub peer_bandwidth: u32,
-    /// Time allowed from creation to the end of the handshake. Default 10 s.
-    pub handshake_timeout: Duration,
-    /// Time without any input after which the session closes. Default 60 s.
-    pub idle_timeout: Duration,
-    /// Send a Ping Request after this long without input (§7.1.7), so that quiet
-    /// players answer and stay inside `idle_timeout`. Default 20 s; `None` = off.
-    pub ping_interval: Option<Duration>,
-    /// Most NetStreams one connection may have open (`createStream`). Default 8.
-    pub max_streams: usize,
-    /// Chunk decoder bounds.
-    pub chunk_limits: ChunkLimits,
-    /// AMF decoding bounds.
-    pub amf_limits: Amf0Limits,
-    /// Most payload bytes held back while the engine decides on a connect, publish
-    /// or play (messages that arrive meanwhile are replayed after the decision).
-    /// Default 8 MiB.
-    pub max_deferred_bytes: usize,
-    /// Most bytes of not yet drained output before the session gives up on the
-    /// peer. Default 4 MiB.
-    pub max_pending_output: usize,
-    /// `fmsVer` in the connect reply. Default `FMS/3,0,1,123`.
-    pub fms_version: String,
-    /// `capabilities` in the connect reply. Default 31.
-    pub capabilities: f64,
-    /// Seed for handshake randomness (tests); `None` seeds from the OS.
-    pub rng_seed: Option<u64>,
-}
+mod commands;
+mod types;
 
-impl Default for SessionConfig {
-    fn default() -> Self {
-        SessionConfig {
-            out_chunk_size: 4096,
-            window_ack_size: 2_500_000,
-            peer_bandwidth: 2_500_000,
-            handshake_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            ping_interval: Some(Duration::from_secs(20)),
-            max_streams: 8,
-            chunk_limits: ChunkLimits::default(),
-            amf_limits: Amf0Limits::default(),
-            max_deferred_bytes: 8 << 20,
-            max_pending_output: 4 << 20,
-            fms_version: "FMS/3,0,1,123".to_owned(),
-            capabilities: 31.0,
-            rng_seed: None,
-        }
-    }
-}
-
-/// The `type` argument of `publish` (§7.2.2.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PublishType {
-    /// `live` (also used for anything unrecognised, as FMS does).
-    Live,
-    /// `record`.
-    Record,
-    /// `append`.
-    Append,
-}
-
-impl PublishType {
-    fn parse(s: Option<&str>) -> PublishType {
-        match s {
-            Some(t) if t.eq_ignore_ascii_case("record") => PublishType::Record,
-            Some(t) if t.eq_ignore_ascii_case("append") => PublishType::Append,
-            _ => PublishType::Live,
-        }
-    }
-}
-
-/// What a [`ServerSession`] reports to the engine.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum SessionEvent {
-    /// C2 has been read.
-    HandshakeComplete {
-        /// Simple or digest handshake.
-        kind: HandshakeKind,
-    },
-    /// `connect` arrived: call [`ServerSession::accept_connect`] or
-    /// [`ServerSession::reject_connect`]. Later messages wait for the decision.
-    ConnectRequested {
-        /// The `app` property without any `?query` and trailing `/`.
-        app: String,
-        /// The part of `app` after `?`, if any (some clients put tokens there).
-        app_query: Option<String>,
-        /// The `tcUrl` property, if sent.
-        tc_url: Option<String>,
-    },
-    /// `publish` arrived on a stream: call [`ServerSession::accept_publish`] or
-    /// [`ServerSession::reject_publish`]. Media sent meanwhile is held back.
-    PublishRequested {
-        /// Message stream id.
-        stream_id: u32,
-        /// The connection's app.
-        app: String,
-        /// Stream name without `?query`.
-        name: String,
-        /// The part of the name after `?`, if any.
-        query: Option<String>,
-        /// `live`, `record` or `append`.
-        publish_type: PublishType,
-    },
-    /// `play` arrived on a stream: call [`ServerSession::accept_play`] or
-    /// [`ServerSession::reject_play`].
-    PlayRequested {
-        /// Message stream id.
-        stream_id: u32,
-        /// The connection's app.
-        app: String,
-        /// Stream name without `?query`.
-        name: String,
-        /// The part of the name after `?`, if any.
-        query: Option<String>,
-    },
-    /// A media message from a publishing stream. For data, the `@setDataFrame`
-    /// wrapper is removed: the payload starts with the AMF0 string `onMetaData`
-    /// (or another handler name), like a plain `onMetaData` message.
-    Media {
-        /// Message stream id.
-        stream_id: u32,
-        /// Audio, video or data.
-        kind: MediaKind,
-        /// Timestamp in milliseconds.
-        timestamp: u32,
-        /// The FLV tag body / AMF0 data.
-        payload: Bytes,
-    },
-    /// A player paused or resumed (`pause`, §7.2.2.8).
-    Paused {
-        /// Message stream id.
-        stream_id: u32,
-        /// True for pause, false for resume.
-        paused: bool,
-    },
-    /// A publishing or playing stream (or one awaiting a decision) ended:
-    /// `closeStream`, `deleteStream`, `FCUnpublish`, or the session closing.
-    StreamClosed {
-        /// Message stream id.
-        stream_id: u32,
-    },
-    /// The session is closed: flush `poll_transmit` and close the socket.
-    /// Emitted once, after `StreamClosed` for every active stream.
-    Closed {
-        /// Why, or `None` for an orderly close (rejection, [`ServerSession::close`]).
-        error: Option<RtmpError>,
-    },
-}
-
-/// State of one NetStream as seen by the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamStatus {
-    /// Created, not publishing or playing.
-    Idle,
-    /// `publish` awaiting a decision.
-    PublishPending,
-    /// Publishing.
-    Publishing,
-    /// `play` awaiting a decision.
-    PlayPending,
-    /// Playing.
-    Playing,
-}
-
-impl StreamStatus {
-    fn is_active(self) -> bool {
-        self != StreamStatus::Idle
-    }
-
-    fn is_pending(self) -> bool {
-        matches!(self, StreamStatus::PublishPending | StreamStatus::PlayPending)
-    }
-}
+pub use types::{PublishType, SessionConfig, SessionEvent, StreamStatus};
 
 #[derive(Debug)]
 struct NetStream {
@@ -284,14 +104,6 @@ pub struct ServerSession {
     deferred: VecDeque<Message>,
     deferred_bytes: usize,
     events: VecDeque<SessionEvent>,
-}
-
-/// Splits `name?query` (the query is what clients use for tokens).
-fn split_query(s: &str) -> (String, Option<String>) {
-    match s.split_once('?') {
-        Some((n, q)) => (n.to_owned(), Some(q.to_owned())),
-        None => (s.to_owned(), None),
-    }
 }
 
 fn deadline(base: Instant, after: Duration) -> Option<Instant> {
@@ -426,7 +238,8 @@ impl ServerSession {
             }
             self.phase = Phase::WaitConnect;
             if let Some(kind) = self.handshake.kind() {
-                self.events.push_back(SessionEvent::HandshakeComplete { kind });
+                self.events
+                    .push_back(SessionEvent::HandshakeComplete { kind });
             }
         }
         while self.phase != Phase::Closed {
@@ -586,7 +399,12 @@ impl ServerSession {
         }
     }
 
-    fn on_data(&mut self, stream_id: u32, timestamp: u32, payload: &Bytes) -> Result<(), RtmpError> {
+    fn on_data(
+        &mut self,
+        stream_id: u32,
+        timestamp: u32,
+        payload: &Bytes,
+    ) -> Result<(), RtmpError> {
         let body = strip_set_data_frame(payload);
         if data_name(&body).as_deref() == Some("@clearDataFrame") {
             return Ok(());
@@ -614,223 +432,14 @@ impl ServerSession {
         Ok(())
     }
 
-    fn reply(&mut self, txn: f64, cmd: Command) {
-        if txn != 0.0 {
-            self.conn.send_command(0, &cmd);
-        }
-    }
-
-    fn status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
-        self.conn
-            .send_command(stream_id, &Command::on_status(level, code, description));
-    }
-
-    fn on_command(&mut self, stream_id: u32, cmd: Command) -> Result<(), RtmpError> {
-        let txn = cmd.transaction_id;
-        let name_arg = cmd.arg_str(0).unwrap_or_default().to_owned();
-        match (self.phase, cmd.name.as_str()) {
-            (Phase::WaitConnect, "connect") => self.on_connect(cmd),
-            (_, "connect") => {
-                self.reply(txn, Command::error(txn, "NetConnection.Connect.Rejected", "already connected"));
-                Ok(())
-            }
-            (Phase::WaitConnect, _) => {
-                self.reply(txn, Command::error(txn, "NetConnection.Call.Failed", "not connected"));
-                Ok(())
-            }
-            (_, "createStream") => {
-                if self.streams.len() >= self.config.max_streams {
-                    let e = Command::error(txn, "NetConnection.Call.Failed", "too many streams");
-                    self.reply(txn, e);
-                    return Ok(());
-                }
-                let id = self.next_stream_id;
-                self.next_stream_id = self.next_stream_id.checked_add(1).unwrap_or(1);
-                self.streams.insert(
-                    id,
-                    NetStream {
-                        status: StreamStatus::Idle,
-                        name: String::new(),
-                    },
-                );
-                let r = Command::result(txn, Value::Null, vec![Value::Number(f64::from(id))]);
-                self.reply(txn, r);
-                Ok(())
-            }
-            (_, "publish") => {
-                self.on_publish(stream_id, &cmd);
-                Ok(())
-            }
-            (_, "play") => {
-                self.on_play(stream_id, &cmd);
-                Ok(())
-            }
-            (_, "deleteStream") => {
-                let id = cmd.arg(0).and_then(Value::as_f64).unwrap_or(-1.0);
-                if (1.0..=f64::from(u32::MAX)).contains(&id) {
-                    self.end_stream(id as u32);
-                    self.streams.remove(&(id as u32));
-                }
-                Ok(())
-            }
-            (_, "closeStream") => {
-                self.end_stream(stream_id);
-                Ok(())
-            }
-            (_, "FCUnpublish") => {
-                let (name, _) = split_query(&name_arg);
-                let found = self
-                    .streams
-                    .iter()
-                    .find(|(_, s)| s.status == StreamStatus::Publishing && s.name == name)
-                    .map(|(id, _)| *id);
-                if let Some(id) = found {
-                    self.end_stream(id);
-                }
-                self.reply(txn, Command::result(txn, Value::Null, vec![Value::Undefined]));
-                let info = Value::object([
-                    ("code", Value::string("NetStream.Unpublish.Success")),
-                    ("description", Value::string(name_arg)),
-                ]);
-                self.conn
-                    .send_command(0, &Command::new("onFCUnpublish", 0.0, Value::Null, vec![info]));
-                Ok(())
-            }
-            (_, "FCPublish") => {
-                self.reply(txn, Command::result(txn, Value::Null, vec![Value::Undefined]));
-                let info = Value::object([
-                    ("code", Value::string("NetStream.Publish.Start")),
-                    ("description", Value::string(name_arg)),
-                ]);
-                self.conn
-                    .send_command(0, &Command::new("onFCPublish", 0.0, Value::Null, vec![info]));
-                Ok(())
-            }
-            (_, "FCSubscribe") => {
-                self.reply(txn, Command::result(txn, Value::Null, vec![Value::Undefined]));
-                let info = Value::object([
-                    ("code", Value::string("NetStream.Play.Start")),
-                    ("description", Value::string(name_arg)),
-                ]);
-                self.conn
-                    .send_command(0, &Command::new("onFCSubscribe", 0.0, Value::Null, vec![info]));
-                Ok(())
-            }
-            (_, "releaseStream" | "FCUnsubscribe" | "_checkbw") => {
-                self.reply(txn, Command::result(txn, Value::Null, vec![Value::Undefined]));
-                Ok(())
-            }
-            (_, "getStreamLength") => {
-                // Live streams have no length.
-                self.reply(txn, Command::result(txn, Value::Null, vec![Value::Number(0.0)]));
-                Ok(())
-            }
-            (_, "pause") => {
-                let paused = cmd.arg(0).and_then(Value::as_bool).unwrap_or(true);
-                if self.stream_status(stream_id) == Some(StreamStatus::Playing) {
-                    let (code, text) = if paused {
-                        ("NetStream.Pause.Notify", "Paused live")
-                    } else {
-                        ("NetStream.Unpause.Notify", "Unpaused live")
-                    };
-                    self.status(stream_id, "status", code, text);
-                    self.events
-                        .push_back(SessionEvent::Paused { stream_id, paused });
-                }
-                Ok(())
-            }
-            // Answers and notifications from the peer, and per-stream switches
-            // that live streaming ignores.
-            (_, "_result" | "_error" | "onStatus" | "onBWDone" | "receiveAudio" | "receiveVideo") => {
-                Ok(())
-            }
-            (_, other) => {
-                tracing::debug!(command = other, "unknown RTMP command");
-                self.reply(txn, Command::error(txn, "NetConnection.Call.Failed", "unknown command"));
-                Ok(())
-            }
-        }
-    }
-
-    /// `connect` (§7.2.1.1).
-    fn on_connect(&mut self, cmd: Command) -> Result<(), RtmpError> {
-        let obj = &cmd.command_object;
-        let raw_app = obj.get_str("app").unwrap_or_default();
-        let (app, app_query) = split_query(raw_app);
-        self.app = app.trim_end_matches('/').to_owned();
-        self.tc_url = obj.get_str("tcUrl").map(str::to_owned);
-        self.object_encoding = obj.get_f64("objectEncoding").unwrap_or(0.0);
-        self.connect_txn = cmd.transaction_id;
-        self.connect_object = Some(cmd.command_object);
-        self.phase = Phase::ConnectPending;
-        self.events.push_back(SessionEvent::ConnectRequested {
-            app: self.app.clone(),
-            app_query,
-            tc_url: self.tc_url.clone(),
-        });
-        Ok(())
-    }
-
-    /// `publish` (§7.2.2.6).
-    fn on_publish(&mut self, stream_id: u32, cmd: &Command) {
-        let raw = cmd.arg_str(0).unwrap_or_default();
-        let (name, query) = split_query(raw);
-        let Some(s) = self.streams.get_mut(&stream_id) else {
-            self.status(stream_id, "error", "NetStream.Publish.Failed", "unknown stream id");
-            return;
-        };
-        if s.status != StreamStatus::Idle {
-            self.status(stream_id, "error", "NetStream.Publish.BadName", "stream is busy");
-            return;
-        }
-        if name.is_empty() {
-            self.status(stream_id, "error", "NetStream.Publish.BadName", "empty stream name");
-            return;
-        }
-        s.status = StreamStatus::PublishPending;
-        s.name = name.clone();
-        self.events.push_back(SessionEvent::PublishRequested {
-            stream_id,
-            app: self.app.clone(),
-            name,
-            query,
-            publish_type: PublishType::parse(cmd.arg_str(1)),
-        });
-    }
-
-    /// `play` (§7.2.2.1).
-    fn on_play(&mut self, stream_id: u32, cmd: &Command) {
-        let raw = cmd.arg_str(0).unwrap_or_default();
-        let (name, query) = split_query(raw);
-        let Some(s) = self.streams.get_mut(&stream_id) else {
-            self.status(stream_id, "error", "NetStream.Play.Failed", "unknown stream id");
-            return;
-        };
-        if s.status != StreamStatus::Idle {
-            self.status(stream_id, "error", "NetStream.Play.Failed", "stream is busy");
-            return;
-        }
-        if name.is_empty() {
-            self.status(stream_id, "error", "NetStream.Play.StreamNotFound", "empty stream name");
-            return;
-        }
-        s.status = StreamStatus::PlayPending;
-        s.name = name.clone();
-        self.events.push_back(SessionEvent::PlayRequested {
-            stream_id,
-            app: self.app.clone(),
-            name,
-            query,
-        });
-    }
-
     /// Returns a stream to idle, reporting `StreamClosed` if it was active.
     fn end_stream(&mut self, stream_id: u32) {
         if let Some(s) = self.streams.get_mut(&stream_id)
             && s.status.is_active()
         {
             s.status = StreamStatus::Idle;
-            self.events.push_back(SessionEvent::StreamClosed { stream_id });
+            self.events
+                .push_back(SessionEvent::StreamClosed { stream_id });
         }
     }
 
@@ -920,7 +529,9 @@ impl ServerSession {
         self.check_open()?;
         match self.streams.get(&stream_id) {
             Some(s) if s.status == want => Ok(s.name.clone()),
-            _ => Err(RtmpError::InvalidUse("no such request is pending on this stream")),
+            _ => Err(RtmpError::InvalidUse(
+                "no such request is pending on this stream",
+            )),
         }
     }
 

@@ -1,0 +1,270 @@
+//! Harness for end-to-end media tests: the real `microvibe` binary on free
+//! loopback ports with its own SQLite file, real ffmpeg/ffprobe peers, and a looped
+//! FLV fixture (H.264 + AAC, 720p, ~2.5 Mbit/s) made once per target directory.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn require(tool: &str) {
+    let ok = Command::new(tool).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    assert!(ok, "{tool} is required for media tests (apt-get install ffmpeg); .ci/run installs it");
+}
+
+/// The fixture: 12 s of testsrc2 720p30 H.264 (GOP 2 s, no B-frames) + 440 Hz AAC.
+pub fn fixture() -> PathBuf {
+    require("ffmpeg");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fixture-720p.flv");
+    if path.exists() {
+        return path;
+    }
+    let tmp = dir.join(format!("fixture-{}.flv", std::process::id()));
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i",
+               "sine=frequency=440:sample_rate=48000", "-t", "12", "-c:v", "libx264", "-preset", "veryfast", "-tune",
+               "zerolatency", "-g", "60", "-bf", "0", "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "2500k",
+               "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-f", "flv"])
+        .arg(&tmp)
+        .status()
+        .unwrap();
+    assert!(st.success(), "fixture encoding failed");
+    // Atomic: concurrent tests either see the whole file or make their own.
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// Kills the child on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.0.id().to_string()).status();
+    }
+    /// Waits up to `t` for exit; returns the status and the stderr text.
+    pub fn wait_for(&mut self, t: Duration) -> Option<(std::process::ExitStatus, String)> {
+        let deadline = Instant::now() + t;
+        loop {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(mut e) = self.0.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Some((st, err));
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub struct Server {
+    pub proc: Proc,
+    pub api: String,
+    pub rtmp: String,
+    pub http: String,
+    pub admin_token: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+pub struct Room {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub token: String,
+}
+
+impl Server {
+    /// Starts the binary with test-friendly timeouts; `env` overrides.
+    pub async fn start(env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, rtmp, http) = (free_port(), free_port(), free_port());
+        let token = "test-admin-token-0123456789".to_string();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_microvibe"));
+        cmd.current_dir(dir.path())
+            .env("MICROVIBE__SERVER__HOST", "127.0.0.1")
+            .env("MICROVIBE__SERVER__PORT", api.to_string())
+            .env("MICROVIBE__SERVER__ADMIN_TOKEN", &token)
+            .env("MICROVIBE__RTMP__LISTEN", format!("127.0.0.1:{rtmp}"))
+            .env("MICROVIBE__HTTP_MEDIA__LISTEN", format!("127.0.0.1:{http}"))
+            .env("MICROVIBE__DATABASE__SQLITE_PATH", dir.path().join("t.db"))
+            .env("MICROVIBE__ENGINE__SHARDS", "2")
+            .env("MICROVIBE__ENGINE__IDLE_PUBLISHER_TIMEOUT_SECS", "2")
+            .env("MICROVIBE__ENGINE__UNPUBLISH_GRACE_SECS", "2")
+            .env("MICROVIBE__ENGINE__PLAY_WAIT_SECS", "5")
+            .env("MICROVIBE__STREAMING__RTMP_SERVER", format!("rtmp://127.0.0.1:{rtmp}/live"))
+            .env("MICROVIBE__STREAMING__RTMP_PLAY_SERVER", format!("rtmp://127.0.0.1:{rtmp}/live"))
+            .env("MICROVIBE__STREAMING__FLV_SERVER", format!("http://127.0.0.1:{http}/flv"))
+            .env("MICROVIBE__STREAMING__HLS_SERVER", format!("http://127.0.0.1:{http}/hls"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("server.log")).unwrap()));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let proc = Proc(cmd.spawn().expect("spawn microvibe"));
+        let s = Server {
+            proc,
+            api: format!("http://127.0.0.1:{api}"),
+            rtmp: format!("rtmp://127.0.0.1:{rtmp}/live"),
+            http: format!("http://127.0.0.1:{http}"),
+            admin_token: token,
+            dir,
+            client: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = s.client.get(format!("{}/health", s.api)).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not start: {}", s.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        s
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Value {
+        let mut r = self.client.post(format!("{}{}", self.api, path)).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn room_json(&self, id: i64) -> Value {
+        let v: Value = self.client.get(format!("{}/api/v1/live/{id}", self.api)).send().await.unwrap().json().await.unwrap();
+        v["data"].clone()
+    }
+
+    /// A new user and an RTMP room.
+    pub async fn room(&self) -> Room {
+        let user = format!("u{}", free_port());
+        self.post("/api/v1/auth/register", None, json!({"username": user, "password": "password123"})).await;
+        let v = self.post("/api/v1/auth/login", None, json!({"username": user, "password": "password123"})).await;
+        let token = v["data"]["token"].as_str().expect("token").to_owned();
+        let v = self.post("/api/v1/live/create", Some(&token), json!({"title": "e2e", "push_protocol": "rtmp"})).await;
+        let d = &v["data"];
+        Room {
+            id: d["id"].as_i64().unwrap(),
+            key: d["stream_key"].as_str().unwrap().to_owned(),
+            name: d["stream_name"].as_str().unwrap().to_owned(),
+            token,
+        }
+    }
+
+    /// ffmpeg publishing the looped fixture in real time.
+    pub fn publish(&self, key: &str) -> Proc {
+        let fx = fixture();
+        Proc(
+            Command::new("ffmpeg")
+                .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
+                .arg(&fx)
+                .args(["-c", "copy", "-f", "flv"])
+                .arg(format!("{}/{key}", self.rtmp))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Waits until the room has the status.
+    pub async fn wait_status(&self, id: i64, status: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.room_json(id).await;
+            if r["status"] == status {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "room {id} not {status}: {r}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn rss_kb(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.proc.pid())).unwrap_or_default();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub async fn stat_json(&self) -> Value {
+        self.client.get(format!("{}/stat.json", self.http)).send().await.unwrap().json().await.unwrap()
+    }
+}
+
+/// `ffprobe -show_streams` of a URL: (codec_name, width, height) per stream.
+pub fn ffprobe(url: &str) -> Vec<(String, u64, u64)> {
+    require("ffprobe");
+    let out = Command::new("timeout")
+        .args(["20", "ffprobe", "-v", "error", "-show_streams", "-of", "json", url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffprobe {url}: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["codec_name"].as_str().unwrap_or("").to_owned(),
+                s["width"].as_u64().unwrap_or(0),
+                s["height"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// `ffmpeg -v error -i URL -t secs -f null -`: returns (exit ok, stderr).
+pub fn decode(url: &str, secs: u32) -> (bool, String) {
+    let out = Command::new("timeout")
+        .args([&(secs + 25).to_string(), "ffmpeg", "-v", "error", "-i", url, "-t", &secs.to_string(), "-f", "null", "-"])
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A player process reading (not decoding) `secs` of the stream.
+pub fn copy_player(url: &str, secs: u32) -> Proc {
+    Proc(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i", url, "-t", &secs.to_string(), "-c", "copy", "-f", "null", "-"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
