@@ -65,6 +65,11 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
 
     api.layer(axum::extract::DefaultBodyLimit::max(state.cfg.server.body_limit_bytes))
+        // A whole request (slow body included) must complete within 30 s.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(30),
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(cors(&state.cfg.server.cors_origins))
         .with_state(state)
