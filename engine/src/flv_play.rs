@@ -26,6 +26,7 @@ pub fn limits(shard: &Shard) -> PlayerLimits {
         max_bytes: c.player_queue_bytes,
         max_ms: c.player_queue_duration.as_millis().min(u32::MAX as u128) as u32,
         disconnect_after: c.player_overflow_disconnect,
+        merge: !c.merge_window.is_zero(),
     }
 }
 
@@ -130,8 +131,7 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
     });
 
     let stats = &shard.shared.stats[shard.index];
-    let merge = cfg.merge_window;
-    let end = write_loop(&player, &mut wr, merge, stats, |frames: Vec<Arc<Frame>>, bufs: &mut Vec<Bytes>| {
+    let end = write_loop(&player, &mut wr, stats, |frames: Vec<Arc<Frame>>, bufs: &mut Vec<Bytes>| {
         for p in pongs.borrow_mut().drain(..) {
             bufs.push(Bytes::from(p));
         }

@@ -1,6 +1,12 @@
 //! A player's queue and writer: bounded in bytes and media duration, dropping video
 //! to the next keyframe on overflow, and coalescing pending messages into one
 //! vectored write per merge window.
+//!
+//! Merging is shard-wide: a player that gets its first pending frame parks its
+//! writer's waker on the shard's flush list instead of waking it; the shard's
+//! flush tick (every merge window) wakes all parked writers at once. That costs
+//! one timer per shard per window, not one per player, and each player writes
+//! everything that accumulated in one vectored write.
 
 use crate::frame::{Frame, MediaKind};
 use crate::link::Protocol;
@@ -18,6 +24,23 @@ pub struct PlayerLimits {
     pub max_bytes: usize,
     pub max_ms: u32,
     pub disconnect_after: Duration,
+    /// Park media wake-ups until the shard's next flush tick (merge window > 0).
+    pub merge: bool,
+}
+
+thread_local! {
+    /// Writers waiting for this shard's next flush tick.
+    static FLUSH_LIST: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Wakes every writer parked since the last tick (called by the shard's flush tick).
+pub fn flush_tick() -> usize {
+    let wakers = FLUSH_LIST.with(|l| std::mem::take(&mut *l.borrow_mut()));
+    let n = wakers.len();
+    for w in wakers {
+        w.wake();
+    }
+    n
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +150,13 @@ impl Player {
         let first = q.frames.len() == 1;
         drop(q);
         if first {
-            self.wake();
+            if self.limits.merge {
+                if let Some(w) = self.waker.take() {
+                    FLUSH_LIST.with(|l| l.borrow_mut().push(w));
+                }
+            } else {
+                self.wake();
+            }
         }
     }
 
@@ -173,8 +202,9 @@ impl Player {
         self.q.borrow().bytes
     }
 
-    /// Waits for work, lets the merge window collect more, then drains the queue.
-    pub async fn next_batch(&self, merge_window: Duration) -> Batch {
+    /// Waits until woken with work (by the flush tick, or at once without merging),
+    /// then drains the queue.
+    pub async fn next_batch(&self) -> Batch {
         poll_fn(|cx| {
             let q = self.q.borrow();
             if !q.frames.is_empty() || q.end.is_some() || q.notified {
@@ -185,10 +215,6 @@ impl Player {
             }
         })
         .await;
-        let kicked = self.q.borrow().end == Some(PlayerEnd::Kicked);
-        if !merge_window.is_zero() && !kicked && !self.q.borrow().frames.is_empty() {
-            monoio::time::sleep(merge_window).await;
-        }
         let mut q = self.q.borrow_mut();
         q.notified = false;
         if q.end == Some(PlayerEnd::Kicked) {
@@ -269,12 +295,11 @@ pub async fn write_all_vectored<W: monoio::io::AsyncWriteRent>(w: &mut W, mut bu
 pub async fn write_loop<W: monoio::io::AsyncWriteRent>(
     player: &Player,
     w: &mut W,
-    merge_window: Duration,
     stats: &crate::engine::ShardStats,
     mut wrap: impl FnMut(Vec<Arc<Frame>>, &mut Vec<Bytes>),
 ) -> Result<PlayerEnd, std::io::Error> {
     loop {
-        match player.next_batch(merge_window).await {
+        match player.next_batch().await {
             Batch::End(e) => return Ok(e),
             Batch::Frames(frames) => {
                 let mut bufs = Vec::with_capacity(frames.len() + 2);

@@ -21,7 +21,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 type Wr = OwnedWriteHalf<TcpStream>;
 
@@ -353,10 +353,9 @@ fn is_metadata(payload: &[u8]) -> bool {
 
 async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id: u32) {
     let shard = conn.shard.clone();
-    let merge: Duration = shard.shared.cfg.merge_window;
     let stats = &shard.shared.stats[shard.index];
     let chunk_size = conn.session.borrow().out_chunk_size();
-    let end = write_loop(&player, &mut wr, merge, stats, |frames: Vec<Arc<Frame>>, bufs: &mut Vec<Bytes>| {
+    let end = write_loop(&player, &mut wr, stats, |frames: Vec<Arc<Frame>>, bufs: &mut Vec<Bytes>| {
         while let Some(b) = conn.session.borrow_mut().poll_transmit() {
             bufs.push(b);
         }

@@ -165,6 +165,15 @@ impl Shard {
             }
         };
         let _ = ready.send(Ok(()));
+        let merge = shared.cfg.merge_window;
+        if !merge.is_zero() {
+            monoio::spawn(async move {
+                loop {
+                    monoio::time::sleep(merge).await;
+                    crate::player::flush_tick();
+                }
+            });
+        }
         let inbox = shared.inboxes[index].clone();
         loop {
             let msg = inbox.recv().await;

@@ -1,0 +1,202 @@
+#!/usr/bin/env node
+// Real-browser playback check: headless Chromium (Debian's /usr/bin/chromium, driven
+// by playwright-core) plays a live stream with hls.js (HLS), mpegts.js (HTTP-FLV) and
+// mpegts.js (WebSocket-FLV), one after the other.
+//
+// Usage: node tests/browser/play.mjs '{"hls":"http://…/hls/NAME.m3u8",
+//          "flv":"http://…/flv/NAME.flv","ws":"ws://…/flv/NAME.flv"}'
+// Optional keys: "advance_secs" (default 3), "timeout_secs" per player (default 40),
+// "chromium" (default /usr/bin/chromium). A player whose URL is missing is not run.
+//
+// Prints one JSON line per player:
+//   {"player":"hls","url":…,"ok":true,"advance":3.2,"start_time":…,"wall_secs":…,
+//    "width":1280,"height":720,"frames":…,"dropped":…,"errors":[…],"console":[…]}
+// and exits 0 only if every player advanced currentTime by advance_secs with a video
+// size and no fatal error. Nothing is loaded from outside 127.0.0.1: the test page
+// and the hls.js/mpegts.js builds are served from node_modules by a local server.
+
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const die = (msg) => {
+  console.error(`play.mjs: ${msg}`);
+  process.exit(2);
+};
+
+let args;
+try {
+  args = JSON.parse(process.argv[2] ?? '');
+} catch (e) {
+  die(`expects one JSON argument {"hls":URL,"flv":URL,"ws":URL}: ${e.message}`);
+}
+const advanceSecs = Number(args.advance_secs ?? 3);
+const timeoutSecs = Number(args.timeout_secs ?? 40);
+const executablePath = args.chromium ?? '/usr/bin/chromium';
+if (!fs.existsSync(executablePath)) die(`${executablePath} is missing (apt-get install chromium; .ci/run installs it)`);
+
+const files = {
+  '/hls.js': path.join(here, 'node_modules/hls.js/dist/hls.js'),
+  '/mpegts.js': path.join(here, 'node_modules/mpegts.js/dist/mpegts.js'),
+};
+for (const f of Object.values(files)) {
+  if (!fs.existsSync(f)) die(`${f} is missing (npm ci --prefix tests/browser; .ci/run does it)`);
+}
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (e) {
+  die(`playwright-core is missing (npm ci --prefix tests/browser; .ci/run does it): ${e.message}`);
+}
+
+// The page: ?kind=hls|flv|ws&url=… ; it exposes window.__state for polling.
+const page = `<!doctype html>
+<meta charset="utf-8"><title>MicroVibe playback</title><link rel="icon" href="data:,">
+<script src="/hls.js"></script><script src="/mpegts.js"></script>
+<video id="v" muted autoplay playsinline width="640" height="360"></video>
+<script>
+const q = new URLSearchParams(location.search);
+const kind = q.get('kind'), url = q.get('url');
+const v = document.getElementById('v');
+const st = window.__state = { errors: [], fatal: false, startTime: null, startWall: null };
+const err = (fatal, e) => { st.errors.push(Object.assign({ fatal }, e)); if (fatal) st.fatal = true; };
+v.addEventListener('playing', () => {
+  if (st.startTime === null) { st.startTime = v.currentTime; st.startWall = performance.now(); }
+});
+v.addEventListener('error', () => err(true, { source: 'video', code: v.error && v.error.code, message: v.error && v.error.message }));
+try {
+  if (kind === 'hls') {
+    if (!Hls.isSupported()) throw new Error('hls.js: MSE not supported');
+    const hls = window.__player = new Hls({ debug: false });
+    hls.on(Hls.Events.ERROR, (_, d) => err(!!d.fatal, {
+      source: 'hls.js', type: d.type, details: d.details, reason: d.reason,
+      response: d.response && { code: d.response.code, text: d.response.text },
+      url: (d.frag && d.frag.url) || (d.context && d.context.url) || undefined,
+      error: d.error ? String(d.error) : undefined,
+    }));
+    hls.loadSource(url);
+    hls.attachMedia(v);
+  } else {
+    if (!mpegts.isSupported()) throw new Error('mpegts.js: MSE not supported');
+    const p = window.__player = mpegts.createPlayer({ type: 'flv', isLive: true, url });
+    p.on(mpegts.Events.ERROR, (type, details, info) => err(true, { source: 'mpegts.js', type, details, info }));
+    p.attachMediaElement(v);
+    p.load();
+    const r = p.play();
+    if (r && r.catch) r.catch(e => err(false, { source: 'play()', message: String(e) }));
+  }
+} catch (e) {
+  err(true, { source: 'page', message: String(e) });
+}
+</script>`;
+
+const server = http.createServer((req, res) => {
+  const u = new URL(req.url, 'http://x');
+  if (u.pathname === '/' || u.pathname === '/index.html') {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    return res.end(page);
+  }
+  const f = files[u.pathname];
+  if (f) {
+    res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' });
+    return fs.createReadStream(f).pipe(res);
+  }
+  res.writeHead(404).end();
+});
+await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvibe-chromium-'));
+const flags = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+];
+// Whatever happens, never leave the browser or the profile behind.
+let context;
+const cleanup = async () => {
+  try { await context?.close(); } catch {}
+  try { fs.rmSync(userDataDir, { recursive: true, force: true }); } catch {}
+  server.close();
+};
+const hardStop = setTimeout(async () => {
+  console.error('play.mjs: overall time limit reached');
+  await cleanup();
+  process.exit(3);
+}, (timeoutSecs * 3 + 60) * 1000);
+
+// headless: playwright adds --headless itself; the profile is the fresh temp dir.
+context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath, headless: true, args: flags, timeout: 30_000,
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function run(kind, url) {
+  const p = await context.newPage();
+  const consoleLines = [];
+  p.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') consoleLines.push(`${m.type()}: ${m.text()}`); });
+  p.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  p.on('requestfailed', (r) => consoleLines.push(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
+  p.on('response', (r) => { if (r.status() >= 400) consoleLines.push(`response: ${r.status()} ${r.url()}`); });
+  const t0 = Date.now();
+  await p.goto(`${origin}/?kind=${kind}&url=${encodeURIComponent(url)}`);
+  const snap = () => p.evaluate(() => {
+    const v = document.getElementById('v');
+    const s = window.__state;
+    const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : {};
+    return {
+      currentTime: v.currentTime, width: v.videoWidth, height: v.videoHeight, paused: v.paused,
+      readyState: v.readyState, startTime: s.startTime, fatal: s.fatal, errors: s.errors,
+      frames: q.totalVideoFrames ?? null, dropped: q.droppedVideoFrames ?? null,
+      audioBytes: v.webkitAudioDecodedByteCount ?? null,
+      wall: s.startWall === null ? null : (performance.now() - s.startWall) / 1000,
+    };
+  });
+  let s = await snap();
+  while (Date.now() - t0 < timeoutSecs * 1000) {
+    if (s.fatal) break;
+    if (s.startTime !== null && s.currentTime - s.startTime >= advanceSecs && s.width > 0) break;
+    await sleep(250);
+    s = await snap();
+  }
+  const advance = s.startTime === null ? 0 : s.currentTime - s.startTime;
+  const result = {
+    player: kind, url,
+    ok: !s.fatal && advance >= advanceSecs && s.width > 0 && s.height > 0,
+    advance: Math.round(advance * 1000) / 1000,
+    start_time: s.startTime, current_time: s.currentTime,
+    wall_secs: s.wall === null ? null : Math.round(s.wall * 1000) / 1000,
+    secs_to_done: (Date.now() - t0) / 1000,
+    width: s.width, height: s.height, frames: s.frames, dropped: s.dropped, audio_bytes: s.audioBytes,
+    paused: s.paused, ready_state: s.readyState,
+    errors: s.errors, console: consoleLines.slice(0, 50),
+  };
+  try { await p.evaluate(() => window.__player && window.__player.destroy()); } catch {}
+  await p.close();
+  return result;
+}
+
+let allOk = true;
+try {
+  for (const kind of ['hls', 'flv', 'ws']) {
+    if (!args[kind]) continue;
+    let r;
+    try {
+      r = await run(kind, args[kind]);
+    } catch (e) {
+      r = { player: kind, url: args[kind], ok: false, advance: 0, width: 0, height: 0, errors: [{ fatal: true, source: 'play.mjs', message: String(e) }] };
+    }
+    allOk &&= r.ok;
+    console.log(JSON.stringify(r));
+  }
+} finally {
+  clearTimeout(hardStop);
+  await cleanup();
+}
+process.exit(allOk ? 0 : 1);
