@@ -28,7 +28,7 @@ type Wr = OwnedWriteHalf<TcpStream>;
 /// What this connection is doing.
 enum Role {
     None,
-    Publishing { stream_id: u32, name: String, pub_id: u64, ctl: Rc<PublisherCtl> },
+    Publishing { stream_id: u32, name: Arc<str>, pub_id: u64, ctl: Rc<PublisherCtl> },
     Playing { stream_id: u32, name: String, room_id: i64, player: Rc<Player>, writer: monoio::task::JoinHandle<()> },
 }
 
@@ -252,7 +252,7 @@ impl Conn {
         });
         match shard.claim_stream(&stream_name, room_id, ctl.clone()).await {
             Ok(pub_id) => {
-                *self.role.borrow_mut() = Role::Publishing { stream_id, name: stream_name.clone(), pub_id, ctl };
+                *self.role.borrow_mut() = Role::Publishing { stream_id, name: Arc::from(stream_name.as_str()), pub_id, ctl };
                 self.session.borrow_mut().accept_publish(stream_id).map_err(|e| e.to_string())?;
                 tracing::info!(addr = %self.addr, stream = %stream_name, room = room_id, "publishing");
                 Ok(())

@@ -28,7 +28,7 @@ pub enum ShardMsg {
     /// To the home: a publisher (on `shard`) wants the stream.
     Claim { name: String, room_id: i64, pub_id: u64, shard: usize, reply: Reply<Result<(), String>> },
     /// To the home: a publisher's media.
-    PublisherFrame { name: String, pub_id: u64, frame: Arc<Frame> },
+    PublisherFrame { name: Arc<str>, pub_id: u64, frame: Arc<Frame> },
     /// To the home: a publisher's connection ended.
     PublisherGone { name: String, pub_id: u64 },
     /// To the home: `shard` has players (or waiting players) of `name`.
@@ -37,7 +37,7 @@ pub enum ShardMsg {
     /// Home → subscriber: the stream's current start (headers + GOP).
     Snapshot { name: String, room_id: i64, frames: Vec<Arc<Frame>>, seq: u64 },
     /// Home → subscriber: one frame.
-    Frame { name: String, frame: Arc<Frame>, seq: u64 },
+    Frame { name: Arc<str>, frame: Arc<Frame>, seq: u64 },
     /// Home → subscriber: the stream is over.
     StreamEnded { name: String },
     /// Home → a publisher's shard: disconnect it (replaced after going silent).
@@ -100,6 +100,8 @@ struct Rebase {
 }
 
 struct HomeStream {
+    /// The name, shared by every cross-shard frame message (no allocation per frame).
+    name: Arc<str>,
     room_id: i64,
     publisher: Option<PubRef>,
     cache: GopCache,
@@ -381,6 +383,7 @@ impl Shard {
     fn home_entry<'a>(&self, st: &'a mut State, name: &str) -> &'a mut HomeStream {
         let cfg = &self.shared.cfg;
         st.homes.entry(name.to_owned()).or_insert_with(|| HomeStream {
+            name: Arc::from(name),
             room_id: 0,
             publisher: None,
             cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration),
@@ -462,7 +465,7 @@ impl Shard {
     }
 
     fn home_frame(&self, name: &str, pub_id: u64, frame: Arc<Frame>) {
-        let (subs, frame, seq, info_event) = {
+        let (subs, frame, seq, info_event, shared_name) = {
             let mut st = self.st.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
             match &mut h.publisher {
@@ -519,13 +522,13 @@ impl Shard {
                     }
                 }
             }
-            (h.subscribers.clone(), frame, h.seq, info_event)
+            (h.subscribers.clone(), frame, h.seq, info_event, h.name.clone())
         };
         if let Some(ev) = info_event {
             self.shared.events.send(ev);
         }
         for s in subs {
-            self.to(s, ShardMsg::Frame { name: name.to_owned(), frame: frame.clone(), seq });
+            self.to(s, ShardMsg::Frame { name: shared_name.clone(), frame: frame.clone(), seq });
         }
     }
 
@@ -764,8 +767,8 @@ impl Shard {
     }
 
     /// Sends a publisher's frame to the stream's home.
-    pub fn publish_frame(&self, name: &str, pub_id: u64, frame: Frame) {
-        self.to(self.shared.home_of(name), ShardMsg::PublisherFrame { name: name.to_owned(), pub_id, frame: Arc::new(frame) });
+    pub fn publish_frame(&self, name: &Arc<str>, pub_id: u64, frame: Frame) {
+        self.to(self.shared.home_of(name), ShardMsg::PublisherFrame { name: name.clone(), pub_id, frame: Arc::new(frame) });
     }
 
     /// A local publisher's connection ended.
