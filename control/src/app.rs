@@ -8,7 +8,17 @@ use crate::store::{Store, StoreError, postgres::PgStore, sqlite::SqliteStore};
 use std::sync::Arc;
 
 /// The engine as seen from the control plane (implemented over the control link).
+#[async_trait::async_trait]
 pub trait EngineControl: Send + Sync + 'static {
+    /// Creates a WebRTC session (WHIP publisher / WHEP subscriber); the SDP answer.
+    async fn create_webrtc(
+        &self,
+        stream_name: &str,
+        role: engine::rtc::RtcRole,
+        offer: String,
+    ) -> Result<engine::rtc::RtcAnswer, engine::rtc::RtcError>;
+    /// Ends a WebRTC session by its engine id.
+    async fn delete_webrtc(&self, engine_session: &str) -> bool;
     /// Disconnects the publisher and players of a stream (room ended or deleted).
     fn drop_stream(&self, stream_name: &str);
     /// Problems with a stream's media that viewers should know about.
@@ -25,12 +35,32 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub metrics: Arc<Metrics>,
     pub engine: Option<Arc<dyn EngineControl>>,
+    /// WHIP/WHEP sessions by their public (unguessable) id.
+    pub rtc_sessions: Arc<std::sync::Mutex<std::collections::HashMap<String, RtcSessionRef>>>,
+}
+
+/// What the control plane remembers of a WHIP/WHEP session.
+#[derive(Debug, Clone)]
+pub struct RtcSessionRef {
+    pub engine_id: String,
+    pub stream_name: String,
+    pub publisher: bool,
+    pub room_id: i64,
+    pub etag: String,
 }
 
 impl AppState {
     pub fn new(cfg: Config, store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Self {
         let jwt = JwtKeys::new(&cfg.jwt.secret, cfg.jwt.expire_hours);
-        Self { cfg: Arc::new(cfg), store, cache, jwt, metrics: Arc::new(Metrics::new()), engine: None }
+        Self {
+            cfg: Arc::new(cfg),
+            store,
+            cache,
+            jwt,
+            metrics: Arc::new(Metrics::new()),
+            engine: None,
+            rtc_sessions: Arc::default(),
+        }
     }
 
     pub fn with_engine(mut self, engine: Arc<dyn EngineControl>) -> Self {

@@ -231,13 +231,17 @@ impl Default for HlsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebrtcConfig {
+    /// Shard N listens on udp_port_base + N.
     pub udp_port_base: u16,
+    /// Public addresses advertised as ICE candidates; empty = the listen address.
     pub candidates: Vec<String>,
+    /// Address the UDP sockets bind to.
+    pub bind: String,
 }
 
 impl Default for WebrtcConfig {
     fn default() -> Self {
-        Self { udp_port_base: 5000, candidates: vec![] }
+        Self { udp_port_base: 5000, candidates: vec![], bind: "0.0.0.0".into() }
     }
 }
 

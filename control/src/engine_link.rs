@@ -42,8 +42,37 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
         hls_fragment: Duration::from_secs(cfg.hls.fragment_secs),
         hls_window: Duration::from_secs(cfg.hls.playlist_secs),
         hls_path: cfg.hls.path.clone(),
+        webrtc_port_base: if cfg.sfu.enabled { cfg.webrtc.udp_port_base } else { 0 },
+        webrtc_bind: cfg.webrtc.bind.parse().map_err(|_| anyhow::anyhow!("config key webrtc.bind: {:?} is not an IP address", cfg.webrtc.bind))?,
+        webrtc_candidates: webrtc_candidates(cfg)?,
         ..EngineConfig::default()
     })
+}
+
+/// The ICE host candidates to advertise: `webrtc.candidates`, else the bind address
+/// when it is a specific one, else the RTMP listen address when specific, else
+/// 127.0.0.1 (with a warning: set `webrtc.candidates` to the public address).
+fn webrtc_candidates(cfg: &Config) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    let mut out = vec![];
+    for c in &cfg.webrtc.candidates {
+        let ip = c
+            .parse::<std::net::IpAddr>()
+            .or_else(|_| c.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+            .map_err(|_| anyhow::anyhow!("config key webrtc.candidates: {c:?} is not an IP address"))?;
+        out.push(ip);
+    }
+    if out.is_empty() {
+        let bind: Option<std::net::IpAddr> = cfg.webrtc.bind.parse().ok().filter(|ip: &std::net::IpAddr| !ip.is_unspecified());
+        let rtmp = cfg.rtmp.listen.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+        match bind.or(rtmp) {
+            Some(ip) => out.push(ip),
+            None => {
+                tracing::warn!("webrtc.candidates is empty and the listen addresses are unspecified: advertising 127.0.0.1; set webrtc.candidates to the server's public address");
+                out.push(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The engine as the services see it.
@@ -52,7 +81,21 @@ pub struct EngineHandle {
     info: Mutex<HashMap<String, StreamInfo>>,
 }
 
+#[async_trait::async_trait]
 impl EngineControl for EngineHandle {
+    async fn create_webrtc(
+        &self,
+        stream_name: &str,
+        role: engine::rtc::RtcRole,
+        offer: String,
+    ) -> Result<engine::rtc::RtcAnswer, engine::rtc::RtcError> {
+        self.engine.create_webrtc(stream_name, role, offer).await
+    }
+
+    async fn delete_webrtc(&self, engine_session: &str) -> bool {
+        self.engine.delete_webrtc(engine_session).await
+    }
+
     fn drop_stream(&self, stream_name: &str) {
         self.engine.command(Command::DropStream { stream_name: stream_name.to_owned() });
     }

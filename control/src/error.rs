@@ -20,6 +20,7 @@ pub enum ErrorKind {
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    PreconditionFailed,
     TooManyRequests,
     /// A backend (database, cache, engine) is unreachable.
     Unavailable,
@@ -38,6 +39,7 @@ impl ErrorKind {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,

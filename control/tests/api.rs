@@ -32,7 +32,7 @@ async fn health_and_openapi(b: Backend) {
     routes.sort();
     assert_eq!(listed, routes);
     for (m, p) in &routes {
-        let path = p.replace("{id}", "999999");
+        let path = p.replace("{id}", "999999").replace("{stream_name}", "nostream").replace("{session_id}", "nosession");
         let r = s.raw(m, &path, "application/json", b"{}".to_vec(), None).await;
         assert_ne!(r.body["message"], control::routes::NO_ROUTE, "{m} {p} is not routed");
         assert_ne!(r.status, 405, "{m} {p}");

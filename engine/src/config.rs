@@ -65,6 +65,12 @@ pub struct EngineConfig {
     pub hls_window: Duration,
     /// Also write HLS files here (empty: memory only).
     pub hls_path: String,
+    /// First WebRTC UDP port (shard N uses base + N); 0 disables WebRTC.
+    pub webrtc_port_base: u16,
+    /// Address the WebRTC UDP sockets bind to.
+    pub webrtc_bind: std::net::IpAddr,
+    /// Addresses advertised as ICE host candidates (with each shard's port).
+    pub webrtc_candidates: Vec<std::net::IpAddr>,
 }
 
 impl Default for EngineConfig {
@@ -100,6 +106,9 @@ impl Default for EngineConfig {
             hls_fragment: Duration::from_secs(3),
             hls_window: Duration::from_secs(60),
             hls_path: String::new(),
+            webrtc_port_base: 0,
+            webrtc_bind: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            webrtc_candidates: vec![std::net::Ipv4Addr::LOCALHOST.into()],
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct EngineShared {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     pub shutting_down: AtomicBool,
     pub started: Instant,
+    /// The DTLS certificate of every WebRTC session of this process.
+    cert: crate::proto::webrtc::DtlsCertificate,
+    next_subscriber_shard: AtomicUsize,
 }
 
 impl EngineShared {
@@ -62,6 +65,10 @@ impl EngineShared {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         stream_name.hash(&mut h);
         (h.finish() % self.inboxes.len() as u64) as usize
+    }
+
+    pub fn cert(&self) -> crate::proto::webrtc::DtlsCertificate {
+        self.cert.clone()
     }
 
     pub fn next_id(&self) -> u64 {
@@ -159,6 +166,9 @@ impl Engine {
             per_ip: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
+            cert: crate::proto::webrtc::DtlsCertificate::generate()
+                .map_err(|e| StartError::Thread(std::io::Error::other(format!("DTLS certificate: {e}"))))?,
+            next_subscriber_shard: AtomicUsize::new(0),
             cfg,
         });
         let mut threads = vec![];
@@ -210,6 +220,48 @@ impl Engine {
     /// The io driver each shard runs ("io_uring" or "epoll").
     pub fn drivers(&self) -> Vec<&'static str> {
         self.shared.stats.iter().map(|s| *s.driver.lock().unwrap_or_else(|p| p.into_inner())).collect()
+    }
+
+    /// Creates a WebRTC session: a publisher on the stream's home shard, a
+    /// subscriber on the next shard in turn. Returns the SDP answer.
+    pub async fn create_webrtc(
+        &self,
+        stream_name: &str,
+        role: crate::rtc::RtcRole,
+        offer: String,
+    ) -> Result<crate::rtc::RtcAnswer, crate::rtc::RtcError> {
+        use crate::rtc::{RtcError, RtcRole};
+        if self.shared.cfg.webrtc_port_base == 0 {
+            return Err(RtcError::Unavailable("WebRTC is disabled (webrtc.udp_port_base = 0)".into()));
+        }
+        let n = self.shared.shard_count();
+        let shard = match role {
+            RtcRole::Publisher { .. } => self.shared.home_of(stream_name),
+            RtcRole::Subscriber => self.shared.next_subscriber_shard.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let msg = ShardMsg::RtcCreate { role, name: stream_name.to_owned(), offer, reply: tx };
+        if !self.shared.send(shard, msg) {
+            return Err(RtcError::Unavailable("engine busy".into()));
+        }
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(RtcError::Unavailable("engine stopped".into())),
+        }
+    }
+
+    /// Ends a WebRTC session by the id `create_webrtc` returned.
+    pub async fn delete_webrtc(&self, session_id: &str) -> bool {
+        let Some((shard, sid)) = session_id.split_once('-') else { return false };
+        let (Ok(shard), Ok(sid)) = (shard.parse::<usize>(), sid.parse::<u64>()) else { return false };
+        if shard >= self.shared.shard_count() {
+            return false;
+        }
+        let (tx, rx) = futures_channel::oneshot::channel();
+        if !self.shared.send(shard, ShardMsg::RtcDelete { sid, reply: tx }) {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// Sends a command to every shard.

@@ -30,6 +30,11 @@ pub fn limits(shard: &Shard) -> PlayerLimits {
     }
 }
 
+/// Limits for players that must not wait for the flush tick (WebRTC).
+pub fn limits_unmerged(shard: &Shard) -> PlayerLimits {
+    PlayerLimits { merge: false, ..limits(shard) }
+}
+
 pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, req: Request, name: String) {
     let cfg = &shard.shared.cfg;
     let cors = cfg.cors_origin.clone();
@@ -135,10 +140,10 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
         for p in pongs.borrow_mut().drain(..) {
             bufs.push(Bytes::from(p));
         }
-        if frames.is_empty() {
+        let tags: Vec<Bytes> = frames.iter().filter(|f| !f.is_rtp()).map(|f| f.flv_wire()).collect();
+        if tags.is_empty() {
             return;
         }
-        let tags: Vec<Bytes> = frames.iter().map(|f| f.flv_wire()).collect();
         let len: usize = tags.iter().map(|t| t.len()).sum();
         if websocket {
             let mut h = Vec::with_capacity(10);

@@ -14,6 +14,9 @@ pub enum MediaKind {
     Video,
     /// Script data (onMetaData).
     Data,
+    /// A WebRTC publisher's RTP packet (decrypted), audio or video.
+    RtpAudio,
+    RtpVideo,
 }
 
 /// Chunk stream ids of outgoing media (distinct from the session's 2 and 3).
@@ -49,8 +52,19 @@ impl Frame {
             },
             MediaKind::Audio => (false, AudioTag::parse(&payload).is_ok_and(|t| t.is_sequence_header())),
             MediaKind::Data => (false, true),
+            MediaKind::RtpAudio | MediaKind::RtpVideo => (false, false),
         };
         Frame { kind, timestamp, payload, keyframe, header, rtmp: OnceLock::new(), flv: OnceLock::new() }
+    }
+
+    /// A WebRTC publisher's RTP packet (`payload` is the whole plain RTP packet).
+    pub fn rtp(kind: MediaKind, packet: Bytes) -> Frame {
+        Frame { kind, timestamp: 0, payload: packet, keyframe: false, header: false, rtmp: OnceLock::new(), flv: OnceLock::new() }
+    }
+
+    /// RTP (WebRTC) rather than FLV-tag media.
+    pub fn is_rtp(&self) -> bool {
+        matches!(self.kind, MediaKind::RtpAudio | MediaKind::RtpVideo)
     }
 
     /// A copy with another timestamp (the wire forms are rebuilt lazily).
@@ -76,8 +90,8 @@ impl Frame {
 
     fn type_id(&self) -> u8 {
         match self.kind {
-            MediaKind::Audio => 8,
-            MediaKind::Video => 9,
+            MediaKind::Audio | MediaKind::RtpAudio => 8,
+            MediaKind::Video | MediaKind::RtpVideo => 9,
             MediaKind::Data => 18,
         }
     }
@@ -88,8 +102,8 @@ impl Frame {
         self.rtmp
             .get_or_init(|| {
                 let csid = match self.kind {
-                    MediaKind::Audio => CSID_AUDIO,
-                    MediaKind::Video => CSID_VIDEO,
+                    MediaKind::Audio | MediaKind::RtpAudio => CSID_AUDIO,
+                    MediaKind::Video | MediaKind::RtpVideo => CSID_VIDEO,
                     MediaKind::Data => CSID_DATA,
                 };
                 let h = MessageHeader { csid, timestamp: self.timestamp, type_id: self.type_id(), stream_id: PLAY_STREAM_ID };
@@ -104,8 +118,8 @@ impl Frame {
         self.flv
             .get_or_init(|| {
                 let t = match self.kind {
-                    MediaKind::Audio => TagType::Audio,
-                    MediaKind::Video => TagType::Video,
+                    MediaKind::Audio | MediaKind::RtpAudio => TagType::Audio,
+                    MediaKind::Video | MediaKind::RtpVideo => TagType::Video,
                     MediaKind::Data => TagType::Script,
                 };
                 crate::proto::flv::writer::encode_tag(t, self.timestamp, &self.payload).unwrap_or_default()

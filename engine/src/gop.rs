@@ -33,11 +33,16 @@ impl GopCache {
     }
 
     pub fn push(&mut self, f: &Arc<Frame>) {
+        if f.is_rtp() {
+            // WebRTC joiners get a keyframe by PLI, not from a cache.
+            return;
+        }
         if f.header {
             match f.kind {
                 MediaKind::Video => self.video_header = Some(f.clone()),
                 MediaKind::Audio => self.audio_header = Some(f.clone()),
                 MediaKind::Data => self.meta = Some(f.clone()),
+                MediaKind::RtpAudio | MediaKind::RtpVideo => {}
             }
             return;
         }

@@ -21,6 +21,7 @@ pub mod link;
 pub mod listen;
 pub mod player;
 pub mod proto;
+pub mod rtc;
 pub mod rtmp_conn;
 pub mod shard;
 pub mod stat;

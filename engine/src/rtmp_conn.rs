@@ -360,13 +360,16 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
             bufs.push(b);
         }
         for f in frames {
+            if f.is_rtp() {
+                continue;
+            }
             if stream_id == PLAY_STREAM_ID {
                 bufs.push(f.rtmp_wire(chunk_size));
             } else {
                 let kind = match f.kind {
                     MediaKind::Audio => RtmpKind::Audio,
                     MediaKind::Video => RtmpKind::Video,
-                    MediaKind::Data => RtmpKind::Data,
+                    _ => RtmpKind::Data,
                 };
                 if let Ok(b) = encode_media(chunk_size, kind, stream_id, f.timestamp, &f.payload) {
                     bufs.push(b);

@@ -10,7 +10,7 @@
 use crate::engine::{EngineShared, ShardStats};
 use crate::frame::{Frame, MediaKind};
 use crate::gop::GopCache;
-use crate::link::{Command, EngineEvent, StreamInfo};
+use crate::link::{Command, EngineEvent, Protocol, StreamInfo};
 use crate::player::{Player, PlayerEnd};
 use crate::proto::codec::MediaInfo;
 use std::cell::RefCell;
@@ -48,6 +48,17 @@ pub enum ShardMsg {
     Stats { reply: Reply<crate::stat::ShardSnapshot> },
     /// To every shard: drop matching clients; replies with the count.
     DropClients { filter: crate::stat::DropFilter, reply: Reply<usize> },
+    /// Create a WebRTC session on this shard.
+    RtcCreate {
+        role: crate::rtc::RtcRole,
+        name: String,
+        offer: String,
+        reply: Reply<Result<crate::rtc::RtcAnswer, crate::rtc::RtcError>>,
+    },
+    /// End a WebRTC session of this shard.
+    RtcDelete { sid: u64, reply: Reply<bool> },
+    /// To the home: a subscriber wants a keyframe from the publisher.
+    KeyframeRequest { name: String },
 }
 
 /// The home's answer to an HLS request.
@@ -166,6 +177,12 @@ impl Shard {
                 return;
             }
         };
+        if let Err(source) = crate::rtc::start(&shard) {
+            let addr = std::net::SocketAddr::new(shared.cfg.webrtc_bind, shared.cfg.webrtc_port_base + index as u16);
+            let _ = ready.send(Err(crate::engine::StartError::Bind { addr, key: "webrtc.udp_port_base", source }));
+            listeners.close();
+            return;
+        }
         let _ = ready.send(Ok(()));
         let merge = shared.cfg.merge_window;
         if !merge.is_zero() {
@@ -278,6 +295,16 @@ impl Shard {
             ShardMsg::DropClients { filter, reply } => {
                 let _ = reply.send(self.drop_clients(&filter));
             }
+            ShardMsg::RtcCreate { role, name, offer, reply } => {
+                let shard = self.self_rc();
+                monoio::spawn(async move {
+                    let _ = reply.send(crate::rtc::create(shard, role, name, offer).await);
+                });
+            }
+            ShardMsg::RtcDelete { sid, reply } => {
+                let _ = reply.send(crate::rtc::delete(&self.self_rc(), sid));
+            }
+            ShardMsg::KeyframeRequest { name } => crate::rtc::keyframe_request(self, &name),
         }
     }
 
@@ -472,6 +499,11 @@ impl Shard {
                 Some(p) if p.pub_id == pub_id => p.last_media = Instant::now(),
                 _ => return, // a replaced publisher's late frame
             }
+            if frame.is_rtp() {
+                h.seq += 1;
+                h.bytes_in += frame.len() as u64;
+                (h.subscribers.clone(), frame, h.seq, None, h.name.clone())
+            } else {
             // Rebase timestamps so that players see one continuous clock across publishers.
             let r = &mut h.rebase;
             if r.pending && !frame.header {
@@ -489,7 +521,7 @@ impl Shard {
                 let changed = match frame.kind {
                     MediaKind::Video => h.info.update_from_video_tag(&frame.payload).unwrap_or(false),
                     MediaKind::Audio => h.info.update_from_audio_tag(&frame.payload).unwrap_or(false),
-                    MediaKind::Data => false,
+                    _ => false,
                 };
                 if changed {
                     info_event = Some(EngineEvent::StreamInfo {
@@ -506,7 +538,7 @@ impl Shard {
                 let kind = match frame.kind {
                     MediaKind::Video => Some(crate::proto::hls::MediaKind::Video),
                     MediaKind::Audio => Some(crate::proto::hls::MediaKind::Audio),
-                    MediaKind::Data => None,
+                    _ => None,
                 };
                 if let Some(kind) = kind {
                     if let Err(e) = seg.push_flv_tag(kind, frame.timestamp, &frame.payload) {
@@ -523,6 +555,7 @@ impl Shard {
                 }
             }
             (h.subscribers.clone(), frame, h.seq, info_event, h.name.clone())
+            }
         };
         if let Some(ev) = info_event {
             self.shared.events.send(ev);
@@ -602,6 +635,7 @@ impl Shard {
     }
 
     fn drop_stream(&self, name: &str) {
+        crate::rtc::drop_stream(&self.self_rc(), name);
         let home = self.shared.home_of(name) == self.index;
         let mut st = self.st.borrow_mut();
         for p in st.publishers.values() {
@@ -632,11 +666,15 @@ impl Shard {
         s.next_seq = seq;
         s.cache.push(frame);
         let now = Instant::now();
+        let rtp = frame.is_rtp();
         for p in &s.players {
             if gap {
                 p.resync();
             }
-            p.push(frame, now);
+            // WebRTC subscribers take RTP; the others take FLV-tag media.
+            if rtp == (p.protocol == Protocol::WebRtc) {
+                p.push(frame, now);
+            }
         }
     }
 
@@ -676,7 +714,9 @@ impl Shard {
                 if let Some(s) = st.subs.get_mut(name) {
                     if s.live {
                         s.waiting -= 1;
-                        player.push_all(&s.cache.snapshot(), Instant::now());
+                        if player.protocol != Protocol::WebRtc {
+                            player.push_all(&s.cache.snapshot(), Instant::now());
+                        }
                         s.players.push(player.clone());
                         let room_id = s.room_id;
                         drop(st);
@@ -764,6 +804,11 @@ impl Shard {
                 Err(e)
             }
         }
+    }
+
+    /// Asks the stream's publisher (on its home) for a keyframe.
+    pub fn request_keyframe(&self, name: &str) {
+        self.to(self.shared.home_of(name), ShardMsg::KeyframeRequest { name: name.to_owned() });
     }
 
     /// Sends a publisher's frame to the stream's home.

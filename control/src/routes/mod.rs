@@ -6,6 +6,7 @@ mod live;
 pub mod openapi;
 mod system;
 mod users;
+mod webrtc;
 
 pub use extract::{ApiJson, AuthUser, ClientIp};
 
@@ -39,6 +40,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/live/{id}/stream-key/reset"),
     ("POST", "/api/v1/live/auth/publish"),
     ("POST", "/api/v1/live/auth/publish_done"),
+    ("POST", "/whip/{stream_name}"),
+    ("OPTIONS", "/whip/{stream_name}"),
+    ("PATCH", "/whip/{stream_name}/{session_id}"),
+    ("DELETE", "/whip/{stream_name}/{session_id}"),
+    ("POST", "/whep/{stream_name}"),
+    ("OPTIONS", "/whep/{stream_name}"),
+    ("PATCH", "/whep/{stream_name}/{session_id}"),
+    ("DELETE", "/whep/{stream_name}/{session_id}"),
 ];
 
 /// The message of the fallback answer for paths no route serves.
@@ -61,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/live/{id}/stream-key/reset", post(live::reset_key))
         .route("/api/v1/live/auth/publish", post(live::on_publish))
         .route("/api/v1/live/auth/publish_done", post(live::on_publish_done))
+        .route("/whip/{stream_name}", post(webrtc::whip_post).options(webrtc::options))
+        .route("/whip/{stream_name}/{session_id}", axum::routing::patch(webrtc::whip_patch).delete(webrtc::whip_delete))
+        .route("/whep/{stream_name}", post(webrtc::whep_post).options(webrtc::options))
+        .route("/whep/{stream_name}/{session_id}", axum::routing::patch(webrtc::whep_patch).delete(webrtc::whep_delete))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed);
 
@@ -84,7 +97,8 @@ fn cors(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
+        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE, http::header::IF_MATCH])
+        .expose_headers([http::header::LOCATION, http::header::ETAG, http::header::LINK])
         .max_age(std::time::Duration::from_secs(600))
 }
 

@@ -61,6 +61,20 @@ fn ops() -> Vec<Op> {
              auth: false, body: Some(form.clone()), statuses: &[("403", "Unknown key, ended room or unknown app")] },
         Op { method: "post", path: "/api/v1/live/auth/publish_done", summary: "nginx-rtmp on_publish_done callback: the room ends",
              auth: false, body: Some(form), statuses: &[("403", "Unknown key")] },
+        Op { method: "post", path: "/whip/{stream_name}", summary: "WHIP (RFC 9725): publish over WebRTC. Authorization: Bearer <stream key>; body: SDP offer; answer: 201 + Location + ETag + SDP answer",
+             auth: false, body: Some(json!({ "application/sdp": { "schema": { "type": "string" } } })),
+             statuses: &[("201", "Created: the SDP answer"), ("400", "Bad SDP offer"), ("401", "No bearer"), ("403", "Wrong key or ended room"), ("404", "No such stream"), ("409", "Already published"), ("415", "Not application/sdp")] },
+        Op { method: "options", path: "/whip/{stream_name}", summary: "CORS preflight / WHIP capability discovery", auth: false, body: None, statuses: &[("204", "No Content")] },
+        Op { method: "patch", path: "/whip/{stream_name}/{session_id}", summary: "Trickle ICE (application/trickle-ice-sdpfrag); If-Match checked",
+             auth: false, body: Some(json!({ "application/trickle-ice-sdpfrag": { "schema": { "type": "string" } } })), statuses: &[("204", "Accepted"), ("412", "ETag mismatch")] },
+        Op { method: "delete", path: "/whip/{stream_name}/{session_id}", summary: "End a WHIP session (Authorization: Bearer <stream key>)", auth: false, body: None, statuses: &[("404", "No such session")] },
+        Op { method: "post", path: "/whep/{stream_name}", summary: "WHEP: watch over WebRTC; body: SDP offer (recvonly); answer: 201 + Location + SDP answer",
+             auth: false, body: Some(json!({ "application/sdp": { "schema": { "type": "string" } } })),
+             statuses: &[("201", "Created: the SDP answer"), ("400", "Bad SDP offer"), ("404", "Stream not live")] },
+        Op { method: "options", path: "/whep/{stream_name}", summary: "CORS preflight / WHEP capability discovery", auth: false, body: None, statuses: &[("204", "No Content")] },
+        Op { method: "patch", path: "/whep/{stream_name}/{session_id}", summary: "Trickle ICE; If-Match checked", auth: false,
+             body: Some(json!({ "application/trickle-ice-sdpfrag": { "schema": { "type": "string" } } })), statuses: &[("204", "Accepted"), ("412", "ETag mismatch")] },
+        Op { method: "delete", path: "/whep/{stream_name}/{session_id}", summary: "End a WHEP session", auth: false, body: None, statuses: &[("404", "No such session")] },
     ]
 }
 
@@ -87,6 +101,13 @@ pub fn document(server_url: &str) -> Value {
         }
         if op.path.contains("{id}") {
             o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } }]);
+        }
+        if op.path.contains("{stream_name}") {
+            let mut params = vec![json!({ "name": "stream_name", "in": "path", "required": true, "schema": { "type": "string" } })];
+            if op.path.contains("{session_id}") {
+                params.push(json!({ "name": "session_id", "in": "path", "required": true, "schema": { "type": "string" } }));
+            }
+            o["parameters"] = json!(params);
         }
         if op.path == "/api/v1/live/list" || op.path == "/api/v1/live/my" {
             o["parameters"] = json!([

@@ -3,7 +3,9 @@
 
 pub mod codec;
 pub mod flv;
+pub mod fuzz;
 pub mod hls;
 pub mod mpegts;
 pub mod rtmp;
+pub mod webrtc;
 pub mod websocket;

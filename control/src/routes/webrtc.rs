@@ -1,0 +1,207 @@
+//! WHIP (RFC 9725) and WHEP: WebRTC signaling over HTTP. The offer goes to the
+//! engine over the control link, which creates the session on a shard and returns
+//! the answer (ICE-lite: all server candidates are in it, so trickle PATCHes are
+//! accepted and need no action).
+
+use super::extract::bearer;
+use crate::app::{AppState, RtcSessionRef};
+use crate::auth;
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::store::RoomStatus;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use engine::rtc::{RtcError, RtcRole};
+
+/// Largest SDP offer accepted.
+const MAX_OFFER: usize = 64 * 1024;
+
+fn engine(s: &AppState) -> AppResult<std::sync::Arc<dyn crate::app::EngineControl>> {
+    s.engine.clone().ok_or_else(|| AppError::unavailable("the media engine is not running"))
+}
+
+fn sdp_body(headers: &HeaderMap, body: &Bytes) -> AppResult<String> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("application/sdp") {
+        return Err(AppError::new(ErrorKind::UnsupportedMediaType, "body: expected Content-Type: application/sdp"));
+    }
+    if body.len() > MAX_OFFER {
+        return Err(AppError::new(ErrorKind::PayloadTooLarge, "body: SDP offer too large"));
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| AppError::bad_request("body: the SDP offer is not UTF-8"))
+}
+
+fn rtc_err(e: RtcError) -> AppError {
+    match e {
+        RtcError::BadOffer(why) => AppError::bad_request(format!("bad SDP offer: {why}")),
+        RtcError::AlreadyPublishing => AppError::conflict("this stream already has a live publisher"),
+        RtcError::NotLive => AppError::not_found("stream is not live"),
+        RtcError::Unavailable(why) => AppError::unavailable(why),
+    }
+}
+
+fn created(kind: &str, name: &str, id: &str, etag: &str, sdp: String) -> Response {
+    let mut r = (StatusCode::CREATED, sdp).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    if let Ok(v) = HeaderValue::from_str(&format!("/{kind}/{name}/{id}")) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag, Link"));
+    r
+}
+
+fn remember(s: &AppState, r: RtcSessionRef) -> String {
+    let id = auth::random_token(18);
+    s.rtc_sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), r);
+    id
+}
+
+/// `POST /whip/{stream_name}` with `Authorization: Bearer <stream key>`.
+pub async fn whip_post(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let (mut parts, _) = http::Request::new(()).into_parts();
+    parts.headers = headers.clone();
+    let key = bearer(&parts).map_err(|_| AppError::unauthorized("WHIP needs Authorization: Bearer <stream key>"))?.to_owned();
+    let offer = sdp_body(&headers, &body)?;
+    let room = s
+        .store
+        .room_by_stream_name(&name)
+        .await
+        .map_err(crate::services::store_err)?
+        .ok_or_else(|| AppError::not_found("no such stream"))?;
+    if !auth::secrets_equal(&room.stream_key, &key) {
+        return Err(AppError::forbidden("wrong stream key"));
+    }
+    if room.status == RoomStatus::Ended {
+        return Err(AppError::forbidden("this room has ended"));
+    }
+    let answer = engine(&s)?
+        .create_webrtc(&name, RtcRole::Publisher { room_id: room.id }, offer)
+        .await
+        .map_err(rtc_err)?;
+    // The session holds the stream: now the room is live.
+    let app = s.cfg.rtmp.apps[0].clone();
+    if let Ok(Err(why)) = s.authorize_publish(&app, &key).await {
+        tracing::warn!(stream = %name, ?why, "WHIP session created but the room could not go live");
+    }
+    let etag = format!("\"{}\"", auth::random_token(9));
+    let id = remember(
+        &s,
+        RtcSessionRef { engine_id: answer.session_id, stream_name: name.clone(), publisher: true, room_id: room.id, etag: etag.clone() },
+    );
+    tracing::info!(stream = %name, "WHIP publisher session created");
+    Ok(created("whip", &name, &id, &etag, answer.sdp))
+}
+
+/// `POST /whep/{stream_name}`: public rooms need no token.
+pub async fn whep_post(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let offer = sdp_body(&headers, &body)?;
+    let room = s
+        .store
+        .room_by_stream_name(&name)
+        .await
+        .map_err(crate::services::store_err)?
+        .ok_or_else(|| AppError::not_found("no such stream"))?;
+    if room.status != RoomStatus::Live {
+        return Err(AppError::not_found("stream is not live"));
+    }
+    let answer = engine(&s)?.create_webrtc(&name, RtcRole::Subscriber, offer).await.map_err(rtc_err)?;
+    let etag = format!("\"{}\"", auth::random_token(9));
+    let id = remember(
+        &s,
+        RtcSessionRef { engine_id: answer.session_id, stream_name: name.clone(), publisher: false, room_id: room.id, etag: etag.clone() },
+    );
+    Ok(created("whep", &name, &id, &etag, answer.sdp))
+}
+
+fn session(s: &AppState, name: &str, id: &str, publisher: bool) -> AppResult<RtcSessionRef> {
+    let m = s.rtc_sessions.lock().unwrap_or_else(|p| p.into_inner());
+    m.get(id)
+        .filter(|r| r.stream_name == name && r.publisher == publisher)
+        .cloned()
+        .ok_or_else(|| AppError::not_found("no such session"))
+}
+
+/// A WHIP session may only be changed with its stream key.
+async fn check_whip_key(s: &AppState, headers: &HeaderMap, name: &str) -> AppResult<()> {
+    let (mut parts, _) = http::Request::new(()).into_parts();
+    parts.headers = headers.clone();
+    let key = bearer(&parts).map_err(|_| AppError::unauthorized("WHIP needs Authorization: Bearer <stream key>"))?;
+    let room = s
+        .store
+        .room_by_stream_name(name)
+        .await
+        .map_err(crate::services::store_err)?
+        .ok_or_else(|| AppError::not_found("no such stream"))?;
+    if !auth::secrets_equal(&room.stream_key, key) {
+        return Err(AppError::forbidden("wrong stream key"));
+    }
+    Ok(())
+}
+
+async fn patch(s: AppState, name: String, id: String, headers: HeaderMap, publisher: bool) -> AppResult<Response> {
+    if publisher {
+        check_whip_key(&s, &headers, &name).await?;
+    }
+    let r = session(&s, &name, &id, publisher)?;
+    if let Some(m) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        if m.trim() != "*" && m.trim() != r.etag {
+            return Err(AppError::new(ErrorKind::PreconditionFailed, "If-Match does not match the session's ETag"));
+        }
+    }
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.starts_with("application/trickle-ice-sdpfrag") {
+        return Err(AppError::new(ErrorKind::UnsupportedMediaType, "body: expected application/trickle-ice-sdpfrag"));
+    }
+    // ICE-lite: the client's candidates are learned from its STUN checks.
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete(s: AppState, name: String, id: String, headers: HeaderMap, publisher: bool) -> AppResult<Response> {
+    if publisher {
+        check_whip_key(&s, &headers, &name).await?;
+    }
+    let r = session(&s, &name, &id, publisher)?;
+    s.rtc_sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    let existed = engine(&s)?.delete_webrtc(&r.engine_id).await;
+    tracing::info!(stream = %name, publisher, existed, "WebRTC session deleted");
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn whip_patch(State(s): State<AppState>, Path((name, id)): Path<(String, String)>, headers: HeaderMap) -> AppResult<Response> {
+    patch(s, name, id, headers, true).await
+}
+pub async fn whep_patch(State(s): State<AppState>, Path((name, id)): Path<(String, String)>, headers: HeaderMap) -> AppResult<Response> {
+    patch(s, name, id, headers, false).await
+}
+pub async fn whip_delete(State(s): State<AppState>, Path((name, id)): Path<(String, String)>, headers: HeaderMap) -> AppResult<Response> {
+    delete(s, name, id, headers, true).await
+}
+pub async fn whep_delete(State(s): State<AppState>, Path((name, id)): Path<(String, String)>, headers: HeaderMap) -> AppResult<Response> {
+    delete(s, name, id, headers, false).await
+}
+
+/// `OPTIONS`: CORS preflight and capability discovery (RFC 9725 §4.2).
+pub async fn options() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert("accept-post", HeaderValue::from_static("application/sdp"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type, If-Match"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag, Link"));
+    r
+}

@@ -1,0 +1,308 @@
+//! A bounded cache of recently sent RTP packets, per SSRC, keyed by sequence
+//! number, to answer Generic NACKs (RFC 4585 §6.2.1) by retransmission — as
+//! RTX (RFC 4588) when negotiated, else the same packet again.
+//!
+//! Bounded three ways: packets per SSRC (a power-of-two ring indexed by
+//! `seq & mask`, so a lookup is one slot), total bytes (oldest evicted first)
+//! and age (a NACK for a packet older than `max_age` is not worth answering:
+//! the receiver's jitter buffer has moved on). Payloads are `Bytes` shared with
+//! every other subscriber of the stream, so a cache costs little more than
+//! its slots.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// One cached packet: enough to rebuild it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedRtp {
+    /// Payload type as sent.
+    pub payload_type: u8,
+    /// Marker bit as sent.
+    pub marker: bool,
+    /// Timestamp as sent.
+    pub timestamp: u32,
+    /// The payload (shared).
+    pub payload: Bytes,
+}
+
+/// Limits of an [`RtxCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtxCacheLimits {
+    /// Packets kept per SSRC (rounded up to a power of two). Default 1024
+    /// (about 1.5 s of 5 Mbit/s video).
+    pub packets_per_ssrc: usize,
+    /// Payload bytes kept over all SSRCs (each packet also counts
+    /// [`ENTRY_OVERHEAD`]). Default 4 MiB.
+    pub max_bytes: usize,
+    /// Oldest packet worth retransmitting. Default 1 s.
+    pub max_age: Duration,
+    /// Most SSRCs tracked (a subscriber has 2; more means churn). Default 8.
+    pub max_ssrcs: usize,
+}
+
+impl Default for RtxCacheLimits {
+    fn default() -> Self {
+        RtxCacheLimits {
+            packets_per_ssrc: 1024,
+            max_bytes: 4 << 20,
+            max_age: Duration::from_secs(1),
+            max_ssrcs: 8,
+        }
+    }
+}
+
+/// Bytes charged per cached packet on top of its payload.
+pub const ENTRY_OVERHEAD: usize = 48;
+
+#[derive(Debug, Clone)]
+struct Slot {
+    id: u64,
+    seq: u16,
+    at: Instant,
+    pkt: CachedRtp,
+}
+
+#[derive(Debug)]
+struct Ring {
+    ssrc: u32,
+    slots: Vec<Option<Slot>>,
+}
+
+/// The retransmission cache (see the module docs).
+#[derive(Debug)]
+pub struct RtxCache {
+    limits: RtxCacheLimits,
+    mask: usize,
+    rings: Vec<Ring>,
+    /// Insertion order for byte eviction: (ssrc, seq, id).
+    order: VecDeque<(u32, u16, u64)>,
+    bytes: usize,
+    next_id: u64,
+}
+
+impl RtxCache {
+    /// An empty cache.
+    pub fn new(limits: RtxCacheLimits) -> Self {
+        let n = limits
+            .packets_per_ssrc
+            .clamp(1, 1 << 15)
+            .next_power_of_two();
+        RtxCache {
+            limits,
+            mask: n - 1,
+            rings: Vec::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            next_id: 0,
+        }
+    }
+
+    /// Payload bytes (plus overhead) held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Packets held.
+    pub fn len(&self) -> usize {
+        self.rings
+            .iter()
+            .map(|r| r.slots.iter().filter(|s| s.is_some()).count())
+            .sum()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    fn ring_index(&mut self, ssrc: u32) -> usize {
+        if let Some(i) = self.rings.iter().position(|r| r.ssrc == ssrc) {
+            return i;
+        }
+        if self.rings.len() >= self.limits.max_ssrcs.max(1) {
+            // Drop the SSRC tracked longest (the front): streams are replaced, not mixed.
+            let old = self.rings.remove(0);
+            for s in old.slots.into_iter().flatten() {
+                self.bytes = self.bytes.saturating_sub(cost(&s.pkt));
+            }
+        }
+        self.rings.push(Ring {
+            ssrc,
+            slots: vec![None; self.mask + 1],
+        });
+        self.rings.len() - 1
+    }
+
+    /// Remembers a packet sent at `now` with `ssrc`/`seq` (replacing whatever
+    /// held its slot) and enforces the limits.
+    pub fn insert(&mut self, now: Instant, ssrc: u32, seq: u16, pkt: CachedRtp) {
+        let mask = self.mask;
+        let i = self.ring_index(ssrc);
+        let id = self.next_id;
+        self.next_id += 1;
+        let c = cost(&pkt);
+        let slot = &mut self.rings[i].slots[seq as usize & mask];
+        if let Some(old) = slot.take() {
+            self.bytes = self.bytes.saturating_sub(cost(&old.pkt));
+        }
+        *slot = Some(Slot {
+            id,
+            seq,
+            at: now,
+            pkt,
+        });
+        self.bytes += c;
+        self.order.push_back((ssrc, seq, id));
+        self.evict(now);
+    }
+
+    /// The packet sent with `ssrc`/`seq`, if still cached and younger than
+    /// `max_age` at `now`.
+    pub fn get(&self, now: Instant, ssrc: u32, seq: u16) -> Option<&CachedRtp> {
+        let ring = self.rings.iter().find(|r| r.ssrc == ssrc)?;
+        let slot = ring.slots[seq as usize & self.mask].as_ref()?;
+        (slot.seq == seq && now.saturating_duration_since(slot.at) <= self.limits.max_age)
+            .then_some(&slot.pkt)
+    }
+
+    /// Drops packets over the byte budget or older than `max_age`.
+    pub fn evict(&mut self, now: Instant) {
+        while let Some(&(ssrc, seq, id)) = self.order.front() {
+            let mask = self.mask;
+            let Some(ring) = self.rings.iter_mut().find(|r| r.ssrc == ssrc) else {
+                self.order.pop_front();
+                continue;
+            };
+            let slot = &mut ring.slots[seq as usize & mask];
+            let live = slot.as_ref().filter(|s| s.id == id);
+            let Some(s) = live else {
+                self.order.pop_front(); // overwritten or gone
+                continue;
+            };
+            let too_old = now.saturating_duration_since(s.at) > self.limits.max_age;
+            if self.bytes > self.limits.max_bytes || too_old {
+                let c = cost(&s.pkt);
+                *slot = None;
+                self.bytes = self.bytes.saturating_sub(c);
+                self.order.pop_front();
+            } else {
+                break;
+            }
+        }
+        // The order queue holds at most one live entry per slot plus stale ones;
+        // compact it if stale entries pile up.
+        if self.order.len() > 4 * (self.mask + 1) * self.rings.len().max(1) {
+            let rings = &self.rings;
+            let mask = self.mask;
+            self.order.retain(|&(ssrc, seq, id)| {
+                rings.iter().any(|r| {
+                    r.ssrc == ssrc
+                        && r.slots[seq as usize & mask]
+                            .as_ref()
+                            .is_some_and(|s| s.id == id)
+                })
+            });
+        }
+    }
+
+    /// Forgets everything about `ssrc`.
+    pub fn remove_ssrc(&mut self, ssrc: u32) {
+        if let Some(i) = self.rings.iter().position(|r| r.ssrc == ssrc) {
+            let r = self.rings.remove(i);
+            for s in r.slots.into_iter().flatten() {
+                self.bytes = self.bytes.saturating_sub(cost(&s.pkt));
+            }
+        }
+    }
+}
+
+fn cost(p: &CachedRtp) -> usize {
+    p.payload.len() + ENTRY_OVERHEAD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(n: usize) -> CachedRtp {
+        CachedRtp {
+            payload_type: 96,
+            marker: false,
+            timestamp: n as u32,
+            payload: Bytes::from(vec![n as u8; n]),
+        }
+    }
+
+    #[test]
+    fn lookup_by_seq_and_wraparound() {
+        let t0 = Instant::now();
+        let mut c = RtxCache::new(RtxCacheLimits {
+            packets_per_ssrc: 16,
+            ..Default::default()
+        });
+        for i in 0..20u16 {
+            let seq = 65530u16.wrapping_add(i);
+            c.insert(t0, 1, seq, pkt(10 + i as usize));
+        }
+        // The ring keeps the last 16.
+        assert!(c.get(t0, 1, 65530).is_none());
+        assert!(c.get(t0, 1, 65533).is_none());
+        assert_eq!(c.get(t0, 1, 65534).unwrap().timestamp, 14);
+        assert_eq!(c.get(t0, 1, 13).unwrap().timestamp, 29);
+        assert!(c.get(t0, 2, 13).is_none());
+        assert_eq!(c.len(), 16);
+    }
+
+    #[test]
+    fn byte_budget_evicts_oldest_across_ssrcs() {
+        let t0 = Instant::now();
+        let mut c = RtxCache::new(RtxCacheLimits {
+            packets_per_ssrc: 64,
+            max_bytes: 5 * (100 + ENTRY_OVERHEAD),
+            ..Default::default()
+        });
+        for i in 0..10u16 {
+            c.insert(t0, (i % 2) as u32, i, pkt(100));
+        }
+        assert!(c.bytes() <= 5 * (100 + ENTRY_OVERHEAD));
+        assert_eq!(c.len(), 5);
+        assert!(c.get(t0, 0, 4).is_none());
+        assert!(c.get(t0, 1, 5).is_some());
+        assert!(c.get(t0, 1, 9).is_some());
+    }
+
+    #[test]
+    fn age_limit() {
+        let t0 = Instant::now();
+        let mut c = RtxCache::new(RtxCacheLimits::default());
+        c.insert(t0, 7, 1, pkt(10));
+        c.insert(t0 + Duration::from_millis(900), 7, 2, pkt(10));
+        let t = t0 + Duration::from_millis(1500);
+        assert!(c.get(t, 7, 1).is_none());
+        assert!(c.get(t, 7, 2).is_some());
+        c.evict(t);
+        assert_eq!(c.len(), 1);
+        c.remove_ssrc(7);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn ssrc_limit_and_stale_order_compaction() {
+        let t0 = Instant::now();
+        let mut c = RtxCache::new(RtxCacheLimits {
+            packets_per_ssrc: 4,
+            max_ssrcs: 2,
+            ..Default::default()
+        });
+        for ssrc in 0..5u32 {
+            for seq in 0..100u16 {
+                c.insert(t0, ssrc, seq, pkt(1));
+            }
+        }
+        assert_eq!(c.len(), 8);
+        assert!(c.order.len() <= 4 * 4 * 2 + 1);
+        assert_eq!(c.bytes(), 8 * (1 + ENTRY_OVERHEAD));
+    }
+}

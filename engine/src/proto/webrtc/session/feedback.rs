@@ -1,0 +1,121 @@
+//! RTCP the session produces on its own: answers to NACKs from the
+//! retransmission cache (RFC 4585 §6.2.1, RFC 4588 §4), receiver reports to
+//! publishers and sender reports to subscribers (RFC 3550 §6.4).
+
+use std::time::{Duration, Instant};
+
+use super::super::rtcp;
+use super::super::rtp::{RtpHeader, rtx_payload};
+use super::{KINDS, NTP_UNIX_OFFSET, WebRtcSession, idx};
+
+impl WebRtcSession {
+    /// Retransmits NACKed packets from the cache (RFC 4585 §6.2.1), as RTX
+    /// when negotiated (RFC 4588 §4), else as the same packet.
+    pub(super) fn answer_nack(&mut self, now: Instant, media_ssrc: u32, lost: &[u16]) {
+        let Some(kind) = KINDS.into_iter().find(|&k| {
+            self.send[idx(k)]
+                .as_ref()
+                .is_some_and(|s| s.ssrc == media_ssrc)
+        }) else {
+            return;
+        };
+        let Some(to) = self.selected else { return };
+        for &seq in lost.iter().take(256) {
+            self.stats.nack_requests += 1;
+            let Some(cached) = self.rtx_cache.get(now, media_ssrc, seq).cloned() else {
+                self.stats.nack_misses += 1;
+                continue;
+            };
+            let Some(stream) = self.send[idx(kind)].as_mut() else {
+                return;
+            };
+            let mid_ext = self.negotiated.media(kind).and_then(|m| m.mid_extension_id);
+            let mid = self
+                .negotiated
+                .media(kind)
+                .map(|m| m.mid.clone())
+                .unwrap_or_default();
+            self.scratch.clear();
+            match (stream.rtx_ssrc, stream.rtx_payload_type) {
+                (Some(rtx_ssrc), Some(rtx_pt)) => {
+                    let rtx_seq = stream.rtx_seq;
+                    stream.rtx_seq = rtx_seq.wrapping_add(1);
+                    let mut body = Vec::with_capacity(2 + cached.payload.len());
+                    rtx_payload(seq, &cached.payload, &mut body);
+                    RtpHeader {
+                        payload_type: rtx_pt,
+                        marker: cached.marker,
+                        sequence_number: rtx_seq,
+                        timestamp: cached.timestamp,
+                        ssrc: rtx_ssrc,
+                        extension: mid_ext.map(|id| (id, mid.as_bytes())),
+                    }
+                    .write(&body, &mut self.scratch);
+                }
+                _ => RtpHeader {
+                    payload_type: cached.payload_type,
+                    marker: cached.marker,
+                    sequence_number: seq,
+                    timestamp: cached.timestamp,
+                    ssrc: media_ssrc,
+                    extension: mid_ext.map(|id| (id, mid.as_bytes())),
+                }
+                .write(&cached.payload, &mut self.scratch),
+            }
+            let Some(srtp) = self.srtp.as_mut() else {
+                return;
+            };
+            match srtp.protect_rtp(&self.scratch) {
+                Ok(wire) => {
+                    self.stats.retransmits += 1;
+                    self.queue_media(to, wire.freeze());
+                }
+                Err(e) => tracing::debug!(%e, "SRTP protect (RTX) failed"),
+            }
+        }
+    }
+
+    pub(super) fn send_receiver_report(&mut self, now: Instant) {
+        let blocks: Vec<_> = self
+            .recv
+            .iter_mut()
+            .flatten()
+            .filter_map(|r| r.report(now))
+            .collect();
+        if blocks.is_empty() {
+            return;
+        }
+        let sender = KINDS
+            .into_iter()
+            .find_map(|k| self.negotiated.media(k).map(|m| m.local_ssrc))
+            .unwrap_or(0);
+        let _ = self.send_rtcp_packets(&[rtcp::receiver_report(sender, &blocks)]);
+    }
+
+    fn ntp_time(&self, now: Instant) -> u64 {
+        let (base_instant, base_unix) = self
+            .config
+            .wallclock
+            .unwrap_or((self.created, Duration::ZERO));
+        let since = now.saturating_duration_since(base_instant) + base_unix;
+        let secs = since.as_secs() + NTP_UNIX_OFFSET;
+        let frac = ((since.subsec_nanos() as u64) << 32) / 1_000_000_000;
+        (secs << 32) | frac
+    }
+
+    pub(super) fn send_sender_reports(&mut self, now: Instant) {
+        let ntp = self.ntp_time(now);
+        let reports: Vec<_> = self
+            .send
+            .iter()
+            .flatten()
+            .filter_map(|s| {
+                let rtp = s.rtp_time_at(now)?;
+                Some(rtcp::sender_report(s.ssrc, ntp, rtp, s.packets, s.octets))
+            })
+            .collect();
+        if !reports.is_empty() {
+            let _ = self.send_rtcp_packets(&reports);
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! Two ends in memory with an injected clock: [`WebRtcSession`] (server)
+//! against [`WebRtcClient`] — ICE-lite checks, the DTLS handshake, SRTP both
+//! ways, NACK/RTX, PLI, reports, consent expiry and closing.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::super::cert::DtlsCertificate;
+use super::super::client::{ClientEvent, WebRtcClient, pt};
+use super::super::rtcp::{RtcpFeedback, RtcpPacket};
+use super::super::rtp::{RtpHeader, RtpPacket, rtx_payload};
+use super::super::sdp::{AnswerOptions, Codec, MediaKind, Offer, Role, build_answer};
+use super::super::stun::IceCredentials;
+use super::*;
+
+const SERVER: &str = "127.0.0.1:5000";
+const CLIENT: &str = "127.0.0.1:40000";
+
+type DropFilter = Box<dyn FnMut(&[u8]) -> bool>;
+
+struct Pair {
+    now: Instant,
+    server: WebRtcSession,
+    client: WebRtcClient,
+    server_addr: SocketAddr,
+    client_addr: SocketAddr,
+    /// Drop client→server datagrams for which this returns true.
+    drop_up: DropFilter,
+    server_events: Vec<SessionEvent>,
+    client_events: Vec<ClientEvent>,
+}
+
+impl Pair {
+    fn new(role: Role, video: Codec) -> Pair {
+        Self::with(role, video, |_| {})
+    }
+
+    fn with(
+        role: Role,
+        video: Codec,
+        tweak: impl FnOnce(&mut super::super::sdp::Negotiated),
+    ) -> Pair {
+        let now = Instant::now();
+        let server_addr: SocketAddr = SERVER.parse().unwrap();
+        let cert = DtlsCertificate::generate().unwrap();
+        let mut client = WebRtcClient::new().unwrap();
+        let offer = Offer::parse(&client.offer(role == Role::Publisher)).unwrap();
+        let mut opts = AnswerOptions::new(
+            role,
+            IceCredentials::random(&mut rand::rng()),
+            &cert,
+            vec![server_addr],
+        );
+        opts.video_codecs = vec![video];
+        let (answer, mut negotiated) = build_answer(&offer, &opts).unwrap();
+        tweak(&mut negotiated);
+        let server = WebRtcSession::new(SessionConfig::default(), negotiated, &cert, now).unwrap();
+        client.accept_answer(now, &answer).unwrap();
+        Pair {
+            now,
+            server,
+            client,
+            server_addr,
+            client_addr: CLIENT.parse().unwrap(),
+            drop_up: Box::new(|_| false),
+            server_events: vec![],
+            client_events: vec![],
+        }
+    }
+
+    /// Moves datagrams until both sides are quiet, then drains events.
+    fn pump(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            while let Some((to, b)) = self.client.poll_transmit() {
+                assert_eq!(to, self.server_addr);
+                moved = true;
+                if !(self.drop_up)(&b) {
+                    let _ = self.server.handle_input(self.now, self.client_addr, &b);
+                }
+            }
+            while let Some((to, b)) = self.server.poll_transmit() {
+                assert_eq!(to, self.client_addr);
+                moved = true;
+                let _ = self.client.handle_input(self.now, self.server_addr, &b);
+            }
+            if !moved {
+                break;
+            }
+        }
+        while let Some(e) = self.server.poll_event() {
+            self.server_events.push(e);
+        }
+        while let Some(e) = self.client.poll_event() {
+            self.client_events.push(e);
+        }
+    }
+
+    /// Advances the clock by `dt`, running both sides' timers.
+    fn advance(&mut self, dt: Duration) {
+        let end = self.now + dt;
+        loop {
+            let next = [self.server.poll_timeout(), self.client.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .filter(|t| *t <= end)
+                .min();
+            let Some(t) = next else { break };
+            self.now = self.now.max(t);
+            self.client.handle_timeout(self.now).unwrap();
+            self.server.handle_timeout(self.now);
+            self.pump();
+        }
+        self.now = end;
+        self.client.handle_timeout(self.now).unwrap();
+        self.server.handle_timeout(self.now);
+        self.pump();
+    }
+
+    fn connect(&mut self) {
+        for _ in 0..200 {
+            self.advance(Duration::from_millis(5));
+            if self.server.is_connected() && self.client.is_connected() {
+                return;
+            }
+        }
+        panic!(
+            "did not connect: {:?} {:?}",
+            self.server, self.server_events
+        );
+    }
+
+    fn server_rtp(&self) -> Vec<(MediaKind, RtpPacket, bool)> {
+        self.server_events
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::Rtp {
+                    kind,
+                    packet,
+                    repaired,
+                } => Some((*kind, packet.clone(), *repaired)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn client_rtp(&self) -> Vec<RtpPacket> {
+        self.client_events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Rtp(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn client_rtcp(&self) -> Vec<RtcpPacket> {
+        self.client_events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Rtcp(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn plain(payload_type: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    RtpHeader {
+        payload_type,
+        marker: seq.is_multiple_of(3),
+        sequence_number: seq,
+        timestamp: ts,
+        ssrc,
+        extension: Some((4, b"1")),
+    }
+    .write(payload, &mut v);
+    v
+}
+
+#[test]
+fn publisher_connects_and_media_flows_with_nack_and_rtx_repair() {
+    let mut p = Pair::new(Role::Publisher, Codec::H264);
+    p.connect();
+    assert!(matches!(
+        p.server_events
+            .iter()
+            .find(|e| matches!(e, SessionEvent::PeerAddress { .. })),
+        Some(SessionEvent::PeerAddress {
+            nominated: true,
+            ..
+        })
+    ));
+    let profile = p.server.srtp_profile().unwrap();
+    assert_eq!(profile, super::super::srtp::SrtpProfile::AeadAes128Gcm);
+    assert!(
+        p.server_events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Connected { .. }))
+    );
+    assert_eq!(p.server.remote_addr(), Some(p.client_addr));
+
+    // 100 video packets (seq 10 and 11 lost on the way) and 50 audio packets.
+    let [assrc, vssrc, rtx_ssrc] = p.client.ssrcs;
+    p.drop_up = Box::new(|b: &[u8]| {
+        b.len() > 12 && b[0] & 0xc0 == 0x80 && b[1] & 0x7f == pt::H264 && {
+            let seq = u16::from_be_bytes([b[2], b[3]]);
+            seq == 10 || seq == 11
+        }
+    });
+    for i in 0..100u16 {
+        let body = format!("video frame {i}");
+        p.client
+            .send_rtp(&plain(pt::H264, i, i as u32 * 3000, vssrc, body.as_bytes()))
+            .unwrap();
+        if i < 50 {
+            p.client
+                .send_rtp(&plain(pt::OPUS, i, i as u32 * 960, assrc, b"opus"))
+                .unwrap();
+        }
+        p.advance(Duration::from_millis(5));
+    }
+    let rtp = p.server_rtp();
+    let video: Vec<_> = rtp
+        .iter()
+        .filter(|(k, ..)| *k == MediaKind::Video)
+        .collect();
+    let audio: Vec<_> = rtp
+        .iter()
+        .filter(|(k, ..)| *k == MediaKind::Audio)
+        .collect();
+    assert_eq!(video.len(), 98);
+    assert_eq!(audio.len(), 50);
+    let (_, v20, _) = video
+        .iter()
+        .find(|(_, p, _)| p.sequence_number == 20)
+        .unwrap();
+    assert_eq!(&v20.payload()[..], b"video frame 20");
+    assert_eq!(v20.ssrc, vssrc);
+    assert_eq!(v20.extension(4), Some(&b"1"[..]));
+
+    // The server NACKed 10 and 11.
+    let nacked: Vec<u16> = p
+        .client_rtcp()
+        .iter()
+        .filter_map(|r| match r {
+            RtcpPacket::Nack {
+                media_ssrc, lost, ..
+            } if *media_ssrc == vssrc => Some(lost.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(nacked.contains(&10) && nacked.contains(&11), "{nacked:?}");
+    assert!(p.server.stats().nacks_sent >= 1);
+    // Receiver reports arrived, with the loss counted.
+    p.advance(Duration::from_millis(1100));
+    assert!(
+        p.client_rtcp()
+            .iter()
+            .any(|r| matches!(r, RtcpPacket::ReceiverReport { reports, .. }
+        if reports.iter().any(|b| b.ssrc == vssrc && b.total_lost == 2)))
+    );
+
+    // Repair 10 via RTX: the server unwraps it into the original stream.
+    let mut body = Vec::new();
+    rtx_payload(10, b"video frame 10", &mut body);
+    p.client
+        .send_rtp(&plain(pt::H264_RTX, 0, 30000, rtx_ssrc, &body))
+        .unwrap();
+    p.advance(Duration::from_millis(5));
+    let repaired: Vec<_> = p.server_rtp().into_iter().filter(|(_, _, r)| *r).collect();
+    assert_eq!(repaired.len(), 1);
+    let (_, r, _) = &repaired[0];
+    assert_eq!(
+        (r.sequence_number, r.ssrc, r.payload_type),
+        (10, vssrc, pt::H264)
+    );
+    assert_eq!(&r.payload()[..], b"video frame 10");
+
+    // A replayed SRTP packet is refused (replay protection on).
+    let before = p.server.stats().srtp_errors;
+    let mut captured = None;
+    p.client
+        .send_rtp(&plain(pt::OPUS, 500, 0, assrc, b"x"))
+        .unwrap();
+    while let Some((_, b)) = p.client.poll_transmit() {
+        let _ = p.server.handle_input(p.now, p.client_addr, &b);
+        captured = Some(b);
+    }
+    let b = captured.unwrap();
+    let _ = p.server.handle_input(p.now, p.client_addr, &b);
+    assert_eq!(p.server.stats().srtp_errors, before + 1);
+
+    // PLI towards the publisher, throttled.
+    assert!(p.server.request_keyframe(p.now));
+    assert!(
+        !p.server
+            .request_keyframe(p.now + Duration::from_millis(100))
+    );
+    p.pump();
+    assert!(
+        p.client_rtcp()
+            .iter()
+            .any(|r| matches!(r, RtcpPacket::Pli { media_ssrc, .. } if *media_ssrc == vssrc))
+    );
+}
+
+#[test]
+fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
+    let mut p = Pair::new(Role::Subscriber, Codec::Vp8);
+    p.connect();
+    let v = p.server.negotiated().video.clone().unwrap();
+    assert_eq!(
+        (v.codec, v.payload_type, v.rtx_payload_type),
+        (Codec::Vp8, pt::VP8, Some(pt::VP8_RTX))
+    );
+    let a = p.server.negotiated().audio.clone().unwrap();
+
+    // A publisher's packets (its own SSRC/PT/numbering), then a restart.
+    let mut t = p.now;
+    for i in 0..50u16 {
+        let pkt = MediaPacket {
+            source_ssrc: 0xAAAA,
+            sequence_number: 60000u16.wrapping_add(i * 2), // upstream lost every other packet
+            timestamp: 1000 + i as u32 * 3000,
+            marker: true,
+            payload: Bytes::from(format!("vp8 {i}")),
+        };
+        assert!(p.server.send_rtp(t, MediaKind::Video, &pkt).unwrap());
+        let apkt = MediaPacket {
+            source_ssrc: 0xBBBB,
+            sequence_number: i,
+            timestamp: i as u32 * 960,
+            marker: false,
+            payload: Bytes::from_static(b"opus"),
+        };
+        assert!(p.server.send_rtp(t, MediaKind::Audio, &apkt).unwrap());
+        t += Duration::from_millis(20);
+    }
+    p.pump();
+    let got = p.client_rtp();
+    let video: Vec<_> = got.iter().filter(|r| r.ssrc == v.local_ssrc).collect();
+    let audio: Vec<_> = got.iter().filter(|r| r.ssrc == a.local_ssrc).collect();
+    assert_eq!(video.len(), 50);
+    assert_eq!(audio.len(), 50);
+    assert!(video.iter().all(|r| r.payload_type == pt::VP8));
+    assert!(audio.iter().all(|r| r.payload_type == pt::OPUS));
+    assert_eq!(
+        video[1].sequence_number,
+        video[0].sequence_number.wrapping_add(2)
+    );
+    assert_eq!(video[1].timestamp, video[0].timestamp.wrapping_add(3000));
+    assert_eq!(
+        video[3].extension(v.mid_extension_id.unwrap()),
+        Some(&b"1"[..])
+    );
+    assert_eq!(&video[7].payload()[..], b"vp8 7");
+
+    // The player NACKs the gap after video[0]: answered as RTX with the OSN.
+    let missing = video[0].sequence_number.wrapping_add(1);
+    let present = video[4].sequence_number;
+    p.client
+        .send_rtcp(&RtcpFeedback::Nack {
+            media_ssrc: v.local_ssrc,
+            lost: vec![missing, present],
+        })
+        .unwrap();
+    p.pump();
+    let rtx: Vec<_> = p
+        .client_rtp()
+        .into_iter()
+        .filter(|r| Some(r.ssrc) == v.local_rtx_ssrc)
+        .collect();
+    assert_eq!(rtx.len(), 1, "only the cached packet is resent");
+    assert_eq!(rtx[0].payload_type, pt::VP8_RTX);
+    let (osn, payload) = super::super::rtp::rtx_unwrap(&rtx[0].payload()).unwrap();
+    assert_eq!(osn, present);
+    assert_eq!(&payload[..], b"vp8 4");
+    assert_eq!(p.server.stats().nack_misses, 1);
+
+    // PLI from the player becomes a keyframe request.
+    p.client
+        .send_rtcp(&RtcpFeedback::Pli {
+            media_ssrc: v.local_ssrc,
+        })
+        .unwrap();
+    p.pump();
+    assert!(p.server_events.iter().any(|e| matches!(
+        e,
+        SessionEvent::KeyframeRequested {
+            kind: MediaKind::Video
+        }
+    )));
+
+    // Publisher restart: new SSRC, unrelated numbers; the player sees continuity.
+    let last = (*video.last().unwrap()).clone();
+    let t2 = t + Duration::from_millis(40);
+    p.server
+        .send_rtp(
+            t2,
+            MediaKind::Video,
+            &MediaPacket {
+                source_ssrc: 0xCCCC,
+                sequence_number: 7,
+                timestamp: 5,
+                marker: true,
+                payload: Bytes::from_static(b"after restart"),
+            },
+        )
+        .unwrap();
+    p.pump();
+    let after = p
+        .client_rtp()
+        .into_iter()
+        .find(|r| &r.payload()[..] == b"after restart")
+        .unwrap();
+    assert_eq!(after.sequence_number, last.sequence_number.wrapping_add(1));
+    assert_eq!(after.ssrc, v.local_ssrc);
+    // 60 ms after the last packet (sent at t - 20 ms): 60 * 90 ticks.
+    assert_eq!(after.timestamp, last.timestamp.wrapping_add(60 * 90));
+
+    // Sender reports follow within a second.
+    p.advance(Duration::from_millis(1100));
+    assert!(p.client_rtcp().iter().any(
+        |r| matches!(r, RtcpPacket::SenderReport { ssrc, packet_count, .. }
+        if *ssrc == v.local_ssrc && *packet_count == 51)
+    ));
+}
+
+#[test]
+fn consent_expires_without_checks() {
+    let mut p = Pair::new(Role::Publisher, Codec::H264);
+    p.connect();
+    p.client.stop_checks();
+    p.advance(Duration::from_secs(29));
+    assert!(!p.server.is_closed());
+    p.advance(Duration::from_secs(2));
+    assert!(p.server.is_closed());
+    assert!(p.server_events.iter().any(|e| matches!(
+        e,
+        SessionEvent::Closed {
+            reason: CloseReason::ConsentExpired
+        }
+    )));
+    assert_eq!(p.server.poll_timeout(), None);
+}
+
+#[test]
+fn fingerprint_mismatch_fails_the_handshake() {
+    let mut p = Pair::with(Role::Publisher, Codec::H264, |n| {
+        n.remote_fingerprint[0] ^= 1
+    });
+    for _ in 0..100 {
+        p.advance(Duration::from_millis(5));
+    }
+    assert!(!p.server.is_connected());
+    assert!(p.server.is_closed());
+    assert!(
+        p.server_events.iter().any(|e| matches!(
+            e,
+            SessionEvent::Closed {
+                reason: CloseReason::Error(_)
+            }
+        )),
+        "{:?}",
+        p.server_events
+    );
+}
+
+#[test]
+fn dtls_from_unauthenticated_addresses_is_dropped_and_connect_times_out() {
+    let mut p = Pair::new(Role::Publisher, Codec::H264);
+    // A DTLS-looking datagram from an address that passed no check.
+    let stranger: SocketAddr = "127.0.0.9:1".parse().unwrap();
+    p.server
+        .handle_input(p.now, stranger, &[22, 0xfe, 0xfd, 0, 0])
+        .unwrap();
+    assert_eq!(p.server.stats().dropped_in, 1);
+    assert!(p.server.poll_transmit().is_none());
+    // Nobody completes ICE: the session gives up after connect_timeout.
+    p.client.stop_checks();
+    p.now += Duration::from_secs(31);
+    p.server.handle_timeout(p.now);
+    assert!(p.server.is_closed());
+}
+
+#[test]
+fn close_sends_close_notify_and_peer_close_is_reported() {
+    let mut p = Pair::new(Role::Subscriber, Codec::H264);
+    p.connect();
+    p.server.close(p.now);
+    p.pump();
+    assert!(
+        p.client_events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Closed))
+    );
+    assert!(p.server_events.iter().any(|e| matches!(
+        e,
+        SessionEvent::Closed {
+            reason: CloseReason::Local
+        }
+    )));
+
+    let mut p = Pair::new(Role::Publisher, Codec::H264);
+    p.connect();
+    p.client.close(p.now);
+    p.pump();
+    assert!(p.server.is_closed());
+    assert!(p.server_events.iter().any(|e| matches!(
+        e,
+        SessionEvent::Closed {
+            reason: CloseReason::PeerClosed
+        }
+    )));
+}
+
+#[test]
+fn peer_reflexive_address_change_follows_use_candidate() {
+    let mut p = Pair::new(Role::Subscriber, Codec::H264);
+    p.connect();
+    // The same client appears from a new (peer-reflexive) address.
+    p.client_addr = "127.0.0.1:40001".parse().unwrap();
+    p.advance(Duration::from_secs(3));
+    assert_eq!(p.server.remote_addr(), Some(p.client_addr));
+    assert_eq!(p.server.peer_addresses().len(), 2);
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::PeerAddress { addr, nominated: true } if *addr == p.client_addr)));
+    // Media now goes there.
+    let v = p.server.negotiated().video.clone().unwrap();
+    let pkt = MediaPacket {
+        source_ssrc: 1,
+        sequence_number: 1,
+        timestamp: 1,
+        marker: true,
+        payload: Bytes::from_static(b"x"),
+    };
+    assert!(p.server.send_rtp(p.now, MediaKind::Video, &pkt).unwrap());
+    p.pump();
+    assert!(p.client_rtp().iter().any(|r| r.ssrc == v.local_ssrc));
+}
+
+#[test]
+fn sending_before_connect_is_dropped_not_an_error() {
+    let mut p = Pair::new(Role::Subscriber, Codec::H264);
+    let pkt = MediaPacket {
+        source_ssrc: 1,
+        sequence_number: 1,
+        timestamp: 1,
+        marker: true,
+        payload: Bytes::from_static(b"x"),
+    };
+    assert!(!p.server.send_rtp(p.now, MediaKind::Video, &pkt).unwrap());
+    assert_eq!(p.server.stats().dropped_out, 1);
+    let mut p2 = Pair::new(Role::Publisher, Codec::H264);
+    p2.connect();
+    assert!(p2.server.send_rtp(p2.now, MediaKind::Video, &pkt).is_err());
+    let _ = &mut p;
+}

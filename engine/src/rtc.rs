@@ -1,0 +1,487 @@
+//! The WebRTC shell of a shard: one UDP socket (`webrtc_port_base + shard`), the
+//! shard's WebRTC sessions, and their link to the stream registry.
+//!
+//! - A WHIP publisher's session is created on the stream's home shard, so its RTP
+//!   enters the stream there without a hop; its frames fan out to subscribed
+//!   shards like RTMP frames (an `Arc` per shard).
+//! - WHEP subscribers are spread over the shards (round robin, decided by the
+//!   engine); each subscriber's SRTP is encrypted on its own shard.
+//! - Datagrams go to a session by source address once ICE has authenticated it,
+//!   or for a first STUN request by the ufrag in USERNAME.
+//! - Sends use `sendto(2)` on the non-blocking socket directly (a full socket
+//!   buffer drops the datagram, which RTP tolerates and NACK repairs).
+
+use crate::frame::{Frame, MediaKind as FrameKind};
+use crate::link::Protocol;
+use crate::player::{Batch, Player, PlayerEnd};
+use crate::proto::webrtc::sdp::Role;
+use crate::proto::webrtc::{
+    AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtpPacket, SessionConfig,
+    SessionEvent, WebRtcSession, build_answer, stun,
+};
+use crate::shard::{PlayError, PublisherCtl, Shard};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// What the control plane asks for.
+#[derive(Debug, Clone)]
+pub enum RtcRole {
+    Publisher { room_id: i64 },
+    Subscriber,
+}
+
+/// A created session: its id (for PATCH/DELETE) and the SDP answer.
+#[derive(Debug, Clone)]
+pub struct RtcAnswer {
+    pub session_id: String,
+    pub sdp: String,
+}
+
+/// Why a session could not be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RtcError {
+    /// The offer is malformed or unusable (reason for the client).
+    BadOffer(String),
+    /// Another publisher is live on this stream.
+    AlreadyPublishing,
+    /// Nothing is being published on this stream.
+    NotLive,
+    /// WebRTC is disabled or the engine is stopping.
+    Unavailable(String),
+}
+
+struct Sess {
+    session: WebRtcSession,
+    stream: Arc<str>,
+    /// Publisher: its publisher id; subscriber: its player.
+    pub_id: u64,
+    ctl: Option<Rc<PublisherCtl>>,
+    player: Option<Rc<Player>>,
+    room_id: i64,
+    addrs: Vec<SocketAddr>,
+    ufrag: String,
+}
+
+/// One shard's WebRTC state.
+pub struct RtcShard {
+    fd: i32,
+    _socket: std::net::UdpSocket,
+    port: u16,
+    sessions: RefCell<HashMap<u64, Sess>>,
+    by_addr: RefCell<HashMap<SocketAddr, u64>>,
+    by_ufrag: RefCell<HashMap<String, u64>>,
+    /// Stream name → the publisher session on this (home) shard.
+    publishers: RefCell<HashMap<Arc<str>, u64>>,
+    next: Cell<u64>,
+}
+
+thread_local! {
+    static RTC: RefCell<Option<Rc<RtcShard>>> = const { RefCell::new(None) };
+}
+
+fn rtc() -> Option<Rc<RtcShard>> {
+    RTC.with(|r| r.borrow().clone())
+}
+
+/// Most sessions one shard holds.
+const MAX_SESSIONS: usize = 10_000;
+
+/// Binds the shard's UDP socket and starts its receive loop and timer.
+pub fn start(shard: &Rc<Shard>) -> std::io::Result<()> {
+    let cfg = &shard.shared.cfg;
+    if cfg.webrtc_port_base == 0 {
+        return Ok(());
+    }
+    let port = cfg.webrtc_port_base + shard.index as u16;
+    let sock = std::net::UdpSocket::bind(SocketAddr::new(cfg.webrtc_bind, port))?;
+    sock.set_nonblocking(true)?;
+    let recv = monoio::net::udp::UdpSocket::from_std(sock.try_clone()?)?;
+    let r = Rc::new(RtcShard {
+        fd: sock.as_raw_fd(),
+        _socket: sock,
+        port,
+        sessions: RefCell::new(HashMap::new()),
+        by_addr: RefCell::new(HashMap::new()),
+        by_ufrag: RefCell::new(HashMap::new()),
+        publishers: RefCell::new(HashMap::new()),
+        next: Cell::new(1),
+    });
+    RTC.with(|x| *x.borrow_mut() = Some(r.clone()));
+    let sh = shard.clone();
+    let rr = r.clone();
+    monoio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let (res, b) = recv.recv_from(buf).await;
+            buf = b;
+            match res {
+                Ok((n, from)) => {
+                    sh.stats().bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    rr.on_datagram(&sh, from, &buf[..n]);
+                }
+                Err(e) => {
+                    if sh.shared.shutting_down.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    tracing::debug!(error = %e, "UDP receive failed");
+                }
+            }
+        }
+    });
+    let sh = shard.clone();
+    monoio::spawn(async move {
+        loop {
+            monoio::time::sleep(Duration::from_millis(10)).await;
+            if sh.shared.shutting_down.load(Ordering::Relaxed) {
+                r.close_all(&sh);
+                break;
+            }
+            r.on_tick(&sh);
+        }
+    });
+    Ok(())
+}
+
+impl RtcShard {
+    fn send_to(&self, shard: &Shard, to: SocketAddr, data: &[u8]) {
+        let (addr, len) = sockaddr(to);
+        // SAFETY: a sendto on our own non-blocking socket with a valid buffer and
+        // sockaddr; failures (EAGAIN) drop the datagram.
+        let n = unsafe {
+            libc::sendto(self.fd, data.as_ptr() as *const libc::c_void, data.len(), 0, &addr as *const _ as *const libc::sockaddr, len)
+        };
+        if n > 0 {
+            shard.stats().bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn flush(&self, shard: &Shard, s: &mut Sess) {
+        while let Some((to, data)) = s.session.poll_transmit() {
+            self.send_to(shard, to, &data);
+        }
+    }
+
+    fn on_datagram(&self, shard: &Rc<Shard>, from: SocketAddr, data: &[u8]) {
+        let sid = match self.by_addr.borrow().get(&from) {
+            Some(s) => Some(*s),
+            None => stun::peek_username(data)
+                .and_then(|u| u.split(':').next())
+                .and_then(|ours| self.by_ufrag.borrow().get(ours).copied()),
+        };
+        let Some(sid) = sid else { return };
+        let now = Instant::now();
+        {
+            let mut sessions = self.sessions.borrow_mut();
+            let Some(s) = sessions.get_mut(&sid) else { return };
+            if let Err(e) = s.session.handle_input(now, from, data) {
+                tracing::debug!(%from, error = %e, "WebRTC input rejected");
+            }
+        }
+        self.process(shard, sid, now);
+    }
+
+    fn on_tick(&self, shard: &Rc<Shard>) {
+        let now = Instant::now();
+        // Publishers replaced by a takeover (or dropped) close their session.
+        let kicked: Vec<u64> = self
+            .sessions
+            .borrow()
+            .iter()
+            .filter(|(_, s)| s.ctl.as_ref().is_some_and(|c| c.kicked.get()))
+            .map(|(k, _)| *k)
+            .collect();
+        for sid in kicked {
+            delete(shard, sid);
+        }
+        let due: Vec<u64> = self
+            .sessions
+            .borrow()
+            .iter()
+            .filter(|(_, s)| s.session.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for sid in due {
+            if let Some(s) = self.sessions.borrow_mut().get_mut(&sid) {
+                s.session.handle_timeout(now);
+            }
+            self.process(shard, sid, now);
+        }
+    }
+
+    /// Acts on a session's events and sends its output.
+    fn process(&self, shard: &Rc<Shard>, sid: u64, now: Instant) {
+        let mut closed = false;
+        let mut frames: Vec<(Arc<str>, u64, Frame)> = Vec::new();
+        let mut keyframe_for: Option<Arc<str>> = None;
+        {
+            let mut sessions = self.sessions.borrow_mut();
+            let Some(s) = sessions.get_mut(&sid) else { return };
+            while let Some(ev) = s.session.poll_event() {
+                match ev {
+                    SessionEvent::PeerAddress { addr, .. } => {
+                        if !s.addrs.contains(&addr) && s.addrs.len() < 8 {
+                            s.addrs.push(addr);
+                            self.by_addr.borrow_mut().insert(addr, sid);
+                        }
+                    }
+                    SessionEvent::Connected { remote, profile } => {
+                        tracing::info!(%remote, ?profile, stream = %s.stream, "WebRTC session connected");
+                        if s.player.is_some() {
+                            keyframe_for = Some(s.stream.clone());
+                        }
+                    }
+                    SessionEvent::Rtp { kind, packet, .. } => {
+                        if s.ctl.is_some() {
+                            if let Some(c) = &s.ctl {
+                                c.bytes_in.set(c.bytes_in.get() + packet.raw().len() as u64);
+                            }
+                            frames.push((s.stream.clone(), s.pub_id, rtp_frame(kind, &packet)));
+                        }
+                    }
+                    SessionEvent::KeyframeRequested { .. } => keyframe_for = Some(s.stream.clone()),
+                    SessionEvent::Closed { reason } => {
+                        tracing::info!(stream = %s.stream, ?reason, "WebRTC session closed");
+                        closed = true;
+                    }
+                    _ => {}
+                }
+            }
+            self.flush(shard, s);
+        }
+        let _ = now;
+        for (name, pub_id, f) in frames {
+            shard.publish_frame(&name, pub_id, f);
+        }
+        if let Some(name) = keyframe_for {
+            shard.request_keyframe(&name);
+        }
+        if closed {
+            self.remove(shard, sid);
+        }
+    }
+
+    fn remove(&self, shard: &Rc<Shard>, sid: u64) {
+        let Some(s) = self.sessions.borrow_mut().remove(&sid) else { return };
+        for a in &s.addrs {
+            self.by_addr.borrow_mut().remove(a);
+        }
+        self.by_ufrag.borrow_mut().remove(&s.ufrag);
+        if s.ctl.is_some() {
+            self.publishers.borrow_mut().remove(&s.stream);
+            shard.unpublish(&s.stream, s.pub_id);
+        }
+        if let Some(p) = &s.player {
+            p.end(PlayerEnd::Kicked);
+            shard.leave(&s.stream, p, s.room_id);
+        }
+    }
+
+    fn close_all(&self, shard: &Rc<Shard>) {
+        let now = Instant::now();
+        let ids: Vec<u64> = self.sessions.borrow().keys().copied().collect();
+        for sid in ids {
+            if let Some(s) = self.sessions.borrow_mut().get_mut(&sid) {
+                s.session.close(now);
+                self.flush(shard, s);
+            }
+            self.remove(shard, sid);
+        }
+    }
+
+    /// Sends a keyframe request to the publisher of `name` (this is its home).
+    pub fn keyframe_request(&self, shard: &Shard, name: &str) {
+        let Some(sid) = self.publishers.borrow().get(name).copied() else { return };
+        if let Some(s) = self.sessions.borrow_mut().get_mut(&sid) {
+            if s.session.request_keyframe(Instant::now()) {
+                self.flush(shard, s);
+            }
+        }
+    }
+
+    fn sessions_for(&self, name: &str) -> Vec<u64> {
+        self.sessions.borrow().iter().filter(|(_, s)| &*s.stream == name).map(|(k, _)| *k).collect()
+    }
+}
+
+/// A publisher's RTP packet as a frame for the fan-out.
+fn rtp_frame(kind: MediaKind, p: &RtpPacket) -> Frame {
+    let fk = match kind {
+        MediaKind::Audio => FrameKind::RtpAudio,
+        MediaKind::Video => FrameKind::RtpVideo,
+    };
+    Frame::rtp(fk, p.raw().clone())
+}
+
+fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match a {
+        SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
+            (ss, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+        }
+        SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            (ss, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+        }
+    }
+}
+
+/// Creates a session on this shard (called through [`ShardMsg::RtcCreate`]).
+pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String) -> Result<RtcAnswer, RtcError> {
+    let Some(r) = rtc() else { return Err(RtcError::Unavailable("WebRTC is disabled (webrtc.udp_port_base = 0)".into())) };
+    if r.sessions.borrow().len() >= MAX_SESSIONS {
+        return Err(RtcError::Unavailable("too many WebRTC sessions on this shard".into()));
+    }
+    let offer = Offer::parse(&offer).map_err(|e| RtcError::BadOffer(e.to_string()))?;
+    let cfg = &shard.shared.cfg;
+    let candidates: Vec<SocketAddr> = cfg.webrtc_candidates.iter().map(|ip| SocketAddr::new(*ip, r.port)).collect();
+    let ice = IceCredentials::random(&mut rand::rng());
+    let (sdp_role, is_pub) = match role {
+        RtcRole::Publisher { .. } => (Role::Publisher, true),
+        RtcRole::Subscriber => (Role::Subscriber, false),
+    };
+    let cert = shard.shared.cert();
+    let opts = AnswerOptions::new(sdp_role, ice.clone(), &cert, candidates);
+    let (sdp, negotiated) = build_answer(&offer, &opts).map_err(|e| RtcError::BadOffer(e.to_string()))?;
+    if negotiated.audio.is_none() && negotiated.video.is_none() {
+        return Err(RtcError::BadOffer("no audio or video section could be accepted".into()));
+    }
+    let now = Instant::now();
+    let session = WebRtcSession::new(SessionConfig::default(), negotiated, &cert, now)
+        .map_err(|e| RtcError::Unavailable(e.to_string()))?;
+    let sid = r.next.get();
+    r.next.set(sid + 1);
+    let stream: Arc<str> = Arc::from(name.as_str());
+    let mut sess = Sess {
+        session,
+        stream: stream.clone(),
+        pub_id: 0,
+        ctl: None,
+        player: None,
+        room_id: 0,
+        addrs: vec![],
+        ufrag: ice.ufrag.clone(),
+    };
+    if is_pub {
+        let RtcRole::Publisher { room_id } = role else { unreachable!("is_pub implies Publisher") };
+        let ctl = Rc::new(PublisherCtl {
+            name: name.clone(),
+            fd: -1,
+            kicked: Cell::new(false),
+            id: Cell::new(0),
+            addr: SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
+            protocol: Protocol::WebRtc,
+            started: Instant::now(),
+            bytes_in: Cell::new(0),
+        });
+        let pub_id = shard.claim_stream(&name, room_id, ctl.clone()).await.map_err(|_| RtcError::AlreadyPublishing)?;
+        sess.pub_id = pub_id;
+        sess.ctl = Some(ctl);
+        sess.room_id = room_id;
+        r.publishers.borrow_mut().insert(stream.clone(), sid);
+    } else {
+        let addr = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
+        let player = Rc::new(Player::new(shard.shared.next_id(), Protocol::WebRtc, addr, crate::flv_play::limits_unmerged(&shard)));
+        let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.flv_wait).await {
+            Ok(id) => id,
+            Err(PlayError::NotFound) => return Err(RtcError::NotLive),
+            Err(PlayError::ShuttingDown) => return Err(RtcError::Unavailable("shutting down".into())),
+        };
+        sess.player = Some(player.clone());
+        sess.room_id = room_id;
+        monoio::spawn(subscriber_writer(shard.clone(), r.clone(), sid, player));
+    }
+    r.by_ufrag.borrow_mut().insert(ice.ufrag.clone(), sid);
+    r.sessions.borrow_mut().insert(sid, sess);
+    tracing::info!(stream = %name, publisher = is_pub, session = sid, "WebRTC session created");
+    Ok(RtcAnswer { session_id: format!("{}-{sid}", shard.index), sdp })
+}
+
+/// Ends a session on this shard; false if there is no such session.
+pub fn delete(shard: &Rc<Shard>, sid: u64) -> bool {
+    let Some(r) = rtc() else { return false };
+    let exists = {
+        let mut sessions = r.sessions.borrow_mut();
+        match sessions.get_mut(&sid) {
+            Some(s) => {
+                s.session.close(Instant::now());
+                r.flush(shard, s);
+                true
+            }
+            None => false,
+        }
+    };
+    if exists {
+        r.remove(shard, sid);
+    }
+    exists
+}
+
+/// Closes every session of a stream on this shard (room ended or dropped).
+pub fn drop_stream(shard: &Rc<Shard>, name: &str) {
+    let Some(r) = rtc() else { return };
+    for sid in r.sessions_for(name) {
+        delete(shard, sid);
+    }
+}
+
+/// Number of WebRTC sessions on this shard.
+pub fn session_count() -> usize {
+    rtc().map_or(0, |r| r.sessions.borrow().len())
+}
+
+/// Asks this (home) shard's publisher session for a keyframe.
+pub fn keyframe_request(shard: &Shard, name: &str) {
+    if let Some(r) = rtc() {
+        r.keyframe_request(shard, name);
+    }
+}
+
+/// Sends the stream's RTP to one subscriber session as it arrives.
+async fn subscriber_writer(shard: Rc<Shard>, r: Rc<RtcShard>, sid: u64, player: Rc<Player>) {
+    loop {
+        match player.next_batch().await {
+            Batch::End(_) => break,
+            Batch::Frames(frames) => {
+                let now = Instant::now();
+                let mut sessions = r.sessions.borrow_mut();
+                let Some(s) = sessions.get_mut(&sid) else { break };
+                for f in frames {
+                    let kind = match f.kind {
+                        FrameKind::RtpAudio => MediaKind::Audio,
+                        FrameKind::RtpVideo => MediaKind::Video,
+                        _ => continue,
+                    };
+                    if s.session.negotiated().media(kind).is_none() {
+                        continue;
+                    }
+                    let Ok(p) = RtpPacket::parse(f.payload.clone()) else { continue };
+                    let _ = s.session.send_rtp(now, kind, &MediaPacket::from(&p));
+                }
+                r.flush(&shard, s);
+            }
+        }
+    }
+}
