@@ -22,6 +22,7 @@ pub struct ShardStats {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub dropped_frames: AtomicU64,
+    pub webrtc_sessions: AtomicU64,
     /// "io_uring" or "epoll" once the runtime runs.
     pub driver: Mutex<&'static str>,
 }
@@ -53,6 +54,10 @@ pub struct EngineShared {
     /// The DTLS certificate of every WebRTC session of this process.
     cert: crate::proto::webrtc::DtlsCertificate,
     next_subscriber_shard: AtomicUsize,
+    /// What each WebRTC publisher sends (video codec, H.264 profile), so that
+    /// subscribers on any shard answer with the same codec. Touched only when
+    /// sessions are created, never on the media path.
+    pub rtc_codecs: Mutex<HashMap<String, crate::rtc::PublisherCodecs>>,
 }
 
 impl EngineShared {
@@ -169,6 +174,7 @@ impl Engine {
             cert: crate::proto::webrtc::DtlsCertificate::generate()
                 .map_err(|e| StartError::Thread(std::io::Error::other(format!("DTLS certificate: {e}"))))?,
             next_subscriber_shard: AtomicUsize::new(0),
+            rtc_codecs: Mutex::new(HashMap::new()),
             cfg,
         });
         let mut threads = vec![];

@@ -36,6 +36,14 @@ pub enum RtcRole {
     Subscriber,
 }
 
+/// What a WebRTC publisher sends: subscribers must be answered with the same.
+#[derive(Debug, Clone)]
+pub struct PublisherCodecs {
+    pub video: Option<crate::proto::webrtc::Codec>,
+    /// The H.264 `profile-level-id` in use, if H.264.
+    pub h264_profile: Option<String>,
+}
+
 /// A created session: its id (for PATCH/DELETE) and the SDP answer.
 #[derive(Debug, Clone)]
 pub struct RtcAnswer {
@@ -268,12 +276,14 @@ impl RtcShard {
 
     fn remove(&self, shard: &Rc<Shard>, sid: u64) {
         let Some(s) = self.sessions.borrow_mut().remove(&sid) else { return };
+        shard.stats().webrtc_sessions.fetch_sub(1, Ordering::Relaxed);
         for a in &s.addrs {
             self.by_addr.borrow_mut().remove(a);
         }
         self.by_ufrag.borrow_mut().remove(&s.ufrag);
         if s.ctl.is_some() {
             self.publishers.borrow_mut().remove(&s.stream);
+            shard.shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner()).remove(&*s.stream);
             shard.unpublish(&s.stream, s.pub_id);
         }
         if let Some(p) = &s.player {
@@ -363,7 +373,19 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
         RtcRole::Subscriber => (Role::Subscriber, false),
     };
     let cert = shard.shared.cert();
-    let opts = AnswerOptions::new(sdp_role, ice.clone(), &cert, candidates);
+    let mut opts = AnswerOptions::new(sdp_role, ice.clone(), &cert, candidates);
+    if !is_pub {
+        // Subscribers get what the publisher sends (no transcoding between codecs).
+        let codecs = shard.shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner()).get(&name).cloned();
+        if let Some(c) = codecs {
+            if let Some(v) = c.video {
+                opts.video_codecs = vec![v];
+            }
+            if let Some(p) = c.h264_profile {
+                opts.h264_profiles = vec![p];
+            }
+        }
+    }
     let (sdp, negotiated) = build_answer(&offer, &opts).map_err(|e| RtcError::BadOffer(e.to_string()))?;
     if negotiated.audio.is_none() && negotiated.video.is_none() {
         return Err(RtcError::BadOffer("no audio or video section could be accepted".into()));
@@ -399,6 +421,14 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
         let pub_id = shard.claim_stream(&name, room_id, ctl.clone()).await.map_err(|_| RtcError::AlreadyPublishing)?;
         sess.pub_id = pub_id;
         sess.ctl = Some(ctl);
+        let v = sess.session.negotiated().video.clone();
+        let codecs = PublisherCodecs {
+            video: v.as_ref().map(|m| m.codec),
+            h264_profile: v.as_ref().and_then(|m| {
+                m.fmtp.split(';').find_map(|p| p.trim().strip_prefix("profile-level-id=").map(|x| x.to_ascii_lowercase()))
+            }),
+        };
+        shard.shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), codecs);
         sess.room_id = room_id;
         r.publishers.borrow_mut().insert(stream.clone(), sid);
     } else {
@@ -415,6 +445,7 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
     }
     r.by_ufrag.borrow_mut().insert(ice.ufrag.clone(), sid);
     r.sessions.borrow_mut().insert(sid, sess);
+    shard.stats().webrtc_sessions.fetch_add(1, Ordering::Relaxed);
     tracing::info!(stream = %name, publisher = is_pub, session = sid, "WebRTC session created");
     Ok(RtcAnswer { session_id: format!("{}-{sid}", shard.index), sdp })
 }

@@ -85,7 +85,20 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(cors(&state.cfg.server.cors_origins))
+        .layer(middleware::from_fn(whip_options))
         .with_state(state)
+}
+
+/// OPTIONS on WHIP/WHEP resources (RFC 9725 §4.2): the CORS layer answers the
+/// preflight; this adds what WHIP clients look for and answers 204.
+async fn whip_options(req: Request, next: Next) -> Response {
+    let whip = req.method() == Method::OPTIONS && (req.uri().path().starts_with("/whip/") || req.uri().path().starts_with("/whep/"));
+    let mut resp = next.run(req).await;
+    if whip && resp.status().is_success() {
+        *resp.status_mut() = http::StatusCode::NO_CONTENT;
+        resp.headers_mut().insert("accept-post", HeaderValue::from_static("application/sdp"));
+    }
+    resp
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

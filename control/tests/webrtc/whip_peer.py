@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""A WHIP publisher / WHEP subscriber built on aiortc, for control/tests/webrtc_e2e.rs.
+
+  whip_peer.py publish URL --key KEY [--codec h264|vp8] [--seconds S]
+  whip_peer.py subscribe URL [--min-frames N] [--timeout S]
+
+Signaling is plain HTTP (RFC 9725): POST the offer (application/sdp), read the
+201 answer and Location, DELETE the Location at the end. Prints JSON lines:
+{"type": "created", "status": 201, "location": ...}, {"type": "stats", ...},
+and a final {"type": "done", ...} (subscribe: decoded video/audio frame counts,
+size, seconds from POST to the first decoded frame).
+
+aiortc leaves 127.0.0.1 out of its host candidates; the test runs in its own
+network namespace where loopback is the only interface, so patch that in.
+"""
+import argparse
+import asyncio
+import fractions
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import aioice.ice
+
+aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"]
+
+import av  # noqa: E402
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription  # noqa: E402
+from aiortc.mediastreams import AudioStreamTrack  # noqa: E402
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+class MovingVideo(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, fps=30):
+        super().__init__()
+        self.fps, self.n, self.start = fps, 0, None
+
+    async def recv(self):
+        if self.start is None:
+            self.start = time.time()
+        delay = self.start + self.n / self.fps - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        w, h = 320, 240
+        frame = av.VideoFrame(w, h, "yuv420p")
+        y = bytearray([(self.n * 3) % 200 + 16]) * (w * h)
+        bar = (self.n * 4) % w
+        n = min(16, w - bar)
+        for row in range(h):
+            y[row * w + bar: row * w + bar + n] = b"\xeb" * n
+        frame.planes[0].update(bytes(y))
+        frame.planes[1].update(bytes([128]) * (w * h // 4))
+        frame.planes[2].update(bytes([128]) * (w * h // 4))
+        frame.pts = self.n * 3000
+        frame.time_base = fractions.Fraction(1, 90000)
+        self.n += 1
+        return frame
+
+
+def http(method, url, body=None, headers=None):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+async def signal(pc, url, key=None):
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = {"Content-Type": "application/sdp"}
+    if key:
+        headers["Authorization"] = "Bearer " + key
+    loop = asyncio.get_running_loop()
+    status, hdrs, body = await loop.run_in_executor(
+        None, http, "POST", url, pc.localDescription.sdp.encode(), headers)
+    location = hdrs.get("Location") or hdrs.get("location")
+    emit({"type": "created", "status": status, "location": location, "etag": hdrs.get("ETag") or hdrs.get("etag"),
+          "body": body if status != 201 else ""})
+    if status != 201:
+        raise SystemExit(3)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    return location
+
+
+def base(url):
+    return url.split("/wh")[0]
+
+
+async def publish(args):
+    pc = RTCPeerConnection()
+    video = MovingVideo()
+    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    vt = pc.addTransceiver(video, direction="sendonly")
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    want = "video/" + args.codec.upper()
+    prefs = [c for c in caps if c.mimeType.upper() == want.upper()]
+    prefs += [c for c in caps if c.mimeType.lower() == "video/rtx"]
+    vt.setCodecPreferences(prefs)
+    location = await signal(pc, args.url, args.key)
+    t0 = time.time()
+    while time.time() - t0 < args.seconds:
+        emit({"type": "stats", "frames_sent": video.n, "state": pc.connectionState})
+        await asyncio.sleep(0.5)
+    if args.delete and location:
+        loop = asyncio.get_running_loop()
+        st, _, _ = await loop.run_in_executor(
+            None, http, "DELETE", base(args.url) + location, None, {"Authorization": "Bearer " + args.key})
+        emit({"type": "deleted", "status": st})
+    emit({"type": "done", "frames_sent": video.n, "state": pc.connectionState})
+    await pc.close()
+
+
+async def subscribe(args):
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    c = {"video_frames": 0, "audio_frames": 0, "width": 0, "height": 0, "first_frame_secs": None}
+    t_post = time.time()
+
+    async def consume(track):
+        while True:
+            try:
+                frame = await track.recv()
+            except Exception:
+                return
+            if track.kind == "video":
+                if c["first_frame_secs"] is None:
+                    c["first_frame_secs"] = round(time.time() - t_post, 3)
+                c["video_frames"] += 1
+                c["width"], c["height"] = frame.width, frame.height
+            else:
+                c["audio_frames"] += 1
+
+    @pc.on("track")
+    def on_track(track):
+        asyncio.ensure_future(consume(track))
+
+    location = await signal(pc, args.url)
+    t0 = time.time()
+    while time.time() - t0 < args.timeout:
+        emit({"type": "stats", "state": pc.connectionState, **c})
+        if c["video_frames"] >= args.min_frames and c["audio_frames"] > 0:
+            break
+        await asyncio.sleep(0.5)
+    if args.delete and location:
+        loop = asyncio.get_running_loop()
+        st, _, _ = await loop.run_in_executor(None, http, "DELETE", base(args.url) + location, None, {})
+        c["delete_status"] = st
+    emit({"type": "done", "state": pc.connectionState, **c})
+    await pc.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("publish")
+    p.add_argument("url")
+    p.add_argument("--key", required=True)
+    p.add_argument("--codec", default="h264", choices=["h264", "vp8"])
+    p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--delete", action="store_true")
+    s = sub.add_parser("subscribe")
+    s.add_argument("url")
+    s.add_argument("--min-frames", type=int, default=60)
+    s.add_argument("--timeout", type=float, default=30)
+    s.add_argument("--delete", action="store_true")
+    args = ap.parse_args()
+    asyncio.run(publish(args) if args.mode == "publish" else subscribe(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+//! WHIP/WHEP end to end: aiortc publishes through the control API (WHIP) into the
+//! real server, aiortc subscribers watch (WHEP) and decode. Each test re-runs itself
+//! inside a fresh network namespace (`unshare -n`, loopback only) so WebRTC peers
+//! can only ever reach 127.0.0.1.
+
+mod media;
+use media::{Proc, Server};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+const NETNS_ENV: &str = "MICROVIBE_WEBRTC_E2E_IN_NETNS";
+
+fn python() -> PathBuf {
+    let py = std::env::var_os("AIORTC_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/aiortc-venv/bin/python"));
+    let ok = Command::new(&py).args(["-c", "import aiortc, av"]).status().map(|s| s.success()).unwrap_or(false);
+    assert!(
+        ok,
+        "aiortc is required and was not found with {py:?}: run .ci/run, or \
+         python3 -m venv /tmp/aiortc-venv && /tmp/aiortc-venv/bin/pip install aiortc"
+    );
+    py
+}
+
+/// Re-runs `test` inside `unshare -n`; true when the body should run here.
+fn enter_netns(test: &str) -> bool {
+    if std::env::var_os(NETNS_ENV).is_some() {
+        return true;
+    }
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "WebRTC e2e tests need root for `unshare -n` (CI runs as root)");
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(NETNS_ENV, "1")
+        .status()
+        .expect("run unshare");
+    assert!(status.success(), "{test} failed inside its network namespace");
+    false
+}
+
+struct Peer {
+    proc: Proc,
+    lines: Receiver<Value>,
+}
+
+impl Peer {
+    fn spawn(args: &[&str]) -> Peer {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webrtc/whip_peer.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Peer { proc: Proc(child), lines: rx }
+    }
+
+    /// The next line of `type`, within `t`.
+    fn wait(&self, ty: &str, t: Duration) -> Value {
+        let deadline = Instant::now() + t;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v["type"] == ty => return v,
+                Ok(_) => continue,
+                Err(_) => panic!("no {ty:?} from the aiortc peer within {t:?}"),
+            }
+        }
+    }
+}
+
+async fn start() -> Server {
+    let base = media::free_port().to_string();
+    Server::start(&[("MICROVIBE__WEBRTC__UDP_PORT_BASE", &base), ("MICROVIBE__WEBRTC__CANDIDATES", "127.0.0.1")]).await
+}
+
+async fn publish_and_watch(codec: &str) {
+    let s = start().await;
+    let room = s.room().await;
+    let whip = format!("{}/whip/{}", s.api, room.name);
+    let whep = format!("{}/whep/{}", s.api, room.name);
+    let publisher = Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", codec, "--seconds", "40", "--delete"]);
+    let created = publisher.wait("created", Duration::from_secs(20));
+    assert_eq!(created["status"], 201, "{created}\n{}", s.log());
+    assert!(created["location"].as_str().unwrap().starts_with(&format!("/whip/{}/", room.name)));
+    assert!(created["etag"].is_string());
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    // Let media flow, then a subscriber decodes at least 60 frames and some audio.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sub = Peer::spawn(&["subscribe", &whep, "--min-frames", "60", "--timeout", "30", "--delete"]);
+    let done = tokio::task::spawn_blocking(move || sub.wait("done", Duration::from_secs(45))).await.unwrap();
+    println!("WHEP subscriber ({codec}): {done}");
+    assert!(done["video_frames"].as_u64().unwrap() >= 60, "{done}\n{}", s.log());
+    assert!(done["audio_frames"].as_u64().unwrap() > 0, "{done}");
+    assert_eq!((done["width"].as_u64(), done["height"].as_u64()), (Some(320), Some(240)));
+    // A late joiner gets a keyframe promptly (PLI on connect): time from POST to the
+    // first decoded frame, ICE + DTLS included.
+    let first = done["first_frame_secs"].as_f64().unwrap();
+    assert!(first < 3.0, "first frame after {first} s");
+    assert_eq!(done["delete_status"], 200);
+    let stat = s.stat_json().await;
+    println!("stat after WHEP delete: {}", stat["shards"]);
+    let sessions: u64 = stat["shards"].as_array().unwrap().iter().map(|x| x["webrtc_sessions"].as_u64().unwrap()).sum();
+    assert_eq!(sessions, 1, "only the publisher's session is left");
+    // The publisher ends with DELETE: sessions go to zero and the room ends.
+    let d = tokio::task::spawn_blocking(move || publisher.wait("deleted", Duration::from_secs(60))).await.unwrap();
+    assert_eq!(d["status"], 200);
+    s.wait_status(room.id, "ended", Duration::from_secs(15)).await;
+    let stat = s.stat_json().await;
+    let sessions: u64 = stat["shards"].as_array().unwrap().iter().map(|x| x["webrtc_sessions"].as_u64().unwrap()).sum();
+    assert_eq!(sessions, 0, "{stat}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_h264_to_whep() {
+    if enter_netns("whip_h264_to_whep") {
+        publish_and_watch("h264").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_vp8_to_whep() {
+    if enter_netns("whip_vp8_to_whep") {
+        publish_and_watch("vp8").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_whep_errors() {
+    if !enter_netns("whip_whep_errors") {
+        return;
+    }
+    let s = start().await;
+    let room = s.room().await;
+    let c = reqwest::Client::new();
+    let whip = format!("{}/whip/{}", s.api, room.name);
+    let offer = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../engine/testdata/webrtc/chromium_publisher_offer.sdp"))
+        .expect("the captured Chromium publisher offer under engine/testdata/webrtc");
+    let post = |url: String, key: Option<&str>, ct: &str, body: String| {
+        let mut r = c.post(url).header("content-type", ct).body(body);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    assert_eq!(post(whip.clone(), None, "application/sdp", offer.clone()).await.unwrap().status(), 401);
+    assert_eq!(post(whip.clone(), Some("sk_wrong"), "application/sdp", offer.clone()).await.unwrap().status(), 403);
+    assert_eq!(post(whip.clone(), Some(&room.key), "text/plain", offer.clone()).await.unwrap().status(), 415);
+    let r = post(whip.clone(), Some(&room.key), "application/sdp", "v=0\r\nnot sdp".into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("SDP"));
+    assert_eq!(post(format!("{}/whip/nosuch", s.api), Some(&room.key), "application/sdp", offer.clone()).await.unwrap().status(), 404);
+    assert_eq!(post(format!("{}/whep/{}", s.api, room.name), None, "application/sdp", offer.clone()).await.unwrap().status(), 404, "not live");
+    assert_eq!(c.get(&whip).send().await.unwrap().status(), 405);
+    let r = c.request(reqwest::Method::OPTIONS, &whip).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(r.headers().contains_key("accept-post"));
+    // A real publisher session, then a second one is a conflict.
+    let r = post(whip.clone(), Some(&room.key), "application/sdp", offer.clone()).await.unwrap();
+    assert_eq!(r.status(), 201, "{}", s.log());
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(post(whip.clone(), Some(&room.key), "application/sdp", offer.clone()).await.unwrap().status(), 409);
+    // Trickle PATCH: If-Match is checked.
+    let patch = |m: &str| {
+        c.patch(format!("{}{location}", s.api))
+            .bearer_auth(&room.key)
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .header("if-match", m.to_owned())
+            .body("a=candidate:1 1 UDP 1 127.0.0.1 9 typ host\r\n")
+            .send()
+    };
+    assert_eq!(patch(&etag).await.unwrap().status(), 204);
+    assert_eq!(patch("\"other\"").await.unwrap().status(), 412);
+    // DELETE needs the key, then cleans up.
+    assert_eq!(c.delete(format!("{}{location}", s.api)).send().await.unwrap().status(), 401);
+    assert_eq!(c.delete(format!("{}{location}", s.api)).bearer_auth(&room.key).send().await.unwrap().status(), 200);
+    assert_eq!(c.delete(format!("{}{location}", s.api)).bearer_auth(&room.key).send().await.unwrap().status(), 404);
+    let stat = s.stat_json().await;
+    let sessions: u64 = stat["shards"].as_array().unwrap().iter().map(|x| x["webrtc_sessions"].as_u64().unwrap()).sum();
+    assert_eq!(sessions, 0);
+}
