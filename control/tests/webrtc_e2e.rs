@@ -94,6 +94,12 @@ async fn start() -> Server {
 }
 
 async fn publish_and_watch(codec: &str) {
+    publish_and_watch_with(codec, 60, false).await;
+}
+
+/// `lossy`: 2% of UDP datagrams on loopback are dropped (nftables `numgen random`;
+/// this kernel has no netem), so NACK/RTX must repair the video.
+async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
     let s = start().await;
     let room = s.room().await;
     let whip = format!("{}/whip/{}", s.api, room.name);
@@ -106,10 +112,22 @@ async fn publish_and_watch(codec: &str) {
     s.wait_status(room.id, "live", Duration::from_secs(10)).await;
     // Let media flow, then a subscriber decodes at least 60 frames and some audio.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let sub = Peer::spawn(&["subscribe", &whep, "--min-frames", "60", "--timeout", "30", "--delete"]);
-    let done = tokio::task::spawn_blocking(move || sub.wait("done", Duration::from_secs(45))).await.unwrap();
-    println!("WHEP subscriber ({codec}): {done}");
-    assert!(done["video_frames"].as_u64().unwrap() >= 60, "{done}\n{}", s.log());
+    if lossy {
+        let st = Command::new("sh")
+            .args(["-c", "nft add table inet loss && nft add chain inet loss out '{ type filter hook output priority 0; }' && nft add rule inet loss out meta l4proto udp numgen random mod 100 '<' 2 drop"])
+            .status()
+            .expect("nft (apt-get install nftables; .ci/run installs it)");
+        assert!(st.success(), "could not install the 2% loss rule");
+    }
+    let frames = min_frames.to_string();
+    let sub = Peer::spawn(&["subscribe", &whep, "--min-frames", &frames, "--timeout", "40", "--delete"]);
+    let done = tokio::task::spawn_blocking(move || sub.wait("done", Duration::from_secs(55))).await.unwrap();
+    println!("WHEP subscriber ({codec}, lossy={lossy}): {done}");
+    assert!(done["video_frames"].as_u64().unwrap() >= min_frames as u64, "{done}\n{}", s.log());
+    if lossy {
+        let gap = done["max_gap_secs"].as_f64().unwrap();
+        assert!(gap < 1.5, "video froze for {gap} s under 2% loss");
+    }
     assert!(done["audio_frames"].as_u64().unwrap() > 0, "{done}");
     assert_eq!((done["width"].as_u64(), done["height"].as_u64()), (Some(320), Some(240)));
     // A late joiner gets a keyframe promptly (PLI on connect): time from POST to the
@@ -128,6 +146,18 @@ async fn publish_and_watch(codec: &str) {
     let stat = s.stat_json().await;
     let sessions: u64 = stat["shards"].as_array().unwrap().iter().map(|x| x["webrtc_sessions"].as_u64().unwrap()).sum();
     assert_eq!(sessions, 0, "{stat}");
+    if lossy {
+        let sum = |k: &str| -> u64 { stat["shards"].as_array().unwrap().iter().map(|x| x[k].as_u64().unwrap()).sum() };
+        println!("under loss: retransmits {} nacks sent upstream {}", sum("webrtc_retransmits"), sum("webrtc_nacks_sent"));
+        assert!(sum("webrtc_retransmits") + sum("webrtc_nacks_sent") > 0, "NACK never used under loss: {stat}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_whep_under_packet_loss() {
+    if enter_netns("whip_whep_under_packet_loss") {
+        publish_and_watch_with("h264", 150, true).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

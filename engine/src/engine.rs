@@ -23,6 +23,11 @@ pub struct ShardStats {
     pub bytes_out: AtomicU64,
     pub dropped_frames: AtomicU64,
     pub webrtc_sessions: AtomicU64,
+    /// Totals of ended WebRTC sessions: retransmissions sent for NACKs, NACKs we
+    /// sent upstream, keyframe requests we sent.
+    pub webrtc_retransmits: AtomicU64,
+    pub webrtc_nacks_sent: AtomicU64,
+    pub webrtc_keyframe_requests: AtomicU64,
     /// "io_uring" or "epoll" once the runtime runs.
     pub driver: Mutex<&'static str>,
 }

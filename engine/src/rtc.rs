@@ -276,7 +276,13 @@ impl RtcShard {
 
     fn remove(&self, shard: &Rc<Shard>, sid: u64) {
         let Some(s) = self.sessions.borrow_mut().remove(&sid) else { return };
-        shard.stats().webrtc_sessions.fetch_sub(1, Ordering::Relaxed);
+        let st = shard.stats();
+        st.webrtc_sessions.fetch_sub(1, Ordering::Relaxed);
+        let ss = s.session.stats();
+        st.webrtc_retransmits.fetch_add(ss.retransmits, Ordering::Relaxed);
+        st.webrtc_nacks_sent.fetch_add(ss.nacks_sent, Ordering::Relaxed);
+        st.webrtc_keyframe_requests.fetch_add(ss.keyframe_requests_out, Ordering::Relaxed);
+        tracing::info!(stream = %s.stream, stats = ?ss, "WebRTC session stats");
         for a in &s.addrs {
             self.by_addr.borrow_mut().remove(a);
         }

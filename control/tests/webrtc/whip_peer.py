@@ -123,7 +123,8 @@ async def subscribe(args):
     pc = RTCPeerConnection()
     pc.addTransceiver("audio", direction="recvonly")
     pc.addTransceiver("video", direction="recvonly")
-    c = {"video_frames": 0, "audio_frames": 0, "width": 0, "height": 0, "first_frame_secs": None}
+    c = {"video_frames": 0, "audio_frames": 0, "width": 0, "height": 0, "first_frame_secs": None, "max_gap_secs": 0.0}
+    last = [None]
     t_post = time.time()
 
     async def consume(track):
@@ -133,8 +134,12 @@ async def subscribe(args):
             except Exception:
                 return
             if track.kind == "video":
+                now = time.time()
                 if c["first_frame_secs"] is None:
-                    c["first_frame_secs"] = round(time.time() - t_post, 3)
+                    c["first_frame_secs"] = round(now - t_post, 3)
+                elif last[0] is not None:
+                    c["max_gap_secs"] = max(c["max_gap_secs"], round(now - last[0], 3))
+                last[0] = now
                 c["video_frames"] += 1
                 c["width"], c["height"] = frame.width, frame.height
             else:
