@@ -104,6 +104,7 @@ impl EngineControl for EngineHandle {
         let info = self.info.lock().unwrap_or_else(|p| p.into_inner());
         let mut w = vec![];
         if let Some(i) = info.get(stream_name) {
+            w.extend(i.warnings.iter().cloned());
             if let Some(v) = &i.video_codec {
                 if v != "H264" {
                     w.push(format!("video codec {v}: HLS needs H.264"));

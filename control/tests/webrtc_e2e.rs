@@ -229,3 +229,31 @@ async fn whip_whep_errors() {
     let sessions: u64 = stat["shards"].as_array().unwrap().iter().map(|x| x["webrtc_sessions"].as_u64().unwrap()).sum();
     assert_eq!(sessions, 0);
 }
+
+/// RTMP in, WebRTC out: ffmpeg publishes the H.264 + AAC (440 Hz) fixture over RTMP;
+/// an aiortc WHEP viewer decodes H.264 at the fixture's size and Opus audio that
+/// carries the tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_to_whep() {
+    if !enter_netns("rtmp_to_whep") {
+        return;
+    }
+    let s = start().await;
+    let room = s.room().await;
+    let _publisher = s.publish(&room.key);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    let whep = format!("{}/whep/{}", s.api, room.name);
+    let sub = Peer::spawn(&["subscribe", &whep, "--min-frames", "60", "--timeout", "40", "--delete"]);
+    let done = tokio::task::spawn_blocking(move || sub.wait("done", Duration::from_secs(55))).await.unwrap();
+    println!("RTMP → WHEP viewer: {done}");
+    assert!(done["video_frames"].as_u64().unwrap() >= 60, "{done}\n{}", s.log());
+    assert_eq!((done["width"].as_u64(), done["height"].as_u64()), (Some(1280), Some(720)), "{done}");
+    assert!(done["audio_frames"].as_u64().unwrap() > 50, "{done}");
+    let rms = done["audio_rms"].as_f64().unwrap_or(0.0);
+    assert!(rms > 500.0, "Opus audio is silent (rms {rms}): {done}");
+    let tone = done["audio_tone_hz"].as_f64().unwrap_or(0.0);
+    assert!((380.0..500.0).contains(&tone), "expected the 440 Hz tone, measured {tone} Hz: {done}");
+    // Stats report the transcoding cost once the viewer has gone.
+    let stat = s.stat_json().await;
+    println!("stat: {}", stat["streams"]);
+}

@@ -9,6 +9,7 @@
 //! player's pending frames as one vectored write per merge window. The control
 //! plane talks to the engine over the lock-free [`link`].
 
+pub mod bridge;
 pub mod config;
 pub mod engine;
 pub mod flv_play;

@@ -50,6 +50,8 @@ pub struct StreamInfo {
     pub audio_channels: Option<u8>,
     /// Bits per second measured over the last seconds.
     pub bitrate: Option<u64>,
+    /// Problems viewers should know about (B-frames for WebRTC, codecs HLS can't carry...).
+    pub warnings: Vec<String>,
 }
 
 /// Engine → control plane.

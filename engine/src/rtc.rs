@@ -383,13 +383,17 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
     if !is_pub {
         // Subscribers get what the publisher sends (no transcoding between codecs).
         let codecs = shard.shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner()).get(&name).cloned();
-        if let Some(c) = codecs {
-            if let Some(v) = c.video {
-                opts.video_codecs = vec![v];
+        match codecs {
+            Some(c) => {
+                if let Some(v) = c.video {
+                    opts.video_codecs = vec![v];
+                }
+                if let Some(p) = c.h264_profile {
+                    opts.h264_profiles = vec![p];
+                }
             }
-            if let Some(p) = c.h264_profile {
-                opts.h264_profiles = vec![p];
-            }
+            // Not a WebRTC publisher: RTMP media bridged as H.264 + Opus.
+            None => opts.video_codecs = vec![crate::proto::webrtc::Codec::H264],
         }
     }
     let (sdp, negotiated) = build_answer(&offer, &opts).map_err(|e| RtcError::BadOffer(e.to_string()))?;

@@ -59,6 +59,8 @@ pub enum ShardMsg {
     RtcDelete { sid: u64, reply: Reply<bool> },
     /// To the home: a subscriber wants a keyframe from the publisher.
     KeyframeRequest { name: String },
+    /// To the home: `shard` has (`want`) or no longer has WebRTC viewers of `name`.
+    WantRtp { name: String, shard: usize, want: bool },
 }
 
 /// The home's answer to an HLS request.
@@ -124,6 +126,11 @@ struct HomeStream {
     generation: u64,
     live: bool,
     hls: Option<crate::proto::hls::Segmenter>,
+    /// Shards with WebRTC viewers of this stream.
+    rtp_wanted: Vec<usize>,
+    /// RTMP → WebRTC bridge, while someone watches over WebRTC.
+    to_rtc: Option<crate::bridge::RtmpToRtc>,
+    warnings: Vec<String>,
     /// Why this stream cannot be muxed to HLS, if it cannot.
     hls_error: Option<String>,
     started: Instant,
@@ -133,6 +140,8 @@ struct HomeStream {
 struct SubStream {
     room_id: i64,
     players: Vec<Rc<Player>>,
+    /// How many of `players` are WebRTC viewers.
+    rtc_players: usize,
     cache: GopCache,
     live: bool,
     waiting: usize,
@@ -305,6 +314,17 @@ impl Shard {
                 let _ = reply.send(crate::rtc::delete(&self.self_rc(), sid));
             }
             ShardMsg::KeyframeRequest { name } => crate::rtc::keyframe_request(self, &name),
+            ShardMsg::WantRtp { name, shard, want } => {
+                let mut st = self.st.borrow_mut();
+                let h = self.home_entry(&mut st, &name);
+                h.rtp_wanted.retain(|s| *s != shard);
+                if want {
+                    h.rtp_wanted.push(shard);
+                } else if h.rtp_wanted.is_empty() {
+                    // Nobody watches over WebRTC: stop bridging (and transcoding).
+                    h.to_rtc = None;
+                }
+            }
         }
     }
 
@@ -421,6 +441,9 @@ impl Shard {
             generation: 0,
             live: false,
             hls: None,
+            rtp_wanted: vec![],
+            to_rtc: None,
+            warnings: vec![],
             hls_error: None,
             started: Instant::now(),
             bytes_in: 0,
@@ -492,7 +515,7 @@ impl Shard {
     }
 
     fn home_frame(&self, name: &str, pub_id: u64, frame: Arc<Frame>) {
-        let (subs, frame, seq, info_event, shared_name) = {
+        let (subs, frames, first_seq, info_event, shared_name) = {
             let mut st = self.st.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
             match &mut h.publisher {
@@ -500,9 +523,10 @@ impl Shard {
                 _ => return, // a replaced publisher's late frame
             }
             if frame.is_rtp() {
-                h.seq += 1;
                 h.bytes_in += frame.len() as u64;
-                (h.subscribers.clone(), frame, h.seq, None, h.name.clone())
+                let first = h.seq + 1;
+                h.seq += 1;
+                (h.subscribers.clone(), vec![frame], first, None, h.name.clone())
             } else {
             // Rebase timestamps so that players see one continuous clock across publishers.
             let r = &mut h.rebase;
@@ -524,15 +548,12 @@ impl Shard {
                     _ => false,
                 };
                 if changed {
-                    info_event = Some(EngineEvent::StreamInfo {
-                        room_id: h.room_id,
-                        stream_name: name.to_owned(),
-                        info: stream_info(&h.info),
-                    });
+                    let mut info = stream_info(&h.info);
+                    info.warnings = h.warnings.clone();
+                    info_event = Some(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
                 }
             }
             h.cache.push(&frame);
-            h.seq += 1;
             h.bytes_in += frame.len() as u64;
             if let (Some(seg), None) = (&mut h.hls, &h.hls_error) {
                 let kind = match frame.kind {
@@ -554,14 +575,44 @@ impl Shard {
                     }
                 }
             }
-            (h.subscribers.clone(), frame, h.seq, info_event, h.name.clone())
+            // RTMP → WebRTC, only while WebRTC viewers exist.
+            let mut out = vec![frame.clone()];
+            let mut info_event = info_event;
+            if !h.rtp_wanted.is_empty() {
+                let bridge = h.to_rtc.get_or_insert_with(|| {
+                    let mut b = crate::bridge::RtmpToRtc::new();
+                    // Start from the codec headers and the cached GOP (a keyframe first).
+                    let mut start = vec![];
+                    for f in h.cache.snapshot() {
+                        if !Arc::ptr_eq(&f, &frame) {
+                            b.push(&f, &mut start);
+                        }
+                    }
+                    out.extend(start.into_iter().map(Arc::new));
+                    b
+                });
+                let mut rtp = vec![];
+                if bridge.push(&frame, &mut rtp) {
+                    h.warnings = bridge.warnings();
+                    let mut info = stream_info(&h.info);
+                    info.warnings = h.warnings.clone();
+                    info_event = Some(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
+                }
+                out.extend(rtp.into_iter().map(Arc::new));
+            }
+            let first = h.seq + 1;
+            h.seq += out.len() as u64;
+            (h.subscribers.clone(), out, first, info_event, h.name.clone())
             }
         };
         if let Some(ev) = info_event {
             self.shared.events.send(ev);
         }
-        for s in subs {
-            self.to(s, ShardMsg::Frame { name: shared_name.clone(), frame: frame.clone(), seq });
+        for (i, frame) in frames.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            for s in &subs {
+                self.to(*s, ShardMsg::Frame { name: shared_name.clone(), frame: frame.clone(), seq });
+            }
         }
     }
 
@@ -691,6 +742,7 @@ impl Shard {
                 SubStream {
                     room_id: 0,
                     players: vec![],
+                    rtc_players: 0,
                     cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration),
                     live: false,
                     waiting: 0,
@@ -719,7 +771,14 @@ impl Shard {
                         }
                         s.players.push(player.clone());
                         let room_id = s.room_id;
+                        let first_rtc = player.protocol == Protocol::WebRtc && {
+                            s.rtc_players += 1;
+                            s.rtc_players == 1
+                        };
                         drop(st);
+                        if first_rtc {
+                            self.to(home, ShardMsg::WantRtp { name: name.to_owned(), shard: self.index, want: true });
+                        }
                         self.stats().players[ShardStats::player_slot(player.protocol)].fetch_add(1, Ordering::Relaxed);
                         self.shared.events.send(EngineEvent::PlayerJoined {
                             room_id,
@@ -766,11 +825,23 @@ impl Shard {
 
     /// Removes a player (its connection ended).
     pub fn leave(&self, name: &str, player: &Player, room_id: i64) {
-        {
+        let last_rtc = {
             let mut st = self.st.borrow_mut();
-            if let Some(s) = st.subs.get_mut(name) {
-                s.players.retain(|p| p.id != player.id);
+            match st.subs.get_mut(name) {
+                Some(s) => {
+                    let before = s.players.len();
+                    s.players.retain(|p| p.id != player.id);
+                    let removed = s.players.len() < before;
+                    removed && player.protocol == Protocol::WebRtc && {
+                        s.rtc_players = s.rtc_players.saturating_sub(1);
+                        s.rtc_players == 0
+                    }
+                }
+                None => false,
             }
+        };
+        if last_rtc {
+            self.to(self.shared.home_of(name), ShardMsg::WantRtp { name: name.to_owned(), shard: self.index, want: false });
         }
         self.stats().players[ShardStats::player_slot(player.protocol)].fetch_sub(1, Ordering::Relaxed);
         self.stats().dropped_frames.fetch_add(player.dropped.get(), Ordering::Relaxed);
@@ -835,6 +906,7 @@ pub fn stream_info(m: &MediaInfo) -> StreamInfo {
         audio_sample_rate: m.audio.as_ref().map(|a| a.sample_rate).filter(|r| *r > 0),
         audio_channels: m.audio.as_ref().map(|a| a.channels).filter(|c| *c > 0),
         bitrate: None,
+        warnings: vec![],
     }
 }
 

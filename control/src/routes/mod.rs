@@ -7,6 +7,7 @@ pub mod openapi;
 mod system;
 mod users;
 mod webrtc;
+mod ws_signal;
 
 pub use extract::{ApiJson, AuthUser, ClientIp};
 
@@ -40,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/live/{id}/stream-key/reset"),
     ("POST", "/api/v1/live/auth/publish"),
     ("POST", "/api/v1/live/auth/publish_done"),
+    ("GET", "/api/v1/live/ws"),
     ("POST", "/whip/{stream_name}"),
     ("OPTIONS", "/whip/{stream_name}"),
     ("PATCH", "/whip/{stream_name}/{session_id}"),
@@ -70,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/live/{id}/stream-key/reset", post(live::reset_key))
         .route("/api/v1/live/auth/publish", post(live::on_publish))
         .route("/api/v1/live/auth/publish_done", post(live::on_publish_done))
+        .route("/api/v1/live/ws", get(ws_signal::handler))
         .route("/whip/{stream_name}", post(webrtc::whip_post).options(webrtc::options))
         .route("/whip/{stream_name}/{session_id}", axum::routing::patch(webrtc::whip_patch).delete(webrtc::whip_delete))
         .route("/whep/{stream_name}", post(webrtc::whep_post).options(webrtc::options))

@@ -61,6 +61,8 @@ fn ops() -> Vec<Op> {
              auth: false, body: Some(form.clone()), statuses: &[("403", "Unknown key, ended room or unknown app")] },
         Op { method: "post", path: "/api/v1/live/auth/publish_done", summary: "nginx-rtmp on_publish_done callback: the room ends",
              auth: false, body: Some(form), statuses: &[("403", "Unknown key")] },
+        Op { method: "get", path: "/api/v1/live/ws", summary: "WebSocket signaling of a live room (query: room_id, role=publisher|viewer, token=<JWT of the owner> for the publisher); JSON messages offer/answer/candidate/leave, pushes stream_state, viewer_count and error; see docs/webrtc.md",
+             auth: false, body: None, statuses: &[("101", "Switching Protocols"), ("400", "Not a WebSocket upgrade")] },
         Op { method: "post", path: "/whip/{stream_name}", summary: "WHIP (RFC 9725): publish over WebRTC. Authorization: Bearer <stream key>; body: SDP offer; answer: 201 + Location + ETag + SDP answer",
              auth: false, body: Some(json!({ "application/sdp": { "schema": { "type": "string" } } })),
              statuses: &[("201", "Created: the SDP answer"), ("400", "Bad SDP offer"), ("401", "No bearer"), ("403", "Wrong key or ended room"), ("404", "No such stream"), ("409", "Already published"), ("415", "Not application/sdp")] },

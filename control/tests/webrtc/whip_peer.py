@@ -14,7 +14,9 @@ aiortc leaves 127.0.0.1 out of its host candidates; the test runs in its own
 network namespace where loopback is the only interface, so patch that in.
 """
 import argparse
+import array
 import asyncio
+import math
 import fractions
 import json
 import sys
@@ -125,6 +127,7 @@ async def subscribe(args):
     pc.addTransceiver("video", direction="recvonly")
     c = {"video_frames": 0, "audio_frames": 0, "width": 0, "height": 0, "first_frame_secs": None, "max_gap_secs": 0.0}
     last = [None]
+    audio = {"sum_sq": 0, "n": 0, "crossings": 0, "last": None, "rate": 48000}
     t_post = time.time()
 
     async def consume(track):
@@ -144,6 +147,23 @@ async def subscribe(args):
                 c["width"], c["height"] = frame.width, frame.height
             else:
                 c["audio_frames"] += 1
+                # Audio energy and zero crossings of the first channel (s16 interleaved).
+                try:
+                    if frame.format.name == "s16":
+                        ch = len(frame.layout.channels)
+                        pcm = array.array("h", bytes(frame.planes[0])[: frame.samples * ch * 2])
+                        mono = pcm[::ch]
+                        audio["sum_sq"] += sum(x * x for x in mono)
+                        audio["n"] += len(mono)
+                        prev = audio["last"]
+                        for x in mono:
+                            if prev is not None and (prev < 0) != (x < 0):
+                                audio["crossings"] += 1
+                            prev = x
+                        audio["last"] = prev
+                        audio["rate"] = frame.sample_rate
+                except Exception as e:  # keep counting frames even if analysis fails
+                    audio["error"] = repr(e)
 
     @pc.on("track")
     def on_track(track):
@@ -160,6 +180,9 @@ async def subscribe(args):
         loop = asyncio.get_running_loop()
         st, _, _ = await loop.run_in_executor(None, http, "DELETE", base(args.url) + location, None, {})
         c["delete_status"] = st
+    if audio["n"]:
+        c["audio_rms"] = round(math.sqrt(audio["sum_sq"] / audio["n"]), 1)
+        c["audio_tone_hz"] = round(audio["crossings"] / 2 / (audio["n"] / audio["rate"]), 1)
     emit({"type": "done", "state": pc.connectionState, **c})
     await pc.close()
 

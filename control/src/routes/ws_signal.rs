@@ -1,0 +1,417 @@
+//! WebSocket signaling of live rooms:
+//! `GET /api/v1/live/ws?room_id=…&role=publisher|viewer&token=<JWT>`.
+//!
+//! JSON text messages. Client → server: `{"type":"offer","sdp":…}` (answered with
+//! `{"type":"answer","sdp":…}`), `{"type":"candidate",…}` (accepted and ignored: the
+//! server is ICE-lite and learns the peer's addresses from its STUN checks) and
+//! `{"type":"leave"}` (ends the WebRTC session; closing the socket does too).
+//! Server → client: `{"type":"stream_state","state":"idle|live|ended"}` and
+//! `{"type":"viewer_count","count":N}` (on connect and on change, polled every
+//! second) and `{"type":"error","code":<HTTP-like status>,"message":…}`.
+//!
+//! Refusals found before the session starts (missing/bad token 401, not the owner
+//! 403, ended room 403, no such room 404, bad query 400) are sent as an `error`
+//! message right after the upgrade, then the socket closes with code 4000 + status
+//! (4401, 4403, ...): a browser cannot read the HTTP status of a refused handshake.
+//! A request that is not a WebSocket upgrade gets an HTTP 400.
+//!
+//! The sessions are the same engine sessions WHIP/WHEP create: a publisher's offer
+//! marks the room live like WHIP does, and when its session ends the room ends.
+
+use crate::app::AppState;
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::services::rooms::PublishDenied;
+use crate::store::{Room, RoomStatus};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use engine::rtc::{RtcError, RtcRole};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+/// Largest message (and frame) accepted; an SDP offer is a few KiB.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Most offers one socket may send (failed ones included).
+pub const MAX_OFFERS: u32 = 8;
+/// Most error replies one socket may provoke before it is closed.
+const MAX_ERRORS: u32 = 32;
+/// How often the room's state and viewer count are checked.
+const POLL: Duration = Duration::from_secs(1);
+/// A WebSocket ping every this many polls keeps idle sockets alive through proxies.
+const PING_EVERY: u32 = 25;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Publisher,
+    Viewer,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Publisher => "publisher",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Params {
+    room_id: Option<String>,
+    role: Option<String>,
+    token: Option<String>,
+}
+
+/// `GET /api/v1/live/ws`: upgrades, then runs the signaling of one peer.
+pub async fn handler(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rej) => {
+            return AppError::bad_request(format!("expected a WebSocket upgrade (GET with Upgrade: websocket): {}", rej.body_text()))
+                .into_response();
+        }
+    };
+    let checked = authorize(&s, q.as_deref().unwrap_or(""), &headers).await;
+    ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE).on_upgrade(move |socket| async move {
+        match checked {
+            Ok((role, room)) => Signal::new(s, role, room, socket).run().await,
+            Err(e) => refuse(socket, e).await,
+        }
+    })
+}
+
+/// Checks the query and, for a publisher, that the token is the room owner's.
+async fn authorize(s: &AppState, query: &str, headers: &HeaderMap) -> AppResult<(Role, Room)> {
+    let p: Params = serde_urlencoded::from_str(query).map_err(|e| AppError::bad_request(format!("query: {e}")))?;
+    let room_id = p
+        .room_id
+        .as_deref()
+        .ok_or_else(|| AppError::field("room_id", "is required"))?
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| AppError::field("room_id", "must be a positive integer"))?;
+    let role = match p.role.as_deref() {
+        Some("publisher") => Role::Publisher,
+        Some("viewer") | None => Role::Viewer,
+        Some(_) => return Err(AppError::field("role", "must be publisher or viewer")),
+    };
+    let room = s.room(room_id).await?;
+    if role == Role::Publisher {
+        // Browsers cannot set headers on a WebSocket: the token comes in the query;
+        // other clients may send Authorization: Bearer instead.
+        let header_token = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_owned());
+        let token = p
+            .token
+            .filter(|t| !t.is_empty())
+            .or(header_token)
+            .ok_or_else(|| AppError::unauthorized("the publisher role needs token=<JWT> of the room's owner"))?;
+        let claims = s.authenticate(&token).await?;
+        if claims.user_id() != room.owner_id {
+            return Err(AppError::forbidden("only the room's owner may publish"));
+        }
+        if room.status == RoomStatus::Ended {
+            return Err(AppError::forbidden("this room has ended"));
+        }
+    }
+    Ok((role, room))
+}
+
+fn error_msg(e: &AppError) -> Message {
+    Message::Text(json!({ "type": "error", "code": e.kind.code(), "message": e.message }).to_string().into())
+}
+
+/// Closes with 4000 + status; the reason is at most 123 bytes (RFC 6455 §5.5).
+fn close_msg(code: u16, reason: &str) -> Message {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame { code, reason: reason[..end].to_owned().into() }))
+}
+
+async fn refuse(mut socket: WebSocket, e: AppError) {
+    tracing::debug!(error = %e, "signaling socket refused");
+    let _ = socket.send(error_msg(&e)).await;
+    let _ = socket.send(close_msg(4000 + e.kind.code(), &e.message)).await;
+}
+
+fn rtc_err(e: RtcError) -> AppError {
+    match e {
+        // The engine's reason usually says "bad SDP offer: …" already.
+        RtcError::BadOffer(why) if why.starts_with("bad SDP") => AppError::bad_request(why),
+        RtcError::BadOffer(why) => AppError::bad_request(format!("bad SDP offer: {why}")),
+        RtcError::AlreadyPublishing => AppError::conflict("this stream already has a live publisher"),
+        RtcError::NotLive => AppError::not_found("stream is not live"),
+        RtcError::Unavailable(why) => AppError::unavailable(why),
+    }
+}
+
+/// The room's status and viewer count, shared by all sockets of a room for up to
+/// [`MEMO_TTL`] so that many viewers cost one store query per second, not one each.
+/// Keyed by the store's address too: tests run several servers in one process.
+type MemoKey = (usize, i64);
+/// When it was read, the room's status (None: deleted) and its viewer count.
+type MemoEntry = (Instant, Option<RoomStatus>, i64);
+static MEMO: LazyLock<Mutex<HashMap<MemoKey, MemoEntry>>> = LazyLock::new(Default::default);
+const MEMO_TTL: Duration = Duration::from_millis(900);
+
+async fn snapshot(s: &AppState, room_id: i64, fresh: bool) -> Option<(Option<RoomStatus>, i64)> {
+    let key = (Arc::as_ptr(&s.store) as *const () as usize, room_id);
+    if !fresh {
+        let m = MEMO.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, st, n)) = m.get(&key)
+            && at.elapsed() < MEMO_TTL
+        {
+            return Some((*st, *n));
+        }
+    }
+    // A store error is no news: keep what the client was told last.
+    let status = s.store.room_by_id(room_id).await.ok()?.map(|r| r.status);
+    let count = if status == Some(RoomStatus::Live) { s.viewer_count(room_id).await.max(0) } else { 0 };
+    let mut m = MEMO.lock().unwrap_or_else(|p| p.into_inner());
+    if m.len() > 4096 {
+        m.retain(|_, (at, _, _)| at.elapsed() < Duration::from_secs(10));
+    }
+    m.insert(key, (Instant::now(), status, count));
+    Some((status, count))
+}
+
+/// One signaling socket.
+struct Signal {
+    s: AppState,
+    role: Role,
+    room_id: i64,
+    stream: String,
+    socket: WebSocket,
+    /// The engine session this socket created, if it is running.
+    session: Option<String>,
+    offers: u32,
+    errors: u32,
+    last_state: Option<&'static str>,
+    last_count: Option<i64>,
+}
+
+enum Event {
+    Msg(Option<Result<Message, axum::Error>>),
+    Tick,
+}
+
+impl Signal {
+    fn new(s: AppState, role: Role, room: Room, socket: WebSocket) -> Self {
+        Signal {
+            s,
+            role,
+            room_id: room.id,
+            stream: room.stream_name,
+            socket,
+            session: None,
+            offers: 0,
+            errors: 0,
+            last_state: None,
+            last_count: None,
+        }
+    }
+
+    async fn run(mut self) {
+        tracing::info!(room = self.room_id, role = self.role.as_str(), "signaling socket open");
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u32;
+        let mut open = self.push_updates(true).await;
+        while open {
+            let ev = tokio::select! {
+                m = self.socket.recv() => Event::Msg(m),
+                _ = tick.tick() => Event::Tick,
+            };
+            open = match ev {
+                Event::Msg(None) | Event::Msg(Some(Ok(Message::Close(_)))) => false,
+                Event::Msg(Some(Err(e))) => {
+                    // Oversized messages end up here (the socket is unusable after).
+                    tracing::debug!(room = self.room_id, error = %e, "signaling socket error");
+                    let e = AppError::new(ErrorKind::PayloadTooLarge, format!("socket error (messages are limited to {MAX_MESSAGE} bytes): {e}"));
+                    let _ = self.socket.send(error_msg(&e)).await;
+                    let _ = self.socket.send(close_msg(1009, "message too big or malformed")).await;
+                    false
+                }
+                Event::Msg(Some(Ok(m))) => self.on_message(m).await,
+                Event::Tick => {
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(PING_EVERY) && self.socket.send(Message::Ping(Default::default())).await.is_err() {
+                        false
+                    } else {
+                        self.push_updates(false).await
+                    }
+                }
+            };
+        }
+        self.end_session("socket closed").await;
+        tracing::info!(room = self.room_id, role = self.role.as_str(), "signaling socket closed");
+    }
+
+    async fn send(&mut self, v: Value) -> bool {
+        self.socket.send(Message::Text(v.to_string().into())).await.is_ok()
+    }
+
+    /// Sends an error; false when the socket should close (too many errors).
+    async fn error(&mut self, e: AppError) -> bool {
+        self.errors += 1;
+        if self.socket.send(error_msg(&e)).await.is_err() {
+            return false;
+        }
+        if self.errors >= MAX_ERRORS {
+            let _ = self.socket.send(close_msg(1008, "too many errors")).await;
+            return false;
+        }
+        true
+    }
+
+    /// Handles one client message; false when the socket should close.
+    async fn on_message(&mut self, m: Message) -> bool {
+        let text = match m {
+            Message::Text(t) => t,
+            Message::Binary(_) => return self.error(AppError::bad_request("binary messages are not supported: send JSON text")).await,
+            _ => return true, // ping/pong: answered by the WebSocket layer
+        };
+        let v: Value = match serde_json::from_str(text.as_str()) {
+            Ok(v) => v,
+            Err(e) => return self.error(AppError::bad_request(format!("invalid JSON: {e}"))).await,
+        };
+        let Some(ty) = v.get("type").and_then(Value::as_str) else {
+            return self.error(AppError::field("type", "a JSON object with a string \"type\" is required")).await;
+        };
+        match ty {
+            "offer" => self.on_offer(&v).await,
+            // ICE-lite: the peer's addresses come from its STUN checks.
+            "candidate" => true,
+            "leave" => {
+                self.end_session("leave").await;
+                true
+            }
+            other => {
+                let e = AppError::field("type", &format!("unknown message type {other:?} (expected offer, candidate or leave)"));
+                self.error(e).await
+            }
+        }
+    }
+
+    async fn on_offer(&mut self, v: &Value) -> bool {
+        let Some(sdp) = v.get("sdp").and_then(Value::as_str) else {
+            return self.error(AppError::field("sdp", "an offer needs the SDP as a string")).await;
+        };
+        self.offers += 1;
+        if self.offers > MAX_OFFERS {
+            let e = AppError::new(ErrorKind::TooManyRequests, format!("at most {MAX_OFFERS} offers per socket"));
+            let _ = self.socket.send(error_msg(&e)).await;
+            let _ = self.socket.send(close_msg(1008, "too many offers")).await;
+            return false;
+        }
+        if self.session.is_some() {
+            return self.error(AppError::conflict("this socket already has a WebRTC session: send leave first")).await;
+        }
+        match self.create(sdp.to_owned()).await {
+            Ok(answer) => {
+                if !self.send(json!({ "type": "answer", "sdp": answer })).await {
+                    return false;
+                }
+                // The room may have just gone live: tell now, not at the next poll.
+                self.push_updates(true).await
+            }
+            Err(e) => self.error(e).await,
+        }
+    }
+
+    /// Creates the engine session; the SDP answer.
+    async fn create(&mut self, offer: String) -> AppResult<String> {
+        let engine = self.s.engine.clone().ok_or_else(|| AppError::unavailable("the media engine is not running"))?;
+        let room = self.s.room(self.room_id).await?;
+        self.stream = room.stream_name.clone();
+        let answer = match self.role {
+            Role::Publisher => {
+                if room.status == RoomStatus::Ended {
+                    return Err(AppError::forbidden("this room has ended"));
+                }
+                let a = engine
+                    .create_webrtc(&room.stream_name, RtcRole::Publisher { room_id: room.id }, offer)
+                    .await
+                    .map_err(rtc_err)?;
+                // The session holds the stream: now the room is live (as for WHIP).
+                let app = self.s.cfg.rtmp.apps.first().cloned().unwrap_or_default();
+                let denied = match self.s.authorize_publish(&app, &room.stream_key).await {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(why)) => Some(AppError::forbidden(match why {
+                        PublishDenied::Ended => "this room has ended",
+                        PublishDenied::UnknownKey => "the room's stream key changed",
+                        PublishDenied::BadApp => "publishing is not configured (rtmp.apps is empty)",
+                    })),
+                    Err(e) => Some(e),
+                };
+                if let Some(e) = denied {
+                    engine.delete_webrtc(&a.session_id).await;
+                    return Err(e);
+                }
+                tracing::info!(room = room.id, stream = %room.stream_name, "WebSocket publisher session created");
+                a
+            }
+            Role::Viewer => {
+                if room.status != RoomStatus::Live {
+                    return Err(AppError::not_found("stream is not live"));
+                }
+                engine.create_webrtc(&room.stream_name, RtcRole::Subscriber, offer).await.map_err(rtc_err)?
+            }
+        };
+        self.session = Some(answer.session_id);
+        Ok(answer.sdp)
+    }
+
+    async fn end_session(&mut self, why: &str) {
+        let Some(id) = self.session.take() else { return };
+        let existed = match &self.s.engine {
+            Some(e) => e.delete_webrtc(&id).await,
+            None => false,
+        };
+        tracing::info!(room = self.room_id, stream = %self.stream, role = self.role.as_str(), existed, why, "WebSocket WebRTC session ended");
+    }
+
+    /// Pushes `stream_state` and `viewer_count` when they changed; false when the
+    /// socket is gone.
+    async fn push_updates(&mut self, fresh: bool) -> bool {
+        let Some((status, count)) = snapshot(&self.s, self.room_id, fresh).await else { return true };
+        let state = match status {
+            Some(st) => st.as_str(),
+            None => "ended", // the room was deleted
+        };
+        if self.last_state != Some(state) {
+            self.last_state = Some(state);
+            if !self.send(json!({ "type": "stream_state", "state": state })).await {
+                return false;
+            }
+            // A room that ended ends this socket's session too.
+            if state == "ended" {
+                self.end_session("room ended").await;
+            }
+        }
+        if self.last_count != Some(count) {
+            self.last_count = Some(count);
+            if !self.send(json!({ "type": "viewer_count", "count": count })).await {
+                return false;
+            }
+        }
+        true
+    }
+}
