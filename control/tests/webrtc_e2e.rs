@@ -257,3 +257,69 @@ async fn rtmp_to_whep() {
     let stat = s.stat_json().await;
     println!("stat: {}", stat["streams"]);
 }
+
+/// WebRTC in, everything else out: aiortc publishes H.264 + Opus (a 440 Hz tone)
+/// over WHIP; RTMP, HTTP-FLV and HLS carry H.264 + AAC that ffmpeg decodes without
+/// errors, with audible audio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_to_rtmp_flv_hls() {
+    if !enter_netns("whip_to_rtmp_flv_hls") {
+        return;
+    }
+    let s = start().await;
+    let room = s.room().await;
+    let whip = format!("{}/whip/{}", s.api, room.name);
+    let publisher = Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", "h264", "--seconds", "60", "--tone"]);
+    let created = publisher.wait("created", Duration::from_secs(20));
+    assert_eq!(created["status"], 201, "{created}");
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let urls = [
+        format!("{}/{}", s.rtmp, room.name),
+        format!("{}/flv/{}.flv", s.http, room.name),
+        format!("{}/hls/{}.m3u8", s.http, room.name),
+    ];
+    for url in &urls {
+        // HLS starts muxing at the first request: give it a few segments.
+        if url.ends_with(".m3u8") {
+            let _ = reqwest::get(url.as_str()).await;
+            tokio::time::sleep(Duration::from_secs(8)).await;
+        }
+        let u = url.clone();
+        let streams = tokio::task::spawn_blocking(move || media::ffprobe(&u)).await.unwrap();
+        assert!(streams.iter().any(|x| x.0 == "h264" && x.1 == 320), "{url}: {streams:?}\n{}", s.log());
+        assert!(streams.iter().any(|x| x.0 == "aac"), "{url}: {streams:?}");
+        let u = url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("timeout")
+                .args(["40", "ffmpeg", "-v", "error", "-i", &u, "-t", "5", "-af", "volumedetect", "-f", "null", "-"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{url}: {err}");
+        let errors: Vec<&str> = err.lines().filter(|l| !l.contains("Parsed_volumedetect")).collect();
+        assert!(errors.is_empty(), "{url}: decode errors: {errors:?}");
+        // ffmpeg prints volumedetect at info level only: run it again at info to read it.
+        let u = url.clone();
+        let info = tokio::task::spawn_blocking(move || {
+            Command::new("timeout")
+                .args(["40", "ffmpeg", "-hide_banner", "-i", &u, "-t", "3", "-vn", "-af", "volumedetect", "-f", "null", "-"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let text = String::from_utf8_lossy(&info.stderr);
+        let mean = text
+            .lines()
+            .find_map(|l| l.split("mean_volume:").nth(1))
+            .and_then(|v| v.trim().trim_end_matches(" dB").parse::<f64>().ok())
+            .unwrap_or(-91.0);
+        println!("{url}: mean volume {mean} dB");
+        assert!(mean > -40.0, "{url}: audio is silent ({mean} dB)");
+    }
+    drop(publisher);
+}

@@ -109,3 +109,124 @@ impl RtmpToRtc {
         before != (self.bframes.has_b_frames(), self.audio_failed.is_some())
     }
 }
+
+/// Maps one RTP clock to the FLV millisecond clock: the first packet is anchored
+/// at its arrival time relative to the stream's origin, later ones follow the RTP
+/// clock. Audio and video anchored this way stay in sync within the difference
+/// of their first packets' delays.
+struct ClockMap {
+    rate: u32,
+    first: Option<(u32, i64)>,
+}
+
+impl ClockMap {
+    fn new(rate: u32) -> Self {
+        Self { rate, first: None }
+    }
+
+    fn ms(&mut self, rtp: u32, arrival_ms: i64) -> u32 {
+        let (r0, m0) = *self.first.get_or_insert((rtp, arrival_ms));
+        let delta = rtp.wrapping_sub(r0) as i32 as i64;
+        (m0 + delta * 1000 / self.rate as i64).clamp(0, u32::MAX as i64) as u32
+    }
+}
+
+/// WebRTC (H.264 + Opus) → RTMP/FLV/HLS (H.264 + AAC).
+pub struct RtcToRtmp {
+    origin: Instant,
+    video: Option<crate::proto::rtp_h264::H264Depacketizer>,
+    vclock: ClockMap,
+    #[cfg(feature = "fdk-aac")]
+    audio: Option<crate::proto::audio_bridge::OpusToAac>,
+    aclock: ClockMap,
+    sent_aac_header: bool,
+    pub audio_cpu: Duration,
+    warnings: Vec<String>,
+}
+
+impl RtcToRtmp {
+    /// `h264`: whether the publisher's video is H.264 (VP8/VP9 cannot go to FLV).
+    pub fn new(now: Instant, h264: bool) -> Self {
+        let mut warnings = vec![];
+        if !h264 {
+            warnings.push("the WebRTC publisher sends VP8/VP9, not H.264: RTMP, HTTP-FLV and HLS carry audio only".into());
+        }
+        #[cfg(not(feature = "fdk-aac"))]
+        warnings.push("built without the fdk-aac feature: RTMP, HTTP-FLV and HLS carry no audio from WebRTC".into());
+        Self {
+            origin: now,
+            video: h264.then(|| crate::proto::rtp_h264::H264Depacketizer::new(Default::default())),
+            vclock: ClockMap::new(90_000),
+            #[cfg(feature = "fdk-aac")]
+            audio: Some(crate::proto::audio_bridge::OpusToAac::new(Default::default())),
+            aclock: ClockMap::new(48_000),
+            sent_aac_header: false,
+            audio_cpu: Duration::ZERO,
+            warnings,
+        }
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+
+    /// Converts one RTP frame into FLV-tag frames; returns true when the publisher
+    /// should be asked for a keyframe (loss, or a start mid-GOP).
+    pub fn push(&mut self, now: Instant, f: &Frame, out: &mut Vec<Frame>) -> bool {
+        use crate::proto::rtp_h264::DepacketizerOutput;
+        let Ok(p) = crate::proto::webrtc::RtpPacket::parse(f.payload.clone()) else { return false };
+        let arrival = now.saturating_duration_since(self.origin).as_millis() as i64;
+        let mut pli = false;
+        match f.kind {
+            MediaKind::RtpVideo => {
+                let Some(v) = &mut self.video else { return false };
+                v.handle_rtp(now, &p);
+                while let Some(o) = v.poll_output() {
+                    match o {
+                        DepacketizerOutput::ParameterSets { sps, pps } => {
+                            if let Ok(body) = crate::proto::rtp_h264::avc_sequence_header_tag_body(&sps, &pps) {
+                                let ts = self.vclock.ms(p.timestamp, arrival);
+                                out.push(Frame::new(MediaKind::Video, ts, Bytes::from(body)));
+                            }
+                        }
+                        DepacketizerOutput::AccessUnit(au) => {
+                            let ts = self.vclock.ms(au.rtp_timestamp, arrival);
+                            out.push(Frame::new(MediaKind::Video, ts, au.flv_tag_body));
+                        }
+                        DepacketizerOutput::NeedKeyframe => pli = true,
+                    }
+                }
+            }
+            MediaKind::RtpAudio => {
+                #[cfg(feature = "fdk-aac")]
+                if let Some(a) = &mut self.audio {
+                    let t0 = Instant::now();
+                    match a.handle_packet(p.timestamp, &p.payload()) {
+                        Ok(()) => {
+                            if !self.sent_aac_header {
+                                if let Some(h) = a.sequence_header_tag_body() {
+                                    let ts = self.aclock.ms(p.timestamp, arrival);
+                                    out.push(Frame::new(MediaKind::Audio, ts, Bytes::from(h)));
+                                    self.sent_aac_header = true;
+                                }
+                            }
+                            while let Some(fr) = a.poll_output() {
+                                let ts = self.aclock.ms(fr.rtp_timestamp, arrival);
+                                out.push(Frame::new(MediaKind::Audio, ts, fr.flv_tag_body));
+                            }
+                        }
+                        Err(crate::proto::audio_bridge::AudioBridgeError::Malformed(_)) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Opus → AAC transcoding stopped");
+                            self.warnings.push(format!("audio cannot be transcoded to AAC ({e})"));
+                            self.audio = None;
+                        }
+                    }
+                    self.audio_cpu += t0.elapsed();
+                }
+            }
+            _ => {}
+        }
+        pli
+    }
+}

@@ -61,6 +61,8 @@ pub enum ShardMsg {
     KeyframeRequest { name: String },
     /// To the home: `shard` has (`want`) or no longer has WebRTC viewers of `name`.
     WantRtp { name: String, shard: usize, want: bool },
+    /// To the home: `shard` has (`want`) or no longer has RTMP/FLV players of `name`.
+    WantFlv { name: String, shard: usize, want: bool },
 }
 
 /// The home's answer to an HLS request.
@@ -130,6 +132,12 @@ struct HomeStream {
     rtp_wanted: Vec<usize>,
     /// RTMP → WebRTC bridge, while someone watches over WebRTC.
     to_rtc: Option<crate::bridge::RtmpToRtc>,
+    /// Shards with RTMP/FLV players of this stream.
+    flv_wanted: Vec<usize>,
+    /// Last HLS request (keeps the WebRTC → HLS bridge running for a while).
+    hls_requested: Option<Instant>,
+    /// WebRTC → RTMP/FLV/HLS bridge, while someone watches that side.
+    to_rtmp: Option<crate::bridge::RtcToRtmp>,
     warnings: Vec<String>,
     /// Why this stream cannot be muxed to HLS, if it cannot.
     hls_error: Option<String>,
@@ -142,6 +150,8 @@ struct SubStream {
     players: Vec<Rc<Player>>,
     /// How many of `players` are WebRTC viewers.
     rtc_players: usize,
+    /// How many are RTMP/FLV players.
+    flv_players: usize,
     cache: GopCache,
     live: bool,
     waiting: usize,
@@ -314,6 +324,14 @@ impl Shard {
                 let _ = reply.send(crate::rtc::delete(&self.self_rc(), sid));
             }
             ShardMsg::KeyframeRequest { name } => crate::rtc::keyframe_request(self, &name),
+            ShardMsg::WantFlv { name, shard, want } => {
+                let mut st = self.st.borrow_mut();
+                let h = self.home_entry(&mut st, &name);
+                h.flv_wanted.retain(|s| *s != shard);
+                if want {
+                    h.flv_wanted.push(shard);
+                }
+            }
             ShardMsg::WantRtp { name, shard, want } => {
                 let mut st = self.st.borrow_mut();
                 let h = self.home_entry(&mut st, &name);
@@ -329,6 +347,9 @@ impl Shard {
     }
 
     fn hls_answer(&self, name: &str, seq: Option<u64>) -> HlsAnswer {
+        if let Some(h) = self.st.borrow_mut().homes.get_mut(name) {
+            h.hls_requested = Some(Instant::now());
+        }
         let st = self.st.borrow();
         let seg = match st.homes.get(name) {
             Some(h) if h.live => {
@@ -443,6 +464,9 @@ impl Shard {
             hls: None,
             rtp_wanted: vec![],
             to_rtc: None,
+            flv_wanted: vec![],
+            hls_requested: None,
+            to_rtmp: None,
             warnings: vec![],
             hls_error: None,
             started: Instant::now(),
@@ -479,6 +503,8 @@ impl Shard {
             h.generation += 1;
             h.cache.reset();
             h.rebase.pending = true;
+            h.to_rtc = None;
+            h.to_rtmp = None;
             if !h.live {
                 h.started = now;
                 h.bytes_in = 0;
@@ -515,104 +541,147 @@ impl Shard {
     }
 
     fn home_frame(&self, name: &str, pub_id: u64, frame: Arc<Frame>) {
-        let (subs, frames, first_seq, info_event, shared_name) = {
+        let now = Instant::now();
+        let mut out: Vec<Arc<Frame>> = Vec::with_capacity(4);
+        let mut events: Vec<EngineEvent> = Vec::new();
+        let mut want_keyframe = false;
+        let (subs, first_seq, shared_name) = {
             let mut st = self.st.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
             match &mut h.publisher {
-                Some(p) if p.pub_id == pub_id => p.last_media = Instant::now(),
+                Some(p) if p.pub_id == pub_id => p.last_media = now,
                 _ => return, // a replaced publisher's late frame
             }
-            if frame.is_rtp() {
-                h.bytes_in += frame.len() as u64;
-                let first = h.seq + 1;
-                h.seq += 1;
-                (h.subscribers.clone(), vec![frame], first, None, h.name.clone())
-            } else {
-            // Rebase timestamps so that players see one continuous clock across publishers.
-            let r = &mut h.rebase;
-            if r.pending && !frame.header {
-                let target = r.last_out.map_or(0, |t| t as i64 + 40);
-                r.offset = target - frame.timestamp as i64;
-                r.pending = false;
-            }
-            let out_ts = (frame.timestamp as i64 + r.offset).clamp(0, u32::MAX as i64) as u32;
-            let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
-            if !frame.header {
-                r.last_out = Some(out_ts);
-            }
-            let mut info_event = None;
-            if frame.header {
-                let changed = match frame.kind {
-                    MediaKind::Video => h.info.update_from_video_tag(&frame.payload).unwrap_or(false),
-                    MediaKind::Audio => h.info.update_from_audio_tag(&frame.payload).unwrap_or(false),
-                    _ => false,
-                };
-                if changed {
-                    let mut info = stream_info(&h.info);
-                    info.warnings = h.warnings.clone();
-                    info_event = Some(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
-                }
-            }
-            h.cache.push(&frame);
             h.bytes_in += frame.len() as u64;
-            if let (Some(seg), None) = (&mut h.hls, &h.hls_error) {
-                let kind = match frame.kind {
-                    MediaKind::Video => Some(crate::proto::hls::MediaKind::Video),
-                    MediaKind::Audio => Some(crate::proto::hls::MediaKind::Audio),
-                    _ => None,
-                };
-                if let Some(kind) = kind {
-                    if let Err(e) = seg.push_flv_tag(kind, frame.timestamp, &frame.payload) {
-                        if matches!(e, crate::proto::hls::HlsError::UnsupportedCodec(_)) {
-                            tracing::warn!(stream = %name, error = %e, "HLS unavailable for this stream");
-                            h.hls_error = Some(e.to_string());
-                        } else {
-                            tracing::debug!(stream = %name, error = %e, "HLS: frame skipped");
-                        }
+            if frame.is_rtp() {
+                // WebRTC → RTMP/FLV/HLS, only while someone watches that side.
+                if self.flv_wanted(h, now) {
+                    let bridge = h.to_rtmp.get_or_insert_with(|| {
+                        let h264 = self
+                            .shared
+                            .rtc_codecs
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get(name)
+                            .is_some_and(|c| c.video == Some(crate::proto::webrtc::Codec::H264));
+                        want_keyframe = true;
+                        crate::bridge::RtcToRtmp::new(now, h264)
+                    });
+                    let mut flv = vec![];
+                    want_keyframe |= bridge.push(now, &frame, &mut flv);
+                    let w = bridge.warnings();
+                    if w != h.warnings {
+                        h.warnings = w;
+                        let mut info = stream_info(&h.info);
+                        info.warnings = h.warnings.clone();
+                        events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
                     }
-                    while let Some(ev) = seg.poll_event() {
-                        crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &ev, seg);
+                    for f in flv {
+                        self.home_flv(h, name, Arc::new(f), &mut out, &mut events);
                     }
+                } else if h.to_rtmp.take().is_some() {
+                    tracing::info!(stream = %name, "WebRTC → RTMP bridge stopped: no viewers on that side");
                 }
-            }
-            // RTMP → WebRTC, only while WebRTC viewers exist.
-            let mut out = vec![frame.clone()];
-            let mut info_event = info_event;
-            if !h.rtp_wanted.is_empty() {
-                let bridge = h.to_rtc.get_or_insert_with(|| {
-                    let mut b = crate::bridge::RtmpToRtc::new();
-                    // Start from the codec headers and the cached GOP (a keyframe first).
-                    let mut start = vec![];
-                    for f in h.cache.snapshot() {
-                        if !Arc::ptr_eq(&f, &frame) {
-                            b.push(&f, &mut start);
-                        }
-                    }
-                    out.extend(start.into_iter().map(Arc::new));
-                    b
-                });
-                let mut rtp = vec![];
-                if bridge.push(&frame, &mut rtp) {
-                    h.warnings = bridge.warnings();
-                    let mut info = stream_info(&h.info);
-                    info.warnings = h.warnings.clone();
-                    info_event = Some(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
-                }
-                out.extend(rtp.into_iter().map(Arc::new));
+                out.push(frame);
+            } else {
+                self.home_flv(h, name, frame, &mut out, &mut events);
             }
             let first = h.seq + 1;
             h.seq += out.len() as u64;
-            (h.subscribers.clone(), out, first, info_event, h.name.clone())
-            }
+            (h.subscribers.clone(), first, h.name.clone())
         };
-        if let Some(ev) = info_event {
+        for ev in events {
             self.shared.events.send(ev);
         }
-        for (i, frame) in frames.iter().enumerate() {
+        if want_keyframe {
+            crate::rtc::keyframe_request(self, name);
+        }
+        for (i, frame) in out.iter().enumerate() {
             let seq = first_seq + i as u64;
             for s in &subs {
                 self.to(*s, ShardMsg::Frame { name: shared_name.clone(), frame: frame.clone(), seq });
             }
+        }
+    }
+
+    /// Whether FLV-side output (RTMP/FLV players, HLS) is wanted for a WebRTC stream.
+    fn flv_wanted(&self, h: &HomeStream, now: Instant) -> bool {
+        !h.flv_wanted.is_empty() || h.hls_requested.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60))
+    }
+
+    /// One FLV-tag frame at the home: timestamp rebase, codec info, GOP cache,
+    /// HLS, and the RTMP → WebRTC bridge while WebRTC viewers exist.
+    fn home_flv(&self, h: &mut HomeStream, name: &str, frame: Arc<Frame>, out: &mut Vec<Arc<Frame>>, events: &mut Vec<EngineEvent>) {
+        // Rebase timestamps so that players see one continuous clock across publishers.
+        let r = &mut h.rebase;
+        if r.pending && !frame.header {
+            let target = r.last_out.map_or(0, |t| t as i64 + 40);
+            r.offset = target - frame.timestamp as i64;
+            r.pending = false;
+        }
+        let out_ts = (frame.timestamp as i64 + r.offset).clamp(0, u32::MAX as i64) as u32;
+        let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
+        if !frame.header {
+            r.last_out = Some(out_ts);
+        }
+        if frame.header {
+            let changed = match frame.kind {
+                MediaKind::Video => h.info.update_from_video_tag(&frame.payload).unwrap_or(false),
+                MediaKind::Audio => h.info.update_from_audio_tag(&frame.payload).unwrap_or(false),
+                _ => false,
+            };
+            if changed {
+                let mut info = stream_info(&h.info);
+                info.warnings = h.warnings.clone();
+                events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
+            }
+        }
+        h.cache.push(&frame);
+        if let (Some(seg), None) = (&mut h.hls, &h.hls_error) {
+            let kind = match frame.kind {
+                MediaKind::Video => Some(crate::proto::hls::MediaKind::Video),
+                MediaKind::Audio => Some(crate::proto::hls::MediaKind::Audio),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                if let Err(e) = seg.push_flv_tag(kind, frame.timestamp, &frame.payload) {
+                    if matches!(e, crate::proto::hls::HlsError::UnsupportedCodec(_)) {
+                        tracing::warn!(stream = %name, error = %e, "HLS unavailable for this stream");
+                        h.hls_error = Some(e.to_string());
+                    } else {
+                        tracing::debug!(stream = %name, error = %e, "HLS: frame skipped");
+                    }
+                }
+                while let Some(ev) = seg.poll_event() {
+                    crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &ev, seg);
+                }
+            }
+        }
+        out.push(frame.clone());
+        // RTMP → WebRTC, only while WebRTC viewers exist (never for frames that
+        // came from WebRTC in the first place).
+        if !h.rtp_wanted.is_empty() && h.to_rtmp.is_none() {
+            let cache = &h.cache;
+            let bridge = h.to_rtc.get_or_insert_with(|| {
+                let mut b = crate::bridge::RtmpToRtc::new();
+                // Start from the codec headers and the cached GOP (a keyframe first).
+                let mut start = vec![];
+                for f in cache.snapshot() {
+                    if !Arc::ptr_eq(&f, &frame) {
+                        b.push(&f, &mut start);
+                    }
+                }
+                out.extend(start.into_iter().map(Arc::new));
+                b
+            });
+            let mut rtp = vec![];
+            if bridge.push(&frame, &mut rtp) {
+                h.warnings = bridge.warnings();
+                let mut info = stream_info(&h.info);
+                info.warnings = h.warnings.clone();
+                events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
+            }
+            out.extend(rtp.into_iter().map(Arc::new));
         }
     }
 
@@ -743,6 +812,7 @@ impl Shard {
                     room_id: 0,
                     players: vec![],
                     rtc_players: 0,
+                    flv_players: 0,
                     cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration),
                     live: false,
                     waiting: 0,
@@ -771,13 +841,23 @@ impl Shard {
                         }
                         s.players.push(player.clone());
                         let room_id = s.room_id;
-                        let first_rtc = player.protocol == Protocol::WebRtc && {
+                        let rtc = player.protocol == Protocol::WebRtc;
+                        let first = if rtc {
                             s.rtc_players += 1;
                             s.rtc_players == 1
+                        } else {
+                            s.flv_players += 1;
+                            s.flv_players == 1
                         };
                         drop(st);
-                        if first_rtc {
-                            self.to(home, ShardMsg::WantRtp { name: name.to_owned(), shard: self.index, want: true });
+                        if first {
+                            let (name, shard) = (name.to_owned(), self.index);
+                            let msg = if rtc {
+                                ShardMsg::WantRtp { name, shard, want: true }
+                            } else {
+                                ShardMsg::WantFlv { name, shard, want: true }
+                            };
+                            self.to(home, msg);
                         }
                         self.stats().players[ShardStats::player_slot(player.protocol)].fetch_add(1, Ordering::Relaxed);
                         self.shared.events.send(EngineEvent::PlayerJoined {
@@ -825,23 +905,27 @@ impl Shard {
 
     /// Removes a player (its connection ended).
     pub fn leave(&self, name: &str, player: &Player, room_id: i64) {
-        let last_rtc = {
+        let rtc = player.protocol == Protocol::WebRtc;
+        let last = {
             let mut st = self.st.borrow_mut();
             match st.subs.get_mut(name) {
                 Some(s) => {
                     let before = s.players.len();
                     s.players.retain(|p| p.id != player.id);
                     let removed = s.players.len() < before;
-                    removed && player.protocol == Protocol::WebRtc && {
-                        s.rtc_players = s.rtc_players.saturating_sub(1);
-                        s.rtc_players == 0
+                    let n = if rtc { &mut s.rtc_players } else { &mut s.flv_players };
+                    removed && {
+                        *n = n.saturating_sub(1);
+                        *n == 0
                     }
                 }
                 None => false,
             }
         };
-        if last_rtc {
-            self.to(self.shared.home_of(name), ShardMsg::WantRtp { name: name.to_owned(), shard: self.index, want: false });
+        if last {
+            let (n, shard) = (name.to_owned(), self.index);
+            let msg = if rtc { ShardMsg::WantRtp { name: n, shard, want: false } } else { ShardMsg::WantFlv { name: n, shard, want: false } };
+            self.to(self.shared.home_of(name), msg);
         }
         self.stats().players[ShardStats::player_slot(player.protocol)].fetch_sub(1, Ordering::Relaxed);
         self.stats().dropped_frames.fetch_add(player.dropped.get(), Ordering::Relaxed);

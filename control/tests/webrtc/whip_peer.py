@@ -67,6 +67,36 @@ class MovingVideo(MediaStreamTrack):
         return frame
 
 
+class ToneAudio(MediaStreamTrack):
+    """A 440 Hz sine, 48 kHz stereo s16, 20 ms frames, paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self):
+        super().__init__()
+        self.n, self.start = 0, None
+
+    async def recv(self):
+        if self.start is None:
+            self.start = time.time()
+        delay = self.start + self.n * 0.02 - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        samples = 960
+        pcm = array.array("h")
+        for i in range(samples):
+            v = int(8000 * math.sin(2 * math.pi * 440 * (self.n * samples + i) / 48000))
+            pcm.append(v)
+            pcm.append(v)
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
+        frame.planes[0].update(pcm.tobytes())
+        frame.sample_rate = 48000
+        frame.pts = self.n * samples
+        frame.time_base = fractions.Fraction(1, 48000)
+        self.n += 1
+        return frame
+
+
 def http(method, url, body=None, headers=None):
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -100,7 +130,7 @@ def base(url):
 async def publish(args):
     pc = RTCPeerConnection()
     video = MovingVideo()
-    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    pc.addTransceiver(ToneAudio() if args.tone else AudioStreamTrack(), direction="sendonly")
     vt = pc.addTransceiver(video, direction="sendonly")
     caps = RTCRtpSender.getCapabilities("video").codecs
     want = "video/" + args.codec.upper()
@@ -196,6 +226,7 @@ def main():
     p.add_argument("--codec", default="h264", choices=["h264", "vp8"])
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--delete", action="store_true")
+    p.add_argument("--tone", action="store_true", help="send a 440 Hz tone instead of silence")
     s = sub.add_parser("subscribe")
     s.add_argument("url")
     s.add_argument("--min-frames", type=int, default=60)

@@ -97,7 +97,7 @@ mod tests {
         let mut v = RtpTimeline::new(90_000);
         v.anchor(1000, 5000);
         assert_eq!(v.to_ms(1000 + 90 * 33), 5033);
-        assert_eq!(v.to_flv_ms(1000 - 90 * 6000), 0);
+        assert_eq!(v.to_flv_ms(1000u32.wrapping_sub(90 * 6000)), 0);
         let mut odd = RtpTimeline::new(44_100);
         assert_eq!(odd.to_ms(7), 0);
         assert_eq!(odd.to_ms(7 + 44_100), 1000);

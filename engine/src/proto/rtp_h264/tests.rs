@@ -41,6 +41,9 @@ fn load(path: &str) -> Clip {
             sequence_header = Some(tag.body.clone());
             continue;
         }
+        if v.packet != crate::proto::codec::VideoPacket::Frame {
+            continue; // ffmpeg ends the file with an end-of-sequence tag.
+        }
         let cfg = config.as_ref().unwrap();
         let mut expected_avcc = Vec::new();
         for nal in avcc_nalus(v.data, cfg.nalu_length_size) {
