@@ -323,3 +323,86 @@ async fn whip_to_rtmp_flv_hls() {
     }
     drop(publisher);
 }
+
+/// What a player saw, one cell of the matrix.
+fn cell(ok: bool, what: String) -> (bool, String) {
+    (ok, what)
+}
+
+/// Checks the five outputs of a live stream; returns (output, ok, detail).
+async fn check_outputs(s: &Server, name: &str) -> Vec<(&'static str, bool, String)> {
+    let mut rows = vec![];
+    for (label, url) in [("RTMP", format!("{}/{name}", s.rtmp)), ("HTTP-FLV", format!("{}/flv/{name}.flv", s.http))] {
+        let u = url.clone();
+        let (ok, err) = tokio::task::spawn_blocking(move || media::decode(&u, 3)).await.unwrap();
+        let u = url.clone();
+        let streams = tokio::task::spawn_blocking(move || media::ffprobe(&u)).await.unwrap();
+        let good = ok && err.trim().is_empty() && streams.iter().any(|x| x.0 == "h264") && streams.iter().any(|x| x.0 == "aac");
+        rows.push((label, good, format!("{streams:?} {}", err.trim())));
+    }
+    let (http, n) = (s.http.clone(), name.to_owned());
+    let (v, a, key) = tokio::task::spawn_blocking(move || media::read_ws_flv(&http, &n, 3)).await.unwrap();
+    rows.push(("WS-FLV", v > 30 && a > 30 && key, format!("{v} video, {a} audio tags, keyframe first {key}")));
+    let m3u8 = format!("{}/hls/{name}.m3u8", s.http);
+    let _ = reqwest::get(m3u8.as_str()).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut ok, mut detail) = (false, String::new());
+    while Instant::now() < deadline {
+        let body = reqwest::get(m3u8.as_str()).await.unwrap().text().await.unwrap_or_default();
+        if body.matches(".ts").count() >= 2 {
+            let u = m3u8.clone();
+            let (dok, err) = tokio::task::spawn_blocking(move || media::decode(&u, 3)).await.unwrap();
+            let u = m3u8.clone();
+            let streams = tokio::task::spawn_blocking(move || media::ffprobe(&u)).await.unwrap();
+            (ok, detail) = cell(
+                dok && err.trim().is_empty() && streams.iter().any(|x| x.0 == "h264") && streams.iter().any(|x| x.0 == "aac"),
+                format!("{streams:?} {}", err.trim()),
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    rows.push(("HLS", ok, detail));
+    let whep = format!("{}/whep/{name}", s.api);
+    let sub = Peer::spawn(&["subscribe", &whep, "--min-frames", "30", "--timeout", "25", "--delete"]);
+    let done = tokio::task::spawn_blocking(move || sub.wait("done", Duration::from_secs(40))).await.unwrap();
+    let good = done["video_frames"].as_u64().unwrap_or(0) >= 30 && done["audio_rms"].as_f64().unwrap_or(0.0) > 100.0;
+    rows.push(("WebRTC", good, done.to_string()));
+    rows
+}
+
+/// Every input reaches every output: {RTMP, WebRTC} × {RTMP, HTTP-FLV, WS-FLV,
+/// HLS, WebRTC}, with real clients (ffmpeg/ffprobe, a WebSocket reader, aiortc).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_input_to_any_output_matrix() {
+    if !enter_netns("any_input_to_any_output_matrix") {
+        return;
+    }
+    let s = start().await;
+    let mut table = vec![];
+    // RTMP in.
+    let room = s.room().await;
+    let publisher = s.publish(&room.key);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    for (out, ok, d) in check_outputs(&s, &room.name).await {
+        table.push(("RTMP", out, ok, d));
+    }
+    drop(publisher);
+    // WebRTC in (H.264 + Opus tone).
+    let room = s.room().await;
+    let whip = format!("{}/whip/{}", s.api, room.name);
+    let publisher = Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", "h264", "--seconds", "90", "--tone"]);
+    assert_eq!(publisher.wait("created", Duration::from_secs(20))["status"], 201);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (out, ok, d) in check_outputs(&s, &room.name).await {
+        table.push(("WebRTC", out, ok, d));
+    }
+    drop(publisher);
+    println!("\n| in \\ out | result | detail |\n|---|---|---|");
+    for (i, o, ok, d) in &table {
+        println!("| {i} → {o} | {} | {} |", if *ok { "plays" } else { "FAILS" }, d.chars().take(160).collect::<String>());
+    }
+    let failed: Vec<_> = table.iter().filter(|r| !r.2).map(|r| format!("{} → {}: {}", r.0, r.1, r.3)).collect();
+    assert!(failed.is_empty(), "{failed:#?}\n{}", s.log());
+}

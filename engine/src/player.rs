@@ -90,7 +90,9 @@ impl Player {
             protocol,
             addr,
             limits,
-            q: RefCell::new(Queue::default()),
+            // Video starts at a keyframe: the GOP snapshot begins with one; without a
+            // cached GOP the player waits for the next keyframe.
+            q: RefCell::new(Queue { awaiting_key: true, ..Queue::default() }),
             waker: Cell::new(None),
             dropped: Cell::new(0),
             sent_bytes: Cell::new(0),

@@ -850,6 +850,11 @@ impl Shard {
                             s.flv_players == 1
                         };
                         drop(st);
+                        if !rtc {
+                            // A WebRTC publisher's next keyframe starts this player at
+                            // once (no-op for RTMP publishers: the GOP cache did).
+                            self.request_keyframe(name);
+                        }
                         if first {
                             let (name, shard) = (name.to_owned(), self.index);
                             let msg = if rtc {

@@ -268,3 +268,92 @@ pub fn copy_player(url: &str, secs: u32) -> Proc {
             .unwrap(),
     )
 }
+
+/// Reads an HTTP-FLV stream for `secs`, returning (video tags, audio tags, keyframe first).
+pub fn read_flv(mut sock: impl Read, secs: u64, websocket: bool) -> (usize, usize, bool) {
+    let mut reader = engine::proto::flv::FlvReader::new(8 << 20);
+    let mut buf = vec![0u8; 65536];
+    let mut raw = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let (mut v, mut a, mut first_key) = (0, 0, None);
+    // Skip the response head.
+    let mut head_done = false;
+    let mut pending = Vec::new();
+    while Instant::now() < deadline {
+        let n = match sock.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(_) => break,
+        };
+        raw.extend_from_slice(&buf[..n]);
+        if !head_done {
+            if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..p]).to_string();
+                assert!(head.starts_with(if websocket { "HTTP/1.1 101" } else { "HTTP/1.1 200" }), "{head}");
+                pending = raw[p + 4..].to_vec();
+                head_done = true;
+            } else {
+                continue;
+            }
+        } else {
+            pending.extend_from_slice(&buf[..n]);
+        }
+        // Unframe: HTTP chunked or WebSocket binary frames.
+        let mut payload = Vec::new();
+        loop {
+            if websocket {
+                if pending.len() < 2 {
+                    break;
+                }
+                let (len, hl) = match pending[1] & 0x7F {
+                    126 if pending.len() >= 4 => (u16::from_be_bytes([pending[2], pending[3]]) as usize, 4),
+                    127 if pending.len() >= 10 => (u64::from_be_bytes(pending[2..10].try_into().unwrap()) as usize, 10),
+                    126 | 127 => break,
+                    l => (l as usize, 2),
+                };
+                if pending.len() < hl + len {
+                    break;
+                }
+                assert_eq!(pending[0], 0x82, "binary frames");
+                payload.extend_from_slice(&pending[hl..hl + len]);
+                pending.drain(..hl + len);
+            } else {
+                let Some(p) = pending.windows(2).position(|w| w == b"\r\n") else { break };
+                let len = usize::from_str_radix(std::str::from_utf8(&pending[..p]).unwrap().trim(), 16).unwrap();
+                if pending.len() < p + 2 + len + 2 {
+                    break;
+                }
+                payload.extend_from_slice(&pending[p + 2..p + 2 + len]);
+                pending.drain(..p + 2 + len + 2);
+            }
+        }
+        reader.handle_input(&payload);
+        while let Some(tag) = reader.poll_tag().unwrap() {
+            match tag.tag_type {
+                engine::proto::flv::TagType::Video => {
+                    let key = tag.body.first().is_some_and(|b| b >> 4 == 1);
+                    let header = tag.body.get(1) == Some(&0);
+                    if !header && first_key.is_none() {
+                        first_key = Some(key);
+                    }
+                    v += 1;
+                }
+                engine::proto::flv::TagType::Audio => a += 1,
+                _ => {}
+            }
+        }
+    }
+    (v, a, first_key.unwrap_or(false))
+}
+
+
+/// Opens a WebSocket-FLV connection to `http` (http://host:port) for `name` and
+/// reads it for `secs`: (video tags, audio tags, first frame is a keyframe).
+pub fn read_ws_flv(http: &str, name: &str, secs: u64) -> (usize, usize, bool) {
+    use std::io::Write;
+    let hostport = http.trim_start_matches("http://");
+    let mut sock = std::net::TcpStream::connect(hostport).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(sock, "GET /flv/{name}.flv HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
+    read_flv(sock, secs, true)
+}

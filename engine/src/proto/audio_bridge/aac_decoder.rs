@@ -99,6 +99,17 @@ impl AacDecoder {
         self.sample_rate
     }
 
+    /// Samples (at [`sample_rate`](Self::sample_rate)) by which the decoder
+    /// delays its output beyond the codec's own delay: FDK holds one frame
+    /// back for its default concealment (energy interpolation); symphonia 0.
+    pub fn output_delay(&self) -> usize {
+        match &self.backend {
+            Backend::Symphonia(_) => 0,
+            #[cfg(feature = "fdk-aac")]
+            Backend::Fdk(dec, _) => dec.stream_info().outputDelay as usize,
+        }
+    }
+
     /// Output channels of the last frame (1 or 2).
     pub fn channels(&self) -> usize {
         self.channels

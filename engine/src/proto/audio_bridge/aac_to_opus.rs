@@ -76,7 +76,7 @@ impl OpusPacket {
     }
 }
 
-/// The output side: encoder and 48 kHz sample FIFO for one channel count.
+/// The Opus encoder for one channel count.
 struct Encoding {
     encoder: opus::Encoder,
     channels: usize,
@@ -93,8 +93,9 @@ struct Encoding {
 /// input (at most a few packets wait).
 ///
 /// Timing: packet `k` after the timeline started at FLV time `t0` has RTP
-/// timestamp `t0 × 48 + 960 k − delay`, where `delay` is the resampler's and
-/// the Opus encoder's (so the RTP time is that of the audio in the packet).
+/// timestamp `t0 × 48 + 960 k − delay`, where `delay` is the AAC decoder's
+/// output delay, the resampler's and the Opus encoder's lookahead (so the
+/// RTP time is that of the audio in the packet, as the FLV time was).
 /// FLV timestamps within 20 ms of the expected time are taken as continuous;
 /// gaps up to `max_gap_ms` are filled with silence; anything else restarts
 /// the timeline at the new FLV time.
@@ -113,6 +114,9 @@ pub struct AacToOpus {
     out_base: i64,
     out_taken: u64,
     started: bool,
+    /// Decoder output delay + resampler delay + Opus lookahead, in 48 kHz
+    /// samples, subtracted from output timestamps (fixed per timeline).
+    delay: i64,
     restart_marker: bool,
     fifo: Vec<f32>,
     pcm: Vec<f32>,
@@ -146,6 +150,7 @@ impl AacToOpus {
             out_base: 0,
             out_taken: 0,
             started: false,
+            delay: 0,
             restart_marker: true,
             fifo: Vec::new(),
             pcm: Vec::new(),
@@ -277,6 +282,10 @@ impl AacToOpus {
         if self.resampler.is_none() {
             return Err(AudioBridgeError::Unsupported(format!("AAC at {rate} Hz")));
         }
+        let decoder_delay = self.decoder.as_ref().map_or(0, |d| d.output_delay() as u64);
+        self.delay = self.encoding.as_ref().map_or(0, |e| e.lookahead)
+            + self.resampler.as_ref().map_or(0, |r| r.delay() as i64)
+            + (decoder_delay * u64::from(OPUS_CLOCK_RATE) / u64::from(rate)) as i64;
         self.fifo.clear();
         (self.in_base, self.in_samples) = (ts, 0);
         (self.out_base, self.out_taken) = (ts, 0);
@@ -330,7 +339,7 @@ impl AacToOpus {
             return Ok(());
         };
         let frame_len = OPUS_FRAME_SAMPLES * enc.channels;
-        let delay = enc.lookahead + self.resampler.as_ref().map_or(0, |r| r.delay() as i64);
+        let delay = self.delay;
         let mut at = 0;
         let mut buf = [0u8; MAX_OPUS_PACKET];
         while self.fifo.len() - at >= frame_len {

@@ -149,13 +149,7 @@ impl Resampler {
             // before the first position, and only consumed samples are removed.
             let oldest = newest + 1 - TAPS;
             for h in &self.history {
-                let window = &h[oldest..=newest];
-                let acc: f32 = window
-                    .iter()
-                    .zip(coefficients)
-                    .map(|(x, c)| x * c)
-                    .sum();
-                out.push(acc);
+                out.push(dot(&h[oldest..=newest], coefficients));
             }
             produced += 1;
             self.position += self.down;
@@ -183,6 +177,18 @@ impl Resampler {
         }
         self.position = (TAPS - 1) * self.up;
     }
+}
+
+/// A dot product with eight independent sums, so the compiler can use SIMD
+/// (a single running float sum cannot be reordered). `TAPS` is a multiple of 8.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum()
 }
 
 /// The polyphase branches of a Kaiser-windowed sinc low-pass, gain `up`,

@@ -646,3 +646,60 @@ fn ffmpeg_decodes_the_depacketized_stream_with_loss() {
     assert!(result.status.success() && stderr.trim().is_empty(), "ffmpeg: {stderr}");
     assert_eq!(frames, 3 + clip.frames.len() - clip.frames.iter().rposition(|f| f.keyframe).unwrap());
 }
+
+/// An IDR of two slices, each in its own single NAL unit packet: losing the
+/// packet of the first slice (first_mb_in_slice 0) between access units
+/// leaves an access unit that looks whole but is not: it is withheld.
+#[test]
+fn idr_missing_its_first_slice_is_withheld() {
+    let cfg = AvcConfig::parse(&hex_record()).unwrap();
+    let mut p = H264Packetizer::new(H264PacketizerConfig::default());
+    p.set_avc_config(&cfg);
+    // first_mb_in_slice: ue(0) = "1", ue(40) = "00000101001".
+    let slice0 = [0x65, 0x88, 0x84, 0x00];
+    let slice1 = [0x65, 0x05, 0x28, 0x84];
+    let p_slice = [0x41, 0x9A, 0x02];
+    let au = |nals: &[&[u8]]| {
+        let mut avcc = Vec::new();
+        for nal in nals {
+            avcc.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            avcc.extend_from_slice(nal);
+        }
+        Bytes::from(avcc)
+    };
+    let mut packets = Vec::new();
+    for (i, nals) in [&[&slice0[..], &slice1[..]][..], &[&p_slice[..]], &[&slice0[..], &slice1[..]], &[&p_slice[..]]]
+        .iter()
+        .enumerate()
+    {
+        let mut out = Vec::new();
+        p.packetize(i as u32 * 3000, &au(nals), &mut out).unwrap();
+        packets.push(out);
+    }
+    // Each IDR: STAP-A, slice 0, slice 1 (marker).
+    assert_eq!(packets[2].len(), 3);
+    let t0 = Instant::now();
+    let run = |lose: &[usize]| {
+        let mut d = H264Depacketizer::new(H264DepacketizerConfig::default());
+        let mut out = Vec::new();
+        for (i, pk) in packets.iter().flatten().enumerate() {
+            if !lose.contains(&i) {
+                d.handle_packet(t0, pk.sequence_number, pk.timestamp, pk.marker, pk.payload.clone());
+            }
+        }
+        d.handle_timeout(t0 + Duration::from_secs(1));
+        drain(&mut d, &mut out);
+        access_units(&out).iter().map(|a| a.rtp_timestamp).collect::<Vec<_>>()
+    };
+    assert_eq!(run(&[]), [0, 3000, 6000, 9000]);
+    // Lose the P frame: the second IDR recovers.
+    assert_eq!(run(&[3]), [0, 6000, 9000]);
+    // Lose the P frame and the second IDR's STAP-A: still fine (known SPS/PPS).
+    assert_eq!(run(&[3, 4]), [0, 6000, 9000]);
+    // Lose the second IDR's first slice (and the STAP-A): withheld, and so
+    // is the P frame after it.
+    assert_eq!(run(&[4, 5]), [0, 3000]);
+    assert_eq!(run(&[5]), [0, 3000]);
+    // Joining at the second slice of the first IDR: nothing until a clean IDR.
+    assert_eq!(run(&[0, 1]), [6000, 9000]);
+}
