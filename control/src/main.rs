@@ -45,7 +45,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // rtc_dtls warns about every DTLS 1.3 extension browsers offer: keep it to errors.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rtc_dtls=error".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {

@@ -161,7 +161,7 @@ pub async fn on_publish(
 ) -> AppResult<Response> {
     let form = callback_form(&body, q)?;
     let key = callback_key(&form)?;
-    let app = form.get("app").cloned().unwrap_or_else(|| s.cfg.rtmp.apps[0].clone());
+    let app = form.get("app").cloned().unwrap_or_else(|| s.cfg.rtmp.apps.first().cloned().unwrap_or_else(|| "live".into()));
     let addr = form.get("addr").cloned().unwrap_or(ip);
     match s.authorize_publish(&app, &key).await? {
         Ok(g) => Ok(ok(json!({ "room_id": g.room_id, "stream_name": g.stream_name }))),

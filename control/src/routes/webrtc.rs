@@ -34,6 +34,7 @@ fn sdp_body(headers: &HeaderMap, body: &Bytes) -> AppResult<String> {
 
 fn rtc_err(e: RtcError) -> AppError {
     match e {
+        RtcError::BadOffer(why) if why.starts_with("bad SDP offer") => AppError::bad_request(why),
         RtcError::BadOffer(why) => AppError::bad_request(format!("bad SDP offer: {why}")),
         RtcError::AlreadyPublishing => AppError::conflict("this stream already has a live publisher"),
         RtcError::NotLive => AppError::not_found("stream is not live"),
@@ -89,7 +90,8 @@ pub async fn whip_post(
         .await
         .map_err(rtc_err)?;
     // The session holds the stream: now the room is live.
-    let app = s.cfg.rtmp.apps[0].clone();
+    // Config validation guarantees at least one app.
+    let app = s.cfg.rtmp.apps.first().cloned().unwrap_or_else(|| "live".into());
     if let Ok(Err(why)) = s.authorize_publish(&app, &key).await {
         tracing::warn!(stream = %name, ?why, "WHIP session created but the room could not go live");
     }

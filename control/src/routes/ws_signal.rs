@@ -43,6 +43,8 @@ const MAX_ERRORS: u32 = 32;
 const POLL: Duration = Duration::from_secs(1);
 /// A WebSocket ping every this many polls keeps idle sockets alive through proxies.
 const PING_EVERY: u32 = 25;
+/// A client silent (not even a pong) for this long is gone: the socket closes.
+const SILENCE_LIMIT: Duration = Duration::from_secs(80);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -233,6 +235,7 @@ impl Signal {
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks = 0u32;
+        let mut heard = Instant::now();
         let mut open = self.push_updates(true).await;
         while open {
             let ev = tokio::select! {
@@ -249,10 +252,16 @@ impl Signal {
                     let _ = self.socket.send(close_msg(1009, "message too big or malformed")).await;
                     false
                 }
-                Event::Msg(Some(Ok(m))) => self.on_message(m).await,
+                Event::Msg(Some(Ok(m))) => {
+                    heard = Instant::now();
+                    self.on_message(m).await
+                }
                 Event::Tick => {
                     ticks = ticks.wrapping_add(1);
-                    if ticks.is_multiple_of(PING_EVERY) && self.socket.send(Message::Ping(Default::default())).await.is_err() {
+                    if heard.elapsed() > SILENCE_LIMIT {
+                        let _ = self.socket.send(close_msg(1001, "no answer to pings")).await;
+                        false
+                    } else if ticks.is_multiple_of(PING_EVERY) && self.socket.send(Message::Ping(Default::default())).await.is_err() {
                         false
                     } else {
                         self.push_updates(false).await
