@@ -391,6 +391,13 @@ impl Shard {
                 bytes_in: h.bytes_in,
                 publishing: h.publisher.is_some(),
                 hls_error: h.hls_error.clone(),
+                audio_transcode_ms: (h.to_rtc.as_ref().map_or(Duration::ZERO, |b| b.audio_cpu)
+                    + h.to_rtmp.as_ref().map_or(Duration::ZERO, |b| b.audio_cpu))
+                .as_millis() as u64,
+                bridges: [h.to_rtc.as_ref().map(|_| "rtmp->webrtc"), h.to_rtmp.as_ref().map(|_| "webrtc->rtmp")]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
             });
         }
         for p in st.publishers.values() {

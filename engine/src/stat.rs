@@ -33,6 +33,10 @@ pub struct HomeSnap {
     pub bytes_in: u64,
     pub publishing: bool,
     pub hls_error: Option<String>,
+    /// CPU spent transcoding this stream's audio (AAC → Opus, Opus → AAC), ms.
+    pub audio_transcode_ms: u64,
+    /// Bridges running for this stream ("rtmp->webrtc", "webrtc->rtmp").
+    pub bridges: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -271,7 +275,7 @@ pub async fn json(shard: &Rc<Shard>) -> Response {
         let i = &h.info;
         let _ = write!(
             x,
-            "{{\"name\":{},\"room_id\":{},\"time_ms\":{},\"bytes_in\":{},\"publishing\":{},\"video\":{{\"codec\":{},\"width\":{},\"height\":{},\"fps\":{}}},\"audio\":{{\"codec\":{},\"sample_rate\":{},\"channels\":{}}},\"hls_error\":{},\"clients\":[",
+            "{{\"name\":{},\"room_id\":{},\"time_ms\":{},\"bytes_in\":{},\"publishing\":{},\"video\":{{\"codec\":{},\"width\":{},\"height\":{},\"fps\":{}}},\"audio\":{{\"codec\":{},\"sample_rate\":{},\"channels\":{}}},\"hls_error\":{},\"bridges\":{:?},\"audio_transcode_cpu_ms\":{},\"clients\":[",
             json_str(name),
             h.room_id,
             h.uptime_ms,
@@ -285,6 +289,8 @@ pub async fn json(shard: &Rc<Shard>) -> Response {
             opt(&i.audio_sample_rate),
             opt(&i.audio_channels),
             h.hls_error.as_deref().map_or("null".into(), json_str),
+            h.bridges,
+            h.audio_transcode_ms,
         );
         for (k, c) in v.clients.iter().enumerate() {
             if k > 0 {
