@@ -95,6 +95,10 @@ impl RtmpToRtc {
                                 out.push(Frame::rtp(MediaKind::RtpAudio, rtp_bytes(AUDIO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload)));
                             }
                         }
+                        // One bad frame: skip it (it is concealed by the timeline).
+                        Err(crate::proto::audio_bridge::AudioBridgeError::Malformed(why)) => {
+                            tracing::debug!(%why, "AAC frame skipped");
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "AAC → Opus transcoding stopped: WebRTC viewers get video only");
                             self.audio_failed = Some(e.to_string());
@@ -135,6 +139,8 @@ impl ClockMap {
 pub struct RtcToRtmp {
     origin: Instant,
     video: Option<crate::proto::rtp_h264::H264Depacketizer>,
+    /// The publisher's video SSRC: a new one (restart) resets the depacketizer.
+    video_ssrc: Option<u32>,
     vclock: ClockMap,
     #[cfg(feature = "fdk-aac")]
     audio: Option<crate::proto::audio_bridge::OpusToAac>,
@@ -156,6 +162,7 @@ impl RtcToRtmp {
         Self {
             origin: now,
             video: h264.then(|| crate::proto::rtp_h264::H264Depacketizer::new(Default::default())),
+            video_ssrc: None,
             vclock: ClockMap::new(90_000),
             #[cfg(feature = "fdk-aac")]
             audio: Some(crate::proto::audio_bridge::OpusToAac::new(Default::default())),
@@ -180,6 +187,10 @@ impl RtcToRtmp {
         match f.kind {
             MediaKind::RtpVideo => {
                 let Some(v) = &mut self.video else { return false };
+                if self.video_ssrc.is_some_and(|s| s != p.ssrc) {
+                    v.reset();
+                }
+                self.video_ssrc = Some(p.ssrc);
                 v.handle_rtp(now, &p);
                 while let Some(o) = v.poll_output() {
                     match o {

@@ -186,8 +186,13 @@ impl AacToOpus {
     /// configuration that cannot be decoded) means the audio cannot be
     /// bridged: frames are then skipped until a usable sequence header.
     /// [`AudioBridgeError::Malformed`] concerns one frame only.
-    pub fn handle_audio_tag(&mut self, timestamp_ms: u32, body: &[u8]) -> Result<(), AudioBridgeError> {
-        let tag = AudioTag::parse(body).map_err(|_| AudioBridgeError::Malformed("FLV audio tag"))?;
+    pub fn handle_audio_tag(
+        &mut self,
+        timestamp_ms: u32,
+        body: &[u8],
+    ) -> Result<(), AudioBridgeError> {
+        let tag =
+            AudioTag::parse(body).map_err(|_| AudioBridgeError::Malformed("FLV audio tag"))?;
         if tag.codec != AudioCodec::Aac {
             return Err(AudioBridgeError::Unsupported(format!(
                 "{} audio (only AAC is transcoded to Opus)",
@@ -214,7 +219,11 @@ impl AacToOpus {
     }
 
     /// Transcodes one raw AAC frame with its FLV timestamp (ms).
-    pub fn handle_frame(&mut self, timestamp_ms: u32, frame: &[u8]) -> Result<(), AudioBridgeError> {
+    pub fn handle_frame(
+        &mut self,
+        timestamp_ms: u32,
+        frame: &[u8],
+    ) -> Result<(), AudioBridgeError> {
         self.stats.frames_in += 1;
         let Some(decoder) = self.decoder.as_mut() else {
             self.stats.skipped += 1;
@@ -237,9 +246,18 @@ impl AacToOpus {
         }
         let (rate, channels) = (decoder.sample_rate(), decoder.channels());
         let ts = i64::from(timestamp_ms) * i64::from(OPUS_CLOCK_RATE / 1000);
-        if !self.started || self.encoding.as_ref().is_none_or(|e| e.channels != channels) {
+        if !self.started
+            || self
+                .encoding
+                .as_ref()
+                .is_none_or(|e| e.channels != channels)
+        {
             self.start(ts, rate, channels)?;
-        } else if self.resampler.as_ref().is_some_and(|r| r.input_rate() != rate) {
+        } else if self
+            .resampler
+            .as_ref()
+            .is_some_and(|r| r.input_rate() != rate)
+        {
             // The decoder's output rate changed (e.g. implicit SBR found):
             // continue the timeline through a new resampler.
             self.in_base = self.expected_input_time();
@@ -267,7 +285,10 @@ impl AacToOpus {
 
     /// The 48 kHz time the next input frame should have.
     fn expected_input_time(&self) -> i64 {
-        let rate = self.resampler.as_ref().map_or(OPUS_CLOCK_RATE, |r| r.input_rate());
+        let rate = self
+            .resampler
+            .as_ref()
+            .map_or(OPUS_CLOCK_RATE, |r| r.input_rate());
         self.in_base + (self.in_samples * u64::from(OPUS_CLOCK_RATE) / u64::from(rate)) as i64
     }
 
@@ -275,7 +296,11 @@ impl AacToOpus {
     /// dropped, the resampler and (if the channel count changed) the encoder
     /// are new.
     fn start(&mut self, ts: i64, rate: u32, channels: usize) -> Result<(), AudioBridgeError> {
-        if self.encoding.as_ref().is_none_or(|e| e.channels != channels) {
+        if self
+            .encoding
+            .as_ref()
+            .is_none_or(|e| e.channels != channels)
+        {
             self.encoding = Some(self.new_encoder(channels)?);
         }
         self.resampler = Resampler::new(rate, OPUS_CLOCK_RATE, channels);

@@ -18,9 +18,13 @@
 //!   sequence header.
 //!
 //! Run one transcoder per stream (never per viewer), and only while someone
-//! watches the other side. The CPU cost is a few hundred microseconds per
-//! 20 ms of audio (see `tests::transcoding_cpu_cost`); the shell measures it
-//! per stream around these calls.
+//! watches the other side. CPU per 20 ms of audio, optimised build on the
+//! 2-core dev machine (`tests::fdk::transcoding_cpu_cost`): AAC → Opus about
+//! 45 µs (48 kHz mono) and 150 µs (44.1 kHz stereo, resampled); Opus → AAC
+//! about 55 µs (mono) and 125 µs (stereo): under 1 % of a core per stream.
+//! An unoptimised (debug) build of this crate is much slower in the resampler
+//! (a few ms per frame). The shell measures the time spent in these calls per
+//! stream for the stats.
 //!
 //! Specifications: RFC 7587 (RTP payload format for Opus: §4.1 48 kHz RTP
 //! clock whatever the coded bandwidth, §4.2 one Opus packet per RTP packet,

@@ -164,7 +164,11 @@ impl OpusToAac {
     ///
     /// [`AudioBridgeError::Malformed`] concerns this packet only (it is
     /// concealed); [`AudioBridgeError::Codec`] means the transcoder is broken.
-    pub fn handle_packet(&mut self, rtp_timestamp: u32, payload: &[u8]) -> Result<(), AudioBridgeError> {
+    pub fn handle_packet(
+        &mut self,
+        rtp_timestamp: u32,
+        payload: &[u8],
+    ) -> Result<(), AudioBridgeError> {
         self.stats.frames_in += 1;
         if payload.is_empty() {
             // RFC 7587 §4.2 forbids empty payloads; nothing to decode.
@@ -186,7 +190,8 @@ impl OpusToAac {
             None => self.start(ts)?,
             Some(next) => {
                 let gap = ts - next;
-                let packet = opus::packet::get_nb_samples(payload, OPUS_CLOCK_RATE).unwrap_or(960) as i64;
+                let packet =
+                    opus::packet::get_nb_samples(payload, OPUS_CLOCK_RATE).unwrap_or(960) as i64;
                 if gap < 0 && gap >= -LATE_WINDOW.max(packet) {
                     // Late (already concealed) or duplicate.
                     self.stats.skipped += 1;
@@ -201,8 +206,12 @@ impl OpusToAac {
             }
         }
         // Decode the packet itself.
-        let codecs = self.codecs.as_mut().ok_or_else(|| AudioBridgeError::Codec("no codecs".into()))?;
-        self.decoded.resize(MAX_OPUS_PACKET_SAMPLES * codecs.channels, 0);
+        let codecs = self
+            .codecs
+            .as_mut()
+            .ok_or_else(|| AudioBridgeError::Codec("no codecs".into()))?;
+        self.decoded
+            .resize(MAX_OPUS_PACKET_SAMPLES * codecs.channels, 0);
         let n = match codecs.decoder.decode(payload, &mut self.decoded, false) {
             Ok(n) => n,
             Err(_) => {
@@ -220,7 +229,9 @@ impl OpusToAac {
     }
 
     fn new_codecs(&self, channels: usize) -> Result<Codecs, AudioBridgeError> {
-        use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
+        use fdk_aac::enc::{
+            AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport,
+        };
         let layout = if channels == 1 {
             opus::Channels::Mono
         } else {
@@ -249,7 +260,9 @@ impl OpusToAac {
             .map_err(|e| AudioBridgeError::Codec(format!("fdk-aac encoder info: {e}")))?;
         let asc_len = (info.confSize as usize).min(info.confBuf.len());
         if asc_len < 2 {
-            return Err(AudioBridgeError::Codec("fdk-aac gave no AudioSpecificConfig".into()));
+            return Err(AudioBridgeError::Codec(
+                "fdk-aac gave no AudioSpecificConfig".into(),
+            ));
         }
         Ok(Codecs {
             decoder,
@@ -332,7 +345,8 @@ impl OpusToAac {
             at += info.input_consumed.min(frame_len);
             self.stats.encoded_samples += (info.input_consumed / codecs.channels) as u64;
             if info.output_size > 0 {
-                let ts = self.segment_start + (self.segment_frames * AAC_FRAME_SAMPLES as u64) as i64
+                let ts = self.segment_start
+                    + (self.segment_frames * AAC_FRAME_SAMPLES as u64) as i64
                     - codecs.delay;
                 self.segment_frames += 1;
                 self.stats.frames_out += 1;

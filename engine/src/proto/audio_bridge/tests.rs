@@ -1,13 +1,10 @@
 //! Audio bridge tests with real audio: the 440 Hz AAC sine of
 //! `testdata/media/*.flv` (ffmpeg's native AAC encoder) and generated tones.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 
 use super::*;
 use crate::proto::codec::test_util::testdata;
-use crate::proto::codec::{AudioPacket, AudioTag};
 use crate::proto::flv::{FlvReader, TagType};
 
 /// The audio tags (timestamp, body) of a test file.
@@ -44,7 +41,11 @@ fn channel(samples: &[f32], channels: usize, ch: usize) -> Vec<f32> {
 
 /// Decodes Opus packets to interleaved 48 kHz audio.
 fn decode_opus(packets: &[OpusPacket], channels: usize) -> Vec<f32> {
-    let layout = if channels == 1 { opus::Channels::Mono } else { opus::Channels::Stereo };
+    let layout = if channels == 1 {
+        opus::Channels::Mono
+    } else {
+        opus::Channels::Stereo
+    };
     let mut dec = opus::Decoder::new(48_000, layout).unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0f32; 5760 * channels];
@@ -77,7 +78,10 @@ fn kinds() -> Vec<AacDecoderKind> {
 
 #[test]
 fn aac_to_opus_keeps_the_440_hz_tone() {
-    for (file, rate, channels) in [("media/small.flv", 48_000, 1), ("media/small_bframes.flv", 44_100, 2)] {
+    for (file, rate, channels) in [
+        ("media/small.flv", 48_000, 1),
+        ("media/small_bframes.flv", 44_100, 2),
+    ] {
         let tags = audio_tags(file);
         let frames = tags.len() as u32 - 1;
         for kind in kinds() {
@@ -89,13 +93,21 @@ fn aac_to_opus_keeps_the_440_hz_tone() {
             assert_eq!(t.channels(), Some(channels), "{file} {kind:?}");
             // All the audio, but the last partial packet.
             let want = (u64::from(frames) * 1024 * 48_000 / rate) / 960;
-            assert!(packets.len() as u64 + 2 >= want && packets.len() as u64 <= want, "{file}: {} packets, {want} expected", packets.len());
+            assert!(
+                packets.len() as u64 + 2 >= want && packets.len() as u64 <= want,
+                "{file}: {} packets, {want} expected",
+                packets.len()
+            );
             // Consecutive RTP fields; the timestamp of the first packet is
             // the FLV time of the first frame less the decoder, resampler and
             // encoder delays.
             let decoder_delay = (t.decoder().unwrap().output_delay() as u64 * 48_000 / rate) as u32;
             let delay = 312 + if rate == 48_000 { 0 } else { 35 } + decoder_delay;
-            assert_eq!(packets[0].timestamp, (tags[1].0 * 48).wrapping_sub(delay), "{file} {kind:?}");
+            assert_eq!(
+                packets[0].timestamp,
+                (tags[1].0 * 48).wrapping_sub(delay),
+                "{file} {kind:?}"
+            );
             assert!(packets[0].marker && packets[1..].iter().all(|p| !p.marker));
             for w in packets.windows(2) {
                 assert_eq!(w[1].timestamp.wrapping_sub(w[0].timestamp), 960);
@@ -107,7 +119,10 @@ fn aac_to_opus_keeps_the_440_hz_tone() {
             for ch in 0..channels {
                 let signal = channel(&pcm, channels, ch);
                 let (ratio, rms) = tone(&signal[4800..], 48_000, 440.0);
-                assert!(ratio > 0.9 && rms > 0.05, "{file} {kind:?} ch{ch}: ratio {ratio:.3}, rms {rms:.3}");
+                assert!(
+                    ratio > 0.9 && rms > 0.05,
+                    "{file} {kind:?} ch{ch}: ratio {ratio:.3}, rms {rms:.3}"
+                );
             }
             assert_eq!(t.stats().decode_errors, 0);
             assert_eq!(t.stats().discontinuities, 0);
@@ -140,7 +155,9 @@ fn aac_to_opus_follows_flv_timestamps() {
         push(&mut t, *ts, body, &mut packets);
     }
     assert_eq!(t.stats().discontinuities, 0);
-    assert!(t.stats().silence_samples >= 5 * 1024 - 48 && t.stats().silence_samples <= 5 * 1024 + 48);
+    assert!(
+        t.stats().silence_samples >= 5 * 1024 - 48 && t.stats().silence_samples <= 5 * 1024 + 48
+    );
     let before = packets.len();
     for (ts, body) in &frames[60..] {
         push(&mut t, ts + 10_000, body, &mut packets);
@@ -152,8 +169,14 @@ fn aac_to_opus_follows_flv_timestamps() {
     let restart = &packets[before];
     assert!(restart.marker);
     let decoder_delay = t.decoder().unwrap().output_delay() as u32;
-    assert_eq!(restart.timestamp, (frames[60].0 + 10_000) * 48 - 312 - decoder_delay);
-    assert_eq!(restart.sequence_number, packets[before - 1].sequence_number.wrapping_add(1));
+    assert_eq!(
+        restart.timestamp,
+        (frames[60].0 + 10_000) * 48 - 312 - decoder_delay
+    );
+    assert_eq!(
+        restart.sequence_number,
+        packets[before - 1].sequence_number.wrapping_add(1)
+    );
 }
 
 #[test]
@@ -166,14 +189,23 @@ fn unsupported_or_broken_aac_is_an_error_never_a_panic() {
     });
     let mut body = vec![0xAF, 0];
     body.extend_from_slice(&he_aac);
-    assert!(matches!(t.handle_audio_tag(0, &body), Err(AudioBridgeError::Unsupported(_))));
+    assert!(matches!(
+        t.handle_audio_tag(0, &body),
+        Err(AudioBridgeError::Unsupported(_))
+    ));
     // Frames are then skipped quietly.
     assert_eq!(t.handle_audio_tag(0, &[0xAF, 1, 0x21, 0x10]), Ok(()));
     assert_eq!(t.stats().skipped, 1);
     // Another codec.
-    assert!(matches!(t.handle_audio_tag(0, &[0x2F, 0xFF, 0xFB]), Err(AudioBridgeError::Unsupported(_))));
+    assert!(matches!(
+        t.handle_audio_tag(0, &[0x2F, 0xFF, 0xFB]),
+        Err(AudioBridgeError::Unsupported(_))
+    ));
     // 5.1 AAC-LC without FDK.
-    assert!(matches!(AacDecoder::new(&[0x11, 0xB0], AacDecoderKind::Symphonia), Err(AudioBridgeError::Unsupported(_))));
+    assert!(matches!(
+        AacDecoder::new(&[0x11, 0xB0], AacDecoderKind::Symphonia),
+        Err(AudioBridgeError::Unsupported(_))
+    ));
     assert!(AacDecoder::new(&[], AacDecoderKind::Auto).is_err());
     // Garbage frames: errors, never panics, and decoding goes on.
     let tags = audio_tags("media/small.flv");
@@ -206,8 +238,9 @@ fn unsupported_or_broken_aac_is_an_error_never_a_panic() {
 #[cfg(feature = "fdk-aac")]
 mod fdk {
     use super::*;
-    use crate::proto::codec::AudioSpecificConfig;
+    use crate::proto::codec::{AudioPacket, AudioSpecificConfig, AudioTag};
     use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
+    use std::time::Instant;
 
     /// A tone as interleaved i16.
     fn sine_i16(rate: u32, freq: f64, frames: usize, channels: usize) -> Vec<i16> {
@@ -220,12 +253,25 @@ mod fdk {
     }
 
     /// Encodes PCM with FDK: (AudioSpecificConfig, raw frames, encoder delay).
-    fn aac_encode(pcm: &[i16], rate: u32, channels: usize, aot: AudioObjectType) -> (Vec<u8>, Vec<Vec<u8>>, usize) {
+    fn aac_encode(
+        pcm: &[i16],
+        rate: u32,
+        channels: usize,
+        aot: AudioObjectType,
+    ) -> (Vec<u8>, Vec<Vec<u8>>, usize) {
         let enc = Encoder::new(EncoderParams {
-            bit_rate: BitRate::Cbr(if matches!(aot, AudioObjectType::Mpeg4LowComplexity) { 128_000 } else { 48_000 }),
+            bit_rate: BitRate::Cbr(if matches!(aot, AudioObjectType::Mpeg4LowComplexity) {
+                128_000
+            } else {
+                48_000
+            }),
             sample_rate: rate,
             transport: Transport::Raw,
-            channels: if channels == 1 { ChannelMode::Mono } else { ChannelMode::Stereo },
+            channels: if channels == 1 {
+                ChannelMode::Mono
+            } else {
+                ChannelMode::Stereo
+            },
             audio_object_type: aot,
         })
         .unwrap();
@@ -269,7 +315,8 @@ mod fdk {
         let samples_per_frame = if cfg.sbr { 2048 } else { 1024 };
         let mut packets = Vec::new();
         for (i, f) in frames.iter().enumerate() {
-            t.handle_frame((i * samples_per_frame / 48) as u32, f).unwrap();
+            t.handle_frame((i * samples_per_frame / 48) as u32, f)
+                .unwrap();
             while let Some(p) = t.poll_output() {
                 packets.push(p);
             }
@@ -281,7 +328,12 @@ mod fdk {
     }
 
     /// Opus packets of a tone (20 ms each), starting at RTP time `start`.
-    fn opus_tone(channels: usize, seconds: usize, start: u32, click_at: Option<usize>) -> Vec<(u32, Vec<u8>)> {
+    fn opus_tone(
+        channels: usize,
+        seconds: usize,
+        start: u32,
+        click_at: Option<usize>,
+    ) -> Vec<(u32, Vec<u8>)> {
         let mut pcm: Vec<f32> = sine_i16(48_000, 440.0, 48_000 * seconds, channels)
             .iter()
             .map(|&s| f32::from(s) / 32_768.0)
@@ -293,12 +345,21 @@ mod fdk {
                 pcm[(at + 1) * channels + ch] = -0.95;
             }
         }
-        let layout = if channels == 1 { opus::Channels::Mono } else { opus::Channels::Stereo };
+        let layout = if channels == 1 {
+            opus::Channels::Mono
+        } else {
+            opus::Channels::Stereo
+        };
         let mut enc = opus::Encoder::new(48_000, layout, opus::Application::Audio).unwrap();
         enc.set_bitrate(opus::Bitrate::Bits(96_000)).unwrap();
         pcm.chunks(960 * channels)
             .enumerate()
-            .map(|(i, chunk)| (start.wrapping_add(i as u32 * 960), enc.encode_vec_float(chunk, 1500).unwrap()))
+            .map(|(i, chunk)| {
+                (
+                    start.wrapping_add(i as u32 * 960),
+                    enc.encode_vec_float(chunk, 1500).unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -333,9 +394,19 @@ mod fdk {
             assert_eq!(t.channels(), Some(channels));
             let asc = t.audio_specific_config().unwrap();
             let cfg = AudioSpecificConfig::parse(&asc).unwrap();
-            assert_eq!((cfg.object_type, cfg.sample_rate, usize::from(cfg.channel_config)), (2, 48_000, channels));
+            assert_eq!(
+                (
+                    cfg.object_type,
+                    cfg.sample_rate,
+                    usize::from(cfg.channel_config)
+                ),
+                (2, 48_000, channels)
+            );
             let header = t.sequence_header_tag_body().unwrap();
-            assert_eq!(AudioTag::parse(&header).unwrap().packet, AudioPacket::SequenceHeader);
+            assert_eq!(
+                AudioTag::parse(&header).unwrap().packet,
+                AudioPacket::SequenceHeader
+            );
             assert_eq!(&header[2..], &asc[..]);
             // 2 s = 93.75 frames, less the encoder's pipeline.
             assert!((88..=94).contains(&frames.len()), "{} frames", frames.len());
@@ -348,7 +419,10 @@ mod fdk {
             assert_eq!(decoded_channels, channels);
             for ch in 0..channels {
                 let (ratio, rms) = tone(&channel(&pcm, channels, ch)[9600..], 48_000, 440.0);
-                assert!(ratio > 0.9 && rms > 0.1, "{channels} ch: ratio {ratio}, rms {rms}");
+                assert!(
+                    ratio > 0.9 && rms > 0.1,
+                    "{channels} ch: ratio {ratio}, rms {rms}"
+                );
             }
             assert_eq!(t.stats().frames_in, packets.len() as u64);
             assert_eq!(t.stats().decode_errors, 0);
@@ -414,9 +488,15 @@ mod fdk {
         let more = run(&mut t, &restarted);
         assert_eq!(t.stats().discontinuities, 1);
         let delay = more[0].rtp_timestamp.wrapping_sub(77_777_777);
-        assert!(delay > u32::MAX - 4096, "first frame starts before the first sample by the encoder delay");
+        assert!(
+            delay > u32::MAX - 4096,
+            "first frame starts before the first sample by the encoder delay"
+        );
         // Garbage is concealed, never a panic.
-        assert!(t.handle_packet(77_777_777 + 48_000, &[0xFF; 3]).is_err() || t.stats().decode_errors == 0);
+        assert!(
+            t.handle_packet(77_777_777 + 48_000, &[0xFF; 3]).is_err()
+                || t.stats().decode_errors == 0
+        );
         assert!(t.handle_packet(0, &[]).is_ok());
     }
 
@@ -431,7 +511,8 @@ mod fdk {
             let click = rate as usize / 2;
             pcm[click] = 30_000;
             pcm[click + 1] = -30_000;
-            let (asc, aac, aac_delay) = aac_encode(&pcm, rate, 1, AudioObjectType::Mpeg4LowComplexity);
+            let (asc, aac, aac_delay) =
+                aac_encode(&pcm, rate, 1, AudioObjectType::Mpeg4LowComplexity);
             let mut t = AacToOpus::new(AacToOpusConfig::default());
             t.configure(&asc).unwrap();
             let mut packets = Vec::new();
@@ -453,8 +534,12 @@ mod fdk {
                 .unwrap()
                 .0;
             let at = packets[0].timestamp.wrapping_add(peak as u32);
-            let want = base_ms * 48 + ((click + aac_delay) as u64 * 48_000 / u64::from(rate)) as u32;
-            assert!(at.abs_diff(want) <= 24, "{rate} Hz: click at {at}, expected {want}");
+            let want =
+                base_ms * 48 + ((click + aac_delay) as u64 * 48_000 / u64::from(rate)) as u32;
+            assert!(
+                at.abs_diff(want) <= 24,
+                "{rate} Hz: click at {at}, expected {want}"
+            );
         }
     }
 
@@ -463,7 +548,11 @@ mod fdk {
     #[test]
     fn ffmpeg_decodes_the_transcoded_aac() {
         use crate::proto::flv::{file_header, write_tag};
-        if std::process::Command::new("ffmpeg").arg("-version").output().is_err() {
+        if std::process::Command::new("ffmpeg")
+            .arg("-version")
+            .output()
+            .is_err()
+        {
             eprintln!("ffmpeg not found: skipped");
             return;
         }
@@ -473,9 +562,21 @@ mod fdk {
         let mut timeline = RtpTimeline::new(48_000);
         timeline.anchor(123, 0);
         let mut flv = file_header(true, false).to_vec();
-        write_tag(&mut flv, TagType::Audio, 0, &t.sequence_header_tag_body().unwrap()).unwrap();
+        write_tag(
+            &mut flv,
+            TagType::Audio,
+            0,
+            &t.sequence_header_tag_body().unwrap(),
+        )
+        .unwrap();
         for f in &frames {
-            write_tag(&mut flv, TagType::Audio, timeline.to_flv_ms(f.rtp_timestamp), &f.flv_tag_body).unwrap();
+            write_tag(
+                &mut flv,
+                TagType::Audio,
+                timeline.to_flv_ms(f.rtp_timestamp),
+                &f.flv_tag_body,
+            )
+            .unwrap();
         }
         let path = std::env::temp_dir().join(format!("opus_to_aac_{}.flv", std::process::id()));
         std::fs::write(&path, &flv).unwrap();
@@ -487,7 +588,10 @@ mod fdk {
             .unwrap();
         let _ = std::fs::remove_file(&path);
         let stderr = String::from_utf8_lossy(&result.stderr);
-        assert!(result.status.success() && stderr.trim().is_empty(), "ffmpeg: {stderr}");
+        assert!(
+            result.status.success() && stderr.trim().is_empty(),
+            "ffmpeg: {stderr}"
+        );
     }
 
     /// The CPU cost of each direction on 10 s of audio (printed; run with
@@ -497,7 +601,10 @@ mod fdk {
     fn transcoding_cpu_cost() {
         // AAC → Opus: small.flv's 48 kHz mono AAC, five times (10 s), and
         // small_bframes.flv's 44.1 kHz stereo, ten times (10 s).
-        for (file, loops, rate) in [("media/small.flv", 5u32, 48_000), ("media/small_bframes.flv", 10, 44_100)] {
+        for (file, loops, rate) in [
+            ("media/small.flv", 5u32, 48_000),
+            ("media/small_bframes.flv", 10, 44_100),
+        ] {
             let tags = audio_tags(file);
             let duration_ms = (tags.len() as u32 - 1) * 1024 * 1000 / rate;
             let mut t = AacToOpus::new(AacToOpusConfig::default());
@@ -519,7 +626,10 @@ mod fdk {
                 per_frame / 200.0
             );
             assert!(frames >= 480);
-            assert_eq!((t.stats().silence_samples, t.stats().discontinuities), (0, 0));
+            assert_eq!(
+                (t.stats().silence_samples, t.stats().discontinuities),
+                (0, 0)
+            );
             assert!(per_frame < 20_000.0, "slower than real time");
         }
         for channels in [1, 2] {
@@ -539,4 +649,3 @@ mod fdk {
         }
     }
 }
-

@@ -93,7 +93,10 @@ mod tests {
         assert_eq!(t.to_ms(start.wrapping_add(1920)), 40);
         // A little back in time (reordering) stays behind.
         assert_eq!(t.to_ms(start.wrapping_sub(480)), -10);
-        assert_eq!(t.extend(start.wrapping_add(1920)), i64::from(u32::MAX) + 961);
+        assert_eq!(
+            t.extend(start.wrapping_add(1920)),
+            i64::from(u32::MAX) + 961
+        );
         let mut v = RtpTimeline::new(90_000);
         v.anchor(1000, 5000);
         assert_eq!(v.to_ms(1000 + 90 * 33), 5033);
