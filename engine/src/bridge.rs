@@ -121,17 +121,29 @@ impl RtmpToRtc {
 struct ClockMap {
     rate: u32,
     first: Option<(u32, i64)>,
+    last: Option<u32>,
 }
+
+/// The bridge's clock starts this far in, so that output stamped slightly before the
+/// first packet (encoder delay) does not clamp at zero.
+const CLOCK_HEADROOM_MS: i64 = 1000;
 
 impl ClockMap {
     fn new(rate: u32) -> Self {
-        Self { rate, first: None }
+        Self { rate, first: None, last: None }
     }
 
+    /// Milliseconds for an RTP time; strictly increasing (muxers refuse equal or
+    /// decreasing decode times).
     fn ms(&mut self, rtp: u32, arrival_ms: i64) -> u32 {
-        let (r0, m0) = *self.first.get_or_insert((rtp, arrival_ms));
+        let (r0, m0) = *self.first.get_or_insert((rtp, arrival_ms + CLOCK_HEADROOM_MS));
         let delta = rtp.wrapping_sub(r0) as i32 as i64;
-        (m0 + delta * 1000 / self.rate as i64).clamp(0, u32::MAX as i64) as u32
+        let mut ms = (m0 + delta * 1000 / self.rate as i64).clamp(0, u32::MAX as i64) as u32;
+        if let Some(l) = self.last {
+            ms = ms.max(l.saturating_add(1));
+        }
+        self.last = Some(ms);
+        ms
     }
 }
 

@@ -288,8 +288,13 @@ impl RtcShard {
         }
         self.by_ufrag.borrow_mut().remove(&s.ufrag);
         if s.ctl.is_some() {
-            self.publishers.borrow_mut().remove(&s.stream);
-            shard.shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner()).remove(&*s.stream);
+            // A takeover registers the new publisher before the old one is removed:
+            // only forget the stream's entries if they are still this session's.
+            let mine = self.publishers.borrow().get(&s.stream) == Some(&sid);
+            if mine {
+                self.publishers.borrow_mut().remove(&s.stream);
+                shard.shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner()).remove(&*s.stream);
+            }
             shard.unpublish(&s.stream, s.pub_id);
         }
         if let Some(p) = &s.player {

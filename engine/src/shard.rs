@@ -629,7 +629,8 @@ impl Shard {
         let out_ts = (frame.timestamp as i64 + r.offset).clamp(0, u32::MAX as i64) as u32;
         let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
         if !frame.header {
-            r.last_out = Some(out_ts);
+            // The later of the tracks: a new publisher continues after both.
+            r.last_out = Some(r.last_out.map_or(out_ts, |l| l.max(out_ts)));
         }
         if frame.header {
             let changed = match frame.kind {

@@ -15,6 +15,8 @@
 //   ws     - the same over the WebSocket signaling (/api/v1/live/ws); the viewer
 //            connects first and offers when told the stream is live.
 //   errors - the WebSocket signaling's refusals and error messages.
+//   whep   - {"name":STREAM_NAME}: only a viewer, over WHEP, of a stream published by
+//            someone else (e.g. ffmpeg over RTMP: control/tests/bridge_e2e.rs).
 // Optional: "timeout_secs" per wait (default 30), "chromium" (default /usr/bin/chromium).
 //
 // Prints one JSON line per scenario, {"scenario":…,"ok":bool,…}, and exits 0 only if
@@ -176,6 +178,22 @@ async function scenarioWhip(a) {
   await view.close();
   await pub.close();
   r.ok = r.publisher.ok && r.viewer.ok && r.whep_delete_status === 200 && r.whip_delete_status === 200;
+  return r;
+}
+
+async function scenarioWhep(a) {
+  const consoleLines = [];
+  const r = { scenario: 'whep', ok: false, console: consoleLines };
+  const view = await newPage('viewer', consoleLines);
+  const joined = Date.now();
+  await view.evaluate(async ({ api, name }) => {
+    window.session = await mv.whepPlay(api, name, document.getElementById('remote'));
+  }, { api, ...a });
+  r.viewer = await playback(view);
+  r.viewer.join_secs = secs(joined);
+  r.whep_delete_status = await view.evaluate(() => window.session.stop());
+  await view.close();
+  r.ok = r.viewer.ok && r.whep_delete_status === 200;
   return r;
 }
 
@@ -352,7 +370,7 @@ async function scenarioErrors(a) {
 
 let allOk = true;
 try {
-  for (const [key, f] of [['whip', scenarioWhip], ['ws', scenarioWs], ['errors', scenarioErrors]]) {
+  for (const [key, f] of [['whip', scenarioWhip], ['ws', scenarioWs], ['errors', scenarioErrors], ['whep', scenarioWhep]]) {
     if (!args[key]) continue;
     const start = Date.now();
     let r;

@@ -3,6 +3,10 @@
 
   whip_peer.py publish URL --key KEY [--codec h264|vp8] [--seconds S]
   whip_peer.py subscribe URL [--min-frames N] [--timeout S]
+  --barcode (both modes): glass-to-glass latency. The publisher draws its frame's
+  capture time (Unix ms mod 2**24) as a barcode in the top rows; the subscriber
+  reads it from each decoded frame and reports [seconds since its first frame,
+  latency ms] pairs in "done" as "barcode" (control/tests/bridge_e2e.rs).
 
 Signaling is plain HTTP (RFC 9725): POST the offer (application/sdp), read the
 201 answer and Location, DELETE the Location at the end. Prints JSON lines:
@@ -38,12 +42,51 @@ def emit(obj):
     sys.stdout.flush()
 
 
+# The barcode: BARCODE_BITS blocks of BARCODE_W x BARCODE_H luma pixels from the top
+# left corner, most significant bit first; white (235) is 1, black (16) is 0. Big
+# blocks survive compression; a reader thresholds each block's centre at mid-gray.
+BARCODE_BITS, BARCODE_W, BARCODE_H = 24, 12, 16
+BARCODE_MOD = 1 << BARCODE_BITS
+
+
+def wall_ms():
+    """The barcode clock: Unix time in ms modulo 2**24 (wraps every ~4.7 h)."""
+    return int(time.time() * 1000) % BARCODE_MOD
+
+
+def draw_barcode(y, w, value):
+    for i in range(BARCODE_BITS):
+        px = b"\xeb" if (value >> (BARCODE_BITS - 1 - i)) & 1 else b"\x10"
+        x0 = i * BARCODE_W
+        for row in range(BARCODE_H):
+            y[row * w + x0: row * w + x0 + BARCODE_W] = px * BARCODE_W
+
+
+def read_barcode(plane, stride):
+    """The value in a luma plane (bytes, `stride` bytes per row)."""
+    v = 0
+    for i in range(BARCODE_BITS):
+        x0 = i * BARCODE_W + 3
+        total = 0
+        for row in range(4, BARCODE_H - 4):
+            total += sum(plane[row * stride + x0: row * stride + x0 + BARCODE_W - 6])
+        v = (v << 1) | (1 if total > 128 * (BARCODE_H - 8) * (BARCODE_W - 6) else 0)
+    return v
+
+
+def barcode_latency_ms(value, now=None):
+    """now - value on the wrapping barcode clock, in (-2**23, 2**23]."""
+    d = ((wall_ms() if now is None else now) - value) % BARCODE_MOD
+    return d - BARCODE_MOD if d > BARCODE_MOD // 2 else d
+
+
 class MovingVideo(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, fps=30):
+    def __init__(self, fps=30, barcode=False):
         super().__init__()
         self.fps, self.n, self.start = fps, 0, None
+        self.barcode = barcode
 
     async def recv(self):
         if self.start is None:
@@ -56,8 +99,10 @@ class MovingVideo(MediaStreamTrack):
         y = bytearray([(self.n * 3) % 200 + 16]) * (w * h)
         bar = (self.n * 4) % w
         n = min(16, w - bar)
-        for row in range(h):
+        for row in range(BARCODE_H + 8 if self.barcode else 0, h):
             y[row * w + bar: row * w + bar + n] = b"\xeb" * n
+        if self.barcode:
+            draw_barcode(y, w, wall_ms())
         frame.planes[0].update(bytes(y))
         frame.planes[1].update(bytes([128]) * (w * h // 4))
         frame.planes[2].update(bytes([128]) * (w * h // 4))
@@ -129,7 +174,9 @@ def base(url):
 
 async def publish(args):
     pc = RTCPeerConnection()
-    video = MovingVideo()
+    video = MovingVideo(barcode=args.barcode)
+    if args.barcode:
+        emit({"type": "barcode", "clock": "unix_ms_mod", "modulus": BARCODE_MOD})
     pc.addTransceiver(ToneAudio() if args.tone else AudioStreamTrack(), direction="sendonly")
     vt = pc.addTransceiver(video, direction="sendonly")
     caps = RTCRtpSender.getCapabilities("video").codecs
@@ -159,6 +206,7 @@ async def subscribe(args):
     last = [None]
     audio = {"sum_sq": 0, "n": 0, "crossings": 0, "last": None, "rate": 48000}
     t_post = time.time()
+    barcodes = []
 
     async def consume(track):
         while True:
@@ -175,6 +223,15 @@ async def subscribe(args):
                 last[0] = now
                 c["video_frames"] += 1
                 c["width"], c["height"] = frame.width, frame.height
+                if args.barcode:
+                    arrived = wall_ms()
+                    try:
+                        f = frame if frame.format.name in ("yuv420p", "yuvj420p") else frame.reformat(format="yuv420p")
+                        value = read_barcode(bytes(f.planes[0]), f.planes[0].line_size)
+                        first = now - c["first_frame_secs"] - t_post
+                        barcodes.append([round(first, 3), barcode_latency_ms(value, arrived)])
+                    except Exception as e:
+                        c["barcode_error"] = repr(e)
             else:
                 c["audio_frames"] += 1
                 # Audio energy and zero crossings of the first channel (s16 interleaved).
@@ -213,6 +270,8 @@ async def subscribe(args):
     if audio["n"]:
         c["audio_rms"] = round(math.sqrt(audio["sum_sq"] / audio["n"]), 1)
         c["audio_tone_hz"] = round(audio["crossings"] / 2 / (audio["n"] / audio["rate"]), 1)
+    if args.barcode:
+        c["barcode"] = barcodes
     emit({"type": "done", "state": pc.connectionState, **c})
     await pc.close()
 
@@ -227,11 +286,13 @@ def main():
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--delete", action="store_true")
     p.add_argument("--tone", action="store_true", help="send a 440 Hz tone instead of silence")
+    p.add_argument("--barcode", action="store_true", help="draw each frame's capture time (see read_barcode)")
     s = sub.add_parser("subscribe")
     s.add_argument("url")
     s.add_argument("--min-frames", type=int, default=60)
     s.add_argument("--timeout", type=float, default=30)
     s.add_argument("--delete", action="store_true")
+    s.add_argument("--barcode", action="store_true", help="read each frame's capture time: latency in done")
     args = ap.parse_args()
     asyncio.run(publish(args) if args.mode == "publish" else subscribe(args))
 
