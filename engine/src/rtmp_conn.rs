@@ -71,31 +71,31 @@ pub async fn serve(shard: &Rc<Shard>, stream: TcpStream, addr: SocketAddr) {
     conn.finish(reason).await;
 }
 
+/// Read buffer sizes: connections before publishing (and players), publishers.
+const SMALL_READ: usize = 4 * 1024;
+const PUBLISHER_READ: usize = 64 * 1024;
+
 impl Conn {
+    fn read_size(&self) -> usize {
+        if matches!(*self.role.borrow(), Role::Publishing { .. }) { PUBLISHER_READ } else { SMALL_READ }
+    }
+
     async fn run(self: &Rc<Self>, rd: &mut OwnedReadHalf<TcpStream>) -> String {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Timers (handshake/idle timeouts, pings) run in their own task: a read is
+        // never cancelled by a timeout, because cancelling an io_uring read can lose
+        // bytes that the kernel already delivered.
+        monoio::spawn(timer(self.clone()));
+        let mut buf = vec![0u8; SMALL_READ];
         loop {
             if self.closing.get() || self.session.borrow().is_closed() {
                 return "closed".into();
             }
-            let wait = self.session.borrow().poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
-            let read = rd.read(buf);
-            let res = match wait {
-                Some(d) => match monoio::time::timeout(d, read).await {
-                    Ok(r) => Some(r),
-                    Err(_) => None,
-                },
-                None => Some(read.await),
-            };
-            let Some((res, b)) = res else {
-                // The read future was dropped by the timeout; make a new buffer.
-                buf = vec![0u8; 64 * 1024];
-                self.session.borrow_mut().handle_timeout(Instant::now());
-                if let Err(e) = self.after_input().await {
-                    return e;
-                }
-                continue;
-            };
+            // Players only send acks and pings: a small buffer keeps per-player memory
+            // low; publishers switch to a large one (fewer reads per second of media).
+            if buf.len() != self.read_size() {
+                buf = vec![0u8; self.read_size()];
+            }
+            let (res, b) = rd.read(buf).await;
             buf = b;
             let n = match res {
                 Ok(0) => return "peer closed".into(),
@@ -129,7 +129,8 @@ impl Conn {
     }
 
     /// Writes the session's output: directly while we own the write half, else by
-    /// waking the player's writer.
+    /// waking the player's writer. Output stays queued in the session while another
+    /// task is writing.
     async fn flush(&self) -> Result<(), String> {
         let role_player = match &*self.role.borrow() {
             Role::Playing { player, .. } => Some(player.clone()),
@@ -139,17 +140,20 @@ impl Conn {
             p.notify();
             return Ok(());
         }
+        let wr = self.wr.borrow_mut().take();
+        let Some(mut wr) = wr else { return Ok(()) };
+        let mut result = Ok(());
         loop {
             let out = self.session.borrow_mut().poll_transmit();
-            let Some(out) = out else { return Ok(()) };
-            let wr = self.wr.borrow_mut().take();
-            let Some(mut wr) = wr else { return Ok(()) };
+            let Some(out) = out else { break };
             let (r, _) = wr.write_all(out).await;
-            *self.wr.borrow_mut() = Some(wr);
             if let Err(e) = r {
-                return Err(format!("write: {e}"));
+                result = Err(format!("write: {e}"));
+                break;
             }
         }
+        *self.wr.borrow_mut() = Some(wr);
+        result
     }
 
     async fn on_event(self: &Rc<Self>, ev: SessionEvent) -> Result<(), String> {
@@ -341,6 +345,30 @@ impl Conn {
         let wr = self.wr.borrow_mut().take();
         if let Some(mut wr) = wr {
             let _ = wr.shutdown().await;
+        }
+    }
+}
+
+/// The connection's timers: sleeps until the session's next deadline, lets it
+/// handle the timeout (pings, handshake/idle timeouts) and sends what it queued.
+/// A session closed by a timeout shuts the socket down, which ends the read loop.
+async fn timer(conn: Rc<Conn>) {
+    loop {
+        let deadline = conn.session.borrow().poll_timeout();
+        let Some(deadline) = deadline else { break };
+        monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await;
+        if conn.closing.get() {
+            break;
+        }
+        conn.session.borrow_mut().handle_timeout(Instant::now());
+        let _ = conn.flush().await;
+        if conn.session.borrow().is_closed() {
+            tracing::info!(addr = %conn.addr, "RTMP session timed out");
+            // SAFETY: shutting down our own socket so that the read loop ends.
+            unsafe {
+                libc::shutdown(conn.fd, libc::SHUT_RDWR);
+            }
+            break;
         }
     }
 }
