@@ -110,6 +110,15 @@ async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
     assert!(created["location"].as_str().unwrap().starts_with(&format!("/whip/{}/", room.name)));
     assert!(created["etag"].is_string());
     s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    if codec == "vp8" {
+        // VP8 cannot go to FLV/HLS: a 404 that says why.
+        for url in [format!("{}/flv/{}.flv", s.http, room.name), format!("{}/hls/{}.m3u8", s.http, room.name)] {
+            let r = reqwest::get(url.as_str()).await.unwrap();
+            assert_eq!(r.status(), 404, "{url}");
+            let body = r.text().await.unwrap();
+            assert!(body.contains("H.264"), "{url}: {body}");
+        }
+    }
     // Let media flow, then a subscriber decodes at least 60 frames and some audio.
     tokio::time::sleep(Duration::from_secs(2)).await;
     if lossy {

@@ -77,6 +77,19 @@ impl EngineShared {
         (h.finish() % self.inboxes.len() as u64) as usize
     }
 
+    /// Why `stream_name` cannot be played over FLV/RTMP/HLS, if it cannot: a WebRTC
+    /// publisher whose video is not H.264.
+    pub fn flv_unavailable(&self, stream_name: &str) -> Option<String> {
+        let codecs = self.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner());
+        let c = codecs.get(stream_name)?;
+        match c.video {
+            Some(crate::proto::webrtc::Codec::H264) | None => None,
+            Some(v) => Some(format!(
+                "the WebRTC publisher sends {v:?} video; RTMP, HTTP-FLV and HLS need H.264 (publish H.264, or watch over WebRTC)"
+            )),
+        }
+    }
+
     pub fn cert(&self) -> crate::proto::webrtc::DtlsCertificate {
         self.cert.clone()
     }

@@ -44,6 +44,10 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
         send(&mut stream, &Response::text(400, "missing Sec-WebSocket-Key"), &cors, false, false).await;
         return;
     }
+    if let Some(why) = shard.shared.flv_unavailable(&name) {
+        send(&mut stream, &Response::text(404, &why), &cors, false, false).await;
+        return;
+    }
     let protocol = if websocket { Protocol::WsFlv } else { Protocol::HttpFlv };
     let player = Rc::new(Player::new(shard.shared.next_id(), protocol, addr, limits(shard)));
     player.set_fd(stream.as_raw_fd());

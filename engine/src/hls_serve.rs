@@ -36,6 +36,9 @@ fn answer(a: HlsAnswer, playlist: bool) -> Response {
 }
 
 pub async fn playlist(shard: &Rc<Shard>, name: &str) -> Response {
+    if let Some(why) = shard.shared.flv_unavailable(name) {
+        return Response::text(404, &format!("HLS is not available for this stream: {why}"));
+    }
     // A stream about to start: wait briefly for its first segment.
     let deadline = Instant::now() + shard.shared.cfg.flv_wait;
     loop {

@@ -283,6 +283,14 @@ impl Conn {
             self.closing.set(true);
             return Ok(());
         }
+        if let Some(why) = shard.shared.flv_unavailable(&name) {
+            self.session
+                .borrow_mut()
+                .reject_play(stream_id, "NetStream.Play.StreamNotFound", &why)
+                .map_err(|e| e.to_string())?;
+            self.closing.set(true);
+            return Ok(());
+        }
         let player = Rc::new(Player::new(shard.shared.next_id(), Protocol::Rtmp, self.addr, crate::flv_play::limits(&shard)));
         player.set_fd(self.fd);
         let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.play_wait).await {

@@ -373,26 +373,21 @@ pub fn flv_to_ts_mux_input(flags: u8, flv: &[u8]) -> Vec<u8> {
 pub fn fuzz_websocket(data: &[u8]) {
     for max_payload in [64 * 1024, 125] {
         let mut buf = data;
-        loop {
-            match websocket::parse_client_frame(buf, max_payload) {
-                Ok(Some((frame, used))) => {
-                    assert!(used >= 6 && used <= buf.len());
-                    assert!(frame.payload.len() <= max_payload);
-                    assert!(frame.opcode <= 0x0F);
-                    assert_eq!(
-                        websocket::parse_client_frame(&buf[..used - 1], max_payload),
-                        Ok(None),
-                        "a frame is not complete before its last byte"
-                    );
-                    let again = mask_client_frame(&frame, [buf[used - 1], 0x5A, 0, 0xFF]);
-                    assert_eq!(
-                        websocket::parse_client_frame(&again, max_payload),
-                        Ok(Some((frame, again.len())))
-                    );
-                    buf = &buf[used..];
-                }
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some((frame, used))) = websocket::parse_client_frame(buf, max_payload) {
+            assert!(used >= 6 && used <= buf.len());
+            assert!(frame.payload.len() <= max_payload);
+            assert!(frame.opcode <= 0x0F);
+            assert_eq!(
+                websocket::parse_client_frame(&buf[..used - 1], max_payload),
+                Ok(None),
+                "a frame is not complete before its last byte"
+            );
+            let again = mask_client_frame(&frame, [buf[used - 1], 0x5A, 0, 0xFF]);
+            assert_eq!(
+                websocket::parse_client_frame(&again, max_payload),
+                Ok(Some((frame, again.len())))
+            );
+            buf = &buf[used..];
         }
     }
     let _ = websocket::accept_key(&String::from_utf8_lossy(data));
