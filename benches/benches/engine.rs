@@ -20,7 +20,9 @@ use engine::link::Protocol;
 use engine::player::{Batch, IoVecs, Player, PlayerLimits, flush_tick};
 use engine::proto::flv::{FlvReader, FlvTag, TagType, encode_tag};
 use engine::proto::hls::{HlsConfig, MediaKind as HlsKind, Segmenter};
-use engine::proto::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, MessageHeader, encode_message, encode_message_bytes};
+use engine::proto::rtmp::chunk::{
+    ChunkDecoder, ChunkEncoder, ChunkLimits, MessageHeader, encode_message, encode_message_bytes,
+};
 use std::future::Future;
 use std::hint::black_box;
 use std::rc::Rc;
@@ -69,7 +71,13 @@ fn rtmp_chunk(c: &mut Criterion) {
     // Decode: the media of small.flv at chunk size 4096 (Set Chunk Size first).
     let tags = small_flv();
     let mut wire = BytesMut::new();
-    encode_message(&mut wire, 128, &MessageHeader { csid: 2, timestamp: 0, type_id: 1, stream_id: 0 }, &4096u32.to_be_bytes()).unwrap();
+    encode_message(
+        &mut wire,
+        128,
+        &MessageHeader { csid: 2, timestamp: 0, type_id: 1, stream_id: 0 },
+        &4096u32.to_be_bytes(),
+    )
+    .unwrap();
     for t in &tags {
         let csid = match t.tag_type {
             TagType::Audio => 4,
@@ -105,7 +113,9 @@ fn flv_tag(c: &mut Criterion) {
     let mut g = c.benchmark_group("flv_tag");
     let payload = video_payload(10_000);
     g.throughput(Throughput::Bytes(payload.len() as u64));
-    g.bench_function("encode_tag_10k", |b| b.iter(|| black_box(encode_tag(TagType::Video, 123_456, &payload).unwrap())));
+    g.bench_function("encode_tag_10k", |b| {
+        b.iter(|| black_box(encode_tag(TagType::Video, 123_456, &payload).unwrap()))
+    });
     g.bench_function("frame_new_and_flv_wire_10k", |b| {
         b.iter(|| {
             let f = Frame::new(MediaKind::Video, 123_456, payload.clone());
@@ -191,9 +201,11 @@ fn cycle(players: &[Rc<Player>], frames: &[Arc<Frame>], mut wire: impl FnMut(Vec
 
 fn fanout(c: &mut Criterion) {
     const N: usize = 1000;
-    let limits = PlayerLimits { max_bytes: 4 << 20, max_ms: 6000, disconnect_after: Duration::from_secs(15), merge: true };
+    let limits =
+        PlayerLimits { max_bytes: 4 << 20, max_ms: 6000, disconnect_after: Duration::from_secs(15), merge: true };
     let addr = "127.0.0.1:1".parse().unwrap();
-    let players: Vec<Rc<Player>> = (0..N as u64).map(|i| Rc::new(Player::new(i, Protocol::Rtmp, addr, limits))).collect();
+    let players: Vec<Rc<Player>> =
+        (0..N as u64).map(|i| Rc::new(Player::new(i, Protocol::Rtmp, addr, limits))).collect();
     // 200 ms of a 720p30 stream: 6 video frames (~10 KB) and 9 AAC frames, as
     // Arc<Frame> shared by all players like the shard's deliver().
     let mut ts = 0u32;

@@ -17,7 +17,8 @@ use std::hint::black_box;
 
 fn fixture() -> (String, Vec<(TagType, u32, Bytes)>) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let candidates = ["target/fixtures/bench-720p30.flv", "target/fixtures/fixture-720p.flv", "engine/testdata/media/small.flv"];
+    let candidates =
+        ["target/fixtures/bench-720p30.flv", "target/fixtures/fixture-720p.flv", "engine/testdata/media/small.flv"];
     for c in candidates {
         let Ok(data) = std::fs::read(format!("{root}/{c}")) else { continue };
         let mut r = FlvReader::new(FlvReader::DEFAULT_MAX_TAG_SIZE);
@@ -43,11 +44,23 @@ fn parse(c: &mut Criterion) {
     let (name, tags) = fixture();
     eprintln!("loadgen_parse: {} ({} messages)", name, tags.len());
     let mut rtmp = BytesMut::new();
-    encode_message(&mut rtmp, 128, &MessageHeader { csid: 2, timestamp: 0, type_id: 1, stream_id: 0 }, &4096u32.to_be_bytes()).unwrap();
+    encode_message(
+        &mut rtmp,
+        128,
+        &MessageHeader { csid: 2, timestamp: 0, type_id: 1, stream_id: 0 },
+        &4096u32.to_be_bytes(),
+    )
+    .unwrap();
     let mut flv = file_header(true, true).to_vec();
     for (t, ts, body) in &tags {
         let csid = if *t == TagType::Audio { 4 } else { 6 };
-        encode_message(&mut rtmp, 4096, &MessageHeader { csid, timestamp: *ts, type_id: t.as_u8(), stream_id: 1 }, body).unwrap();
+        encode_message(
+            &mut rtmp,
+            4096,
+            &MessageHeader { csid, timestamp: *ts, type_id: t.as_u8(), stream_id: 1 },
+            body,
+        )
+        .unwrap();
         flv.extend_from_slice(&encode_tag(*t, *ts, body).unwrap());
     }
     let mut g = c.benchmark_group("loadgen_parse_rtmp");

@@ -76,7 +76,8 @@ impl Target {
         Ok(match scheme {
             "rtmp" => {
                 let p = path.trim_start_matches('/');
-                let (app, name) = p.split_once('/').ok_or_else(|| format!("{url}: expected rtmp://host:port/app/name"))?;
+                let (app, name) =
+                    p.split_once('/').ok_or_else(|| format!("{url}: expected rtmp://host:port/app/name"))?;
                 Target::Rtmp {
                     addr,
                     app: app.to_owned(),
@@ -190,7 +191,10 @@ struct Http {
 enum Proto {
     /// RTMP before Play.Start: the engine's client session drives the dialogue; in
     /// lean mode a scanner follows the same bytes to take over afterwards.
-    RtmpSetup { sess: Box<ClientSession>, scan: Option<Box<RtmpScan>> },
+    RtmpSetup {
+        sess: Box<ClientSession>,
+        scan: Option<Box<RtmpScan>>,
+    },
     RtmpLean(Box<RtmpScan>),
     RtmpEngine(Box<ClientSession>),
     Http(Box<Http>),
@@ -247,7 +251,10 @@ impl Proto {
             }
             Target::HttpFlv { host, path, .. } | Target::WsFlv { host, path, .. } => {
                 let ws = matches!(target, Target::WsFlv { .. });
-                out.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: microvibe-loadgen\r\nAccept: */*\r\n").as_bytes());
+                out.extend_from_slice(
+                    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: microvibe-loadgen\r\nAccept: */*\r\n")
+                        .as_bytes(),
+                );
                 if ws {
                     out.extend_from_slice(
                         b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
@@ -258,7 +265,14 @@ impl Proto {
                     ParserKind::Lean => Flv::Lean(FlvScan::new()),
                     ParserKind::Engine => Flv::Engine(FlvReader::new(FlvReader::DEFAULT_MAX_TAG_SIZE)),
                 };
-                Proto::Http(Box::new(Http { ws, head_buf: Vec::new(), head_done: false, chunked: None, frames: None, flv }))
+                Proto::Http(Box::new(Http {
+                    ws,
+                    head_buf: Vec::new(),
+                    head_done: false,
+                    chunked: None,
+                    frames: None,
+                    flv,
+                }))
             }
         }
     }
@@ -391,7 +405,15 @@ struct Span {
 
 impl Span {
     fn new() -> Span {
-        Span { bytes: 0, media: 0, keyframes: 0, reads: 0, stalls: 0, lag: Hist::new(0, 30_000), raw: Hist::new(-30_000, 30_000) }
+        Span {
+            bytes: 0,
+            media: 0,
+            keyframes: 0,
+            reads: 0,
+            stalls: 0,
+            lag: Hist::new(0, 30_000),
+            raw: Hist::new(-30_000, 30_000),
+        }
     }
     fn reset(&mut self) {
         self.bytes = 0;
@@ -466,7 +488,8 @@ pub fn run(cfg: &Config, mut on_tick: impl FnMut(&Tick)) -> Result<Report, Strin
     let mut cpu_last_tick = cpu_start;
     let win_cpu: CpuTimes;
     let win_secs: f64;
-    let mut watches: Vec<Watch> = cfg.watch_pids.iter().map(|&pid| Watch { pid, cpu0: None, rss0: None, sched0: None }).collect();
+    let mut watches: Vec<Watch> =
+        cfg.watch_pids.iter().map(|&pid| Watch { pid, cpu0: None, rss0: None, sched0: None }).collect();
     let mut watch_results: Vec<Value> = vec![];
     let mut next_tick = start + Duration::from_secs(1);
     let mut tick_t0 = start;
@@ -664,12 +687,8 @@ pub fn run(cfg: &Config, mut on_tick: impl FnMut(&Tick)) -> Result<Report, Strin
             next = next.min(start + ramp_gap * players.len() as u32);
         }
         let timeout = next.saturating_duration_since(now).min(Duration::from_millis(100));
-        let events: Vec<(u64, u32)> = ep
-            .wait(timeout)
-            .map_err(|e| format!("epoll_wait: {e}"))?
-            .iter()
-            .map(|e| (e.u64, e.events))
-            .collect();
+        let events: Vec<(u64, u32)> =
+            ep.wait(timeout).map_err(|e| format!("epoll_wait: {e}"))?.iter().map(|e| (e.u64, e.events)).collect();
         let now = Instant::now();
         for (token, evs) in events {
             let idx = token as usize;
@@ -980,19 +999,45 @@ fn report(
     let w = &json["window"];
     let num = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.0}"));
     let mut t = String::new();
-    t.push_str(&format!("loadgen {} x{} ({} parser, reads every {} ms)\n", cfg.url, cfg.players, json["parser"].as_str().unwrap_or(""), cfg.read_interval.as_millis()));
-    t.push_str(&format!("  players        started {}  connected {}  receiving {}  failed {}  dropped {}  active at end {}\n", c.started, c.connected, c.receiving, c.failed, c.dropped, active));
-    t.push_str(&format!("  window         {:.1} s, {:.1} Mbit/s delivered, {} media msgs, {} keyframes\n", wsecs, w["mbps"].as_f64().unwrap_or(0.0), win.media, win.keyframes));
+    t.push_str(&format!(
+        "loadgen {} x{} ({} parser, reads every {} ms)\n",
+        cfg.url,
+        cfg.players,
+        json["parser"].as_str().unwrap_or(""),
+        cfg.read_interval.as_millis()
+    ));
+    t.push_str(&format!(
+        "  players        started {}  connected {}  receiving {}  failed {}  dropped {}  active at end {}\n",
+        c.started, c.connected, c.receiving, c.failed, c.dropped, active
+    ));
+    t.push_str(&format!(
+        "  window         {:.1} s, {:.1} Mbit/s delivered, {} media msgs, {} keyframes\n",
+        wsecs,
+        w["mbps"].as_f64().unwrap_or(0.0),
+        win.media,
+        win.keyframes
+    ));
     t.push_str(&format!(
         "  lag (ms)       p50 {}  p99 {}  max {}   (raw: p50 {}  min {}  max {});  players with lag >= 1 s: {}\n",
-        num(&w["lag_ms"]["p50"]), num(&w["lag_ms"]["p99"]), num(&w["lag_ms"]["max"]),
-        num(&w["lag_raw_ms"]["p50"]), num(&w["lag_raw_ms"]["min"]), num(&w["lag_raw_ms"]["max"]), over_1s
+        num(&w["lag_ms"]["p50"]),
+        num(&w["lag_ms"]["p99"]),
+        num(&w["lag_ms"]["max"]),
+        num(&w["lag_raw_ms"]["p50"]),
+        num(&w["lag_raw_ms"]["min"]),
+        num(&w["lag_raw_ms"]["max"]),
+        over_1s
     ));
     t.push_str(&format!("  stalls         {} (players stalled in window: {})\n", win.stalls, stalled_players));
-    t.push_str(&format!("  ttff (ms)      p50 {}  p99 {}  max {}\n", num(&json["ttff_ms"]["p50"]), num(&json["ttff_ms"]["p99"]), num(&json["ttff_ms"]["max"])));
+    t.push_str(&format!(
+        "  ttff (ms)      p50 {}  p99 {}  max {}\n",
+        num(&json["ttff_ms"]["p50"]),
+        num(&json["ttff_ms"]["p99"]),
+        num(&json["ttff_ms"]["max"])
+    ));
     t.push_str(&format!(
         "  loadgen cpu    window: user {:.2} s  sys {:.2} s  = {:.1}% of a core ({:.3} CPU-s/GB);  whole run: {:.1}%\n",
-        win_cpu.user.as_secs_f64(), win_cpu.sys.as_secs_f64(),
+        win_cpu.user.as_secs_f64(),
+        win_cpu.sys.as_secs_f64(),
         w["loadgen_cpu"]["pct"].as_f64().unwrap_or(0.0),
         w["loadgen_cpu"]["cpu_s_per_gb"].as_f64().unwrap_or(0.0),
         json["run"]["loadgen_cpu"]["pct"].as_f64().unwrap_or(0.0)
@@ -1000,7 +1045,12 @@ fn report(
     for v in w["watch"].as_array().into_iter().flatten() {
         t.push_str(&format!(
             "  pid {:<8}   user {:.2} s  sys {:.2} s = {:.1}% of a core; RSS {} -> {} KiB\n",
-            v["pid"], v["user_s"].as_f64().unwrap_or(0.0), v["sys_s"].as_f64().unwrap_or(0.0), v["cpu_pct"].as_f64().unwrap_or(0.0), v["rss_kb_start"], v["rss_kb_end"]
+            v["pid"],
+            v["user_s"].as_f64().unwrap_or(0.0),
+            v["sys_s"].as_f64().unwrap_or(0.0),
+            v["cpu_pct"].as_f64().unwrap_or(0.0),
+            v["rss_kb_start"],
+            v["rss_kb_end"]
         ));
     }
     if !errors.is_empty() {

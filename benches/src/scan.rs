@@ -444,10 +444,16 @@ struct Hdr {
 #[derive(Debug, Clone, Copy)]
 enum FState {
     /// FLV header + PreviousTagSize0: bytes still to skip after the signature check.
-    Header { got: usize },
+    Header {
+        got: usize,
+    },
     TagHead,
-    Body { left: u32 },
-    Trailer { left: u8 },
+    Body {
+        left: u32,
+    },
+    Trailer {
+        left: u8,
+    },
 }
 
 /// FLV tag scanner (no payload copies).
@@ -557,9 +563,17 @@ impl FlvScan {
 
 #[derive(Debug, Clone, Copy)]
 enum CState {
-    Size { value: u64, digits: u8, ext: bool },
-    SizeLf { value: u64 },
-    Data { left: u64 },
+    Size {
+        value: u64,
+        digits: u8,
+        ext: bool,
+    },
+    SizeLf {
+        value: u64,
+    },
+    Data {
+        left: u64,
+    },
     DataCr,
     DataLf,
     /// The last chunk (size 0) was read: the body is complete.
@@ -588,7 +602,11 @@ impl Chunked {
         matches!(self.state, CState::Done)
     }
 
-    pub fn feed(&mut self, mut input: &[u8], mut body: impl FnMut(&[u8]) -> Result<(), ParseError>) -> Result<(), ParseError> {
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        mut body: impl FnMut(&[u8]) -> Result<(), ParseError>,
+    ) -> Result<(), ParseError> {
         let bad = || ParseError("http: bad chunked encoding".into());
         while !input.is_empty() {
             match self.state {
@@ -828,8 +846,12 @@ mod tests {
             let mut wire = BytesMut::new();
             // Set Chunk Size 4096 first (at chunk size 128).
             let mut enc = ChunkEncoder::new();
-            enc.encode(&mut wire, &MessageHeader { csid: 2, timestamp: 0, type_id: 1, stream_id: 0 }, &4096u32.to_be_bytes())
-                .unwrap();
+            enc.encode(
+                &mut wire,
+                &MessageHeader { csid: 2, timestamp: 0, type_id: 1, stream_id: 0 },
+                &4096u32.to_be_bytes(),
+            )
+            .unwrap();
             enc.set_chunk_size(4096);
             for (t, ts, p) in msgs() {
                 let csid = match t {
@@ -867,8 +889,13 @@ mod tests {
         let h = |t| MessageHeader { csid: 2, timestamp: 0, type_id: t, stream_id: 0 };
         encode_message(&mut wire, 128, &h(5), &40u32.to_be_bytes()).unwrap();
         encode_message(&mut wire, 128, &h(4), &[0, 6, 0, 0, 1, 2]).unwrap();
-        encode_message(&mut wire, 128, &MessageHeader { csid: 4, timestamp: 5, type_id: 8, stream_id: 1 }, &[0xaf, 1, 0, 0])
-            .unwrap();
+        encode_message(
+            &mut wire,
+            128,
+            &MessageHeader { csid: 4, timestamp: 5, type_id: 8, stream_id: 1 },
+            &[0xaf, 1, 0, 0],
+        )
+        .unwrap();
         let mut s = RtmpScan::new();
         let mut sum = Summary::default();
         let mut out = Vec::new();

@@ -138,7 +138,9 @@ pub fn socket_error(fd: RawFd) -> io::Result<()> {
     let mut err: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: valid out pointers.
-    cvt(unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut libc::c_void, &mut len) })?;
+    cvt(unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut libc::c_void, &mut len)
+    })?;
     if err != 0 { Err(io::Error::from_raw_os_error(err)) } else { Ok(()) }
 }
 
@@ -231,7 +233,10 @@ pub fn proc_schedstat(pid: u32) -> Option<(u64, u64)> {
 /// VmRSS of a process in KiB.
 pub fn proc_rss_kb(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok())
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Listening TCP socket (blocking accept is not used: non-blocking).
@@ -255,7 +260,9 @@ pub fn listen_nonblocking(addr: &SocketAddr, backlog: i32) -> io::Result<RawFd> 
 /// Accepts one pending connection (non-blocking socket), `Ok(None)` if none.
 pub fn accept(fd: RawFd) -> io::Result<Option<RawFd>> {
     // SAFETY: null address pointers are allowed.
-    let r = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) };
+    let r = unsafe {
+        libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+    };
     if r < 0 {
         let e = io::Error::last_os_error();
         if is_would_block(&e) {

@@ -32,7 +32,8 @@ fn root() -> PathBuf {
 }
 
 fn microvibe_bin() -> PathBuf {
-    let p = std::env::var_os("MICROVIBE_BIN").map(PathBuf::from).unwrap_or_else(|| root().join("target/debug/microvibe"));
+    let p =
+        std::env::var_os("MICROVIBE_BIN").map(PathBuf::from).unwrap_or_else(|| root().join("target/debug/microvibe"));
     assert!(
         p.exists(),
         "{} is missing: build it first with `cargo build -p control` (scripts/test does), or set MICROVIBE_BIN",
@@ -53,10 +54,45 @@ fn fixture() -> PathBuf {
     }
     let tmp = dir.join(format!("fixture-{}.flv", std::process::id()));
     let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i",
-               "sine=frequency=440:sample_rate=48000", "-t", "12", "-c:v", "libx264", "-preset", "veryfast", "-tune",
-               "zerolatency", "-g", "60", "-bf", "0", "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "2500k",
-               "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-f", "flv"])
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "12",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "60",
+            "-bf",
+            "0",
+            "-b:v",
+            "2500k",
+            "-maxrate",
+            "2500k",
+            "-bufsize",
+            "2500k",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-f",
+            "flv",
+        ])
         .arg(&tmp)
         .status()
         .unwrap();
@@ -97,7 +133,20 @@ fn http(method: &str, port: u16, path: &str, body: Option<Value>, token: Option<
 
 fn run_loadgen(url: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["--url", url, "--players", "50", "--ramp", "100", "--warmup", "1", "--duration", "10", "--json", "--quiet"])
+        .args([
+            "--url",
+            url,
+            "--players",
+            "50",
+            "--ramp",
+            "100",
+            "--warmup",
+            "1",
+            "--duration",
+            "10",
+            "--json",
+            "--quiet",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -145,15 +194,30 @@ fn loadgen_rtmp_and_http_flv_against_microvibe() {
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while http("GET", api, "/health", None, None).0 != 200 {
-        assert!(Instant::now() < deadline, "microvibe did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "microvibe did not start:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let user = format!("smoke{api}");
     http("POST", api, "/api/v1/auth/register", Some(json!({"username": user, "password": "password123"})), None);
-    let (_, v) = http("POST", api, "/api/v1/auth/login", Some(json!({"username": user, "password": "password123"})), None);
+    let (_, v) =
+        http("POST", api, "/api/v1/auth/login", Some(json!({"username": user, "password": "password123"})), None);
     let token = v["data"]["token"].as_str().expect("login token").to_owned();
-    let (_, v) = http("POST", api, "/api/v1/live/create", Some(json!({"title": "smoke", "push_protocol": "rtmp"})), Some(&token));
-    let (id, key, name) = (v["data"]["id"].as_i64().unwrap(), v["data"]["stream_key"].as_str().unwrap().to_owned(), v["data"]["stream_name"].as_str().unwrap().to_owned());
+    let (_, v) = http(
+        "POST",
+        api,
+        "/api/v1/live/create",
+        Some(json!({"title": "smoke", "push_protocol": "rtmp"})),
+        Some(&token),
+    );
+    let (id, key, name) = (
+        v["data"]["id"].as_i64().unwrap(),
+        v["data"]["stream_key"].as_str().unwrap().to_owned(),
+        v["data"]["stream_name"].as_str().unwrap().to_owned(),
+    );
 
     let _publisher = Proc(
         Command::new("ffmpeg")
@@ -173,7 +237,11 @@ fn loadgen_rtmp_and_http_flv_against_microvibe() {
         if v["data"]["status"] == "live" {
             break;
         }
-        assert!(Instant::now() < deadline, "the room did not go live: {v}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "the room did not go live: {v}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -187,7 +255,10 @@ fn loadgen_rtmp_and_http_flv_against_microvibe() {
         assert_eq!(s["failed"], 0, "{what}: {s}");
         assert_eq!(s["dropped"], 0, "{what}: {s}");
         assert_eq!(s["receiving_at_end"], 50, "{what}: {s}");
-        assert!(w["media_msgs"].as_u64().unwrap() > 0 && w["bytes"].as_u64().unwrap() > 0, "{what}: media in the window: {s}");
+        assert!(
+            w["media_msgs"].as_u64().unwrap() > 0 && w["bytes"].as_u64().unwrap() > 0,
+            "{what}: media in the window: {s}"
+        );
         assert!(w["keyframes"].as_u64().unwrap() > 0, "{what}: keyframes in the window: {s}");
         let p99 = w["lag_ms"]["p99"].as_i64().expect("lag samples");
         assert!(p99 < 5000, "{what}: lag p99 {p99} ms stays bounded: {s}");

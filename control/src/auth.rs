@@ -1,8 +1,8 @@
 //! Credentials: argon2id password hashes, HS256 JWTs, stream keys and names.
 
 use crate::error::{AppError, AppResult};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
@@ -54,7 +54,8 @@ impl JwtKeys {
             exp: now + self.expire_secs,
             jti: random_token(16),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc).map_err(AppError::internal)?;
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc).map_err(AppError::internal)?;
         Ok((token, claims))
     }
 
@@ -81,10 +82,7 @@ pub fn hash_password(password: &str) -> AppResult<String> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(AppError::internal)?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(AppError::internal)
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(AppError::internal)
 }
 
 /// Verifies a password against a PHC hash (constant time inside argon2).

@@ -142,13 +142,7 @@ pub struct RedisConfig {
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self {
-            host: String::new(),
-            port: 6379,
-            password: String::new(),
-            db: 0,
-            key_prefix: "microvibe:".into(),
-        }
+        Self { host: String::new(), port: 6379, password: String::new(), db: 0, key_prefix: "microvibe:".into() }
     }
 }
 
@@ -401,15 +395,11 @@ const LEGACY_ENV: &[(&str, &str, &str)] = &[
 impl Config {
     /// Loads the config: `path` if given (must exist), else `configs/microvibe.toml`
     /// when present, else defaults; then the environment `env` on top.
-    pub fn load(
-        path: Option<&Path>,
-        env: &BTreeMap<String, String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         let default_path = Path::new("configs/microvibe.toml");
         let (text, path) = match path {
             Some(p) => (
-                std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.into(), source })?,
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?,
                 p.to_path_buf(),
             ),
             None if default_path.exists() => (
@@ -581,9 +571,7 @@ fn set_key(
         ),
         _ => toml::Value::String(raw.to_string()),
     };
-    let sec = table
-        .entry(section.to_string())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let sec = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
     match sec {
         toml::Value::Table(t) => {
             t.insert(key.to_string(), value);
@@ -622,7 +610,10 @@ fn apply_database_url(table: &mut toml::Table, d: &toml::Table, raw: &str) -> Re
             set_key(table, d, "database", "host", "", var)?;
             set_key(table, d, "database", "sqlite_path", path, var)
         }
-        s => Err(ConfigError::Env { var: var.into(), message: format!("unsupported scheme {s:?} (postgres:// or sqlite:)") }),
+        s => Err(ConfigError::Env {
+            var: var.into(),
+            message: format!("unsupported scheme {s:?} (postgres:// or sqlite:)"),
+        }),
     }
 }
 
@@ -630,7 +621,10 @@ fn apply_redis_url(table: &mut toml::Table, d: &toml::Table, raw: &str) -> Resul
     let var = "REDIS_URL";
     let u = url::Url::parse(raw).map_err(|e| ConfigError::Env { var: var.into(), message: e.to_string() })?;
     if u.scheme() != "redis" {
-        return Err(ConfigError::Env { var: var.into(), message: format!("unsupported scheme {:?} (redis://)", u.scheme()) });
+        return Err(ConfigError::Env {
+            var: var.into(),
+            message: format!("unsupported scheme {:?} (redis://)", u.scheme()),
+        });
     }
     set_key(table, d, "redis", "host", u.host_str().unwrap_or("127.0.0.1"), var)?;
     set_key(table, d, "redis", "port", &u.port().unwrap_or(6379).to_string(), var)?;
@@ -680,8 +674,14 @@ mod tests {
     fn legacy_env_and_double_underscore() {
         let c = load_str(
             "[server]\nport = 9000\n",
-            &[("DATABASE_HOST", "db"), ("DB_MAX_OPEN_CONNS", "7"), ("JWT_EXPIRE", "2"), ("SFU_CLUSTER_NODES", "a,b"),
-              ("MICROVIBE__SERVER__PORT", "9100"), ("SFU_ENABLED", "false")],
+            &[
+                ("DATABASE_HOST", "db"),
+                ("DB_MAX_OPEN_CONNS", "7"),
+                ("JWT_EXPIRE", "2"),
+                ("SFU_CLUSTER_NODES", "a,b"),
+                ("MICROVIBE__SERVER__PORT", "9100"),
+                ("SFU_ENABLED", "false"),
+            ],
         )
         .unwrap();
         assert_eq!(c.database.host, "db");
@@ -694,7 +694,14 @@ mod tests {
 
     #[test]
     fn urls() {
-        let c = load_str("", &[("DATABASE_URL", "postgres://bob:p%40ss@h:5433/app?sslmode=require"), ("REDIS_URL", "redis://:pw@r:6380/2")]).unwrap();
+        let c = load_str(
+            "",
+            &[
+                ("DATABASE_URL", "postgres://bob:p%40ss@h:5433/app?sslmode=require"),
+                ("REDIS_URL", "redis://:pw@r:6380/2"),
+            ],
+        )
+        .unwrap();
         assert_eq!((c.database.host.as_str(), c.database.port, c.database.user.as_str()), ("h", 5433, "bob"));
         assert_eq!(c.database.password, "p@ss");
         assert_eq!(c.database.dbname, "app");

@@ -43,7 +43,11 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
         hls_window: Duration::from_secs(cfg.hls.playlist_secs),
         hls_path: cfg.hls.path.clone(),
         webrtc_port_base: if cfg.sfu.enabled { cfg.webrtc.udp_port_base } else { 0 },
-        webrtc_bind: cfg.webrtc.bind.parse().map_err(|_| anyhow::anyhow!("config key webrtc.bind: {:?} is not an IP address", cfg.webrtc.bind))?,
+        webrtc_bind: cfg
+            .webrtc
+            .bind
+            .parse()
+            .map_err(|_| anyhow::anyhow!("config key webrtc.bind: {:?} is not an IP address", cfg.webrtc.bind))?,
         webrtc_candidates: webrtc_candidates(cfg)?,
         ..EngineConfig::default()
     })
@@ -62,12 +66,16 @@ fn webrtc_candidates(cfg: &Config) -> anyhow::Result<Vec<std::net::IpAddr>> {
         out.push(ip);
     }
     if out.is_empty() {
-        let bind: Option<std::net::IpAddr> = cfg.webrtc.bind.parse().ok().filter(|ip: &std::net::IpAddr| !ip.is_unspecified());
-        let rtmp = cfg.rtmp.listen.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+        let bind: Option<std::net::IpAddr> =
+            cfg.webrtc.bind.parse().ok().filter(|ip: &std::net::IpAddr| !ip.is_unspecified());
+        let rtmp =
+            cfg.rtmp.listen.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
         match bind.or(rtmp) {
             Some(ip) => out.push(ip),
             None => {
-                tracing::warn!("webrtc.candidates is empty and the listen addresses are unspecified: advertising 127.0.0.1; set webrtc.candidates to the server's public address");
+                tracing::warn!(
+                    "webrtc.candidates is empty and the listen addresses are unspecified: advertising 127.0.0.1; set webrtc.candidates to the server's public address"
+                );
                 out.push(std::net::Ipv4Addr::LOCALHOST.into());
             }
         }

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "microvibe", version, about = "MicroVibe Live: RTMP, HTTP-FLV, HLS and WebRTC live streaming in one server")]
+#[command(
+    name = "microvibe",
+    version,
+    about = "MicroVibe Live: RTMP, HTTP-FLV, HLS and WebRTC live streaming in one server"
+)]
 #[command(after_help = "Config: configs/microvibe.toml when present (or --config PATH), overridden by env \
 MICROVIBE__SECTION__KEY (e.g. MICROVIBE__SERVER__PORT=9000) and the old stack's names \
 (DATABASE_HOST, REDIS_HOST, JWT_SECRET, ...). `microvibe config` prints the result.")]

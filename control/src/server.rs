@@ -12,7 +12,9 @@ pub async fn prepare_store(cfg: &Config, no_migrate: bool) -> anyhow::Result<Arc
     if no_migrate {
         let (have, want) = store.schema_version().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if have < want {
-            bail!("database schema is at version {have}, this binary needs {want}: run `microvibe migrate` (or start without --no-migrate)");
+            bail!(
+                "database schema is at version {have}, this binary needs {want}: run `microvibe migrate` (or start without --no-migrate)"
+            );
         }
     } else {
         let ran = store.migrate().await.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
@@ -97,9 +99,7 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    let drain = async {
-        while conns.join_next().await.is_some() {}
-    };
+    let drain = async { while conns.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still in flight after the shutdown grace period; stopping anyway");
         conns.abort_all();

@@ -18,7 +18,8 @@ async fn health_and_openapi(b: Backend) {
     assert_eq!(r.data()["redis_backend"], cache);
 
     // The OpenAPI document lists exactly the routes, and each of its operations is routed.
-    let doc = s.client.get(format!("{}/api/v1/openapi.json", s.base)).send().await.unwrap().json::<Value>().await.unwrap();
+    let doc =
+        s.client.get(format!("{}/api/v1/openapi.json", s.base)).send().await.unwrap().json::<Value>().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let mut listed = vec![];
     for (path, ops) in doc["paths"].as_object().unwrap() {
@@ -32,7 +33,8 @@ async fn health_and_openapi(b: Backend) {
     routes.sort();
     assert_eq!(listed, routes);
     for (m, p) in &routes {
-        let path = p.replace("{id}", "999999").replace("{stream_name}", "nostream").replace("{session_id}", "nosession");
+        let path =
+            p.replace("{id}", "999999").replace("{stream_name}", "nostream").replace("{session_id}", "nosession");
         let r = s.raw(m, &path, "application/json", b"{}".to_vec(), None).await;
         assert_ne!(r.body["message"], control::routes::NO_ROUTE, "{m} {p} is not routed");
         assert_ne!(r.status, 405, "{m} {p}");
@@ -45,12 +47,20 @@ async fn health_and_openapi(b: Backend) {
 async fn register_login_me_logout(b: Backend) {
     let s = start(b).await;
     let name = common::unique("al");
-    let r = s.req("POST", "/api/v1/auth/register", None, Some(json!({"username": name, "password": "password123", "nickname": "Al"}))).await;
+    let r = s
+        .req(
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"username": name, "password": "password123", "nickname": "Al"})),
+        )
+        .await;
     assert_eq!(r.status, 201);
     assert_eq!(r.data()["nickname"], "Al");
     assert!(r.data().get("password_hash").is_none(), "hash must never leave the server");
     // Duplicate.
-    let r = s.req("POST", "/api/v1/auth/register", None, Some(json!({"username": name, "password": "password123"}))).await;
+    let r =
+        s.req("POST", "/api/v1/auth/register", None, Some(json!({"username": name, "password": "password123"}))).await;
     assert_eq!(r.status, 409);
     // Bad fields, each named.
     for (body, field) in [
@@ -67,7 +77,9 @@ async fn register_login_me_logout(b: Backend) {
     // Wrong password, unknown user.
     let r = s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": name, "password": "wrongwrong"}))).await;
     assert_eq!(r.status, 401);
-    let r = s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": "nobody_here", "password": "wrongwrong"}))).await;
+    let r = s
+        .req("POST", "/api/v1/auth/login", None, Some(json!({"username": "nobody_here", "password": "wrongwrong"})))
+        .await;
     assert_eq!(r.status, 401);
     let r = s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": name, "password": "password123"}))).await;
     assert_eq!(r.status, 200);
@@ -102,17 +114,23 @@ async fn login_rate_limit(b: Backend) {
     s.req("POST", "/api/v1/auth/register", None, Some(json!({"username": victim, "password": "password123"}))).await;
     let mut statuses = vec![];
     for _ in 0..4 {
-        let r = s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": victim, "password": "wrongwrong"}))).await;
+        let r = s
+            .req("POST", "/api/v1/auth/login", None, Some(json!({"username": victim, "password": "wrongwrong"})))
+            .await;
         statuses.push(r.status);
     }
     assert_eq!(statuses, vec![401, 401, 401, 429], "per-username limit");
     // Even the right password is refused while limited.
-    let r = s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": victim, "password": "password123"}))).await;
+    let r =
+        s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": victim, "password": "password123"}))).await;
     assert_eq!(r.status, 429);
     // Per-IP: 1 + 5 attempts so far; the 9th from this address is refused.
     let mut last = 0;
     for _ in 0..3 {
-        last = s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": "someone_else", "password": "x1234567"}))).await.status;
+        last = s
+            .req("POST", "/api/v1/auth/login", None, Some(json!({"username": "someone_else", "password": "x1234567"})))
+            .await
+            .status;
     }
     assert_eq!(last, 429, "per-IP limit");
 }
@@ -165,7 +183,14 @@ async fn rooms_lifecycle(b: Backend) {
         assert_eq!(s.req(m, &p, Some(&bob), body.clone()).await.status, 403, "{m} {p}");
         assert_eq!(s.req(m, &p, None, body).await.status, 401, "{m} {p} without a token");
     }
-    let r = s.req("PATCH", &format!("/api/v1/live/{id}"), Some(&alice), Some(json!({"title": "New title", "description": "d"}))).await;
+    let r = s
+        .req(
+            "PATCH",
+            &format!("/api/v1/live/{id}"),
+            Some(&alice),
+            Some(json!({"title": "New title", "description": "d"})),
+        )
+        .await;
     assert_eq!((r.status, r.data()["title"].as_str()), (200, Some("New title")));
     assert_eq!(r.data()["description"], "d");
     let r = s.req("PATCH", &format!("/api/v1/live/{id}"), Some(&alice), Some(json!({"title": ""}))).await;
@@ -178,11 +203,29 @@ async fn rooms_lifecycle(b: Backend) {
     let r = s.req("POST", &format!("/api/v1/live/{id}/stream-key/reset"), Some(&alice), None).await;
     let key2 = r.data()["stream_key"].as_str().unwrap().to_owned();
     assert_ne!(key, key2);
-    assert_eq!(s.raw("POST", "/api/v1/live/auth/publish", "application/x-www-form-urlencoded", format!("name={key}&app=live").into_bytes(), None).await.status, 403);
+    assert_eq!(
+        s.raw(
+            "POST",
+            "/api/v1/live/auth/publish",
+            "application/x-www-form-urlencoded",
+            format!("name={key}&app=live").into_bytes(),
+            None
+        )
+        .await
+        .status,
+        403
+    );
 
     // Publish callback (nginx-rtmp contract): allowed, room live, publish_done ends it.
-    let r = s.raw("POST", "/api/v1/live/auth/publish", "application/x-www-form-urlencoded",
-        format!("call=publish&name={key2}&app=live&addr=127.0.0.1").into_bytes(), None).await;
+    let r = s
+        .raw(
+            "POST",
+            "/api/v1/live/auth/publish",
+            "application/x-www-form-urlencoded",
+            format!("call=publish&name={key2}&app=live&addr=127.0.0.1").into_bytes(),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["data"]["stream_name"], name.as_str());
     let r = s.req("GET", &format!("/api/v1/live/{id}"), None, None).await;
@@ -191,17 +234,38 @@ async fn rooms_lifecycle(b: Backend) {
     let r = s.req("GET", "/api/v1/live/list?status=live", None, None).await;
     assert!(r.data()["items"].as_array().unwrap().iter().any(|x| x["id"] == id));
     // Wrong app.
-    let r = s.raw("POST", "/api/v1/live/auth/publish", "application/x-www-form-urlencoded",
-        format!("name={key2}&app=other").into_bytes(), None).await;
+    let r = s
+        .raw(
+            "POST",
+            "/api/v1/live/auth/publish",
+            "application/x-www-form-urlencoded",
+            format!("name={key2}&app=other").into_bytes(),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 403);
-    let r = s.raw("POST", "/api/v1/live/auth/publish_done", "application/x-www-form-urlencoded",
-        format!("call=publish_done&name={key2}&app=live").into_bytes(), None).await;
+    let r = s
+        .raw(
+            "POST",
+            "/api/v1/live/auth/publish_done",
+            "application/x-www-form-urlencoded",
+            format!("call=publish_done&name={key2}&app=live").into_bytes(),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
     let r = s.req("GET", &format!("/api/v1/live/{id}"), None, None).await;
     assert_eq!(r.data()["status"], "ended");
     // An ended room cannot go live again.
-    let r = s.raw("POST", "/api/v1/live/auth/publish", "application/x-www-form-urlencoded",
-        format!("name={key2}&app=live").into_bytes(), None).await;
+    let r = s
+        .raw(
+            "POST",
+            "/api/v1/live/auth/publish",
+            "application/x-www-form-urlencoded",
+            format!("name={key2}&app=live").into_bytes(),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 403);
     assert!(r.body["message"].as_str().unwrap().contains("ended"));
     // Ending twice is a conflict.
@@ -265,17 +329,24 @@ async fn bad_input(b: Backend) {
     }
     assert_eq!(s.req("GET", "/api/v1/live/424242", None, None).await.status, 404);
     // Callback without a key names the field; garbage bodies are 400s or 403s, never 500.
-    let r = s.raw("POST", "/api/v1/live/auth/publish", "application/x-www-form-urlencoded", b"app=live".to_vec(), None).await;
+    let r = s
+        .raw("POST", "/api/v1/live/auth/publish", "application/x-www-form-urlencoded", b"app=live".to_vec(), None)
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.body["message"].as_str().unwrap().contains("name"));
     for body in [&b"\xff\xfe\x00"[..], b"name=%zz", b"name=&name=", b"===&&&"] {
-        let r = s.raw("POST", "/api/v1/live/auth/publish", "application/x-www-form-urlencoded", body.to_vec(), None).await;
+        let r =
+            s.raw("POST", "/api/v1/live/auth/publish", "application/x-www-form-urlencoded", body.to_vec(), None).await;
         assert!(r.status == 400 || r.status == 403, "{body:?}: {}", r.status);
     }
     // A forged token with alg none.
     use base64::Engine as _;
     let b64 = |x: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(x);
-    let forged = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(r#"{"sub":"1","username":"x","iat":0,"exp":99999999999,"jti":"j"}"#));
+    let forged = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(r#"{"sub":"1","username":"x","iat":0,"exp":99999999999,"jti":"j"}"#)
+    );
     assert_eq!(s.req("GET", "/api/v1/users/me", Some(&forged), None).await.status, 401);
 }
 
@@ -284,14 +355,25 @@ async fn metrics_text(b: Backend) {
     let (t, _) = s.user("mt").await;
     s.room(&t).await;
     let text = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("microvibe_http_requests_total{route=\"/api/v1/live/create\",method=\"POST\",status=\"201\"} 1"), "{text}");
+    assert!(
+        text.contains("microvibe_http_requests_total{route=\"/api/v1/live/create\",method=\"POST\",status=\"201\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("microvibe_http_request_duration_seconds_bucket"));
     assert!(text.contains("microvibe_rooms{status=\"idle\"}"));
     assert!(text.contains("microvibe_backend_up{backend=\"database\""));
     assert!(text.trim_end().ends_with("# EOF"));
 }
 
-both_backends!(health_and_openapi, register_login_me_logout, login_rate_limit, rooms_lifecycle, end_by_owner_and_paging, bad_input, metrics_text);
+both_backends!(
+    health_and_openapi,
+    register_login_me_logout,
+    login_rate_limit,
+    rooms_lifecycle,
+    end_by_owner_and_paging,
+    bad_input,
+    metrics_text
+);
 
 /// With PostgreSQL/Redis configured but unreachable, /health answers 503 naming it.
 #[tokio::test]
@@ -305,7 +387,12 @@ async fn health_reports_a_dead_cache() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, control::routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+        axum::serve(
+            listener,
+            control::routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     let r = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     assert_eq!(r.status(), 503);

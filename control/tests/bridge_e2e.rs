@@ -28,7 +28,9 @@ const NETNS_ENV: &str = "MICROVIBE_BRIDGE_E2E_IN_NETNS";
 // ---- harness -----------------------------------------------------------------------
 
 fn python() -> PathBuf {
-    let py = std::env::var_os("AIORTC_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/aiortc-venv/bin/python"));
+    let py = std::env::var_os("AIORTC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/aiortc-venv/bin/python"));
     let ok = Command::new(&py).args(["-c", "import aiortc, av"]).status().map(|s| s.success()).unwrap_or(false);
     assert!(
         ok,
@@ -59,7 +61,8 @@ fn enter_netns(test: &str) -> bool {
 
 async fn start(extra: &[(&str, &str)]) -> Server {
     let base = media::free_port().to_string();
-    let mut env = vec![("MICROVIBE__WEBRTC__UDP_PORT_BASE", base.as_str()), ("MICROVIBE__WEBRTC__CANDIDATES", "127.0.0.1")];
+    let mut env =
+        vec![("MICROVIBE__WEBRTC__UDP_PORT_BASE", base.as_str()), ("MICROVIBE__WEBRTC__CANDIDATES", "127.0.0.1")];
     env.extend_from_slice(extra);
     Server::start(&env).await
 }
@@ -145,7 +148,15 @@ async fn whip_publisher(s: &Server, name: &str, key: &str, extra: &[&str]) -> (P
 }
 
 fn spawn_ffmpeg(args: &[&str], stdout: Stdio) -> Proc {
-    Proc(Command::new("ffmpeg").args(args).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped()).spawn().expect("ffmpeg"))
+    Proc(
+        Command::new("ffmpeg")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ffmpeg"),
+    )
 }
 
 /// `/stat.json`'s entry for the stream `name`.
@@ -155,7 +166,10 @@ async fn stream_stat(s: &Server, name: &str) -> Value {
 }
 
 fn bridges(st: &Value) -> Vec<String> {
-    st["bridges"].as_array().map(|a| a.iter().filter_map(|b| b.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    st["bridges"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|b| b.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 /// Polls /stat.json until the stream's bridge list satisfies `pred`.
@@ -216,13 +230,49 @@ fn barcode_rtmp_publisher(s: &Server, key: &str) -> Proc {
         w = BITS * BW,
         top = BITS - 1
     );
-    let graph = format!("[0:v]settb=AVTB,setpts=RTCTIME,format=gray,geq=lum='{lum}',setpts=N/(30*TB),format=yuv420p[v]");
+    let graph =
+        format!("[0:v]settb=AVTB,setpts=RTCTIME,format=gray,geq=lum='{lum}',setpts=N/(30*TB),format=yuv420p[v]");
     let url = format!("{}/{key}", s.rtmp);
     spawn_ffmpeg(
-        &["-v", "error", "-re", "-f", "lavfi", "-i", "color=c=gray:size=320x240:rate=30", "-re", "-f", "lavfi", "-i",
-          "sine=frequency=440:sample_rate=48000", "-filter_complex", &graph, "-map", "[v]", "-map", "1:a", "-c:v", "libx264",
-          "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0", "-g", "30", "-b:v", "800k", "-c:a", "aac", "-b:a", "96k",
-          "-f", "flv", &url],
+        &[
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:size=320x240:rate=30",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-filter_complex",
+            &graph,
+            "-map",
+            "[v]",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-bf",
+            "0",
+            "-g",
+            "30",
+            "-b:v",
+            "800k",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-f",
+            "flv",
+            &url,
+        ],
         Stdio::null(),
     )
 }
@@ -296,8 +346,30 @@ async fn glass_to_glass_latency() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let url = format!("{}/flv/{}.flv", s.http, room.name);
     let mut reader = spawn_ffmpeg(
-        &["-v", "error", "-fflags", "nobuffer", "-flags", "low_delay", "-threads", "1", "-i", &url, "-t", "10", "-an",
-          "-vf", "scale=320:240", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        &[
+            "-v",
+            "error",
+            "-fflags",
+            "nobuffer",
+            "-flags",
+            "low_delay",
+            "-threads",
+            "1",
+            "-i",
+            &url,
+            "-t",
+            "10",
+            "-an",
+            "-vf",
+            "scale=320:240",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ],
         Stdio::piped(),
     );
     let mut out = reader.0.stdout.take().unwrap();
@@ -348,7 +420,11 @@ async fn webrtc_loss_and_restarts_do_not_break_rtmp_and_hls() {
     if !enter_netns("webrtc_loss_and_restarts_do_not_break_rtmp_and_hls") {
         return;
     }
-    let s = start(&[("MICROVIBE__ENGINE__UNPUBLISH_GRACE_SECS", "5"), ("MICROVIBE__ENGINE__IDLE_PUBLISHER_TIMEOUT_SECS", "1")]).await;
+    let s = start(&[
+        ("MICROVIBE__ENGINE__UNPUBLISH_GRACE_SECS", "5"),
+        ("MICROVIBE__ENGINE__IDLE_PUBLISHER_TIMEOUT_SECS", "1"),
+    ])
+    .await;
     let room = s.room().await;
     let t0 = Instant::now();
     let at = || format!("{:.1} s", t0.elapsed().as_secs_f64());
@@ -385,7 +461,12 @@ async fn webrtc_loss_and_restarts_do_not_break_rtmp_and_hls() {
         async move {
             let r = sr.room_json(rid).await;
             let (v, a, key) = tokio::task::spawn_blocking(move || media::read_ws_flv(&http, &name, 2)).await.unwrap();
-            println!("{}: {who}: room {} warnings {}; WS-FLV in 2 s: {v} video / {a} audio tags, keyframe first {key}", at_ref(), r["status"], r["warnings"]);
+            println!(
+                "{}: {who}: room {} warnings {}; WS-FLV in 2 s: {v} video / {a} audio tags, keyframe first {key}",
+                at_ref(),
+                r["status"],
+                r["warnings"]
+            );
             let mut f = vec![];
             if r["status"] != "live" || r["warnings"].as_array().is_some_and(|w| !w.is_empty()) {
                 f.push(format!("{who}: room {} with warnings {}", r["status"], r["warnings"]));
@@ -409,7 +490,10 @@ async fn webrtc_loss_and_restarts_do_not_break_rtmp_and_hls() {
     // HLS now: ffmpeg starts three 3 s segments back, i.e. across the restarts.
     let u = m3u8.clone();
     let hls = tokio::task::spawn_blocking(move || {
-        Command::new("timeout").args(["20", "ffmpeg", "-v", "error", "-i", &u, "-t", "8", "-f", "null", "-"]).output().unwrap()
+        Command::new("timeout")
+            .args(["20", "ffmpeg", "-v", "error", "-i", &u, "-t", "8", "-f", "null", "-"])
+            .output()
+            .unwrap()
     });
     // 24 s of media from ~2 s after A: done ~30 s after A unless a track stalls (ffmpeg
     // then waits for it forever).
@@ -487,7 +571,14 @@ async fn chromium_plays_rtmp_over_whep() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let ctx = || format!("webrtc.mjs exit {:?}\nstdout:\n{stdout}\nstderr:\n{}\nserver log:\n{}", out.status, String::from_utf8_lossy(&out.stderr), s.log());
+    let ctx = || {
+        format!(
+            "webrtc.mjs exit {:?}\nstdout:\n{stdout}\nstderr:\n{}\nserver log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            s.log()
+        )
+    };
     let r: Value = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -496,7 +587,12 @@ async fn chromium_plays_rtmp_over_whep() {
     let v = &r["viewer"];
     println!(
         "Chromium (WHEP) viewer of an RTMP publish: first frame after {} s, {} frames decoded at {}x{}, audio samples {} -> {}",
-        v["first_frame_secs"], v["frames_decoded"], v["width"], v["height"], v["audio_samples"][0], v["audio_samples"][1]
+        v["first_frame_secs"],
+        v["frames_decoded"],
+        v["width"],
+        v["height"],
+        v["audio_samples"][0],
+        v["audio_samples"][1]
     );
     assert!(v["frames_decoded"].as_u64().unwrap_or(0) > 0, "no video frame decoded: {r}\n{}", ctx());
     assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(1280), Some(720)), "{r}");
@@ -522,7 +618,8 @@ async fn transcode_cost(s: &Server, name: &str, bridge: &str, secs: u64) -> (f64
     let last = stream_stat(s, name).await;
     let dt = t.elapsed().as_secs_f64();
     assert!(bridges(&last).contains(&bridge.to_owned()), "{bridge} stopped while watched: {last}");
-    let cpu = last["audio_transcode_cpu_ms"].as_u64().unwrap() as f64 - first["audio_transcode_cpu_ms"].as_u64().unwrap() as f64;
+    let cpu = last["audio_transcode_cpu_ms"].as_u64().unwrap() as f64
+        - first["audio_transcode_cpu_ms"].as_u64().unwrap() as f64;
     (cpu / dt, last)
 }
 
@@ -548,7 +645,8 @@ async fn audio_transcode_cpu_and_lazy_bridges() {
     let (_viewer, done) = wait_line(viewer, "done", Duration::from_secs(20)).await;
     assert_eq!(done["delete_status"], 200, "{done}");
     assert!(done["audio_frames"].as_u64().unwrap_or(0) > 0, "{done}");
-    wait_bridges(&s, &room.name, |v| v.is_empty(), "rtmp->webrtc after the WHEP viewer left", Duration::from_secs(5)).await;
+    wait_bridges(&s, &room.name, |v| v.is_empty(), "rtmp->webrtc after the WHEP viewer left", Duration::from_secs(5))
+        .await;
 
     // WHIP (Opus) watched over HTTP-FLV: webrtc->rtmp (Opus → AAC).
     let room = s.room().await;
@@ -562,7 +660,14 @@ async fn audio_transcode_cpu_and_lazy_bridges() {
     let (per_s, last) = transcode_cost(&s, &room.name, "webrtc->rtmp", 6).await;
     rows.push(("WHIP → HTTP-FLV: Opus → AAC (webrtc->rtmp)", per_s, last));
     drop(reader);
-    wait_bridges(&s, &room.name, |v| v.is_empty(), "webrtc->rtmp after the HTTP-FLV viewer left", Duration::from_secs(5)).await;
+    wait_bridges(
+        &s,
+        &room.name,
+        |v| v.is_empty(),
+        "webrtc->rtmp after the HTTP-FLV viewer left",
+        Duration::from_secs(5),
+    )
+    .await;
 
     println!("\naudio transcoding CPU per stream (/stat.json audio_transcode_cpu_ms, 6 s while watched)");
     println!("| bridge | CPU ms per s of media | µs per 20 ms frame | stream audio |\n|---|---|---|---|");

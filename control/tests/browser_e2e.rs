@@ -21,7 +21,11 @@ fn require_browser_tools(dir: &Path) {
         node.map(|o| o.status.success()).unwrap_or(false),
         "node is missing: the browser test runs tests/browser/play.mjs with Node.js (run .ci/run)"
     );
-    for p in ["node_modules/playwright-core/package.json", "node_modules/hls.js/dist/hls.js", "node_modules/mpegts.js/dist/mpegts.js"] {
+    for p in [
+        "node_modules/playwright-core/package.json",
+        "node_modules/hls.js/dist/hls.js",
+        "node_modules/mpegts.js/dist/mpegts.js",
+    ] {
         assert!(
             dir.join(p).exists(),
             "{} is missing: run .ci/run (it runs `npm ci --prefix tests/browser`)",
@@ -49,7 +53,9 @@ async fn chromium_plays_hls_flv_and_websocket_flv() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(r) = s.client.get(&hls).send().await {
-            if r.status() == 200 && r.text().await.unwrap_or_default().lines().filter(|l| l.ends_with(".ts")).count() >= 2 {
+            if r.status() == 200
+                && r.text().await.unwrap_or_default().lines().filter(|l| l.ends_with(".ts")).count() >= 2
+            {
                 break;
             }
         }
@@ -73,7 +79,8 @@ async fn chromium_plays_hls_flv_and_websocket_flv() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     println!("play.mjs took {:.1} s\n{stdout}", started.elapsed().as_secs_f64());
-    let ctx = || format!("play.mjs exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}", out.status, s.log());
+    let ctx =
+        || format!("play.mjs exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}", out.status, s.log());
 
     let results: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     for player in ["hls", "flv", "ws"] {
@@ -83,8 +90,14 @@ async fn chromium_plays_hls_flv_and_websocket_flv() {
             .unwrap_or_else(|| panic!("no result for the {player} player\n{}", ctx()));
         let advance = r["advance"].as_f64().unwrap_or(0.0);
         assert!(advance >= 3.0, "{player}: currentTime advanced {advance} s, want >= 3 s: {r}\n{}", ctx());
-        assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(1280), Some(720)), "{player}: video size: {r}\n{}", ctx());
-        let fatal: Vec<&Value> = r["errors"].as_array().map(|e| e.iter().filter(|e| e["fatal"] == true).collect()).unwrap_or_default();
+        assert_eq!(
+            (r["width"].as_u64(), r["height"].as_u64()),
+            (Some(1280), Some(720)),
+            "{player}: video size: {r}\n{}",
+            ctx()
+        );
+        let fatal: Vec<&Value> =
+            r["errors"].as_array().map(|e| e.iter().filter(|e| e["fatal"] == true).collect()).unwrap_or_default();
         assert!(fatal.is_empty(), "{player}: fatal player errors {fatal:?}\n{}", ctx());
         assert!(r["audio_bytes"].as_u64().unwrap_or(0) > 0, "{player}: no AAC decoded: {r}\n{}", ctx());
         assert_eq!(r["ok"], true, "{player}: {r}\n{}", ctx());

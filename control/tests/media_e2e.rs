@@ -195,13 +195,10 @@ async fn stalled_player_is_bounded_and_harmless() {
         "memory grew from {rss_before} kB to {rss_after} kB with stalled players"
     );
     let stat = s.stat_json().await;
-    let dropped: u64 = stat["streams"][0]["clients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["dropped"].as_u64().unwrap_or(0))
-        .sum();
-    let total_dropped: u64 = stat["shards"].as_array().unwrap().iter().map(|x| x["dropped_frames"].as_u64().unwrap()).sum();
+    let dropped: u64 =
+        stat["streams"][0]["clients"].as_array().unwrap().iter().map(|c| c["dropped"].as_u64().unwrap_or(0)).sum();
+    let total_dropped: u64 =
+        stat["shards"].as_array().unwrap().iter().map(|x| x["dropped_frames"].as_u64().unwrap()).sum();
     assert!(dropped + total_dropped > 0, "stalled players must have frames dropped: {stat}");
     drop(stalled);
 }
@@ -346,7 +343,19 @@ async fn stat_and_control_drop() {
 
     let c = reqwest::Client::new();
     let xml = c.get(format!("{}/stat", s.http)).send().await.unwrap().text().await.unwrap();
-    for tag in ["<rtmp>", "<server>", "<application>", "<live>", "<stream>", "<client>", "<publishing/>", "<nclients>2</nclients>", "<meta>", "<video>", "<audio>"] {
+    for tag in [
+        "<rtmp>",
+        "<server>",
+        "<application>",
+        "<live>",
+        "<stream>",
+        "<client>",
+        "<publishing/>",
+        "<nclients>2</nclients>",
+        "<meta>",
+        "<video>",
+        "<audio>",
+    ] {
         assert!(xml.contains(tag), "{tag} missing:\n{xml}");
     }
     assert!(xml.contains(&format!("<name>{}</name>", room.name)));

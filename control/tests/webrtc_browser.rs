@@ -62,7 +62,9 @@ async fn chromium_publishes_and_plays_over_whip_whep_and_websocket() {
     require_browser_tools(&root.join("tests/browser"));
 
     let base = media::free_port().to_string();
-    let s = Server::start(&[("MICROVIBE__WEBRTC__UDP_PORT_BASE", &base), ("MICROVIBE__WEBRTC__CANDIDATES", "127.0.0.1")]).await;
+    let s =
+        Server::start(&[("MICROVIBE__WEBRTC__UDP_PORT_BASE", &base), ("MICROVIBE__WEBRTC__CANDIDATES", "127.0.0.1")])
+            .await;
     // A room ends with its publisher: one room per scenario.
     let whip = s.room().await;
     let ws = s.room().await;
@@ -96,10 +98,15 @@ async fn chromium_publishes_and_plays_over_whip_whep_and_websocket() {
     for l in stdout.lines() {
         println!("{l}");
     }
-    let ctx = || format!("webrtc.mjs exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}", out.status, s.log());
+    let ctx =
+        || format!("webrtc.mjs exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}", out.status, s.log());
     let results: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let find = |name: &str| {
-        results.iter().find(|r| r["scenario"] == name).cloned().unwrap_or_else(|| panic!("no result for {name}\n{}", ctx()))
+        results
+            .iter()
+            .find(|r| r["scenario"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no result for {name}\n{}", ctx()))
     };
 
     for name in ["whip", "ws"] {
@@ -107,13 +114,21 @@ async fn chromium_publishes_and_plays_over_whip_whep_and_websocket() {
         let v = &r["viewer"];
         assert!(v["frames_decoded"].as_u64().unwrap_or(0) > 0, "{name}: no video frame decoded: {r}\n{}", ctx());
         let samples = v["audio_samples"].as_array().cloned().unwrap_or_default();
-        let (a0, a1) = (samples.first().and_then(Value::as_u64).unwrap_or(0), samples.get(1).and_then(Value::as_u64).unwrap_or(0));
+        let (a0, a1) =
+            (samples.first().and_then(Value::as_u64).unwrap_or(0), samples.get(1).and_then(Value::as_u64).unwrap_or(0));
         assert!(a0 > 0 && a1 > a0, "{name}: audio totalSamplesReceived did not grow ({a0} -> {a1}): {r}\n{}", ctx());
-        assert!(v["width"].as_u64().unwrap_or(0) > 0 && v["height"].as_u64().unwrap_or(0) > 0, "{name}: no video size: {r}");
+        assert!(
+            v["width"].as_u64().unwrap_or(0) > 0 && v["height"].as_u64().unwrap_or(0) > 0,
+            "{name}: no video size: {r}"
+        );
         assert_eq!(r["ok"], true, "{name}: {r}\n{}", ctx());
     }
     let r = find("whip");
-    assert_eq!((r["whip_delete_status"].as_u64(), r["whep_delete_status"].as_u64()), (Some(200), Some(200)), "DELETE statuses: {r}");
+    assert_eq!(
+        (r["whip_delete_status"].as_u64(), r["whep_delete_status"].as_u64()),
+        (Some(200), Some(200)),
+        "DELETE statuses: {r}"
+    );
     let r = find("ws");
     assert_eq!(r["viewer_messages"]["ok"], true, "ws: viewer_count >= 1 and stream_state live: {r}");
     assert_eq!(r["publisher_ended"]["ok"], true, "ws: the publisher is told the stream ended: {r}");

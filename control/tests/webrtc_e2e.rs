@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 const NETNS_ENV: &str = "MICROVIBE_WEBRTC_E2E_IN_NETNS";
 
 fn python() -> PathBuf {
-    let py = std::env::var_os("AIORTC_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/aiortc-venv/bin/python"));
+    let py = std::env::var_os("AIORTC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/aiortc-venv/bin/python"));
     let ok = Command::new(&py).args(["-c", "import aiortc, av"]).status().map(|s| s.success()).unwrap_or(false);
     assert!(
         ok,
@@ -104,7 +106,8 @@ async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
     let room = s.room().await;
     let whip = format!("{}/whip/{}", s.api, room.name);
     let whep = format!("{}/whep/{}", s.api, room.name);
-    let publisher = Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", codec, "--seconds", "40", "--delete"]);
+    let publisher =
+        Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", codec, "--seconds", "40", "--delete"]);
     let created = publisher.wait("created", Duration::from_secs(20));
     assert_eq!(created["status"], 201, "{created}\n{}", s.log());
     assert!(created["location"].as_str().unwrap().starts_with(&format!("/whip/{}/", room.name)));
@@ -157,7 +160,11 @@ async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
     assert_eq!(sessions, 0, "{stat}");
     if lossy {
         let sum = |k: &str| -> u64 { stat["shards"].as_array().unwrap().iter().map(|x| x[k].as_u64().unwrap()).sum() };
-        println!("under loss: retransmits {} nacks sent upstream {}", sum("webrtc_retransmits"), sum("webrtc_nacks_sent"));
+        println!(
+            "under loss: retransmits {} nacks sent upstream {}",
+            sum("webrtc_retransmits"),
+            sum("webrtc_nacks_sent")
+        );
         assert!(sum("webrtc_retransmits") + sum("webrtc_nacks_sent") > 0, "NACK never used under loss: {stat}");
     }
 }
@@ -192,8 +199,11 @@ async fn whip_whep_errors() {
     let room = s.room().await;
     let c = reqwest::Client::new();
     let whip = format!("{}/whip/{}", s.api, room.name);
-    let offer = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../engine/testdata/webrtc/chromium_publisher_offer.sdp"))
-        .expect("the captured Chromium publisher offer under engine/testdata/webrtc");
+    let offer = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../engine/testdata/webrtc/chromium_publisher_offer.sdp"
+    ))
+    .expect("the captured Chromium publisher offer under engine/testdata/webrtc");
     let post = |url: String, key: Option<&str>, ct: &str, body: String| {
         let mut r = c.post(url).header("content-type", ct).body(body);
         if let Some(k) = key {
@@ -207,8 +217,18 @@ async fn whip_whep_errors() {
     let r = post(whip.clone(), Some(&room.key), "application/sdp", "v=0\r\nnot sdp".into()).await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("SDP"));
-    assert_eq!(post(format!("{}/whip/nosuch", s.api), Some(&room.key), "application/sdp", offer.clone()).await.unwrap().status(), 404);
-    assert_eq!(post(format!("{}/whep/{}", s.api, room.name), None, "application/sdp", offer.clone()).await.unwrap().status(), 404, "not live");
+    assert_eq!(
+        post(format!("{}/whip/nosuch", s.api), Some(&room.key), "application/sdp", offer.clone())
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        post(format!("{}/whep/{}", s.api, room.name), None, "application/sdp", offer.clone()).await.unwrap().status(),
+        404,
+        "not live"
+    );
     assert_eq!(c.get(&whip).send().await.unwrap().status(), 405);
     let r = c.request(reqwest::Method::OPTIONS, &whip).send().await.unwrap();
     assert_eq!(r.status(), 204);
@@ -278,7 +298,8 @@ async fn whip_to_rtmp_flv_hls() {
     let s = start().await;
     let room = s.room().await;
     let whip = format!("{}/whip/{}", s.api, room.name);
-    let publisher = Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", "h264", "--seconds", "60", "--tone"]);
+    let publisher =
+        Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", "h264", "--seconds", "60", "--tone"]);
     let created = publisher.wait("created", Duration::from_secs(20));
     assert_eq!(created["status"], 201, "{created}");
     s.wait_status(room.id, "live", Duration::from_secs(10)).await;
@@ -315,7 +336,21 @@ async fn whip_to_rtmp_flv_hls() {
         let u = url.clone();
         let info = tokio::task::spawn_blocking(move || {
             Command::new("timeout")
-                .args(["40", "ffmpeg", "-hide_banner", "-i", &u, "-t", "3", "-vn", "-af", "volumedetect", "-f", "null", "-"])
+                .args([
+                    "40",
+                    "ffmpeg",
+                    "-hide_banner",
+                    "-i",
+                    &u,
+                    "-t",
+                    "3",
+                    "-vn",
+                    "-af",
+                    "volumedetect",
+                    "-f",
+                    "null",
+                    "-",
+                ])
                 .output()
                 .unwrap()
         })
@@ -346,7 +381,10 @@ async fn check_outputs(s: &Server, name: &str) -> Vec<(&'static str, bool, Strin
         let (ok, err) = tokio::task::spawn_blocking(move || media::decode(&u, 3)).await.unwrap();
         let u = url.clone();
         let streams = tokio::task::spawn_blocking(move || media::ffprobe(&u)).await.unwrap();
-        let good = ok && err.trim().is_empty() && streams.iter().any(|x| x.0 == "h264") && streams.iter().any(|x| x.0 == "aac");
+        let good = ok
+            && err.trim().is_empty()
+            && streams.iter().any(|x| x.0 == "h264")
+            && streams.iter().any(|x| x.0 == "aac");
         rows.push((label, good, format!("{streams:?} {}", err.trim())));
     }
     let (http, n) = (s.http.clone(), name.to_owned());
@@ -364,7 +402,9 @@ async fn check_outputs(s: &Server, name: &str) -> Vec<(&'static str, bool, Strin
             let u = m3u8.clone();
             let streams = tokio::task::spawn_blocking(move || media::ffprobe(&u)).await.unwrap();
             (ok, detail) = cell(
-                dok && err.trim().is_empty() && streams.iter().any(|x| x.0 == "h264") && streams.iter().any(|x| x.0 == "aac"),
+                dok && err.trim().is_empty()
+                    && streams.iter().any(|x| x.0 == "h264")
+                    && streams.iter().any(|x| x.0 == "aac"),
                 format!("{streams:?} {}", err.trim()),
             );
             break;
@@ -400,7 +440,8 @@ async fn any_input_to_any_output_matrix() {
     // WebRTC in (H.264 + Opus tone).
     let room = s.room().await;
     let whip = format!("{}/whip/{}", s.api, room.name);
-    let publisher = Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", "h264", "--seconds", "90", "--tone"]);
+    let publisher =
+        Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", "h264", "--seconds", "90", "--tone"]);
     assert_eq!(publisher.wait("created", Duration::from_secs(20))["status"], 201);
     s.wait_status(room.id, "live", Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -410,7 +451,11 @@ async fn any_input_to_any_output_matrix() {
     drop(publisher);
     println!("\n| in \\ out | result | detail |\n|---|---|---|");
     for (i, o, ok, d) in &table {
-        println!("| {i} → {o} | {} | {} |", if *ok { "plays" } else { "FAILS" }, d.chars().take(160).collect::<String>());
+        println!(
+            "| {i} → {o} | {} | {} |",
+            if *ok { "plays" } else { "FAILS" },
+            d.chars().take(160).collect::<String>()
+        );
     }
     let failed: Vec<_> = table.iter().filter(|r| !r.2).map(|r| format!("{} → {}: {}", r.0, r.1, r.3)).collect();
     assert!(failed.is_empty(), "{failed:#?}\n{}", s.log());

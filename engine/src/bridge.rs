@@ -22,7 +22,8 @@ const AUDIO_SSRC: u32 = 0x4155_4430;
 
 fn rtp_bytes(ssrc: u32, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Bytes {
     let mut v = Vec::with_capacity(12 + payload.len());
-    RtpHeader { payload_type: 0, marker, sequence_number: seq, timestamp: ts, ssrc, extension: None }.write(payload, &mut v);
+    RtpHeader { payload_type: 0, marker, sequence_number: seq, timestamp: ts, ssrc, extension: None }
+        .write(payload, &mut v);
     Bytes::from(v)
 }
 
@@ -81,7 +82,10 @@ impl RtmpToRtc {
                     tracing::debug!(error = %e, "video frame not packetized");
                 }
                 for p in self.scratch.drain(..) {
-                    out.push(Frame::rtp(MediaKind::RtpVideo, rtp_bytes(VIDEO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload)));
+                    out.push(Frame::rtp(
+                        MediaKind::RtpVideo,
+                        rtp_bytes(VIDEO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload),
+                    ));
                 }
             }
             MediaKind::Audio => {
@@ -92,7 +96,10 @@ impl RtmpToRtc {
                         Ok(()) => {
                             while let Some(p) = a.poll_output() {
                                 self.audio_frames += 1;
-                                out.push(Frame::rtp(MediaKind::RtpAudio, rtp_bytes(AUDIO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload)));
+                                out.push(Frame::rtp(
+                                    MediaKind::RtpAudio,
+                                    rtp_bytes(AUDIO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload),
+                                ));
                             }
                         }
                         // One bad frame: skip it (it is concealed by the timeline).
@@ -167,7 +174,8 @@ impl RtcToRtmp {
     pub fn new(now: Instant, h264: bool) -> Self {
         let mut warnings = vec![];
         if !h264 {
-            warnings.push("the WebRTC publisher sends VP8/VP9, not H.264: RTMP, HTTP-FLV and HLS carry audio only".into());
+            warnings
+                .push("the WebRTC publisher sends VP8/VP9, not H.264: RTMP, HTTP-FLV and HLS carry audio only".into());
         }
         #[cfg(not(feature = "fdk-aac"))]
         warnings.push("built without the fdk-aac feature: RTMP, HTTP-FLV and HLS carry no audio from WebRTC".into());
@@ -220,7 +228,8 @@ impl RtcToRtmp {
                     }
                 }
             }
-            MediaKind::RtpAudio => {
+            MediaKind::RtpAudio =>
+            {
                 #[cfg(feature = "fdk-aac")]
                 if let Some(a) = &mut self.audio {
                     let t0 = Instant::now();

@@ -116,10 +116,6 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// The number of shards to run.
     pub fn shard_count(&self) -> usize {
-        if self.shards > 0 {
-            self.shards
-        } else {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-        }
+        if self.shards > 0 { self.shards } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
     }
 }

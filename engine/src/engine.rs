@@ -344,7 +344,9 @@ fn run_shard(i: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender
         let _ = ready.send(Err(StartError::Runtime {
             shard: i,
             driver: "io_uring",
-            source: std::io::Error::other("io_uring is not available (kernel, seccomp or RLIMIT_MEMLOCK); use engine.io = \"epoll\" or \"auto\""),
+            source: std::io::Error::other(
+                "io_uring is not available (kernel, seccomp or RLIMIT_MEMLOCK); use engine.io = \"epoll\" or \"auto\"",
+            ),
         }));
         return;
     }

@@ -59,7 +59,15 @@ impl Frame {
 
     /// A WebRTC publisher's RTP packet (`payload` is the whole plain RTP packet).
     pub fn rtp(kind: MediaKind, packet: Bytes) -> Frame {
-        Frame { kind, timestamp: 0, payload: packet, keyframe: false, header: false, rtmp: OnceLock::new(), flv: OnceLock::new() }
+        Frame {
+            kind,
+            timestamp: 0,
+            payload: packet,
+            keyframe: false,
+            header: false,
+            rtmp: OnceLock::new(),
+            flv: OnceLock::new(),
+        }
     }
 
     /// RTP (WebRTC) rather than FLV-tag media.
@@ -106,7 +114,12 @@ impl Frame {
                     MediaKind::Video | MediaKind::RtpVideo => CSID_VIDEO,
                     MediaKind::Data => CSID_DATA,
                 };
-                let h = MessageHeader { csid, timestamp: self.timestamp, type_id: self.type_id(), stream_id: PLAY_STREAM_ID };
+                let h = MessageHeader {
+                    csid,
+                    timestamp: self.timestamp,
+                    type_id: self.type_id(),
+                    stream_id: PLAY_STREAM_ID,
+                };
                 // Payloads are bounded by the max message size (< 16 MiB), so encoding cannot fail.
                 encode_message_bytes(chunk_size, &h, &self.payload).unwrap_or_default()
             })

@@ -57,7 +57,11 @@ impl GopCache {
         self.bytes += f.len();
         self.frames.push_back(f.clone());
         if has_video {
-            let span = self.frames.back().map_or(0, |b| b.timestamp).wrapping_sub(self.frames.front().map_or(0, |a| a.timestamp));
+            let span = self
+                .frames
+                .back()
+                .map_or(0, |b| b.timestamp)
+                .wrapping_sub(self.frames.front().map_or(0, |a| a.timestamp));
             if self.bytes > self.max_bytes || span > self.max_ms {
                 self.clear_frames();
                 self.overflowed = true;
@@ -65,7 +69,11 @@ impl GopCache {
         } else {
             // Audio-only: keep a sliding window.
             while self.bytes > self.max_bytes
-                || self.frames.back().map_or(0, |b| b.timestamp).wrapping_sub(self.frames.front().map_or(0, |a| a.timestamp))
+                || self
+                    .frames
+                    .back()
+                    .map_or(0, |b| b.timestamp)
+                    .wrapping_sub(self.frames.front().map_or(0, |a| a.timestamp))
                     > self.max_ms.min(2_000)
             {
                 match self.frames.pop_front() {
@@ -113,10 +121,18 @@ mod tests {
     fn video(ts: u32, key: bool) -> Arc<Frame> {
         // FLV AVC NALU tag: frame type 1 (key) / 2 (inter), codec 7, packet type 1, cts 0, one NAL.
         let b0 = if key { 0x17 } else { 0x27 };
-        Arc::new(Frame::new(MediaKind::Video, ts, Bytes::from(vec![b0, 1, 0, 0, 0, 0, 0, 0, 1, if key { 0x65 } else { 0x41 }])))
+        Arc::new(Frame::new(
+            MediaKind::Video,
+            ts,
+            Bytes::from(vec![b0, 1, 0, 0, 0, 0, 0, 0, 1, if key { 0x65 } else { 0x41 }]),
+        ))
     }
     fn vheader() -> Arc<Frame> {
-        Arc::new(Frame::new(MediaKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe0, 0xe0])))
+        Arc::new(Frame::new(
+            MediaKind::Video,
+            0,
+            Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe0, 0xe0]),
+        ))
     }
 
     #[test]

@@ -121,9 +121,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
         (_, Some(c)) => c.contains("keep-alive"),
         _ => false,
     };
-    let has_body = headers.iter().any(|(k, v)| {
-        (k == "content-length" && v.trim() != "0") || (k == "transfer-encoding" && !v.is_empty())
-    });
+    let has_body = headers
+        .iter()
+        .any(|(k, v)| (k == "content-length" && v.trim() != "0") || (k == "transfer-encoding" && !v.is_empty()));
     Ok(Some((
         Request {
             method: req.method.unwrap_or("").to_owned(),

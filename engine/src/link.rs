@@ -33,9 +33,14 @@ impl Protocol {
 /// The control plane's answer to a publish request.
 #[derive(Debug, Clone)]
 pub enum PublishDecision {
-    Allow { room_id: i64, stream_name: String },
+    Allow {
+        room_id: i64,
+        stream_name: String,
+    },
     /// `reason` is shown to the client (no secrets).
-    Deny { reason: String },
+    Deny {
+        reason: String,
+    },
 }
 
 /// What a live stream carries, once its codec headers are known.
@@ -65,13 +70,31 @@ pub enum EngineEvent {
         protocol: Protocol,
         reply: futures_channel::oneshot::Sender<PublishDecision>,
     },
-    PublishStarted { room_id: i64, stream_name: String },
+    PublishStarted {
+        room_id: i64,
+        stream_name: String,
+    },
     /// Codec information became known (or changed).
-    StreamInfo { room_id: i64, stream_name: String, info: StreamInfo },
+    StreamInfo {
+        room_id: i64,
+        stream_name: String,
+        info: StreamInfo,
+    },
     /// The publisher is gone for good (after the grace period).
-    PublishEnded { room_id: i64, stream_name: String },
-    PlayerJoined { room_id: i64, stream_name: String, protocol: Protocol },
-    PlayerLeft { room_id: i64, stream_name: String, protocol: Protocol },
+    PublishEnded {
+        room_id: i64,
+        stream_name: String,
+    },
+    PlayerJoined {
+        room_id: i64,
+        stream_name: String,
+        protocol: Protocol,
+    },
+    PlayerLeft {
+        room_id: i64,
+        stream_name: String,
+        protocol: Protocol,
+    },
 }
 
 /// Control plane → a shard.

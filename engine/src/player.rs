@@ -276,7 +276,10 @@ unsafe impl monoio::buf::IoVecBuf for IoVecs {
 }
 
 /// Writes `bufs` with as few vectored writes as possible.
-pub async fn write_all_vectored<W: monoio::io::AsyncWriteRent>(w: &mut W, mut bufs: Vec<Bytes>) -> std::io::Result<usize> {
+pub async fn write_all_vectored<W: monoio::io::AsyncWriteRent>(
+    w: &mut W,
+    mut bufs: Vec<Bytes>,
+) -> std::io::Result<usize> {
     use monoio::io::AsyncWriteRentExt;
     let mut total = 0;
     while !bufs.is_empty() {

@@ -16,8 +16,8 @@ use crate::link::Protocol;
 use crate::player::{Batch, Player, PlayerEnd};
 use crate::proto::webrtc::sdp::Role;
 use crate::proto::webrtc::{
-    AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtpPacket, SessionConfig,
-    SessionEvent, WebRtcSession, build_answer, stun,
+    AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtpPacket, SessionConfig, SessionEvent,
+    WebRtcSession, build_answer, stun,
 };
 use crate::shard::{PlayError, PublisherCtl, Shard};
 use std::cell::{Cell, RefCell};
@@ -162,7 +162,14 @@ impl RtcShard {
         // SAFETY: a sendto on our own non-blocking socket with a valid buffer and
         // sockaddr; failures (EAGAIN) drop the datagram.
         let n = unsafe {
-            libc::sendto(self.fd, data.as_ptr() as *const libc::c_void, data.len(), 0, &addr as *const _ as *const libc::sockaddr, len)
+            libc::sendto(
+                self.fd,
+                data.as_ptr() as *const libc::c_void,
+                data.len(),
+                0,
+                &addr as *const _ as *const libc::sockaddr,
+                len,
+            )
         };
         if n > 0 {
             shard.stats().bytes_out.fetch_add(n as u64, Ordering::Relaxed);
@@ -371,7 +378,9 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 
 /// Creates a session on this shard (called through [`ShardMsg::RtcCreate`]).
 pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String) -> Result<RtcAnswer, RtcError> {
-    let Some(r) = rtc() else { return Err(RtcError::Unavailable("WebRTC is disabled (webrtc.udp_port_base = 0)".into())) };
+    let Some(r) = rtc() else {
+        return Err(RtcError::Unavailable("WebRTC is disabled (webrtc.udp_port_base = 0)".into()));
+    };
     if r.sessions.borrow().len() >= MAX_SESSIONS {
         return Err(RtcError::Unavailable("too many WebRTC sessions on this shard".into()));
     }
@@ -440,7 +449,9 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
         let codecs = PublisherCodecs {
             video: v.as_ref().map(|m| m.codec),
             h264_profile: v.as_ref().and_then(|m| {
-                m.fmtp.split(';').find_map(|p| p.trim().strip_prefix("profile-level-id=").map(|x| x.to_ascii_lowercase()))
+                m.fmtp
+                    .split(';')
+                    .find_map(|p| p.trim().strip_prefix("profile-level-id=").map(|x| x.to_ascii_lowercase()))
             }),
         };
         shard.shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), codecs);
@@ -448,7 +459,12 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
         r.publishers.borrow_mut().insert(stream.clone(), sid);
     } else {
         let addr = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
-        let player = Rc::new(Player::new(shard.shared.next_id(), Protocol::WebRtc, addr, crate::flv_play::limits_unmerged(&shard)));
+        let player = Rc::new(Player::new(
+            shard.shared.next_id(),
+            Protocol::WebRtc,
+            addr,
+            crate::flv_play::limits_unmerged(&shard),
+        ));
         let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.flv_wait).await {
             Ok(id) => id,
             Err(PlayError::NotFound) => return Err(RtcError::NotLive),

@@ -210,11 +210,21 @@ impl Conn {
         Ok(())
     }
 
-    async fn on_publish(self: &Rc<Self>, stream_id: u32, app: String, name: String, query: Option<String>) -> Result<(), String> {
+    async fn on_publish(
+        self: &Rc<Self>,
+        stream_id: u32,
+        app: String,
+        name: String,
+        query: Option<String>,
+    ) -> Result<(), String> {
         let shard = &self.shard;
         let cfg = &shard.shared.cfg;
         if !matches!(*self.role.borrow(), Role::None) {
-            return self.reject_publish(stream_id, "NetStream.Publish.BadName", "this connection already publishes or plays");
+            return self.reject_publish(
+                stream_id,
+                "NetStream.Publish.BadName",
+                "this connection already publishes or plays",
+            );
         }
         // The key is the stream name, or `?key=` when given.
         let key = query
@@ -234,7 +244,11 @@ impl Conn {
             Ok(Ok(d)) => d,
             _ => {
                 tracing::warn!(addr = %self.addr, "publish authorization timed out");
-                return self.reject_publish(stream_id, "NetStream.Publish.Failed", "authorization unavailable; try again");
+                return self.reject_publish(
+                    stream_id,
+                    "NetStream.Publish.Failed",
+                    "authorization unavailable; try again",
+                );
             }
         };
         let (room_id, stream_name) = match decision {
@@ -256,7 +270,8 @@ impl Conn {
         });
         match shard.claim_stream(&stream_name, room_id, ctl.clone()).await {
             Ok(pub_id) => {
-                *self.role.borrow_mut() = Role::Publishing { stream_id, name: Arc::from(stream_name.as_str()), pub_id, ctl };
+                *self.role.borrow_mut() =
+                    Role::Publishing { stream_id, name: Arc::from(stream_name.as_str()), pub_id, ctl };
                 self.session.borrow_mut().accept_publish(stream_id).map_err(|e| e.to_string())?;
                 tracing::info!(addr = %self.addr, stream = %stream_name, room = room_id, "publishing");
                 Ok(())
@@ -291,12 +306,14 @@ impl Conn {
             self.closing.set(true);
             return Ok(());
         }
-        let player = Rc::new(Player::new(shard.shared.next_id(), Protocol::Rtmp, self.addr, crate::flv_play::limits(&shard)));
+        let player =
+            Rc::new(Player::new(shard.shared.next_id(), Protocol::Rtmp, self.addr, crate::flv_play::limits(&shard)));
         player.set_fd(self.fd);
         let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.play_wait).await {
             Ok(r) => r,
             Err(e) => {
-                let why = if e == PlayError::ShuttingDown { "server shutting down" } else { "stream not found or not live" };
+                let why =
+                    if e == PlayError::ShuttingDown { "server shutting down" } else { "stream not found or not live" };
                 self.session
                     .borrow_mut()
                     .reject_play(stream_id, "NetStream.Play.StreamNotFound", why)

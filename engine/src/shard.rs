@@ -26,28 +26,69 @@ pub type Reply<T> = futures_channel::oneshot::Sender<T>;
 pub enum ShardMsg {
     Command(Command),
     /// To the home: a publisher (on `shard`) wants the stream.
-    Claim { name: String, room_id: i64, pub_id: u64, shard: usize, reply: Reply<Result<(), String>> },
+    Claim {
+        name: String,
+        room_id: i64,
+        pub_id: u64,
+        shard: usize,
+        reply: Reply<Result<(), String>>,
+    },
     /// To the home: a publisher's media.
-    PublisherFrame { name: Arc<str>, pub_id: u64, frame: Arc<Frame> },
+    PublisherFrame {
+        name: Arc<str>,
+        pub_id: u64,
+        frame: Arc<Frame>,
+    },
     /// To the home: a publisher's connection ended.
-    PublisherGone { name: String, pub_id: u64 },
+    PublisherGone {
+        name: String,
+        pub_id: u64,
+    },
     /// To the home: `shard` has players (or waiting players) of `name`.
-    Subscribe { name: String, shard: usize },
-    Unsubscribe { name: String, shard: usize },
+    Subscribe {
+        name: String,
+        shard: usize,
+    },
+    Unsubscribe {
+        name: String,
+        shard: usize,
+    },
     /// Home → subscriber: the stream's current start (headers + GOP).
-    Snapshot { name: String, room_id: i64, frames: Vec<Arc<Frame>>, seq: u64 },
+    Snapshot {
+        name: String,
+        room_id: i64,
+        frames: Vec<Arc<Frame>>,
+        seq: u64,
+    },
     /// Home → subscriber: one frame.
-    Frame { name: Arc<str>, frame: Arc<Frame>, seq: u64 },
+    Frame {
+        name: Arc<str>,
+        frame: Arc<Frame>,
+        seq: u64,
+    },
     /// Home → subscriber: the stream is over.
-    StreamEnded { name: String },
+    StreamEnded {
+        name: String,
+    },
     /// Home → a publisher's shard: disconnect it (replaced after going silent).
-    Kick { pub_id: u64 },
+    Kick {
+        pub_id: u64,
+    },
     /// To the home: an HLS playlist (`seq: None`) or segment.
-    Hls { name: String, seq: Option<u64>, reply: Reply<HlsAnswer> },
+    Hls {
+        name: String,
+        seq: Option<u64>,
+        reply: Reply<HlsAnswer>,
+    },
     /// To every shard: what it holds, for /stat.
-    Stats { reply: Reply<crate::stat::ShardSnapshot> },
+    Stats {
+        reply: Reply<crate::stat::ShardSnapshot>,
+    },
     /// To every shard: drop matching clients; replies with the count.
-    DropClients { filter: crate::stat::DropFilter, reply: Reply<usize> },
+    DropClients {
+        filter: crate::stat::DropFilter,
+        reply: Reply<usize>,
+    },
     /// Create a WebRTC session on this shard.
     RtcCreate {
         role: crate::rtc::RtcRole,
@@ -56,13 +97,26 @@ pub enum ShardMsg {
         reply: Reply<Result<crate::rtc::RtcAnswer, crate::rtc::RtcError>>,
     },
     /// End a WebRTC session of this shard.
-    RtcDelete { sid: u64, reply: Reply<bool> },
+    RtcDelete {
+        sid: u64,
+        reply: Reply<bool>,
+    },
     /// To the home: a subscriber wants a keyframe from the publisher.
-    KeyframeRequest { name: String },
+    KeyframeRequest {
+        name: String,
+    },
     /// To the home: `shard` has (`want`) or no longer has WebRTC viewers of `name`.
-    WantRtp { name: String, shard: usize, want: bool },
+    WantRtp {
+        name: String,
+        shard: usize,
+        want: bool,
+    },
     /// To the home: `shard` has (`want`) or no longer has RTMP/FLV players of `name`.
-    WantFlv { name: String, shard: usize, want: bool },
+    WantFlv {
+        name: String,
+        shard: usize,
+        want: bool,
+    },
 }
 
 /// The home's answer to an HLS request.
@@ -186,7 +240,11 @@ impl Shard {
     }
 
     /// The shard's main task: listeners, then the inbox loop until shutdown.
-    pub async fn run(index: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender<Result<(), crate::engine::StartError>>) {
+    pub async fn run(
+        index: usize,
+        shared: Arc<EngineShared>,
+        ready: std::sync::mpsc::Sender<Result<(), crate::engine::StartError>>,
+    ) {
         let shard = Rc::new(Shard { index, shared: shared.clone(), st: RefCell::new(State::default()) });
         SHARD.with(|s| *s.borrow_mut() = Some(shard.clone()));
         let listeners = match crate::listen::start(&shard) {
@@ -618,7 +676,14 @@ impl Shard {
 
     /// One FLV-tag frame at the home: timestamp rebase, codec info, GOP cache,
     /// HLS, and the RTMP → WebRTC bridge while WebRTC viewers exist.
-    fn home_flv(&self, h: &mut HomeStream, name: &str, frame: Arc<Frame>, out: &mut Vec<Arc<Frame>>, events: &mut Vec<EngineEvent>) {
+    fn home_flv(
+        &self,
+        h: &mut HomeStream,
+        name: &str,
+        frame: Arc<Frame>,
+        out: &mut Vec<Arc<Frame>>,
+        events: &mut Vec<EngineEvent>,
+    ) {
         // Rebase timestamps so that players see one continuous clock across publishers.
         let r = &mut h.rebase;
         if r.pending && !frame.header {
@@ -937,12 +1002,20 @@ impl Shard {
         };
         if last {
             let (n, shard) = (name.to_owned(), self.index);
-            let msg = if rtc { ShardMsg::WantRtp { name: n, shard, want: false } } else { ShardMsg::WantFlv { name: n, shard, want: false } };
+            let msg = if rtc {
+                ShardMsg::WantRtp { name: n, shard, want: false }
+            } else {
+                ShardMsg::WantFlv { name: n, shard, want: false }
+            };
             self.to(self.shared.home_of(name), msg);
         }
         self.stats().players[ShardStats::player_slot(player.protocol)].fetch_sub(1, Ordering::Relaxed);
         self.stats().dropped_frames.fetch_add(player.dropped.get(), Ordering::Relaxed);
-        self.shared.events.send(EngineEvent::PlayerLeft { room_id, stream_name: name.to_owned(), protocol: player.protocol });
+        self.shared.events.send(EngineEvent::PlayerLeft {
+            room_id,
+            stream_name: name.to_owned(),
+            protocol: player.protocol,
+        });
         self.maybe_unsubscribe(name);
     }
 
@@ -981,7 +1054,10 @@ impl Shard {
 
     /// Sends a publisher's frame to the stream's home.
     pub fn publish_frame(&self, name: &Arc<str>, pub_id: u64, frame: Frame) {
-        self.to(self.shared.home_of(name), ShardMsg::PublisherFrame { name: name.clone(), pub_id, frame: Arc::new(frame) });
+        self.to(
+            self.shared.home_of(name),
+            ShardMsg::PublisherFrame { name: name.clone(), pub_id, frame: Arc::new(frame) },
+        );
     }
 
     /// A local publisher's connection ended.

@@ -229,7 +229,12 @@ pub async fn json(shard: &Rc<Shard>) -> Response {
     let snaps = gather(shard).await;
     let shared = &shard.shared;
     let mut x = String::from("{");
-    let _ = write!(x, "\"version\":{},\"uptime_secs\":{},", json_str(env!("CARGO_PKG_VERSION")), shared.started.elapsed().as_secs());
+    let _ = write!(
+        x,
+        "\"version\":{},\"uptime_secs\":{},",
+        json_str(env!("CARGO_PKG_VERSION")),
+        shared.started.elapsed().as_secs()
+    );
     x.push_str("\"shards\":[");
     let mut totals = [0u64; 5];
     for (i, st) in shared.stats.iter().enumerate() {
@@ -357,7 +362,8 @@ pub async fn control_drop(shard: &Rc<Shard>, req: &Request, what: &str) -> Respo
     if filter.name.is_none() && filter.addr.is_none() && filter.clientid.is_none() {
         return Response::text(400, "give name, addr or clientid");
     }
-    let n: usize = ask_all(shard, |reply| ShardMsg::DropClients { filter: filter.clone(), reply }).await.into_iter().sum();
+    let n: usize =
+        ask_all(shard, |reply| ShardMsg::DropClients { filter: filter.clone(), reply }).await.into_iter().sum();
     Response::text(200, &n.to_string())
 }
 

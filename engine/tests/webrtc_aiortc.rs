@@ -28,9 +28,7 @@ use std::time::{Duration, Instant};
 
 use engine::proto::webrtc::sdp::{AnswerOptions, Codec, MediaKind, Offer, Role, build_answer};
 use engine::proto::webrtc::stun::{local_ufrag, peek_username};
-use engine::proto::webrtc::{
-    DtlsCertificate, IceCredentials, SessionConfig, SessionEvent, WebRtcSession,
-};
+use engine::proto::webrtc::{DtlsCertificate, IceCredentials, SessionConfig, SessionEvent, WebRtcSession};
 
 const NETNS_ENV: &str = "MICROVIBE_WEBRTC_IN_NETNS";
 
@@ -38,11 +36,7 @@ fn python() -> PathBuf {
     let py = std::env::var_os("AIORTC_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/tmp/aiortc-venv/bin/python"));
-    let ok = Command::new(&py)
-        .args(["-c", "import aiortc, av"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let ok = Command::new(&py).args(["-c", "import aiortc, av"]).status().map(|s| s.success()).unwrap_or(false);
     assert!(
         ok,
         "aiortc is required for this test and was not found with {py:?}.\n\
@@ -59,11 +53,7 @@ fn enter_netns(test_name: &str) -> bool {
         return true;
     }
     let root = unsafe { libc::geteuid() } == 0;
-    let have_unshare = Command::new("unshare")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok();
+    let have_unshare = Command::new("unshare").arg("--help").stdout(Stdio::null()).status().is_ok();
     if !root || !have_unshare {
         eprintln!("not root or no unshare: running on the host's 127.0.0.1");
         return true;
@@ -76,10 +66,7 @@ fn enter_netns(test_name: &str) -> bool {
         .env(NETNS_ENV, "1")
         .status()
         .expect("run unshare");
-    assert!(
-        status.success(),
-        "{test_name} failed inside its network namespace"
-    );
+    assert!(status.success(), "{test_name} failed inside its network namespace");
     false
 }
 
@@ -117,19 +104,12 @@ impl Peer {
                 }
             }
         });
-        Peer {
-            child,
-            stdin,
-            lines,
-            name,
-        }
+        Peer { child, stdin, lines, name }
     }
 
     fn offer(&self) -> String {
-        let v = self
-            .lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("{}: no offer: {e}", self.name));
+        let v =
+            self.lines.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| panic!("{}: no offer: {e}", self.name));
         assert_eq!(v["type"], "offer", "{v}");
         v["sdp"].as_str().unwrap().to_owned()
     }
@@ -201,20 +181,12 @@ fn run(codec: Codec) {
     };
     let mut publisher = Peer::spawn("publisher", &["publish", "--codec", codec_arg]);
     let offer = Offer::parse(&publisher.offer()).expect("aiortc publisher offer");
-    let mut opts = AnswerOptions::new(
-        Role::Publisher,
-        IceCredentials::random(&mut rng),
-        &cert,
-        vec![local],
-    );
+    let mut opts = AnswerOptions::new(Role::Publisher, IceCredentials::random(&mut rng), &cert, vec![local]);
     opts.video_codecs = vec![codec];
     let (answer, pub_neg) = build_answer(&offer, &opts).expect("answer publisher");
     let pv = pub_neg.video.clone().expect("video negotiated");
     assert_eq!(pv.codec, codec);
-    eprintln!(
-        "publisher: {}",
-        engine::proto::webrtc::sdp::answer::summary(&pub_neg)
-    );
+    eprintln!("publisher: {}", engine::proto::webrtc::sdp::answer::summary(&pub_neg));
     publisher.answer(&answer);
 
     let t0 = Instant::now();
@@ -232,48 +204,27 @@ fn run(codec: Codec) {
 
     loop {
         let now = Instant::now();
-        assert!(
-            now < deadline,
-            "timed out: {counts:?} subscriber={sub_stats}"
-        );
+        assert!(now < deadline, "timed out: {counts:?} subscriber={sub_stats}");
 
         // --- (b) start the subscriber once the publisher's video flows ---
         if subscriber.is_none() && counts.rtp.get(&MediaKind::Video).copied().unwrap_or(0) >= 10 {
             let mut sp = Peer::spawn("subscriber", &["subscribe", "--min-frames", "60"]);
             let offer = Offer::parse(&sp.offer()).expect("aiortc subscriber offer");
-            let mut opts = AnswerOptions::new(
-                Role::Subscriber,
-                IceCredentials::random(&mut rng),
-                &cert,
-                vec![local],
-            );
+            let mut opts = AnswerOptions::new(Role::Subscriber, IceCredentials::random(&mut rng), &cert, vec![local]);
             opts.video_codecs = vec![codec];
-            if let Some(plid) = pv
-                .fmtp
-                .split(';')
-                .find_map(|p| p.trim().strip_prefix("profile-level-id="))
-            {
+            if let Some(plid) = pv.fmtp.split(';').find_map(|p| p.trim().strip_prefix("profile-level-id=")) {
                 opts.h264_profiles.insert(0, plid.to_owned());
             }
             let (answer, neg) = build_answer(&offer, &opts).expect("answer subscriber");
-            eprintln!(
-                "subscriber: {}",
-                engine::proto::webrtc::sdp::answer::summary(&neg)
-            );
+            eprintln!("subscriber: {}", engine::proto::webrtc::sdp::answer::summary(&neg));
             sp.answer(&answer);
             sessions.push(WebRtcSession::new(SessionConfig::default(), neg, &cert, now).unwrap());
             subscriber = Some(sp);
         }
 
         // --- receive one datagram (or time out) and route it ---
-        let next = sessions
-            .iter()
-            .filter_map(|s| s.poll_timeout())
-            .min()
-            .unwrap_or(now + Duration::from_millis(20));
-        let wait = next
-            .saturating_duration_since(now)
-            .clamp(Duration::from_millis(1), Duration::from_millis(20));
+        let next = sessions.iter().filter_map(|s| s.poll_timeout()).min().unwrap_or(now + Duration::from_millis(20));
+        let wait = next.saturating_duration_since(now).clamp(Duration::from_millis(1), Duration::from_millis(20));
         socket.set_read_timeout(Some(wait)).unwrap();
         if let Ok((n, from)) = socket.recv_from(&mut buf) {
             let now = Instant::now();
@@ -312,11 +263,7 @@ fn run(codec: Codec) {
                     }
                     SessionEvent::Rtp { kind, packet, .. } if i == PUB => {
                         *counts.rtp.entry(kind).or_default() += 1;
-                        let c = if kind == MediaKind::Video {
-                            codec
-                        } else {
-                            Codec::Opus
-                        };
+                        let c = if kind == MediaKind::Video { codec } else { Codec::Opus };
                         if !payload_ok(c, &packet.payload()) {
                             counts.bad_payloads += 1;
                         }
@@ -392,17 +339,11 @@ fn run(codec: Codec) {
     let audio = counts.rtp.get(&MediaKind::Audio).copied().unwrap_or(0);
     assert!(video >= 60, "video RTP from aiortc: {video}");
     assert!(audio >= 20, "audio RTP from aiortc: {audio}");
-    assert_eq!(
-        counts.bad_payloads, 0,
-        "payloads that do not parse as {codec:?}/Opus"
-    );
+    assert_eq!(counts.bad_payloads, 0, "payloads that do not parse as {codec:?}/Opus");
     assert_eq!(pub_stats.srtp_errors, 0);
     let frames = sub_stats["video_frames"].as_u64().unwrap_or(0);
     let audio_frames = sub_stats["audio_frames"].as_u64().unwrap_or(0);
-    assert!(
-        frames >= 60,
-        "aiortc decoded {frames} video frames: {sub_stats}"
-    );
+    assert!(frames >= 60, "aiortc decoded {frames} video frames: {sub_stats}");
     assert!(audio_frames > 0, "aiortc decoded no audio: {sub_stats}");
     assert_eq!(sub_stats["width"], 320);
     println!(

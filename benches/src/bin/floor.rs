@@ -27,7 +27,9 @@ fn main() {
             "--fixture" => fixture = v,
             "--interval" => interval = v.and_then(|v| v.parse().ok()).unwrap_or_else(|| die("bad --interval")),
             "--listen" => listen = v.unwrap_or_else(|| die("bad --listen")),
-            "--duration" => duration = Some(v.and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| die("bad --duration"))),
+            "--duration" => {
+                duration = Some(v.and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| die("bad --duration")))
+            }
             a => die(&format!("unknown argument {a}")),
         }
         i += 2;
@@ -38,7 +40,12 @@ fn main() {
     if !addr.ip().is_loopback() {
         die("--listen must be a loopback address");
     }
-    eprintln!("floor: {} media tags, loop {} ms, {:.2} Mbit/s, write every {interval} ms", fx.media.len(), fx.loop_ms, fx.bitrate() / 1e6);
+    eprintln!(
+        "floor: {} media tags, loop {} ms, {:.2} Mbit/s, write every {interval} ms",
+        fx.media.len(),
+        fx.loop_ms,
+        fx.bitrate() / 1e6
+    );
     let r = run(
         addr,
         Duration::from_millis(interval.max(1)),
@@ -49,12 +56,18 @@ fn main() {
             let _ = std::io::stdout().flush();
         },
         |s| {
-            println!("status conns {} ticks {} writes {} partial {} bytes {} closed {}", s.conns, s.ticks, s.writes, s.partial, s.bytes, s.closed);
+            println!(
+                "status conns {} ticks {} writes {} partial {} bytes {} closed {}",
+                s.conns, s.ticks, s.writes, s.partial, s.bytes, s.closed
+            );
             let _ = std::io::stdout().flush();
         },
     );
     match r {
-        Ok(s) => println!("done conns {} ticks {} writes {} partial {} bytes {} closed {}", s.conns, s.ticks, s.writes, s.partial, s.bytes, s.closed),
+        Ok(s) => println!(
+            "done conns {} ticks {} writes {} partial {} bytes {} closed {}",
+            s.conns, s.ticks, s.writes, s.partial, s.bytes, s.closed
+        ),
         Err(e) => {
             eprintln!("floor: {e}");
             std::process::exit(1);

@@ -105,8 +105,5 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 /// Parses a path id: a positive integer, else 400 naming `id`.
 pub fn parse_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| AppError::field("id", "must be a positive integer"))
+    raw.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| AppError::field("id", "must be a positive integer"))
 }

@@ -28,14 +28,22 @@ fn default_proto() -> String {
     "rtmp".into()
 }
 
-pub async fn create(State(s): State<AppState>, AuthUser(c): AuthUser, ApiJson(b): ApiJson<CreateBody>) -> AppResult<Response> {
+pub async fn create(
+    State(s): State<AppState>,
+    AuthUser(c): AuthUser,
+    ApiJson(b): ApiJson<CreateBody>,
+) -> AppResult<Response> {
     let proto = PushProtocol::parse(&b.push_protocol)
         .ok_or_else(|| AppError::field("push_protocol", "must be \"rtmp\" or \"webrtc\""))?;
     let room = s.create_room(c.user_id(), &b.title, b.description.as_deref().unwrap_or(""), proto).await?;
     Ok(ok_status(StatusCode::CREATED, s.room_json(&room, true).await))
 }
 
-pub async fn get_room(State(s): State<AppState>, MaybeUser(u): MaybeUser, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn get_room(
+    State(s): State<AppState>,
+    MaybeUser(u): MaybeUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let room = s.room(parse_id(&id)?).await?;
     let owner = u.is_some_and(|c| c.user_id() == room.owner_id);
     Ok(ok(s.room_json(&room, owner).await))
@@ -121,7 +129,11 @@ pub async fn delete(State(s): State<AppState>, AuthUser(c): AuthUser, Path(id): 
     Ok(ok(json!({ "id": id, "deleted": true })))
 }
 
-pub async fn reset_key(State(s): State<AppState>, AuthUser(c): AuthUser, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn reset_key(
+    State(s): State<AppState>,
+    AuthUser(c): AuthUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let room = s.reset_stream_key(parse_id(&id)?, c.user_id()).await?;
     Ok(ok(s.room_json(&room, true).await))
 }
@@ -161,7 +173,8 @@ pub async fn on_publish(
 ) -> AppResult<Response> {
     let form = callback_form(&body, q)?;
     let key = callback_key(&form)?;
-    let app = form.get("app").cloned().unwrap_or_else(|| s.cfg.rtmp.apps.first().cloned().unwrap_or_else(|| "live".into()));
+    let app =
+        form.get("app").cloned().unwrap_or_else(|| s.cfg.rtmp.apps.first().cloned().unwrap_or_else(|| "live".into()));
     let addr = form.get("addr").cloned().unwrap_or(ip);
     match s.authorize_publish(&app, &key).await? {
         Ok(g) => Ok(ok(json!({ "room_id": g.room_id, "stream_name": g.stream_name }))),

@@ -13,11 +13,11 @@ pub use extract::{ApiJson, AuthUser, ClientIp};
 
 use crate::app::AppState;
 use crate::error::{AppError, ErrorKind};
+use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use http::{HeaderValue, Method};
 use std::time::Instant;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -95,7 +95,8 @@ pub fn router(state: AppState) -> Router {
 /// OPTIONS on WHIP/WHEP resources (RFC 9725 §4.2): the CORS layer answers the
 /// preflight; this adds what WHIP clients look for and answers 204.
 async fn whip_options(req: Request, next: Next) -> Response {
-    let whip = req.method() == Method::OPTIONS && (req.uri().path().starts_with("/whip/") || req.uri().path().starts_with("/whep/"));
+    let whip = req.method() == Method::OPTIONS
+        && (req.uri().path().starts_with("/whip/") || req.uri().path().starts_with("/whep/"));
     let mut resp = next.run(req).await;
     if whip && resp.status().is_success() {
         *resp.status_mut() = http::StatusCode::NO_CONTENT;
@@ -130,11 +131,8 @@ async fn method_not_allowed() -> Response {
 /// body from lower layers into the envelope.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
     let resp = next.run(req).await;
     state.metrics.observe(&route, &method, resp.status().as_u16(), start.elapsed().as_secs_f64());

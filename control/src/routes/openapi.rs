@@ -21,62 +21,230 @@ fn ops() -> Vec<Op> {
                         "addr": { "type": "string" }, "call": { "type": "string" } },
         "required": ["name"] } } });
     vec![
-        Op { method: "get", path: "/health", summary: "Backend health", auth: false, body: None,
-             statuses: &[("503", "A configured backend is down")] },
-        Op { method: "get", path: "/metrics", summary: "Prometheus metrics (OpenMetrics text)", auth: false, body: None, statuses: &[] },
-        Op { method: "get", path: "/api/v1/openapi.json", summary: "This document", auth: false, body: None, statuses: &[] },
-        Op { method: "post", path: "/api/v1/auth/register", summary: "Create a user", auth: false,
-             body: Some(json!({ "application/json": { "schema": obj(json!({
+        Op {
+            method: "get",
+            path: "/health",
+            summary: "Backend health",
+            auth: false,
+            body: None,
+            statuses: &[("503", "A configured backend is down")],
+        },
+        Op {
+            method: "get",
+            path: "/metrics",
+            summary: "Prometheus metrics (OpenMetrics text)",
+            auth: false,
+            body: None,
+            statuses: &[],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/openapi.json",
+            summary: "This document",
+            auth: false,
+            body: None,
+            statuses: &[],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/auth/register",
+            summary: "Create a user",
+            auth: false,
+            body: Some(json!({ "application/json": { "schema": obj(json!({
                  "username": { "type": "string", "minLength": 3, "maxLength": 32 },
                  "password": { "type": "string", "minLength": 8, "maxLength": 128 },
                  "nickname": { "type": "string", "maxLength": 64 } }), &["username", "password"]) } })),
-             statuses: &[("201", "Created"), ("400", "Invalid field"), ("409", "Username taken")] },
-        Op { method: "post", path: "/api/v1/auth/login", summary: "Log in; returns a JWT", auth: false,
-             body: Some(json!({ "application/json": { "schema": obj(json!({
+            statuses: &[("201", "Created"), ("400", "Invalid field"), ("409", "Username taken")],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/auth/login",
+            summary: "Log in; returns a JWT",
+            auth: false,
+            body: Some(json!({ "application/json": { "schema": obj(json!({
                  "username": { "type": "string" }, "password": { "type": "string" } }), &["username", "password"]) } })),
-             statuses: &[("401", "Bad credentials"), ("429", "Rate limited")] },
-        Op { method: "post", path: "/api/v1/auth/logout", summary: "Revoke the current token", auth: true, body: None, statuses: &[] },
-        Op { method: "get", path: "/api/v1/users/me", summary: "The current user", auth: true, body: None, statuses: &[] },
-        Op { method: "post", path: "/api/v1/live/create", summary: "Create a live room (returns its secret stream key)", auth: true,
-             body: Some(json!({ "application/json": { "schema": obj(json!({
+            statuses: &[("401", "Bad credentials"), ("429", "Rate limited")],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/auth/logout",
+            summary: "Revoke the current token",
+            auth: true,
+            body: None,
+            statuses: &[],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/users/me",
+            summary: "The current user",
+            auth: true,
+            body: None,
+            statuses: &[],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/live/create",
+            summary: "Create a live room (returns its secret stream key)",
+            auth: true,
+            body: Some(json!({ "application/json": { "schema": obj(json!({
                  "title": { "type": "string", "maxLength": 200 },
                  "push_protocol": { "type": "string", "enum": ["rtmp", "webrtc"] },
                  "description": { "type": "string", "maxLength": 2000 } }), &["title"]) } })),
-             statuses: &[("201", "Created")] },
-        Op { method: "get", path: "/api/v1/live/list", summary: "Public list of rooms (no keys)", auth: false, body: None, statuses: &[] },
-        Op { method: "get", path: "/api/v1/live/my", summary: "The caller's rooms, with keys", auth: true, body: None, statuses: &[] },
-        Op { method: "get", path: "/api/v1/live/{id}", summary: "A room (the key only for its owner)", auth: false, body: None,
-             statuses: &[("404", "No such room")] },
-        Op { method: "patch", path: "/api/v1/live/{id}", summary: "Change title/description (owner)", auth: true,
-             body: Some(json!({ "application/json": { "schema": obj(json!({
+            statuses: &[("201", "Created")],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/live/list",
+            summary: "Public list of rooms (no keys)",
+            auth: false,
+            body: None,
+            statuses: &[],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/live/my",
+            summary: "The caller's rooms, with keys",
+            auth: true,
+            body: None,
+            statuses: &[],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/live/{id}",
+            summary: "A room (the key only for its owner)",
+            auth: false,
+            body: None,
+            statuses: &[("404", "No such room")],
+        },
+        Op {
+            method: "patch",
+            path: "/api/v1/live/{id}",
+            summary: "Change title/description (owner)",
+            auth: true,
+            body: Some(json!({ "application/json": { "schema": obj(json!({
                  "title": { "type": "string" }, "description": { "type": "string" } }), &[]) } })),
-             statuses: &[("403", "Not the owner"), ("404", "No such room")] },
-        Op { method: "delete", path: "/api/v1/live/{id}", summary: "Delete a room (owner)", auth: true, body: None,
-             statuses: &[("403", "Not the owner"), ("404", "No such room")] },
-        Op { method: "post", path: "/api/v1/live/{id}/end", summary: "End a room's broadcast (owner)", auth: true, body: None,
-             statuses: &[("403", "Not the owner"), ("409", "Already ended")] },
-        Op { method: "post", path: "/api/v1/live/{id}/stream-key/reset", summary: "Issue a new stream key (owner)", auth: true,
-             body: None, statuses: &[("403", "Not the owner")] },
-        Op { method: "post", path: "/api/v1/live/auth/publish", summary: "nginx-rtmp on_publish callback: 2xx allows, 403 denies",
-             auth: false, body: Some(form.clone()), statuses: &[("403", "Unknown key, ended room or unknown app")] },
-        Op { method: "post", path: "/api/v1/live/auth/publish_done", summary: "nginx-rtmp on_publish_done callback: the room ends",
-             auth: false, body: Some(form), statuses: &[("403", "Unknown key")] },
-        Op { method: "get", path: "/api/v1/live/ws", summary: "WebSocket signaling of a live room (query: room_id, role=publisher|viewer, token=<JWT of the owner> for the publisher); JSON messages offer/answer/candidate/leave, pushes stream_state, viewer_count and error; see docs/webrtc.md",
-             auth: false, body: None, statuses: &[("101", "Switching Protocols"), ("400", "Not a WebSocket upgrade")] },
-        Op { method: "post", path: "/whip/{stream_name}", summary: "WHIP (RFC 9725): publish over WebRTC. Authorization: Bearer <stream key>; body: SDP offer; answer: 201 + Location + ETag + SDP answer",
-             auth: false, body: Some(json!({ "application/sdp": { "schema": { "type": "string" } } })),
-             statuses: &[("201", "Created: the SDP answer"), ("400", "Bad SDP offer"), ("401", "No bearer"), ("403", "Wrong key or ended room"), ("404", "No such stream"), ("409", "Already published"), ("415", "Not application/sdp")] },
-        Op { method: "options", path: "/whip/{stream_name}", summary: "CORS preflight / WHIP capability discovery", auth: false, body: None, statuses: &[("204", "No Content")] },
-        Op { method: "patch", path: "/whip/{stream_name}/{session_id}", summary: "Trickle ICE (application/trickle-ice-sdpfrag); If-Match checked",
-             auth: false, body: Some(json!({ "application/trickle-ice-sdpfrag": { "schema": { "type": "string" } } })), statuses: &[("204", "Accepted"), ("412", "ETag mismatch")] },
-        Op { method: "delete", path: "/whip/{stream_name}/{session_id}", summary: "End a WHIP session (Authorization: Bearer <stream key>)", auth: false, body: None, statuses: &[("404", "No such session")] },
-        Op { method: "post", path: "/whep/{stream_name}", summary: "WHEP: watch over WebRTC; body: SDP offer (recvonly); answer: 201 + Location + SDP answer",
-             auth: false, body: Some(json!({ "application/sdp": { "schema": { "type": "string" } } })),
-             statuses: &[("201", "Created: the SDP answer"), ("400", "Bad SDP offer"), ("404", "Stream not live")] },
-        Op { method: "options", path: "/whep/{stream_name}", summary: "CORS preflight / WHEP capability discovery", auth: false, body: None, statuses: &[("204", "No Content")] },
-        Op { method: "patch", path: "/whep/{stream_name}/{session_id}", summary: "Trickle ICE; If-Match checked", auth: false,
-             body: Some(json!({ "application/trickle-ice-sdpfrag": { "schema": { "type": "string" } } })), statuses: &[("204", "Accepted"), ("412", "ETag mismatch")] },
-        Op { method: "delete", path: "/whep/{stream_name}/{session_id}", summary: "End a WHEP session", auth: false, body: None, statuses: &[("404", "No such session")] },
+            statuses: &[("403", "Not the owner"), ("404", "No such room")],
+        },
+        Op {
+            method: "delete",
+            path: "/api/v1/live/{id}",
+            summary: "Delete a room (owner)",
+            auth: true,
+            body: None,
+            statuses: &[("403", "Not the owner"), ("404", "No such room")],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/live/{id}/end",
+            summary: "End a room's broadcast (owner)",
+            auth: true,
+            body: None,
+            statuses: &[("403", "Not the owner"), ("409", "Already ended")],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/live/{id}/stream-key/reset",
+            summary: "Issue a new stream key (owner)",
+            auth: true,
+            body: None,
+            statuses: &[("403", "Not the owner")],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/live/auth/publish",
+            summary: "nginx-rtmp on_publish callback: 2xx allows, 403 denies",
+            auth: false,
+            body: Some(form.clone()),
+            statuses: &[("403", "Unknown key, ended room or unknown app")],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/live/auth/publish_done",
+            summary: "nginx-rtmp on_publish_done callback: the room ends",
+            auth: false,
+            body: Some(form),
+            statuses: &[("403", "Unknown key")],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/live/ws",
+            summary: "WebSocket signaling of a live room (query: room_id, role=publisher|viewer, token=<JWT of the owner> for the publisher); JSON messages offer/answer/candidate/leave, pushes stream_state, viewer_count and error; see docs/webrtc.md",
+            auth: false,
+            body: None,
+            statuses: &[("101", "Switching Protocols"), ("400", "Not a WebSocket upgrade")],
+        },
+        Op {
+            method: "post",
+            path: "/whip/{stream_name}",
+            summary: "WHIP (RFC 9725): publish over WebRTC. Authorization: Bearer <stream key>; body: SDP offer; answer: 201 + Location + ETag + SDP answer",
+            auth: false,
+            body: Some(json!({ "application/sdp": { "schema": { "type": "string" } } })),
+            statuses: &[
+                ("201", "Created: the SDP answer"),
+                ("400", "Bad SDP offer"),
+                ("401", "No bearer"),
+                ("403", "Wrong key or ended room"),
+                ("404", "No such stream"),
+                ("409", "Already published"),
+                ("415", "Not application/sdp"),
+            ],
+        },
+        Op {
+            method: "options",
+            path: "/whip/{stream_name}",
+            summary: "CORS preflight / WHIP capability discovery",
+            auth: false,
+            body: None,
+            statuses: &[("204", "No Content")],
+        },
+        Op {
+            method: "patch",
+            path: "/whip/{stream_name}/{session_id}",
+            summary: "Trickle ICE (application/trickle-ice-sdpfrag); If-Match checked",
+            auth: false,
+            body: Some(json!({ "application/trickle-ice-sdpfrag": { "schema": { "type": "string" } } })),
+            statuses: &[("204", "Accepted"), ("412", "ETag mismatch")],
+        },
+        Op {
+            method: "delete",
+            path: "/whip/{stream_name}/{session_id}",
+            summary: "End a WHIP session (Authorization: Bearer <stream key>)",
+            auth: false,
+            body: None,
+            statuses: &[("404", "No such session")],
+        },
+        Op {
+            method: "post",
+            path: "/whep/{stream_name}",
+            summary: "WHEP: watch over WebRTC; body: SDP offer (recvonly); answer: 201 + Location + SDP answer",
+            auth: false,
+            body: Some(json!({ "application/sdp": { "schema": { "type": "string" } } })),
+            statuses: &[("201", "Created: the SDP answer"), ("400", "Bad SDP offer"), ("404", "Stream not live")],
+        },
+        Op {
+            method: "options",
+            path: "/whep/{stream_name}",
+            summary: "CORS preflight / WHEP capability discovery",
+            auth: false,
+            body: None,
+            statuses: &[("204", "No Content")],
+        },
+        Op {
+            method: "patch",
+            path: "/whep/{stream_name}/{session_id}",
+            summary: "Trickle ICE; If-Match checked",
+            auth: false,
+            body: Some(json!({ "application/trickle-ice-sdpfrag": { "schema": { "type": "string" } } })),
+            statuses: &[("204", "Accepted"), ("412", "ETag mismatch")],
+        },
+        Op {
+            method: "delete",
+            path: "/whep/{stream_name}/{session_id}",
+            summary: "End a WHEP session",
+            auth: false,
+            body: None,
+            statuses: &[("404", "No such session")],
+        },
     ]
 }
 
@@ -85,11 +253,17 @@ pub fn document(server_url: &str) -> Value {
     let mut paths = Map::new();
     for op in ops() {
         let mut responses = Map::new();
-        responses.insert("200".into(), json!({ "description": "Success", "content": { "application/json": {
-            "schema": { "$ref": "#/components/schemas/Envelope" } } } }));
+        responses.insert(
+            "200".into(),
+            json!({ "description": "Success", "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/Envelope" } } } }),
+        );
         for (code, what) in op.statuses {
-            responses.insert((*code).into(), json!({ "description": what, "content": { "application/json": {
-                "schema": { "$ref": "#/components/schemas/Envelope" } } } }));
+            responses.insert(
+                (*code).into(),
+                json!({ "description": what, "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/Envelope" } } } }),
+            );
         }
         if op.auth {
             responses.insert("401".into(), json!({ "description": "Missing, invalid, expired or revoked token" }));
@@ -105,9 +279,12 @@ pub fn document(server_url: &str) -> Value {
             o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } }]);
         }
         if op.path.contains("{stream_name}") {
-            let mut params = vec![json!({ "name": "stream_name", "in": "path", "required": true, "schema": { "type": "string" } })];
+            let mut params =
+                vec![json!({ "name": "stream_name", "in": "path", "required": true, "schema": { "type": "string" } })];
             if op.path.contains("{session_id}") {
-                params.push(json!({ "name": "session_id", "in": "path", "required": true, "schema": { "type": "string" } }));
+                params.push(
+                    json!({ "name": "session_id", "in": "path", "required": true, "schema": { "type": "string" } }),
+                );
             }
             o["parameters"] = json!(params);
         }

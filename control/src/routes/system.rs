@@ -53,11 +53,7 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
             }
         }
     }
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        m.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render()).into_response()
 }
 
 pub async fn openapi(State(s): State<AppState>) -> Response {

@@ -71,7 +71,8 @@ pub async fn whip_post(
 ) -> AppResult<Response> {
     let (mut parts, _) = http::Request::new(()).into_parts();
     parts.headers = headers.clone();
-    let key = bearer(&parts).map_err(|_| AppError::unauthorized("WHIP needs Authorization: Bearer <stream key>"))?.to_owned();
+    let key =
+        bearer(&parts).map_err(|_| AppError::unauthorized("WHIP needs Authorization: Bearer <stream key>"))?.to_owned();
     let offer = sdp_body(&headers, &body)?;
     let room = s
         .store
@@ -85,10 +86,8 @@ pub async fn whip_post(
     if room.status == RoomStatus::Ended {
         return Err(AppError::forbidden("this room has ended"));
     }
-    let answer = engine(&s)?
-        .create_webrtc(&name, RtcRole::Publisher { room_id: room.id }, offer)
-        .await
-        .map_err(rtc_err)?;
+    let answer =
+        engine(&s)?.create_webrtc(&name, RtcRole::Publisher { room_id: room.id }, offer).await.map_err(rtc_err)?;
     // The session holds the stream: now the room is live.
     // Config validation guarantees at least one app.
     let app = s.cfg.rtmp.apps.first().cloned().unwrap_or_else(|| "live".into());
@@ -98,7 +97,13 @@ pub async fn whip_post(
     let etag = format!("\"{}\"", auth::random_token(9));
     let id = remember(
         &s,
-        RtcSessionRef { engine_id: answer.session_id, stream_name: name.clone(), publisher: true, room_id: room.id, etag: etag.clone() },
+        RtcSessionRef {
+            engine_id: answer.session_id,
+            stream_name: name.clone(),
+            publisher: true,
+            room_id: room.id,
+            etag: etag.clone(),
+        },
     );
     tracing::info!(stream = %name, "WHIP publisher session created");
     Ok(created("whip", &name, &id, &etag, answer.sdp))
@@ -125,7 +130,13 @@ pub async fn whep_post(
     let etag = format!("\"{}\"", auth::random_token(9));
     let id = remember(
         &s,
-        RtcSessionRef { engine_id: answer.session_id, stream_name: name.clone(), publisher: false, room_id: room.id, etag: etag.clone() },
+        RtcSessionRef {
+            engine_id: answer.session_id,
+            stream_name: name.clone(),
+            publisher: false,
+            room_id: room.id,
+            etag: etag.clone(),
+        },
     );
     Ok(created("whep", &name, &id, &etag, answer.sdp))
 }
@@ -184,16 +195,32 @@ async fn delete(s: AppState, name: String, id: String, headers: HeaderMap, publi
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn whip_patch(State(s): State<AppState>, Path((name, id)): Path<(String, String)>, headers: HeaderMap) -> AppResult<Response> {
+pub async fn whip_patch(
+    State(s): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
     patch(s, name, id, headers, true).await
 }
-pub async fn whep_patch(State(s): State<AppState>, Path((name, id)): Path<(String, String)>, headers: HeaderMap) -> AppResult<Response> {
+pub async fn whep_patch(
+    State(s): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
     patch(s, name, id, headers, false).await
 }
-pub async fn whip_delete(State(s): State<AppState>, Path((name, id)): Path<(String, String)>, headers: HeaderMap) -> AppResult<Response> {
+pub async fn whip_delete(
+    State(s): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
     delete(s, name, id, headers, true).await
 }
-pub async fn whep_delete(State(s): State<AppState>, Path((name, id)): Path<(String, String)>, headers: HeaderMap) -> AppResult<Response> {
+pub async fn whep_delete(
+    State(s): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
     delete(s, name, id, headers, false).await
 }
 

@@ -79,8 +79,11 @@ pub async fn handler(
     let ws = match ws {
         Ok(ws) => ws,
         Err(rej) => {
-            return AppError::bad_request(format!("expected a WebSocket upgrade (GET with Upgrade: websocket): {}", rej.body_text()))
-                .into_response();
+            return AppError::bad_request(format!(
+                "expected a WebSocket upgrade (GET with Upgrade: websocket): {}",
+                rej.body_text()
+            ))
+            .into_response();
         }
     };
     let checked = authorize(&s, q.as_deref().unwrap_or(""), &headers).await;
@@ -247,7 +250,10 @@ impl Signal {
                 Event::Msg(Some(Err(e))) => {
                     // Oversized messages end up here (the socket is unusable after).
                     tracing::debug!(room = self.room_id, error = %e, "signaling socket error");
-                    let e = AppError::new(ErrorKind::PayloadTooLarge, format!("socket error (messages are limited to {MAX_MESSAGE} bytes): {e}"));
+                    let e = AppError::new(
+                        ErrorKind::PayloadTooLarge,
+                        format!("socket error (messages are limited to {MAX_MESSAGE} bytes): {e}"),
+                    );
                     let _ = self.socket.send(error_msg(&e)).await;
                     let _ = self.socket.send(close_msg(1009, "message too big or malformed")).await;
                     false
@@ -261,7 +267,9 @@ impl Signal {
                     if heard.elapsed() > SILENCE_LIMIT {
                         let _ = self.socket.send(close_msg(1001, "no answer to pings")).await;
                         false
-                    } else if ticks.is_multiple_of(PING_EVERY) && self.socket.send(Message::Ping(Default::default())).await.is_err() {
+                    } else if ticks.is_multiple_of(PING_EVERY)
+                        && self.socket.send(Message::Ping(Default::default())).await.is_err()
+                    {
                         false
                     } else {
                         self.push_updates(false).await
@@ -294,7 +302,9 @@ impl Signal {
     async fn on_message(&mut self, m: Message) -> bool {
         let text = match m {
             Message::Text(t) => t,
-            Message::Binary(_) => return self.error(AppError::bad_request("binary messages are not supported: send JSON text")).await,
+            Message::Binary(_) => {
+                return self.error(AppError::bad_request("binary messages are not supported: send JSON text")).await;
+            }
             _ => return true, // ping/pong: answered by the WebSocket layer
         };
         let v: Value = match serde_json::from_str(text.as_str()) {
@@ -313,7 +323,10 @@ impl Signal {
                 true
             }
             other => {
-                let e = AppError::field("type", &format!("unknown message type {other:?} (expected offer, candidate or leave)"));
+                let e = AppError::field(
+                    "type",
+                    &format!("unknown message type {other:?} (expected offer, candidate or leave)"),
+                );
                 self.error(e).await
             }
         }

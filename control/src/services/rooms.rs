@@ -53,7 +53,13 @@ pub fn validate_description(d: &str) -> AppResult<String> {
 }
 
 impl AppState {
-    pub async fn create_room(&self, owner_id: i64, title: &str, description: &str, proto: PushProtocol) -> AppResult<Room> {
+    pub async fn create_room(
+        &self,
+        owner_id: i64,
+        title: &str,
+        description: &str,
+        proto: PushProtocol,
+    ) -> AppResult<Room> {
         let title = validate_title(title)?;
         let description = validate_description(description)?;
         // Random names and keys collide with negligible probability; retry a few times anyway.
@@ -94,7 +100,13 @@ impl AppState {
         self.store.list_rooms(filter).await.map_err(store_err)
     }
 
-    pub async fn update_room(&self, id: i64, user_id: i64, title: Option<&str>, description: Option<&str>) -> AppResult<Room> {
+    pub async fn update_room(
+        &self,
+        id: i64,
+        user_id: i64,
+        title: Option<&str>,
+        description: Option<&str>,
+    ) -> AppResult<Room> {
         self.owned_room(id, user_id).await?;
         let title = title.map(validate_title).transpose()?;
         let description = description.map(validate_description).transpose()?;
@@ -178,11 +190,7 @@ impl AppState {
 
     /// The publisher of a room is gone: the room ends.
     pub async fn publish_done(&self, room_id: i64) -> AppResult<Option<Room>> {
-        let r = self
-            .store
-            .set_room_status(room_id, &[RoomStatus::Live], RoomStatus::Ended)
-            .await
-            .map_err(store_err)?;
+        let r = self.store.set_room_status(room_id, &[RoomStatus::Live], RoomStatus::Ended).await.map_err(store_err)?;
         if let Some(r) = &r {
             tracing::info!(room = r.id, stream = %r.stream_name, "publisher gone; room ended");
         }

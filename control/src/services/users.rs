@@ -41,7 +41,8 @@ impl AppState {
             return Err(AppError::field("nickname", &format!("at most {NICKNAME_MAX} characters")));
         }
         let pw = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await.map_err(AppError::internal)??;
+        let hash =
+            tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await.map_err(AppError::internal)??;
         match self.store.create_user(username, nickname, &hash).await {
             Ok(u) => Ok(u),
             Err(StoreError::Duplicate(_)) => Err(AppError::conflict("username is already taken")),
@@ -64,11 +65,17 @@ impl AppState {
         let window = Duration::from_secs(a.login_window_secs.max(1));
         let per_ip = self.cache.hit(&format!("rl:login:ip:{ip}"), window).await.map_err(cache_err)?;
         if per_ip > a.login_limit_per_ip {
-            return Err(AppError::new(ErrorKind::TooManyRequests, "too many login attempts from this address; try again later"));
+            return Err(AppError::new(
+                ErrorKind::TooManyRequests,
+                "too many login attempts from this address; try again later",
+            ));
         }
         let user_key = format!("rl:login:user:{}", username.to_ascii_lowercase());
         if self.cache.get(&user_key).await.map_err(cache_err)? >= a.login_limit_per_user as i64 {
-            return Err(AppError::new(ErrorKind::TooManyRequests, "too many failed logins for this user; try again later"));
+            return Err(AppError::new(
+                ErrorKind::TooManyRequests,
+                "too many failed logins for this user; try again later",
+            ));
         }
         let user = self.store.user_by_username(username).await.map_err(store_err)?;
         let pw = password.to_owned();
@@ -98,10 +105,7 @@ impl AppState {
     /// Revokes the token until it would have expired anyway.
     pub async fn logout(&self, claims: &Claims) -> AppResult<()> {
         let left = (claims.exp - chrono::Utc::now().timestamp()).max(1) as u64;
-        self.cache
-            .set_flag(&format!("revoked:{}", claims.jti), Duration::from_secs(left))
-            .await
-            .map_err(cache_err)
+        self.cache.set_flag(&format!("revoked:{}", claims.jti), Duration::from_secs(left)).await.map_err(cache_err)
     }
 
     /// Verifies a bearer token: signature, expiry, and not revoked.
@@ -114,9 +118,14 @@ impl AppState {
     }
 
     pub async fn user(&self, id: i64) -> AppResult<User> {
-        self.store.user_by_id(id).await.map_err(store_err)?.ok_or_else(|| AppError::unauthorized("user no longer exists"))
+        self.store
+            .user_by_id(id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| AppError::unauthorized("user no longer exists"))
     }
 }
 
 /// An argon2id hash of a random string, verified against for unknown usernames.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2yVgGJ0SWiQ0ZcfjMX8kGUBmqRvuCzjRmxJTQkK2Slc";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2yVgGJ0SWiQ0ZcfjMX8kGUBmqRvuCzjRmxJTQkK2Slc";

@@ -13,17 +13,11 @@ impl Migration {
     }
 }
 
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
-}];
+pub const SQLITE: &[Migration] =
+    &[Migration { version: 1, name: "init", sql: include_str!("../../../migrations/sqlite/0001_init.sql") }];
 
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../../../migrations/postgres/0001_init.sql"),
-}];
+pub const POSTGRES: &[Migration] =
+    &[Migration { version: 1, name: "init", sql: include_str!("../../../migrations/postgres/0001_init.sql") }];
 
 pub fn latest(list: &[Migration]) -> i64 {
     list.iter().map(|m| m.version).max().unwrap_or(0)

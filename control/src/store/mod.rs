@@ -154,7 +154,12 @@ pub trait Store: Send + Sync + 'static {
     async fn room_by_stream_name(&self, stream_name: &str) -> StoreResult<Option<Room>>;
     /// A page of rooms (newest first) and the total count for the filter.
     async fn list_rooms(&self, filter: &RoomFilter) -> StoreResult<(Vec<Room>, i64)>;
-    async fn update_room_text(&self, id: i64, title: Option<&str>, description: Option<&str>) -> StoreResult<Option<Room>>;
+    async fn update_room_text(
+        &self,
+        id: i64,
+        title: Option<&str>,
+        description: Option<&str>,
+    ) -> StoreResult<Option<Room>>;
     /// Sets the status; `live` sets `started_at` (and clears `ended_at`), `ended` sets `ended_at`.
     /// Only moves when the current status is one of `from`; returns the room after.
     async fn set_room_status(&self, id: i64, from: &[RoomStatus], to: RoomStatus) -> StoreResult<Option<Room>>;

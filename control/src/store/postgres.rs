@@ -283,7 +283,12 @@ impl Store for PgStore {
         Ok((rows.iter().map(room_from_row).collect(), total))
     }
 
-    async fn update_room_text(&self, id: i64, title: Option<&str>, description: Option<&str>) -> StoreResult<Option<Room>> {
+    async fn update_room_text(
+        &self,
+        id: i64,
+        title: Option<&str>,
+        description: Option<&str>,
+    ) -> StoreResult<Option<Room>> {
         self.opt_room(
             &format!(
                 "UPDATE live_rooms SET title = COALESCE($2, title), description = COALESCE($3, description), \

@@ -173,8 +173,7 @@ impl Store for SqliteStore {
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         let u = username.to_owned();
         self.run(move |c| {
-            c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE username = ?1"), [u], user_from_row)
-                .optional()
+            c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE username = ?1"), [u], user_from_row).optional()
         })
         .await
     }
@@ -250,7 +249,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_room_text(&self, id: i64, title: Option<&str>, description: Option<&str>) -> StoreResult<Option<Room>> {
+    async fn update_room_text(
+        &self,
+        id: i64,
+        title: Option<&str>,
+        description: Option<&str>,
+    ) -> StoreResult<Option<Room>> {
         let (t, d) = (title.map(str::to_owned), description.map(str::to_owned));
         self.run(move |c| {
             c.query_row(

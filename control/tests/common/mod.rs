@@ -137,12 +137,22 @@ impl Server {
         let name = unique(name);
         let name = &name[..name.len().min(30)];
         let r = self
-            .req("POST", "/api/v1/auth/register", None, Some(serde_json::json!({"username": name, "password": "password123"})))
+            .req(
+                "POST",
+                "/api/v1/auth/register",
+                None,
+                Some(serde_json::json!({"username": name, "password": "password123"})),
+            )
             .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         let id = r.data()["id"].as_i64().unwrap();
         let r = self
-            .req("POST", "/api/v1/auth/login", None, Some(serde_json::json!({"username": name, "password": "password123"})))
+            .req(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(serde_json::json!({"username": name, "password": "password123"})),
+            )
             .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         (r.data()["token"].as_str().unwrap().to_owned(), id)
@@ -150,7 +160,12 @@ impl Server {
 
     pub async fn room(&self, token: &str) -> Value {
         let r = self
-            .req("POST", "/api/v1/live/create", Some(token), Some(serde_json::json!({"title": "Test room", "push_protocol": "rtmp"})))
+            .req(
+                "POST",
+                "/api/v1/live/create",
+                Some(token),
+                Some(serde_json::json!({"title": "Test room", "push_protocol": "rtmp"})),
+            )
             .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         r.data().clone()

@@ -30,10 +30,45 @@ pub fn fixture() -> PathBuf {
     }
     let tmp = dir.join(format!("fixture-{}.flv", std::process::id()));
     let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i",
-               "sine=frequency=440:sample_rate=48000", "-t", "12", "-c:v", "libx264", "-preset", "veryfast", "-tune",
-               "zerolatency", "-g", "60", "-bf", "0", "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "2500k",
-               "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-f", "flv"])
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "12",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "60",
+            "-bf",
+            "0",
+            "-b:v",
+            "2500k",
+            "-maxrate",
+            "2500k",
+            "-bufsize",
+            "2500k",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-f",
+            "flv",
+        ])
         .arg(&tmp)
         .status()
         .unwrap();
@@ -160,7 +195,8 @@ impl Server {
     }
 
     pub async fn room_json(&self, id: i64) -> Value {
-        let v: Value = self.client.get(format!("{}/api/v1/live/{id}", self.api)).send().await.unwrap().json().await.unwrap();
+        let v: Value =
+            self.client.get(format!("{}/api/v1/live/{id}", self.api)).send().await.unwrap().json().await.unwrap();
         v["data"].clone()
     }
 
@@ -250,7 +286,19 @@ pub fn ffprobe(url: &str) -> Vec<(String, u64, u64)> {
 /// `ffmpeg -v error -i URL -t secs -f null -`: returns (exit ok, stderr).
 pub fn decode(url: &str, secs: u32) -> (bool, String) {
     let out = Command::new("timeout")
-        .args([&(secs + 25).to_string(), "ffmpeg", "-v", "error", "-i", url, "-t", &secs.to_string(), "-f", "null", "-"])
+        .args([
+            &(secs + 25).to_string(),
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-t",
+            &secs.to_string(),
+            "-f",
+            "null",
+            "-",
+        ])
         .output()
         .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -345,7 +393,6 @@ pub fn read_flv(mut sock: impl Read, secs: u64, websocket: bool) -> (usize, usiz
     }
     (v, a, first_key.unwrap_or(false))
 }
-
 
 /// Opens a WebSocket-FLV connection to `http` (http://host:port) for `name` and
 /// reads it for `secs`: (video tags, audio tags, first frame is a keyframe).

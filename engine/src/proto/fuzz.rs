@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use crate::http::{self, HeadError};
 use crate::proto::codec::{
-    AudioCodec, AudioPacket, AudioSpecificConfig, AudioTag, AvcConfig, MediaInfo, OpusHead, Sps,
-    VideoCodec, VideoPacket, VideoTag, annexb_nalus, avcc_contains_idr, avcc_nalus, avcc_to_annexb,
-    nal_unit_type,
+    AudioCodec, AudioPacket, AudioSpecificConfig, AudioTag, AvcConfig, MediaInfo, OpusHead, Sps, VideoCodec,
+    VideoPacket, VideoTag, annexb_nalus, avcc_contains_idr, avcc_nalus, avcc_to_annexb, nal_unit_type,
 };
 use crate::proto::flv::{FlvReader, FlvTag, encode_tag, file_header};
 use crate::proto::hls::{HlsConfig, HlsEvent, MediaKind, Segmenter};
@@ -54,11 +53,7 @@ pub fn fuzz_http_request(data: &[u8]) {
         loop {
             match http::parse_head(&buf) {
                 Ok(Some((req, used))) => {
-                    assert!(
-                        used > 0 && used <= buf.len(),
-                        "head of {used} bytes in a buffer of {}",
-                        buf.len()
-                    );
+                    assert!(used > 0 && used <= buf.len(), "head of {used} bytes in a buffer of {}", buf.len());
                     assert!(used <= http::MAX_HEAD);
                     let _ = http::route(&req.path);
                     let _ = req.is_websocket();
@@ -116,19 +111,12 @@ pub fn fuzz_flv_reader(data: &[u8]) {
 }
 
 fn check_flv_round_trip(tag: &FlvTag) {
-    let encoded = encode_tag(tag.tag_type, tag.timestamp_ms, &tag.body)
-        .expect("a tag that was read fits the format");
+    let encoded = encode_tag(tag.tag_type, tag.timestamp_ms, &tag.body).expect("a tag that was read fits the format");
     let mut again = FlvReader::new(tag.body.len());
     again.handle_input(&file_header(true, true));
     again.handle_input(&encoded);
-    let back = again
-        .poll_tag()
-        .expect("re-encoded tag reads")
-        .expect("complete");
-    assert_eq!(
-        (back.tag_type, back.timestamp_ms, &back.body),
-        (tag.tag_type, tag.timestamp_ms, &tag.body)
-    );
+    let back = again.poll_tag().expect("re-encoded tag reads").expect("complete");
+    assert_eq!((back.tag_type, back.timestamp_ms, &back.body), (tag.tag_type, tag.timestamp_ms, &tag.body));
     assert_eq!(again.buffered(), 0);
 }
 
@@ -168,11 +156,7 @@ pub fn fuzz_codec(data: &[u8]) {
     let mut rest = data;
     while let [kind, len, tail @ ..] = rest {
         let (body, after) = tail.split_at(usize::from(*len).min(tail.len()));
-        let _ = if kind & 1 == 1 {
-            info.update_from_video_tag(body)
-        } else {
-            info.update_from_audio_tag(body)
-        };
+        let _ = if kind & 1 == 1 { info.update_from_video_tag(body) } else { info.update_from_audio_tag(body) };
         rest = after;
     }
     let _ = info.video.as_ref().map(|v| v.codec.name());
@@ -237,9 +221,8 @@ fn check_asc(asc: &AudioSpecificConfig, payload_len: usize) {
         Ok(()) => {
             assert_eq!(out.len(), payload_len + 7);
             let header = asc.adts_header(payload_len).expect("write_adts succeeded");
-            let frame_len = (usize::from(header[3] & 0x03) << 11)
-                | (usize::from(header[4]) << 3)
-                | usize::from(header[5] >> 5);
+            let frame_len =
+                (usize::from(header[3] & 0x03) << 11) | (usize::from(header[4]) << 3) | usize::from(header[5] >> 5);
             assert_eq!(frame_len, payload_len + 7, "aac_frame_length");
         }
         Err(_) => assert!(out.is_empty()),
@@ -253,10 +236,7 @@ fn codec_frame(data: &[u8], length_size: u8) {
     let mut out = vec![0xEE];
     match avcc_to_annexb(data, length_size, &mut out) {
         Ok(()) => {
-            assert_eq!(
-                out.len(),
-                1 + data.len() + (4 - usize::from(length_size)) * nalus
-            );
+            assert_eq!(out.len(), 1 + data.len() + (4 - usize::from(length_size)) * nalus);
             let _ = annexb_nalus(&out).count();
         }
         Err(_) => assert_eq!(out, [0xEE], "left as it was on error"),
@@ -288,9 +268,7 @@ pub fn fuzz_ts_mux(data: &[u8]) {
         max_bytes: if flags & 0x40 != 0 { 4096 } else { 1 << 20 },
         max_segment_bytes: if flags & 0x80 != 0 { 2048 } else { 1 << 20 },
         uri_prefix: "s/".into(),
-        muxer: TsMuxerConfig {
-            audio_group_ms: if flags & 0x10 != 0 { 0 } else { 100 },
-        },
+        muxer: TsMuxerConfig { audio_group_ms: if flags & 0x10 != 0 { 0 } else { 100 } },
     });
     let mut timestamp = 0u32;
     while let [kind, d0, d1, l0, l1, tail @ ..] = rest {
@@ -298,11 +276,7 @@ pub fn fuzz_ts_mux(data: &[u8]) {
         let (body, after) = tail.split_at(len);
         rest = after;
         timestamp = timestamp.wrapping_add_signed(i32::from(i16::from_be_bytes([*d0, *d1])));
-        let media = if kind & 1 == 1 {
-            MediaKind::Video
-        } else {
-            MediaKind::Audio
-        };
+        let media = if kind & 1 == 1 { MediaKind::Video } else { MediaKind::Audio };
         let _ = seg.push_flv_tag(media, timestamp, body);
         if kind & 0x80 != 0 {
             if kind & 0x40 != 0 {
@@ -383,10 +357,7 @@ pub fn fuzz_websocket(data: &[u8]) {
                 "a frame is not complete before its last byte"
             );
             let again = mask_client_frame(&frame, [buf[used - 1], 0x5A, 0, 0xFF]);
-            assert_eq!(
-                websocket::parse_client_frame(&again, max_payload),
-                Ok(Some((frame, again.len())))
-            );
+            assert_eq!(websocket::parse_client_frame(&again, max_payload), Ok(Some((frame, again.len()))));
             buf = &buf[used..];
         }
     }
@@ -402,13 +373,7 @@ fn mask_client_frame(frame: &ClientFrame, mask: [u8; 4]) -> Vec<u8> {
     }
     out[1] |= 0x80;
     out.extend_from_slice(&mask);
-    out.extend(
-        frame
-            .payload
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ mask[i % 4]),
-    );
+    out.extend(frame.payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     out
 }
 
@@ -547,9 +512,8 @@ mod tests {
     fn codec_seeds() -> Vec<Vec<u8>> {
         let mut seeds = tag_bodies();
         // The raw structures on their own.
-        let seq_header = hex(
-            "17000000000164000cffe100176764000cacb40a0fd80880000003008000000f078a155001000568ef0672c0fdf8f800",
-        );
+        let seq_header =
+            hex("17000000000164000cffe100176764000cacb40a0fd80880000003008000000f078a155001000568ef0672c0fdf8f800");
         seeds.push(seq_header[5..].to_vec()); // AVCDecoderConfigurationRecord
         seeds.push(seq_header[13..36].to_vec()); // the SPS NAL unit
         seeds.push(vec![0x11, 0x88]); // AAC LC 48 kHz mono
@@ -577,26 +541,16 @@ mod tests {
 
     fn websocket_seeds() -> Vec<Vec<u8>> {
         let mut two = mask_client_frame(
-            &ClientFrame {
-                fin: true,
-                opcode: websocket::OP_PING,
-                payload: b"hi".to_vec(),
-            },
+            &ClientFrame { fin: true, opcode: websocket::OP_PING, payload: b"hi".to_vec() },
             [1, 2, 3, 4],
         );
         two.extend(mask_client_frame(
-            &ClientFrame {
-                fin: false,
-                opcode: websocket::OP_BINARY,
-                payload: vec![7; 300],
-            },
+            &ClientFrame { fin: false, opcode: websocket::OP_BINARY, payload: vec![7; 300] },
             [9, 8, 7, 6],
         ));
         vec![
             // RFC 6455 §5.7: a masked "Hello".
-            vec![
-                0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-            ],
+            vec![0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
             // A close with status 1000.
             vec![0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8],
             two,
@@ -612,52 +566,32 @@ mod tests {
         let mut reader = FlvReader::new(FlvReader::DEFAULT_MAX_TAG_SIZE);
         reader.handle_input(&flv_seeds()[0]);
         assert!(std::iter::from_fn(|| reader.poll_tag().ok().flatten()).count() > 5);
-        assert!(
-            tag_bodies()
-                .iter()
-                .any(|b| VideoTag::parse(b).is_ok_and(|t| t.is_sequence_header()))
-        );
+        assert!(tag_bodies().iter().any(|b| VideoTag::parse(b).is_ok_and(|t| t.is_sequence_header())));
 
         let input = &ts_mux_seeds()[0];
-        let mut seg = Segmenter::new(HlsConfig {
-            fragment: Duration::from_millis(200),
-            ..HlsConfig::default()
-        });
+        let mut seg = Segmenter::new(HlsConfig { fragment: Duration::from_millis(200), ..HlsConfig::default() });
         let mut rest = &input[1..];
         let mut timestamp = 0u32;
         while let [kind, d0, d1, l0, l1, tail @ ..] = rest {
             let (body, after) = tail.split_at(usize::from(u16::from_be_bytes([*l0, *l1])));
             rest = after;
             timestamp = timestamp.wrapping_add_signed(i32::from(i16::from_be_bytes([*d0, *d1])));
-            let kind = if kind & 1 == 1 {
-                MediaKind::Video
-            } else {
-                MediaKind::Audio
-            };
+            let kind = if kind & 1 == 1 { MediaKind::Video } else { MediaKind::Audio };
             seg.push_flv_tag(kind, timestamp, body).unwrap();
         }
         seg.end();
-        let completed = std::iter::from_fn(|| seg.poll_event())
-            .filter(|e| matches!(e, HlsEvent::SegmentCompleted { .. }))
-            .count();
+        let completed =
+            std::iter::from_fn(|| seg.poll_event()).filter(|e| matches!(e, HlsEvent::SegmentCompleted { .. })).count();
         assert!(completed >= 1, "the ts_mux seed makes segments");
 
         for seed in websocket_seeds() {
-            assert!(matches!(
-                websocket::parse_client_frame(&seed, 1024),
-                Ok(Some(_))
-            ));
+            assert!(matches!(websocket::parse_client_frame(&seed, 1024), Ok(Some(_))));
         }
     }
 
     #[test]
     fn http_request_pseudo_random_inputs() {
-        run(
-            0x9E37_79B9_7F4A_7C15,
-            3000,
-            &http_seeds(),
-            fuzz_http_request,
-        );
+        run(0x9E37_79B9_7F4A_7C15, 3000, &http_seeds(), fuzz_http_request);
     }
 
     #[test]
@@ -677,12 +611,7 @@ mod tests {
 
     #[test]
     fn websocket_pseudo_random_inputs() {
-        run(
-            0xE703_7ED1_A0B4_28DB,
-            3000,
-            &websocket_seeds(),
-            fuzz_websocket,
-        );
+        run(0xE703_7ED1_A0B4_28DB, 3000, &websocket_seeds(), fuzz_websocket);
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod flv;
 pub mod fuzz;
 pub mod hls;
 pub mod mpegts;
-pub mod rtp_h264;
 pub mod rtmp;
+pub mod rtp_h264;
 pub mod webrtc;
 pub mod websocket;

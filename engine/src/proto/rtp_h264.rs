@@ -105,11 +105,7 @@ pub struct H264PacketizerConfig {
 
 impl Default for H264PacketizerConfig {
     fn default() -> Self {
-        Self {
-            max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
-            keep_sei: false,
-            initial_sequence_number: 0,
-        }
+        Self { max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE, keep_sei: false, initial_sequence_number: 0 }
     }
 }
 
@@ -258,9 +254,7 @@ impl H264Packetizer {
         avcc: &Bytes,
         out: &mut Vec<H264RtpPacket>,
     ) -> Result<(), RtpH264Error> {
-        let length_size = self
-            .nalu_length_size
-            .ok_or(RtpH264Error::MissingSequenceHeader)?;
+        let length_size = self.nalu_length_size.ok_or(RtpH264Error::MissingSequenceHeader)?;
         // Validate the whole access unit before emitting anything.
         let mut nals: Vec<&[u8]> = Vec::with_capacity(8);
         for nal in avcc_nalus(avcc, length_size) {
@@ -281,9 +275,7 @@ impl H264Packetizer {
                     return true;
                 }
                 nal_type::SEI if self.config.keep_sei => return true,
-                nal_type::SEI | nal_type::AUD | FILLER_DATA | END_OF_SEQUENCE | END_OF_STREAM => {
-                    dropped += 1
-                }
+                nal_type::SEI | nal_type::AUD | FILLER_DATA | END_OF_SEQUENCE | END_OF_STREAM => dropped += 1,
                 0 | 24..=31 => dropped += 1,
                 _ => return true,
             }
@@ -292,12 +284,8 @@ impl H264Packetizer {
         self.stats.dropped_nal_units += dropped;
         let in_band = in_band_sps.is_some() || in_band_pps.is_some();
         if in_band {
-            let sps = in_band_sps
-                .map(|s| avcc.slice_ref(s))
-                .or_else(|| self.sps.clone());
-            let pps = in_band_pps
-                .map(|p| avcc.slice_ref(p))
-                .or_else(|| self.pps.clone());
+            let sps = in_band_sps.map(|s| avcc.slice_ref(s)).or_else(|| self.sps.clone());
+            let pps = in_band_pps.map(|p| avcc.slice_ref(p)).or_else(|| self.pps.clone());
             self.set_parameter_sets(sps, pps);
         }
         let first = out.len();
@@ -345,12 +333,7 @@ impl H264Packetizer {
     }
 
     fn push(&mut self, out: &mut Vec<H264RtpPacket>, timestamp: u32, payload: Bytes) {
-        out.push(H264RtpPacket {
-            sequence_number: self.sequence_number,
-            timestamp,
-            marker: false,
-            payload,
-        });
+        out.push(H264RtpPacket { sequence_number: self.sequence_number, timestamp, marker: false, payload });
         self.sequence_number = self.sequence_number.wrapping_add(1);
         self.stats.packets += 1;
     }
@@ -607,24 +590,11 @@ impl H264Depacketizer {
     /// Takes one received RTP packet (its payload shared, not copied into a
     /// queue beyond the bounded reorder buffer).
     pub fn handle_rtp(&mut self, now: Instant, packet: &super::webrtc::RtpPacket) {
-        self.handle_packet(
-            now,
-            packet.sequence_number,
-            packet.timestamp,
-            packet.marker,
-            packet.payload(),
-        );
+        self.handle_packet(now, packet.sequence_number, packet.timestamp, packet.marker, packet.payload());
     }
 
     /// Takes one received RTP packet's fields.
-    pub fn handle_packet(
-        &mut self,
-        now: Instant,
-        sequence_number: u16,
-        timestamp: u32,
-        marker: bool,
-        payload: Bytes,
-    ) {
+    pub fn handle_packet(&mut self, now: Instant, sequence_number: u16, timestamp: u32, marker: bool, payload: Bytes) {
         self.stats.packets += 1;
         let mut seq = self.extend_sequence_number(sequence_number);
         let next = *self.next_seq.get_or_insert(seq);
@@ -642,15 +612,7 @@ impl H264Depacketizer {
             self.next_seq = Some(seq);
         }
         self.late_in_a_row = 0;
-        self.buffer.insert(
-            seq,
-            Pending {
-                timestamp,
-                marker,
-                payload,
-                arrived: now,
-            },
-        );
+        self.buffer.insert(seq, Pending { timestamp, marker, payload, arrived: now });
         self.drain(now);
     }
 
@@ -661,11 +623,7 @@ impl H264Depacketizer {
 
     /// When [`handle_timeout`](Self::handle_timeout) should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.buffer
-            .values()
-            .map(|p| p.arrived)
-            .min()
-            .map(|t| t + self.config.max_reorder_delay)
+        self.buffer.values().map(|p| p.arrived).min().map(|t| t + self.config.max_reorder_delay)
     }
 
     /// The next output, `None` when drained.
@@ -873,9 +831,7 @@ impl H264Depacketizer {
                 return;
             }
             self.note_slice(nal_header & 0x1F, data);
-            self.fragment = Some(Fragment {
-                length_at: self.au.len(),
-            });
+            self.fragment = Some(Fragment { length_at: self.au.len() });
             self.au.put_u32(0);
             self.au.put_u8(nal_header);
         } else if self.fragment.is_none() {
@@ -947,14 +903,11 @@ impl H264Depacketizer {
         }
         let usable = !self.au_broken
             && (!self.au_after_loss || self.au_first_slice_clean == Some(true))
-            && (!self.waiting_for_keyframe
-                || (self.au_has_idr && self.sps.is_some() && self.pps.is_some()));
+            && (!self.waiting_for_keyframe || (self.au_has_idr && self.sps.is_some() && self.pps.is_some()));
         if !usable {
             self.stats.discarded_access_units += 1;
             if self.waiting_for_keyframe {
-                let due = self
-                    .last_keyframe_request
-                    .is_none_or(|t| now >= t + self.config.keyframe_request_interval);
+                let due = self.last_keyframe_request.is_none_or(|t| now >= t + self.config.keyframe_request_interval);
                 if due {
                     self.request_keyframe(now);
                 }
@@ -969,10 +922,7 @@ impl H264Depacketizer {
             let current = (sps.clone(), pps.clone());
             if self.emitted_parameter_sets.as_ref() != Some(&current) {
                 self.emitted_parameter_sets = Some(current.clone());
-                self.queue(DepacketizerOutput::ParameterSets {
-                    sps: current.0,
-                    pps: current.1,
-                });
+                self.queue(DepacketizerOutput::ParameterSets { sps: current.0, pps: current.1 });
             }
         }
         let keyframe = self.au_has_idr;
@@ -997,13 +947,7 @@ impl H264Depacketizer {
 /// CompositionTime SI24.
 fn flv_video_header(keyframe: bool, composition_time_ms: i32) -> [u8; 5] {
     let ct = composition_time_ms.clamp(-(1 << 23), (1 << 23) - 1) as u32;
-    [
-        if keyframe { 0x17 } else { 0x27 },
-        1,
-        (ct >> 16) as u8,
-        (ct >> 8) as u8,
-        ct as u8,
-    ]
+    [if keyframe { 0x17 } else { 0x27 }, 1, (ct >> 16) as u8, (ct >> 8) as u8, ct as u8]
 }
 
 /// An FLV video tag body for one AVCC access unit (AVCPacketType 1).
@@ -1134,10 +1078,7 @@ impl BFrameDetector {
         }
         let pts = i64::from(dts_ms) + i64::from(composition_time_ms);
         let reordered = self.max_pts_ms.is_some_and(|max| pts < max);
-        let varying = *self
-            .first_composition_time
-            .get_or_insert(composition_time_ms)
-            != composition_time_ms;
+        let varying = *self.first_composition_time.get_or_insert(composition_time_ms) != composition_time_ms;
         self.max_pts_ms = Some(self.max_pts_ms.map_or(pts, |m| m.max(pts)));
         self.detected = reordered || varying;
         self.detected
@@ -1148,8 +1089,7 @@ impl BFrameDetector {
 /// B-frames (see [`BFrameDetector`]).
 pub fn flv_video_uses_b_frames<'a>(tags: impl IntoIterator<Item = (u32, &'a [u8])>) -> bool {
     let mut detector = BFrameDetector::new();
-    tags.into_iter()
-        .any(|(ts, body)| detector.observe_tag(ts, body))
+    tags.into_iter().any(|(ts, body)| detector.observe_tag(ts, body))
 }
 
 // ---------------------------------------------------------------------------
@@ -1177,8 +1117,8 @@ pub fn fuzz_rtp_h264(data: &[u8]) {
     // The SPS/PPS of testdata/media/small.flv.
     packetizer.set_parameter_sets(
         Some(Bytes::from_static(&[
-            0x67, 0x64, 0x00, 0x0C, 0xAC, 0xB4, 0x0A, 0x0F, 0xD8, 0x08, 0x80, 0x00, 0x00, 0x03,
-            0x00, 0x80, 0x00, 0x00, 0x0F, 0x07, 0x8A, 0x15, 0x50,
+            0x67, 0x64, 0x00, 0x0C, 0xAC, 0xB4, 0x0A, 0x0F, 0xD8, 0x08, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00,
+            0x0F, 0x07, 0x8A, 0x15, 0x50,
         ])),
         Some(Bytes::from_static(&[0x68, 0xEF, 0x06, 0x72, 0xC0])),
     );
@@ -1236,49 +1176,27 @@ pub fn fuzz_rtp_h264(data: &[u8]) {
     let check = |d: &mut H264Depacketizer| {
         while let Some(output) = d.poll_output() {
             if let DepacketizerOutput::AccessUnit(au) = output {
-                let want = expected
-                    .iter()
-                    .find(|(ts, _)| *ts == au.rtp_timestamp)
-                    .map(|(_, w)| w);
-                assert_eq!(
-                    Some(&au.avcc()[..]),
-                    want.map(|w| &w[..]),
-                    "access unit intact"
-                );
+                let want = expected.iter().find(|(ts, _)| *ts == au.rtp_timestamp).map(|(_, w)| w);
+                assert_eq!(Some(&au.avcc()[..]), want.map(|w| &w[..]), "access unit intact");
             }
         }
     };
     for (i, p) in fed.iter().enumerate() {
         let now = start + Duration::from_millis(i as u64);
         depacketizer.handle_timeout(now);
-        depacketizer.handle_packet(
-            now,
-            p.sequence_number,
-            p.timestamp,
-            p.marker,
-            p.payload.clone(),
-        );
+        depacketizer.handle_packet(now, p.sequence_number, p.timestamp, p.marker, p.payload.clone());
         check(&mut depacketizer);
     }
     depacketizer.handle_timeout(start + Duration::from_secs(3600));
     check(&mut depacketizer);
     // The input itself as RTP payloads of 1 to 64 bytes.
-    let mut raw = H264Depacketizer::new(H264DepacketizerConfig {
-        max_access_unit_size: 4096,
-        ..Default::default()
-    });
+    let mut raw = H264Depacketizer::new(H264DepacketizerConfig { max_access_unit_size: 4096, ..Default::default() });
     let mut at = 0;
     let mut seq = 0u16;
     while at < data.len() {
         let len = (usize::from(data[at]) % 64 + 1).min(data.len() - at);
         let payload = Bytes::copy_from_slice(&data[at..at + len]);
-        raw.handle_packet(
-            start,
-            seq,
-            u32::from(data[at] >> 6) * 3000,
-            data[at] & 1 == 1,
-            payload,
-        );
+        raw.handle_packet(start, seq, u32::from(data[at] >> 6) * 3000, data[at] & 1 == 1, payload);
         while raw.poll_output().is_some() {}
         seq = seq.wrapping_add(1 + u16::from(data[at] >> 7));
         at += len;

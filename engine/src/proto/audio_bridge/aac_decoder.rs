@@ -72,23 +72,13 @@ impl AacDecoder {
             AacDecoderKind::Fdk => true,
             AacDecoderKind::Symphonia => false,
             AacDecoderKind::Auto => {
-                let symphonia_can = config.object_type == 2
-                    && (1..=2).contains(&config.channel_config)
-                    && config.frame_length == 1024;
+                let symphonia_can =
+                    config.object_type == 2 && (1..=2).contains(&config.channel_config) && config.frame_length == 1024;
                 !symphonia_can && cfg!(feature = "fdk-aac")
             }
         };
-        let backend = if use_fdk {
-            fdk_backend(asc, &config)?
-        } else {
-            symphonia_backend(asc, &config)?
-        };
-        Ok(AacDecoder {
-            backend,
-            sample_rate: config.output_sample_rate,
-            channels,
-            config,
-        })
+        let backend = if use_fdk { fdk_backend(asc, &config)? } else { symphonia_backend(asc, &config)? };
+        Ok(AacDecoder { backend, sample_rate: config.output_sample_rate, channels, config })
     }
 
     /// The configuration.
@@ -143,24 +133,21 @@ impl AacDecoder {
                 let packet = PacketRef::new(0, Timestamp::new(0), Duration::new(1024), frame);
                 // The decoder is pure Rust and documented not to panic, but it
                 // is fed network input: contain a panic to this stream.
-                let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match dec
-                    .decode_ref(&packet)
-                {
-                    Ok(buf) => {
-                        let channels = buf.spec().channels().count();
-                        let rate = buf.spec().rate();
-                        let mut samples = Vec::new();
-                        buf.copy_to_vec_interleaved::<f32>(&mut samples);
-                        Ok((channels, rate, samples))
-                    }
-                    Err(e) => Err(e.to_string()),
-                }));
+                let decoded =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match dec.decode_ref(&packet) {
+                        Ok(buf) => {
+                            let channels = buf.spec().channels().count();
+                            let rate = buf.spec().rate();
+                            let mut samples = Vec::new();
+                            buf.copy_to_vec_interleaved::<f32>(&mut samples);
+                            Ok((channels, rate, samples))
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }));
                 match decoded {
                     Ok(Ok((channels, rate, samples))) => {
                         if channels == 0 || channels > 2 {
-                            return Err(AudioBridgeError::Unsupported(format!(
-                                "{channels} AAC channels"
-                            )));
+                            return Err(AudioBridgeError::Unsupported(format!("{channels} AAC channels")));
                         }
                         self.channels = channels;
                         self.sample_rate = rate;
@@ -179,8 +166,7 @@ impl AacDecoder {
                 if frame.is_empty() {
                     return Ok(0);
                 }
-                dec.fill(frame)
-                    .map_err(|_| AudioBridgeError::Malformed("AAC frame"))?;
+                dec.fill(frame).map_err(|_| AudioBridgeError::Malformed("AAC frame"))?;
                 match dec.decode_frame(pcm) {
                     Ok(()) => {}
                     Err(e) if e == fdk_aac::dec::DecoderError::NOT_ENOUGH_BITS => return Ok(0),
@@ -207,10 +193,7 @@ impl AacDecoder {
     }
 }
 
-fn symphonia_backend(
-    asc: &[u8],
-    config: &AudioSpecificConfig,
-) -> Result<Backend, AudioBridgeError> {
+fn symphonia_backend(asc: &[u8], config: &AudioSpecificConfig) -> Result<Backend, AudioBridgeError> {
     use symphonia_core::codecs::audio::well_known::CODEC_ID_AAC;
     use symphonia_core::codecs::audio::{AudioCodecParameters, AudioDecoderOptions};
     if config.object_type != 2 {
@@ -226,14 +209,11 @@ fn symphonia_backend(
         )));
     }
     let mut params = AudioCodecParameters::new();
-    params
-        .for_codec(CODEC_ID_AAC)
-        .with_extra_data(asc.to_vec().into_boxed_slice());
-    let decoder = std::panic::catch_unwind(|| {
-        symphonia_codec_aac::AacDecoder::try_new(&params, &AudioDecoderOptions::default())
-    })
-    .map_err(|_| AudioBridgeError::Unsupported("AAC configuration".into()))?
-    .map_err(|e| AudioBridgeError::Unsupported(format!("AAC configuration: {e}")))?;
+    params.for_codec(CODEC_ID_AAC).with_extra_data(asc.to_vec().into_boxed_slice());
+    let decoder =
+        std::panic::catch_unwind(|| symphonia_codec_aac::AacDecoder::try_new(&params, &AudioDecoderOptions::default()))
+            .map_err(|_| AudioBridgeError::Unsupported("AAC configuration".into()))?
+            .map_err(|e| AudioBridgeError::Unsupported(format!("AAC configuration: {e}")))?;
     Ok(Backend::Symphonia(Box::new(decoder)))
 }
 
@@ -241,17 +221,13 @@ fn symphonia_backend(
 fn fdk_backend(asc: &[u8], _config: &AudioSpecificConfig) -> Result<Backend, AudioBridgeError> {
     use fdk_aac::dec::{Decoder, Transport};
     let mut dec = Decoder::new(Transport::Raw);
-    dec.config_raw(asc)
-        .map_err(|e| AudioBridgeError::Unsupported(format!("AAC configuration: {e}")))?;
+    dec.config_raw(asc).map_err(|e| AudioBridgeError::Unsupported(format!("AAC configuration: {e}")))?;
     // Downmix anything wider than stereo (Opus in WebRTC is at most stereo).
-    dec.set_max_output_channels(2)
-        .map_err(|e| AudioBridgeError::Codec(format!("fdk-aac: {e}")))?;
+    dec.set_max_output_channels(2).map_err(|e| AudioBridgeError::Codec(format!("fdk-aac: {e}")))?;
     Ok(Backend::Fdk(Box::new(dec), vec![0; MAX_FRAME_SAMPLES]))
 }
 
 #[cfg(not(feature = "fdk-aac"))]
 fn fdk_backend(_asc: &[u8], _config: &AudioSpecificConfig) -> Result<Backend, AudioBridgeError> {
-    Err(AudioBridgeError::Unsupported(
-        "the FDK AAC decoder is not compiled in (feature fdk-aac)".into(),
-    ))
+    Err(AudioBridgeError::Unsupported("the FDK AAC decoder is not compiled in (feature fdk-aac)".into()))
 }

@@ -186,13 +186,8 @@ impl AacToOpus {
     /// configuration that cannot be decoded) means the audio cannot be
     /// bridged: frames are then skipped until a usable sequence header.
     /// [`AudioBridgeError::Malformed`] concerns one frame only.
-    pub fn handle_audio_tag(
-        &mut self,
-        timestamp_ms: u32,
-        body: &[u8],
-    ) -> Result<(), AudioBridgeError> {
-        let tag =
-            AudioTag::parse(body).map_err(|_| AudioBridgeError::Malformed("FLV audio tag"))?;
+    pub fn handle_audio_tag(&mut self, timestamp_ms: u32, body: &[u8]) -> Result<(), AudioBridgeError> {
+        let tag = AudioTag::parse(body).map_err(|_| AudioBridgeError::Malformed("FLV audio tag"))?;
         if tag.codec != AudioCodec::Aac {
             return Err(AudioBridgeError::Unsupported(format!(
                 "{} audio (only AAC is transcoded to Opus)",
@@ -219,11 +214,7 @@ impl AacToOpus {
     }
 
     /// Transcodes one raw AAC frame with its FLV timestamp (ms).
-    pub fn handle_frame(
-        &mut self,
-        timestamp_ms: u32,
-        frame: &[u8],
-    ) -> Result<(), AudioBridgeError> {
+    pub fn handle_frame(&mut self, timestamp_ms: u32, frame: &[u8]) -> Result<(), AudioBridgeError> {
         self.stats.frames_in += 1;
         let Some(decoder) = self.decoder.as_mut() else {
             self.stats.skipped += 1;
@@ -246,18 +237,9 @@ impl AacToOpus {
         }
         let (rate, channels) = (decoder.sample_rate(), decoder.channels());
         let ts = i64::from(timestamp_ms) * i64::from(OPUS_CLOCK_RATE / 1000);
-        if !self.started
-            || self
-                .encoding
-                .as_ref()
-                .is_none_or(|e| e.channels != channels)
-        {
+        if !self.started || self.encoding.as_ref().is_none_or(|e| e.channels != channels) {
             self.start(ts, rate, channels)?;
-        } else if self
-            .resampler
-            .as_ref()
-            .is_some_and(|r| r.input_rate() != rate)
-        {
+        } else if self.resampler.as_ref().is_some_and(|r| r.input_rate() != rate) {
             // The decoder's output rate changed (e.g. implicit SBR found):
             // continue the timeline through a new resampler.
             self.in_base = self.expected_input_time();
@@ -274,10 +256,8 @@ impl AacToOpus {
                 }
             }
         }
-        let resampler = self
-            .resampler
-            .as_mut()
-            .ok_or_else(|| AudioBridgeError::Unsupported(format!("AAC at {rate} Hz")))?;
+        let resampler =
+            self.resampler.as_mut().ok_or_else(|| AudioBridgeError::Unsupported(format!("AAC at {rate} Hz")))?;
         resampler.process(&self.pcm, &mut self.fifo);
         self.in_samples += frames as u64;
         self.encode_ready()
@@ -285,10 +265,7 @@ impl AacToOpus {
 
     /// The 48 kHz time the next input frame should have.
     fn expected_input_time(&self) -> i64 {
-        let rate = self
-            .resampler
-            .as_ref()
-            .map_or(OPUS_CLOCK_RATE, |r| r.input_rate());
+        let rate = self.resampler.as_ref().map_or(OPUS_CLOCK_RATE, |r| r.input_rate());
         self.in_base + (self.in_samples * u64::from(OPUS_CLOCK_RATE) / u64::from(rate)) as i64
     }
 
@@ -296,11 +273,7 @@ impl AacToOpus {
     /// dropped, the resampler and (if the channel count changed) the encoder
     /// are new.
     fn start(&mut self, ts: i64, rate: u32, channels: usize) -> Result<(), AudioBridgeError> {
-        if self
-            .encoding
-            .as_ref()
-            .is_none_or(|e| e.channels != channels)
-        {
+        if self.encoding.as_ref().is_none_or(|e| e.channels != channels) {
             self.encoding = Some(self.new_encoder(channels)?);
         }
         self.resampler = Resampler::new(rate, OPUS_CLOCK_RATE, channels);
@@ -321,29 +294,13 @@ impl AacToOpus {
 
     fn new_encoder(&self, channels: usize) -> Result<Encoding, AudioBridgeError> {
         let codec = |e: opus::Error| AudioBridgeError::Codec(format!("opus encoder: {e}"));
-        let layout = if channels == 1 {
-            opus::Channels::Mono
-        } else {
-            opus::Channels::Stereo
-        };
-        let mut encoder =
-            opus::Encoder::new(OPUS_CLOCK_RATE, layout, opus::Application::Audio).map_err(codec)?;
-        let bitrate = self
-            .config
-            .bitrate
-            .unwrap_or(if channels == 1 { 32_000 } else { 64_000 });
-        encoder
-            .set_bitrate(opus::Bitrate::Bits(bitrate.clamp(6_000, 510_000) as i32))
-            .map_err(codec)?;
-        encoder
-            .set_complexity(i32::from(self.config.complexity.min(10)))
-            .map_err(codec)?;
+        let layout = if channels == 1 { opus::Channels::Mono } else { opus::Channels::Stereo };
+        let mut encoder = opus::Encoder::new(OPUS_CLOCK_RATE, layout, opus::Application::Audio).map_err(codec)?;
+        let bitrate = self.config.bitrate.unwrap_or(if channels == 1 { 32_000 } else { 64_000 });
+        encoder.set_bitrate(opus::Bitrate::Bits(bitrate.clamp(6_000, 510_000) as i32)).map_err(codec)?;
+        encoder.set_complexity(i32::from(self.config.complexity.min(10))).map_err(codec)?;
         let lookahead = i64::from(encoder.get_lookahead().map_err(codec)?);
-        Ok(Encoding {
-            encoder,
-            channels,
-            lookahead,
-        })
+        Ok(Encoding { encoder, channels, lookahead })
     }
 
     /// Feeds `gap` 48 kHz samples of silence (at the input rate) so the

@@ -8,10 +8,7 @@ use std::collections::VecDeque;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::timeline::RtpTimeline;
-use super::{
-    AAC_FRAME_SAMPLES, AudioBridgeError, OPUS_CLOCK_RATE, TranscodeStats,
-    aac_sequence_header_tag_body,
-};
+use super::{AAC_FRAME_SAMPLES, AudioBridgeError, OPUS_CLOCK_RATE, TranscodeStats, aac_sequence_header_tag_body};
 
 /// Most samples per channel one Opus packet decodes to (120 ms, RFC 6716 §3.2.5).
 const MAX_OPUS_PACKET_SAMPLES: usize = 5760;
@@ -41,12 +38,7 @@ pub struct OpusToAacConfig {
 
 impl Default for OpusToAacConfig {
     fn default() -> Self {
-        Self {
-            bitrate: None,
-            channels: None,
-            max_concealment_ms: 120,
-            max_gap_ms: 1000,
-        }
+        Self { bitrate: None, channels: None, max_concealment_ms: 120, max_gap_ms: 1000 }
     }
 }
 
@@ -109,10 +101,7 @@ pub struct OpusToAac {
 
 impl std::fmt::Debug for OpusToAac {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpusToAac")
-            .field("channels", &self.channels())
-            .field("stats", &self.stats)
-            .finish()
+        f.debug_struct("OpusToAac").field("channels", &self.channels()).field("stats", &self.stats).finish()
     }
 }
 
@@ -150,9 +139,7 @@ impl OpusToAac {
 
     /// The FLV AAC sequence header tag body, from the first packet on.
     pub fn sequence_header_tag_body(&self) -> Option<Vec<u8>> {
-        self.codecs
-            .as_ref()
-            .map(|c| aac_sequence_header_tag_body(&c.asc))
+        self.codecs.as_ref().map(|c| aac_sequence_header_tag_body(&c.asc))
     }
 
     /// The next AAC frame, `None` when drained.
@@ -164,11 +151,7 @@ impl OpusToAac {
     ///
     /// [`AudioBridgeError::Malformed`] concerns this packet only (it is
     /// concealed); [`AudioBridgeError::Codec`] means the transcoder is broken.
-    pub fn handle_packet(
-        &mut self,
-        rtp_timestamp: u32,
-        payload: &[u8],
-    ) -> Result<(), AudioBridgeError> {
+    pub fn handle_packet(&mut self, rtp_timestamp: u32, payload: &[u8]) -> Result<(), AudioBridgeError> {
         self.stats.frames_in += 1;
         if payload.is_empty() {
             // RFC 7587 §4.2 forbids empty payloads; nothing to decode.
@@ -190,8 +173,7 @@ impl OpusToAac {
             None => self.start(ts)?,
             Some(next) => {
                 let gap = ts - next;
-                let packet =
-                    opus::packet::get_nb_samples(payload, OPUS_CLOCK_RATE).unwrap_or(960) as i64;
+                let packet = opus::packet::get_nb_samples(payload, OPUS_CLOCK_RATE).unwrap_or(960) as i64;
                 if gap < 0 && gap >= -LATE_WINDOW.max(packet) {
                     // Late (already concealed) or duplicate.
                     self.stats.skipped += 1;
@@ -206,12 +188,8 @@ impl OpusToAac {
             }
         }
         // Decode the packet itself.
-        let codecs = self
-            .codecs
-            .as_mut()
-            .ok_or_else(|| AudioBridgeError::Codec("no codecs".into()))?;
-        self.decoded
-            .resize(MAX_OPUS_PACKET_SAMPLES * codecs.channels, 0);
+        let codecs = self.codecs.as_mut().ok_or_else(|| AudioBridgeError::Codec("no codecs".into()))?;
+        self.decoded.resize(MAX_OPUS_PACKET_SAMPLES * codecs.channels, 0);
         let n = match codecs.decoder.decode(payload, &mut self.decoded, false) {
             Ok(n) => n,
             Err(_) => {
@@ -229,40 +207,23 @@ impl OpusToAac {
     }
 
     fn new_codecs(&self, channels: usize) -> Result<Codecs, AudioBridgeError> {
-        use fdk_aac::enc::{
-            AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport,
-        };
-        let layout = if channels == 1 {
-            opus::Channels::Mono
-        } else {
-            opus::Channels::Stereo
-        };
+        use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
+        let layout = if channels == 1 { opus::Channels::Mono } else { opus::Channels::Stereo };
         let decoder = opus::Decoder::new(OPUS_CLOCK_RATE, layout)
             .map_err(|e| AudioBridgeError::Codec(format!("opus decoder: {e}")))?;
-        let bitrate = self
-            .config
-            .bitrate
-            .unwrap_or(if channels == 1 { 64_000 } else { 128_000 });
+        let bitrate = self.config.bitrate.unwrap_or(if channels == 1 { 64_000 } else { 128_000 });
         let encoder = Encoder::new(EncoderParams {
             bit_rate: BitRate::Cbr(bitrate.clamp(8_000, 320_000)),
             sample_rate: OPUS_CLOCK_RATE,
             transport: Transport::Raw,
-            channels: if channels == 1 {
-                ChannelMode::Mono
-            } else {
-                ChannelMode::Stereo
-            },
+            channels: if channels == 1 { ChannelMode::Mono } else { ChannelMode::Stereo },
             audio_object_type: AudioObjectType::Mpeg4LowComplexity,
         })
         .map_err(|e| AudioBridgeError::Codec(format!("fdk-aac encoder: {e}")))?;
-        let info = encoder
-            .info()
-            .map_err(|e| AudioBridgeError::Codec(format!("fdk-aac encoder info: {e}")))?;
+        let info = encoder.info().map_err(|e| AudioBridgeError::Codec(format!("fdk-aac encoder info: {e}")))?;
         let asc_len = (info.confSize as usize).min(info.confBuf.len());
         if asc_len < 2 {
-            return Err(AudioBridgeError::Codec(
-                "fdk-aac gave no AudioSpecificConfig".into(),
-            ));
+            return Err(AudioBridgeError::Codec("fdk-aac gave no AudioSpecificConfig".into()));
         }
         Ok(Codecs {
             decoder,
@@ -304,11 +265,7 @@ impl OpusToAac {
         while plc > 0 {
             let chunk = plc.min(MAX_OPUS_PACKET_SAMPLES);
             self.decoded.resize(chunk * ch, 0);
-            let n = codecs
-                .decoder
-                .decode(&[], &mut self.decoded[..chunk * ch], false)
-                .unwrap_or(0)
-                .min(chunk);
+            let n = codecs.decoder.decode(&[], &mut self.decoded[..chunk * ch], false).unwrap_or(0).min(chunk);
             if n == 0 {
                 break;
             }
@@ -345,9 +302,7 @@ impl OpusToAac {
             at += info.input_consumed.min(frame_len);
             self.stats.encoded_samples += (info.input_consumed / codecs.channels) as u64;
             if info.output_size > 0 {
-                let ts = self.segment_start
-                    + (self.segment_frames * AAC_FRAME_SAMPLES as u64) as i64
-                    - codecs.delay;
+                let ts = self.segment_start + (self.segment_frames * AAC_FRAME_SAMPLES as u64) as i64 - codecs.delay;
                 self.segment_frames += 1;
                 self.stats.frames_out += 1;
                 let raw = &out[..info.output_size.min(out.len())];

@@ -207,11 +207,8 @@ fn prototype(up: usize, down: usize) -> Vec<f32> {
         .map(|k| {
             let t = k as f64 - centre;
             let x = 2.0 * cutoff * t;
-            let sinc = if x.abs() < 1e-12 {
-                1.0
-            } else {
-                (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
-            };
+            let sinc =
+                if x.abs() < 1e-12 { 1.0 } else { (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x) };
             let r = t / centre.max(1.0);
             let window = bessel_i0(KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / denom;
             2.0 * cutoff * sinc * window * up as f64
@@ -264,10 +261,7 @@ mod tests {
             produced += r.process(chunk, &mut out);
         }
         // One second in, one second (less the filter delay) out.
-        assert!(
-            (48_000 - produced as i64).abs() <= r.delay() as i64 + 2,
-            "{produced}"
-        );
+        assert!((48_000 - produced as i64).abs() <= r.delay() as i64 + 2, "{produced}");
         assert_eq!(out.len(), produced * 2);
         // In a different chunking, the same samples.
         let mut r2 = Resampler::new(44_100, 48_000, 2).unwrap();
@@ -277,45 +271,24 @@ mod tests {
         }
         assert_eq!(out, out2);
         // The tone keeps its amplitude (0.5) and its frequency.
-        let left: Vec<f32> = out
-            .iter()
-            .step_by(2)
-            .skip(r.delay() + 100)
-            .copied()
-            .collect();
+        let left: Vec<f32> = out.iter().step_by(2).skip(r.delay() + 100).copied().collect();
         let a = amplitude(&left, 48_000, 1000.0);
         assert!((a - 0.5).abs() < 0.01, "amplitude {a}");
-        assert!(
-            amplitude(&left, 48_000, 1088.4) < 0.02,
-            "no tone at the wrong rate"
-        );
+        assert!(amplitude(&left, 48_000, 1088.4) < 0.02, "no tone at the wrong rate");
     }
 
     #[test]
     fn delay_matches_the_filter() {
         // A click comes out `delay()` samples later.
-        for (from, to) in [
-            (44_100, 48_000),
-            (24_000, 48_000),
-            (96_000, 48_000),
-            (22_050, 48_000),
-        ] {
+        for (from, to) in [(44_100, 48_000), (24_000, 48_000), (96_000, 48_000), (22_050, 48_000)] {
             let mut r = Resampler::new(from, to, 1).unwrap();
             let mut input = vec![0.0f32; from as usize / 10];
             input[100] = 1.0;
             let mut out = Vec::new();
             r.process(&input, &mut out);
-            let peak = out
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-                .unwrap()
-                .0;
+            let peak = out.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap().0;
             let expected = 100.0 * f64::from(to) / f64::from(from) + r.delay() as f64;
-            assert!(
-                (peak as f64 - expected).abs() <= 1.5,
-                "{from}->{to}: {peak} vs {expected}"
-            );
+            assert!((peak as f64 - expected).abs() <= 1.5, "{from}->{to}: {peak} vs {expected}");
         }
     }
 

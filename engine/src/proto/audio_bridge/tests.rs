@@ -41,11 +41,7 @@ fn channel(samples: &[f32], channels: usize, ch: usize) -> Vec<f32> {
 
 /// Decodes Opus packets to interleaved 48 kHz audio.
 fn decode_opus(packets: &[OpusPacket], channels: usize) -> Vec<f32> {
-    let layout = if channels == 1 {
-        opus::Channels::Mono
-    } else {
-        opus::Channels::Stereo
-    };
+    let layout = if channels == 1 { opus::Channels::Mono } else { opus::Channels::Stereo };
     let mut dec = opus::Decoder::new(48_000, layout).unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0f32; 5760 * channels];
@@ -78,17 +74,11 @@ fn kinds() -> Vec<AacDecoderKind> {
 
 #[test]
 fn aac_to_opus_keeps_the_440_hz_tone() {
-    for (file, rate, channels) in [
-        ("media/small.flv", 48_000, 1),
-        ("media/small_bframes.flv", 44_100, 2),
-    ] {
+    for (file, rate, channels) in [("media/small.flv", 48_000, 1), ("media/small_bframes.flv", 44_100, 2)] {
         let tags = audio_tags(file);
         let frames = tags.len() as u32 - 1;
         for kind in kinds() {
-            let config = AacToOpusConfig {
-                decoder: kind,
-                ..Default::default()
-            };
+            let config = AacToOpusConfig { decoder: kind, ..Default::default() };
             let (t, packets) = transcode_tags(config, &tags);
             assert_eq!(t.channels(), Some(channels), "{file} {kind:?}");
             // All the audio, but the last partial packet.
@@ -103,11 +93,7 @@ fn aac_to_opus_keeps_the_440_hz_tone() {
             // encoder delays.
             let decoder_delay = (t.decoder().unwrap().output_delay() as u64 * 48_000 / rate) as u32;
             let delay = 312 + if rate == 48_000 { 0 } else { 35 } + decoder_delay;
-            assert_eq!(
-                packets[0].timestamp,
-                (tags[1].0 * 48).wrapping_sub(delay),
-                "{file} {kind:?}"
-            );
+            assert_eq!(packets[0].timestamp, (tags[1].0 * 48).wrapping_sub(delay), "{file} {kind:?}");
             assert!(packets[0].marker && packets[1..].iter().all(|p| !p.marker));
             for w in packets.windows(2) {
                 assert_eq!(w[1].timestamp.wrapping_sub(w[0].timestamp), 960);
@@ -119,10 +105,7 @@ fn aac_to_opus_keeps_the_440_hz_tone() {
             for ch in 0..channels {
                 let signal = channel(&pcm, channels, ch);
                 let (ratio, rms) = tone(&signal[4800..], 48_000, 440.0);
-                assert!(
-                    ratio > 0.9 && rms > 0.05,
-                    "{file} {kind:?} ch{ch}: ratio {ratio:.3}, rms {rms:.3}"
-                );
+                assert!(ratio > 0.9 && rms > 0.05, "{file} {kind:?} ch{ch}: ratio {ratio:.3}, rms {rms:.3}");
             }
             assert_eq!(t.stats().decode_errors, 0);
             assert_eq!(t.stats().discontinuities, 0);
@@ -155,9 +138,7 @@ fn aac_to_opus_follows_flv_timestamps() {
         push(&mut t, *ts, body, &mut packets);
     }
     assert_eq!(t.stats().discontinuities, 0);
-    assert!(
-        t.stats().silence_samples >= 5 * 1024 - 48 && t.stats().silence_samples <= 5 * 1024 + 48
-    );
+    assert!(t.stats().silence_samples >= 5 * 1024 - 48 && t.stats().silence_samples <= 5 * 1024 + 48);
     let before = packets.len();
     for (ts, body) in &frames[60..] {
         push(&mut t, ts + 10_000, body, &mut packets);
@@ -169,51 +150,30 @@ fn aac_to_opus_follows_flv_timestamps() {
     let restart = &packets[before];
     assert!(restart.marker);
     let decoder_delay = t.decoder().unwrap().output_delay() as u32;
-    assert_eq!(
-        restart.timestamp,
-        (frames[60].0 + 10_000) * 48 - 312 - decoder_delay
-    );
-    assert_eq!(
-        restart.sequence_number,
-        packets[before - 1].sequence_number.wrapping_add(1)
-    );
+    assert_eq!(restart.timestamp, (frames[60].0 + 10_000) * 48 - 312 - decoder_delay);
+    assert_eq!(restart.sequence_number, packets[before - 1].sequence_number.wrapping_add(1));
 }
 
 #[test]
 fn unsupported_or_broken_aac_is_an_error_never_a_panic() {
     // HE-AAC (explicit SBR, object type 5) without FDK.
     let he_aac = [0x2B, 0x92, 0x08, 0x00];
-    let mut t = AacToOpus::new(AacToOpusConfig {
-        decoder: AacDecoderKind::Symphonia,
-        ..Default::default()
-    });
+    let mut t = AacToOpus::new(AacToOpusConfig { decoder: AacDecoderKind::Symphonia, ..Default::default() });
     let mut body = vec![0xAF, 0];
     body.extend_from_slice(&he_aac);
-    assert!(matches!(
-        t.handle_audio_tag(0, &body),
-        Err(AudioBridgeError::Unsupported(_))
-    ));
+    assert!(matches!(t.handle_audio_tag(0, &body), Err(AudioBridgeError::Unsupported(_))));
     // Frames are then skipped quietly.
     assert_eq!(t.handle_audio_tag(0, &[0xAF, 1, 0x21, 0x10]), Ok(()));
     assert_eq!(t.stats().skipped, 1);
     // Another codec.
-    assert!(matches!(
-        t.handle_audio_tag(0, &[0x2F, 0xFF, 0xFB]),
-        Err(AudioBridgeError::Unsupported(_))
-    ));
+    assert!(matches!(t.handle_audio_tag(0, &[0x2F, 0xFF, 0xFB]), Err(AudioBridgeError::Unsupported(_))));
     // 5.1 AAC-LC without FDK.
-    assert!(matches!(
-        AacDecoder::new(&[0x11, 0xB0], AacDecoderKind::Symphonia),
-        Err(AudioBridgeError::Unsupported(_))
-    ));
+    assert!(matches!(AacDecoder::new(&[0x11, 0xB0], AacDecoderKind::Symphonia), Err(AudioBridgeError::Unsupported(_))));
     assert!(AacDecoder::new(&[], AacDecoderKind::Auto).is_err());
     // Garbage frames: errors, never panics, and decoding goes on.
     let tags = audio_tags("media/small.flv");
     for kind in kinds() {
-        let mut t = AacToOpus::new(AacToOpusConfig {
-            decoder: kind,
-            ..Default::default()
-        });
+        let mut t = AacToOpus::new(AacToOpusConfig { decoder: kind, ..Default::default() });
         t.handle_audio_tag(0, &tags[0].1).unwrap();
         let mut seed = 1u32;
         for i in 0..2000u32 {
@@ -253,25 +213,12 @@ mod fdk {
     }
 
     /// Encodes PCM with FDK: (AudioSpecificConfig, raw frames, encoder delay).
-    fn aac_encode(
-        pcm: &[i16],
-        rate: u32,
-        channels: usize,
-        aot: AudioObjectType,
-    ) -> (Vec<u8>, Vec<Vec<u8>>, usize) {
+    fn aac_encode(pcm: &[i16], rate: u32, channels: usize, aot: AudioObjectType) -> (Vec<u8>, Vec<Vec<u8>>, usize) {
         let enc = Encoder::new(EncoderParams {
-            bit_rate: BitRate::Cbr(if matches!(aot, AudioObjectType::Mpeg4LowComplexity) {
-                128_000
-            } else {
-                48_000
-            }),
+            bit_rate: BitRate::Cbr(if matches!(aot, AudioObjectType::Mpeg4LowComplexity) { 128_000 } else { 48_000 }),
             sample_rate: rate,
             transport: Transport::Raw,
-            channels: if channels == 1 {
-                ChannelMode::Mono
-            } else {
-                ChannelMode::Stereo
-            },
+            channels: if channels == 1 { ChannelMode::Mono } else { ChannelMode::Stereo },
             audio_object_type: aot,
         })
         .unwrap();
@@ -306,17 +253,13 @@ mod fdk {
             // This FDK build made plain AAC-LC: still a valid transcode.
             eprintln!("FDK produced AAC-LC for the HE-AAC request");
         } else {
-            assert!(matches!(
-                AacDecoder::new(&asc, AacDecoderKind::Symphonia),
-                Err(AudioBridgeError::Unsupported(_))
-            ));
+            assert!(matches!(AacDecoder::new(&asc, AacDecoderKind::Symphonia), Err(AudioBridgeError::Unsupported(_))));
         }
         t.configure(&asc).unwrap();
         let samples_per_frame = if cfg.sbr { 2048 } else { 1024 };
         let mut packets = Vec::new();
         for (i, f) in frames.iter().enumerate() {
-            t.handle_frame((i * samples_per_frame / 48) as u32, f)
-                .unwrap();
+            t.handle_frame((i * samples_per_frame / 48) as u32, f).unwrap();
             while let Some(p) = t.poll_output() {
                 packets.push(p);
             }
@@ -328,16 +271,9 @@ mod fdk {
     }
 
     /// Opus packets of a tone (20 ms each), starting at RTP time `start`.
-    fn opus_tone(
-        channels: usize,
-        seconds: usize,
-        start: u32,
-        click_at: Option<usize>,
-    ) -> Vec<(u32, Vec<u8>)> {
-        let mut pcm: Vec<f32> = sine_i16(48_000, 440.0, 48_000 * seconds, channels)
-            .iter()
-            .map(|&s| f32::from(s) / 32_768.0)
-            .collect();
+    fn opus_tone(channels: usize, seconds: usize, start: u32, click_at: Option<usize>) -> Vec<(u32, Vec<u8>)> {
+        let mut pcm: Vec<f32> =
+            sine_i16(48_000, 440.0, 48_000 * seconds, channels).iter().map(|&s| f32::from(s) / 32_768.0).collect();
         if let Some(at) = click_at {
             // A sharp click, much louder than the tone.
             for ch in 0..channels {
@@ -345,21 +281,12 @@ mod fdk {
                 pcm[(at + 1) * channels + ch] = -0.95;
             }
         }
-        let layout = if channels == 1 {
-            opus::Channels::Mono
-        } else {
-            opus::Channels::Stereo
-        };
+        let layout = if channels == 1 { opus::Channels::Mono } else { opus::Channels::Stereo };
         let mut enc = opus::Encoder::new(48_000, layout, opus::Application::Audio).unwrap();
         enc.set_bitrate(opus::Bitrate::Bits(96_000)).unwrap();
         pcm.chunks(960 * channels)
             .enumerate()
-            .map(|(i, chunk)| {
-                (
-                    start.wrapping_add(i as u32 * 960),
-                    enc.encode_vec_float(chunk, 1500).unwrap(),
-                )
-            })
+            .map(|(i, chunk)| (start.wrapping_add(i as u32 * 960), enc.encode_vec_float(chunk, 1500).unwrap()))
             .collect()
     }
 
@@ -394,19 +321,9 @@ mod fdk {
             assert_eq!(t.channels(), Some(channels));
             let asc = t.audio_specific_config().unwrap();
             let cfg = AudioSpecificConfig::parse(&asc).unwrap();
-            assert_eq!(
-                (
-                    cfg.object_type,
-                    cfg.sample_rate,
-                    usize::from(cfg.channel_config)
-                ),
-                (2, 48_000, channels)
-            );
+            assert_eq!((cfg.object_type, cfg.sample_rate, usize::from(cfg.channel_config)), (2, 48_000, channels));
             let header = t.sequence_header_tag_body().unwrap();
-            assert_eq!(
-                AudioTag::parse(&header).unwrap().packet,
-                AudioPacket::SequenceHeader
-            );
+            assert_eq!(AudioTag::parse(&header).unwrap().packet, AudioPacket::SequenceHeader);
             assert_eq!(&header[2..], &asc[..]);
             // 2 s = 93.75 frames, less the encoder's pipeline.
             assert!((88..=94).contains(&frames.len()), "{} frames", frames.len());
@@ -419,10 +336,7 @@ mod fdk {
             assert_eq!(decoded_channels, channels);
             for ch in 0..channels {
                 let (ratio, rms) = tone(&channel(&pcm, channels, ch)[9600..], 48_000, 440.0);
-                assert!(
-                    ratio > 0.9 && rms > 0.1,
-                    "{channels} ch: ratio {ratio}, rms {rms}"
-                );
+                assert!(ratio > 0.9 && rms > 0.1, "{channels} ch: ratio {ratio}, rms {rms}");
             }
             assert_eq!(t.stats().frames_in, packets.len() as u64);
             assert_eq!(t.stats().decode_errors, 0);
@@ -439,12 +353,7 @@ mod fdk {
         let mut t = OpusToAac::new(OpusToAacConfig::default());
         let frames = run(&mut t, &packets);
         let (pcm, _) = decode_aac(&t.audio_specific_config().unwrap(), &frames);
-        let peak = pcm
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-            .unwrap()
-            .0;
+        let peak = pcm.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap().0;
         let at = frames[0].rtp_timestamp.wrapping_add(peak as u32);
         let want = start + 30_000 + 312;
         assert!(at.abs_diff(want) <= 16, "click at {at}, expected {want}");
@@ -488,15 +397,9 @@ mod fdk {
         let more = run(&mut t, &restarted);
         assert_eq!(t.stats().discontinuities, 1);
         let delay = more[0].rtp_timestamp.wrapping_sub(77_777_777);
-        assert!(
-            delay > u32::MAX - 4096,
-            "first frame starts before the first sample by the encoder delay"
-        );
+        assert!(delay > u32::MAX - 4096, "first frame starts before the first sample by the encoder delay");
         // Garbage is concealed, never a panic.
-        assert!(
-            t.handle_packet(77_777_777 + 48_000, &[0xFF; 3]).is_err()
-                || t.stats().decode_errors == 0
-        );
+        assert!(t.handle_packet(77_777_777 + 48_000, &[0xFF; 3]).is_err() || t.stats().decode_errors == 0);
         assert!(t.handle_packet(0, &[]).is_ok());
     }
 
@@ -511,8 +414,7 @@ mod fdk {
             let click = rate as usize / 2;
             pcm[click] = 30_000;
             pcm[click + 1] = -30_000;
-            let (asc, aac, aac_delay) =
-                aac_encode(&pcm, rate, 1, AudioObjectType::Mpeg4LowComplexity);
+            let (asc, aac, aac_delay) = aac_encode(&pcm, rate, 1, AudioObjectType::Mpeg4LowComplexity);
             let mut t = AacToOpus::new(AacToOpusConfig::default());
             t.configure(&asc).unwrap();
             let mut packets = Vec::new();
@@ -527,19 +429,10 @@ mod fdk {
                 }
             }
             let out = decode_opus(&packets, 1);
-            let peak = out
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-                .unwrap()
-                .0;
+            let peak = out.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap().0;
             let at = packets[0].timestamp.wrapping_add(peak as u32);
-            let want =
-                base_ms * 48 + ((click + aac_delay) as u64 * 48_000 / u64::from(rate)) as u32;
-            assert!(
-                at.abs_diff(want) <= 24,
-                "{rate} Hz: click at {at}, expected {want}"
-            );
+            let want = base_ms * 48 + ((click + aac_delay) as u64 * 48_000 / u64::from(rate)) as u32;
+            assert!(at.abs_diff(want) <= 24, "{rate} Hz: click at {at}, expected {want}");
         }
     }
 
@@ -548,11 +441,7 @@ mod fdk {
     #[test]
     fn ffmpeg_decodes_the_transcoded_aac() {
         use crate::proto::flv::{file_header, write_tag};
-        if std::process::Command::new("ffmpeg")
-            .arg("-version")
-            .output()
-            .is_err()
-        {
+        if std::process::Command::new("ffmpeg").arg("-version").output().is_err() {
             eprintln!("ffmpeg not found: skipped");
             return;
         }
@@ -562,21 +451,9 @@ mod fdk {
         let mut timeline = RtpTimeline::new(48_000);
         timeline.anchor(123, 0);
         let mut flv = file_header(true, false).to_vec();
-        write_tag(
-            &mut flv,
-            TagType::Audio,
-            0,
-            &t.sequence_header_tag_body().unwrap(),
-        )
-        .unwrap();
+        write_tag(&mut flv, TagType::Audio, 0, &t.sequence_header_tag_body().unwrap()).unwrap();
         for f in &frames {
-            write_tag(
-                &mut flv,
-                TagType::Audio,
-                timeline.to_flv_ms(f.rtp_timestamp),
-                &f.flv_tag_body,
-            )
-            .unwrap();
+            write_tag(&mut flv, TagType::Audio, timeline.to_flv_ms(f.rtp_timestamp), &f.flv_tag_body).unwrap();
         }
         let path = std::env::temp_dir().join(format!("opus_to_aac_{}.flv", std::process::id()));
         std::fs::write(&path, &flv).unwrap();
@@ -588,10 +465,7 @@ mod fdk {
             .unwrap();
         let _ = std::fs::remove_file(&path);
         let stderr = String::from_utf8_lossy(&result.stderr);
-        assert!(
-            result.status.success() && stderr.trim().is_empty(),
-            "ffmpeg: {stderr}"
-        );
+        assert!(result.status.success() && stderr.trim().is_empty(), "ffmpeg: {stderr}");
     }
 
     /// The CPU cost of each direction on 10 s of audio (printed; run with
@@ -601,10 +475,7 @@ mod fdk {
     fn transcoding_cpu_cost() {
         // AAC → Opus: small.flv's 48 kHz mono AAC, five times (10 s), and
         // small_bframes.flv's 44.1 kHz stereo, ten times (10 s).
-        for (file, loops, rate) in [
-            ("media/small.flv", 5u32, 48_000),
-            ("media/small_bframes.flv", 10, 44_100),
-        ] {
+        for (file, loops, rate) in [("media/small.flv", 5u32, 48_000), ("media/small_bframes.flv", 10, 44_100)] {
             let tags = audio_tags(file);
             let duration_ms = (tags.len() as u32 - 1) * 1024 * 1000 / rate;
             let mut t = AacToOpus::new(AacToOpusConfig::default());
@@ -626,10 +497,7 @@ mod fdk {
                 per_frame / 200.0
             );
             assert!(frames >= 480);
-            assert_eq!(
-                (t.stats().silence_samples, t.stats().discontinuities),
-                (0, 0)
-            );
+            assert_eq!((t.stats().silence_samples, t.stats().discontinuities), (0, 0));
             assert!(per_frame < 20_000.0, "slower than real time");
         }
         for channels in [1, 2] {

@@ -22,11 +22,7 @@ pub struct RtpTimeline {
 impl RtpTimeline {
     /// A timeline for a stream clocked at `clock_rate` Hz (at least 1).
     pub fn new(clock_rate: u32) -> Self {
-        Self {
-            clock_rate: clock_rate.max(1),
-            highest: None,
-            anchor: None,
-        }
+        Self { clock_rate: clock_rate.max(1), highest: None, anchor: None }
     }
 
     /// The clock rate in Hz.
@@ -93,10 +89,7 @@ mod tests {
         assert_eq!(t.to_ms(start.wrapping_add(1920)), 40);
         // A little back in time (reordering) stays behind.
         assert_eq!(t.to_ms(start.wrapping_sub(480)), -10);
-        assert_eq!(
-            t.extend(start.wrapping_add(1920)),
-            i64::from(u32::MAX) + 961
-        );
+        assert_eq!(t.extend(start.wrapping_add(1920)), i64::from(u32::MAX) + 961);
         let mut v = RtpTimeline::new(90_000);
         v.anchor(1000, 5000);
         assert_eq!(v.to_ms(1000 + 90 * 33), 5033);

@@ -144,30 +144,16 @@ fn parse_enhanced(first: u8, rest: &[u8]) -> Result<AudioTag<'_>, CodecError> {
         4 => (AudioPacket::MultichannelConfig, data),
         _ => return Err(CodecError::Unsupported("AudioPacketType")),
     };
-    Ok(AudioTag {
-        codec,
-        packet,
-        sound_rate_hz: 0,
-        sample_bits: 0,
-        stereo: false,
-        enhanced: true,
-        track_id,
-        data,
-    })
+    Ok(AudioTag { codec, packet, sound_rate_hz: 0, sample_bits: 0, stereo: false, enhanced: true, track_id, data })
 }
 
 /// `samplingFrequencyIndex` table (ISO/IEC 14496-3 1.6.3.4, table 1.22).
-const SAMPLING_FREQUENCIES: [u32; 13] = [
-    96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
-    7_350,
-];
+const SAMPLING_FREQUENCIES: [u32; 13] =
+    [96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000, 7_350];
 
 /// The index of `rate` in the sampling frequency table, if it is listed.
 pub fn sampling_frequency_index(rate: u32) -> Option<u8> {
-    SAMPLING_FREQUENCIES
-        .iter()
-        .position(|&r| r == rate)
-        .map(|i| i as u8)
+    SAMPLING_FREQUENCIES.iter().position(|&r| r == rate).map(|i| i as u8)
 }
 
 /// An AAC `AudioSpecificConfig` (ISO/IEC 14496-3 1.6.2.1), parsed up to the
@@ -198,11 +184,7 @@ pub struct AudioSpecificConfig {
 /// `GetAudioObjectType()`: 5 bits, escape 31 → 32 + 6 bits.
 fn read_object_type(r: &mut BitReader<'_>) -> Result<u8, CodecError> {
     let aot = r.read_bits(5)? as u8;
-    if aot == 31 {
-        Ok(32 + r.read_bits(6)? as u8)
-    } else {
-        Ok(aot)
-    }
+    if aot == 31 { Ok(32 + r.read_bits(6)? as u8) } else { Ok(aot) }
 }
 
 /// `samplingFrequencyIndex` and, for index 15, the 24-bit `samplingFrequency`.
@@ -285,15 +267,10 @@ impl AudioSpecificConfig {
         if !(1..=4).contains(&self.core_object_type) {
             return Err(CodecError::Unsupported("ADTS needs object type 1..=4"));
         }
-        let index = self
-            .sampling_frequency_index
-            .ok_or(CodecError::Unsupported(
-                "ADTS needs a sampling frequency index",
-            ))?;
+        let index =
+            self.sampling_frequency_index.ok_or(CodecError::Unsupported("ADTS needs a sampling frequency index"))?;
         if !(1..=7).contains(&self.channel_config) {
-            return Err(CodecError::Unsupported(
-                "ADTS needs channel configuration 1..=7",
-            ));
+            return Err(CodecError::Unsupported("ADTS needs channel configuration 1..=7"));
         }
         let frame_len = payload_len + 7;
         if frame_len > 0x1FFF {
@@ -364,41 +341,23 @@ mod tests {
         let tag = AudioTag::parse(&body).unwrap();
         assert_eq!(tag.codec, AudioCodec::Aac);
         assert!(tag.is_sequence_header());
-        assert_eq!(
-            (tag.sound_rate_hz, tag.sample_bits, tag.stereo),
-            (44_100, 16, true)
-        );
+        assert_eq!((tag.sound_rate_hz, tag.sample_bits, tag.stereo), (44_100, 16, true));
         let asc = AudioSpecificConfig::parse(tag.data).unwrap();
         assert_eq!(asc.object_type, 2);
         assert_eq!(asc.sampling_frequency_index, Some(3));
-        assert_eq!(
-            (asc.sample_rate, asc.channel_config, asc.channels()),
-            (48_000, 1, Some(1))
-        );
+        assert_eq!((asc.sample_rate, asc.channel_config, asc.channels()), (48_000, 1, Some(1)));
         assert_eq!(asc.frame_length, 1024);
         assert_eq!(asc.frame_duration_90k(), 1920);
         assert_eq!(asc.codecs_string(), "mp4a.40.2");
 
         let raw = AudioTag::parse(&[0xAF, 0x01, 0x21, 0x10]).unwrap();
-        assert_eq!(
-            (raw.packet, raw.data),
-            (AudioPacket::Frame, &[0x21, 0x10][..])
-        );
+        assert_eq!((raw.packet, raw.data), (AudioPacket::Frame, &[0x21, 0x10][..]));
         let mp3 = AudioTag::parse(&[0x2E, 0xFF, 0xFB]).unwrap();
-        assert_eq!(
-            (mp3.codec, mp3.sound_rate_hz, mp3.stereo),
-            (AudioCodec::Mp3, 44_100, false)
-        );
+        assert_eq!((mp3.codec, mp3.sound_rate_hz, mp3.stereo), (AudioCodec::Mp3, 44_100, false));
         assert_eq!(mp3.data, &[0xFF, 0xFB]);
         let pcmu = AudioTag::parse(&[0x82, 1]).unwrap();
-        assert_eq!(
-            (pcmu.codec, pcmu.sound_rate_hz),
-            (AudioCodec::G711MuLaw, 5_512)
-        );
-        assert_eq!(
-            AudioTag::parse(&[0xC0]),
-            Err(CodecError::Unsupported("SoundFormat"))
-        );
+        assert_eq!((pcmu.codec, pcmu.sound_rate_hz), (AudioCodec::G711MuLaw, 5_512));
+        assert_eq!(AudioTag::parse(&[0xC0]), Err(CodecError::Unsupported("SoundFormat")));
         assert_eq!(AudioTag::parse(&[0xAF]), Err(CodecError::Truncated));
     }
 
@@ -419,30 +378,21 @@ mod tests {
         body.extend_from_slice(b"mp4a");
         body.push(0x21);
         let tag = AudioTag::parse(&body).unwrap();
-        assert_eq!(
-            (tag.codec, tag.packet, tag.data),
-            (AudioCodec::Aac, AudioPacket::Frame, &[0x21][..])
-        );
+        assert_eq!((tag.codec, tag.packet, tag.data), (AudioCodec::Aac, AudioPacket::Frame, &[0x21][..]));
 
         // Multitrack ManyTracks, CodedFrames, ".mp3", track 1 of 2 bytes, then junk.
         let mut body = vec![0x95, 0x11];
         body.extend_from_slice(b".mp3");
         body.extend_from_slice(&[1, 0, 0, 2, 0xAA, 0xBB, 2, 0, 0, 1, 0xCC]);
         let tag = AudioTag::parse(&body).unwrap();
-        assert_eq!(
-            (tag.codec, tag.track_id, tag.data),
-            (AudioCodec::Mp3, 1, &[0xAA, 0xBB][..])
-        );
+        assert_eq!((tag.codec, tag.track_id, tag.data), (AudioCodec::Mp3, 1, &[0xAA, 0xBB][..]));
     }
 
     #[test]
     fn asc_escape_explicit_rate_and_sbr() {
         // AOT 31 escape → 32 + 10 = 42; index 15 → explicit 0x00BB80 (48000); ch 2.
         // bits: 11111 001010 1111 000000001011101110000000 0010
-        let asc = AudioSpecificConfig::parse(&bits_to_bytes(
-            "1111100101011110000000010111011100000000010",
-        ))
-        .unwrap();
+        let asc = AudioSpecificConfig::parse(&bits_to_bytes("1111100101011110000000010111011100000000010")).unwrap();
         assert_eq!(asc.object_type, 42);
         assert_eq!(asc.sampling_frequency_index, None);
         assert_eq!((asc.sample_rate, asc.channel_config), (48_000, 2));
@@ -461,10 +411,7 @@ mod tests {
         // 960-sample frames.
         let asc = AudioSpecificConfig::parse(&bits_to_bytes("0001000110001100")).unwrap();
         assert_eq!(asc.frame_length, 960);
-        assert!(
-            AudioSpecificConfig::parse(&[0x16, 0x80]).is_err(),
-            "reserved index 13"
-        );
+        assert!(AudioSpecificConfig::parse(&[0x16, 0x80]).is_err(), "reserved index 13");
         assert!(AudioSpecificConfig::parse(&[0x12]).is_err());
     }
 
@@ -474,16 +421,12 @@ mod tests {
         let h = asc.adts_header(100).unwrap();
         // Known-good header for LC/44100/stereo/107 bytes as written by ffmpeg.
         assert_eq!(h, [0xFF, 0xF1, 0x50, 0x80, 0x0D, 0x7F, 0xFC]);
-        let len =
-            (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+        let len = (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
         assert_eq!(len, 107);
         let mut out = Vec::new();
         asc.write_adts(&[1, 2, 3], &mut out).unwrap();
         assert_eq!(out.len(), 10);
-        assert_eq!(
-            asc.adts_header(8185),
-            Err(CodecError::TooLarge("ADTS frame"))
-        );
+        assert_eq!(asc.adts_header(8185), Err(CodecError::TooLarge("ADTS frame")));
         assert!(asc.adts_header(8184).is_ok());
     }
 

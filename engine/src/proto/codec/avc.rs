@@ -164,10 +164,7 @@ impl<'a> VideoTag<'a> {
     /// True for a key frame carrying coded data (not a sequence header).
     pub fn is_keyframe(&self) -> bool {
         self.packet == VideoPacket::Frame
-            && matches!(
-                self.frame_type,
-                VideoFrameType::Key | VideoFrameType::GeneratedKey
-            )
+            && matches!(self.frame_type, VideoFrameType::Key | VideoFrameType::GeneratedKey)
     }
 
     /// True for a decoder configuration record.
@@ -262,28 +259,16 @@ pub(super) fn first_track(rest: &[u8]) -> Result<FirstTrack<'_>, CodecError> {
     let (&track_id, mut rest) = rest.split_first().ok_or(CodecError::Truncated)?;
     if multitrack_type != 0 {
         let (size, r) = match rest {
-            [a, b, c, r @ ..] => (
-                (usize::from(*a) << 16) | (usize::from(*b) << 8) | usize::from(*c),
-                r,
-            ),
+            [a, b, c, r @ ..] => ((usize::from(*a) << 16) | (usize::from(*b) << 8) | usize::from(*c), r),
             _ => return Err(CodecError::Truncated),
         };
         rest = r.get(..size).ok_or(CodecError::Truncated)?;
     }
-    Ok(FirstTrack {
-        fourcc: cc,
-        track_id,
-        packet_type,
-        data: rest,
-    })
+    Ok(FirstTrack { fourcc: cc, track_id, packet_type, data: rest })
 }
 
 /// Parses an E-RTMP `ExVideoTagHeader` and the start of `ExVideoTagBody`.
-fn parse_enhanced(
-    first: u8,
-    rest: &[u8],
-    frame_type: VideoFrameType,
-) -> Result<VideoTag<'_>, CodecError> {
+fn parse_enhanced(first: u8, rest: &[u8], frame_type: VideoFrameType) -> Result<VideoTag<'_>, CodecError> {
     let (packet_type, rest) = skip_mod_ex(first & 0x0F, rest)?;
     const METADATA: u8 = 4;
     const MULTITRACK: u8 = 6;
@@ -317,15 +302,7 @@ fn parse_enhanced(
         5 => (VideoPacket::Mpeg2TsSequenceStart, rest),
         _ => return Err(CodecError::Unsupported("VideoPacketType")),
     };
-    Ok(VideoTag {
-        codec,
-        frame_type,
-        packet,
-        composition_time_ms,
-        enhanced: true,
-        track_id,
-        data,
-    })
+    Ok(VideoTag { codec, frame_type, packet, composition_time_ms, enhanced: true, track_id, data })
 }
 
 /// Most SPS or PPS NAL units kept from one configuration record.
@@ -353,22 +330,11 @@ pub struct AvcConfig {
 impl AvcConfig {
     /// Parses a record (the `data` of a video sequence header tag).
     pub fn parse(record: &[u8]) -> Result<AvcConfig, CodecError> {
-        let [
-            version,
-            profile,
-            compatibility,
-            level,
-            len_byte,
-            sps_count,
-            rest @ ..,
-        ] = record
-        else {
+        let [version, profile, compatibility, level, len_byte, sps_count, rest @ ..] = record else {
             return Err(CodecError::Truncated);
         };
         if *version != 1 {
-            return Err(CodecError::Unsupported(
-                "AVCDecoderConfigurationRecord version",
-            ));
+            return Err(CodecError::Unsupported("AVCDecoderConfigurationRecord version"));
         }
         let nalu_length_size = (len_byte & 0x03) + 1;
         if nalu_length_size == 3 {
@@ -404,10 +370,7 @@ impl AvcConfig {
 
     /// The RFC 6381 codecs string, e.g. `avc1.64001f`.
     pub fn codecs_string(&self) -> String {
-        format!(
-            "avc1.{:02x}{:02x}{:02x}",
-            self.profile, self.compatibility, self.level
-        )
+        format!("avc1.{:02x}{:02x}{:02x}", self.profile, self.compatibility, self.level)
     }
 }
 
@@ -442,10 +405,7 @@ pub struct AvccNalus<'a> {
 
 /// NAL units of `data`, each prefixed by a `length_size`-byte big-endian length.
 pub fn avcc_nalus(data: &[u8], length_size: u8) -> AvccNalus<'_> {
-    AvccNalus {
-        data,
-        length_size: usize::from(length_size),
-    }
+    AvccNalus { data, length_size: usize::from(length_size) }
 }
 
 impl<'a> Iterator for AvccNalus<'a> {
@@ -463,9 +423,7 @@ impl<'a> Iterator for AvccNalus<'a> {
             self.data = &[];
             return Some(Err(CodecError::Truncated));
         };
-        let len = prefix
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let len = prefix.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         let end = self.length_size.checked_add(len);
         match end.and_then(|end| self.data.get(self.length_size..end)) {
             Some(nal) => {
@@ -509,9 +467,7 @@ pub fn avcc_to_annexb(avcc: &[u8], length_size: u8, out: &mut Vec<u8>) -> Result
 /// True when the AVCC access unit contains an IDR slice (a key frame by the
 /// bitstream, whatever the container's flag says). Malformed input is `false`.
 pub fn avcc_contains_idr(avcc: &[u8], length_size: u8) -> bool {
-    avcc_nalus(avcc, length_size)
-        .map_while(Result::ok)
-        .any(|nal| nal_unit_type(nal) == nal_type::IDR)
+    avcc_nalus(avcc, length_size).map_while(Result::ok).any(|nal| nal_unit_type(nal) == nal_type::IDR)
 }
 
 /// Iterates over the NAL units of an Annex B byte stream (3- or 4-byte start
@@ -534,11 +490,7 @@ pub fn annexb_nalus(data: &[u8]) -> AnnexBNalus<'_> {
 /// code, including one extra leading zero if present, index after it).
 fn find_start_code(data: &[u8]) -> Option<(usize, usize)> {
     let pos = data.windows(3).position(|w| w == [0, 0, 1])?;
-    let begin = if pos > 0 && data[pos - 1] == 0 {
-        pos - 1
-    } else {
-        pos
-    };
+    let begin = if pos > 0 && data[pos - 1] == 0 { pos - 1 } else { pos };
     Some((begin, pos + 3))
 }
 
@@ -568,7 +520,8 @@ mod tests {
     use crate::proto::codec::test_util::hex;
 
     /// The sequence header tag body of `testdata/media/small.flv`.
-    const SEQ_HEADER: &str = "17000000000164000cffe100176764000cacb40a0fd80880000003008000000f078a155001000568ef0672c0fdf8f800";
+    const SEQ_HEADER: &str =
+        "17000000000164000cffe100176764000cacb40a0fd80880000003008000000f078a155001000568ef0672c0fdf8f800";
 
     #[test]
     fn parses_legacy_avc_sequence_header() {
@@ -640,10 +593,7 @@ mod tests {
         body.extend_from_slice(b"av01");
         body.push(0x12);
         let tag = VideoTag::parse(&body).unwrap();
-        assert_eq!(
-            (tag.codec, tag.packet),
-            (VideoCodec::Av1, VideoPacket::Frame)
-        );
+        assert_eq!((tag.codec, tag.packet), (VideoCodec::Av1, VideoPacket::Frame));
         assert_eq!(tag.data, &[0x12]);
 
         // vp09 CodedFrames: no composition time either.
@@ -670,10 +620,7 @@ mod tests {
         // Unknown FourCC fails in a controlled way.
         let mut body = vec![0x90];
         body.extend_from_slice(b"xxxx");
-        assert_eq!(
-            VideoTag::parse(&body),
-            Err(CodecError::Unsupported("video FourCC"))
-        );
+        assert_eq!(VideoTag::parse(&body), Err(CodecError::Unsupported("video FourCC")));
     }
 
     #[test]
@@ -681,22 +628,15 @@ mod tests {
         let avcc = [0, 0, 0, 2, 0x09, 0xF0, 0, 0, 0, 3, 0x65, 0x88, 0x84];
         let mut out = vec![0xEE];
         avcc_to_annexb(&avcc, 4, &mut out).unwrap();
-        assert_eq!(
-            out,
-            [0xEE, 0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x65, 0x88, 0x84]
-        );
+        assert_eq!(out, [0xEE, 0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x65, 0x88, 0x84]);
         let nalus: Vec<_> = annexb_nalus(&out[1..]).collect();
         assert_eq!(nalus, vec![&[0x09, 0xF0][..], &[0x65, 0x88, 0x84][..]]);
         // 3-byte start codes and trailing zeros.
-        let nalus: Vec<_> =
-            annexb_nalus(&[0xFF, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 0, 0]).collect();
+        let nalus: Vec<_> = annexb_nalus(&[0xFF, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 0, 0]).collect();
         assert_eq!(nalus, vec![&[0x67, 1][..], &[0x68][..]]);
         // Truncation leaves the output untouched.
         let mut out = vec![1];
-        assert_eq!(
-            avcc_to_annexb(&avcc[..12], 4, &mut out),
-            Err(CodecError::Truncated)
-        );
+        assert_eq!(avcc_to_annexb(&avcc[..12], 4, &mut out), Err(CodecError::Truncated));
         assert_eq!(out, [1]);
         let two: Vec<_> = avcc_nalus(&[0, 1, 0x41, 0, 1, 0x65], 2).collect();
         assert_eq!(two, vec![Ok(&[0x41][..]), Ok(&[0x65][..])]);

@@ -142,14 +142,8 @@ mod tests {
 
     #[test]
     fn exp_golomb_rejects_overlong_and_truncated() {
-        assert!(matches!(
-            BitReader::new(&[0; 8]).read_ue(),
-            Err(CodecError::Malformed(_))
-        ));
-        assert_eq!(
-            BitReader::new(&[0x00, 0x01]).read_ue(),
-            Err(CodecError::Truncated)
-        );
+        assert!(matches!(BitReader::new(&[0; 8]).read_ue(), Err(CodecError::Malformed(_))));
+        assert_eq!(BitReader::new(&[0x00, 0x01]).read_ue(), Err(CodecError::Truncated));
         assert_eq!(BitReader::new(&[]).read_ue(), Err(CodecError::Truncated));
         // 31 leading zeros then a 1 and 31 suffix bits of ones: the largest value, 2^32 - 2.
         let mut r = BitReader::new(&[0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF]);
@@ -159,10 +153,7 @@ mod tests {
     #[test]
     fn rbsp_removes_emulation_prevention() {
         let mut out = Vec::new();
-        nal_to_rbsp(
-            &[0x67, 0x00, 0x00, 0x03, 0x01, 0x00, 0x00, 0x03, 0x03],
-            &mut out,
-        );
+        nal_to_rbsp(&[0x67, 0x00, 0x00, 0x03, 0x01, 0x00, 0x00, 0x03, 0x03], &mut out);
         assert_eq!(out, [0x67, 0x00, 0x00, 0x01, 0x00, 0x00, 0x03]);
         nal_to_rbsp(&[0x00, 0x03, 0x00, 0x00, 0x00, 0x03], &mut out);
         assert_eq!(out, [0x00, 0x03, 0x00, 0x00, 0x00]);

@@ -17,8 +17,8 @@ pub mod sps;
 
 pub use aac::{AudioPacket, AudioSpecificConfig, AudioTag, OpusHead};
 pub use avc::{
-    AnnexBNalus, AvcConfig, AvccNalus, VideoFrameType, VideoPacket, VideoTag, annexb_nalus,
-    avcc_contains_idr, avcc_nalus, avcc_to_annexb, nal_unit_type,
+    AnnexBNalus, AvcConfig, AvccNalus, VideoFrameType, VideoPacket, VideoTag, annexb_nalus, avcc_contains_idr,
+    avcc_nalus, avcc_to_annexb, nal_unit_type,
 };
 pub use sps::Sps;
 
@@ -191,13 +191,7 @@ impl MediaInfo {
     pub fn update_from_video_tag(&mut self, body: &[u8]) -> Result<bool, CodecError> {
         let tag = VideoTag::parse(body)?;
         let new = if tag.is_sequence_header() {
-            let mut info = VideoInfo {
-                codec: tag.codec,
-                width: 0,
-                height: 0,
-                fps: None,
-                codecs: None,
-            };
+            let mut info = VideoInfo { codec: tag.codec, width: 0, height: 0, fps: None, codecs: None };
             if tag.codec == VideoCodec::Avc {
                 let cfg = AvcConfig::parse(tag.data)?;
                 if let Some(sps) = &cfg.sps_info {
@@ -206,16 +200,8 @@ impl MediaInfo {
                 info.codecs = Some(cfg.codecs_string());
             }
             info
-        } else if tag.packet == VideoPacket::Frame
-            && self.video.as_ref().is_none_or(|v| v.codec != tag.codec)
-        {
-            VideoInfo {
-                codec: tag.codec,
-                width: 0,
-                height: 0,
-                fps: None,
-                codecs: None,
-            }
+        } else if tag.packet == VideoPacket::Frame && self.video.as_ref().is_none_or(|v| v.codec != tag.codec) {
+            VideoInfo { codec: tag.codec, width: 0, height: 0, fps: None, codecs: None }
         } else {
             return Ok(false);
         };
@@ -249,18 +235,16 @@ impl MediaInfo {
                     codecs: Some("opus".to_owned()),
                 }
             }
-            (codec, AudioPacket::Frame) if self.audio.as_ref().is_none_or(|a| a.codec != codec) => {
-                AudioInfo {
-                    codec,
-                    sample_rate: tag.sound_rate_hz,
-                    channels: match (tag.enhanced, tag.stereo) {
-                        (true, _) => 0,
-                        (false, true) => 2,
-                        (false, false) => 1,
-                    },
-                    codecs: (codec == AudioCodec::Mp3).then(|| "mp4a.40.34".to_owned()),
-                }
-            }
+            (codec, AudioPacket::Frame) if self.audio.as_ref().is_none_or(|a| a.codec != codec) => AudioInfo {
+                codec,
+                sample_rate: tag.sound_rate_hz,
+                channels: match (tag.enhanced, tag.stereo) {
+                    (true, _) => 0,
+                    (false, true) => 2,
+                    (false, false) => 1,
+                },
+                codecs: (codec == AudioCodec::Mp3).then(|| "mp4a.40.34".to_owned()),
+            },
             _ => return Ok(false),
         };
         let changed = self.audio.as_ref() != Some(&new);
@@ -274,10 +258,7 @@ pub(crate) mod test_util {
     /// Decodes a hex string (test vectors only; panics on bad hex).
     pub(crate) fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("valid hex"))
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("valid hex")).collect()
     }
 
     /// Reads a file under `engine/testdata/`.
@@ -295,38 +276,25 @@ mod tests {
     #[test]
     fn media_info_from_sequence_headers() {
         let mut info = MediaInfo::default();
-        let video = hex(
-            "17000000000164000cffe100176764000cacb40a0fd80880000003008000000f078a155001000568ef0672c0fdf8f800",
-        );
+        let video =
+            hex("17000000000164000cffe100176764000cacb40a0fd80880000003008000000f078a155001000568ef0672c0fdf8f800");
         assert!(info.update_from_video_tag(&video).unwrap());
         assert!(!info.update_from_video_tag(&video).unwrap());
         // A frame of the same codec does not reset the size.
         assert!(!info.update_from_video_tag(&[0x27, 1, 0, 0, 0]).unwrap());
         let v = info.video.clone().unwrap();
-        assert_eq!(
-            (v.codec.name(), v.width, v.height, v.fps),
-            ("H264", 320, 240, Some(15.0))
-        );
+        assert_eq!((v.codec.name(), v.width, v.height, v.fps), ("H264", 320, 240, Some(15.0)));
         assert_eq!(v.codecs.as_deref(), Some("avc1.64000c"));
 
-        assert!(
-            info.update_from_audio_tag(&[0xAF, 0x00, 0x11, 0x88])
-                .unwrap()
-        );
+        assert!(info.update_from_audio_tag(&[0xAF, 0x00, 0x11, 0x88]).unwrap());
         assert!(!info.update_from_audio_tag(&[0xAF, 0x01, 0x21]).unwrap());
         let a = info.audio.clone().unwrap();
-        assert_eq!(
-            (a.codec.name(), a.sample_rate, a.channels),
-            ("AAC", 48_000, 1)
-        );
+        assert_eq!((a.codec.name(), a.sample_rate, a.channels), ("AAC", 48_000, 1));
 
         let mut mp3 = MediaInfo::default();
         assert!(mp3.update_from_audio_tag(&[0x2F, 0xFF]).unwrap());
         let a = mp3.audio.unwrap();
-        assert_eq!(
-            (a.codec, a.sample_rate, a.channels),
-            (AudioCodec::Mp3, 44_100, 2)
-        );
+        assert_eq!((a.codec, a.sample_rate, a.channels), (AudioCodec::Mp3, 44_100, 2));
         assert!(MediaInfo::default().update_from_video_tag(&[]).is_err());
     }
 
@@ -357,10 +325,7 @@ mod tests {
                         frames += 1;
                         seen_max_ct = seen_max_ct.max(v.composition_time_ms);
                         assert!(avcc_nalus(v.data, cfg.nalu_length_size).all(|n| n.is_ok()));
-                        assert_eq!(
-                            v.is_keyframe(),
-                            avcc_contains_idr(v.data, cfg.nalu_length_size)
-                        );
+                        assert_eq!(v.is_keyframe(), avcc_contains_idr(v.data, cfg.nalu_length_size));
                         seen_keyframes += usize::from(v.is_keyframe());
                         let mut annexb = Vec::new();
                         avcc_to_annexb(v.data, cfg.nalu_length_size, &mut annexb).unwrap();

@@ -41,10 +41,7 @@ pub struct Sps {
 /// Profiles whose SPS carries the chroma/bit-depth/scaling-matrix block
 /// (the `if( profile_idc == 100 || ... )` condition of 7.3.2.1.1).
 fn has_chroma_info(profile_idc: u8) -> bool {
-    matches!(
-        profile_idc,
-        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
-    )
+    matches!(profile_idc, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135)
 }
 
 impl Sps {
@@ -110,9 +107,7 @@ impl Sps {
                 let _offset_for_top_to_bottom_field = r.read_se()?;
                 let cycle = r.read_ue()?;
                 if cycle > 255 {
-                    return Err(CodecError::Malformed(
-                        "num_ref_frames_in_pic_order_cnt_cycle > 255",
-                    ));
+                    return Err(CodecError::Malformed("num_ref_frames_in_pic_order_cnt_cycle > 255"));
                 }
                 for _ in 0..cycle {
                     let _offset_for_ref_frame = r.read_se()?;
@@ -130,8 +125,7 @@ impl Sps {
             let _mb_adaptive_frame_field = r.read_bit()?;
         }
         let _direct_8x8_inference = r.read_bit()?;
-        let (mut crop_left, mut crop_right, mut crop_top, mut crop_bottom) =
-            (0u64, 0u64, 0u64, 0u64);
+        let (mut crop_left, mut crop_right, mut crop_top, mut crop_bottom) = (0u64, 0u64, 0u64, 0u64);
         if r.read_bit()? {
             crop_left = r.read_ue()?.into();
             crop_right = r.read_ue()?.into();
@@ -140,11 +134,7 @@ impl Sps {
         }
 
         // 7.4.2.1.1: ChromaArrayType and table 6-1 SubWidthC / SubHeightC.
-        let chroma_array_type = if separate_colour_plane {
-            0
-        } else {
-            chroma_format_idc
-        };
+        let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
         let frame_height_factor = if frame_mbs_only { 1 } else { 2 };
         let (crop_unit_x, crop_unit_y) = match chroma_array_type {
             0 => (1, frame_height_factor),
@@ -173,17 +163,7 @@ impl Sps {
             None
         };
 
-        Ok(Sps {
-            profile_idc,
-            constraint_flags,
-            level_idc,
-            id,
-            chroma_format_idc,
-            width,
-            height,
-            frame_mbs_only,
-            fps,
-        })
+        Ok(Sps { profile_idc, constraint_flags, level_idc, id, chroma_format_idc, width, height, frame_mbs_only, fps })
     }
 }
 

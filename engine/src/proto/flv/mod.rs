@@ -15,8 +15,8 @@ pub mod writer;
 
 pub use reader::{FlvHeader, FlvReader, FlvTag};
 pub use writer::{
-    FILE_HEADER_LEN, MAX_TAG_BODY_LEN, TAG_HEADER_LEN, TagParts, encode_tag, file_header,
-    previous_tag_size, tag_header, tag_parts, write_tag,
+    FILE_HEADER_LEN, MAX_TAG_BODY_LEN, TAG_HEADER_LEN, TagParts, encode_tag, file_header, previous_tag_size,
+    tag_header, tag_parts, write_tag,
 };
 
 /// Errors from reading or writing FLV.

@@ -73,14 +73,7 @@ impl FlvReader {
     /// A reader expecting the FLV header first, accepting tag bodies up to
     /// `max_tag_size` bytes.
     pub fn new(max_tag_size: usize) -> Self {
-        Self {
-            buf: BytesMut::new(),
-            state: State::Header,
-            max_tag_size,
-            header: None,
-            skipped_tags: 0,
-            failed: None,
-        }
+        Self { buf: BytesMut::new(), state: State::Header, max_tag_size, header: None, skipped_tags: 0, failed: None }
     }
 
     /// The file header, once read.
@@ -129,19 +122,14 @@ impl FlvReader {
                 return Ok(None);
             };
             let type_byte = head[0];
-            let size =
-                (usize::from(head[1]) << 16) | (usize::from(head[2]) << 8) | usize::from(head[3]);
+            let size = (usize::from(head[1]) << 16) | (usize::from(head[2]) << 8) | usize::from(head[3]);
             let timestamp_ms = u32::from_be_bytes([head[7], head[4], head[5], head[6]]);
-            let stream_id =
-                (u32::from(head[8]) << 16) | (u32::from(head[9]) << 8) | u32::from(head[10]);
+            let stream_id = (u32::from(head[8]) << 16) | (u32::from(head[9]) << 8) | u32::from(head[10]);
             if type_byte & 0x20 != 0 {
                 return Err(FlvError::Unsupported("filtered (encrypted) tag"));
             }
             if size > self.max_tag_size {
-                return Err(FlvError::TagTooLarge {
-                    size,
-                    limit: self.max_tag_size,
-                });
+                return Err(FlvError::TagTooLarge { size, limit: self.max_tag_size });
             }
             let total = 11 + size + 4;
             if self.buf.len() < total {
@@ -162,12 +150,7 @@ impl FlvReader {
             self.buf.advance(4);
             match TagType::from_u8(type_byte & 0x1F) {
                 Some(tag_type) => {
-                    return Ok(Some(FlvTag {
-                        tag_type,
-                        timestamp_ms,
-                        stream_id,
-                        body,
-                    }));
+                    return Ok(Some(FlvTag { tag_type, timestamp_ms, stream_id, body }));
                 }
                 None => self.skipped_tags += 1,
             }
@@ -185,11 +168,7 @@ impl FlvReader {
         if &fixed[..3] != b"FLV" {
             return Err(FlvError::NotFlv);
         }
-        let header = FlvHeader {
-            version: fixed[3],
-            has_audio: fixed[4] & 0x04 != 0,
-            has_video: fixed[4] & 0x01 != 0,
-        };
+        let header = FlvHeader { version: fixed[3], has_audio: fixed[4] & 0x04 != 0, has_video: fixed[4] & 0x01 != 0 };
         let data_offset = u32::from_be_bytes([fixed[5], fixed[6], fixed[7], fixed[8]]);
         if !(9..=MAX_DATA_OFFSET).contains(&data_offset) {
             return Err(FlvError::Malformed("FLV DataOffset"));
@@ -255,8 +234,7 @@ mod tests {
         let h = reader.header().unwrap();
         let mut rebuilt = file_header(h.has_audio, h.has_video).to_vec();
         for tag in &tags {
-            rebuilt
-                .extend_from_slice(&encode_tag(tag.tag_type, tag.timestamp_ms, &tag.body).unwrap());
+            rebuilt.extend_from_slice(&encode_tag(tag.tag_type, tag.timestamp_ms, &tag.body).unwrap());
         }
         assert_eq!(rebuilt, file);
     }
@@ -275,13 +253,7 @@ mod tests {
         let mut r = FlvReader::new(100);
         r.handle_input(&file_header(true, true));
         r.handle_input(&[9, 0, 0, 101, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(
-            r.poll_tag(),
-            Err(FlvError::TagTooLarge {
-                size: 101,
-                limit: 100
-            })
-        );
+        assert_eq!(r.poll_tag(), Err(FlvError::TagTooLarge { size: 101, limit: 100 }));
 
         let mut r = FlvReader::new(100);
         r.handle_input(b"FLV\x01\x05\xFF\xFF\xFF\xFF");
@@ -301,10 +273,7 @@ mod tests {
         let (reader, tags) = read_all(&stream, 3).unwrap();
         assert_eq!(reader.skipped_tags(), 1);
         assert_eq!(tags.len(), 1);
-        assert_eq!(
-            (tags[0].timestamp_ms, &tags[0].body[..]),
-            (5, &[1, 2, 3][..])
-        );
+        assert_eq!((tags[0].timestamp_ms, &tags[0].body[..]), (5, &[1, 2, 3][..]));
     }
 
     #[test]

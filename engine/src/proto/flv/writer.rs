@@ -30,32 +30,13 @@ pub fn file_header(has_audio: bool, has_video: bool) -> [u8; FILE_HEADER_LEN] {
 
 /// A tag header (E.4.1) for a body of `body_len` bytes. The timestamp's low
 /// 24 bits go in `Timestamp`, the high 8 in `TimestampExtended`; StreamID 0.
-pub fn tag_header(
-    tag_type: TagType,
-    timestamp_ms: u32,
-    body_len: usize,
-) -> Result<[u8; TAG_HEADER_LEN], FlvError> {
+pub fn tag_header(tag_type: TagType, timestamp_ms: u32, body_len: usize) -> Result<[u8; TAG_HEADER_LEN], FlvError> {
     if body_len > MAX_TAG_BODY_LEN {
-        return Err(FlvError::TagTooLarge {
-            size: body_len,
-            limit: MAX_TAG_BODY_LEN,
-        });
+        return Err(FlvError::TagTooLarge { size: body_len, limit: MAX_TAG_BODY_LEN });
     }
     let len = (body_len as u32).to_be_bytes();
     let ts = timestamp_ms.to_be_bytes();
-    Ok([
-        tag_type.as_u8(),
-        len[1],
-        len[2],
-        len[3],
-        ts[1],
-        ts[2],
-        ts[3],
-        ts[0],
-        0,
-        0,
-        0,
-    ])
+    Ok([tag_type.as_u8(), len[1], len[2], len[3], ts[1], ts[2], ts[3], ts[0], 0, 0, 0])
 }
 
 /// The `PreviousTagSize` trailer for a tag whose body is `body_len` bytes.
@@ -65,12 +46,7 @@ pub fn previous_tag_size(body_len: usize) -> [u8; 4] {
 }
 
 /// Appends one complete tag (header, body, `PreviousTagSize`) to `out`.
-pub fn write_tag(
-    out: &mut Vec<u8>,
-    tag_type: TagType,
-    timestamp_ms: u32,
-    body: &[u8],
-) -> Result<(), FlvError> {
+pub fn write_tag(out: &mut Vec<u8>, tag_type: TagType, timestamp_ms: u32, body: &[u8]) -> Result<(), FlvError> {
     let header = tag_header(tag_type, timestamp_ms, body.len())?;
     out.reserve(TAG_HEADER_LEN + body.len() + TRAILER_LEN);
     out.extend_from_slice(&header);
@@ -106,11 +82,7 @@ pub struct TagParts {
 
 /// Builds [`TagParts`] around a shared body (no copy).
 pub fn tag_parts(tag_type: TagType, timestamp_ms: u32, body: Bytes) -> Result<TagParts, FlvError> {
-    Ok(TagParts {
-        head: tag_header(tag_type, timestamp_ms, body.len())?,
-        tail: previous_tag_size(body.len()),
-        body,
-    })
+    Ok(TagParts { head: tag_header(tag_type, timestamp_ms, body.len())?, tail: previous_tag_size(body.len()), body })
 }
 
 impl TagParts {
@@ -140,10 +112,7 @@ mod tests {
 
     #[test]
     fn header_flags() {
-        assert_eq!(
-            file_header(true, true),
-            *b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00"
-        );
+        assert_eq!(file_header(true, true), *b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00");
         assert_eq!(file_header(true, false)[4], 4);
         assert_eq!(file_header(false, true)[4], 1);
     }
@@ -151,21 +120,11 @@ mod tests {
     #[test]
     fn tag_layout_with_extended_timestamp() {
         let tag = encode_tag(TagType::Video, 0x1234_5678, &[0xAA, 0xBB]).unwrap();
-        assert_eq!(
-            &tag[..],
-            &[
-                9, 0, 0, 2, 0x34, 0x56, 0x78, 0x12, 0, 0, 0, 0xAA, 0xBB, 0, 0, 0, 13
-            ]
-        );
+        assert_eq!(&tag[..], &[9, 0, 0, 2, 0x34, 0x56, 0x78, 0x12, 0, 0, 0, 0xAA, 0xBB, 0, 0, 0, 13]);
         let mut out = Vec::new();
         write_tag(&mut out, TagType::Video, 0x1234_5678, &[0xAA, 0xBB]).unwrap();
         assert_eq!(out, tag);
-        let parts = tag_parts(
-            TagType::Video,
-            0x1234_5678,
-            Bytes::from_static(&[0xAA, 0xBB]),
-        )
-        .unwrap();
+        let parts = tag_parts(TagType::Video, 0x1234_5678, Bytes::from_static(&[0xAA, 0xBB])).unwrap();
         assert_eq!(parts.len(), tag.len());
         assert_eq!(parts.to_bytes(), tag);
     }
@@ -175,10 +134,7 @@ mod tests {
         assert!(tag_header(TagType::Audio, 0, MAX_TAG_BODY_LEN).is_ok());
         assert_eq!(
             tag_header(TagType::Audio, 0, MAX_TAG_BODY_LEN + 1),
-            Err(FlvError::TagTooLarge {
-                size: MAX_TAG_BODY_LEN + 1,
-                limit: MAX_TAG_BODY_LEN
-            })
+            Err(FlvError::TagTooLarge { size: MAX_TAG_BODY_LEN + 1, limit: MAX_TAG_BODY_LEN })
         );
     }
 }

@@ -7,13 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::HlsError;
-use super::playlist::{
-    PlaylistHeader, PlaylistSegment, render_media_playlist, target_duration_secs,
-};
+use super::playlist::{PlaylistHeader, PlaylistSegment, render_media_playlist, target_duration_secs};
 use crate::proto::codec::avc::nal_type;
 use crate::proto::codec::{
-    AudioCodec, AudioPacket, AudioSpecificConfig, AudioTag, AvcConfig, VideoCodec, VideoPacket,
-    VideoTag, avcc_nalus, nal_unit_type,
+    AudioCodec, AudioPacket, AudioSpecificConfig, AudioTag, AvcConfig, VideoCodec, VideoPacket, VideoTag, avcc_nalus,
+    nal_unit_type,
 };
 use crate::proto::mpegts::{TsError, TsMuxer, TsMuxerConfig};
 
@@ -216,9 +214,7 @@ impl Segmenter {
 
     /// `#EXT-X-MEDIA-SEQUENCE` of the current playlist.
     pub fn media_sequence(&self) -> u64 {
-        self.segments
-            .get(self.playlist_start)
-            .map_or(self.next_seq, |s| s.seq)
+        self.segments.get(self.playlist_start).map_or(self.next_seq, |s| s.seq)
     }
 
     /// Segments listed in the playlist.
@@ -233,10 +229,7 @@ impl Segmenter {
 
     /// `#EXT-X-TARGETDURATION` in seconds.
     pub fn target_duration_secs(&self) -> u64 {
-        target_duration_secs(
-            self.max_duration_ms
-                .max(self.config.fragment.as_millis() as u64),
-        )
+        target_duration_secs(self.max_duration_ms.max(self.config.fragment.as_millis() as u64))
     }
 
     /// True after [`end`](Self::end) until new media arrives.
@@ -284,12 +277,7 @@ impl Segmenter {
     /// headers set the configurations, coded frames are pushed, other
     /// packets are ignored. Codecs other than H.264 and AAC are refused with
     /// [`HlsError::UnsupportedCodec`].
-    pub fn push_flv_tag(
-        &mut self,
-        kind: MediaKind,
-        timestamp_ms: u32,
-        body: &[u8],
-    ) -> Result<(), HlsError> {
+    pub fn push_flv_tag(&mut self, kind: MediaKind, timestamp_ms: u32, body: &[u8]) -> Result<(), HlsError> {
         match kind {
             MediaKind::Video => {
                 let tag = VideoTag::parse(body)?;
@@ -297,9 +285,7 @@ impl Segmenter {
                     return Err(HlsError::UnsupportedCodec(tag.codec.name()));
                 }
                 match tag.packet {
-                    VideoPacket::SequenceHeader => {
-                        self.set_video_config(AvcConfig::parse(tag.data)?)
-                    }
+                    VideoPacket::SequenceHeader => self.set_video_config(AvcConfig::parse(tag.data)?),
                     VideoPacket::Frame => self.push(&MediaFrame {
                         kind,
                         timestamp_ms,
@@ -316,9 +302,7 @@ impl Segmenter {
                     return Err(HlsError::UnsupportedCodec(tag.codec.name()));
                 }
                 match tag.packet {
-                    AudioPacket::SequenceHeader => {
-                        self.set_audio_config(AudioSpecificConfig::parse(tag.data)?)?
-                    }
+                    AudioPacket::SequenceHeader => self.set_audio_config(AudioSpecificConfig::parse(tag.data)?)?,
                     AudioPacket::Frame => self.push(&MediaFrame {
                         kind,
                         timestamp_ms,
@@ -372,10 +356,7 @@ impl Segmenter {
                 true
             }
             Some(open) => {
-                (keyframe
-                    && (ts.saturating_sub(open.start_ms) >= fragment_ms
-                        || self.cut_pending
-                        || !open.video_mode))
+                (keyframe && (ts.saturating_sub(open.start_ms) >= fragment_ms || self.cut_pending || !open.video_mode))
                     || open.data.len() >= self.config.max_segment_bytes
             }
         };
@@ -386,13 +367,7 @@ impl Segmenter {
         let Some(open) = self.open.as_mut() else {
             return Ok(()); // start_segment just set it
         };
-        let written = self.muxer.write_video(
-            &mut open.data,
-            ts,
-            frame.composition_time_ms,
-            keyframe,
-            frame.payload,
-        );
+        let written = self.muxer.write_video(&mut open.data, ts, frame.composition_time_ms, keyframe, frame.payload);
         if let Err(e) = written {
             if open.frames == 0 {
                 self.open = None;
@@ -520,8 +495,7 @@ impl Segmenter {
         self.open = Some(OpenSegment {
             start_ms: ts,
             end_ms: ts,
-            discontinuity: std::mem::take(&mut self.next_discontinuity)
-                || std::mem::take(&mut self.cut_pending),
+            discontinuity: std::mem::take(&mut self.next_discontinuity) || std::mem::take(&mut self.cut_pending),
             video_mode,
             frames: 0,
             data,
@@ -547,17 +521,8 @@ impl Segmenter {
         let data = Bytes::from(open.data);
         self.max_duration_ms = self.max_duration_ms.max(duration_ms);
         self.total_bytes += data.len();
-        self.segments.push_back(Segment {
-            seq,
-            duration_ms,
-            discontinuity: open.discontinuity,
-            data: data.clone(),
-        });
-        self.emit(HlsEvent::SegmentCompleted {
-            seq,
-            duration: Duration::from_millis(duration_ms),
-            data,
-        });
+        self.segments.push_back(Segment { seq, duration_ms, discontinuity: open.discontinuity, data: data.clone() });
+        self.emit(HlsEvent::SegmentCompleted { seq, duration: Duration::from_millis(duration_ms), data });
         self.slide_window();
         self.rebuild_playlist(true);
     }
@@ -611,14 +576,11 @@ impl Segmenter {
             discontinuity_sequence: self.discontinuity_sequence,
             ended: self.ended,
         };
-        let listed = self
-            .segments
-            .range(self.playlist_start..)
-            .map(|s| PlaylistSegment {
-                seq: s.seq,
-                duration_ms: s.duration_ms,
-                discontinuity: s.discontinuity,
-            });
+        let listed = self.segments.range(self.playlist_start..).map(|s| PlaylistSegment {
+            seq: s.seq,
+            duration_ms: s.duration_ms,
+            discontinuity: s.discontinuity,
+        });
         let text = render_media_playlist(&header, listed, &self.config.uri_prefix);
         self.playlist = Bytes::from(text);
         if notify {

@@ -9,7 +9,8 @@ use crate::proto::flv::{FlvReader, TagType};
 use crate::proto::mpegts::test_demux::demux;
 use crate::proto::mpegts::{AUDIO_PID, VIDEO_PID};
 
-const AVC_SEQ_HEADER: &str = "17000000000164000cffe100176764000cacb40a0fd80880000003008000000f078a155001000568ef0672c0fdf8f800";
+const AVC_SEQ_HEADER: &str =
+    "17000000000164000cffe100176764000cacb40a0fd80880000003008000000f078a155001000568ef0672c0fdf8f800";
 
 fn avc_config() -> AvcConfig {
     let body = hex(AVC_SEQ_HEADER);
@@ -40,14 +41,7 @@ fn access_unit(key: bool, size: usize) -> Vec<u8> {
 
 /// Feeds `secs` of 25 fps video (key every `gop` frames) and 48 kHz AAC,
 /// starting at `start_ms`, interleaved by time.
-fn feed(
-    seg: &mut Segmenter,
-    start_ms: u32,
-    secs: u32,
-    gop: u32,
-    with_audio: bool,
-    with_video: bool,
-) {
+fn feed(seg: &mut Segmenter, start_ms: u32, secs: u32, gop: u32, with_audio: bool, with_video: bool) {
     let frames = secs * 25;
     let mut audio_index = 0u64;
     for i in 0..frames {
@@ -89,11 +83,7 @@ fn completed(events: &[HlsEvent]) -> Vec<(u64, Duration, bytes::Bytes)> {
     events
         .iter()
         .filter_map(|e| match e {
-            HlsEvent::SegmentCompleted {
-                seq,
-                duration,
-                data,
-            } => Some((*seq, *duration, data.clone())),
+            HlsEvent::SegmentCompleted { seq, duration, data } => Some((*seq, *duration, data.clone())),
             _ => None,
         })
         .collect()
@@ -112,18 +102,10 @@ fn removed(events: &[HlsEvent]) -> Vec<u64> {
 /// Checks a segment: clean TS, PAT/PMT first, first video PES is a random
 /// access point holding SPS, PPS and an IDR.
 fn check_segment_starts_with_keyframe(data: &[u8]) {
-    assert_eq!(
-        &data[..4],
-        &[0x47, 0x40, 0x00, 0x10 | (data[3] & 0x0F)],
-        "PAT first"
-    );
+    assert_eq!(&data[..4], &[0x47, 0x40, 0x00, 0x10 | (data[3] & 0x0F)], "PAT first");
     let d = demux(data).unwrap();
     assert_eq!((d.pat_count, d.pmt_count), (1, 1));
-    let first_video = d
-        .pes
-        .iter()
-        .find(|p| p.pid == VIDEO_PID)
-        .expect("video in segment");
+    let first_video = d.pes.iter().find(|p| p.pid == VIDEO_PID).expect("video in segment");
     assert!(first_video.random_access);
     let types: Vec<u8> = annexb_nalus(&first_video.data).map(nal_unit_type).collect();
     assert_eq!(&types[..3], &[9, 7, 8], "AUD, SPS, PPS");
@@ -169,10 +151,7 @@ fn cuts_on_keyframes_once_fragment_reached() {
 
 #[test]
 fn playlist_slides_and_old_segments_go() {
-    let mut seg = Segmenter::new(HlsConfig {
-        retained_segments: 1,
-        ..config(2000, 10_000)
-    });
+    let mut seg = Segmenter::new(HlsConfig { retained_segments: 1, ..config(2000, 10_000) });
     seg.set_video_config(avc_config());
     feed(&mut seg, 0, 61, 50, false, true);
     let events = drain(&mut seg);
@@ -183,37 +162,23 @@ fn playlist_slides_and_old_segments_go() {
     assert_eq!(seg.media_sequence(), 25);
     assert_eq!(removed(&events), (0..24).collect::<Vec<_>>());
     assert!(seg.segment(23).is_none());
-    assert!(
-        seg.segment(24).is_some(),
-        "retained after leaving the playlist"
-    );
+    assert!(seg.segment(24).is_some(), "retained after leaving the playlist");
     assert!(seg.segment(29).is_some());
     assert!(seg.segment(30).is_none(), "still open");
     let text = playlist_text(&seg);
     assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:25\n"));
     assert!(text.contains("#EXT-X-TARGETDURATION:2\n"));
     assert_eq!(text.matches("#EXTINF:2.000,").count(), 5);
-    assert!(
-        text.contains("cam/25.ts\n") && text.contains("cam/29.ts\n") && !text.contains("cam/24.ts")
-    );
+    assert!(text.contains("cam/25.ts\n") && text.contains("cam/29.ts\n") && !text.contains("cam/24.ts"));
     let held: usize = (24..30).map(|s| seg.segment(s).unwrap().len()).sum();
     assert_eq!(seg.bytes_held(), held);
     // Playlist-updated events accompany changes.
-    assert!(
-        events
-            .iter()
-            .filter(|e| **e == HlsEvent::PlaylistUpdated)
-            .count()
-            >= 30
-    );
+    assert!(events.iter().filter(|e| **e == HlsEvent::PlaylistUpdated).count() >= 30);
 }
 
 #[test]
 fn byte_bound_drops_oldest() {
-    let mut seg = Segmenter::new(HlsConfig {
-        max_bytes: 60_000,
-        ..config(1000, 60_000)
-    });
+    let mut seg = Segmenter::new(HlsConfig { max_bytes: 60_000, ..config(1000, 60_000) });
     seg.set_video_config(avc_config());
     feed(&mut seg, 0, 20, 25, false, true);
     let events = drain(&mut seg);
@@ -234,9 +199,7 @@ fn audio_only_cuts_on_time() {
     assert_eq!(done.len(), 3);
     for (_, duration, data) in &done {
         // Cut at the first AAC frame at or after 3 s (frames are 21.33 ms).
-        assert!(
-            *duration >= Duration::from_millis(3000) && *duration < Duration::from_millis(3022)
-        );
+        assert!(*duration >= Duration::from_millis(3000) && *duration < Duration::from_millis(3022));
         let d = demux(data).unwrap();
         assert_eq!(d.streams.len(), 1);
         assert_eq!(d.pcr_pid, Some(AUDIO_PID));
@@ -287,13 +250,8 @@ fn discontinuity_then_endlist() {
     seg.discontinuity();
     // Configs are forgotten until the new publisher's headers arrive.
     let au = access_unit(true, 10);
-    let frame = MediaFrame {
-        kind: MediaKind::Video,
-        timestamp_ms: 0,
-        composition_time_ms: 0,
-        keyframe: true,
-        payload: &au,
-    };
+    let frame =
+        MediaFrame { kind: MediaKind::Video, timestamp_ms: 0, composition_time_ms: 0, keyframe: true, payload: &au };
     assert!(seg.push(&frame).is_err());
     seg.set_video_config(avc_config());
     seg.set_audio_config(aac_config()).unwrap();
@@ -316,10 +274,7 @@ fn discontinuity_then_endlist() {
 
 #[test]
 fn discontinuity_sequence_counts_tags_that_slid_out() {
-    let mut seg = Segmenter::new(HlsConfig {
-        retained_segments: 0,
-        ..config(1000, 3000)
-    });
+    let mut seg = Segmenter::new(HlsConfig { retained_segments: 0, ..config(1000, 3000) });
     seg.set_video_config(avc_config());
     feed(&mut seg, 0, 3, 25, false, true);
     seg.discontinuity();
@@ -337,10 +292,7 @@ fn timestamp_wrap_and_jumps() {
     // Starts 2 s before the 32-bit wrap: durations stay exact across it.
     feed(&mut seg, u32::MAX - 1999, 4, 25, false, true);
     let done = completed(&drain(&mut seg));
-    assert_eq!(
-        done.iter().map(|d| d.1).collect::<Vec<_>>(),
-        vec![Duration::from_secs(1); 3]
-    );
+    assert_eq!(done.iter().map(|d| d.1).collect::<Vec<_>>(), vec![Duration::from_secs(1); 3]);
     // A jump back by 30 s without discontinuity() is detected.
     feed(&mut seg, 2000u32.wrapping_sub(30_000), 2, 25, false, true);
     seg.end();
@@ -354,31 +306,19 @@ fn timestamp_wrap_and_jumps() {
 #[test]
 fn empty_playlist_before_media() {
     let seg = Segmenter::new(config(3000, 60_000));
-    assert_eq!(
-        playlist_text(&seg),
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n"
-    );
+    assert_eq!(playlist_text(&seg), "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n");
     assert!(seg.segment(0).is_none());
 }
 
 #[test]
 fn refuses_other_codecs_and_bad_data() {
     let mut seg = Segmenter::new(HlsConfig::default());
-    assert_eq!(
-        seg.push_flv_tag(MediaKind::Audio, 0, &[0x2F, 0xFF]),
-        Err(HlsError::UnsupportedCodec("MP3"))
-    );
+    assert_eq!(seg.push_flv_tag(MediaKind::Audio, 0, &[0x2F, 0xFF]), Err(HlsError::UnsupportedCodec("MP3")));
     let mut hevc = vec![0x90];
     hevc.extend_from_slice(b"hvc1");
-    assert_eq!(
-        seg.push_flv_tag(MediaKind::Video, 0, &hevc),
-        Err(HlsError::UnsupportedCodec("HEVC"))
-    );
+    assert_eq!(seg.push_flv_tag(MediaKind::Video, 0, &hevc), Err(HlsError::UnsupportedCodec("HEVC")));
     seg.set_video_config(avc_config());
-    assert!(
-        seg.push_flv_tag(MediaKind::Video, 0, &[0x17, 1, 0, 0, 0, 0, 0, 0, 9, 0x65])
-            .is_err()
-    );
+    assert!(seg.push_flv_tag(MediaKind::Video, 0, &[0x17, 1, 0, 0, 0, 0, 0, 0, 9, 0x65]).is_err());
     assert!(seg.push_flv_tag(MediaKind::Video, 0, &[]).is_err());
 }
 
@@ -386,10 +326,7 @@ fn refuses_other_codecs_and_bad_data() {
 /// playlist and segments are written there for ffmpeg/ffprobe checks.
 #[test]
 fn real_flv_to_hls() {
-    for (file, fragment_ms, want_segments) in [
-        ("media/small.flv", 1000, 2),
-        ("media/small_bframes.flv", 300, 3),
-    ] {
+    for (file, fragment_ms, want_segments) in [("media/small.flv", 1000, 2), ("media/small_bframes.flv", 300, 3)] {
         let mut seg = Segmenter::new(config(fragment_ms, 60_000));
         let mut reader = FlvReader::new(FlvReader::DEFAULT_MAX_TAG_SIZE);
         reader.handle_input(&testdata(file));

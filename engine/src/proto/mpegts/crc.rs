@@ -10,11 +10,7 @@ const TABLE: [u32; 256] = {
         let mut crc = (i as u32) << 24;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
+            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04C1_1DB7 } else { crc << 1 };
             bit += 1;
         }
         table[i] = crc;
@@ -25,9 +21,7 @@ const TABLE: [u32; 256] = {
 
 /// The MPEG-2 CRC-32 of `data`.
 pub fn crc32_mpeg2(data: &[u8]) -> u32 {
-    data.iter().fold(0xFFFF_FFFF, |crc, &b| {
-        (crc << 8) ^ TABLE[usize::from((crc >> 24) as u8 ^ b)]
-    })
+    data.iter().fold(0xFFFF_FFFF, |crc, &b| (crc << 8) ^ TABLE[usize::from((crc >> 24) as u8 ^ b)])
 }
 
 #[cfg(test)]
@@ -44,9 +38,7 @@ mod tests {
     #[test]
     fn ffmpeg_pat_vector() {
         // The PAT section ffmpeg writes (program 1 → PMT PID 0x1000).
-        let pat = [
-            0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01, 0xF0, 0x00,
-        ];
+        let pat = [0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01, 0xF0, 0x00];
         assert_eq!(crc32_mpeg2(&pat), 0x2AB1_04B2);
         let mut with_crc = pat.to_vec();
         with_crc.extend_from_slice(&0x2AB1_04B2u32.to_be_bytes());

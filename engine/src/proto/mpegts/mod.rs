@@ -20,8 +20,8 @@ pub(crate) mod test_demux;
 mod tests;
 
 pub use muxer::{
-    AUDIO_PID, PCR_DELAY_90K, PMT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264,
-    TIMESTAMP_OFFSET_90K, TsMuxer, TsMuxerConfig, VIDEO_PID,
+    AUDIO_PID, PCR_DELAY_90K, PMT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TIMESTAMP_OFFSET_90K, TsMuxer,
+    TsMuxerConfig, VIDEO_PID,
 };
 pub use packet::{SYNC_BYTE, TS_PACKET_LEN};
 

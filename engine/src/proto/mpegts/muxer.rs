@@ -57,9 +57,7 @@ pub struct TsMuxerConfig {
 
 impl Default for TsMuxerConfig {
     fn default() -> Self {
-        Self {
-            audio_group_ms: 100,
-        }
+        Self { audio_group_ms: 100 }
     }
 }
 
@@ -137,11 +135,7 @@ impl TsMuxer {
 
     /// The PCR PID in force (video if present, else audio).
     pub fn pcr_pid(&self) -> u16 {
-        if self.video.is_some() {
-            VIDEO_PID
-        } else {
-            AUDIO_PID
-        }
+        if self.video.is_some() { VIDEO_PID } else { AUDIO_PID }
     }
 
     /// Sets or replaces the H.264 configuration (SPS/PPS inserted before IDRs).
@@ -192,16 +186,10 @@ impl TsMuxer {
         }
         let mut streams = Vec::with_capacity(2);
         if self.video.is_some() {
-            streams.push(PmtStream {
-                stream_type: STREAM_TYPE_H264,
-                pid: VIDEO_PID,
-            });
+            streams.push(PmtStream { stream_type: STREAM_TYPE_H264, pid: VIDEO_PID });
         }
         if self.audio.is_some() {
-            streams.push(PmtStream {
-                stream_type: STREAM_TYPE_AAC_ADTS,
-                pid: AUDIO_PID,
-            });
+            streams.push(PmtStream { stream_type: STREAM_TYPE_AAC_ADTS, pid: AUDIO_PID });
         }
         self.pat = pat_section(1, 1, PMT_PID, 0);
         self.pmt = pmt_section(1, self.psi_version, self.pcr_pid(), &streams);
@@ -284,12 +272,7 @@ impl TsMuxer {
     /// `pts_ms`. The frame is grouped with pending frames when contiguous and
     /// the group stays within `audio_group_ms`; completed groups are appended
     /// to `out`. Call [`flush_audio`](Self::flush_audio) before cutting.
-    pub fn write_audio(
-        &mut self,
-        out: &mut Vec<u8>,
-        pts_ms: u64,
-        raw: &[u8],
-    ) -> Result<(), TsError> {
+    pub fn write_audio(&mut self, out: &mut Vec<u8>, pts_ms: u64, raw: &[u8]) -> Result<(), TsError> {
         let config = self.audio.as_ref().ok_or(TsError::NoAudioConfig)?;
         let header = config.adts_header(raw.len())?;
         let frame_ticks = config.frame_duration_90k();
@@ -299,10 +282,9 @@ impl TsMuxer {
             // Distance on the 33-bit circle; ms rounding makes small drift normal.
             let drift = pts.wrapping_sub(expected) & TIMESTAMP_MASK;
             let drift = drift.min((1 << 33) - drift);
-            let too_long =
-                self.audio_pending_ticks + frame_ticks > u64::from(self.config.audio_group_ms) * 90;
-            let too_big = self.audio_pending.len() + header.len() + raw.len()
-                > AUDIO_PES_HEADER_LEN + MAX_AUDIO_PES_PAYLOAD;
+            let too_long = self.audio_pending_ticks + frame_ticks > u64::from(self.config.audio_group_ms) * 90;
+            let too_big =
+                self.audio_pending.len() + header.len() + raw.len() > AUDIO_PES_HEADER_LEN + MAX_AUDIO_PES_PAYLOAD;
             if drift > frame_ticks / 2 || too_long || too_big {
                 self.flush_audio(out);
             }
@@ -333,31 +315,15 @@ impl TsMuxer {
         }
         let payload_len = self.audio_pending.len() - AUDIO_PES_HEADER_LEN;
         let mut header = Vec::with_capacity(AUDIO_PES_HEADER_LEN);
-        write_pes_header(
-            &mut header,
-            STREAM_ID_AUDIO,
-            self.audio_pending_pts,
-            None,
-            payload_len,
-            false,
-        );
+        write_pes_header(&mut header, STREAM_ID_AUDIO, self.audio_pending_pts, None, payload_len, false);
         debug_assert_eq!(header.len(), AUDIO_PES_HEADER_LEN);
         self.audio_pending[..AUDIO_PES_HEADER_LEN].copy_from_slice(&header);
         let flags = FirstPacketFlags {
-            pcr: self
-                .video
-                .is_none()
-                .then(|| self.audio_pending_pts.wrapping_sub(PCR_DELAY_90K) & TIMESTAMP_MASK),
+            pcr: self.video.is_none().then(|| self.audio_pending_pts.wrapping_sub(PCR_DELAY_90K) & TIMESTAMP_MASK),
             random_access: true,
             discontinuity: false,
         };
-        write_pes_packets(
-            out,
-            AUDIO_PID,
-            &mut self.cc_audio,
-            flags,
-            &self.audio_pending,
-        );
+        write_pes_packets(out, AUDIO_PID, &mut self.cc_audio, flags, &self.audio_pending);
         self.drop_pending_audio();
     }
 }

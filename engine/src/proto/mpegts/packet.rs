@@ -33,14 +33,7 @@ fn bump(cc: &mut u8) -> u8 {
 /// zero `program_clock_reference_extension` (2.4.3.5).
 fn pcr_bytes(base: u64) -> [u8; 6] {
     let base = base & 0x1_FFFF_FFFF;
-    [
-        (base >> 25) as u8,
-        (base >> 17) as u8,
-        (base >> 9) as u8,
-        (base >> 1) as u8,
-        (((base & 1) as u8) << 7) | 0x7E,
-        0,
-    ]
+    [(base >> 25) as u8, (base >> 17) as u8, (base >> 9) as u8, (base >> 1) as u8, (((base & 1) as u8) << 7) | 0x7E, 0]
 }
 
 /// Appends the packets carrying one PES packet (`pes`, header included) on
@@ -48,13 +41,7 @@ fn pcr_bytes(base: u64) -> [u8; 6] {
 /// adaptation field for `flags`; the last is padded with adaptation field
 /// stuffing (2.4.3.5: stuffing bytes 0xFF) so the PES ends exactly at a
 /// packet boundary. `cc` is the PID's continuity counter, advanced per packet.
-pub fn write_pes_packets(
-    out: &mut Vec<u8>,
-    pid: u16,
-    cc: &mut u8,
-    flags: FirstPacketFlags,
-    pes: &[u8],
-) {
+pub fn write_pes_packets(out: &mut Vec<u8>, pid: u16, cc: &mut u8, flags: FirstPacketFlags, pes: &[u8]) {
     out.reserve(pes.len().div_ceil(TS_PACKET_LEN - HEADER_LEN - 8) * TS_PACKET_LEN);
     let mut rest = pes;
     let mut first = true;
@@ -92,9 +79,7 @@ pub fn write_pes_packets(
             af[af_len..af_len + stuffing].fill(0xFF);
             af_len += stuffing;
         }
-        let take = rest
-            .len()
-            .min(TS_PACKET_LEN - HEADER_LEN - if has_af { 1 + af_len } else { 0 });
+        let take = rest.len().min(TS_PACKET_LEN - HEADER_LEN - if has_af { 1 + af_len } else { 0 });
         let control = if has_af { 0x30 } else { 0x10 };
         out.extend_from_slice(&[
             SYNC_BYTE,
@@ -118,13 +103,7 @@ pub fn write_section_packet(out: &mut Vec<u8>, pid: u16, cc: &mut u8, section: &
     debug_assert!(section.len() < TS_PACKET_LEN - HEADER_LEN);
     let section = &section[..section.len().min(TS_PACKET_LEN - HEADER_LEN - 1)];
     let start = out.len();
-    out.extend_from_slice(&[
-        SYNC_BYTE,
-        0x40 | ((pid >> 8) as u8 & 0x1F),
-        pid as u8,
-        0x10 | bump(cc),
-        0,
-    ]);
+    out.extend_from_slice(&[SYNC_BYTE, 0x40 | ((pid >> 8) as u8 & 0x1F), pid as u8, 0x10 | bump(cc), 0]);
     out.extend_from_slice(section);
     out.resize(start + TS_PACKET_LEN, 0xFF);
 }
@@ -152,21 +131,12 @@ mod tests {
 
     #[test]
     fn every_payload_length_packs_exactly() {
-        for len in [
-            1, 2, 100, 170, 176, 177, 178, 182, 183, 184, 185, 367, 368, 369, 1000,
-        ] {
+        for len in [1, 2, 100, 170, 176, 177, 178, 182, 183, 184, 185, 367, 368, 369, 1000] {
             let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             for flags in [
                 FirstPacketFlags::default(),
-                FirstPacketFlags {
-                    pcr: Some(0x1_2345_6789),
-                    random_access: true,
-                    discontinuity: false,
-                },
-                FirstPacketFlags {
-                    random_access: true,
-                    ..Default::default()
-                },
+                FirstPacketFlags { pcr: Some(0x1_2345_6789), random_access: true, discontinuity: false },
+                FirstPacketFlags { random_access: true, ..Default::default() },
             ] {
                 let mut out = Vec::new();
                 let mut cc = 14;
@@ -181,11 +151,7 @@ mod tests {
     fn pcr_and_random_access_encoding() {
         let mut out = Vec::new();
         let mut cc = 0;
-        let flags = FirstPacketFlags {
-            pcr: Some(0x1_2345_6789),
-            random_access: true,
-            discontinuity: false,
-        };
+        let flags = FirstPacketFlags { pcr: Some(0x1_2345_6789), random_access: true, discontinuity: false };
         write_pes_packets(&mut out, 0x100, &mut cc, flags, &[0xAB; 500]);
         assert_eq!(&out[..4], &[0x47, 0x41, 0x00, 0x30]);
         assert_eq!(out[4], 7, "adaptation_field_length");

@@ -56,11 +56,7 @@ pub fn write_pes_header(
     let header_data_len: u8 = if dts.is_some() { 10 } else { 5 };
     // Bytes after PES_packet_length: 3 flag/length bytes + header data + payload.
     let after_len = 3 + usize::from(header_data_len) + payload_len;
-    let packet_len = if unbounded || after_len > 0xFFFF {
-        0
-    } else {
-        after_len as u16
-    };
+    let packet_len = if unbounded || after_len > 0xFFFF { 0 } else { after_len as u16 };
     out.extend_from_slice(&[0, 0, 1, stream_id]);
     out.extend_from_slice(&packet_len.to_be_bytes());
     // '10', not scrambled, no priority, data_alignment_indicator, no copyright, copy.
@@ -82,15 +78,7 @@ mod tests {
 
     #[test]
     fn timestamp_round_trip() {
-        for ts in [
-            0,
-            1,
-            90_000,
-            0x1_0000_0000,
-            TIMESTAMP_MASK,
-            0x1_2345_6789,
-            126_000,
-        ] {
+        for ts in [0, 1, 90_000, 0x1_0000_0000, TIMESTAMP_MASK, 0x1_2345_6789, 126_000] {
             for prefix in [0b0010, 0b0011, 0b0001] {
                 let b = encode_timestamp(prefix, ts);
                 assert_eq!(b[0] >> 4, prefix);
@@ -102,14 +90,8 @@ mod tests {
         }
         // From an ffmpeg-written TS: PTS 144000 then DTS 126000 (1.4 s, its
         // default start), as `31 00 09 65 01 11 00 07 d8 61`.
-        assert_eq!(
-            encode_timestamp(0b0011, 144_000),
-            [0x31, 0x00, 0x09, 0x65, 0x01]
-        );
-        assert_eq!(
-            encode_timestamp(0b0001, 126_000),
-            [0x11, 0x00, 0x07, 0xD8, 0x61]
-        );
+        assert_eq!(encode_timestamp(0b0011, 144_000), [0x31, 0x00, 0x09, 0x65, 0x01]);
+        assert_eq!(encode_timestamp(0b0001, 126_000), [0x11, 0x00, 0x07, 0xD8, 0x61]);
     }
 
     #[test]
@@ -123,14 +105,7 @@ mod tests {
     #[test]
     fn header_layout() {
         let mut out = Vec::new();
-        write_pes_header(
-            &mut out,
-            STREAM_ID_AUDIO,
-            126_000,
-            Some(126_000),
-            100,
-            false,
-        );
+        write_pes_header(&mut out, STREAM_ID_AUDIO, 126_000, Some(126_000), 100, false);
         assert_eq!(&out[..9], &[0, 0, 1, 0xC0, 0, 108, 0x84, 0x80, 5]);
         assert_eq!(out.len(), 14);
         out.clear();

@@ -37,12 +37,7 @@ fn section_header(table_id: u8, id: u16, version: u8) -> Vec<u8> {
 }
 
 /// A PAT with one program (`program_number` → `pmt_pid`).
-pub fn pat_section(
-    transport_stream_id: u16,
-    program_number: u16,
-    pmt_pid: u16,
-    version: u8,
-) -> Vec<u8> {
+pub fn pat_section(transport_stream_id: u16, program_number: u16, pmt_pid: u16, version: u8) -> Vec<u8> {
     let mut s = section_header(0x00, transport_stream_id, version);
     s.extend_from_slice(&program_number.to_be_bytes());
     s.extend_from_slice(&(0xE000 | (pmt_pid & 0x1FFF)).to_be_bytes());
@@ -50,12 +45,7 @@ pub fn pat_section(
 }
 
 /// A PMT for one program without descriptors.
-pub fn pmt_section(
-    program_number: u16,
-    version: u8,
-    pcr_pid: u16,
-    streams: &[PmtStream],
-) -> Vec<u8> {
+pub fn pmt_section(program_number: u16, version: u8, pcr_pid: u16, streams: &[PmtStream]) -> Vec<u8> {
     let mut s = section_header(0x02, program_number, version);
     s.extend_from_slice(&(0xE000 | (pcr_pid & 0x1FFF)).to_be_bytes());
     // reserved '1111', program_info_length 0
@@ -76,37 +66,14 @@ mod tests {
     #[test]
     fn matches_ffmpeg_sections() {
         // Sections from an ffmpeg 5.1 `-f mpegts` file with H.264 + AAC.
-        assert_eq!(
-            pat_section(1, 1, 0x1000, 0),
-            hex("00b00d0001c100000001f0002ab104b2")
-        );
-        let streams = [
-            PmtStream {
-                stream_type: 0x1B,
-                pid: 0x100,
-            },
-            PmtStream {
-                stream_type: 0x0F,
-                pid: 0x101,
-            },
-        ];
-        assert_eq!(
-            pmt_section(1, 0, 0x100, &streams),
-            hex("02b0170001c10000e100f0001be100f0000fe101f0002f44b99b")
-        );
+        assert_eq!(pat_section(1, 1, 0x1000, 0), hex("00b00d0001c100000001f0002ab104b2"));
+        let streams = [PmtStream { stream_type: 0x1B, pid: 0x100 }, PmtStream { stream_type: 0x0F, pid: 0x101 }];
+        assert_eq!(pmt_section(1, 0, 0x100, &streams), hex("02b0170001c10000e100f0001be100f0000fe101f0002f44b99b"));
     }
 
     #[test]
     fn sections_check_to_zero() {
-        let s = pmt_section(
-            1,
-            7,
-            0x101,
-            &[PmtStream {
-                stream_type: 0x0F,
-                pid: 0x101,
-            }],
-        );
+        let s = pmt_section(1, 7, 0x101, &[PmtStream { stream_type: 0x0F, pid: 0x101 }]);
         assert_eq!(crc32_mpeg2(&s), 0);
         assert_eq!(s[5], 0xC0 | (7 << 1) | 1);
         assert_eq!(usize::from(s[2]), s.len() - 3);

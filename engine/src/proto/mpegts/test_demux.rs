@@ -156,11 +156,7 @@ fn finish(d: &mut Demuxed, pes: Pes, want: Option<usize>) -> Result<(), String> 
     if let Some(want) = want
         && want != pes.data.len()
     {
-        return Err(format!(
-            "PES on {:#x}: length {want} but {} bytes",
-            pes.pid,
-            pes.data.len()
-        ));
+        return Err(format!("PES on {:#x}: length {want} but {} bytes", pes.pid, pes.data.len()));
     }
     d.pes.push(pes);
     Ok(())
@@ -176,9 +172,7 @@ pub(crate) fn adts_frames(mut data: &[u8]) -> Result<Vec<AdtsFrame<'_>>, String>
         if data.len() < 7 || data[0] != 0xFF || data[1] & 0xF6 != 0xF0 {
             return Err("bad ADTS sync".into());
         }
-        let len = (usize::from(data[3] & 0x03) << 11)
-            | (usize::from(data[4]) << 3)
-            | usize::from(data[5] >> 5);
+        let len = (usize::from(data[3] & 0x03) << 11) | (usize::from(data[4]) << 3) | usize::from(data[5] >> 5);
         if len < 7 || len > data.len() {
             return Err(format!("bad ADTS length {len}"));
         }

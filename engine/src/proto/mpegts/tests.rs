@@ -5,12 +5,12 @@ use super::test_demux::{Pes, adts_frames, demux};
 use super::*;
 use crate::proto::codec::test_util::{hex, testdata};
 use crate::proto::codec::{
-    AudioSpecificConfig, AudioTag, AvcConfig, VideoPacket, VideoTag, annexb_nalus, avcc_nalus,
-    nal_unit_type,
+    AudioSpecificConfig, AudioTag, AvcConfig, VideoPacket, VideoTag, annexb_nalus, avcc_nalus, nal_unit_type,
 };
 use crate::proto::flv::{FlvReader, TagType};
 
-const AVC_SEQ_HEADER: &str = "17000000000164000cffe100176764000cacb40a0fd80880000003008000000f078a155001000568ef0672c0fdf8f800";
+const AVC_SEQ_HEADER: &str =
+    "17000000000164000cffe100176764000cacb40a0fd80880000003008000000f078a155001000568ef0672c0fdf8f800";
 
 fn avc_config() -> AvcConfig {
     let body = hex(AVC_SEQ_HEADER);
@@ -43,11 +43,7 @@ fn synthetic_av_stream() {
     let mut audio_ms = 0.0f64;
     for i in 0..10u64 {
         let key = i % 5 == 0;
-        let slice: &[u8] = if key {
-            &[0x65, 0x88, 0x84]
-        } else {
-            &[0x41, 0x9A]
-        };
+        let slice: &[u8] = if key { &[0x65, 0x88, 0x84] } else { &[0x41, 0x9A] };
         let mut avcc = vec![0, 0, 0, 2, 0x09, 0xF0]; // an AUD to be dropped
         avcc.extend_from_slice(&(slice.len() as u32).to_be_bytes());
         avcc.extend_from_slice(slice);
@@ -56,8 +52,7 @@ fn synthetic_av_stream() {
         avcc[6..10].copy_from_slice(&(n as u32).to_be_bytes());
         mux.write_video(&mut out, i * 40, 0, key, &avcc).unwrap();
         while audio_ms < (i as f64 + 1.0) * 40.0 {
-            mux.write_audio(&mut out, audio_ms as u64, &[0x21, 0x10, 0x05])
-                .unwrap();
+            mux.write_audio(&mut out, audio_ms as u64, &[0x21, 0x10, 0x05]).unwrap();
             audio_ms += 1024.0 * 1000.0 / 48_000.0;
         }
     }
@@ -69,13 +64,7 @@ fn synthetic_av_stream() {
     assert_eq!((d.pat_count, d.pmt_count), (1, 1));
     assert_eq!(d.pmt_pid, Some(PMT_PID));
     assert_eq!(d.pcr_pid, Some(VIDEO_PID));
-    assert_eq!(
-        d.streams,
-        vec![
-            (STREAM_TYPE_H264, VIDEO_PID),
-            (STREAM_TYPE_AAC_ADTS, AUDIO_PID)
-        ]
-    );
+    assert_eq!(d.streams, vec![(STREAM_TYPE_H264, VIDEO_PID), (STREAM_TYPE_AAC_ADTS, AUDIO_PID)]);
 
     let video = pes_on(&d, VIDEO_PID);
     assert_eq!(video.len(), 10);
@@ -96,10 +85,7 @@ fn synthetic_av_stream() {
     }
 
     let audio = pes_on(&d, AUDIO_PID);
-    let frames: usize = audio
-        .iter()
-        .map(|p| adts_frames(&p.data).unwrap().len())
-        .sum();
+    let frames: usize = audio.iter().map(|p| adts_frames(&p.data).unwrap().len()).sum();
     assert_eq!(frames, 19);
     assert!(audio.len() < frames, "frames are grouped");
     for pes in &audio {
@@ -142,11 +128,7 @@ fn audio_gap_starts_a_new_group() {
     mux.write_audio(&mut out, 500, &[3]).unwrap();
     mux.flush_audio(&mut out);
     let d = demux(&out).unwrap();
-    let pts: Vec<_> = d
-        .pes
-        .iter()
-        .map(|p| p.pts.unwrap() - TIMESTAMP_OFFSET_90K)
-        .collect();
+    let pts: Vec<_> = d.pes.iter().map(|p| p.pts.unwrap() - TIMESTAMP_OFFSET_90K).collect();
     assert_eq!(pts, vec![0, 500 * 90]);
 }
 
@@ -154,14 +136,8 @@ fn audio_gap_starts_a_new_group() {
 fn errors_and_psi_versions() {
     let mut mux = TsMuxer::default();
     let mut out = Vec::new();
-    assert_eq!(
-        mux.write_video(&mut out, 0, 0, true, &[0, 0, 0, 1, 0x65]),
-        Err(TsError::NoVideoConfig)
-    );
-    assert_eq!(
-        mux.write_audio(&mut out, 0, &[1]),
-        Err(TsError::NoAudioConfig)
-    );
+    assert_eq!(mux.write_video(&mut out, 0, 0, true, &[0, 0, 0, 1, 0x65]), Err(TsError::NoVideoConfig));
+    assert_eq!(mux.write_audio(&mut out, 0, &[1]), Err(TsError::NoAudioConfig));
     // AAC-LC with an explicit 96 kHz rate (index 15) cannot go in ADTS.
     let explicit = AudioSpecificConfig::parse(&[0x17, 0x80, 0xBB, 0x80, 0x10]).unwrap();
     assert!(mux.set_audio_config(explicit).is_err());
@@ -176,10 +152,7 @@ fn errors_and_psi_versions() {
     assert!(!out.is_empty() && d.pes.is_empty());
     // Truncated AVCC is refused without output.
     let before = out.len();
-    assert!(matches!(
-        mux.write_video(&mut out, 0, 0, true, &[0, 0, 0, 9, 0x65]),
-        Err(TsError::Codec(_))
-    ));
+    assert!(matches!(mux.write_video(&mut out, 0, 0, true, &[0, 0, 0, 9, 0x65]), Err(TsError::Codec(_))));
     assert_eq!(out.len(), before);
 }
 
@@ -192,8 +165,7 @@ fn continuity_counters_wrap_across_calls() {
         mux.write_psi(&mut out);
         for i in 0..7u64 {
             let au = [0, 0, 0, 3, 0x41, 0x9A, 0x00];
-            mux.write_video(&mut out, seg * 1000 + i * 33, 0, false, &au)
-                .unwrap();
+            mux.write_video(&mut out, seg * 1000 + i * 33, 0, false, &au).unwrap();
         }
     }
     let d = demux(&out).unwrap();
@@ -235,18 +207,14 @@ fn mux_flv(file: &str) -> (Vec<u8>, Vec<VideoIn>, Vec<AudioIn>) {
                     psi_written = true;
                 }
                 let len = mux.video_config().unwrap().nalu_length_size;
-                let types = avcc_nalus(v.data, len)
-                    .map(|n| nal_unit_type(n.unwrap()))
-                    .collect();
+                let types = avcc_nalus(v.data, len).map(|n| nal_unit_type(n.unwrap())).collect();
                 video.push((ts, v.composition_time_ms, v.is_keyframe(), types));
-                mux.write_video(&mut out, ts, v.composition_time_ms, v.is_keyframe(), v.data)
-                    .unwrap();
+                mux.write_video(&mut out, ts, v.composition_time_ms, v.is_keyframe(), v.data).unwrap();
             }
             TagType::Audio => {
                 let a = AudioTag::parse(&tag.body).unwrap();
                 if a.is_sequence_header() {
-                    mux.set_audio_config(AudioSpecificConfig::parse(a.data).unwrap())
-                        .unwrap();
+                    mux.set_audio_config(AudioSpecificConfig::parse(a.data).unwrap()).unwrap();
                     continue;
                 }
                 if !psi_written {
@@ -265,10 +233,7 @@ fn mux_flv(file: &str) -> (Vec<u8>, Vec<VideoIn>, Vec<AudioIn>) {
 
 #[test]
 fn real_flv_round_trips_through_ts() {
-    for (file, name) in [
-        ("media/small.flv", "small.ts"),
-        ("media/small_bframes.flv", "small_bframes.ts"),
-    ] {
+    for (file, name) in [("media/small.flv", "small.ts"), ("media/small_bframes.flv", "small_bframes.ts")] {
         let (ts, video, audio) = mux_flv(file);
         dump(name, &ts);
         let d = demux(&ts).unwrap();

@@ -143,10 +143,7 @@ impl Value {
     pub fn is_null_or_undefined(&self) -> bool {
         matches!(
             self,
-            Value::Null
-                | Value::Undefined
-                | Value::Avmplus(amf3::Value::Null)
-                | Value::Avmplus(amf3::Value::Undefined)
+            Value::Null | Value::Undefined | Value::Avmplus(amf3::Value::Null) | Value::Avmplus(amf3::Value::Undefined)
         )
     }
 
@@ -162,10 +159,7 @@ impl Value {
     /// Looks up a property by key in an Object, ECMA array or typed object
     /// (first match). For AMF3 objects use [`amf3::Value::get`].
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.properties()?
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.properties()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// `get(key)` then `as_str()`.
@@ -229,11 +223,7 @@ pub struct Amf0Limits {
 
 impl Default for Amf0Limits {
     fn default() -> Self {
-        Amf0Limits {
-            max_depth: 32,
-            max_values: 65_536,
-            max_string_bytes: 16 << 20,
-        }
+        Amf0Limits { max_depth: 32, max_values: 65_536, max_string_bytes: 16 << 20 }
     }
 }
 
@@ -247,21 +237,13 @@ pub(crate) struct Budget {
 
 impl Budget {
     pub(crate) fn new(limits: Amf0Limits) -> Self {
-        Budget {
-            limits,
-            values: 0,
-            string_bytes: 0,
-        }
+        Budget { limits, values: 0, string_bytes: 0 }
     }
 
     pub(crate) fn value(&mut self) -> Result<(), RtmpError> {
         self.values += 1;
         if self.values > self.limits.max_values {
-            return Err(RtmpError::limit(
-                "AMF value count",
-                self.values as u64,
-                self.limits.max_values as u64,
-            ));
+            return Err(RtmpError::limit("AMF value count", self.values as u64, self.limits.max_values as u64));
         }
         Ok(())
     }
@@ -281,11 +263,7 @@ impl Budget {
     pub(crate) fn enter(&self, depth: usize) -> Result<usize, RtmpError> {
         let d = depth + 1;
         if d > self.limits.max_depth {
-            return Err(RtmpError::limit(
-                "AMF nesting depth",
-                d as u64,
-                self.limits.max_depth as u64,
-            ));
+            return Err(RtmpError::limit("AMF nesting depth", d as u64, self.limits.max_depth as u64));
         }
         Ok(d)
     }
@@ -301,10 +279,7 @@ pub struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     /// A decoder over `buf` with the given bounds.
     pub fn new(buf: &'a [u8], limits: Amf0Limits) -> Self {
-        Decoder {
-            r: Reader::new(buf, "AMF0 value"),
-            budget: Budget::new(limits),
-        }
+        Decoder { r: Reader::new(buf, "AMF0 value"), budget: Budget::new(limits) }
     }
 
     /// Bytes consumed so far.
@@ -398,20 +373,14 @@ fn decode_value(r: &mut Reader<'_>, budget: &mut Budget, depth: usize) -> Result
         marker::TYPED_OBJECT => {
             let d = budget.enter(depth)?;
             let class_name = read_utf8(r, budget)?;
-            Value::TypedObject {
-                class_name,
-                properties: read_properties(r, budget, d, false)?,
-            }
+            Value::TypedObject { class_name, properties: read_properties(r, budget, d, false)? }
         }
         marker::AVMPLUS => Value::Avmplus(amf3::decode_value_in(r, budget, depth)?),
         marker::MOVIECLIP | marker::RECORDSET => {
             return Err(RtmpError::Unsupported("AMF0 movieclip/recordset marker"));
         }
         marker::OBJECT_END => {
-            return Err(RtmpError::malformed(
-                "AMF0 value",
-                "object-end outside object",
-            ));
+            return Err(RtmpError::malformed("AMF0 value", "object-end outside object"));
         }
         _ => return Err(RtmpError::malformed("AMF0 value", "unknown type marker")),
     })
@@ -520,10 +489,7 @@ pub fn encode(value: &Value, out: &mut impl BufMut) {
             out.put_u8(marker::XML_DOCUMENT);
             put_long_utf8(out, s);
         }
-        Value::TypedObject {
-            class_name,
-            properties,
-        } => {
+        Value::TypedObject { class_name, properties } => {
             out.put_u8(marker::TYPED_OBJECT);
             put_utf8(out, class_name);
             put_properties(out, properties);
@@ -557,24 +523,12 @@ mod tests {
     #[test]
     fn known_vectors() {
         // AMF0 spec §2.2 / §2.4 encodings.
-        assert_eq!(
-            Value::Number(1.0).to_bytes(),
-            [0x00, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0]
-        );
-        assert_eq!(
-            Value::string("connect").to_bytes(),
-            b"\x02\x00\x07connect".to_vec()
-        );
+        assert_eq!(Value::Number(1.0).to_bytes(), [0x00, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(Value::string("connect").to_bytes(), b"\x02\x00\x07connect".to_vec());
         assert_eq!(Value::Boolean(true).to_bytes(), [0x01, 0x01]);
         assert_eq!(Value::Null.to_bytes(), [0x05]);
-        assert_eq!(
-            Value::object([("a", Value::Null)]).to_bytes(),
-            [0x03, 0x00, 0x01, b'a', 0x05, 0x00, 0x00, 0x09]
-        );
-        assert_eq!(
-            Value::EcmaArray(vec![]).to_bytes(),
-            [0x08, 0, 0, 0, 0, 0x00, 0x00, 0x09]
-        );
+        assert_eq!(Value::object([("a", Value::Null)]).to_bytes(), [0x03, 0x00, 0x01, b'a', 0x05, 0x00, 0x00, 0x09]);
+        assert_eq!(Value::EcmaArray(vec![]).to_bytes(), [0x08, 0, 0, 0, 0, 0x00, 0x00, 0x09]);
     }
 
     #[test]
@@ -605,23 +559,14 @@ mod tests {
         roundtrip(&Value::Reference(3));
         roundtrip(&Value::Unsupported);
         roundtrip(&Value::XmlDocument("<a/>".into()));
-        roundtrip(&Value::Date {
-            millis: 1.7e12,
-            time_zone: 0,
-        });
+        roundtrip(&Value::Date { millis: 1.7e12, time_zone: 0 });
         roundtrip(&Value::StrictArray(vec![Value::Number(1.0), Value::Null]));
         roundtrip(&Value::EcmaArray(vec![
             ("duration".into(), Value::Number(0.0)),
             ("encoder".into(), Value::string("Lavf")),
         ]));
-        roundtrip(&Value::TypedObject {
-            class_name: "C".into(),
-            properties: vec![("x".into(), Value::Boolean(true))],
-        });
-        roundtrip(&Value::object([(
-            "nested",
-            Value::object([("deeper", Value::StrictArray(vec![]))]),
-        )]));
+        roundtrip(&Value::TypedObject { class_name: "C".into(), properties: vec![("x".into(), Value::Boolean(true))] });
+        roundtrip(&Value::object([("nested", Value::object([("deeper", Value::StrictArray(vec![]))]))]));
         roundtrip(&Value::Avmplus(amf3::Value::Integer(5)));
     }
 
@@ -643,17 +588,8 @@ mod tests {
         }
         b.push(marker::NULL);
         let err = decode_one(&b, Amf0Limits::default()).unwrap_err();
-        assert!(matches!(
-            err,
-            RtmpError::LimitExceeded {
-                what: "AMF nesting depth",
-                ..
-            }
-        ));
-        let ok = Amf0Limits {
-            max_depth: 64,
-            ..Amf0Limits::default()
-        };
+        assert!(matches!(err, RtmpError::LimitExceeded { what: "AMF nesting depth", .. }));
+        let ok = Amf0Limits { max_depth: 64, ..Amf0Limits::default() };
         assert!(decode_one(&b, ok).is_ok());
     }
 
@@ -662,14 +598,8 @@ mod tests {
         let mut b = vec![marker::STRICT_ARRAY];
         b.extend_from_slice(&1000u32.to_be_bytes());
         b.extend(std::iter::repeat_n(marker::NULL, 1000));
-        let limits = Amf0Limits {
-            max_values: 100,
-            ..Amf0Limits::default()
-        };
-        assert!(matches!(
-            decode_one(&b, limits),
-            Err(RtmpError::LimitExceeded { .. })
-        ));
+        let limits = Amf0Limits { max_values: 100, ..Amf0Limits::default() };
+        assert!(matches!(decode_one(&b, limits), Err(RtmpError::LimitExceeded { .. })));
     }
 
     #[test]
@@ -685,10 +615,7 @@ mod tests {
     fn truncated_inputs_fail() {
         let full = Value::object([("k", Value::string("v"))]).to_bytes();
         for n in 0..full.len() - 3 {
-            assert!(
-                decode_one(&full[..n], Amf0Limits::default()).is_err(),
-                "{n}"
-            );
+            assert!(decode_one(&full[..n], Amf0Limits::default()).is_err(), "{n}");
         }
     }
 
@@ -702,13 +629,7 @@ mod tests {
 
     #[test]
     fn unknown_marker_is_malformed() {
-        assert!(matches!(
-            decode_one(&[0x42], Amf0Limits::default()),
-            Err(RtmpError::Malformed { .. })
-        ));
-        assert!(matches!(
-            decode_one(&[marker::MOVIECLIP], Amf0Limits::default()),
-            Err(RtmpError::Unsupported(_))
-        ));
+        assert!(matches!(decode_one(&[0x42], Amf0Limits::default()), Err(RtmpError::Malformed { .. })));
+        assert!(matches!(decode_one(&[marker::MOVIECLIP], Amf0Limits::default()), Err(RtmpError::Unsupported(_))));
     }
 }

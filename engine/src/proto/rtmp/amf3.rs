@@ -174,10 +174,9 @@ impl Value {
     /// associative part.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
-            Value::Object {
-                sealed, dynamic, ..
-            } => find_member(sealed, key)
-                .or_else(|| dynamic.as_deref().and_then(|d| find_member(d, key))),
+            Value::Object { sealed, dynamic, .. } => {
+                find_member(sealed, key).or_else(|| dynamic.as_deref().and_then(|d| find_member(d, key)))
+            }
             Value::Array { assoc, .. } => find_member(assoc, key),
             _ => None,
         }
@@ -207,17 +206,8 @@ struct Ctx<'b> {
 }
 
 /// Decodes one AMF3 value, with fresh reference tables, from an AMF0 reader.
-pub(crate) fn decode_value_in(
-    r: &mut Reader<'_>,
-    budget: &mut Budget,
-    depth: usize,
-) -> Result<Value, RtmpError> {
-    let mut ctx = Ctx {
-        budget,
-        strings: Vec::new(),
-        traits: Vec::new(),
-        objects: 0,
-    };
+pub(crate) fn decode_value_in(r: &mut Reader<'_>, budget: &mut Budget, depth: usize) -> Result<Value, RtmpError> {
+    let mut ctx = Ctx { budget, strings: Vec::new(), traits: Vec::new(), objects: 0 };
     ctx.value(r, depth)
 }
 
@@ -241,10 +231,7 @@ impl Ctx<'_> {
     fn string(&mut self, r: &mut Reader<'_>) -> Result<String, RtmpError> {
         let h = read_u29(r)?;
         if h & 1 == 0 {
-            let s = self
-                .strings
-                .get((h >> 1) as usize)
-                .ok_or_else(|| malformed("string reference out of range"))?;
+            let s = self.strings.get((h >> 1) as usize).ok_or_else(|| malformed("string reference out of range"))?;
             self.budget.string(s.len())?;
             return Ok(s.clone());
         }
@@ -260,20 +247,13 @@ impl Ctx<'_> {
     /// Reads a U29 header of a referenceable value. `Ok(Err(reference))` for a
     /// reference, `Ok(Ok(payload))` (header >> 1) for an inline value, which is
     /// given the next object table index.
-    fn object_header(
-        &mut self,
-        r: &mut Reader<'_>,
-        m: u8,
-    ) -> Result<Result<u32, Value>, RtmpError> {
+    fn object_header(&mut self, r: &mut Reader<'_>, m: u8) -> Result<Result<u32, Value>, RtmpError> {
         let h = read_u29(r)?;
         if h & 1 == 0 {
             if h >> 1 >= self.objects {
                 return Err(malformed("object reference out of range"));
             }
-            return Ok(Err(Value::Reference {
-                marker: m,
-                index: h >> 1,
-            }));
+            return Ok(Err(Value::Reference { marker: m, index: h >> 1 }));
         }
         self.objects = self.objects.saturating_add(1);
         Ok(Ok(h >> 1))
@@ -344,18 +324,13 @@ impl Ctx<'_> {
                     return Err(malformed("vector longer than message"));
                 }
                 match m {
-                    marker::VECTOR_INT => Value::VectorInt {
-                        fixed,
-                        items: (0..count).map(|_| r.i32()).collect::<Result<_, _>>()?,
-                    },
-                    marker::VECTOR_UINT => Value::VectorUint {
-                        fixed,
-                        items: (0..count).map(|_| r.u32()).collect::<Result<_, _>>()?,
-                    },
-                    _ => Value::VectorDouble {
-                        fixed,
-                        items: (0..count).map(|_| r.f64()).collect::<Result<_, _>>()?,
-                    },
+                    marker::VECTOR_INT => {
+                        Value::VectorInt { fixed, items: (0..count).map(|_| r.i32()).collect::<Result<_, _>>()? }
+                    }
+                    marker::VECTOR_UINT => {
+                        Value::VectorUint { fixed, items: (0..count).map(|_| r.u32()).collect::<Result<_, _>>()? }
+                    }
+                    _ => Value::VectorDouble { fixed, items: (0..count).map(|_| r.f64()).collect::<Result<_, _>>()? },
                 }
             }
             marker::VECTOR_OBJECT => {
@@ -370,11 +345,7 @@ impl Ctx<'_> {
                 for _ in 0..count {
                     items.push(self.value(r, d)?);
                 }
-                Value::VectorObject {
-                    fixed,
-                    type_name,
-                    items,
-                }
+                Value::VectorObject { fixed, type_name, items }
             }
             marker::DICTIONARY => {
                 let count = match self.object_header(r, m)? {
@@ -404,18 +375,10 @@ impl Ctx<'_> {
         let d = self.budget.enter(depth)?;
         let traits = if h & 1 == 0 {
             // Traits reference.
-            self.traits
-                .get((h >> 1) as usize)
-                .cloned()
-                .ok_or_else(|| malformed("traits reference out of range"))?
+            self.traits.get((h >> 1) as usize).cloned().ok_or_else(|| malformed("traits reference out of range"))?
         } else if h & 2 != 0 {
             let class_name = self.string(r)?;
-            let t = Traits {
-                class_name,
-                sealed: Vec::new(),
-                dynamic: false,
-                externalizable: true,
-            };
+            let t = Traits { class_name, sealed: Vec::new(), dynamic: false, externalizable: true };
             self.traits.push(t.clone());
             t
         } else {
@@ -426,22 +389,14 @@ impl Ctx<'_> {
             for _ in 0..count {
                 sealed.push(self.string(r)?);
             }
-            let t = Traits {
-                class_name,
-                sealed,
-                dynamic,
-                externalizable: false,
-            };
+            let t = Traits { class_name, sealed, dynamic, externalizable: false };
             self.traits.push(t.clone());
             t
         };
         if traits.externalizable {
             return match traits.class_name.as_str() {
                 "flex.messaging.io.ArrayCollection" | "flex.messaging.io.ObjectProxy" => {
-                    Ok(Value::Externalizable {
-                        inner: Box::new(self.value(r, d)?),
-                        class_name: traits.class_name,
-                    })
+                    Ok(Value::Externalizable { inner: Box::new(self.value(r, d)?), class_name: traits.class_name })
                 }
                 _ => Err(RtmpError::Unsupported("AMF3 externalizable object")),
             };
@@ -466,11 +421,7 @@ impl Ctx<'_> {
         } else {
             None
         };
-        Ok(Value::Object {
-            class_name: traits.class_name,
-            sealed,
-            dynamic,
-        })
+        Ok(Value::Object { class_name: traits.class_name, sealed, dynamic })
     }
 }
 
@@ -544,11 +495,7 @@ pub fn encode(value: &Value, out: &mut impl BufMut) {
             put_string(out, s);
         }
         Value::XmlDocument(s) | Value::Xml(s) => {
-            out.put_u8(if matches!(value, Value::Xml(_)) {
-                marker::XML
-            } else {
-                marker::XML_DOC
-            });
+            out.put_u8(if matches!(value, Value::Xml(_)) { marker::XML } else { marker::XML_DOC });
             put_string(out, s);
         }
         Value::ByteArray(b) => {
@@ -569,11 +516,7 @@ pub fn encode(value: &Value, out: &mut impl BufMut) {
                 encode(v, out);
             }
         }
-        Value::Object {
-            class_name,
-            sealed,
-            dynamic,
-        } => {
+        Value::Object { class_name, sealed, dynamic } => {
             out.put_u8(marker::OBJECT);
             let count = (sealed.len() as u32).min(MAX_U29 >> 4);
             let dyn_bit = if dynamic.is_some() { 0b1000 } else { 0 };
@@ -614,11 +557,7 @@ pub fn encode(value: &Value, out: &mut impl BufMut) {
             out.put_u8(u8::from(*fixed));
             items[..n].iter().for_each(|i| out.put_f64(*i));
         }
-        Value::VectorObject {
-            fixed,
-            type_name,
-            items,
-        } => {
+        Value::VectorObject { fixed, type_name, items } => {
             out.put_u8(marker::VECTOR_OBJECT);
             let n = put_inline_len(out, items.len());
             out.put_u8(u8::from(*fixed));
@@ -669,10 +608,7 @@ mod tests {
 
     #[test]
     fn integers_sign_extend() {
-        assert_eq!(
-            decode(&[0x04, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap(),
-            Value::Integer(-1)
-        );
+        assert_eq!(decode(&[0x04, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap(), Value::Integer(-1));
         assert_eq!(decode(&[0x04, 0x05]).unwrap(), Value::Integer(5));
         roundtrip(Value::Integer(-(1 << 28)));
         roundtrip(Value::Integer((1 << 28) - 1));
@@ -696,29 +632,16 @@ mod tests {
             sealed: vec![("a".into(), Value::Integer(1))],
             dynamic: Some(vec![("b".into(), Value::Boolean(false))]),
         });
-        roundtrip(Value::VectorInt {
-            fixed: false,
-            items: vec![-1, 2],
-        });
-        roundtrip(Value::VectorDouble {
-            fixed: true,
-            items: vec![0.5],
-        });
-        roundtrip(Value::VectorObject {
-            fixed: false,
-            type_name: "T".into(),
-            items: vec![Value::Null],
-        });
+        roundtrip(Value::VectorInt { fixed: false, items: vec![-1, 2] });
+        roundtrip(Value::VectorDouble { fixed: true, items: vec![0.5] });
+        roundtrip(Value::VectorObject { fixed: false, type_name: "T".into(), items: vec![Value::Null] });
         roundtrip(Value::Dictionary {
             weak_keys: false,
             entries: vec![(Value::String("k".into()), Value::Integer(3))],
         });
         roundtrip(Value::Externalizable {
             class_name: "flex.messaging.io.ArrayCollection".into(),
-            inner: Box::new(Value::Array {
-                assoc: vec![],
-                dense: vec![Value::Integer(1)],
-            }),
+            inner: Box::new(Value::Array { assoc: vec![], dense: vec![Value::Integer(1)] }),
         });
     }
 
@@ -731,9 +654,7 @@ mod tests {
             0x0A, 0x01, 0x06, 0x02, // traits ref 0, string ref 1 ("xy")
         ];
         let v = decode(&b).unwrap();
-        let Value::Array { dense, .. } = v else {
-            panic!("not an array")
-        };
+        let Value::Array { dense, .. } = v else { panic!("not an array") };
         assert_eq!(dense.len(), 2);
         assert_eq!(dense[1].get("a").and_then(Value::as_str), Some("xy"));
     }
@@ -781,15 +702,9 @@ mod tests {
         for _ in 0..19_999 {
             b.extend_from_slice(&[0x06, 0x00]);
         }
-        let limits = Amf0Limits {
-            max_string_bytes: 1 << 20,
-            ..Amf0Limits::default()
-        };
+        let limits = Amf0Limits { max_string_bytes: 1 << 20, ..Amf0Limits::default() };
         let mut budget = Budget::new(limits);
         let mut r = Reader::new(&b, "AMF3 value");
-        assert!(matches!(
-            decode_value_in(&mut r, &mut budget, 0),
-            Err(RtmpError::LimitExceeded { .. })
-        ));
+        assert!(matches!(decode_value_in(&mut r, &mut budget, 0), Err(RtmpError::LimitExceeded { .. })));
     }
 }

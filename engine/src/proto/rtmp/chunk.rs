@@ -174,16 +174,9 @@ impl ChunkDecoder {
     pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Message>, RtmpError> {
         loop {
             match self.state {
-                State::Payload {
-                    csid,
-                    left_in_chunk,
-                } => {
+                State::Payload { csid, left_in_chunk } => {
                     let from_stash = self.stash_len > 0;
-                    let avail = if from_stash {
-                        self.stash_len
-                    } else {
-                        input.len()
-                    };
+                    let avail = if from_stash { self.stash_len } else { input.len() };
                     if avail == 0 {
                         return Ok(None);
                     }
@@ -204,14 +197,7 @@ impl ChunkDecoder {
                         self.state = State::Header;
                         return Ok(Some(msg));
                     }
-                    self.state = if left == 0 {
-                        State::Header
-                    } else {
-                        State::Payload {
-                            csid,
-                            left_in_chunk: left,
-                        }
-                    };
+                    self.state = if left == 0 { State::Header } else { State::Payload { csid, left_in_chunk: left } };
                 }
                 State::Header => {
                     let Some(header) = self.take_header(input)? else {
@@ -292,9 +278,7 @@ impl ChunkDecoder {
         };
         let prev = self.streams.get(&csid);
         if fmt != 0 && prev.is_none() {
-            return Err(RtmpError::PeerMisbehaviour(
-                "chunk stream starts with a type 1/2/3 chunk",
-            ));
+            return Err(RtmpError::PeerMisbehaviour("chunk stream starts with a type 1/2/3 chunk"));
         }
         if prev.is_none() && self.streams.len() >= self.limits.max_chunk_streams {
             return Err(RtmpError::limit(
@@ -309,16 +293,7 @@ impl ChunkDecoder {
         };
         pos += mh_len;
         let be24 = |s: &[u8]| u32::from_be_bytes([0, s[0], s[1], s[2]]);
-        let mut h = Header {
-            len: 0,
-            fmt,
-            csid,
-            timestamp_field: 0,
-            length: 0,
-            type_id: 0,
-            stream_id: 0,
-            ext: None,
-        };
+        let mut h = Header { len: 0, fmt, csid, timestamp_field: 0, length: 0, type_id: 0, stream_id: 0, ext: None };
         // §5.3.1.2.1-3: timestamp (delta), length, type id, stream id (LE).
         if fmt <= 2 {
             h.timestamp_field = be24(&mh[0..3]);
@@ -330,10 +305,8 @@ impl ChunkDecoder {
         if fmt == 0 {
             h.stream_id = u32::from_le_bytes([mh[7], mh[8], mh[9], mh[10]]);
         }
-        let read_ext = |pos: usize| -> Option<u32> {
-            b.get(pos..pos + 4)
-                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-        };
+        let read_ext =
+            |pos: usize| -> Option<u32> { b.get(pos..pos + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])) };
         match prev {
             _ if fmt <= 2 && h.timestamp_field == EXTENDED_TIMESTAMP => {
                 let Some(v) = read_ext(pos) else {
@@ -420,16 +393,11 @@ impl ChunkDecoder {
                 self.on_complete(&msg)?;
                 return Ok(Some(msg));
             }
-            st.partial = Some(BytesMut::with_capacity(
-                (st.length as usize).min(INITIAL_REASSEMBLY_CAPACITY),
-            ));
+            st.partial = Some(BytesMut::with_capacity((st.length as usize).min(INITIAL_REASSEMBLY_CAPACITY)));
         }
         let received = st.partial.as_ref().map_or(0, |p| p.len() as u32);
         let left = st.length.saturating_sub(received).min(self.chunk_size);
-        self.state = State::Payload {
-            csid: h.csid,
-            left_in_chunk: left,
-        };
+        self.state = State::Payload { csid: h.csid, left_in_chunk: left };
         Ok(None)
     }
 
@@ -454,13 +422,7 @@ impl ChunkDecoder {
         }
         let payload = st.partial.take().map(BytesMut::freeze).unwrap_or_default();
         self.buffered -= payload.len();
-        let msg = Message {
-            csid,
-            timestamp: st.timestamp,
-            type_id: st.type_id,
-            stream_id: st.stream_id,
-            payload,
-        };
+        let msg = Message { csid, timestamp: st.timestamp, type_id: st.type_id, stream_id: st.stream_id, payload };
         self.on_complete(&msg)?;
         Ok(Some(msg))
     }
@@ -481,11 +443,7 @@ impl ChunkDecoder {
                     return Err(RtmpError::malformed("Set Chunk Size", "chunk size 0"));
                 }
                 if size > self.limits.max_chunk_size {
-                    return Err(RtmpError::limit(
-                        "chunk size",
-                        u64::from(size),
-                        u64::from(self.limits.max_chunk_size),
-                    ));
+                    return Err(RtmpError::limit("chunk size", u64::from(size), u64::from(self.limits.max_chunk_size)));
                 }
                 self.chunk_size = size;
             }
@@ -552,11 +510,7 @@ fn check_len(payload: &[u8]) -> Result<(), RtmpError> {
 /// Number of bytes [`encode_message`] writes.
 pub fn encoded_len(chunk_size: u32, header: &MessageHeader, payload_len: usize) -> usize {
     let chunk_size = chunk_size.clamp(1, MAX_CHUNK_SIZE) as usize;
-    let ext = if header.timestamp >= EXTENDED_TIMESTAMP {
-        4
-    } else {
-        0
-    };
+    let ext = if header.timestamp >= EXTENDED_TIMESTAMP { 4 } else { 0 };
     let chunks = payload_len.div_ceil(chunk_size).max(1);
     let basic = basic_header_len(header.csid.clamp(MIN_CSID, MAX_CSID));
     payload_len + 11 + chunks * (basic + ext)
@@ -579,11 +533,7 @@ pub fn encode_message(
 }
 
 /// [`encode_message`] into a new, exactly sized buffer.
-pub fn encode_message_bytes(
-    chunk_size: u32,
-    header: &MessageHeader,
-    payload: &[u8],
-) -> Result<Bytes, RtmpError> {
+pub fn encode_message_bytes(chunk_size: u32, header: &MessageHeader, payload: &[u8]) -> Result<Bytes, RtmpError> {
     let mut out = BytesMut::with_capacity(encoded_len(chunk_size, header, payload.len()));
     encode_message(&mut out, chunk_size, header, payload)?;
     Ok(out.freeze())
@@ -656,10 +606,7 @@ impl Default for ChunkEncoder {
 impl ChunkEncoder {
     /// An encoder at the default chunk size of 128.
     pub fn new() -> Self {
-        ChunkEncoder {
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            last: HashMap::new(),
-        }
+        ChunkEncoder { chunk_size: DEFAULT_CHUNK_SIZE, last: HashMap::new() }
     }
 
     /// The chunk size in use.
@@ -675,12 +622,7 @@ impl ChunkEncoder {
 
     /// Appends one message, choosing the smallest header type that the decoder
     /// rules of this module reconstruct exactly.
-    pub fn encode(
-        &mut self,
-        out: &mut impl BufMut,
-        header: &MessageHeader,
-        payload: &[u8],
-    ) -> Result<(), RtmpError> {
+    pub fn encode(&mut self, out: &mut impl BufMut, header: &MessageHeader, payload: &[u8]) -> Result<(), RtmpError> {
         check_len(payload)?;
         let length = payload.len() as u32;
         let prev = self.last.get(&header.csid).copied();

@@ -29,27 +29,16 @@ fn decode_split(bytes: &[u8], split: impl Fn(usize) -> usize) -> Vec<Message> {
 fn decode_every_way(bytes: &[u8]) -> Vec<Message> {
     let whole = decode_whole(&mut ChunkDecoder::new(ChunkLimits::default()), bytes).unwrap();
     assert_eq!(decode_split(bytes, |_| 1), whole, "byte by byte");
-    assert_eq!(
-        decode_split(bytes, |i| (i * 7 + 3) % 23),
-        whole,
-        "odd pieces"
-    );
+    assert_eq!(decode_split(bytes, |i| (i * 7 + 3) % 23), whole, "odd pieces");
     whole
 }
 
 fn hdr(csid: u32, timestamp: u32, type_id: u8, stream_id: u32) -> MessageHeader {
-    MessageHeader {
-        csid,
-        timestamp,
-        type_id,
-        stream_id,
-    }
+    MessageHeader { csid, timestamp, type_id, stream_id }
 }
 
 fn payload(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
 #[test]
@@ -65,16 +54,12 @@ fn stateless_roundtrip_all_csid_forms_and_sizes() {
                 // The decoder reads at 128; tell it about other sizes first.
                 let mut all = Vec::new();
                 if chunk_size != DEFAULT_CHUNK_SIZE {
-                    encode_message(&mut all, 128, &hdr(2, 0, 1, 0), &chunk_size.to_be_bytes())
-                        .unwrap();
+                    encode_message(&mut all, 128, &hdr(2, 0, 1, 0), &chunk_size.to_be_bytes()).unwrap();
                 }
                 all.extend_from_slice(&bytes);
                 let msgs = decode_whole(&mut dec, &all).unwrap();
                 let m = msgs.last().unwrap();
-                assert_eq!(
-                    (m.csid, m.timestamp, m.type_id, m.stream_id),
-                    (csid, 1234, 9, 1)
-                );
+                assert_eq!((m.csid, m.timestamp, m.type_id, m.stream_id), (csid, 1234, 9, 1));
                 assert_eq!(&m.payload[..], &p[..]);
             }
         }
@@ -97,10 +82,7 @@ fn all_four_header_types() {
     b.push(0xC4);
     b.extend_from_slice(&[7, 8, 9]);
     let msgs = decode_every_way(&b);
-    let summary: Vec<_> = msgs
-        .iter()
-        .map(|m| (m.timestamp, m.type_id, m.stream_id, m.payload.to_vec()))
-        .collect();
+    let summary: Vec<_> = msgs.iter().map(|m| (m.timestamp, m.type_id, m.stream_id, m.payload.to_vec())).collect();
     assert_eq!(
         summary,
         vec![
@@ -115,9 +97,7 @@ fn all_four_header_types() {
 #[test]
 fn type3_after_type0_repeats_the_timestamp_field() {
     // ffmpeg/SRS reading: the type 0 field (absolute 40) is reused as a delta.
-    let mut b = vec![
-        0x04, 0x00, 0x00, 0x28, 0x00, 0x00, 0x01, 0x08, 1, 0, 0, 0, 0xAA,
-    ];
+    let mut b = vec![0x04, 0x00, 0x00, 0x28, 0x00, 0x00, 0x01, 0x08, 1, 0, 0, 0, 0xAA];
     b.extend_from_slice(&[0xC4, 0xBB]);
     let msgs = decode_every_way(&b);
     assert_eq!(msgs[1].timestamp, 80);
@@ -175,9 +155,7 @@ fn extended_omitted_with_short_tail_is_tolerated() {
 fn extended_timestamp_on_new_message_type3() {
     // Type 1 with an extended delta, then a type 3 new message repeating it.
     let delta: u32 = 0x0100_0000;
-    let mut b = vec![
-        0x04, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x08, 1, 0, 0, 0, 0xA0,
-    ];
+    let mut b = vec![0x04, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x08, 1, 0, 0, 0, 0xA0];
     b.extend_from_slice(&[0x44, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x01, 0x08]);
     b.extend_from_slice(&delta.to_be_bytes());
     b.push(0xA1);
@@ -253,11 +231,7 @@ fn stateful_encoder_roundtrip_with_compression() {
         // Audio on csid 4 every 23 ms with equal sizes (type 2/3), video on 6
         // with varying sizes (type 1), an occasional jump backwards (type 0)
         // and an extended timestamp range.
-        let (csid, type_id, len) = if i % 3 == 0 {
-            (6, 9, 100 + (i as usize * 37) % 9000)
-        } else {
-            (4, 8, 200)
-        };
+        let (csid, type_id, len) = if i % 3 == 0 { (6, 9, 100 + (i as usize * 37) % 9000) } else { (4, 8, 200) };
         ts = if i == 100 { 5 } else { ts + 23 };
         if i == 150 {
             ts = 0x00FF_FFF0;
@@ -268,16 +242,10 @@ fn stateful_encoder_roundtrip_with_compression() {
         expected.push((csid, ts, type_id, p));
     }
     let msgs = decode_every_way(&b);
-    let got: Vec<_> = msgs[1..]
-        .iter()
-        .map(|m| (m.csid, m.timestamp, m.type_id, m.payload.to_vec()))
-        .collect();
+    let got: Vec<_> = msgs[1..].iter().map(|m| (m.csid, m.timestamp, m.type_id, m.payload.to_vec())).collect();
     assert_eq!(got, expected);
     // Compression actually happened: the stream is smaller than type-0-only.
-    let plain: usize = expected
-        .iter()
-        .map(|(c, t, ty, p)| encoded_len(4096, &hdr(*c, *t, *ty, 1), p.len()))
-        .sum();
+    let plain: usize = expected.iter().map(|(c, t, ty, p)| encoded_len(4096, &hdr(*c, *t, *ty, 1), p.len())).sum();
     assert!(b.len() < plain + 16);
 }
 
@@ -290,22 +258,12 @@ fn first_chunk_must_be_type0() {
 
 #[test]
 fn limits_are_enforced() {
-    let limits = ChunkLimits {
-        max_message_size: 1000,
-        max_chunk_size: 8192,
-        max_chunk_streams: 3,
-        max_buffered_bytes: 1500,
-    };
+    let limits =
+        ChunkLimits { max_message_size: 1000, max_chunk_size: 8192, max_chunk_streams: 3, max_buffered_bytes: 1500 };
     // Message too large.
     let b = encode_message_bytes(128, &hdr(4, 0, 9, 1), &payload(1001, 0)).unwrap();
     let mut dec = ChunkDecoder::new(limits);
-    assert!(matches!(
-        decode_whole(&mut dec, &b),
-        Err(RtmpError::LimitExceeded {
-            what: "message size",
-            ..
-        })
-    ));
+    assert!(matches!(decode_whole(&mut dec, &b), Err(RtmpError::LimitExceeded { what: "message size", .. })));
     // Chunk size too large, and zero.
     for size in [8193u32, 0] {
         let b = encode_message_bytes(128, &hdr(2, 0, 1, 0), &size.to_be_bytes()).unwrap();
@@ -318,13 +276,7 @@ fn limits_are_enforced() {
         encode_message(&mut b, 128, &hdr(csid, 0, 9, 1), b"x").unwrap();
     }
     let mut dec = ChunkDecoder::new(limits);
-    assert!(matches!(
-        decode_whole(&mut dec, &b),
-        Err(RtmpError::LimitExceeded {
-            what: "chunk streams",
-            ..
-        })
-    ));
+    assert!(matches!(decode_whole(&mut dec, &b), Err(RtmpError::LimitExceeded { what: "chunk streams", .. })));
     // Too many bytes in partial messages: two 900-byte messages, interleaved.
     let e1 = encode_message_bytes(128, &hdr(4, 0, 9, 1), &payload(900, 0)).unwrap();
     let e2 = encode_message_bytes(128, &hdr(5, 0, 9, 1), &payload(900, 0)).unwrap();
@@ -343,10 +295,7 @@ fn limits_are_enforced() {
     let mut dec = ChunkDecoder::new(limits);
     assert!(matches!(
         decode_whole(&mut dec, &b),
-        Err(RtmpError::LimitExceeded {
-            what: "buffered partial messages",
-            ..
-        })
+        Err(RtmpError::LimitExceeded { what: "buffered partial messages", .. })
     ));
 }
 
@@ -361,8 +310,7 @@ fn zero_length_message_and_timestamp_wrap() {
     let mut b = Vec::new();
     encode_message(&mut b, 128, &hdr(3, u32::MAX, 20, 0), b"").unwrap();
     let mut enc = ChunkEncoder::new();
-    enc.encode(&mut b, &hdr(5, u32::MAX - 1, 18, 1), b"a")
-        .unwrap();
+    enc.encode(&mut b, &hdr(5, u32::MAX - 1, 18, 1), b"a").unwrap();
     enc.encode(&mut b, &hdr(5, u32::MAX, 18, 1), b"b").unwrap();
     let msgs = decode_every_way(&b);
     assert_eq!(msgs.len(), 3);

@@ -239,16 +239,11 @@ impl ClientSession {
 
     /// Sends a media message on the publishing stream (stateful header
     /// compression; audio on chunk stream 4, data 5, video 6).
-    pub fn send_media(
-        &mut self,
-        kind: MediaKind,
-        timestamp: u32,
-        payload: &[u8],
-    ) -> Result<(), RtmpError> {
+    pub fn send_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) -> Result<(), RtmpError> {
         match (self.phase, self.stream_id, &self.goal) {
-            (Phase::Active, Some(id), ClientGoal::Publish { .. }) => self
-                .conn
-                .send_raw(&media_header(kind, id, timestamp), payload),
+            (Phase::Active, Some(id), ClientGoal::Publish { .. }) => {
+                self.conn.send_raw(&media_header(kind, id, timestamp), payload)
+            }
             _ => Err(RtmpError::InvalidUse("not publishing")),
         }
     }
@@ -274,10 +269,7 @@ impl ClientSession {
     fn input(&mut self, data: &[u8]) -> Result<(), RtmpError> {
         let mut input = data;
         if self.phase == Phase::Handshake {
-            if !self
-                .handshake
-                .handle_input(&mut input, &mut self.rng, self.conn.out_buf())?
-            {
+            if !self.handshake.handle_input(&mut input, &mut self.rng, self.conn.out_buf())? {
                 return Ok(());
             }
             self.events.push_back(ClientEvent::HandshakeComplete);
@@ -322,16 +314,10 @@ impl ClientSession {
                 self.events.push_back(ClientEvent::StreamEof { stream_id });
             }
             RtmpMessage::Command { command, .. } => self.on_command(msg.stream_id, command),
-            RtmpMessage::Audio(p)
-            | RtmpMessage::Video(p)
-            | RtmpMessage::Data { payload: p, .. } => {
+            RtmpMessage::Audio(p) | RtmpMessage::Video(p) | RtmpMessage::Data { payload: p, .. } => {
                 let kind = MediaKind::from_type_id(msg.type_id).unwrap_or(MediaKind::Data);
                 if self.phase == Phase::Active {
-                    self.events.push_back(ClientEvent::Media {
-                        kind,
-                        timestamp: msg.timestamp,
-                        payload: p,
-                    });
+                    self.events.push_back(ClientEvent::Media { kind, timestamp: msg.timestamp, payload: p });
                 }
             }
             _ => {}
@@ -341,11 +327,7 @@ impl ClientSession {
 
     fn status_event(&mut self, stream_id: u32, cmd: &Command) -> (String, String) {
         let info = cmd.info();
-        let get = |k: &str| {
-            info.and_then(|i| i.get_str(k))
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let get = |k: &str| info.and_then(|i| i.get_str(k)).unwrap_or_default().to_owned();
         let (level, code) = (get("level"), get("code"));
         self.events.push_back(ClientEvent::Status {
             stream_id,
@@ -364,8 +346,7 @@ impl ClientSession {
                 if let ClientGoal::Publish { name } = self.goal.clone() {
                     for proc in ["releaseStream", "FCPublish"] {
                         let t = self.txn();
-                        let c =
-                            Command::new(proc, t, Value::Null, vec![Value::string(name.as_str())]);
+                        let c = Command::new(proc, t, Value::Null, vec![Value::string(name.as_str())]);
                         self.conn.send_command(0, &c);
                     }
                 }
@@ -376,32 +357,23 @@ impl ClientSession {
             }
             "_result" if self.phase == Phase::CreatingStream && txn == self.create_txn => {
                 let Some(id) = cmd.arg(0).and_then(Value::as_f64).filter(|v| *v >= 0.0) else {
-                    self.close_with(Some(RtmpError::malformed(
-                        "createStream result",
-                        "no stream id",
-                    )));
+                    self.close_with(Some(RtmpError::malformed("createStream result", "no stream id")));
                     return;
                 };
                 let id = id as u32;
                 self.stream_id = Some(id);
-                self.events
-                    .push_back(ClientEvent::StreamCreated { stream_id: id });
+                self.events.push_back(ClientEvent::StreamCreated { stream_id: id });
                 match self.goal.clone() {
                     ClientGoal::Publish { name } => {
                         let t = self.txn();
                         let args = vec![Value::string(name), Value::string("live")];
-                        self.conn
-                            .send_command(id, &Command::new("publish", t, Value::Null, args));
+                        self.conn.send_command(id, &Command::new("publish", t, Value::Null, args));
                     }
                     ClientGoal::Play { name } => {
                         let t = self.txn();
                         let args = vec![Value::string(name), Value::Number(-2000.0)];
-                        self.conn
-                            .send_command(id, &Command::new("play", t, Value::Null, args));
-                        let buf = UserControl::SetBufferLength {
-                            stream_id: id,
-                            buffer_ms: self.config.buffer_ms,
-                        };
+                        self.conn.send_command(id, &Command::new("play", t, Value::Null, args));
+                        let buf = UserControl::SetBufferLength { stream_id: id, buffer_ms: self.config.buffer_ms };
                         self.conn.send(0, 0, &RtmpMessage::UserControl(buf));
                     }
                 }

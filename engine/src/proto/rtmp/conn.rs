@@ -81,12 +81,7 @@ impl Conn {
 
     pub(crate) fn send_on(&mut self, csid: u32, stream_id: u32, timestamp: u32, msg: &RtmpMessage) {
         let payload = msg.payload_bytes();
-        let header = MessageHeader {
-            csid,
-            timestamp,
-            type_id: msg.type_id(),
-            stream_id,
-        };
+        let header = MessageHeader { csid, timestamp, type_id: msg.type_id(), stream_id };
         // Our own messages are far below the 24-bit length limit.
         if let Err(e) = self.encoder.encode(&mut self.out, &header, &payload) {
             tracing::warn!(error = %e, "dropping oversized outgoing message");
@@ -94,11 +89,7 @@ impl Conn {
     }
 
     /// Queues a raw payload with an explicit type (media from a client session).
-    pub(crate) fn send_raw(
-        &mut self,
-        header: &MessageHeader,
-        payload: &[u8],
-    ) -> Result<(), RtmpError> {
+    pub(crate) fn send_raw(&mut self, header: &MessageHeader, payload: &[u8]) -> Result<(), RtmpError> {
         self.encoder.encode(&mut self.out, header, payload)
     }
 
@@ -106,12 +97,7 @@ impl Conn {
     pub(crate) fn send_command(&mut self, stream_id: u32, cmd: &Command) {
         let mut b = BytesMut::new();
         cmd.encode(&mut b);
-        let header = MessageHeader {
-            csid: csid::COMMAND,
-            timestamp: 0,
-            type_id: type_id::COMMAND_AMF0,
-            stream_id,
-        };
+        let header = MessageHeader { csid: csid::COMMAND, timestamp: 0, type_id: type_id::COMMAND_AMF0, stream_id };
         if let Err(e) = self.encoder.encode(&mut self.out, &header, &b) {
             tracing::warn!(error = %e, "dropping oversized outgoing command");
         }
@@ -137,22 +123,13 @@ impl Conn {
         {
             self.acked_at = self.bytes_in;
             // The sequence number wraps at 32 bits.
-            self.send(
-                0,
-                0,
-                &RtmpMessage::Acknowledgement {
-                    sequence_number: self.bytes_in as u32,
-                },
-            );
+            self.send(0, 0, &RtmpMessage::Acknowledgement { sequence_number: self.bytes_in as u32 });
         }
     }
 
     /// Handles protocol control messages and the user control events that need no
     /// decision. Returns the parsed message if it is something else.
-    pub(crate) fn handle_control(
-        &mut self,
-        msg: &Message,
-    ) -> Result<Option<RtmpMessage>, RtmpError> {
+    pub(crate) fn handle_control(&mut self, msg: &Message) -> Result<Option<RtmpMessage>, RtmpError> {
         let parsed = RtmpMessage::parse(msg.type_id, msg.payload.clone(), self.amf_limits)?;
         match &parsed {
             // Applied by the decoder where they completed.
@@ -168,11 +145,7 @@ impl Conn {
                 }
             }
             RtmpMessage::UserControl(UserControl::PingRequest(t)) => {
-                self.send(
-                    0,
-                    0,
-                    &RtmpMessage::UserControl(UserControl::PingResponse(*t)),
-                );
+                self.send(0, 0, &RtmpMessage::UserControl(UserControl::PingResponse(*t)));
             }
             RtmpMessage::UserControl(UserControl::PingResponse(_)) => {}
             _ => return Ok(Some(parsed)),

@@ -75,9 +75,7 @@ pub fn fuzz_chunk_decoder(data: &[u8]) {
         loop {
             match dec.decode(&mut input) {
                 Ok(Some(msg)) => {
-                    if let Ok(parsed) =
-                        RtmpMessage::parse(msg.type_id, msg.payload.clone(), Amf0Limits::default())
-                    {
+                    if let Ok(parsed) = RtmpMessage::parse(msg.type_id, msg.payload.clone(), Amf0Limits::default()) {
                         let _ = parsed.payload_bytes();
                         match parsed {
                             RtmpMessage::Aggregate(p) => {
@@ -100,11 +98,7 @@ pub fn fuzz_chunk_decoder(data: &[u8]) {
 /// AMF0 decoding of arbitrary bytes, re-encoding and re-decoding what parsed,
 /// and command parsing.
 pub fn fuzz_amf0(data: &[u8]) {
-    let limits = Amf0Limits {
-        max_depth: 32,
-        max_values: 4096,
-        max_string_bytes: 1 << 20,
-    };
+    let limits = Amf0Limits { max_depth: 32, max_values: 4096, max_string_bytes: 1 << 20 };
     if let Ok(values) = amf0::decode_all(data, limits) {
         let mut b = Vec::new();
         amf0::encode_all(&values, &mut b);
@@ -116,10 +110,7 @@ pub fn fuzz_amf0(data: &[u8]) {
 /// A valid client handshake (C0, C1, C2) for [`fuzz_server_session`].
 fn handshake_prefix() -> Vec<u8> {
     let mut v = vec![3u8];
-    v.extend(std::iter::repeat_n(
-        0u8,
-        2 * super::handshake::HANDSHAKE_SIZE,
-    ));
+    v.extend(std::iter::repeat_n(0u8, 2 * super::handshake::HANDSHAKE_SIZE));
     v
 }
 
@@ -159,21 +150,15 @@ fn drive_engine(s: &mut ServerSession, flags: u8) {
         let _ = match ev {
             SessionEvent::ConnectRequested { .. } if flags & 1 == 0 => s.accept_connect(),
             SessionEvent::ConnectRequested { .. } => s.reject_connect("fuzz"),
-            SessionEvent::PublishRequested { stream_id, .. } if flags & 2 == 0 => {
-                s.accept_publish(stream_id)
-            }
+            SessionEvent::PublishRequested { stream_id, .. } if flags & 2 == 0 => s.accept_publish(stream_id),
             SessionEvent::PublishRequested { stream_id, .. } => {
                 s.reject_publish(stream_id, "NetStream.Publish.BadName", "fuzz")
             }
-            SessionEvent::PlayRequested { stream_id, .. } if flags & 4 == 0 => {
-                s.accept_play(stream_id).and_then(|()| {
-                    if flags & 8 != 0 {
-                        s.send_stream_eof(stream_id)
-                    } else {
-                        Ok(())
-                    }
-                })
-            }
+            SessionEvent::PlayRequested { stream_id, .. } if flags & 4 == 0 => s.accept_play(stream_id).and_then(
+                |()| {
+                    if flags & 8 != 0 { s.send_stream_eof(stream_id) } else { Ok(()) }
+                },
+            ),
             SessionEvent::PlayRequested { stream_id, .. } => {
                 s.reject_play(stream_id, "NetStream.Play.StreamNotFound", "fuzz")
             }
@@ -246,16 +231,9 @@ mod tests {
     /// publish, metadata, media, an aggregate, play, deleteStream.
     fn session_corpus() -> Vec<u8> {
         let mut b = vec![0x20]; // flags: accept everything, split 64+
-        let cmd = |name: &str, txn: f64, obj: Value, args: Vec<Value>| {
-            Command::new(name, txn, obj, args).to_bytes()
-        };
+        let cmd = |name: &str, txn: f64, obj: Value, args: Vec<Value>| Command::new(name, txn, obj, args).to_bytes();
         let mut put = |csid: u32, type_id: u8, stream_id: u32, ts: u32, p: &[u8]| {
-            let h = MessageHeader {
-                csid,
-                timestamp: ts,
-                type_id,
-                stream_id,
-            };
+            let h = MessageHeader { csid, timestamp: ts, type_id, stream_id };
             encode_message(&mut b, 128, &h, p).unwrap();
         };
         put(
@@ -266,31 +244,17 @@ mod tests {
             &cmd(
                 "connect",
                 1.0,
-                Value::object([
-                    ("app", Value::string("live")),
-                    ("tcUrl", Value::string("rtmp://x/live")),
-                ]),
+                Value::object([("app", Value::string("live")), ("tcUrl", Value::string("rtmp://x/live"))]),
                 vec![],
             ),
         );
-        put(
-            3,
-            type_id::COMMAND_AMF0,
-            0,
-            0,
-            &cmd("createStream", 2.0, Value::Null, vec![]),
-        );
+        put(3, type_id::COMMAND_AMF0, 0, 0, &cmd("createStream", 2.0, Value::Null, vec![]));
         put(
             8,
             type_id::COMMAND_AMF0,
             1,
             0,
-            &cmd(
-                "publish",
-                3.0,
-                Value::Null,
-                vec![Value::string("k?t=1"), Value::string("live")],
-            ),
+            &cmd("publish", 3.0, Value::Null, vec![Value::string("k?t=1"), Value::string("live")]),
         );
         let mut meta = Vec::new();
         amf0::encode_all(
@@ -307,36 +271,12 @@ mod tests {
         let mut agg = vec![9, 0, 0, 2, 0, 0, 40, 0, 0, 0, 1, 0x27, 1, 0, 0, 0, 13];
         agg.extend_from_slice(&[8, 0, 0, 1, 0, 0, 46, 0, 0, 0, 1, 0xAF, 0, 0, 0, 12]);
         put(6, type_id::AGGREGATE, 1, 40, &agg);
-        put(
-            3,
-            type_id::COMMAND_AMF0,
-            0,
-            0,
-            &cmd("createStream", 4.0, Value::Null, vec![]),
-        );
-        put(
-            8,
-            type_id::COMMAND_AMF0,
-            2,
-            0,
-            &cmd("play", 0.0, Value::Null, vec![Value::string("other")]),
-        );
+        put(3, type_id::COMMAND_AMF0, 0, 0, &cmd("createStream", 4.0, Value::Null, vec![]));
+        put(8, type_id::COMMAND_AMF0, 2, 0, &cmd("play", 0.0, Value::Null, vec![Value::string("other")]));
         put(2, type_id::USER_CONTROL, 0, 0, &[0, 6, 0, 0, 0, 5]);
         put(2, type_id::SET_CHUNK_SIZE, 0, 0, &[0, 0, 0x10, 0]);
-        put(
-            3,
-            type_id::COMMAND_AMF0,
-            0,
-            0,
-            &cmd("pause", 0.0, Value::Null, vec![true.into()]),
-        );
-        put(
-            3,
-            type_id::COMMAND_AMF0,
-            0,
-            0,
-            &cmd("deleteStream", 0.0, Value::Null, vec![1.0.into()]),
-        );
+        put(3, type_id::COMMAND_AMF0, 0, 0, &cmd("pause", 0.0, Value::Null, vec![true.into()]));
+        put(3, type_id::COMMAND_AMF0, 0, 0, &cmd("deleteStream", 0.0, Value::Null, vec![1.0.into()]));
         b
     }
 
@@ -345,13 +285,7 @@ mod tests {
         // The corpus must reach deep states, or mutating it tests little.
         let corpus = session_corpus();
         let mut now = base_instant();
-        let mut s = ServerSession::new(
-            SessionConfig {
-                rng_seed: Some(1),
-                ..SessionConfig::default()
-            },
-            now,
-        );
+        let mut s = ServerSession::new(SessionConfig { rng_seed: Some(1), ..SessionConfig::default() }, now);
         s.handle_input(now, &handshake_prefix()).unwrap();
         s.handle_input(now, &corpus[1..]).unwrap();
         let mut media = 0;
@@ -359,9 +293,7 @@ mod tests {
         while let Some(ev) = s.poll_event() {
             match ev {
                 SessionEvent::ConnectRequested { .. } => s.accept_connect().unwrap(),
-                SessionEvent::PublishRequested { stream_id, .. } => {
-                    s.accept_publish(stream_id).unwrap()
-                }
+                SessionEvent::PublishRequested { stream_id, .. } => s.accept_publish(stream_id).unwrap(),
                 SessionEvent::PlayRequested { stream_id, .. } => s.accept_play(stream_id).unwrap(),
                 SessionEvent::Media { .. } => media += 1,
                 SessionEvent::StreamClosed { stream_id } => closed.push(stream_id),
@@ -386,15 +318,9 @@ mod tests {
                 &[
                     Value::string("onMetaData"),
                     Value::EcmaArray(vec![
-                        (
-                            "a".into(),
-                            Value::StrictArray(vec![Value::Number(1.0), Value::Null]),
-                        ),
+                        ("a".into(), Value::StrictArray(vec![Value::Number(1.0), Value::Null])),
                         ("b".into(), Value::object([("c", Value::Boolean(true))])),
-                        (
-                            "d".into(),
-                            Value::Avmplus(super::super::amf3::Value::Integer(7)),
-                        ),
+                        ("d".into(), Value::Avmplus(super::super::amf3::Value::Integer(7))),
                     ]),
                 ],
                 &mut b,
@@ -406,14 +332,8 @@ mod tests {
         let mut r = SmallRng::seed_from_u64(5);
         let mut server = ServerHandshake::new();
         let mut c0c1 = Vec::new();
-        let _client = ClientHandshake::new(
-            HandshakeKind::Digest(DigestScheme::OffsetAt8),
-            &mut r,
-            &mut c0c1,
-        );
-        server
-            .handle_input(&mut &c0c1[..], &mut r, &mut out)
-            .unwrap();
+        let _client = ClientHandshake::new(HandshakeKind::Digest(DigestScheme::OffsetAt8), &mut r, &mut c0c1);
+        server.handle_input(&mut &c0c1[..], &mut r, &mut out).unwrap();
         hs_seed.extend_from_slice(&out);
 
         for i in 0..3000 {

@@ -36,8 +36,8 @@ const SIGNED_LEN: usize = HANDSHAKE_SIZE - DIGEST_LEN;
 
 /// Shared 32-byte tail of the Flash Player and Flash Media Server keys.
 const KEY_TAIL: [u8; 32] = [
-    0xF0, 0xEE, 0xC2, 0x4A, 0x80, 0x68, 0xBE, 0xE8, 0x2E, 0x00, 0xD0, 0xD1, 0x02, 0x9E, 0x7E, 0x57,
-    0x6E, 0xEC, 0x5D, 0x2D, 0x29, 0x80, 0x6F, 0xAB, 0x93, 0xB8, 0xE6, 0x36, 0xCF, 0xEB, 0x31, 0xAE,
+    0xF0, 0xEE, 0xC2, 0x4A, 0x80, 0x68, 0xBE, 0xE8, 0x2E, 0x00, 0xD0, 0xD1, 0x02, 0x9E, 0x7E, 0x57, 0x6E, 0xEC, 0x5D,
+    0x2D, 0x29, 0x80, 0x6F, 0xAB, 0x93, 0xB8, 0xE6, 0x36, 0xCF, 0xEB, 0x31, 0xAE,
 ];
 const FP_KEY_TEXT: &[u8; 30] = b"Genuine Adobe Flash Player 001";
 const FMS_KEY_TEXT: &[u8; 36] = b"Genuine Adobe Flash Media Server 001";
@@ -103,13 +103,11 @@ fn block_digest(block: &[u8; HANDSHAKE_SIZE], offset: usize, key: &[u8]) -> [u8;
 
 /// Finds and validates the digest of a C1 (client key) or S1 (server key).
 fn find_digest(block: &[u8; HANDSHAKE_SIZE], key: &[u8]) -> Option<(DigestScheme, [u8; 32])> {
-    [DigestScheme::OffsetAt8, DigestScheme::OffsetAt772]
-        .into_iter()
-        .find_map(|scheme| {
-            let off = scheme.offset(block);
-            let expected = block_digest(block, off, key);
-            (block[off..off + DIGEST_LEN] == expected).then_some((scheme, expected))
-        })
+    [DigestScheme::OffsetAt8, DigestScheme::OffsetAt772].into_iter().find_map(|scheme| {
+        let off = scheme.offset(block);
+        let expected = block_digest(block, off, key);
+        (block[off..off + DIGEST_LEN] == expected).then_some((scheme, expected))
+    })
 }
 
 /// Fills `block` with a time, a version, random bytes and (for the digest
@@ -177,9 +175,7 @@ fn fill(buf: &mut Vec<u8>, want: usize, input: &mut &[u8]) -> bool {
 }
 
 fn as_block(bytes: &[u8]) -> Result<&[u8; HANDSHAKE_SIZE], RtmpError> {
-    bytes
-        .try_into()
-        .map_err(|_| RtmpError::InvalidUse("handshake block of wrong size"))
+    bytes.try_into().map_err(|_| RtmpError::InvalidUse("handshake block of wrong size"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,11 +202,7 @@ impl Default for ServerHandshake {
 impl ServerHandshake {
     /// Waiting for C0.
     pub fn new() -> Self {
-        ServerHandshake {
-            state: ServerState::WaitC0C1,
-            buf: Vec::new(),
-            kind: None,
-        }
+        ServerHandshake { state: ServerState::WaitC0C1, buf: Vec::new(), kind: None }
     }
 
     /// The variant chosen once C1 has been read.
@@ -242,11 +234,7 @@ impl ServerHandshake {
             let c1 = as_block(&self.buf[1..])?;
             let mut s1 = [0u8; HANDSHAKE_SIZE];
             let mut s2 = [0u8; HANDSHAKE_SIZE];
-            let client_digest = if c1[4..8] == [0; 4] {
-                None
-            } else {
-                find_digest(c1, &FP_KEY_TEXT[..])
-            };
+            let client_digest = if c1[4..8] == [0; 4] { None } else { find_digest(c1, &FP_KEY_TEXT[..]) };
             match client_digest {
                 Some((scheme, digest)) => {
                     let kind = HandshakeKind::Digest(scheme);
@@ -463,14 +451,10 @@ mod tests {
         let mut client = ClientHandshake::new(kind, &mut r, &mut c_out);
         let mut server = ServerHandshake::new();
         let mut s_out = Vec::new();
-        server
-            .handle_input(&mut &c_out[..], &mut r, &mut s_out)
-            .unwrap();
+        server.handle_input(&mut &c_out[..], &mut r, &mut s_out).unwrap();
         let last = s_out.len() - 1;
         s_out[last] ^= 1;
-        let err = client
-            .handle_input(&mut &s_out[..], &mut r, &mut Vec::new())
-            .unwrap_err();
+        let err = client.handle_input(&mut &s_out[..], &mut r, &mut Vec::new()).unwrap_err();
         assert!(matches!(err, RtmpError::PeerMisbehaviour(_)));
     }
 
@@ -484,15 +468,8 @@ mod tests {
         let mut server = ServerHandshake::new();
         let mut out = Vec::new();
         let mut input = &capture[..];
-        assert!(
-            server
-                .handle_input(&mut input, &mut rng(5), &mut out)
-                .unwrap()
-        );
-        assert_eq!(
-            server.kind(),
-            Some(HandshakeKind::Digest(DigestScheme::OffsetAt8))
-        );
+        assert!(server.handle_input(&mut input, &mut rng(5), &mut out).unwrap());
+        assert_eq!(server.kind(), Some(HandshakeKind::Digest(DigestScheme::OffsetAt8)));
         // What ffmpeg checks as a player: S1 digest with the 36-byte server key,
         // S2 signed with HMAC(full server key, client digest).
         let s1: &[u8; HANDSHAKE_SIZE] = out[1..1 + HANDSHAKE_SIZE].try_into().unwrap();

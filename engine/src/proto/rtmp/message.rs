@@ -121,17 +121,11 @@ impl UserControl {
             event_type::STREAM_BEGIN => UserControl::StreamBegin(r.u32()?),
             event_type::STREAM_EOF => UserControl::StreamEof(r.u32()?),
             event_type::STREAM_DRY => UserControl::StreamDry(r.u32()?),
-            event_type::SET_BUFFER_LENGTH => UserControl::SetBufferLength {
-                stream_id: r.u32()?,
-                buffer_ms: r.u32()?,
-            },
+            event_type::SET_BUFFER_LENGTH => UserControl::SetBufferLength { stream_id: r.u32()?, buffer_ms: r.u32()? },
             event_type::STREAM_IS_RECORDED => UserControl::StreamIsRecorded(r.u32()?),
             event_type::PING_REQUEST => UserControl::PingRequest(r.u32()?),
             event_type::PING_RESPONSE => UserControl::PingResponse(r.u32()?),
-            _ => UserControl::Unknown {
-                event_type: event,
-                data: payload.slice(2..),
-            },
+            _ => UserControl::Unknown { event_type: event, data: payload.slice(2..) },
         })
     }
 
@@ -141,10 +135,9 @@ impl UserControl {
             UserControl::StreamBegin(id) => (event_type::STREAM_BEGIN, *id, None),
             UserControl::StreamEof(id) => (event_type::STREAM_EOF, *id, None),
             UserControl::StreamDry(id) => (event_type::STREAM_DRY, *id, None),
-            UserControl::SetBufferLength {
-                stream_id,
-                buffer_ms,
-            } => (event_type::SET_BUFFER_LENGTH, *stream_id, Some(*buffer_ms)),
+            UserControl::SetBufferLength { stream_id, buffer_ms } => {
+                (event_type::SET_BUFFER_LENGTH, *stream_id, Some(*buffer_ms))
+            }
             UserControl::StreamIsRecorded(id) => (event_type::STREAM_IS_RECORDED, *id, None),
             UserControl::PingRequest(t) => (event_type::PING_REQUEST, *t, None),
             UserControl::PingResponse(t) => (event_type::PING_RESPONSE, *t, None),
@@ -209,12 +202,7 @@ pub struct Command {
 impl Command {
     /// A command from its parts.
     pub fn new(name: &str, transaction_id: f64, command_object: Value, args: Vec<Value>) -> Self {
-        Command {
-            name: name.to_owned(),
-            transaction_id,
-            command_object,
-            args,
-        }
+        Command { name: name.to_owned(), transaction_id, command_object, args }
     }
 
     /// `_result` for a transaction (§7.2.1.1, §7.2.1.3).
@@ -224,22 +212,12 @@ impl Command {
 
     /// `_error` for a transaction, with an info object.
     pub fn error(transaction_id: f64, code: &str, description: &str) -> Self {
-        Command::new(
-            "_error",
-            transaction_id,
-            Value::Null,
-            vec![status_info("error", code, description)],
-        )
+        Command::new("_error", transaction_id, Value::Null, vec![status_info("error", code, description)])
     }
 
     /// `onStatus` with an info object (§7.2.2).
     pub fn on_status(level: &str, code: &str, description: &str) -> Self {
-        Command::new(
-            "onStatus",
-            0.0,
-            Value::Null,
-            vec![status_info(level, code, description)],
-        )
+        Command::new("onStatus", 0.0, Value::Null, vec![status_info(level, code, description)])
     }
 
     /// Parses a command message payload. For the AMF3 variant (type 17) a leading
@@ -257,12 +235,7 @@ impl Command {
         };
         let transaction_id = values.next().and_then(|v| v.as_f64()).unwrap_or(0.0);
         let command_object = values.next().unwrap_or(Value::Null);
-        Ok(Command {
-            name,
-            transaction_id,
-            command_object,
-            args: values.collect(),
-        })
+        Ok(Command { name, transaction_id, command_object, args: values.collect() })
     }
 
     /// Appends the AMF0 payload (type 20).
@@ -379,50 +352,32 @@ impl RtmpMessage {
     pub fn parse(msg_type: u8, payload: Bytes, limits: Amf0Limits) -> Result<Self, RtmpError> {
         use type_id as t;
         Ok(match msg_type {
-            t::SET_CHUNK_SIZE => {
-                RtmpMessage::SetChunkSize(control_u32(&payload, "Set Chunk Size")? & 0x7FFF_FFFF)
+            t::SET_CHUNK_SIZE => RtmpMessage::SetChunkSize(control_u32(&payload, "Set Chunk Size")? & 0x7FFF_FFFF),
+            t::ABORT => RtmpMessage::Abort { csid: control_u32(&payload, "Abort")? },
+            t::ACKNOWLEDGEMENT => {
+                RtmpMessage::Acknowledgement { sequence_number: control_u32(&payload, "Acknowledgement")? }
             }
-            t::ABORT => RtmpMessage::Abort {
-                csid: control_u32(&payload, "Abort")?,
-            },
-            t::ACKNOWLEDGEMENT => RtmpMessage::Acknowledgement {
-                sequence_number: control_u32(&payload, "Acknowledgement")?,
-            },
             t::USER_CONTROL => RtmpMessage::UserControl(UserControl::parse(&payload)?),
-            t::WINDOW_ACK_SIZE => {
-                RtmpMessage::WindowAckSize(control_u32(&payload, "Window Acknowledgement Size")?)
-            }
+            t::WINDOW_ACK_SIZE => RtmpMessage::WindowAckSize(control_u32(&payload, "Window Acknowledgement Size")?),
             t::SET_PEER_BANDWIDTH => {
                 let mut r = Reader::new(&payload, "Set Peer Bandwidth");
                 let window_size = r.u32()?;
                 // Some clients omit the limit type; treat that as dynamic.
-                let limit = r
-                    .peek_u8()
-                    .map_or(PeerBandwidthLimit::Dynamic, PeerBandwidthLimit::from_u8);
+                let limit = r.peek_u8().map_or(PeerBandwidthLimit::Dynamic, PeerBandwidthLimit::from_u8);
                 RtmpMessage::SetPeerBandwidth { window_size, limit }
             }
             t::AUDIO => RtmpMessage::Audio(payload),
             t::VIDEO => RtmpMessage::Video(payload),
-            t::DATA_AMF0 | t::DATA_AMF3 => RtmpMessage::Data {
-                amf3: msg_type == t::DATA_AMF3,
-                payload,
-            },
+            t::DATA_AMF0 | t::DATA_AMF3 => RtmpMessage::Data { amf3: msg_type == t::DATA_AMF3, payload },
             t::COMMAND_AMF0 | t::COMMAND_AMF3 => {
                 let amf3 = msg_type == t::COMMAND_AMF3;
-                RtmpMessage::Command {
-                    amf3,
-                    command: Command::parse(&payload, amf3, limits)?,
-                }
+                RtmpMessage::Command { amf3, command: Command::parse(&payload, amf3, limits)? }
             }
-            t::SHARED_OBJECT_AMF0 | t::SHARED_OBJECT_AMF3 => RtmpMessage::SharedObject {
-                amf3: msg_type == t::SHARED_OBJECT_AMF3,
-                payload,
-            },
+            t::SHARED_OBJECT_AMF0 | t::SHARED_OBJECT_AMF3 => {
+                RtmpMessage::SharedObject { amf3: msg_type == t::SHARED_OBJECT_AMF3, payload }
+            }
             t::AGGREGATE => RtmpMessage::Aggregate(payload),
-            _ => RtmpMessage::Unknown {
-                type_id: msg_type,
-                payload,
-            },
+            _ => RtmpMessage::Unknown { type_id: msg_type, payload },
         })
     }
 
@@ -542,12 +497,7 @@ impl MediaKind {
 
 /// The header for a media message of `kind` on the play/publish stream `stream_id`.
 pub fn media_header(kind: MediaKind, stream_id: u32, timestamp: u32) -> MessageHeader {
-    MessageHeader {
-        csid: kind.csid(),
-        timestamp,
-        type_id: kind.type_id(),
-        stream_id,
-    }
+    MessageHeader { csid: kind.csid(), timestamp, type_id: kind.type_id(), stream_id }
 }
 
 /// Chunks one media message for players (stateless, shareable): the bytes can be
@@ -560,11 +510,7 @@ pub fn encode_media(
     timestamp: u32,
     payload: &[u8],
 ) -> Result<Bytes, RtmpError> {
-    chunk::encode_message_bytes(
-        chunk_size,
-        &media_header(kind, stream_id, timestamp),
-        payload,
-    )
+    chunk::encode_message_bytes(chunk_size, &media_header(kind, stream_id, timestamp), payload)
 }
 
 /// The AMF0 encoding of the string `@setDataFrame` (marker, length, text).
@@ -645,40 +591,23 @@ mod tests {
         let msgs = [
             RtmpMessage::SetChunkSize(4096),
             RtmpMessage::Abort { csid: 4 },
-            RtmpMessage::Acknowledgement {
-                sequence_number: 123,
-            },
+            RtmpMessage::Acknowledgement { sequence_number: 123 },
             RtmpMessage::WindowAckSize(2_500_000),
-            RtmpMessage::SetPeerBandwidth {
-                window_size: 2_500_000,
-                limit: PeerBandwidthLimit::Dynamic,
-            },
+            RtmpMessage::SetPeerBandwidth { window_size: 2_500_000, limit: PeerBandwidthLimit::Dynamic },
             RtmpMessage::UserControl(UserControl::StreamBegin(1)),
-            RtmpMessage::UserControl(UserControl::SetBufferLength {
-                stream_id: 1,
-                buffer_ms: 3000,
-            }),
+            RtmpMessage::UserControl(UserControl::SetBufferLength { stream_id: 1, buffer_ms: 3000 }),
             RtmpMessage::UserControl(UserControl::PingRequest(77)),
-            RtmpMessage::UserControl(UserControl::Unknown {
-                event_type: 31,
-                data: Bytes::from_static(&[0, 0, 0, 1]),
-            }),
+            RtmpMessage::UserControl(UserControl::Unknown { event_type: 31, data: Bytes::from_static(&[0, 0, 0, 1]) }),
         ];
         for m in &msgs {
             assert_eq!(&reparse(m), m);
         }
         assert_eq!(
-            &RtmpMessage::SetPeerBandwidth {
-                window_size: 2_500_000,
-                limit: PeerBandwidthLimit::Dynamic
-            }
-            .payload_bytes()[..],
+            &RtmpMessage::SetPeerBandwidth { window_size: 2_500_000, limit: PeerBandwidthLimit::Dynamic }
+                .payload_bytes()[..],
             &[0x00, 0x26, 0x25, 0xA0, 0x02]
         );
-        assert_eq!(
-            &RtmpMessage::UserControl(UserControl::StreamBegin(1)).payload_bytes()[..],
-            &[0, 0, 0, 0, 0, 1]
-        );
+        assert_eq!(&RtmpMessage::UserControl(UserControl::StreamBegin(1)).payload_bytes()[..], &[0, 0, 0, 0, 0, 1]);
     }
 
     #[test]
@@ -691,25 +620,13 @@ mod tests {
 
     #[test]
     fn command_roundtrip_and_amf3_variant() {
-        let c = Command::new(
-            "publish",
-            5.0,
-            Value::Null,
-            vec![Value::string("key"), Value::string("live")],
-        );
+        let c = Command::new("publish", 5.0, Value::Null, vec![Value::string("key"), Value::string("live")]);
         let b = c.to_bytes();
         assert_eq!(Command::parse(&b, false, Amf0Limits::default()).unwrap(), c);
         let mut b3 = vec![0u8];
         b3.extend_from_slice(&b);
-        let m =
-            RtmpMessage::parse(type_id::COMMAND_AMF3, b3.into(), Amf0Limits::default()).unwrap();
-        assert_eq!(
-            m,
-            RtmpMessage::Command {
-                amf3: true,
-                command: c
-            }
-        );
+        let m = RtmpMessage::parse(type_id::COMMAND_AMF3, b3.into(), Amf0Limits::default()).unwrap();
+        assert_eq!(m, RtmpMessage::Command { amf3: true, command: c });
         assert!(Command::parse(&[0x05], false, Amf0Limits::default()).is_err());
     }
 
@@ -719,10 +636,7 @@ mod tests {
         amf0::encode(&Value::string("@setDataFrame"), &mut b);
         let inner_start = b.len();
         amf0::encode(&Value::string("onMetaData"), &mut b);
-        amf0::encode(
-            &Value::EcmaArray(vec![("width".into(), Value::Number(320.0))]),
-            &mut b,
-        );
+        amf0::encode(&Value::EcmaArray(vec![("width".into(), Value::Number(320.0))]), &mut b);
         let b = b.freeze();
         let stripped = strip_set_data_frame(&b);
         assert_eq!(&stripped[..], &b[inner_start..]);

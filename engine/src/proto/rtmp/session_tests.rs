@@ -35,20 +35,12 @@ fn base() -> Instant {
 }
 
 impl Pair {
-    fn new(
-        goal: ClientGoal,
-        config: SessionConfig,
-        handshake: HandshakeKind,
-        split: usize,
-    ) -> Pair {
+    fn new(goal: ClientGoal, config: SessionConfig, handshake: HandshakeKind, split: usize) -> Pair {
         let now = base();
         let mut cc = ClientConfig::new("live", "rtmp://127.0.0.1:1935/live");
         cc.handshake = handshake;
         cc.rng_seed = Some(7);
-        let config = SessionConfig {
-            rng_seed: Some(9),
-            ..config
-        };
+        let config = SessionConfig { rng_seed: Some(9), ..config };
         Pair {
             now,
             server: ServerSession::new(config, now),
@@ -64,21 +56,11 @@ impl Pair {
     }
 
     fn publisher(name: &str) -> Pair {
-        Pair::new(
-            ClientGoal::Publish { name: name.into() },
-            SessionConfig::default(),
-            HandshakeKind::Simple,
-            1000,
-        )
+        Pair::new(ClientGoal::Publish { name: name.into() }, SessionConfig::default(), HandshakeKind::Simple, 1000)
     }
 
     fn player(name: &str) -> Pair {
-        Pair::new(
-            ClientGoal::Play { name: name.into() },
-            SessionConfig::default(),
-            HandshakeKind::Simple,
-            333,
-        )
+        Pair::new(ClientGoal::Play { name: name.into() }, SessionConfig::default(), HandshakeKind::Simple, 333)
     }
 
     fn deliver_to_client(&mut self, bytes: &[u8]) {
@@ -143,14 +125,8 @@ impl Pair {
     /// The engine's side: connect accepted, publish or play accepted.
     fn establish(&mut self) -> u32 {
         let ev = self.take_s_events();
-        assert!(
-            matches!(ev[0], SessionEvent::HandshakeComplete { .. }),
-            "{ev:?}"
-        );
-        assert!(
-            matches!(ev[1], SessionEvent::ConnectRequested { .. }),
-            "{ev:?}"
-        );
+        assert!(matches!(ev[0], SessionEvent::HandshakeComplete { .. }), "{ev:?}");
+        assert!(matches!(ev[1], SessionEvent::ConnectRequested { .. }), "{ev:?}");
         self.server.accept_connect().unwrap();
         let ev = self.take_s_events();
         let stream_id = match &ev[..] {
@@ -250,24 +226,14 @@ fn connect_reply_sequence() {
     let (_, result) = &commands(&msgs)[0];
     assert_eq!(result.name, "_result");
     assert_eq!(result.transaction_id, 1.0);
-    assert_eq!(
-        result.command_object.get_str("fmsVer"),
-        Some("FMS/3,0,1,123")
-    );
+    assert_eq!(result.command_object.get_str("fmsVer"), Some("FMS/3,0,1,123"));
     let info = result.info().unwrap();
     assert_eq!(info.get_str("code"), Some("NetConnection.Connect.Success"));
     assert_eq!(info.get_f64("objectEncoding"), Some(0.0));
     // releaseStream and FCPublish are answered, FCPublish with onFCPublish too.
-    let names: Vec<_> = commands(&msgs)
-        .iter()
-        .map(|(_, c)| c.name.clone())
-        .collect();
+    let names: Vec<_> = commands(&msgs).iter().map(|(_, c)| c.name.clone()).collect();
     assert!(names.contains(&"onFCPublish".to_string()), "{names:?}");
-    assert_eq!(
-        names.iter().filter(|n| *n == "_result").count(),
-        4,
-        "{names:?}"
-    );
+    assert_eq!(names.iter().filter(|n| *n == "_result").count(), 4, "{names:?}");
 }
 
 #[test]
@@ -288,48 +254,28 @@ fn publish_flow_with_media() {
     );
     p.server.accept_publish(1).unwrap();
     p.drive();
-    assert!(
-        p.c_events
-            .contains(&ClientEvent::PublishStarted { stream_id: 1 })
-    );
+    assert!(p.c_events.contains(&ClientEvent::PublishStarted { stream_id: 1 }));
     assert_eq!(p.server.stream_status(1), Some(StreamStatus::Publishing));
     assert_eq!(p.server.stream_name(1), Some("key"));
-    let status = commands(&p.server_messages())
-        .into_iter()
-        .find(|(_, c)| c.name == "onStatus")
-        .unwrap();
+    let status = commands(&p.server_messages()).into_iter().find(|(_, c)| c.name == "onStatus").unwrap();
     assert_eq!(status.0, 1);
-    assert_eq!(
-        status.1.info().unwrap().get_str("code"),
-        Some("NetStream.Publish.Start")
-    );
+    assert_eq!(status.1.info().unwrap().get_str("code"), Some("NetStream.Publish.Start"));
 
-    p.client
-        .send_media(MediaKind::Data, 0, &metadata())
-        .unwrap();
+    p.client.send_media(MediaKind::Data, 0, &metadata()).unwrap();
     let mut sent = Vec::new();
     for i in 0..300u32 {
         let video: Vec<u8> = (0..(500 + i * 37 % 9000)).map(|b| b as u8).collect();
-        p.client
-            .send_media(MediaKind::Video, i * 33, &video)
-            .unwrap();
+        p.client.send_media(MediaKind::Video, i * 33, &video).unwrap();
         sent.push((MediaKind::Video, i * 33, video));
         let audio = vec![0xAF, 0x01, i as u8];
-        p.client
-            .send_media(MediaKind::Audio, i * 33 + 5, &audio)
-            .unwrap();
+        p.client.send_media(MediaKind::Audio, i * 33 + 5, &audio).unwrap();
         sent.push((MediaKind::Audio, i * 33 + 5, audio));
     }
     let ev = p.take_s_events();
     let media: Vec<_> = ev
         .into_iter()
         .filter_map(|e| match e {
-            SessionEvent::Media {
-                stream_id: 1,
-                kind,
-                timestamp,
-                payload,
-            } => Some((kind, timestamp, payload.to_vec())),
+            SessionEvent::Media { stream_id: 1, kind, timestamp, payload } => Some((kind, timestamp, payload.to_vec())),
             _ => None,
         })
         .collect();
@@ -349,18 +295,10 @@ fn media_sent_before_accept_is_held_back() {
     let ev = p.take_s_events();
     assert!(matches!(ev[0], SessionEvent::PublishRequested { .. }));
     // An eager client sends metadata and a sequence header before the answer.
-    let h = MessageHeader {
-        csid: 7,
-        timestamp: 0,
-        type_id: type_id::DATA_AMF0,
-        stream_id: 1,
-    };
+    let h = MessageHeader { csid: 7, timestamp: 0, type_id: type_id::DATA_AMF0, stream_id: 1 };
     let early = encode_message_bytes(4096, &h, &metadata()).unwrap();
     p.server.handle_input(p.now, &early).unwrap();
-    let h = MessageHeader {
-        type_id: type_id::VIDEO,
-        ..h
-    };
+    let h = MessageHeader { type_id: type_id::VIDEO, ..h };
     let early = encode_message_bytes(4096, &h, &[0x17, 0, 0, 0, 0]).unwrap();
     p.server.handle_input(p.now, &early).unwrap();
     assert!(p.take_s_events().is_empty());
@@ -384,27 +322,16 @@ fn play_flow_with_shared_media_and_eof() {
     let ev = p.take_s_events();
     assert_eq!(
         ev,
-        vec![SessionEvent::PlayRequested {
-            stream_id: 1,
-            app: "live".into(),
-            name: "room1".into(),
-            query: None,
-        }]
+        vec![SessionEvent::PlayRequested { stream_id: 1, app: "live".into(), name: "room1".into(), query: None }]
     );
     p.server.accept_play(1).unwrap();
     p.drive();
     let codes = status_codes(&p.c_events);
     assert_eq!(codes, vec!["NetStream.Play.Reset", "NetStream.Play.Start"]);
-    assert!(
-        p.c_events
-            .contains(&ClientEvent::PlayStarted { stream_id: 1 })
-    );
+    assert!(p.c_events.contains(&ClientEvent::PlayStarted { stream_id: 1 }));
     // StreamBegin precedes the statuses; |RtmpSampleAccess follows them.
     let msgs = p.server_messages();
-    let begin = msgs
-        .iter()
-        .position(|(_, m)| *m == RtmpMessage::UserControl(UserControl::StreamBegin(1)))
-        .unwrap();
+    let begin = msgs.iter().position(|(_, m)| *m == RtmpMessage::UserControl(UserControl::StreamBegin(1))).unwrap();
     let access = msgs
         .iter()
         .position(|(_, m)| {
@@ -418,34 +345,21 @@ fn play_flow_with_shared_media_and_eof() {
     p.c_events.clear();
     let mut expected = Vec::new();
     for i in 0..200u32 {
-        let payload: Vec<u8> = (0..(100 + i * 97 % 20_000))
-            .map(|b| (b * 7) as u8)
-            .collect();
-        let kind = if i % 2 == 0 {
-            MediaKind::Video
-        } else {
-            MediaKind::Audio
-        };
+        let payload: Vec<u8> = (0..(100 + i * 97 % 20_000)).map(|b| (b * 7) as u8).collect();
+        let kind = if i % 2 == 0 { MediaKind::Video } else { MediaKind::Audio };
         // Timestamps crossing the extended timestamp boundary.
         let ts = 0xFF_FF00 + i * 20;
         let bytes = encode_media(chunk_size, kind, 1, ts, &payload).unwrap();
         assert!(p.server.poll_transmit().is_none());
         p.deliver_to_client(&bytes);
-        expected.push(ClientEvent::Media {
-            kind,
-            timestamp: ts,
-            payload: Bytes::from(payload),
-        });
+        expected.push(ClientEvent::Media { kind, timestamp: ts, payload: Bytes::from(payload) });
     }
     assert_eq!(p.take_c_events(), expected);
 
     p.server.send_stream_eof(1).unwrap();
     let ev = p.take_c_events();
     assert!(ev.contains(&ClientEvent::StreamEof { stream_id: 1 }));
-    assert_eq!(
-        status_codes(&ev),
-        vec!["NetStream.Play.UnpublishNotify", "NetStream.Play.Stop"]
-    );
+    assert_eq!(status_codes(&ev), vec!["NetStream.Play.UnpublishNotify", "NetStream.Play.Stop"]);
     assert_eq!(p.server.stream_status(1), Some(StreamStatus::Idle));
 }
 
@@ -477,32 +391,16 @@ fn server_acknowledges_and_answers_pings() {
     p.establish();
     // The client asks for acknowledgements every 1000 bytes and pings.
     let mut b = Vec::new();
-    for m in [
-        RtmpMessage::WindowAckSize(1000),
-        RtmpMessage::UserControl(UserControl::PingRequest(42)),
-    ] {
-        let h = MessageHeader {
-            csid: 2,
-            timestamp: 0,
-            type_id: m.type_id(),
-            stream_id: 0,
-        };
+    for m in [RtmpMessage::WindowAckSize(1000), RtmpMessage::UserControl(UserControl::PingRequest(42))] {
+        let h = MessageHeader { csid: 2, timestamp: 0, type_id: m.type_id(), stream_id: 0 };
         b.extend_from_slice(&encode_message_bytes(4096, &h, &m.payload_bytes()).unwrap());
     }
     p.server.handle_input(p.now, &b).unwrap();
-    p.client
-        .send_media(MediaKind::Video, 0, &[0u8; 3000])
-        .unwrap();
+    p.client.send_media(MediaKind::Video, 0, &[0u8; 3000]).unwrap();
     p.drive();
     let msgs = p.server_messages();
-    assert!(
-        msgs.iter()
-            .any(|(_, m)| *m == RtmpMessage::UserControl(UserControl::PingResponse(42)))
-    );
-    let acks = msgs
-        .iter()
-        .filter(|(_, m)| matches!(m, RtmpMessage::Acknowledgement { .. }))
-        .count();
+    assert!(msgs.iter().any(|(_, m)| *m == RtmpMessage::UserControl(UserControl::PingResponse(42))));
+    let acks = msgs.iter().filter(|(_, m)| matches!(m, RtmpMessage::Acknowledgement { .. })).count();
     assert!(acks >= 1);
 }
 
@@ -512,9 +410,7 @@ fn reject_publish_closes_session() {
     p.take_s_events();
     p.server.accept_connect().unwrap();
     p.take_s_events();
-    p.server
-        .reject_publish(1, "NetStream.Publish.BadName", "invalid stream key")
-        .unwrap();
+    p.server.reject_publish(1, "NetStream.Publish.BadName", "invalid stream key").unwrap();
     let ev = p.take_s_events();
     assert_eq!(ev, vec![SessionEvent::Closed { error: None }]);
     assert!(p.server.is_closed());
@@ -538,24 +434,16 @@ fn reject_connect_and_reject_play() {
     p.server.reject_connect("app not allowed").unwrap();
     p.drive();
     assert!(p.server.is_closed());
-    assert_eq!(
-        status_codes(&p.c_events),
-        vec!["NetConnection.Connect.Rejected"]
-    );
+    assert_eq!(status_codes(&p.c_events), vec!["NetConnection.Connect.Rejected"]);
 
     let mut p = Pair::player("missing");
     p.take_s_events();
     p.server.accept_connect().unwrap();
     p.take_s_events();
-    p.server
-        .reject_play(1, "NetStream.Play.StreamNotFound", "no such stream")
-        .unwrap();
+    p.server.reject_play(1, "NetStream.Play.StreamNotFound", "no such stream").unwrap();
     p.drive();
     assert!(!p.server.is_closed());
-    assert_eq!(
-        status_codes(&p.c_events),
-        vec!["NetStream.Play.StreamNotFound"]
-    );
+    assert_eq!(status_codes(&p.c_events), vec!["NetStream.Play.StreamNotFound"]);
     assert_eq!(p.server.stream_status(1), Some(StreamStatus::Idle));
 }
 
@@ -563,14 +451,8 @@ fn reject_connect_and_reject_play() {
 fn delete_stream_and_close_report_stream_closed() {
     let mut p = Pair::publisher("key");
     let id = p.establish();
-    p.client.send_command(
-        0,
-        &Command::new("deleteStream", 0.0, Value::Null, vec![Value::Number(1.0)]),
-    );
-    assert_eq!(
-        p.take_s_events(),
-        vec![SessionEvent::StreamClosed { stream_id: id }]
-    );
+    p.client.send_command(0, &Command::new("deleteStream", 0.0, Value::Null, vec![Value::Number(1.0)]));
+    assert_eq!(p.take_s_events(), vec![SessionEvent::StreamClosed { stream_id: id }]);
     assert_eq!(p.server.stream_status(1), None);
 
     let mut p = Pair::player("room");
@@ -578,10 +460,7 @@ fn delete_stream_and_close_report_stream_closed() {
     p.server.close();
     assert_eq!(
         p.take_s_events(),
-        vec![
-            SessionEvent::StreamClosed { stream_id: id },
-            SessionEvent::Closed { error: None }
-        ]
+        vec![SessionEvent::StreamClosed { stream_id: id }, SessionEvent::Closed { error: None }]
     );
 }
 
@@ -589,25 +468,17 @@ fn delete_stream_and_close_report_stream_closed() {
 fn unknown_commands_get_error_and_stream_limit() {
     let mut p = Pair::publisher("key");
     p.establish();
-    p.client
-        .send_command(0, &Command::new("someRpc", 7.0, Value::Null, vec![]));
-    p.client
-        .send_command(0, &Command::new("noReplyWanted", 0.0, Value::Null, vec![]));
+    p.client.send_command(0, &Command::new("someRpc", 7.0, Value::Null, vec![]));
+    p.client.send_command(0, &Command::new("noReplyWanted", 0.0, Value::Null, vec![]));
     for t in 0..9 {
-        p.client.send_command(
-            0,
-            &Command::new("createStream", 100.0 + f64::from(t), Value::Null, vec![]),
-        );
+        p.client.send_command(0, &Command::new("createStream", 100.0 + f64::from(t), Value::Null, vec![]));
     }
     p.drive();
     let cmds = commands(&p.server_messages());
     let err = cmds.iter().find(|(_, c)| c.transaction_id == 7.0).unwrap();
     assert_eq!(err.1.name, "_error");
-    let results: Vec<_> = cmds
-        .iter()
-        .filter(|(_, c)| c.transaction_id >= 100.0)
-        .map(|(_, c)| c.name.as_str())
-        .collect();
+    let results: Vec<_> =
+        cmds.iter().filter(|(_, c)| c.transaction_id >= 100.0).map(|(_, c)| c.name.as_str()).collect();
     // One stream exists already: 7 more fit in the default limit of 8.
     assert_eq!(results.iter().filter(|n| **n == "_result").count(), 7);
     assert_eq!(results.iter().filter(|n| **n == "_error").count(), 2);
@@ -627,12 +498,7 @@ fn aggregate_messages_are_split() {
         agg.extend_from_slice(body);
         agg.extend_from_slice(&(11 + body.len() as u32).to_be_bytes());
     }
-    let h = MessageHeader {
-        csid: 9,
-        timestamp: 1000,
-        type_id: type_id::AGGREGATE,
-        stream_id: 1,
-    };
+    let h = MessageHeader { csid: 9, timestamp: 1000, type_id: type_id::AGGREGATE, stream_id: 1 };
     let bytes = encode_message_bytes(4096, &h, &agg).unwrap();
     p.server.handle_input(p.now, &bytes).unwrap();
     let ev = p.take_s_events();
@@ -667,12 +533,7 @@ fn handshake_timeout() {
     assert!(s.is_closed());
     assert!(matches!(
         s.poll_event(),
-        Some(SessionEvent::Closed {
-            error: Some(RtmpError::Timeout {
-                what: "handshake",
-                ..
-            })
-        })
+        Some(SessionEvent::Closed { error: Some(RtmpError::Timeout { what: "handshake", .. }) })
     ));
     assert_eq!(s.poll_timeout(), None);
 }
@@ -700,16 +561,12 @@ fn pings_keep_a_quiet_player_alive_and_idle_timeout_closes() {
     assert!(!p.server.is_closed());
     p.advance(Duration::from_secs(2));
     assert!(p.server.is_closed());
-    assert!(p.s_events.iter().any(|e| matches!(
-        e,
-        SessionEvent::Closed {
-            error: Some(RtmpError::Timeout { what: "idle", .. })
-        }
-    )));
     assert!(
         p.s_events
-            .contains(&SessionEvent::StreamClosed { stream_id: 1 })
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Closed { error: Some(RtmpError::Timeout { what: "idle", .. }) }))
     );
+    assert!(p.s_events.contains(&SessionEvent::StreamClosed { stream_id: 1 }));
 }
 
 #[test]
@@ -722,12 +579,7 @@ fn digest_handshake_session() {
             1,
         );
         let ev = p.take_s_events();
-        assert_eq!(
-            ev[0],
-            SessionEvent::HandshakeComplete {
-                kind: HandshakeKind::Digest(scheme)
-            }
-        );
+        assert_eq!(ev[0], SessionEvent::HandshakeComplete { kind: HandshakeKind::Digest(scheme) });
         assert_eq!(p.client.server_digest_valid(), Some(true));
     }
 }
@@ -740,16 +592,11 @@ fn garbage_after_handshake_closes_with_error() {
     input.extend(std::iter::repeat_n(0u8, 2 * HANDSHAKE_SIZE));
     s.handle_input(now, &input).unwrap();
     // A type 1 chunk on a fresh chunk stream.
-    let err = s
-        .handle_input(now, &[0x44, 0, 0, 0, 0, 0, 1, 20])
-        .unwrap_err();
+    let err = s.handle_input(now, &[0x44, 0, 0, 0, 0, 0, 1, 20]).unwrap_err();
     assert!(err.is_peer_fault());
     assert!(s.is_closed());
     let ev: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
-    assert!(matches!(
-        ev.last(),
-        Some(SessionEvent::Closed { error: Some(_) })
-    ));
+    assert!(matches!(ev.last(), Some(SessionEvent::Closed { error: Some(_) })));
 }
 
 /// Minutes of media in milliseconds: publisher → server → engine (shared
@@ -762,38 +609,23 @@ fn relay_two_minutes_of_media() {
     let play_id = player.establish();
     player.c_events.clear(); // |RtmpSampleAccess
     let chunk_size = player.server.out_chunk_size();
-    publisher
-        .client
-        .send_media(MediaKind::Data, 0, &metadata())
-        .unwrap();
+    publisher.client.send_media(MediaKind::Data, 0, &metadata()).unwrap();
     let (mut sent, mut received) = (0usize, 0usize);
     for ms in (0..120_000u32).step_by(10) {
         if ms % 33 < 10 {
             let len = if ms % 2000 < 10 { 30_000 } else { 1500 };
             let payload: Vec<u8> = (0..len).map(|i| (i as u32 ^ ms) as u8).collect();
-            publisher
-                .client
-                .send_media(MediaKind::Video, ms, &payload)
-                .unwrap();
+            publisher.client.send_media(MediaKind::Video, ms, &payload).unwrap();
             sent += 1;
         }
         if ms % 23 < 10 {
-            publisher
-                .client
-                .send_media(MediaKind::Audio, ms, &[0xAF, 1, 2, 3])
-                .unwrap();
+            publisher.client.send_media(MediaKind::Audio, ms, &[0xAF, 1, 2, 3]).unwrap();
             sent += 1;
         }
         publisher.now += Duration::from_millis(10);
         player.now += Duration::from_millis(10);
         for ev in publisher.take_s_events() {
-            if let SessionEvent::Media {
-                kind,
-                timestamp,
-                payload,
-                ..
-            } = ev
-            {
+            if let SessionEvent::Media { kind, timestamp, payload, .. } = ev {
                 let bytes = encode_media(chunk_size, kind, play_id, timestamp, &payload).unwrap();
                 player.deliver_to_client(&bytes);
             }
@@ -813,22 +645,14 @@ fn relay_two_minutes_of_media() {
 /// Replays a captured client byte stream into a server that accepts everything.
 fn replay(capture: &[u8], split: usize) -> (ServerSession, Vec<SessionEvent>) {
     let now = base();
-    let mut s = ServerSession::new(
-        SessionConfig {
-            rng_seed: Some(3),
-            ..SessionConfig::default()
-        },
-        now,
-    );
+    let mut s = ServerSession::new(SessionConfig { rng_seed: Some(3), ..SessionConfig::default() }, now);
     let mut events = Vec::new();
     for piece in capture.chunks(split) {
         s.handle_input(now, piece).unwrap();
         while let Some(ev) = s.poll_event() {
             match &ev {
                 SessionEvent::ConnectRequested { .. } => s.accept_connect().unwrap(),
-                SessionEvent::PublishRequested { stream_id, .. } => {
-                    s.accept_publish(*stream_id).unwrap()
-                }
+                SessionEvent::PublishRequested { stream_id, .. } => s.accept_publish(*stream_id).unwrap(),
                 SessionEvent::PlayRequested { stream_id, .. } => s.accept_play(*stream_id).unwrap(),
                 _ => {}
             }
@@ -845,12 +669,7 @@ fn ffmpeg_publish_capture() {
     for split in [1, 100, 1460] {
         assert_eq!(replay(capture, split).1, ev, "split {split}");
     }
-    assert_eq!(
-        ev[0],
-        SessionEvent::HandshakeComplete {
-            kind: HandshakeKind::Digest(DigestScheme::OffsetAt8)
-        }
-    );
+    assert_eq!(ev[0], SessionEvent::HandshakeComplete { kind: HandshakeKind::Digest(DigestScheme::OffsetAt8) });
     assert_eq!(
         ev[1],
         SessionEvent::ConnectRequested {
@@ -885,15 +704,9 @@ fn ffmpeg_publish_capture() {
     // AVC sequence header, AAC sequence header.
     assert_eq!(&media[1].1[..2], &[0x17, 0x00]);
     assert_eq!(&media[2].1[..2], &[0xAF, 0x00]);
-    assert_eq!(
-        media.iter().filter(|(k, _)| *k == MediaKind::Video).count(),
-        32
-    );
+    assert_eq!(media.iter().filter(|(k, _)| *k == MediaKind::Video).count(), 32);
     // FCUnpublish ends the stream; deleteStream then removes it.
-    assert_eq!(
-        ev.last(),
-        Some(&SessionEvent::StreamClosed { stream_id: 1 })
-    );
+    assert_eq!(ev.last(), Some(&SessionEvent::StreamClosed { stream_id: 1 }));
     assert_eq!(whole.stream_status(1), None);
     assert_eq!(whole.in_chunk_size(), 4096);
     assert!(!whole.is_closed());
@@ -915,11 +728,8 @@ fn ffmpeg_play_capture() {
         out.extend_from_slice(&b);
     }
     let cmds = commands(&decode_all(&out[1 + 2 * HANDSHAKE_SIZE..]));
-    let answered: Vec<(String, f64)> = cmds
-        .iter()
-        .filter(|(_, c)| c.name == "_result")
-        .map(|(_, c)| (c.name.clone(), c.transaction_id))
-        .collect();
+    let answered: Vec<(String, f64)> =
+        cmds.iter().filter(|(_, c)| c.name == "_result").map(|(_, c)| (c.name.clone(), c.transaction_id)).collect();
     // connect (1), createStream (2), _checkbw (3), getStreamLength (4).
     let txns: Vec<f64> = answered.iter().map(|(_, t)| *t).collect();
     assert_eq!(txns, vec![1.0, 2.0, 3.0, 4.0]);

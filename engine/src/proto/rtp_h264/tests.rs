@@ -48,10 +48,7 @@ fn load(path: &str) -> Clip {
         let mut expected_avcc = Vec::new();
         for nal in avcc_nalus(v.data, cfg.nalu_length_size) {
             let nal = nal.unwrap();
-            if matches!(
-                nal_unit_type(nal),
-                nal_type::SPS | nal_type::PPS | nal_type::AUD | nal_type::SEI
-            ) {
+            if matches!(nal_unit_type(nal), nal_type::SPS | nal_type::PPS | nal_type::AUD | nal_type::SEI) {
                 continue;
             }
             expected_avcc.extend_from_slice(&(nal.len() as u32).to_be_bytes());
@@ -64,26 +61,20 @@ fn load(path: &str) -> Clip {
             expected_avcc,
         });
     }
-    Clip {
-        sequence_header: sequence_header.unwrap(),
-        config: config.unwrap(),
-        frames,
-    }
+    Clip { sequence_header: sequence_header.unwrap(), config: config.unwrap(), frames }
 }
 
 /// Packetizes a clip: the packets of each frame, in order.
 fn packetize(clip: &Clip, config: H264PacketizerConfig) -> Vec<Vec<H264RtpPacket>> {
     let mut p = H264Packetizer::new(config);
     let mut out = Vec::new();
-    p.handle_video_tag(0, &clip.sequence_header, &mut out)
-        .unwrap();
+    p.handle_video_tag(0, &clip.sequence_header, &mut out).unwrap();
     assert!(out.is_empty() && p.has_parameter_sets());
     clip.frames
         .iter()
         .map(|f| {
             let mut out = Vec::new();
-            p.handle_video_tag(f.timestamp_ms, &f.body, &mut out)
-                .unwrap();
+            p.handle_video_tag(f.timestamp_ms, &f.body, &mut out).unwrap();
             out
         })
         .collect()
@@ -96,20 +87,9 @@ fn drain(d: &mut H264Depacketizer, out: &mut Vec<DepacketizerOutput>) {
     }
 }
 
-fn feed(
-    d: &mut H264Depacketizer,
-    now: Instant,
-    packets: &[H264RtpPacket],
-    out: &mut Vec<DepacketizerOutput>,
-) {
+fn feed(d: &mut H264Depacketizer, now: Instant, packets: &[H264RtpPacket], out: &mut Vec<DepacketizerOutput>) {
     for p in packets {
-        d.handle_packet(
-            now,
-            p.sequence_number,
-            p.timestamp,
-            p.marker,
-            p.payload.clone(),
-        );
+        d.handle_packet(now, p.sequence_number, p.timestamp, p.marker, p.payload.clone());
         drain(d, out);
     }
 }
@@ -135,11 +115,7 @@ fn packetizes_small_flv_per_rfc_6184() {
             assert_eq!(p.sequence_number, seq);
             seq = seq.wrapping_add(1);
             assert_eq!(p.timestamp, frame.timestamp_ms * 90);
-            assert_eq!(
-                p.marker,
-                i + 1 == packets.len(),
-                "marker on the last packet only"
-            );
+            assert_eq!(p.marker, i + 1 == packets.len(), "marker on the last packet only");
             assert!(p.payload.len() <= DEFAULT_MAX_PAYLOAD_SIZE);
             let t = p.payload[0] & 0x1F;
             assert!(matches!(t, 1 | 5 | 24 | 28), "type {t}");
@@ -157,27 +133,14 @@ fn packetizes_small_flv_per_rfc_6184() {
             }
             assert_eq!(&stap[..], &want[..]);
         } else {
-            assert_ne!(
-                packets[0].payload[0] & 0x1F,
-                24,
-                "no STAP-A before P frames"
-            );
+            assert_ne!(packets[0].payload[0] & 0x1F, 24, "no STAP-A before P frames");
         }
     }
     assert_eq!(keyframes, 2);
     assert!(fu_packets > 0, "the 3 KB key frames need FU-A");
-    let sei_kept = packetize(
-        &clip,
-        H264PacketizerConfig {
-            keep_sei: true,
-            ..Default::default()
-        },
-    );
+    let sei_kept = packetize(&clip, H264PacketizerConfig { keep_sei: true, ..Default::default() });
     assert!(
-        sei_kept[0]
-            .iter()
-            .any(|p| p.payload[0] & 0x1F == 28 && p.payload[1] & 0x1F == 6
-                || p.payload[0] & 0x1F == 6)
+        sei_kept[0].iter().any(|p| p.payload[0] & 0x1F == 28 && p.payload[1] & 0x1F == 6 || p.payload[0] & 0x1F == 6)
     );
 }
 
@@ -197,20 +160,14 @@ fn round_trip_small_flv_in_order() {
     assert_eq!(&sps[..], &clip.config.sps[0][..]);
     assert_eq!(&pps[..], &clip.config.pps[0][..]);
     // The rebuilt sequence header is byte-identical to ffmpeg's.
-    assert_eq!(
-        avc_sequence_header_tag_body(sps, pps).unwrap(),
-        &clip.sequence_header[..]
-    );
+    assert_eq!(avc_sequence_header_tag_body(sps, pps).unwrap(), &clip.sequence_header[..]);
     let aus = access_units(&out);
     assert_eq!(aus.len(), clip.frames.len());
     for (au, frame) in aus.iter().zip(&clip.frames) {
         assert_eq!(au.rtp_timestamp, frame.timestamp_ms * 90);
         assert_eq!(au.keyframe, frame.keyframe);
         assert_eq!(&au.avcc()[..], &frame.expected_avcc[..]);
-        assert_eq!(
-            &au.flv_tag_body[..],
-            &avc_frame_tag_body(&frame.expected_avcc, frame.keyframe, 0)[..]
-        );
+        assert_eq!(&au.flv_tag_body[..], &avc_frame_tag_body(&frame.expected_avcc, frame.keyframe, 0)[..]);
     }
     assert!(!out.contains(&DepacketizerOutput::NeedKeyframe));
     assert_eq!(d.stats().lost, 0);
@@ -220,26 +177,17 @@ fn round_trip_small_flv_in_order() {
 #[test]
 fn fu_a_boundaries_at_the_mtu() {
     let max = 100;
-    let mut p = H264Packetizer::new(H264PacketizerConfig {
-        max_payload_size: max,
-        ..Default::default()
-    });
+    let mut p = H264Packetizer::new(H264PacketizerConfig { max_payload_size: max, ..Default::default() });
     let cfg = AvcConfig::parse(&hex_record()).unwrap();
     p.set_avc_config(&cfg);
-    for (len, want_packets) in [
-        (max, 1),
-        (max + 1, 2),
-        (2 * (max - 2) + 1, 2),
-        (2 * (max - 2) + 2, 3),
-    ] {
+    for (len, want_packets) in [(max, 1), (max + 1, 2), (2 * (max - 2) + 1, 2), (2 * (max - 2) + 2, 3)] {
         // One non-IDR slice NAL unit of `len` bytes (header included).
         let mut nal = vec![0x41];
         nal.extend((1..len).map(|i| (i % 251) as u8));
         let mut avcc = (len as u32).to_be_bytes().to_vec();
         avcc.extend_from_slice(&nal);
         let mut out = Vec::new();
-        p.packetize(1234, &Bytes::from(avcc.clone()), &mut out)
-            .unwrap();
+        p.packetize(1234, &Bytes::from(avcc.clone()), &mut out).unwrap();
         assert_eq!(out.len(), want_packets, "NAL of {len} bytes");
         assert!(out.iter().all(|p| p.payload.len() <= max));
         if want_packets > 1 {
@@ -247,11 +195,7 @@ fn fu_a_boundaries_at_the_mtu() {
             assert_eq!(out[0].payload[1], 0x80 | 1, "start bit");
             assert!(out[1..want_packets - 1].iter().all(|p| p.payload[1] == 1));
             assert_eq!(out[want_packets - 1].payload[1], 0x40 | 1, "end bit");
-            assert!(
-                out[..want_packets - 1]
-                    .iter()
-                    .all(|p| p.payload.len() == max)
-            );
+            assert!(out[..want_packets - 1].iter().all(|p| p.payload.len() == max));
         }
         // And back.
         let mut d = H264Depacketizer::new(H264DepacketizerConfig::default());
@@ -303,10 +247,7 @@ fn in_band_parameter_sets_and_stap_a_before_each_idr() {
     assert_eq!(p.stats().dropped_nal_units, 1);
     // A truncated access unit emits nothing.
     let before = out.len();
-    assert!(
-        p.packetize(0, &Bytes::from_static(&[0, 0, 0, 9, 0x41]), &mut out)
-            .is_err()
-    );
+    assert!(p.packetize(0, &Bytes::from_static(&[0, 0, 0, 9, 0x41]), &mut out).is_err());
     assert_eq!(out.len(), before);
     // MediaPacket conversion.
     let m = out[1].to_media_packet(7);
@@ -327,10 +268,7 @@ impl Rng {
 #[test]
 fn reordering_within_the_window_is_transparent() {
     let clip = load("media/small.flv");
-    let packets: Vec<_> = packetize(&clip, H264PacketizerConfig::default())
-        .into_iter()
-        .flatten()
-        .collect();
+    let packets: Vec<_> = packetize(&clip, H264PacketizerConfig::default()).into_iter().flatten().collect();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     // Swap neighbours within windows of 8 packets.
     let mut shuffled = packets.clone();
@@ -345,12 +283,7 @@ fn reordering_within_the_window_is_transparent() {
     let mut out = Vec::new();
     feed(&mut d, Instant::now(), &shuffled, &mut out);
     // Duplicates are ignored too.
-    feed(
-        &mut d,
-        Instant::now(),
-        &packets[packets.len() - 3..],
-        &mut out,
-    );
+    feed(&mut d, Instant::now(), &packets[packets.len() - 3..], &mut out);
     let aus = access_units(&out);
     assert_eq!(aus.len(), clip.frames.len());
     for (au, f) in aus.iter().zip(&clip.frames) {
@@ -377,24 +310,13 @@ fn lossy_run(
         let now = start + Duration::from_millis(i as u64);
         d.handle_timeout(now);
         if !drop(i, p) {
-            d.handle_packet(
-                now,
-                p.sequence_number,
-                p.timestamp,
-                p.marker,
-                p.payload.clone(),
-            );
+            d.handle_packet(now, p.sequence_number, p.timestamp, p.marker, p.payload.clone());
         }
         drain(&mut d, &mut out);
     }
     d.handle_timeout(start + Duration::from_secs(10));
     drain(&mut d, &mut out);
-    let by_ts: HashMap<u32, usize> = clip
-        .frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.timestamp_ms * 90, i))
-        .collect();
+    let by_ts: HashMap<u32, usize> = clip.frames.iter().enumerate().map(|(i, f)| (f.timestamp_ms * 90, i)).collect();
     let mut previous: Option<usize> = None;
     for au in access_units(&out) {
         let i = by_ts[&au.rtp_timestamp];
@@ -424,10 +346,7 @@ fn loss_skips_to_the_next_idr() {
     // Frames 0-4, then nothing until the second IDR, then everything.
     assert_eq!(emitted.len(), 5 + clip.frames.len() - second_idr);
     assert!(aus[5].keyframe);
-    let need = out
-        .iter()
-        .position(|o| *o == DepacketizerOutput::NeedKeyframe)
-        .unwrap();
+    let need = out.iter().position(|o| *o == DepacketizerOutput::NeedKeyframe).unwrap();
     let fifth = out
         .iter()
         .position(|o| matches!(o, DepacketizerOutput::AccessUnit(a) if a.rtp_timestamp == aus[4].rtp_timestamp))
@@ -437,11 +356,7 @@ fn loss_skips_to_the_next_idr() {
     // Losing the STAP-A of the second IDR, or its first or last FU-A,
     // withholds it: the stream stays withheld to the end.
     let idr = &per_frame[second_idr];
-    for victim in [
-        idr[0].sequence_number,
-        idr[1].sequence_number,
-        idr[idr.len() - 1].sequence_number,
-    ] {
+    for victim in [idr[0].sequence_number, idr[1].sequence_number, idr[idr.len() - 1].sequence_number] {
         let (out, stats) = lossy_run(&clip, &packets, |_, p| {
             p.sequence_number == victim || p.sequence_number == per_frame[5][0].sequence_number
         });
@@ -459,16 +374,10 @@ fn loss_skips_to_the_next_idr() {
 #[test]
 fn random_loss_and_reorder_never_emit_broken_frames() {
     let clip = load("media/small.flv");
-    let packets: Vec<_> = packetize(
-        &clip,
-        H264PacketizerConfig {
-            max_payload_size: 300,
-            ..Default::default()
-        },
-    )
-    .into_iter()
-    .flatten()
-    .collect();
+    let packets: Vec<_> = packetize(&clip, H264PacketizerConfig { max_payload_size: 300, ..Default::default() })
+        .into_iter()
+        .flatten()
+        .collect();
     for seed in 1..200u64 {
         let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
         let mut shuffled = packets.clone();
@@ -497,19 +406,9 @@ fn joining_mid_gop_waits_for_an_idr_and_asks_for_it() {
     feed(&mut d, start, &per_frame[1], &mut out);
     assert_eq!(out, vec![DepacketizerOutput::NeedKeyframe]);
     // Requests repeat at most once per interval while waiting.
-    feed(
-        &mut d,
-        start + Duration::from_millis(500),
-        &per_frame[2],
-        &mut out,
-    );
+    feed(&mut d, start + Duration::from_millis(500), &per_frame[2], &mut out);
     assert_eq!(out.len(), 1);
-    feed(
-        &mut d,
-        start + Duration::from_millis(1000),
-        &per_frame[3],
-        &mut out,
-    );
+    feed(&mut d, start + Duration::from_millis(1000), &per_frame[3], &mut out);
     assert_eq!(out.len(), 2);
     let second_idr = clip.frames.iter().rposition(|f| f.keyframe).unwrap();
     // Skip ahead to the second IDR (a sequence jump within the window).
@@ -522,11 +421,7 @@ fn joining_mid_gop_waits_for_an_idr_and_asks_for_it() {
     assert!(out.is_empty());
     d.handle_timeout(t + Duration::from_millis(100));
     drain(&mut d, &mut out);
-    assert!(
-        matches!(out[0], DepacketizerOutput::ParameterSets { .. }),
-        "{:?}",
-        out[0]
-    );
+    assert!(matches!(out[0], DepacketizerOutput::ParameterSets { .. }), "{:?}", out[0]);
     let aus = access_units(&out);
     assert!(aus[0].keyframe);
     assert_eq!(aus.len(), clip.frames.len() - second_idr);
@@ -565,16 +460,11 @@ fn a_gap_is_given_up_after_the_reorder_delay() {
 #[test]
 fn sequence_numbers_wrap_and_restarts_recover() {
     let clip = load("media/small.flv");
-    let packets: Vec<_> = packetize(
-        &clip,
-        H264PacketizerConfig {
-            initial_sequence_number: 65_500,
-            ..Default::default()
-        },
-    )
-    .into_iter()
-    .flatten()
-    .collect();
+    let packets: Vec<_> =
+        packetize(&clip, H264PacketizerConfig { initial_sequence_number: 65_500, ..Default::default() })
+            .into_iter()
+            .flatten()
+            .collect();
     let mut d = H264Depacketizer::new(H264DepacketizerConfig::default());
     let mut out = Vec::new();
     let now = Instant::now();
@@ -583,16 +473,11 @@ fn sequence_numbers_wrap_and_restarts_recover() {
     // The publisher restarts with a lower sequence number space: after a
     // window of "late" packets the depacketizer starts over.
     out.clear();
-    let restarted: Vec<_> = packetize(
-        &clip,
-        H264PacketizerConfig {
-            initial_sequence_number: 1000,
-            ..Default::default()
-        },
-    )
-    .into_iter()
-    .flatten()
-    .collect();
+    let restarted: Vec<_> =
+        packetize(&clip, H264PacketizerConfig { initial_sequence_number: 1000, ..Default::default() })
+            .into_iter()
+            .flatten()
+            .collect();
     feed(&mut d, now, &restarted, &mut out);
     feed(&mut d, now, &restarted, &mut out);
     assert!(out.contains(&DepacketizerOutput::NeedKeyframe));
@@ -606,10 +491,7 @@ fn sequence_numbers_wrap_and_restarts_recover() {
 
 #[test]
 fn malformed_payloads_never_panic() {
-    let mut d = H264Depacketizer::new(H264DepacketizerConfig {
-        max_access_unit_size: 2000,
-        ..Default::default()
-    });
+    let mut d = H264Depacketizer::new(H264DepacketizerConfig { max_access_unit_size: 2000, ..Default::default() });
     let mut rng = Rng(42);
     let start = Instant::now();
     for i in 0..20_000u32 {
@@ -640,32 +522,18 @@ fn sequence_header_builder_checks_its_input() {
     assert!(avc_decoder_configuration_record(&[0x67, 66, 0, 30], &[0x67]).is_err());
     // Baseline: no High profile extension.
     let rec = avc_decoder_configuration_record(&[0x67, 66, 0xC0, 30, 0xAA], &[0x68, 0xCE]).unwrap();
-    assert_eq!(
-        rec,
-        [
-            1, 66, 0xC0, 30, 0xFF, 0xE1, 0, 5, 0x67, 66, 0xC0, 30, 0xAA, 1, 0, 2, 0x68, 0xCE
-        ]
-    );
+    assert_eq!(rec, [1, 66, 0xC0, 30, 0xFF, 0xE1, 0, 5, 0x67, 66, 0xC0, 30, 0xAA, 1, 0, 2, 0x68, 0xCE]);
     let parsed = AvcConfig::parse(&rec).unwrap();
     assert_eq!(parsed.nalu_length_size, 4);
-    assert_eq!(
-        avc_frame_tag_body(&[1, 2], false, -1),
-        [0x27, 1, 0xFF, 0xFF, 0xFF, 1, 2]
-    );
+    assert_eq!(avc_frame_tag_body(&[1, 2], false, -1), [0x27, 1, 0xFF, 0xFF, 0xFF, 1, 2]);
     assert_eq!(rtp_timestamp_90k(1000, 40), 93_600);
     assert_eq!(rtp_timestamp_90k(0, -40), (-3600i32) as u32);
-    assert_eq!(
-        rtp_timestamp_90k(u32::MAX, 0),
-        (u64::from(u32::MAX) * 90) as u32
-    );
+    assert_eq!(rtp_timestamp_90k(u32::MAX, 0), (u64::from(u32::MAX) * 90) as u32);
 }
 
 #[test]
 fn b_frames_are_detected_in_flv() {
-    for (file, want) in [
-        ("media/small.flv", false),
-        ("media/small_bframes.flv", true),
-    ] {
+    for (file, want) in [("media/small.flv", false), ("media/small_bframes.flv", true)] {
         let mut reader = FlvReader::new(FlvReader::DEFAULT_MAX_TAG_SIZE);
         reader.handle_input(&testdata(file));
         let mut tags = Vec::new();
@@ -674,11 +542,7 @@ fn b_frames_are_detected_in_flv() {
                 tags.push((tag.timestamp_ms, tag.body));
             }
         }
-        assert_eq!(
-            flv_video_uses_b_frames(tags.iter().map(|(ts, b)| (*ts, &b[..]))),
-            want,
-            "{file}"
-        );
+        assert_eq!(flv_video_uses_b_frames(tags.iter().map(|(ts, b)| (*ts, &b[..]))), want, "{file}");
     }
     let mut d = BFrameDetector::new();
     // A constant composition offset is not reordering.
@@ -697,11 +561,7 @@ fn b_frames_are_detected_in_flv() {
 #[test]
 fn ffmpeg_decodes_the_depacketized_stream_with_loss() {
     use crate::proto::flv::{file_header, write_tag};
-    if std::process::Command::new("ffmpeg")
-        .arg("-version")
-        .output()
-        .is_err()
-    {
+    if std::process::Command::new("ffmpeg").arg("-version").output().is_err() {
         eprintln!("ffmpeg not found: skipped");
         return;
     }
@@ -720,13 +580,7 @@ fn ffmpeg_decodes_the_depacketized_stream_with_loss() {
             }
             DepacketizerOutput::AccessUnit(au) => {
                 frames += 1;
-                write_tag(
-                    &mut flv,
-                    TagType::Video,
-                    au.rtp_timestamp / 90,
-                    &au.flv_tag_body,
-                )
-                .unwrap();
+                write_tag(&mut flv, TagType::Video, au.rtp_timestamp / 90, &au.flv_tag_body).unwrap();
             }
             _ => {}
         }
@@ -741,14 +595,8 @@ fn ffmpeg_decodes_the_depacketized_stream_with_loss() {
         .unwrap();
     let _ = std::fs::remove_file(&path);
     let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(
-        result.status.success() && stderr.trim().is_empty(),
-        "ffmpeg: {stderr}"
-    );
-    assert_eq!(
-        frames,
-        3 + clip.frames.len() - clip.frames.iter().rposition(|f| f.keyframe).unwrap()
-    );
+    assert!(result.status.success() && stderr.trim().is_empty(), "ffmpeg: {stderr}");
+    assert_eq!(frames, 3 + clip.frames.len() - clip.frames.iter().rposition(|f| f.keyframe).unwrap());
 }
 
 /// An IDR of two slices, each in its own single NAL unit packet: losing the
@@ -772,14 +620,9 @@ fn idr_missing_its_first_slice_is_withheld() {
         Bytes::from(avcc)
     };
     let mut packets = Vec::new();
-    for (i, nals) in [
-        &[&slice0[..], &slice1[..]][..],
-        &[&p_slice[..]],
-        &[&slice0[..], &slice1[..]],
-        &[&p_slice[..]],
-    ]
-    .iter()
-    .enumerate()
+    for (i, nals) in [&[&slice0[..], &slice1[..]][..], &[&p_slice[..]], &[&slice0[..], &slice1[..]], &[&p_slice[..]]]
+        .iter()
+        .enumerate()
     {
         let mut out = Vec::new();
         p.packetize(i as u32 * 3000, &au(nals), &mut out).unwrap();
@@ -793,21 +636,12 @@ fn idr_missing_its_first_slice_is_withheld() {
         let mut out = Vec::new();
         for (i, pk) in packets.iter().flatten().enumerate() {
             if !lose.contains(&i) {
-                d.handle_packet(
-                    t0,
-                    pk.sequence_number,
-                    pk.timestamp,
-                    pk.marker,
-                    pk.payload.clone(),
-                );
+                d.handle_packet(t0, pk.sequence_number, pk.timestamp, pk.marker, pk.payload.clone());
             }
         }
         d.handle_timeout(t0 + Duration::from_secs(1));
         drain(&mut d, &mut out);
-        access_units(&out)
-            .iter()
-            .map(|a| a.rtp_timestamp)
-            .collect::<Vec<_>>()
+        access_units(&out).iter().map(|a| a.rtp_timestamp).collect::<Vec<_>>()
     };
     assert_eq!(run(&[]), [0, 3000, 6000, 9000]);
     // Lose the P frame: the second IDR recovers.

@@ -32,9 +32,7 @@ pub struct DtlsCertificate {
 
 impl fmt::Debug for DtlsCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DtlsCertificate")
-            .field("fingerprint", &self.fingerprint)
-            .finish()
+        f.debug_struct("DtlsCertificate").field("fingerprint", &self.fingerprint).finish()
     }
 }
 
@@ -43,9 +41,8 @@ impl DtlsCertificate {
     /// default key type, which `rtc-dtls` signs ServerKeyExchange with).
     pub fn generate() -> Result<Self, WebRtcError> {
         let provider = crypto_provider()?;
-        let cert =
-            Certificate::generate_self_signed(vec!["microvibe".to_owned()], provider.crypto())
-                .map_err(WebRtcError::internal)?;
+        let cert = Certificate::generate_self_signed(vec!["microvibe".to_owned()], provider.crypto())
+            .map_err(WebRtcError::internal)?;
         Ok(Self::from_dtls(cert))
     }
 
@@ -81,11 +78,7 @@ impl DtlsCertificate {
 
     /// The certificate in DER.
     pub fn der(&self) -> &[u8] {
-        self.cert
-            .certificate
-            .first()
-            .map(|c| c.as_ref())
-            .unwrap_or(&[])
+        self.cert.certificate.first().map(|c| c.as_ref()).unwrap_or(&[])
     }
 
     pub(crate) fn dtls(&self) -> Certificate {

@@ -89,10 +89,7 @@ pub fn parse_answer(text: &str) -> Result<ParsedAnswer, WebRtcError> {
     let sd = SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes()))
         .map_err(|e| WebRtcError::peer(format!("answer SDP: {e}")))?;
     let mut out = ParsedAnswer {
-        ice: IceCredentials {
-            ufrag: String::new(),
-            pwd: String::new(),
-        },
+        ice: IceCredentials { ufrag: String::new(), pwd: String::new() },
         fingerprint: [0; 32],
         candidates: vec![],
         ice_lite: sd.attributes.iter().any(|a| a.key == "ice-lite"),
@@ -103,12 +100,7 @@ pub fn parse_answer(text: &str) -> Result<ParsedAnswer, WebRtcError> {
         if md.media_name.port.value == 0 {
             continue;
         }
-        let get = |k: &str| {
-            md.attributes
-                .iter()
-                .find(|a| a.key == k)
-                .and_then(|a| a.value.clone())
-        };
+        let get = |k: &str| md.attributes.iter().find(|a| a.key == k).and_then(|a| a.value.clone());
         if out.ice.ufrag.is_empty() {
             out.ice.ufrag = get("ice-ufrag").unwrap_or_default();
             out.ice.pwd = get("ice-pwd").unwrap_or_default();
@@ -116,8 +108,8 @@ pub fn parse_answer(text: &str) -> Result<ParsedAnswer, WebRtcError> {
             if let Some(fp) = get("fingerprint")
                 && let Some((_, v)) = fp.split_once(' ')
             {
-                out.fingerprint = parse_sha256_fingerprint(v)
-                    .ok_or_else(|| WebRtcError::peer("bad answer fingerprint"))?;
+                out.fingerprint =
+                    parse_sha256_fingerprint(v).ok_or_else(|| WebRtcError::peer("bad answer fingerprint"))?;
             }
             for a in md.attributes.iter().filter(|a| a.key == "candidate") {
                 let v = a.value.as_deref().unwrap_or("");
@@ -136,11 +128,7 @@ pub fn parse_answer(text: &str) -> Result<ParsedAnswer, WebRtcError> {
             .to_owned();
         let mut ssrcs: Vec<u32> = Vec::new();
         for a in md.attributes.iter().filter(|a| a.key == "ssrc") {
-            if let Some(s) = a
-                .value
-                .as_deref()
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|s| s.parse().ok())
+            if let Some(s) = a.value.as_deref().and_then(|v| v.split_whitespace().next()).and_then(|s| s.parse().ok())
                 && !ssrcs.contains(&s)
             {
                 ssrcs.push(s);
@@ -149,12 +137,7 @@ pub fn parse_answer(text: &str) -> Result<ParsedAnswer, WebRtcError> {
         out.sections.push(AnswerSection {
             mid: get("mid").unwrap_or_default(),
             media: md.media_name.media.clone(),
-            payload_types: md
-                .media_name
-                .formats
-                .iter()
-                .filter_map(|f| f.parse().ok())
-                .collect(),
+            payload_types: md.media_name.formats.iter().filter_map(|f| f.parse().ok()).collect(),
             direction,
             ssrcs,
         });
@@ -181,10 +164,7 @@ pub struct WebRtcClient {
 
 impl std::fmt::Debug for WebRtcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebRtcClient")
-            .field("server", &self.server)
-            .field("ice_ok", &self.ice_ok)
-            .finish()
+        f.debug_struct("WebRtcClient").field("server", &self.server).field("ice_ok", &self.ice_ok).finish()
     }
 }
 
@@ -204,11 +184,7 @@ impl WebRtcClient {
             ice_ok: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            ssrcs: [
-                rng.random::<u32>() | 1,
-                rng.random::<u32>() | 2,
-                rng.random::<u32>() | 4,
-            ],
+            ssrcs: [rng.random::<u32>() | 1, rng.random::<u32>() | 2, rng.random::<u32>() | 4],
         })
     }
 
@@ -230,20 +206,11 @@ impl WebRtcClient {
         s += &common;
         s += &format!("a=mid:0\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na={dir}\r\n");
         s += "a=rtcp-mux\r\n";
-        s += &format!(
-            "a=rtpmap:{0} opus/48000/2\r\na=fmtp:{0} minptime=10;useinbandfec=1\r\n",
-            pt::OPUS
-        );
+        s += &format!("a=rtpmap:{0} opus/48000/2\r\na=fmtp:{0} minptime=10;useinbandfec=1\r\n", pt::OPUS);
         if send {
             s += &format!("a=ssrc:{} cname:testclient\r\n", self.ssrcs[0]);
         }
-        s += &format!(
-            "m=video 9 UDP/TLS/RTP/SAVPF {} {} {} {}\r\n",
-            pt::VP8,
-            pt::VP8_RTX,
-            pt::H264,
-            pt::H264_RTX
-        );
+        s += &format!("m=video 9 UDP/TLS/RTP/SAVPF {} {} {} {}\r\n", pt::VP8, pt::VP8_RTX, pt::H264, pt::H264_RTX);
         s += &common;
         s += &format!("a=mid:1\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na={dir}\r\n");
         s += "a=rtcp-mux\r\na=rtcp-rsize\r\n";
@@ -275,27 +242,15 @@ impl WebRtcClient {
     }
 
     /// Takes the answer; checks start at the first [`handle_timeout`](Self::handle_timeout).
-    pub fn accept_answer(
-        &mut self,
-        now: Instant,
-        answer: &str,
-    ) -> Result<ParsedAnswer, WebRtcError> {
+    pub fn accept_answer(&mut self, now: Instant, answer: &str) -> Result<ParsedAnswer, WebRtcError> {
         let a = parse_answer(answer)?;
-        let server = *a
-            .candidates
-            .first()
-            .ok_or_else(|| WebRtcError::peer("answer has no candidate"))?;
+        let server = *a.candidates.first().ok_or_else(|| WebRtcError::peer("answer has no candidate"))?;
         self.server = Some(server);
         let opts = DtlsOptions {
             profiles: vec![SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmHmacSha1_80],
             ..DtlsOptions::default()
         };
-        self.dtls = Some(DtlsTransport::new(
-            DtlsRole::Client,
-            &self.cert,
-            a.fingerprint,
-            &opts,
-        )?);
+        self.dtls = Some(DtlsTransport::new(DtlsRole::Client, &self.cert, a.fingerprint, &opts)?);
         self.answer = Some(a.clone());
         self.next_check = Some(now);
         Ok(a)
@@ -309,21 +264,12 @@ impl WebRtcClient {
         if let Ok(req) = binding_request(tid, &a.ice, &self.ice.ufrag, true, self.tie_breaker) {
             self.transmits.push_back((server, Bytes::from(req)));
         }
-        let every = if self.ice_ok {
-            Duration::from_secs(2)
-        } else {
-            Duration::from_millis(50)
-        };
+        let every = if self.ice_ok { Duration::from_secs(2) } else { Duration::from_millis(50) };
         self.next_check = Some(now + every);
     }
 
     /// One datagram from the server.
-    pub fn handle_input(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        data: &[u8],
-    ) -> Result<(), WebRtcError> {
+    pub fn handle_input(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<(), WebRtcError> {
         match classify(data) {
             PacketKind::Stun => {
                 let Some(a) = self.answer.as_ref() else {
@@ -346,11 +292,7 @@ impl WebRtcClient {
                 for e in events? {
                     match e {
                         DtlsEvent::Connected => {
-                            let srtp = self
-                                .dtls
-                                .as_ref()
-                                .map(|d| d.srtp(ReplayWindows::default()))
-                                .transpose()?;
+                            let srtp = self.dtls.as_ref().map(|d| d.srtp(ReplayWindows::default())).transpose()?;
                             if let Some(s) = srtp {
                                 self.events.push_back(ClientEvent::Connected(s.profile()));
                                 self.srtp = Some(s);

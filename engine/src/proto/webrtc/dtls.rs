@@ -29,9 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rtc_dtls::config::{
-    ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, VerifyPeerCertificateFn,
-};
+use rtc_dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, VerifyPeerCertificateFn};
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
 use rtc_shared::TransportProtocol;
 use sha2::{Digest, Sha256};
@@ -118,17 +116,13 @@ impl std::fmt::Debug for DtlsTransport {
 fn fingerprint_check(expected: [u8; 32]) -> VerifyPeerCertificateFn {
     Arc::new(move |certs: &[Vec<u8>], _| {
         let Some(leaf) = certs.first() else {
-            return Err(rtc_shared::error::Error::Other(
-                "peer sent no certificate".into(),
-            ));
+            return Err(rtc_shared::error::Error::Other("peer sent no certificate".into()));
         };
         let got = Sha256::digest(leaf);
         if got.as_slice() == expected {
             Ok(())
         } else {
-            Err(rtc_shared::error::Error::Other(
-                "peer certificate does not match a=fingerprint".into(),
-            ))
+            Err(rtc_shared::error::Error::Other("peer certificate does not match a=fingerprint".into()))
         }
     })
 }

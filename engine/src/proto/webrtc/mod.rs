@@ -45,7 +45,5 @@ pub use error::WebRtcError;
 pub use rtcp::{RtcpFeedback, RtcpPacket};
 pub use rtp::RtpPacket;
 pub use sdp::{AnswerOptions, Codec, MediaKind, Negotiated, Offer, Role, build_answer};
-pub use session::{
-    CloseReason, MediaPacket, SessionConfig, SessionEvent, SessionStats, WebRtcSession,
-};
+pub use session::{CloseReason, MediaPacket, SessionConfig, SessionEvent, SessionStats, WebRtcSession};
 pub use stun::IceCredentials;

@@ -11,9 +11,7 @@ use rtc_rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEst
 use rtc_rtcp::receiver_report::ReceiverReport;
 use rtc_rtcp::reception_report::ReceptionReport;
 use rtc_rtcp::sender_report::SenderReport;
-use rtc_rtcp::transport_feedbacks::transport_layer_nack::{
-    TransportLayerNack, nack_pairs_from_sequence_numbers,
-};
+use rtc_rtcp::transport_feedbacks::transport_layer_nack::{TransportLayerNack, nack_pairs_from_sequence_numbers};
 
 use super::error::WebRtcError;
 
@@ -131,8 +129,7 @@ fn reception(b: &ReportBlock) -> ReceptionReport {
 /// Parses a (decrypted) compound or reduced-size RTCP datagram.
 pub fn parse(data: &[u8]) -> Result<Vec<RtcpPacket>, WebRtcError> {
     let mut buf = Bytes::copy_from_slice(data);
-    let packets = rtc_rtcp::packet::unmarshal(&mut buf)
-        .map_err(|e| WebRtcError::peer(format!("RTCP: {e}")))?;
+    let packets = rtc_rtcp::packet::unmarshal(&mut buf).map_err(|e| WebRtcError::peer(format!("RTCP: {e}")))?;
     let mut out = Vec::with_capacity(packets.len());
     for p in &packets {
         let any = p.as_any();
@@ -146,23 +143,13 @@ pub fn parse(data: &[u8]) -> Result<Vec<RtcpPacket>, WebRtcError> {
                 reports: sr.reports.iter().map(block).collect(),
             }
         } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-            RtcpPacket::ReceiverReport {
-                ssrc: rr.ssrc,
-                reports: rr.reports.iter().map(block).collect(),
-            }
+            RtcpPacket::ReceiverReport { ssrc: rr.ssrc, reports: rr.reports.iter().map(block).collect() }
         } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-            RtcpPacket::Pli {
-                sender_ssrc: pli.sender_ssrc,
-                media_ssrc: pli.media_ssrc,
-            }
+            RtcpPacket::Pli { sender_ssrc: pli.sender_ssrc, media_ssrc: pli.media_ssrc }
         } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
             RtcpPacket::Fir {
                 sender_ssrc: fir.sender_ssrc,
-                entries: fir
-                    .fir
-                    .iter()
-                    .map(|e| (e.ssrc, e.sequence_number))
-                    .collect(),
+                entries: fir.fir.iter().map(|e| (e.ssrc, e.sequence_number)).collect(),
             }
         } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
             RtcpPacket::Nack {
@@ -171,18 +158,11 @@ pub fn parse(data: &[u8]) -> Result<Vec<RtcpPacket>, WebRtcError> {
                 lost: nack.nacks.iter().flat_map(|n| n.packet_list()).collect(),
             }
         } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-            RtcpPacket::Remb {
-                bitrate: remb.bitrate.max(0.0) as u64,
-                ssrcs: remb.ssrcs.clone(),
-            }
+            RtcpPacket::Remb { bitrate: remb.bitrate.max(0.0) as u64, ssrcs: remb.ssrcs.clone() }
         } else if let Some(bye) = any.downcast_ref::<Goodbye>() {
-            RtcpPacket::Bye {
-                ssrcs: bye.sources.clone(),
-            }
+            RtcpPacket::Bye { ssrcs: bye.sources.clone() }
         } else {
-            RtcpPacket::Other {
-                packet_type: p.header().packet_type as u8,
-            }
+            RtcpPacket::Other { packet_type: p.header().packet_type as u8 }
         };
         out.push(parsed);
     }
@@ -215,28 +195,17 @@ pub enum RtcpFeedback {
 }
 
 /// Serialises RTCP packets into one compound datagram (plain, before SRTCP).
-pub(crate) fn encode(
-    packets: &[Box<dyn rtc_rtcp::packet::Packet>],
-) -> Result<BytesMut, WebRtcError> {
+pub(crate) fn encode(packets: &[Box<dyn rtc_rtcp::packet::Packet>]) -> Result<BytesMut, WebRtcError> {
     rtc_rtcp::packet::marshal(packets).map_err(WebRtcError::internal)
 }
 
-pub(crate) fn feedback_packet(
-    sender_ssrc: u32,
-    fb: &RtcpFeedback,
-) -> Box<dyn rtc_rtcp::packet::Packet> {
+pub(crate) fn feedback_packet(sender_ssrc: u32, fb: &RtcpFeedback) -> Box<dyn rtc_rtcp::packet::Packet> {
     match fb {
-        RtcpFeedback::Pli { media_ssrc } => Box::new(PictureLossIndication {
-            sender_ssrc,
-            media_ssrc: *media_ssrc,
-        }),
+        RtcpFeedback::Pli { media_ssrc } => Box::new(PictureLossIndication { sender_ssrc, media_ssrc: *media_ssrc }),
         RtcpFeedback::Fir { media_ssrc, seq } => Box::new(FullIntraRequest {
             sender_ssrc,
             media_ssrc: 0, // RFC 5104 §4.3.1.2: unused, 0
-            fir: vec![FirEntry {
-                ssrc: *media_ssrc,
-                sequence_number: *seq,
-            }],
+            fir: vec![FirEntry { ssrc: *media_ssrc, sequence_number: *seq }],
         }),
         RtcpFeedback::Nack { media_ssrc, lost } => Box::new(TransportLayerNack {
             sender_ssrc,
@@ -246,10 +215,7 @@ pub(crate) fn feedback_packet(
     }
 }
 
-pub(crate) fn receiver_report(
-    ssrc: u32,
-    reports: &[ReportBlock],
-) -> Box<dyn rtc_rtcp::packet::Packet> {
+pub(crate) fn receiver_report(ssrc: u32, reports: &[ReportBlock]) -> Box<dyn rtc_rtcp::packet::Packet> {
     Box::new(ReceiverReport {
         ssrc,
         reports: reports.iter().take(31).map(reception).collect(),
@@ -295,58 +261,24 @@ mod tests {
                 }],
             ),
             feedback_packet(1, &RtcpFeedback::Pli { media_ssrc: 9 }),
-            feedback_packet(
-                1,
-                &RtcpFeedback::Fir {
-                    media_ssrc: 9,
-                    seq: 4,
-                },
-            ),
-            feedback_packet(
-                1,
-                &RtcpFeedback::Nack {
-                    media_ssrc: 9,
-                    lost: vec![10, 11, 13, 40, 65535, 0],
-                },
-            ),
+            feedback_packet(1, &RtcpFeedback::Fir { media_ssrc: 9, seq: 4 }),
+            feedback_packet(1, &RtcpFeedback::Nack { media_ssrc: 9, lost: vec![10, 11, 13, 40, 65535, 0] }),
             sender_report(5, 0xaabb_ccdd_0011_2233, 90_000, 10, 1000),
         ];
         let wire = encode(&pkts).unwrap();
         let parsed = parse(&wire).unwrap();
         assert_eq!(parsed.len(), 5);
-        assert!(
-            matches!(&parsed[0], RtcpPacket::ReceiverReport { ssrc: 1, reports }
-            if reports[0].total_lost == 70 && reports[0].extended_highest_seq == 70_000)
-        );
-        assert_eq!(
-            parsed[1],
-            RtcpPacket::Pli {
-                sender_ssrc: 1,
-                media_ssrc: 9
-            }
-        );
-        assert_eq!(
-            parsed[2],
-            RtcpPacket::Fir {
-                sender_ssrc: 1,
-                entries: vec![(9, 4)]
-            }
-        );
-        let RtcpPacket::Nack { lost, .. } = &parsed[3] else {
-            panic!()
-        };
+        assert!(matches!(&parsed[0], RtcpPacket::ReceiverReport { ssrc: 1, reports }
+            if reports[0].total_lost == 70 && reports[0].extended_highest_seq == 70_000));
+        assert_eq!(parsed[1], RtcpPacket::Pli { sender_ssrc: 1, media_ssrc: 9 });
+        assert_eq!(parsed[2], RtcpPacket::Fir { sender_ssrc: 1, entries: vec![(9, 4)] });
+        let RtcpPacket::Nack { lost, .. } = &parsed[3] else { panic!() };
         let mut lost = lost.clone();
         lost.sort();
         assert_eq!(lost, vec![0, 10, 11, 13, 40, 65535]);
         assert!(matches!(
             parsed[4],
-            RtcpPacket::SenderReport {
-                ssrc: 5,
-                rtp_time: 90_000,
-                packet_count: 10,
-                octet_count: 1000,
-                ..
-            }
+            RtcpPacket::SenderReport { ssrc: 5, rtp_time: 90_000, packet_count: 10, octet_count: 1000, .. }
         ));
         // Re-encoding the parsed form gives the same bytes.
         let again = encode(&pkts).unwrap();
@@ -356,11 +288,7 @@ mod tests {
     #[test]
     fn parses_a_chrome_style_compound() {
         // SR + SDES(CNAME) + REMB as Chrome sends them.
-        let remb = ReceiverEstimatedMaximumBitrate {
-            sender_ssrc: 1,
-            bitrate: 2_000_000.0,
-            ssrcs: vec![77],
-        };
+        let remb = ReceiverEstimatedMaximumBitrate { sender_ssrc: 1, bitrate: 2_000_000.0, ssrcs: vec![77] };
         let sdes = rtc_rtcp::source_description::SourceDescription {
             chunks: vec![rtc_rtcp::source_description::SourceDescriptionChunk {
                 source: 1,
@@ -374,10 +302,7 @@ mod tests {
             sender_report(1, 1, 2, 3, 4),
             Box::new(sdes),
             Box::new(remb),
-            Box::new(Goodbye {
-                sources: vec![1],
-                reason: Bytes::new(),
-            }),
+            Box::new(Goodbye { sources: vec![1], reason: Bytes::new() }),
         ];
         let parsed = parse(&encode(&pkts).unwrap()).unwrap();
         assert!(matches!(parsed[1], RtcpPacket::Other { packet_type: 202 }));

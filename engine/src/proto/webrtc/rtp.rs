@@ -182,9 +182,7 @@ pub struct RtpHeader<'a> {
 impl RtpHeader<'_> {
     /// Appends the header and `payload` to `out` (no padding, no CSRCs).
     pub fn write(&self, payload: &[u8], out: &mut Vec<u8>) {
-        let ext = self
-            .extension
-            .filter(|(id, v)| (1..=14).contains(id) && (1..=16).contains(&v.len()));
+        let ext = self.extension.filter(|(id, v)| (1..=14).contains(id) && (1..=16).contains(&v.len()));
         out.reserve(12 + 24 + payload.len());
         out.push(0x80 | if ext.is_some() { 0x10 } else { 0 });
         out.push((self.payload_type & 0x7f) | if self.marker { 0x80 } else { 0 });
@@ -301,13 +299,8 @@ mod tests {
         };
         header.extension = true;
         header.extension_profile = 0x1000;
-        header
-            .set_extension(20, Bytes::from_static(b"abc"))
-            .unwrap();
-        let pkt = rtc_rtp::Packet {
-            header,
-            payload: Bytes::from_static(b"opus-frame"),
-        };
+        header.set_extension(20, Bytes::from_static(b"abc")).unwrap();
+        let pkt = rtc_rtp::Packet { header, payload: Bytes::from_static(b"opus-frame") };
         let mut raw = pkt.marshal().unwrap().to_vec();
         // Add 4 bytes of padding by hand (P bit + count in the last byte).
         raw[0] |= 0x20;
@@ -326,9 +319,7 @@ mod tests {
         bad.push(200); // padding longer than the packet
         assert!(RtpPacket::parse(Bytes::from(bad)).is_err());
         for n in 0..40u8 {
-            let v: Vec<u8> = (0..n)
-                .map(|i| 0x90u8.wrapping_add(i.wrapping_mul(31)))
-                .collect();
+            let v: Vec<u8> = (0..n).map(|i| 0x90u8.wrapping_add(i.wrapping_mul(31))).collect();
             if let Ok(p) = RtpPacket::parse(Bytes::from(v)) {
                 let _ = (p.payload(), p.extension(1));
             }

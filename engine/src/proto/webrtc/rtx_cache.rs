@@ -44,12 +44,7 @@ pub struct RtxCacheLimits {
 
 impl Default for RtxCacheLimits {
     fn default() -> Self {
-        RtxCacheLimits {
-            packets_per_ssrc: 1024,
-            max_bytes: 4 << 20,
-            max_age: Duration::from_secs(1),
-            max_ssrcs: 8,
-        }
+        RtxCacheLimits { packets_per_ssrc: 1024, max_bytes: 4 << 20, max_age: Duration::from_secs(1), max_ssrcs: 8 }
     }
 }
 
@@ -85,18 +80,8 @@ pub struct RtxCache {
 impl RtxCache {
     /// An empty cache.
     pub fn new(limits: RtxCacheLimits) -> Self {
-        let n = limits
-            .packets_per_ssrc
-            .clamp(1, 1 << 15)
-            .next_power_of_two();
-        RtxCache {
-            limits,
-            mask: n - 1,
-            rings: Vec::new(),
-            order: VecDeque::new(),
-            bytes: 0,
-            next_id: 0,
-        }
+        let n = limits.packets_per_ssrc.clamp(1, 1 << 15).next_power_of_two();
+        RtxCache { limits, mask: n - 1, rings: Vec::new(), order: VecDeque::new(), bytes: 0, next_id: 0 }
     }
 
     /// Payload bytes (plus overhead) held.
@@ -106,10 +91,7 @@ impl RtxCache {
 
     /// Packets held.
     pub fn len(&self) -> usize {
-        self.rings
-            .iter()
-            .map(|r| r.slots.iter().filter(|s| s.is_some()).count())
-            .sum()
+        self.rings.iter().map(|r| r.slots.iter().filter(|s| s.is_some()).count()).sum()
     }
 
     /// True when nothing is cached.
@@ -128,10 +110,7 @@ impl RtxCache {
                 self.bytes = self.bytes.saturating_sub(cost(&s.pkt));
             }
         }
-        self.rings.push(Ring {
-            ssrc,
-            slots: vec![None; self.mask + 1],
-        });
+        self.rings.push(Ring { ssrc, slots: vec![None; self.mask + 1] });
         self.rings.len() - 1
     }
 
@@ -147,12 +126,7 @@ impl RtxCache {
         if let Some(old) = slot.take() {
             self.bytes = self.bytes.saturating_sub(cost(&old.pkt));
         }
-        *slot = Some(Slot {
-            id,
-            seq,
-            at: now,
-            pkt,
-        });
+        *slot = Some(Slot { id, seq, at: now, pkt });
         self.bytes += c;
         self.order.push_back((ssrc, seq, id));
         self.evict(now);
@@ -163,8 +137,7 @@ impl RtxCache {
     pub fn get(&self, now: Instant, ssrc: u32, seq: u16) -> Option<&CachedRtp> {
         let ring = self.rings.iter().find(|r| r.ssrc == ssrc)?;
         let slot = ring.slots[seq as usize & self.mask].as_ref()?;
-        (slot.seq == seq && now.saturating_duration_since(slot.at) <= self.limits.max_age)
-            .then_some(&slot.pkt)
+        (slot.seq == seq && now.saturating_duration_since(slot.at) <= self.limits.max_age).then_some(&slot.pkt)
     }
 
     /// Drops packets over the byte budget or older than `max_age`.
@@ -197,12 +170,9 @@ impl RtxCache {
             let rings = &self.rings;
             let mask = self.mask;
             self.order.retain(|&(ssrc, seq, id)| {
-                rings.iter().any(|r| {
-                    r.ssrc == ssrc
-                        && r.slots[seq as usize & mask]
-                            .as_ref()
-                            .is_some_and(|s| s.id == id)
-                })
+                rings
+                    .iter()
+                    .any(|r| r.ssrc == ssrc && r.slots[seq as usize & mask].as_ref().is_some_and(|s| s.id == id))
             });
         }
     }
@@ -227,21 +197,13 @@ mod tests {
     use super::*;
 
     fn pkt(n: usize) -> CachedRtp {
-        CachedRtp {
-            payload_type: 96,
-            marker: false,
-            timestamp: n as u32,
-            payload: Bytes::from(vec![n as u8; n]),
-        }
+        CachedRtp { payload_type: 96, marker: false, timestamp: n as u32, payload: Bytes::from(vec![n as u8; n]) }
     }
 
     #[test]
     fn lookup_by_seq_and_wraparound() {
         let t0 = Instant::now();
-        let mut c = RtxCache::new(RtxCacheLimits {
-            packets_per_ssrc: 16,
-            ..Default::default()
-        });
+        let mut c = RtxCache::new(RtxCacheLimits { packets_per_ssrc: 16, ..Default::default() });
         for i in 0..20u16 {
             let seq = 65530u16.wrapping_add(i);
             c.insert(t0, 1, seq, pkt(10 + i as usize));
@@ -291,11 +253,7 @@ mod tests {
     #[test]
     fn ssrc_limit_and_stale_order_compaction() {
         let t0 = Instant::now();
-        let mut c = RtxCache::new(RtxCacheLimits {
-            packets_per_ssrc: 4,
-            max_ssrcs: 2,
-            ..Default::default()
-        });
+        let mut c = RtxCache::new(RtxCacheLimits { packets_per_ssrc: 4, max_ssrcs: 2, ..Default::default() });
         for ssrc in 0..5u32 {
             for seq in 0..100u16 {
                 c.insert(t0, ssrc, seq, pkt(1));

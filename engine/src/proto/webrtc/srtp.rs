@@ -42,9 +42,7 @@ impl SrtpProfile {
         match p {
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => Some(SrtpProfile::AeadAes128Gcm),
             SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm => Some(SrtpProfile::AeadAes256Gcm),
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => {
-                Some(SrtpProfile::Aes128CmHmacSha1_80)
-            }
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => Some(SrtpProfile::Aes128CmHmacSha1_80),
             _ => None,
         }
     }
@@ -69,10 +67,7 @@ pub struct ReplayWindows {
 
 impl Default for ReplayWindows {
     fn default() -> Self {
-        ReplayWindows {
-            srtp: 1024,
-            srtcp: 128,
-        }
+        ReplayWindows { srtp: 1024, srtcp: 128 }
     }
 }
 
@@ -85,9 +80,7 @@ pub struct SrtpSession {
 
 impl std::fmt::Debug for SrtpSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SrtpSession")
-            .field("profile", &self.profile)
-            .finish()
+        f.debug_struct("SrtpSession").field("profile", &self.profile).finish()
     }
 }
 
@@ -96,11 +89,7 @@ impl SrtpSession {
     pub(crate) fn from_dtls(state: &State, windows: ReplayWindows) -> Result<Self, WebRtcError> {
         let profile = SrtpProfile::from_dtls(state.srtp_protection_profile())
             .ok_or_else(|| WebRtcError::peer("no SRTP profile negotiated (use_srtp missing)"))?;
-        let len = Config {
-            profile: profile.rtc(),
-            ..Default::default()
-        }
-        .keying_material_len();
+        let len = Config { profile: profile.rtc(), ..Default::default() }.keying_material_len();
         let material = state
             .export_keying_material(LABEL_EXTRACTOR_DTLS_SRTP, &[], len)
             .map_err(|e| WebRtcError::peer(format!("DTLS exporter: {e}")))?;
@@ -115,12 +104,8 @@ impl SrtpSession {
         windows: ReplayWindows,
     ) -> Result<Self, WebRtcError> {
         let provider = crypto_provider()?;
-        let mut cfg = Config {
-            profile: profile.rtc(),
-            ..Default::default()
-        };
-        cfg.set_session_keys_from_keying_material(material, is_client)
-            .map_err(WebRtcError::internal)?;
+        let mut cfg = Config { profile: profile.rtc(), ..Default::default() };
+        cfg.set_session_keys_from_keying_material(material, is_client).map_err(WebRtcError::internal)?;
         let outbound = Context::new(
             &cfg.keys.local_master_key,
             &cfg.keys.local_master_salt,
@@ -139,11 +124,7 @@ impl SrtpSession {
             provider.crypto(),
         )
         .map_err(WebRtcError::internal)?;
-        Ok(SrtpSession {
-            profile,
-            outbound,
-            inbound,
-        })
+        Ok(SrtpSession { profile, outbound, inbound })
     }
 
     /// The profile in use.
@@ -153,30 +134,22 @@ impl SrtpSession {
 
     /// Encrypts a plain RTP packet.
     pub fn protect_rtp(&mut self, plain: &[u8]) -> Result<BytesMut, WebRtcError> {
-        self.outbound
-            .encrypt_rtp(plain)
-            .map_err(|e| WebRtcError::internal(format!("SRTP protect: {e}")))
+        self.outbound.encrypt_rtp(plain).map_err(|e| WebRtcError::internal(format!("SRTP protect: {e}")))
     }
 
     /// Decrypts an SRTP packet (authentication and replay checked).
     pub fn unprotect_rtp(&mut self, data: &[u8]) -> Result<BytesMut, WebRtcError> {
-        self.inbound
-            .decrypt_rtp(data)
-            .map_err(|e| WebRtcError::peer(format!("SRTP: {e}")))
+        self.inbound.decrypt_rtp(data).map_err(|e| WebRtcError::peer(format!("SRTP: {e}")))
     }
 
     /// Encrypts a plain RTCP compound packet.
     pub fn protect_rtcp(&mut self, plain: &[u8]) -> Result<BytesMut, WebRtcError> {
-        self.outbound
-            .encrypt_rtcp(plain)
-            .map_err(|e| WebRtcError::internal(format!("SRTCP protect: {e}")))
+        self.outbound.encrypt_rtcp(plain).map_err(|e| WebRtcError::internal(format!("SRTCP protect: {e}")))
     }
 
     /// Decrypts an SRTCP packet (authentication and replay checked).
     pub fn unprotect_rtcp(&mut self, data: &[u8]) -> Result<BytesMut, WebRtcError> {
-        self.inbound
-            .decrypt_rtcp(data)
-            .map_err(|e| WebRtcError::peer(format!("SRTCP: {e}")))
+        self.inbound.decrypt_rtcp(data).map_err(|e| WebRtcError::peer(format!("SRTCP: {e}")))
     }
 }
 
@@ -186,11 +159,7 @@ mod tests {
     use crate::proto::webrtc::rtp::RtpHeader;
 
     fn pair(profile: SrtpProfile) -> (SrtpSession, SrtpSession) {
-        let len = Config {
-            profile: profile.rtc(),
-            ..Default::default()
-        }
-        .keying_material_len();
+        let len = Config { profile: profile.rtc(), ..Default::default() }.keying_material_len();
         let material: Vec<u8> = (0..len as u8).collect();
         let w = ReplayWindows::default();
         (
@@ -225,11 +194,7 @@ mod tests {
             assert!(client.unprotect_rtp(&bad).is_err());
 
             let rr =
-                crate::proto::webrtc::rtcp::encode(&[crate::proto::webrtc::rtcp::receiver_report(
-                    7,
-                    &[],
-                )])
-                .unwrap();
+                crate::proto::webrtc::rtcp::encode(&[crate::proto::webrtc::rtcp::receiver_report(7, &[])]).unwrap();
             let wire = client.protect_rtcp(&rr).unwrap();
             assert_eq!(&server.unprotect_rtcp(&wire).unwrap()[..], &rr[..]);
             assert!(server.unprotect_rtcp(&wire).is_err());

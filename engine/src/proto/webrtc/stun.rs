@@ -21,15 +21,14 @@
 use std::net::SocketAddr;
 
 use rtc_stun::attributes::{
-    ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME,
-    AttrType,
+    ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME, AttrType,
 };
 use rtc_stun::error_code::{CODE_BAD_REQUEST, CODE_UNAUTHORIZED, ErrorCodeAttribute};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{
-    BINDING_ERROR, BINDING_REQUEST, BINDING_SUCCESS, CLASS_REQUEST, MAGIC_COOKIE, METHOD_BINDING,
-    Message, Setter, TransactionId,
+    BINDING_ERROR, BINDING_REQUEST, BINDING_SUCCESS, CLASS_REQUEST, MAGIC_COOKIE, METHOD_BINDING, Message, Setter,
+    TransactionId,
 };
 use rtc_stun::textattrs::TextAttribute;
 use rtc_stun::xoraddr::XorMappedAddress;
@@ -51,19 +50,14 @@ impl IceCredentials {
     /// Random credentials: 8 `ice-char`s of ufrag (48 bits), 24 of password
     /// (144 bits, above the 128 bits RFC 8445 §5.3 asks for).
     pub fn random<R: rand::Rng + ?Sized>(rng: &mut R) -> Self {
-        IceCredentials {
-            ufrag: random_ice_chars(rng, 8),
-            pwd: random_ice_chars(rng, 24),
-        }
+        IceCredentials { ufrag: random_ice_chars(rng, 8), pwd: random_ice_chars(rng, 24) }
     }
 }
 
 /// `ice-char = ALPHA / DIGIT / "+" / "/"` (RFC 8839 §5.4).
 fn random_ice_chars<R: rand::Rng + ?Sized>(rng: &mut R, n: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    (0..n)
-        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-        .collect()
+    (0..n).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
 }
 
 /// An authenticated Binding request.
@@ -193,20 +187,13 @@ fn get_u64(msg: &Message, t: AttrType) -> Option<u64> {
 
 /// A Binding success response: XOR-MAPPED-ADDRESS = `mapped`, then
 /// MESSAGE-INTEGRITY keyed with `pwd`, then FINGERPRINT (RFC 8445 §7.3.1.1).
-pub fn success_response(
-    tid: TransactionId,
-    mapped: SocketAddr,
-    pwd: &str,
-) -> Result<Vec<u8>, WebRtcError> {
+pub fn success_response(tid: TransactionId, mapped: SocketAddr, pwd: &str) -> Result<Vec<u8>, WebRtcError> {
     let provider = crypto_provider()?;
     let mut m = Message::new();
     m.typ = BINDING_SUCCESS;
     m.transaction_id = tid;
     m.write_header();
-    let xor = XorMappedAddress {
-        ip: mapped.ip(),
-        port: mapped.port(),
-    };
+    let xor = XorMappedAddress { ip: mapped.ip(), port: mapped.port() };
     xor.add_to(&mut m).map_err(WebRtcError::internal)?;
     MessageIntegrity::new_short_term_integrity_with_provider(pwd.to_owned(), provider.crypto())
         .add_to(&mut m)
@@ -220,12 +207,9 @@ fn error_response(tid: TransactionId, code: u16, reason: &str) -> Option<Vec<u8>
     m.typ = BINDING_ERROR;
     m.transaction_id = tid;
     m.write_header();
-    ErrorCodeAttribute {
-        code: rtc_stun::error_code::ErrorCode(code),
-        reason: reason.as_bytes().to_vec(),
-    }
-    .add_to(&mut m)
-    .ok()?;
+    ErrorCodeAttribute { code: rtc_stun::error_code::ErrorCode(code), reason: reason.as_bytes().to_vec() }
+        .add_to(&mut m)
+        .ok()?;
     FINGERPRINT.add_to(&mut m).ok()?;
     Some(m.raw)
 }
@@ -272,10 +256,7 @@ pub fn binding_request(
     m.typ = BINDING_REQUEST;
     m.transaction_id = TransactionId(transaction_id);
     m.write_header();
-    m.add(
-        ATTR_USERNAME,
-        format!("{}:{}", server.ufrag, client_ufrag).as_bytes(),
-    );
+    m.add(ATTR_USERNAME, format!("{}:{}", server.ufrag, client_ufrag).as_bytes());
     m.add(ATTR_PRIORITY, &0x6e00_1eff_u32.to_be_bytes());
     m.add(ATTR_ICE_CONTROLLING, &tie_breaker.to_be_bytes());
     if use_candidate {
@@ -290,20 +271,14 @@ pub fn binding_request(
 
 /// Checks a Binding success response (integrity with `pwd`, fingerprint) and
 /// returns its transaction id and XOR-MAPPED-ADDRESS (the client side).
-pub fn parse_success_response(
-    data: &[u8],
-    pwd: &str,
-) -> Result<([u8; 12], SocketAddr), WebRtcError> {
+pub fn parse_success_response(data: &[u8], pwd: &str) -> Result<([u8; 12], SocketAddr), WebRtcError> {
     let provider = crypto_provider()?;
     let mut m = Message::new();
-    m.unmarshal_binary(data)
-        .map_err(|e| WebRtcError::peer(format!("STUN: {e}")))?;
+    m.unmarshal_binary(data).map_err(|e| WebRtcError::peer(format!("STUN: {e}")))?;
     if m.typ != BINDING_SUCCESS {
         return Err(WebRtcError::peer(format!("STUN: not a success: {}", m.typ)));
     }
-    FINGERPRINT
-        .check(&m)
-        .map_err(|e| WebRtcError::peer(format!("STUN fingerprint: {e}")))?;
+    FINGERPRINT.check(&m).map_err(|e| WebRtcError::peer(format!("STUN fingerprint: {e}")))?;
     MessageIntegrity::check(&mut m, pwd.as_bytes(), provider.crypto())
         .map_err(|e| WebRtcError::peer(format!("STUN integrity: {e}")))?;
     let mut xor = XorMappedAddress::default();
@@ -318,10 +293,7 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     /// RFC 5769 §2.1 "Sample Request".
@@ -333,15 +305,10 @@ mod tests {
     /// RFC 5769 §2.4 "Sample Request with Long-Term Authentication".
     const REQUEST_LONG_TERM: &str = "000100602112a44278ad3433c6ad72c029da412e00060012e3839ee38388e383aae38383e382afe382b900000015001c662f2f3439396b39353464364f4c33346f4c394653547679363473410014000b6578616d706c652e6f72670000080014f67024656dd64a3e02b8e0712e85c9a28ca89666";
     const PWD: &str = "VOkJxbRl1RmTxUk/WvJxBt";
-    const TID: [u8; 12] = [
-        0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae,
-    ];
+    const TID: [u8; 12] = [0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae];
 
     fn server() -> IceCredentials {
-        IceCredentials {
-            ufrag: "evtj".into(),
-            pwd: PWD.into(),
-        }
+        IceCredentials { ufrag: "evtj".into(), pwd: PWD.into() }
     }
 
     #[test]
@@ -372,10 +339,7 @@ mod tests {
     fn rfc5769_responses_verify() {
         let (tid, a) = parse_success_response(&hex(RESPONSE_V4), PWD).unwrap();
         assert_eq!(tid, TID);
-        assert_eq!(
-            a,
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 32853)
-        );
+        assert_eq!(a, SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 32853));
         let (_, a) = parse_success_response(&hex(RESPONSE_V6), PWD).unwrap();
         let ip: Ipv6Addr = "2001:db8:1234:5678:11:2233:4455:6677".parse().unwrap();
         assert_eq!(a, SocketAddr::new(IpAddr::V6(ip), 32853));
@@ -399,18 +363,8 @@ mod tests {
         .unwrap();
         MessageIntegrity::check(&mut m, &key, provider.crypto()).unwrap();
         // It carries no FINGERPRINT, so ICE-lite drops it as malformed.
-        let out = handle_binding(
-            &hex(REQUEST_LONG_TERM),
-            "127.0.0.1:1".parse().unwrap(),
-            &server(),
-        );
-        assert!(matches!(
-            out,
-            StunOutcome::Rejected {
-                reason: StunReject::Malformed,
-                response: None
-            }
-        ));
+        let out = handle_binding(&hex(REQUEST_LONG_TERM), "127.0.0.1:1".parse().unwrap(), &server());
+        assert!(matches!(out, StunOutcome::Rejected { reason: StunReject::Malformed, response: None }));
     }
 
     #[test]
@@ -418,11 +372,7 @@ mod tests {
         let mut creds = server();
         creds.pwd = "another-password-of-22ch".into();
         let out = handle_binding(&hex(REQUEST), "127.0.0.1:9".parse().unwrap(), &creds);
-        let StunOutcome::Rejected {
-            reason: StunReject::BadIntegrity,
-            response: Some(resp),
-        } = out
-        else {
+        let StunOutcome::Rejected { reason: StunReject::BadIntegrity, response: Some(resp) } = out else {
             panic!("{out:?}")
         };
         let mut m = Message::new();
@@ -440,44 +390,24 @@ mod tests {
         let mut creds = server();
         creds.ufrag = "zzzz".into();
         let out = handle_binding(&hex(REQUEST), "127.0.0.1:9".parse().unwrap(), &creds);
-        assert!(matches!(
-            out,
-            StunOutcome::Rejected {
-                reason: StunReject::UnknownUser,
-                ..
-            }
-        ));
+        assert!(matches!(out, StunOutcome::Rejected { reason: StunReject::UnknownUser, .. }));
         let mut bytes = hex(REQUEST);
         bytes[30] ^= 1; // inside SOFTWARE: FINGERPRINT no longer matches
         let out = handle_binding(&bytes, "127.0.0.1:9".parse().unwrap(), &server());
-        assert!(matches!(
-            out,
-            StunOutcome::Rejected {
-                reason: StunReject::Malformed,
-                ..
-            }
-        ));
+        assert!(matches!(out, StunOutcome::Rejected { reason: StunReject::Malformed, .. }));
     }
 
     #[test]
     fn client_request_round_trip_with_use_candidate() {
-        let server = IceCredentials {
-            ufrag: "srvU".into(),
-            pwd: "0123456789012345678901".into(),
-        };
+        let server = IceCredentials { ufrag: "srvU".into(), pwd: "0123456789012345678901".into() };
         let req = binding_request([7; 12], &server, "cliU", true, 42).unwrap();
         assert_eq!(peek_username(&req), Some("srvU:cliU"));
         let from: SocketAddr = "[::1]:5004".parse().unwrap();
-        let StunOutcome::Binding { request, response } = handle_binding(&req, from, &server) else {
-            panic!()
-        };
+        let StunOutcome::Binding { request, response } = handle_binding(&req, from, &server) else { panic!() };
         assert!(request.use_candidate);
         assert_eq!(request.ice_controlling, Some(42));
         assert_eq!(request.remote_ufrag, "cliU");
-        assert_eq!(
-            parse_success_response(&response, &server.pwd).unwrap(),
-            ([7; 12], from)
-        );
+        assert_eq!(parse_success_response(&response, &server.pwd).unwrap(), ([7; 12], from));
     }
 
     #[test]
@@ -489,13 +419,7 @@ mod tests {
         m.add(ATTR_USERNAME, b"evtj:h6vY");
         FINGERPRINT.add_to(&mut m).unwrap();
         let out = handle_binding(&m.raw, "127.0.0.1:9".parse().unwrap(), &server());
-        assert!(matches!(
-            out,
-            StunOutcome::Rejected {
-                reason: StunReject::MissingCredentials,
-                response: Some(_)
-            }
-        ));
+        assert!(matches!(out, StunOutcome::Rejected { reason: StunReject::MissingCredentials, response: Some(_) }));
         let out = handle_binding(&hex(RESPONSE_V4), "127.0.0.1:9".parse().unwrap(), &server());
         assert_eq!(out, StunOutcome::Ignored);
         // Junk never panics.
@@ -512,10 +436,6 @@ mod tests {
         let c = IceCredentials::random(&mut rng);
         assert_eq!(c.ufrag.len(), 8);
         assert_eq!(c.pwd.len(), 24);
-        assert!(
-            c.pwd
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '+' || ch == '/')
-        );
+        assert!(c.pwd.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '+' || ch == '/'));
     }
 }

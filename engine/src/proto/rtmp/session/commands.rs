@@ -24,8 +24,7 @@ impl ServerSession {
     }
 
     pub(super) fn status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
-        self.conn
-            .send_command(stream_id, &Command::on_status(level, code, description));
+        self.conn.send_command(stream_id, &Command::on_status(level, code, description));
     }
 
     pub(super) fn on_command(&mut self, stream_id: u32, cmd: Command) -> Result<(), RtmpError> {
@@ -34,17 +33,11 @@ impl ServerSession {
         match (self.phase, cmd.name.as_str()) {
             (Phase::WaitConnect, "connect") => self.on_connect(cmd),
             (_, "connect") => {
-                self.reply(
-                    txn,
-                    Command::error(txn, "NetConnection.Connect.Rejected", "already connected"),
-                );
+                self.reply(txn, Command::error(txn, "NetConnection.Connect.Rejected", "already connected"));
                 Ok(())
             }
             (Phase::WaitConnect, _) => {
-                self.reply(
-                    txn,
-                    Command::error(txn, "NetConnection.Call.Failed", "not connected"),
-                );
+                self.reply(txn, Command::error(txn, "NetConnection.Call.Failed", "not connected"));
                 Ok(())
             }
             (_, "createStream") => {
@@ -60,13 +53,7 @@ impl ServerSession {
                     id = id.checked_add(1).unwrap_or(1);
                 }
                 self.next_stream_id = id.checked_add(1).unwrap_or(1);
-                self.streams.insert(
-                    id,
-                    NetStream {
-                        status: StreamStatus::Idle,
-                        name: String::new(),
-                    },
-                );
+                self.streams.insert(id, NetStream { status: StreamStatus::Idle, name: String::new() });
                 let r = Command::result(txn, Value::Null, vec![Value::Number(f64::from(id))]);
                 self.reply(txn, r);
                 Ok(())
@@ -101,63 +88,39 @@ impl ServerSession {
                 if let Some(id) = found {
                     self.end_stream(id);
                 }
-                self.reply(
-                    txn,
-                    Command::result(txn, Value::Null, vec![Value::Undefined]),
-                );
+                self.reply(txn, Command::result(txn, Value::Null, vec![Value::Undefined]));
                 let info = Value::object([
                     ("code", Value::string("NetStream.Unpublish.Success")),
                     ("description", Value::string(name_arg)),
                 ]);
-                self.conn.send_command(
-                    0,
-                    &Command::new("onFCUnpublish", 0.0, Value::Null, vec![info]),
-                );
+                self.conn.send_command(0, &Command::new("onFCUnpublish", 0.0, Value::Null, vec![info]));
                 Ok(())
             }
             (_, "FCPublish") => {
-                self.reply(
-                    txn,
-                    Command::result(txn, Value::Null, vec![Value::Undefined]),
-                );
+                self.reply(txn, Command::result(txn, Value::Null, vec![Value::Undefined]));
                 let info = Value::object([
                     ("code", Value::string("NetStream.Publish.Start")),
                     ("description", Value::string(name_arg)),
                 ]);
-                self.conn.send_command(
-                    0,
-                    &Command::new("onFCPublish", 0.0, Value::Null, vec![info]),
-                );
+                self.conn.send_command(0, &Command::new("onFCPublish", 0.0, Value::Null, vec![info]));
                 Ok(())
             }
             (_, "FCSubscribe") => {
-                self.reply(
-                    txn,
-                    Command::result(txn, Value::Null, vec![Value::Undefined]),
-                );
+                self.reply(txn, Command::result(txn, Value::Null, vec![Value::Undefined]));
                 let info = Value::object([
                     ("code", Value::string("NetStream.Play.Start")),
                     ("description", Value::string(name_arg)),
                 ]);
-                self.conn.send_command(
-                    0,
-                    &Command::new("onFCSubscribe", 0.0, Value::Null, vec![info]),
-                );
+                self.conn.send_command(0, &Command::new("onFCSubscribe", 0.0, Value::Null, vec![info]));
                 Ok(())
             }
             (_, "releaseStream" | "FCUnsubscribe" | "_checkbw") => {
-                self.reply(
-                    txn,
-                    Command::result(txn, Value::Null, vec![Value::Undefined]),
-                );
+                self.reply(txn, Command::result(txn, Value::Null, vec![Value::Undefined]));
                 Ok(())
             }
             (_, "getStreamLength") => {
                 // Live streams have no length.
-                self.reply(
-                    txn,
-                    Command::result(txn, Value::Null, vec![Value::Number(0.0)]),
-                );
+                self.reply(txn, Command::result(txn, Value::Null, vec![Value::Number(0.0)]));
                 Ok(())
             }
             (_, "pause") => {
@@ -169,23 +132,16 @@ impl ServerSession {
                         ("NetStream.Unpause.Notify", "Unpaused live")
                     };
                     self.status(stream_id, "status", code, text);
-                    self.events
-                        .push_back(SessionEvent::Paused { stream_id, paused });
+                    self.events.push_back(SessionEvent::Paused { stream_id, paused });
                 }
                 Ok(())
             }
             // Answers and notifications from the peer, and per-stream switches
             // that live streaming ignores.
-            (
-                _,
-                "_result" | "_error" | "onStatus" | "onBWDone" | "receiveAudio" | "receiveVideo",
-            ) => Ok(()),
+            (_, "_result" | "_error" | "onStatus" | "onBWDone" | "receiveAudio" | "receiveVideo") => Ok(()),
             (_, other) => {
                 tracing::debug!(command = other, "unknown RTMP command");
-                self.reply(
-                    txn,
-                    Command::error(txn, "NetConnection.Call.Failed", "unknown command"),
-                );
+                self.reply(txn, Command::error(txn, "NetConnection.Call.Failed", "unknown command"));
                 Ok(())
             }
         }
@@ -215,30 +171,15 @@ impl ServerSession {
         let raw = cmd.arg_str(0).unwrap_or_default();
         let (name, query) = split_query(raw);
         let Some(s) = self.streams.get_mut(&stream_id) else {
-            self.status(
-                stream_id,
-                "error",
-                "NetStream.Publish.Failed",
-                "unknown stream id",
-            );
+            self.status(stream_id, "error", "NetStream.Publish.Failed", "unknown stream id");
             return;
         };
         if s.status != StreamStatus::Idle {
-            self.status(
-                stream_id,
-                "error",
-                "NetStream.Publish.BadName",
-                "stream is busy",
-            );
+            self.status(stream_id, "error", "NetStream.Publish.BadName", "stream is busy");
             return;
         }
         if name.is_empty() {
-            self.status(
-                stream_id,
-                "error",
-                "NetStream.Publish.BadName",
-                "empty stream name",
-            );
+            self.status(stream_id, "error", "NetStream.Publish.BadName", "empty stream name");
             return;
         }
         s.status = StreamStatus::PublishPending;
@@ -257,39 +198,19 @@ impl ServerSession {
         let raw = cmd.arg_str(0).unwrap_or_default();
         let (name, query) = split_query(raw);
         let Some(s) = self.streams.get_mut(&stream_id) else {
-            self.status(
-                stream_id,
-                "error",
-                "NetStream.Play.Failed",
-                "unknown stream id",
-            );
+            self.status(stream_id, "error", "NetStream.Play.Failed", "unknown stream id");
             return;
         };
         if s.status != StreamStatus::Idle {
-            self.status(
-                stream_id,
-                "error",
-                "NetStream.Play.Failed",
-                "stream is busy",
-            );
+            self.status(stream_id, "error", "NetStream.Play.Failed", "stream is busy");
             return;
         }
         if name.is_empty() {
-            self.status(
-                stream_id,
-                "error",
-                "NetStream.Play.StreamNotFound",
-                "empty stream name",
-            );
+            self.status(stream_id, "error", "NetStream.Play.StreamNotFound", "empty stream name");
             return;
         }
         s.status = StreamStatus::PlayPending;
         s.name = name.clone();
-        self.events.push_back(SessionEvent::PlayRequested {
-            stream_id,
-            app: self.app.clone(),
-            name,
-            query,
-        });
+        self.events.push_back(SessionEvent::PlayRequested { stream_id, app: self.app.clone(), name, query });
     }
 }

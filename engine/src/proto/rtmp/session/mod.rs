@@ -20,8 +20,8 @@ use super::conn::Conn;
 use super::error::RtmpError;
 use super::handshake::{HandshakeKind, ServerHandshake};
 use super::message::{
-    Command, MediaKind, PeerBandwidthLimit, RtmpMessage, UserControl, data_name, split_aggregate,
-    strip_set_data_frame, type_id,
+    Command, MediaKind, PeerBandwidthLimit, RtmpMessage, UserControl, data_name, split_aggregate, strip_set_data_frame,
+    type_id,
 };
 
 mod commands;
@@ -200,10 +200,7 @@ impl ServerSession {
 
     /// The name (without query) a stream publishes or plays.
     pub fn stream_name(&self, stream_id: u32) -> Option<&str> {
-        self.streams
-            .get(&stream_id)
-            .filter(|s| s.status.is_active())
-            .map(|s| s.name.as_str())
+        self.streams.get(&stream_id).filter(|s| s.status.is_active()).map(|s| s.name.as_str())
     }
 
     /// Ids of the open NetStreams.
@@ -230,16 +227,12 @@ impl ServerSession {
     fn input(&mut self, data: &[u8]) -> Result<(), RtmpError> {
         let mut input = data;
         if self.phase == Phase::Handshake {
-            if !self
-                .handshake
-                .handle_input(&mut input, &mut self.rng, self.conn.out_buf())?
-            {
+            if !self.handshake.handle_input(&mut input, &mut self.rng, self.conn.out_buf())? {
                 return Ok(());
             }
             self.phase = Phase::WaitConnect;
             if let Some(kind) = self.handshake.kind() {
-                self.events
-                    .push_back(SessionEvent::HandshakeComplete { kind });
+                self.events.push_back(SessionEvent::HandshakeComplete { kind });
             }
         }
         while self.phase != Phase::Closed {
@@ -268,27 +261,17 @@ impl ServerSession {
         if self.phase == Phase::Handshake
             && deadline(self.created, self.config.handshake_timeout).is_some_and(|d| now >= d)
         {
-            self.close_with(Some(RtmpError::Timeout {
-                what: "handshake",
-                after: self.config.handshake_timeout,
-            }));
+            self.close_with(Some(RtmpError::Timeout { what: "handshake", after: self.config.handshake_timeout }));
             return;
         }
         if deadline(self.last_input, self.config.idle_timeout).is_some_and(|d| now >= d) {
-            self.close_with(Some(RtmpError::Timeout {
-                what: "idle",
-                after: self.config.idle_timeout,
-            }));
+            self.close_with(Some(RtmpError::Timeout { what: "idle", after: self.config.idle_timeout }));
             return;
         }
         if self.next_ping().is_some_and(|d| now >= d) {
             self.last_ping = Some(now);
             let ms = now.saturating_duration_since(self.created).as_millis() as u32;
-            self.conn.send(
-                0,
-                0,
-                &RtmpMessage::UserControl(UserControl::PingRequest(ms)),
-            );
+            self.conn.send(0, 0, &RtmpMessage::UserControl(UserControl::PingRequest(ms)));
         }
     }
 
@@ -365,9 +348,7 @@ impl ServerSession {
             let Some(msg) = self.deferred.pop_front() else {
                 break;
             };
-            self.deferred_bytes = self
-                .deferred_bytes
-                .saturating_sub(msg.payload.len() + DEFERRED_OVERHEAD);
+            self.deferred_bytes = self.deferred_bytes.saturating_sub(msg.payload.len() + DEFERRED_OVERHEAD);
             if let Err(e) = self.process(msg) {
                 self.close_with(Some(e.clone()));
                 return Err(e);
@@ -399,12 +380,7 @@ impl ServerSession {
         }
     }
 
-    fn on_data(
-        &mut self,
-        stream_id: u32,
-        timestamp: u32,
-        payload: &Bytes,
-    ) -> Result<(), RtmpError> {
+    fn on_data(&mut self, stream_id: u32, timestamp: u32, payload: &Bytes) -> Result<(), RtmpError> {
         let body = strip_set_data_frame(payload);
         if data_name(&body).as_deref() == Some("@clearDataFrame") {
             return Ok(());
@@ -412,20 +388,9 @@ impl ServerSession {
         self.on_media(stream_id, MediaKind::Data, timestamp, body)
     }
 
-    fn on_media(
-        &mut self,
-        stream_id: u32,
-        kind: MediaKind,
-        timestamp: u32,
-        payload: Bytes,
-    ) -> Result<(), RtmpError> {
+    fn on_media(&mut self, stream_id: u32, kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<(), RtmpError> {
         if self.stream_status(stream_id) == Some(StreamStatus::Publishing) {
-            self.events.push_back(SessionEvent::Media {
-                stream_id,
-                kind,
-                timestamp,
-                payload,
-            });
+            self.events.push_back(SessionEvent::Media { stream_id, kind, timestamp, payload });
         } else {
             tracing::trace!(stream_id, ?kind, "media on a stream that is not publishing");
         }
@@ -438,8 +403,7 @@ impl ServerSession {
             && s.status.is_active()
         {
             s.status = StreamStatus::Idle;
-            self.events
-                .push_back(SessionEvent::StreamClosed { stream_id });
+            self.events.push_back(SessionEvent::StreamClosed { stream_id });
         }
     }
 
@@ -448,12 +412,7 @@ impl ServerSession {
             return;
         }
         self.phase = Phase::Closed;
-        let active: Vec<u32> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| s.status.is_active())
-            .map(|(id, _)| *id)
-            .collect();
+        let active: Vec<u32> = self.streams.iter().filter(|(_, s)| s.status.is_active()).map(|(id, _)| *id).collect();
         for id in active {
             self.end_stream(id);
         }
@@ -501,10 +460,8 @@ impl ServerSession {
             ("objectEncoding", Value::Number(self.object_encoding)),
         ]);
         let txn = self.connect_txn;
-        self.conn
-            .send_command(0, &Command::result(txn, props, vec![info]));
-        self.conn
-            .send_command(0, &Command::new("onBWDone", 0.0, Value::Null, vec![]));
+        self.conn.send_command(0, &Command::result(txn, props, vec![info]));
+        self.conn.send_command(0, &Command::new("onBWDone", 0.0, Value::Null, vec![]));
         self.phase = Phase::Connected;
         self.replay_deferred()
     }
@@ -517,10 +474,7 @@ impl ServerSession {
             return Err(RtmpError::InvalidUse("no connect is pending"));
         }
         let txn = self.connect_txn;
-        self.conn.send_command(
-            0,
-            &Command::error(txn, "NetConnection.Connect.Rejected", description),
-        );
+        self.conn.send_command(0, &Command::error(txn, "NetConnection.Connect.Rejected", description));
         self.close_with(None);
         Ok(())
     }
@@ -529,9 +483,7 @@ impl ServerSession {
         self.check_open()?;
         match self.streams.get(&stream_id) {
             Some(s) if s.status == want => Ok(s.name.clone()),
-            _ => Err(RtmpError::InvalidUse(
-                "no such request is pending on this stream",
-            )),
+            _ => Err(RtmpError::InvalidUse("no such request is pending on this stream")),
         }
     }
 
@@ -546,11 +498,7 @@ impl ServerSession {
     pub fn accept_publish(&mut self, stream_id: u32) -> Result<(), RtmpError> {
         let name = self.pending(stream_id, StreamStatus::PublishPending)?;
         self.set_status(stream_id, StreamStatus::Publishing);
-        self.conn.send(
-            0,
-            0,
-            &RtmpMessage::UserControl(UserControl::StreamBegin(stream_id)),
-        );
+        self.conn.send(0, 0, &RtmpMessage::UserControl(UserControl::StreamBegin(stream_id)));
         let text = format!("{name} is now published.");
         self.status(stream_id, "status", "NetStream.Publish.Start", &text);
         self.replay_deferred()
@@ -558,12 +506,7 @@ impl ServerSession {
 
     /// Rejects a pending `publish` with an error `onStatus` carrying `code` (e.g.
     /// `NetStream.Publish.BadName`) and closes the session.
-    pub fn reject_publish(
-        &mut self,
-        stream_id: u32,
-        code: &str,
-        description: &str,
-    ) -> Result<(), RtmpError> {
+    pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) -> Result<(), RtmpError> {
         self.pending(stream_id, StreamStatus::PublishPending)?;
         self.set_status(stream_id, StreamStatus::Idle);
         self.status(stream_id, "error", code, description);
@@ -577,44 +520,24 @@ impl ServerSession {
     pub fn accept_play(&mut self, stream_id: u32) -> Result<(), RtmpError> {
         let name = self.pending(stream_id, StreamStatus::PlayPending)?;
         self.set_status(stream_id, StreamStatus::Playing);
-        self.conn.send(
-            0,
-            0,
-            &RtmpMessage::UserControl(UserControl::StreamBegin(stream_id)),
-        );
+        self.conn.send(0, 0, &RtmpMessage::UserControl(UserControl::StreamBegin(stream_id)));
         let reset = format!("Playing and resetting {name}.");
         self.status(stream_id, "status", "NetStream.Play.Reset", &reset);
         let start = format!("Started playing {name}.");
         self.status(stream_id, "status", "NetStream.Play.Start", &start);
         let mut access = Vec::new();
         super::amf0::encode_all(
-            &[
-                Value::string("|RtmpSampleAccess"),
-                Value::Boolean(true),
-                Value::Boolean(true),
-            ],
+            &[Value::string("|RtmpSampleAccess"), Value::Boolean(true), Value::Boolean(true)],
             &mut access,
         );
-        self.conn.send(
-            stream_id,
-            0,
-            &RtmpMessage::Data {
-                amf3: false,
-                payload: access.into(),
-            },
-        );
+        self.conn.send(stream_id, 0, &RtmpMessage::Data { amf3: false, payload: access.into() });
         self.replay_deferred()
     }
 
     /// Rejects a pending `play` with an error `onStatus` carrying `code` (e.g.
     /// `NetStream.Play.StreamNotFound`). The connection stays open (the stream is
     /// idle again); call [`close`](Self::close) to end it.
-    pub fn reject_play(
-        &mut self,
-        stream_id: u32,
-        code: &str,
-        description: &str,
-    ) -> Result<(), RtmpError> {
+    pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) -> Result<(), RtmpError> {
         self.pending(stream_id, StreamStatus::PlayPending)?;
         self.set_status(stream_id, StreamStatus::Idle);
         self.status(stream_id, "error", code, description);
@@ -629,11 +552,7 @@ impl ServerSession {
         self.set_status(stream_id, StreamStatus::Idle);
         let text = format!("{name} is now unpublished.");
         self.status(stream_id, "status", "NetStream.Play.UnpublishNotify", &text);
-        self.conn.send(
-            0,
-            0,
-            &RtmpMessage::UserControl(UserControl::StreamEof(stream_id)),
-        );
+        self.conn.send(0, 0, &RtmpMessage::UserControl(UserControl::StreamEof(stream_id)));
         let text = format!("Stopped playing {name}.");
         self.status(stream_id, "status", "NetStream.Play.Stop", &text);
         Ok(())

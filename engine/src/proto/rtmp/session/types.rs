@@ -191,9 +191,6 @@ impl StreamStatus {
     }
 
     pub(super) fn is_pending(self) -> bool {
-        matches!(
-            self,
-            StreamStatus::PublishPending | StreamStatus::PlayPending
-        )
+        matches!(self, StreamStatus::PublishPending | StreamStatus::PlayPending)
     }
 }

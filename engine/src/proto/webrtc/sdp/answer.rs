@@ -30,8 +30,7 @@ use super::super::error::WebRtcError;
 use super::super::stun::IceCredentials;
 use super::offer::{Offer, OfferedCodec, OfferedMedia};
 use super::{
-    Codec, Direction, MID_EXTENSION_URI, MediaKind, Negotiated, NegotiatedMedia,
-    PREFERRED_H264_PROFILES, Role,
+    Codec, Direction, MID_EXTENSION_URI, MediaKind, Negotiated, NegotiatedMedia, PREFERRED_H264_PROFILES, Role,
 };
 
 /// Our SSRCs (RFC 3550 §8: random, distinct, non-zero).
@@ -57,11 +56,7 @@ impl LocalSsrcs {
         let audio = pick(&[]);
         let video = pick(&[audio]);
         let video_rtx = pick(&[audio, video]);
-        LocalSsrcs {
-            audio,
-            video,
-            video_rtx,
-        }
+        LocalSsrcs { audio, video, video_rtx }
     }
 }
 
@@ -102,12 +97,7 @@ pub struct AnswerOptions {
 impl AnswerOptions {
     /// Defaults: Opus; H.264 then VP8; the preferred H.264 profiles; RTX on;
     /// random SSRCs, CNAME and session id.
-    pub fn new(
-        role: Role,
-        ice: IceCredentials,
-        cert: &DtlsCertificate,
-        candidates: Vec<SocketAddr>,
-    ) -> Self {
+    pub fn new(role: Role, ice: IceCredentials, cert: &DtlsCertificate, candidates: Vec<SocketAddr>) -> Self {
         let mut rng = rand::rng();
         let cname = IceCredentials::random(&mut rng).pwd[..16].to_owned();
         AnswerOptions {
@@ -117,10 +107,7 @@ impl AnswerOptions {
             candidates,
             audio_codecs: vec![Codec::Opus],
             video_codecs: vec![Codec::H264, Codec::Vp8],
-            h264_profiles: PREFERRED_H264_PROFILES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            h264_profiles: PREFERRED_H264_PROFILES.iter().map(|s| s.to_string()).collect(),
             h264_listed_only: false,
             rtx: true,
             ssrcs: LocalSsrcs::random(&mut rng),
@@ -139,17 +126,11 @@ impl AnswerOptions {
 }
 
 /// Answers `offer`: the SDP text and the parameters to run the session with.
-pub fn build_answer(
-    offer: &Offer,
-    opts: &AnswerOptions,
-) -> Result<(String, Negotiated), WebRtcError> {
+pub fn build_answer(offer: &Offer, opts: &AnswerOptions) -> Result<(String, Negotiated), WebRtcError> {
     let mut negotiated = Negotiated {
         role: opts.role,
         local_ice: opts.ice.clone(),
-        remote_ice: IceCredentials {
-            ufrag: offer.ice_ufrag.clone(),
-            pwd: offer.ice_pwd.clone(),
-        },
+        remote_ice: IceCredentials { ufrag: offer.ice_ufrag.clone(), pwd: offer.ice_pwd.clone() },
         remote_fingerprint: offer.fingerprint,
         bundle: Vec::new(),
         audio: None,
@@ -177,9 +158,7 @@ pub fn build_answer(
     }
     negotiated.rtcp_rsize = accepted.iter().flatten().all(|(_, om)| om.rtcp_rsize);
     // The BUNDLE tag is the first accepted mid in the offer's group order.
-    negotiated
-        .bundle
-        .sort_by_key(|mid| offer.bundle.iter().position(|b| b == mid));
+    negotiated.bundle.sort_by_key(|mid| offer.bundle.iter().position(|b| b == mid));
 
     let mut sd = SessionDescription {
         version: 0,
@@ -199,10 +178,7 @@ pub fn build_answer(
         connection_information: None,
         bandwidth: vec![],
         time_descriptions: vec![TimeDescription {
-            timing: Timing {
-                start_time: 0,
-                stop_time: 0,
-            },
+            timing: Timing { start_time: 0, stop_time: 0 },
             repeat_times: vec![],
         }],
         time_zones: vec![],
@@ -211,14 +187,10 @@ pub fn build_answer(
         media_descriptions: vec![],
     };
     let a = |k: &str, v: Option<String>| Attribute::new(k.to_owned(), v);
-    sd.attributes.push(a(
-        "group",
-        Some(format!("BUNDLE {}", negotiated.bundle.join(" "))),
-    ));
+    sd.attributes.push(a("group", Some(format!("BUNDLE {}", negotiated.bundle.join(" ")))));
     sd.attributes.push(a("ice-lite", None));
     if opts.role == Role::Subscriber {
-        sd.attributes
-            .push(a("msid-semantic", Some(format!(" WMS {}", opts.stream_id))));
+        sd.attributes.push(a("msid-semantic", Some(format!(" WMS {}", opts.stream_id))));
     }
 
     for (m, choice) in offer.media.iter().zip(accepted.iter()) {
@@ -265,11 +237,7 @@ fn accept_section<'o>(
         return Ok(None);
     };
     let rtx = (opts.rtx && kind == MediaKind::Video)
-        .then(|| {
-            m.codecs.iter().find(|c| {
-                c.name.eq_ignore_ascii_case("rtx") && c.apt() == Some(offered.payload_type)
-            })
-        })
+        .then(|| m.codecs.iter().find(|c| c.name.eq_ignore_ascii_case("rtx") && c.apt() == Some(offered.payload_type)))
         .flatten();
     let video = kind == MediaKind::Video;
     let fmtp = match codec {
@@ -279,22 +247,16 @@ fn accept_section<'o>(
     let (remote_ssrcs, remote_rtx_ssrc) = match m.fid_groups.first() {
         Some(&(primary, rtx)) => {
             let mut v = vec![primary];
-            v.extend(
-                m.ssrcs
-                    .iter()
-                    .copied()
-                    .filter(|s| *s != primary && *s != rtx),
-            );
+            v.extend(m.ssrcs.iter().copied().filter(|s| *s != primary && *s != rtx));
             (v, Some(rtx))
         }
         None => (m.ssrcs.clone(), None),
     };
     let (local_ssrc, local_rtx_ssrc) = match kind {
         MediaKind::Audio => (opts.ssrcs.audio, None),
-        MediaKind::Video => (
-            opts.ssrcs.video,
-            (rtx.is_some() && opts.role == Role::Subscriber).then_some(opts.ssrcs.video_rtx),
-        ),
+        MediaKind::Video => {
+            (opts.ssrcs.video, (rtx.is_some() && opts.role == Role::Subscriber).then_some(opts.ssrcs.video_rtx))
+        }
     };
     let nm = NegotiatedMedia {
         mid: m.mid.clone(),
@@ -320,31 +282,20 @@ fn accept_section<'o>(
     Ok(Some((nm, m)))
 }
 
-fn choose_codec<'m>(
-    m: &'m OfferedMedia,
-    wanted: &[Codec],
-    opts: &AnswerOptions,
-) -> Option<(Codec, &'m OfferedCodec)> {
+fn choose_codec<'m>(m: &'m OfferedMedia, wanted: &[Codec], opts: &AnswerOptions) -> Option<(Codec, &'m OfferedCodec)> {
     for &codec in wanted {
         if codec.kind() != m.kind? {
             continue;
         }
         let found = match codec {
             Codec::Opus => m.codecs.iter().find(|c| {
-                c.name.eq_ignore_ascii_case("opus")
-                    && c.clock_rate == 48_000
-                    && c.channels.unwrap_or(2) == 2
+                c.name.eq_ignore_ascii_case("opus") && c.clock_rate == 48_000 && c.channels.unwrap_or(2) == 2
             }),
-            Codec::Vp8 => m
-                .codecs
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case("VP8") && c.clock_rate == 90_000),
+            Codec::Vp8 => m.codecs.iter().find(|c| c.name.eq_ignore_ascii_case("VP8") && c.clock_rate == 90_000),
             Codec::H264 => {
                 let rank = |c: &OfferedCodec| {
                     let plid = c.fmtp_param("profile-level-id").unwrap_or("42001f");
-                    opts.h264_profiles
-                        .iter()
-                        .position(|p| p.eq_ignore_ascii_case(plid))
+                    opts.h264_profiles.iter().position(|p| p.eq_ignore_ascii_case(plid))
                 };
                 m.codecs
                     .iter()
@@ -371,12 +322,7 @@ fn choose_codec<'m>(
 fn host_candidate(i: usize, addr: SocketAddr) -> String {
     let local_pref = 65535u32.saturating_sub(i as u32);
     let priority = (126u32 << 24) | (local_pref << 8) | 255;
-    format!(
-        "{} 1 udp {priority} {} {} typ host",
-        i + 1,
-        addr.ip(),
-        addr.port()
-    )
+    format!("{} 1 udp {priority} {} {} typ host", i + 1, addr.ip(), addr.port())
 }
 
 fn connection(addr: Option<SocketAddr>) -> ConnectionInformation {
@@ -388,19 +334,11 @@ fn connection(addr: Option<SocketAddr>) -> ConnectionInformation {
     ConnectionInformation {
         network_type: "IN".into(),
         address_type: atype.into(),
-        address: Some(Address {
-            address: ip,
-            ttl: None,
-            range: None,
-        }),
+        address: Some(Address { address: ip, ttl: None, range: None }),
     }
 }
 
-fn accepted_section(
-    nm: &NegotiatedMedia,
-    om: &OfferedMedia,
-    opts: &AnswerOptions,
-) -> MediaDescription {
+fn accepted_section(nm: &NegotiatedMedia, om: &OfferedMedia, opts: &AnswerOptions) -> MediaDescription {
     let default = opts.candidates.first().copied();
     let mut formats = vec![nm.payload_type.to_string()];
     if let Some(rtx) = nm.rtx_payload_type {
@@ -430,15 +368,7 @@ fn accepted_section(
         a("rtcp-rsize", None);
     }
     let channels = if nm.codec == Codec::Opus { "/2" } else { "" };
-    a(
-        "rtpmap",
-        Some(format!(
-            "{} {}/{}{channels}",
-            nm.payload_type,
-            nm.codec.rtpmap_name(),
-            nm.codec.clock_rate()
-        )),
-    );
+    a("rtpmap", Some(format!("{} {}/{}{channels}", nm.payload_type, nm.codec.rtpmap_name(), nm.codec.clock_rate())));
     if nm.nack {
         a("rtcp-fb", Some(format!("{} nack", nm.payload_type)));
     }
@@ -473,10 +403,7 @@ fn accepted_section(
     MediaDescription {
         media_name: MediaName {
             media: nm.kind.as_str().into(),
-            port: RangedPort {
-                value: default.map_or(9, |d| d.port() as isize),
-                range: None,
-            },
+            port: RangedPort { value: default.map_or(9, |d| d.port() as isize), range: None },
             protos: vec!["UDP".into(), "TLS".into(), "RTP".into(), "SAVPF".into()],
             formats,
         },
@@ -500,10 +427,7 @@ fn rejected_section(m: &OfferedMedia) -> MediaDescription {
     MediaDescription {
         media_name: MediaName {
             media: m.media_type.clone(),
-            port: RangedPort {
-                value: 0,
-                range: None,
-            },
+            port: RangedPort { value: 0, range: None },
             protos: m.protocol.split('/').map(str::to_owned).collect(),
             formats,
         },

@@ -132,17 +132,11 @@ pub struct Offer {
 }
 
 fn attr<'a>(attrs: &'a [Attribute], key: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|a| a.key.eq_ignore_ascii_case(key))
-        .map(|a| a.value.as_deref().unwrap_or("").trim())
+    attrs.iter().find(|a| a.key.eq_ignore_ascii_case(key)).map(|a| a.value.as_deref().unwrap_or("").trim())
 }
 
 fn attrs<'a>(attrs: &'a [Attribute], key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    attrs
-        .iter()
-        .filter(move |a| a.key.eq_ignore_ascii_case(key))
-        .map(|a| a.value.as_deref().unwrap_or("").trim())
+    attrs.iter().filter(move |a| a.key.eq_ignore_ascii_case(key)).map(|a| a.value.as_deref().unwrap_or("").trim())
 }
 
 fn has(attrs: &[Attribute], key: &str) -> bool {
@@ -153,10 +147,7 @@ impl Offer {
     /// Parses and validates an offer (see the module docs for the rules).
     pub fn parse(text: &str) -> Result<Offer, WebRtcError> {
         if text.len() > MAX_OFFER_LEN {
-            return Err(WebRtcError::bad_offer(format!(
-                "offer is {} bytes, more than {MAX_OFFER_LEN}",
-                text.len()
-            )));
+            return Err(WebRtcError::bad_offer(format!("offer is {} bytes, more than {MAX_OFFER_LEN}", text.len())));
         }
         if !text.trim_start().starts_with("v=") {
             return Err(WebRtcError::bad_offer("not SDP (must start with v=)"));
@@ -180,23 +171,17 @@ impl Offer {
         let bundle: Vec<String> = attrs(session_attrs, "group")
             .find_map(|g| {
                 let mut it = g.split_whitespace();
-                it.next()
-                    .filter(|sem| sem.eq_ignore_ascii_case("BUNDLE"))
-                    .map(|_| it.map(str::to_owned).collect())
+                it.next().filter(|sem| sem.eq_ignore_ascii_case("BUNDLE")).map(|_| it.map(str::to_owned).collect())
             })
             .unwrap_or_default();
-        let live: Vec<&OfferedMedia> = media
-            .iter()
-            .filter(|m| m.kind.is_some() && (m.port != 0 || m.bundle_only))
-            .collect();
+        let live: Vec<&OfferedMedia> =
+            media.iter().filter(|m| m.kind.is_some() && (m.port != 0 || m.bundle_only)).collect();
         if live.is_empty() {
             return Err(WebRtcError::bad_offer("no audio or video section"));
         }
         let bundle = if bundle.is_empty() {
             if media.len() > 1 {
-                return Err(WebRtcError::bad_offer(
-                    "several m= sections without a=group:BUNDLE (RFC 8843 required)",
-                ));
+                return Err(WebRtcError::bad_offer("several m= sections without a=group:BUNDLE (RFC 8843 required)"));
             }
             vec![media[0].mid.clone()]
         } else {
@@ -213,36 +198,25 @@ impl Offer {
         let tag = media
             .iter()
             .find(|m| m.mid == bundle[0])
-            .ok_or_else(|| {
-                WebRtcError::bad_offer(format!("BUNDLE names unknown mid '{}'", bundle[0]))
-            })?
+            .ok_or_else(|| WebRtcError::bad_offer(format!("BUNDLE names unknown mid '{}'", bundle[0])))?
             .index;
         let tag_attrs = &sd.media_descriptions[tag].attributes;
         let lookup = |key: &str| attr(tag_attrs, key).or_else(|| attr(session_attrs, key));
 
         // ICE credentials (RFC 8839 §5.4).
-        let ice_ufrag = lookup("ice-ufrag")
-            .ok_or_else(|| WebRtcError::bad_offer("no a=ice-ufrag"))?
-            .to_owned();
-        let ice_pwd = lookup("ice-pwd")
-            .ok_or_else(|| WebRtcError::bad_offer("no a=ice-pwd"))?
-            .to_owned();
+        let ice_ufrag = lookup("ice-ufrag").ok_or_else(|| WebRtcError::bad_offer("no a=ice-ufrag"))?.to_owned();
+        let ice_pwd = lookup("ice-pwd").ok_or_else(|| WebRtcError::bad_offer("no a=ice-pwd"))?.to_owned();
         if !(4..=256).contains(&ice_ufrag.len()) || !ice_ufrag.chars().all(is_ice_char) {
-            return Err(WebRtcError::bad_offer(
-                "a=ice-ufrag must be 4-256 ice-chars",
-            ));
+            return Err(WebRtcError::bad_offer("a=ice-ufrag must be 4-256 ice-chars"));
         }
         if !(22..=256).contains(&ice_pwd.len()) || !ice_pwd.chars().all(is_ice_char) {
             return Err(WebRtcError::bad_offer("a=ice-pwd must be 22-256 ice-chars"));
         }
-        let ice_options = lookup("ice-options")
-            .map(|o| o.split_whitespace().map(str::to_owned).collect())
-            .unwrap_or_default();
+        let ice_options =
+            lookup("ice-options").map(|o| o.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
         let ice_lite = has(session_attrs, "ice-lite");
         if ice_lite {
-            return Err(WebRtcError::unsupported(
-                "the offerer is ICE-lite too: nobody would send connectivity checks",
-            ));
+            return Err(WebRtcError::unsupported("the offerer is ICE-lite too: nobody would send connectivity checks"));
         }
 
         // Fingerprint (RFC 8122 §5): media-level lines of the tag section win.
@@ -257,9 +231,7 @@ impl Offer {
             .iter()
             .find_map(|fp| {
                 let (alg, value) = fp.split_once(' ')?;
-                alg.eq_ignore_ascii_case("sha-256")
-                    .then(|| parse_sha256_fingerprint(value))
-                    .flatten()
+                alg.eq_ignore_ascii_case("sha-256").then(|| parse_sha256_fingerprint(value)).flatten()
             })
             .ok_or_else(|| WebRtcError::unsupported("no valid a=fingerprint:sha-256"))?;
 
@@ -285,10 +257,7 @@ impl Offer {
                 )));
             }
             if !m.rtcp_mux {
-                return Err(WebRtcError::bad_offer(format!(
-                    "mid '{}' has no a=rtcp-mux (RFC 8829 §5.1.3)",
-                    m.mid
-                )));
+                return Err(WebRtcError::bad_offer(format!("mid '{}' has no a=rtcp-mux (RFC 8829 §5.1.3)", m.mid)));
             }
         }
 
@@ -311,10 +280,7 @@ fn is_ice_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '+' || c == '/'
 }
 
-fn parse_media(
-    index: usize,
-    md: &rtc_sdp::description::media::MediaDescription,
-) -> Result<OfferedMedia, WebRtcError> {
+fn parse_media(index: usize, md: &rtc_sdp::description::media::MediaDescription) -> Result<OfferedMedia, WebRtcError> {
     let a = &md.attributes;
     let media_type = md.media_name.media.clone();
     let kind = match media_type.as_str() {
@@ -353,8 +319,7 @@ fn parse_media(
             rtcp_fb: Vec::new(),
         });
     }
-    let find =
-        |codecs: &mut Vec<OfferedCodec>, pt: u8| codecs.iter().position(|c| c.payload_type == pt);
+    let find = |codecs: &mut Vec<OfferedCodec>, pt: u8| codecs.iter().position(|c| c.payload_type == pt);
     for v in attrs(a, "rtpmap") {
         // <pt> <name>/<clock>[/<channels>]
         let Some((pt, rest)) = v.split_once(' ') else {
@@ -416,10 +381,7 @@ fn parse_media(
 
     let mut ssrcs = Vec::new();
     for v in attrs(a, "ssrc") {
-        let id = v
-            .split_whitespace()
-            .next()
-            .and_then(|s| s.parse::<u32>().ok());
+        let id = v.split_whitespace().next().and_then(|s| s.parse::<u32>().ok());
         if let Some(id) = id
             && !ssrcs.contains(&id)
         {

@@ -12,11 +12,8 @@ impl WebRtcSession {
     /// Retransmits NACKed packets from the cache (RFC 4585 §6.2.1), as RTX
     /// when negotiated (RFC 4588 §4), else as the same packet.
     pub(super) fn answer_nack(&mut self, now: Instant, media_ssrc: u32, lost: &[u16]) {
-        let Some(kind) = KINDS.into_iter().find(|&k| {
-            self.send[idx(k)]
-                .as_ref()
-                .is_some_and(|s| s.ssrc == media_ssrc)
-        }) else {
+        let Some(kind) = KINDS.into_iter().find(|&k| self.send[idx(k)].as_ref().is_some_and(|s| s.ssrc == media_ssrc))
+        else {
             return;
         };
         let Some(to) = self.selected else { return };
@@ -30,11 +27,7 @@ impl WebRtcSession {
                 return;
             };
             let mid_ext = self.negotiated.media(kind).and_then(|m| m.mid_extension_id);
-            let mid = self
-                .negotiated
-                .media(kind)
-                .map(|m| m.mid.clone())
-                .unwrap_or_default();
+            let mid = self.negotiated.media(kind).map(|m| m.mid.clone()).unwrap_or_default();
             self.scratch.clear();
             match (stream.rtx_ssrc, stream.rtx_payload_type) {
                 (Some(rtx_ssrc), Some(rtx_pt)) => {
@@ -76,27 +69,16 @@ impl WebRtcSession {
     }
 
     pub(super) fn send_receiver_report(&mut self, now: Instant) {
-        let blocks: Vec<_> = self
-            .recv
-            .iter_mut()
-            .flatten()
-            .filter_map(|r| r.report(now))
-            .collect();
+        let blocks: Vec<_> = self.recv.iter_mut().flatten().filter_map(|r| r.report(now)).collect();
         if blocks.is_empty() {
             return;
         }
-        let sender = KINDS
-            .into_iter()
-            .find_map(|k| self.negotiated.media(k).map(|m| m.local_ssrc))
-            .unwrap_or(0);
+        let sender = KINDS.into_iter().find_map(|k| self.negotiated.media(k).map(|m| m.local_ssrc)).unwrap_or(0);
         let _ = self.send_rtcp_packets(&[rtcp::receiver_report(sender, &blocks)]);
     }
 
     fn ntp_time(&self, now: Instant) -> u64 {
-        let (base_instant, base_unix) = self
-            .config
-            .wallclock
-            .unwrap_or((self.created, Duration::ZERO));
+        let (base_instant, base_unix) = self.config.wallclock.unwrap_or((self.created, Duration::ZERO));
         let since = now.saturating_duration_since(base_instant) + base_unix;
         let secs = since.as_secs() + NTP_UNIX_OFFSET;
         let frac = ((since.subsec_nanos() as u64) << 32) / 1_000_000_000;

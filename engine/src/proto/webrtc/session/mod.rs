@@ -147,12 +147,7 @@ impl WebRtcSession {
         cert: &DtlsCertificate,
         now: Instant,
     ) -> Result<Self, WebRtcError> {
-        let dtls = DtlsTransport::new(
-            DtlsRole::Server,
-            cert,
-            negotiated.remote_fingerprint,
-            &config.dtls,
-        )?;
+        let dtls = DtlsTransport::new(DtlsRole::Server, cert, negotiated.remote_fingerprint, &config.dtls)?;
         let mut rng = rand::rng();
         let mut send: [Option<SendStream>; 2] = [None, None];
         if negotiated.role == Role::Subscriber {
@@ -262,12 +257,7 @@ impl WebRtcSession {
     /// Handles one datagram from `from`. Returns an error only when it closed
     /// the session (a [`SessionEvent::Closed`] is queued too); bad packets are
     /// counted and dropped.
-    pub fn handle_input(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        data: &[u8],
-    ) -> Result<(), WebRtcError> {
+    pub fn handle_input(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<(), WebRtcError> {
         if self.phase == Phase::Closed {
             return Ok(());
         }
@@ -322,10 +312,8 @@ impl WebRtcSession {
                     self.selected = Some(from);
                 }
                 if !known || select {
-                    self.events.push_back(SessionEvent::PeerAddress {
-                        addr: from,
-                        nominated: self.selected == Some(from),
-                    });
+                    self.events
+                        .push_back(SessionEvent::PeerAddress { addr: from, nominated: self.selected == Some(from) });
                 }
                 self.queue_control(from, Bytes::from(response));
             }
@@ -373,8 +361,7 @@ impl WebRtcSession {
                 self.next_rr = Some(now + self.config.receiver_report_interval);
                 self.next_sr = Some(now + self.config.sender_report_interval);
                 let remote = self.selected.unwrap_or_else(|| self.peers[0]);
-                self.events
-                    .push_back(SessionEvent::Connected { remote, profile });
+                self.events.push_back(SessionEvent::Connected { remote, profile });
                 Ok(())
             }
             Err(e) => {
@@ -405,13 +392,9 @@ impl WebRtcSession {
     fn kind_of_ssrc(&self, ssrc: u32) -> Option<MediaKind> {
         KINDS.into_iter().find(|&k| {
             self.recv[idx(k)].as_ref().is_some_and(|r| r.ssrc == ssrc)
-                || self.send[idx(k)]
-                    .as_ref()
-                    .is_some_and(|s| s.ssrc == ssrc || s.rtx_ssrc == Some(ssrc))
+                || self.send[idx(k)].as_ref().is_some_and(|s| s.ssrc == ssrc || s.rtx_ssrc == Some(ssrc))
                 || self.negotiated.media(k).is_some_and(|m| {
-                    m.remote_ssrcs.contains(&ssrc)
-                        || m.remote_rtx_ssrc == Some(ssrc)
-                        || m.local_ssrc == ssrc
+                    m.remote_ssrcs.contains(&ssrc) || m.remote_rtx_ssrc == Some(ssrc) || m.local_ssrc == ssrc
                 })
         })
     }
@@ -469,12 +452,8 @@ impl WebRtcSession {
         } else {
             (pkt, false)
         };
-        let clock = self
-            .negotiated
-            .media(kind)
-            .map_or(90_000, |m| m.codec.clock_rate());
-        let track_loss =
-            self.config.send_nacks && self.negotiated.media(kind).is_some_and(|m| m.nack);
+        let clock = self.negotiated.media(kind).map_or(90_000, |m| m.codec.clock_rate());
+        let track_loss = self.config.send_nacks && self.negotiated.media(kind).is_some_and(|m| m.nack);
         let stream = self.recv[idx(kind)].get_or_insert_with(|| RecvStream::new(pkt.ssrc, clock));
         if stream.ssrc != pkt.ssrc {
             if repaired {
@@ -491,20 +470,13 @@ impl WebRtcSession {
             stream.on_packet(now, arrival, pkt.sequence_number, pkt.timestamp, track_loss);
         }
         self.stats.rtp_in += 1;
-        self.push_event(SessionEvent::Rtp {
-            kind,
-            packet: pkt,
-            repaired,
-        });
+        self.push_event(SessionEvent::Rtp { kind, packet: pkt, repaired });
     }
 
     /// RFC 4588 §4: the original packet from an RTX packet.
     fn unwrap_rtx(&mut self, kind: MediaKind, rtx: &RtpPacket) -> Option<RtpPacket> {
         let m = self.negotiated.media(kind)?;
-        let ssrc = self.recv[idx(kind)]
-            .as_ref()
-            .map(|r| r.ssrc)
-            .or_else(|| m.remote_ssrcs.first().copied())?;
+        let ssrc = self.recv[idx(kind)].as_ref().map(|r| r.ssrc).or_else(|| m.remote_ssrcs.first().copied())?;
         let (osn, payload) = super::rtp::rtx_unwrap(&rtx.payload())?;
         let mut buf = Vec::with_capacity(12 + payload.len());
         RtpHeader {
@@ -544,12 +516,8 @@ impl WebRtcSession {
                 RtcpPacket::Pli { media_ssrc, .. } | RtcpPacket::Nack { media_ssrc, .. } => {
                     self.kind_of_ssrc(*media_ssrc)
                 }
-                RtcpPacket::Fir { entries, .. } => {
-                    entries.first().and_then(|(s, _)| self.kind_of_ssrc(*s))
-                }
-                RtcpPacket::ReceiverReport { reports, .. } => {
-                    reports.first().and_then(|r| self.kind_of_ssrc(r.ssrc))
-                }
+                RtcpPacket::Fir { entries, .. } => entries.first().and_then(|(s, _)| self.kind_of_ssrc(*s)),
+                RtcpPacket::ReceiverReport { reports, .. } => reports.first().and_then(|r| self.kind_of_ssrc(r.ssrc)),
                 _ => None,
             };
             match &p {
@@ -561,17 +529,12 @@ impl WebRtcSession {
                         r.on_sender_report(now, *ntp_time);
                     }
                 }
-                RtcpPacket::Nack {
-                    media_ssrc, lost, ..
-                } => self.answer_nack(now, *media_ssrc, lost),
+                RtcpPacket::Nack { media_ssrc, lost, .. } => self.answer_nack(now, *media_ssrc, lost),
                 RtcpPacket::Pli { .. } | RtcpPacket::Fir { .. }
-                    if kind == Some(MediaKind::Video)
-                        && self.negotiated.role == Role::Subscriber =>
+                    if kind == Some(MediaKind::Video) && self.negotiated.role == Role::Subscriber =>
                 {
                     self.stats.keyframe_requests_in += 1;
-                    self.push_event(SessionEvent::KeyframeRequested {
-                        kind: MediaKind::Video,
-                    });
+                    self.push_event(SessionEvent::KeyframeRequested { kind: MediaKind::Video });
                 }
                 _ => {}
             }
@@ -661,12 +624,7 @@ impl WebRtcSession {
     /// Sends one media packet of `kind` (subscribers; see the type docs).
     /// Returns `Ok(false)` when it was dropped (not connected yet, or the
     /// transmit queue is full), an error when `kind` was not negotiated.
-    pub fn send_rtp(
-        &mut self,
-        now: Instant,
-        kind: MediaKind,
-        packet: &MediaPacket,
-    ) -> Result<bool, WebRtcError> {
+    pub fn send_rtp(&mut self, now: Instant, kind: MediaKind, packet: &MediaPacket) -> Result<bool, WebRtcError> {
         if self.phase == Phase::Closed {
             return Ok(false);
         }
@@ -674,9 +632,7 @@ impl WebRtcSession {
             return Err(WebRtcError::InvalidUse("send_rtp: kind not negotiated"));
         };
         let Some(stream) = self.send[idx(kind)].as_mut() else {
-            return Err(WebRtcError::InvalidUse(
-                "send_rtp: this session does not send",
-            ));
+            return Err(WebRtcError::InvalidUse("send_rtp: this session does not send"));
         };
         let (Some(to), Some(srtp)) = (self.selected, self.srtp.as_mut()) else {
             self.stats.dropped_out += 1;
@@ -686,12 +642,7 @@ impl WebRtcSession {
             self.stats.dropped_out += 1;
             return Ok(false);
         }
-        let (seq, ts) = stream.map(
-            now,
-            packet.source_ssrc,
-            packet.sequence_number,
-            packet.timestamp,
-        );
+        let (seq, ts) = stream.map(now, packet.source_ssrc, packet.sequence_number, packet.timestamp);
         self.scratch.clear();
         RtpHeader {
             payload_type: stream.payload_type,
@@ -711,12 +662,7 @@ impl WebRtcSession {
                 now,
                 ssrc,
                 seq,
-                CachedRtp {
-                    payload_type: pt,
-                    marker: packet.marker,
-                    timestamp: ts,
-                    payload: packet.payload.clone(),
-                },
+                CachedRtp { payload_type: pt, marker: packet.marker, timestamp: ts, payload: packet.payload.clone() },
             );
         }
         self.stats.rtp_out += 1;
@@ -725,23 +671,13 @@ impl WebRtcSession {
     }
 
     /// Convenience: [`send_rtp`](Self::send_rtp) with a received packet.
-    pub fn send_rtp_packet(
-        &mut self,
-        now: Instant,
-        kind: MediaKind,
-        packet: &RtpPacket,
-    ) -> Result<bool, WebRtcError> {
+    pub fn send_rtp_packet(&mut self, now: Instant, kind: MediaKind, packet: &RtpPacket) -> Result<bool, WebRtcError> {
         self.send_rtp(now, kind, &MediaPacket::from(packet))
     }
 
     /// Sends RTCP feedback about `kind` (e.g. a PLI or NACK to a publisher),
     /// as a compound with a receiver report unless `rtcp-rsize` was agreed.
-    pub fn send_rtcp(
-        &mut self,
-        _now: Instant,
-        kind: MediaKind,
-        feedback: &RtcpFeedback,
-    ) -> Result<(), WebRtcError> {
+    pub fn send_rtcp(&mut self, _now: Instant, kind: MediaKind, feedback: &RtcpFeedback) -> Result<(), WebRtcError> {
         let sender = self
             .negotiated
             .media(kind)
@@ -755,14 +691,9 @@ impl WebRtcSession {
         self.send_rtcp_packets(&packets)
     }
 
-    fn send_rtcp_packets(
-        &mut self,
-        packets: &[Box<dyn rtc_rtcp::packet::Packet>],
-    ) -> Result<(), WebRtcError> {
+    fn send_rtcp_packets(&mut self, packets: &[Box<dyn rtc_rtcp::packet::Packet>]) -> Result<(), WebRtcError> {
         let (Some(to), Some(srtp)) = (self.selected, self.srtp.as_mut()) else {
-            return Err(WebRtcError::InvalidUse(
-                "RTCP before the session is connected",
-            ));
+            return Err(WebRtcError::InvalidUse("RTCP before the session is connected"));
         };
         let plain = rtcp::encode(packets)?;
         let wire = srtp.protect_rtcp(&plain)?;
@@ -778,9 +709,10 @@ impl WebRtcSession {
         if self.phase != Phase::Connected || self.negotiated.role != Role::Publisher {
             return false;
         }
-        if self.last_keyframe_request.is_some_and(|t| {
-            now.saturating_duration_since(t) < self.config.keyframe_request_interval
-        }) {
+        if self
+            .last_keyframe_request
+            .is_some_and(|t| now.saturating_duration_since(t) < self.config.keyframe_request_interval)
+        {
             return false;
         }
         let Some(m) = self.negotiated.video.as_ref() else {
@@ -793,10 +725,7 @@ impl WebRtcSession {
             RtcpFeedback::Pli { media_ssrc }
         } else {
             self.fir_seq = self.fir_seq.wrapping_add(1);
-            RtcpFeedback::Fir {
-                media_ssrc,
-                seq: self.fir_seq,
-            }
+            RtcpFeedback::Fir { media_ssrc, seq: self.fir_seq }
         };
         if self.send_rtcp(now, MediaKind::Video, &fb).is_ok() {
             self.last_keyframe_request = Some(now);
@@ -859,10 +788,8 @@ impl WebRtcSession {
 
     fn push_event(&mut self, e: SessionEvent) {
         if self.events.len() >= self.config.max_queued_events {
-            if let Some(i) = self
-                .events
-                .iter()
-                .position(|e| matches!(e, SessionEvent::Rtp { .. } | SessionEvent::Rtcp { .. }))
+            if let Some(i) =
+                self.events.iter().position(|e| matches!(e, SessionEvent::Rtp { .. } | SessionEvent::Rtcp { .. }))
             {
                 self.events.remove(i);
             } else {

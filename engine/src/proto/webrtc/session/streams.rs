@@ -64,14 +64,7 @@ impl RecvStream {
     }
 
     /// Records a packet; `arrival` is `now` relative to the session's start.
-    pub fn on_packet(
-        &mut self,
-        now: Instant,
-        arrival: Duration,
-        seq: u16,
-        timestamp: u32,
-        track_loss: bool,
-    ) {
+    pub fn on_packet(&mut self, now: Instant, arrival: Duration, seq: u16, timestamp: u32, track_loss: bool) {
         let before = self.ext.highest();
         let ext = self.ext.extend(seq);
         if before.is_none() {
@@ -99,14 +92,7 @@ impl RecvStream {
                 self.missing.clear(); // restart or huge burst: not worth NACKing
             } else {
                 for s in h + 1..ext {
-                    self.missing.insert(
-                        s,
-                        Missing {
-                            first_seen: now,
-                            last_sent: None,
-                            tries: 0,
-                        },
-                    );
+                    self.missing.insert(s, Missing { first_seen: now, last_sent: None, tries: 0 });
                 }
                 while self.missing.len() > MAX_MISSING {
                     self.missing.pop_first();
@@ -126,9 +112,7 @@ impl RecvStream {
 
     /// Sequence numbers to NACK now (and marks them sent).
     pub fn due_nacks(&mut self, now: Instant) -> Vec<u16> {
-        self.missing.retain(|_, m| {
-            now.saturating_duration_since(m.first_seen) < NACK_GIVE_UP && m.tries < NACK_TRIES
-        });
+        self.missing.retain(|_, m| now.saturating_duration_since(m.first_seen) < NACK_GIVE_UP && m.tries < NACK_TRIES);
         let mut out = Vec::new();
         for (seq, m) in self.missing.iter_mut() {
             let due = match m.last_sent {
@@ -250,8 +234,7 @@ impl SendStream {
                 (Some(_), Some(h), Some(at)) => {
                     let next_seq = (h as u16).wrapping_add(1);
                     let elapsed = now.saturating_duration_since(at);
-                    let ticks = (elapsed.as_micros() as u64 * self.clock_rate as u64 / 1_000_000)
-                        .max(1) as u32;
+                    let ticks = (elapsed.as_micros() as u64 * self.clock_rate as u64 / 1_000_000).max(1) as u32;
                     let next_ts = self.last_ts.wrapping_add(ticks);
                     self.seq_offset = next_seq.wrapping_sub(seq);
                     self.ts_offset = next_ts.wrapping_sub(ts);
@@ -286,8 +269,7 @@ impl SendStream {
     /// packet), for a sender report.
     pub fn rtp_time_at(&self, now: Instant) -> Option<u32> {
         let at = self.last_sent_at?;
-        let ticks = (now.saturating_duration_since(at).as_micros() as u64 * self.clock_rate as u64
-            / 1_000_000) as u32;
+        let ticks = (now.saturating_duration_since(at).as_micros() as u64 * self.clock_rate as u64 / 1_000_000) as u32;
         Some(self.last_ts.wrapping_add(ticks))
     }
 }

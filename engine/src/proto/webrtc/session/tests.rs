@@ -37,22 +37,13 @@ impl Pair {
         Self::with(role, video, |_| {})
     }
 
-    fn with(
-        role: Role,
-        video: Codec,
-        tweak: impl FnOnce(&mut super::super::sdp::Negotiated),
-    ) -> Pair {
+    fn with(role: Role, video: Codec, tweak: impl FnOnce(&mut super::super::sdp::Negotiated)) -> Pair {
         let now = Instant::now();
         let server_addr: SocketAddr = SERVER.parse().unwrap();
         let cert = DtlsCertificate::generate().unwrap();
         let mut client = WebRtcClient::new().unwrap();
         let offer = Offer::parse(&client.offer(role == Role::Publisher)).unwrap();
-        let mut opts = AnswerOptions::new(
-            role,
-            IceCredentials::random(&mut rand::rng()),
-            &cert,
-            vec![server_addr],
-        );
+        let mut opts = AnswerOptions::new(role, IceCredentials::random(&mut rand::rng()), &cert, vec![server_addr]);
         opts.video_codecs = vec![video];
         let (answer, mut negotiated) = build_answer(&offer, &opts).unwrap();
         tweak(&mut negotiated);
@@ -126,21 +117,14 @@ impl Pair {
                 return;
             }
         }
-        panic!(
-            "did not connect: {:?} {:?}",
-            self.server, self.server_events
-        );
+        panic!("did not connect: {:?} {:?}", self.server, self.server_events);
     }
 
     fn server_rtp(&self) -> Vec<(MediaKind, RtpPacket, bool)> {
         self.server_events
             .iter()
             .filter_map(|e| match e {
-                SessionEvent::Rtp {
-                    kind,
-                    packet,
-                    repaired,
-                } => Some((*kind, packet.clone(), *repaired)),
+                SessionEvent::Rtp { kind, packet, repaired } => Some((*kind, packet.clone(), *repaired)),
                 _ => None,
             })
             .collect()
@@ -186,21 +170,12 @@ fn publisher_connects_and_media_flows_with_nack_and_rtx_repair() {
     let mut p = Pair::new(Role::Publisher, Codec::H264);
     p.connect();
     assert!(matches!(
-        p.server_events
-            .iter()
-            .find(|e| matches!(e, SessionEvent::PeerAddress { .. })),
-        Some(SessionEvent::PeerAddress {
-            nominated: true,
-            ..
-        })
+        p.server_events.iter().find(|e| matches!(e, SessionEvent::PeerAddress { .. })),
+        Some(SessionEvent::PeerAddress { nominated: true, .. })
     ));
     let profile = p.server.srtp_profile().unwrap();
     assert_eq!(profile, super::super::srtp::SrtpProfile::AeadAes128Gcm);
-    assert!(
-        p.server_events
-            .iter()
-            .any(|e| matches!(e, SessionEvent::Connected { .. }))
-    );
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::Connected { .. })));
     assert_eq!(p.server.remote_addr(), Some(p.client_addr));
 
     // 100 video packets (seq 10 and 11 lost on the way) and 50 audio packets.
@@ -213,31 +188,18 @@ fn publisher_connects_and_media_flows_with_nack_and_rtx_repair() {
     });
     for i in 0..100u16 {
         let body = format!("video frame {i}");
-        p.client
-            .send_rtp(&plain(pt::H264, i, i as u32 * 3000, vssrc, body.as_bytes()))
-            .unwrap();
+        p.client.send_rtp(&plain(pt::H264, i, i as u32 * 3000, vssrc, body.as_bytes())).unwrap();
         if i < 50 {
-            p.client
-                .send_rtp(&plain(pt::OPUS, i, i as u32 * 960, assrc, b"opus"))
-                .unwrap();
+            p.client.send_rtp(&plain(pt::OPUS, i, i as u32 * 960, assrc, b"opus")).unwrap();
         }
         p.advance(Duration::from_millis(5));
     }
     let rtp = p.server_rtp();
-    let video: Vec<_> = rtp
-        .iter()
-        .filter(|(k, ..)| *k == MediaKind::Video)
-        .collect();
-    let audio: Vec<_> = rtp
-        .iter()
-        .filter(|(k, ..)| *k == MediaKind::Audio)
-        .collect();
+    let video: Vec<_> = rtp.iter().filter(|(k, ..)| *k == MediaKind::Video).collect();
+    let audio: Vec<_> = rtp.iter().filter(|(k, ..)| *k == MediaKind::Audio).collect();
     assert_eq!(video.len(), 98);
     assert_eq!(audio.len(), 50);
-    let (_, v20, _) = video
-        .iter()
-        .find(|(_, p, _)| p.sequence_number == 20)
-        .unwrap();
+    let (_, v20, _) = video.iter().find(|(_, p, _)| p.sequence_number == 20).unwrap();
     assert_eq!(&v20.payload()[..], b"video frame 20");
     assert_eq!(v20.ssrc, vssrc);
     assert_eq!(v20.extension(4), Some(&b"1"[..]));
@@ -247,9 +209,7 @@ fn publisher_connects_and_media_flows_with_nack_and_rtx_repair() {
         .client_rtcp()
         .iter()
         .filter_map(|r| match r {
-            RtcpPacket::Nack {
-                media_ssrc, lost, ..
-            } if *media_ssrc == vssrc => Some(lost.clone()),
+            RtcpPacket::Nack { media_ssrc, lost, .. } if *media_ssrc == vssrc => Some(lost.clone()),
             _ => None,
         })
         .flatten()
@@ -258,35 +218,24 @@ fn publisher_connects_and_media_flows_with_nack_and_rtx_repair() {
     assert!(p.server.stats().nacks_sent >= 1);
     // Receiver reports arrived, with the loss counted.
     p.advance(Duration::from_millis(1100));
-    assert!(
-        p.client_rtcp()
-            .iter()
-            .any(|r| matches!(r, RtcpPacket::ReceiverReport { reports, .. }
-        if reports.iter().any(|b| b.ssrc == vssrc && b.total_lost == 2)))
-    );
+    assert!(p.client_rtcp().iter().any(|r| matches!(r, RtcpPacket::ReceiverReport { reports, .. }
+        if reports.iter().any(|b| b.ssrc == vssrc && b.total_lost == 2))));
 
     // Repair 10 via RTX: the server unwraps it into the original stream.
     let mut body = Vec::new();
     rtx_payload(10, b"video frame 10", &mut body);
-    p.client
-        .send_rtp(&plain(pt::H264_RTX, 0, 30000, rtx_ssrc, &body))
-        .unwrap();
+    p.client.send_rtp(&plain(pt::H264_RTX, 0, 30000, rtx_ssrc, &body)).unwrap();
     p.advance(Duration::from_millis(5));
     let repaired: Vec<_> = p.server_rtp().into_iter().filter(|(_, _, r)| *r).collect();
     assert_eq!(repaired.len(), 1);
     let (_, r, _) = &repaired[0];
-    assert_eq!(
-        (r.sequence_number, r.ssrc, r.payload_type),
-        (10, vssrc, pt::H264)
-    );
+    assert_eq!((r.sequence_number, r.ssrc, r.payload_type), (10, vssrc, pt::H264));
     assert_eq!(&r.payload()[..], b"video frame 10");
 
     // A replayed SRTP packet is refused (replay protection on).
     let before = p.server.stats().srtp_errors;
     let mut captured = None;
-    p.client
-        .send_rtp(&plain(pt::OPUS, 500, 0, assrc, b"x"))
-        .unwrap();
+    p.client.send_rtp(&plain(pt::OPUS, 500, 0, assrc, b"x")).unwrap();
     while let Some((_, b)) = p.client.poll_transmit() {
         let _ = p.server.handle_input(p.now, p.client_addr, &b);
         captured = Some(b);
@@ -297,16 +246,9 @@ fn publisher_connects_and_media_flows_with_nack_and_rtx_repair() {
 
     // PLI towards the publisher, throttled.
     assert!(p.server.request_keyframe(p.now));
-    assert!(
-        !p.server
-            .request_keyframe(p.now + Duration::from_millis(100))
-    );
+    assert!(!p.server.request_keyframe(p.now + Duration::from_millis(100)));
     p.pump();
-    assert!(
-        p.client_rtcp()
-            .iter()
-            .any(|r| matches!(r, RtcpPacket::Pli { media_ssrc, .. } if *media_ssrc == vssrc))
-    );
+    assert!(p.client_rtcp().iter().any(|r| matches!(r, RtcpPacket::Pli { media_ssrc, .. } if *media_ssrc == vssrc)));
 }
 
 #[test]
@@ -314,10 +256,7 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
     let mut p = Pair::new(Role::Subscriber, Codec::Vp8);
     p.connect();
     let v = p.server.negotiated().video.clone().unwrap();
-    assert_eq!(
-        (v.codec, v.payload_type, v.rtx_payload_type),
-        (Codec::Vp8, pt::VP8, Some(pt::VP8_RTX))
-    );
+    assert_eq!((v.codec, v.payload_type, v.rtx_payload_type), (Codec::Vp8, pt::VP8, Some(pt::VP8_RTX)));
     let a = p.server.negotiated().audio.clone().unwrap();
 
     // A publisher's packets (its own SSRC/PT/numbering), then a restart.
@@ -349,32 +288,17 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
     assert_eq!(audio.len(), 50);
     assert!(video.iter().all(|r| r.payload_type == pt::VP8));
     assert!(audio.iter().all(|r| r.payload_type == pt::OPUS));
-    assert_eq!(
-        video[1].sequence_number,
-        video[0].sequence_number.wrapping_add(2)
-    );
+    assert_eq!(video[1].sequence_number, video[0].sequence_number.wrapping_add(2));
     assert_eq!(video[1].timestamp, video[0].timestamp.wrapping_add(3000));
-    assert_eq!(
-        video[3].extension(v.mid_extension_id.unwrap()),
-        Some(&b"1"[..])
-    );
+    assert_eq!(video[3].extension(v.mid_extension_id.unwrap()), Some(&b"1"[..]));
     assert_eq!(&video[7].payload()[..], b"vp8 7");
 
     // The player NACKs the gap after video[0]: answered as RTX with the OSN.
     let missing = video[0].sequence_number.wrapping_add(1);
     let present = video[4].sequence_number;
-    p.client
-        .send_rtcp(&RtcpFeedback::Nack {
-            media_ssrc: v.local_ssrc,
-            lost: vec![missing, present],
-        })
-        .unwrap();
+    p.client.send_rtcp(&RtcpFeedback::Nack { media_ssrc: v.local_ssrc, lost: vec![missing, present] }).unwrap();
     p.pump();
-    let rtx: Vec<_> = p
-        .client_rtp()
-        .into_iter()
-        .filter(|r| Some(r.ssrc) == v.local_rtx_ssrc)
-        .collect();
+    let rtx: Vec<_> = p.client_rtp().into_iter().filter(|r| Some(r.ssrc) == v.local_rtx_ssrc).collect();
     assert_eq!(rtx.len(), 1, "only the cached packet is resent");
     assert_eq!(rtx[0].payload_type, pt::VP8_RTX);
     let (osn, payload) = super::super::rtp::rtx_unwrap(&rtx[0].payload()).unwrap();
@@ -383,18 +307,9 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
     assert_eq!(p.server.stats().nack_misses, 1);
 
     // PLI from the player becomes a keyframe request.
-    p.client
-        .send_rtcp(&RtcpFeedback::Pli {
-            media_ssrc: v.local_ssrc,
-        })
-        .unwrap();
+    p.client.send_rtcp(&RtcpFeedback::Pli { media_ssrc: v.local_ssrc }).unwrap();
     p.pump();
-    assert!(p.server_events.iter().any(|e| matches!(
-        e,
-        SessionEvent::KeyframeRequested {
-            kind: MediaKind::Video
-        }
-    )));
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { kind: MediaKind::Video })));
 
     // Publisher restart: new SSRC, unrelated numbers; the player sees continuity.
     let last = (*video.last().unwrap()).clone();
@@ -413,11 +328,7 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
         )
         .unwrap();
     p.pump();
-    let after = p
-        .client_rtp()
-        .into_iter()
-        .find(|r| &r.payload()[..] == b"after restart")
-        .unwrap();
+    let after = p.client_rtp().into_iter().find(|r| &r.payload()[..] == b"after restart").unwrap();
     assert_eq!(after.sequence_number, last.sequence_number.wrapping_add(1));
     assert_eq!(after.ssrc, v.local_ssrc);
     // 60 ms after the last packet (sent at t - 20 ms): 60 * 90 ticks.
@@ -425,10 +336,8 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
 
     // Sender reports follow within a second.
     p.advance(Duration::from_millis(1100));
-    assert!(p.client_rtcp().iter().any(
-        |r| matches!(r, RtcpPacket::SenderReport { ssrc, packet_count, .. }
-        if *ssrc == v.local_ssrc && *packet_count == 51)
-    ));
+    assert!(p.client_rtcp().iter().any(|r| matches!(r, RtcpPacket::SenderReport { ssrc, packet_count, .. }
+        if *ssrc == v.local_ssrc && *packet_count == 51)));
 }
 
 #[test]
@@ -440,32 +349,20 @@ fn consent_expires_without_checks() {
     assert!(!p.server.is_closed());
     p.advance(Duration::from_secs(2));
     assert!(p.server.is_closed());
-    assert!(p.server_events.iter().any(|e| matches!(
-        e,
-        SessionEvent::Closed {
-            reason: CloseReason::ConsentExpired
-        }
-    )));
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::Closed { reason: CloseReason::ConsentExpired })));
     assert_eq!(p.server.poll_timeout(), None);
 }
 
 #[test]
 fn fingerprint_mismatch_fails_the_handshake() {
-    let mut p = Pair::with(Role::Publisher, Codec::H264, |n| {
-        n.remote_fingerprint[0] ^= 1
-    });
+    let mut p = Pair::with(Role::Publisher, Codec::H264, |n| n.remote_fingerprint[0] ^= 1);
     for _ in 0..100 {
         p.advance(Duration::from_millis(5));
     }
     assert!(!p.server.is_connected());
     assert!(p.server.is_closed());
     assert!(
-        p.server_events.iter().any(|e| matches!(
-            e,
-            SessionEvent::Closed {
-                reason: CloseReason::Error(_)
-            }
-        )),
+        p.server_events.iter().any(|e| matches!(e, SessionEvent::Closed { reason: CloseReason::Error(_) })),
         "{:?}",
         p.server_events
     );
@@ -476,9 +373,7 @@ fn dtls_from_unauthenticated_addresses_is_dropped_and_connect_times_out() {
     let mut p = Pair::new(Role::Publisher, Codec::H264);
     // A DTLS-looking datagram from an address that passed no check.
     let stranger: SocketAddr = "127.0.0.9:1".parse().unwrap();
-    p.server
-        .handle_input(p.now, stranger, &[22, 0xfe, 0xfd, 0, 0])
-        .unwrap();
+    p.server.handle_input(p.now, stranger, &[22, 0xfe, 0xfd, 0, 0]).unwrap();
     assert_eq!(p.server.stats().dropped_in, 1);
     assert!(p.server.poll_transmit().is_none());
     // Nobody completes ICE: the session gives up after connect_timeout.
@@ -494,29 +389,15 @@ fn close_sends_close_notify_and_peer_close_is_reported() {
     p.connect();
     p.server.close(p.now);
     p.pump();
-    assert!(
-        p.client_events
-            .iter()
-            .any(|e| matches!(e, ClientEvent::Closed))
-    );
-    assert!(p.server_events.iter().any(|e| matches!(
-        e,
-        SessionEvent::Closed {
-            reason: CloseReason::Local
-        }
-    )));
+    assert!(p.client_events.iter().any(|e| matches!(e, ClientEvent::Closed)));
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::Closed { reason: CloseReason::Local })));
 
     let mut p = Pair::new(Role::Publisher, Codec::H264);
     p.connect();
     p.client.close(p.now);
     p.pump();
     assert!(p.server.is_closed());
-    assert!(p.server_events.iter().any(|e| matches!(
-        e,
-        SessionEvent::Closed {
-            reason: CloseReason::PeerClosed
-        }
-    )));
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::Closed { reason: CloseReason::PeerClosed })));
 }
 
 #[test]
@@ -528,7 +409,11 @@ fn peer_reflexive_address_change_follows_use_candidate() {
     p.advance(Duration::from_secs(3));
     assert_eq!(p.server.remote_addr(), Some(p.client_addr));
     assert_eq!(p.server.peer_addresses().len(), 2);
-    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::PeerAddress { addr, nominated: true } if *addr == p.client_addr)));
+    assert!(
+        p.server_events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::PeerAddress { addr, nominated: true } if *addr == p.client_addr))
+    );
     // Media now goes there.
     let v = p.server.negotiated().video.clone().unwrap();
     let pkt = MediaPacket {
