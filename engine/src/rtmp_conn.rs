@@ -84,7 +84,7 @@ impl Conn {
         // Timers (handshake/idle timeouts, pings) run in their own task: a read is
         // never cancelled by a timeout, because cancelling an io_uring read can lose
         // bytes that the kernel already delivered.
-        monoio::spawn(timer(self.clone()));
+        monoio::spawn(timer(Rc::downgrade(self)));
         let mut buf = vec![0u8; SMALL_READ];
         loop {
             if self.closing.get() || self.session.borrow().is_closed() {
@@ -377,11 +377,16 @@ impl Conn {
 /// The connection's timers: sleeps until the session's next deadline, lets it
 /// handle the timeout (pings, handshake/idle timeouts) and sends what it queued.
 /// A session closed by a timeout shuts the socket down, which ends the read loop.
-async fn timer(conn: Rc<Conn>) {
+async fn timer(weak: std::rc::Weak<Conn>) {
     loop {
-        let deadline = conn.session.borrow().poll_timeout();
+        // Holds the connection only while awake: an ended connection is freed at once.
+        let deadline = match weak.upgrade() {
+            Some(conn) => conn.session.borrow().poll_timeout(),
+            None => break,
+        };
         let Some(deadline) = deadline else { break };
         monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await;
+        let Some(conn) = weak.upgrade() else { break };
         if conn.closing.get() {
             break;
         }
