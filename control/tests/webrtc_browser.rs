@@ -9,31 +9,11 @@
 
 mod media;
 use media::Server;
+use media::rtc::enter_netns;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const NETNS_ENV: &str = "MICROVIBE_WEBRTC_BROWSER_IN_NETNS";
-
-/// Re-runs `test` inside `unshare -n`; true when the body should run here.
-fn enter_netns(test: &str) -> bool {
-    if std::env::var_os(NETNS_ENV).is_some() {
-        return true;
-    }
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "WebRTC browser tests need root for `unshare -n` (CI runs as root)");
-    let exe = std::env::current_exe().unwrap();
-    let status = Command::new("timeout")
-        .args(["-k", "10", "300", "unshare", "-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
-        .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(NETNS_ENV, "1")
-        .status()
-        .expect("run unshare");
-    assert!(status.success(), "{test} failed inside its network namespace ({status})");
-    false
-}
 
 fn require_browser_tools(dir: &Path) {
     assert!(

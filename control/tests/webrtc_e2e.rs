@@ -4,95 +4,13 @@
 //! can only ever reach 127.0.0.1.
 
 mod media;
-use media::{Proc, Server};
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use media::Server;
+use media::rtc::{Peer, enter_netns, start_rtc};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const NETNS_ENV: &str = "MICROVIBE_WEBRTC_E2E_IN_NETNS";
-
-fn python() -> PathBuf {
-    let py = std::env::var_os("AIORTC_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/aiortc-venv/bin/python"));
-    let ok = Command::new(&py).args(["-c", "import aiortc, av"]).status().map(|s| s.success()).unwrap_or(false);
-    assert!(
-        ok,
-        "aiortc is required and was not found with {py:?}: run .ci/run, or \
-         python3 -m venv /tmp/aiortc-venv && /tmp/aiortc-venv/bin/pip install aiortc"
-    );
-    py
-}
-
-/// Re-runs `test` inside `unshare -n`; true when the body should run here.
-fn enter_netns(test: &str) -> bool {
-    if std::env::var_os(NETNS_ENV).is_some() {
-        return true;
-    }
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "WebRTC e2e tests need root for `unshare -n` (CI runs as root)");
-    let exe = std::env::current_exe().unwrap();
-    let status = Command::new("unshare")
-        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
-        .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(NETNS_ENV, "1")
-        .status()
-        .expect("run unshare");
-    assert!(status.success(), "{test} failed inside its network namespace");
-    false
-}
-
-struct Peer {
-    proc: Proc,
-    lines: Receiver<Value>,
-}
-
-impl Peer {
-    fn spawn(args: &[&str]) -> Peer {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webrtc/whip_peer.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if tx.send(v).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        Peer { proc: Proc(child), lines: rx }
-    }
-
-    /// The next line of `type`, within `t`.
-    fn wait(&self, ty: &str, t: Duration) -> Value {
-        let deadline = Instant::now() + t;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) if v["type"] == ty => return v,
-                Ok(_) => continue,
-                Err(_) => panic!("no {ty:?} from the aiortc peer within {t:?}"),
-            }
-        }
-    }
-}
-
 async fn start() -> Server {
-    let base = media::free_port().to_string();
-    Server::start(&[("MICROVIBE__WEBRTC__UDP_PORT_BASE", &base), ("MICROVIBE__WEBRTC__CANDIDATES", "127.0.0.1")]).await
+    start_rtc(&[]).await
 }
 
 async fn publish_and_watch(codec: &str) {

@@ -3,6 +3,8 @@
 //! FLV fixture (H.264 + AAC, 720p, ~2.5 Mbit/s) made once per target directory.
 #![allow(dead_code)]
 
+pub mod rtc;
+
 use serde_json::{Value, json};
 use std::io::Read;
 use std::net::TcpListener;

@@ -1,0 +1,105 @@
+//! WebRTC test helpers shared by the e2e binaries: the network namespace each test
+//! re-runs itself in, the aiortc interpreter, a server with WebRTC on loopback, and
+//! the aiortc WHIP/WHEP peer (control/tests/webrtc/whip_peer.py).
+
+use super::{Proc, Server, free_port};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+const NETNS_ENV: &str = "MICROVIBE_TEST_IN_NETNS";
+
+/// The Python that can `import aiortc` (`AIORTC_PYTHON`, else /tmp/aiortc-venv).
+pub fn python() -> PathBuf {
+    let py = std::env::var_os("AIORTC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/aiortc-venv/bin/python"));
+    let ok = Command::new(&py).args(["-c", "import aiortc, av"]).status().map(|s| s.success()).unwrap_or(false);
+    assert!(
+        ok,
+        "aiortc is required and was not found with {py:?}: run .ci/run, or \
+         python3 -m venv /tmp/aiortc-venv && /tmp/aiortc-venv/bin/pip install aiortc"
+    );
+    py
+}
+
+/// Re-runs `test` inside a fresh network namespace with only `lo` (`unshare -n`,
+/// bounded by a timeout); true when the body should run here (already inside).
+pub fn enter_netns(test: &str) -> bool {
+    if std::env::var_os(NETNS_ENV).is_some() {
+        return true;
+    }
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "WebRTC tests need root for `unshare -n` (CI runs as root)");
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new("timeout")
+        .args(["-k", "10", "300", "unshare", "-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(NETNS_ENV, "1")
+        .status()
+        .expect("run unshare");
+    assert!(status.success(), "{test} failed inside its network namespace ({status})");
+    false
+}
+
+/// A server with WebRTC on a free UDP port base, candidates 127.0.0.1, plus `extra` env.
+pub async fn start_rtc(extra: &[(&str, &str)]) -> Server {
+    let base = free_port().to_string();
+    let mut env =
+        vec![("MICROVIBE__WEBRTC__UDP_PORT_BASE", base.as_str()), ("MICROVIBE__WEBRTC__CANDIDATES", "127.0.0.1")];
+    env.extend_from_slice(extra);
+    Server::start(&env).await
+}
+
+/// An aiortc peer (control/tests/webrtc/whip_peer.py) and its JSON lines.
+pub struct Peer {
+    pub proc: Proc,
+    lines: Receiver<Value>,
+}
+
+impl Peer {
+    pub fn spawn(args: &[&str]) -> Peer {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webrtc/whip_peer.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Peer { proc: Proc(child), lines: rx }
+    }
+
+    /// The next line of `type`, within `t`.
+    pub fn wait(&self, ty: &str, t: Duration) -> Value {
+        self.try_wait(ty, t).unwrap_or_else(|| panic!("no {ty:?} from the aiortc peer within {t:?}"))
+    }
+
+    pub fn try_wait(&self, ty: &str, t: Duration) -> Option<Value> {
+        let deadline = Instant::now() + t;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v["type"] == ty => return Some(v),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
