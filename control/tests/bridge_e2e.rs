@@ -16,7 +16,7 @@
 
 mod media;
 use media::rtc::{Peer, enter_netns, start_rtc};
-use media::{Proc, Server};
+use media::{Proc, Server, require_browser_tools};
 use serde_json::{Value, json};
 use std::io::Read;
 use std::path::Path;
@@ -447,17 +447,6 @@ async fn webrtc_loss_and_restarts_do_not_break_rtmp_and_hls() {
 }
 
 // ---- 3. Chromium plays an RTMP publish over WHEP ----------------------------------
-
-fn require_browser_tools(dir: &Path) {
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: run .ci/run (it installs Debian's chromium), or apt-get install -y chromium"
-    );
-    let node = Command::new("node").arg("--version").output();
-    assert!(node.map(|o| o.status.success()).unwrap_or(false), "node is missing (run .ci/run)");
-    let p = dir.join("node_modules/playwright-core/package.json");
-    assert!(p.exists(), "{} is missing: run .ci/run (it runs `npm ci --prefix tests/browser`)", p.display());
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_plays_rtmp_over_whep() {

@@ -9,25 +9,12 @@
 
 mod media;
 use media::Server;
+use media::require_browser_tools;
 use media::rtc::enter_netns;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn require_browser_tools(dir: &Path) {
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: run .ci/run (it installs Debian's chromium), or apt-get install -y chromium"
-    );
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.map(|o| o.status.success()).unwrap_or(false),
-        "node is missing: the browser test runs tests/browser/webrtc.mjs with Node.js (run .ci/run)"
-    );
-    let p = dir.join("node_modules/playwright-core/package.json");
-    assert!(p.exists(), "{} is missing: run .ci/run (it runs `npm ci --prefix tests/browser`)", p.display());
-}
 
 fn sessions(stat: &Value) -> u64 {
     stat["shards"].as_array().map(|a| a.iter().map(|x| x["webrtc_sessions"].as_u64().unwrap_or(0)).sum()).unwrap_or(0)

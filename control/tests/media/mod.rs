@@ -406,3 +406,19 @@ pub fn read_ws_flv(http: &str, name: &str, secs: u64) -> (usize, usize, bool) {
     write!(sock, "GET /flv/{name}.flv HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
     read_flv(sock, secs, true)
 }
+
+/// Fails loudly (never skips) when the browser tests' tools are missing: Debian's
+/// chromium, Node.js, and tests/browser/node_modules (`dir` is tests/browser).
+pub fn require_browser_tools(dir: &Path) {
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run .ci/run (it installs Debian's chromium), or apt-get install -y chromium"
+    );
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.map(|o| o.status.success()).unwrap_or(false),
+        "node is missing: the browser tests run Node.js scripts (run .ci/run)"
+    );
+    let p = dir.join("node_modules/playwright-core/package.json");
+    assert!(p.exists(), "{} is missing: run .ci/run (it runs `npm ci --prefix tests/browser`)", p.display());
+}
