@@ -5,7 +5,7 @@
 
 mod media;
 use media::Server;
-use media::rtc::{Peer, enter_netns, start_rtc};
+use media::rtc::{Peer, UdpLoss, enter_netns, start_rtc};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -17,8 +17,8 @@ async fn publish_and_watch(codec: &str) {
     publish_and_watch_with(codec, 60, false).await;
 }
 
-/// `lossy`: 2% of UDP datagrams on loopback are dropped (nftables `numgen random`;
-/// this kernel has no netem), so NACK/RTX must repair the video.
+/// `lossy`: 2% of UDP datagrams on loopback are dropped (every 50th, [`UdpLoss`]),
+/// so NACK/RTX must repair the video.
 async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
     let s = start().await;
     let room = s.room().await;
@@ -42,13 +42,7 @@ async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
     }
     // Let media flow, then a subscriber decodes at least 60 frames and some audio.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    if lossy {
-        let st = Command::new("sh")
-            .args(["-c", "nft add table inet loss && nft add chain inet loss out '{ type filter hook output priority 0; }' && nft add rule inet loss out meta l4proto udp numgen random mod 100 '<' 2 drop"])
-            .status()
-            .expect("nft (apt-get install nftables; .ci/run installs it)");
-        assert!(st.success(), "could not install the 2% loss rule");
-    }
+    let _loss = lossy.then(|| UdpLoss::one_in(50));
     let frames = min_frames.to_string();
     let sub = Peer::spawn(&["subscribe", &whep, "--min-frames", &frames, "--timeout", "40", "--delete"]);
     let done = tokio::task::spawn_blocking(move || sub.wait("done", Duration::from_secs(55))).await.unwrap();

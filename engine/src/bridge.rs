@@ -121,38 +121,90 @@ impl RtmpToRtc {
     }
 }
 
-/// Maps one RTP clock to the FLV millisecond clock: the first packet is anchored
+/// Maps one RTP clock to the FLV millisecond clock. The first packet is anchored
 /// at its arrival time relative to the stream's origin, later ones follow the RTP
-/// clock. Audio and video anchored this way stay in sync within the difference
-/// of their first packets' delays.
+/// clock. Once the publisher's RTCP sender reports of both tracks are known,
+/// [`RtcToRtmp`] re-anchors audio so that the two tracks keep the sender's own
+/// relation (its NTP clock) instead of the difference of their first packets' delays
+/// (a large keyframe paced out over a slow uplink arrives well after the audio
+/// captured at the same instant).
 struct ClockMap {
     rate: u32,
+    /// (RTP time, output ms) of the anchor.
     first: Option<(u32, i64)>,
     last: Option<u32>,
+    /// The last sender report of this track: (SSRC, NTP time in µs, RTP time).
+    sr: Option<(u32, i64, u32)>,
 }
 
 /// The bridge's clock starts this far in, so that output stamped slightly before the
 /// first packet (encoder delay) does not clamp at zero.
 const CLOCK_HEADROOM_MS: i64 = 1000;
 
+/// Re-anchor audio on a later sender report only when it is off by more than this
+/// (some senders pair the NTP time of sending the report with the RTP time of
+/// their last packet, which is off by up to a frame; a real change is larger).
+const RESYNC_MS: i64 = 80;
+
 impl ClockMap {
     fn new(rate: u32) -> Self {
-        Self { rate, first: None, last: None }
+        Self { rate, first: None, last: None, sr: None }
+    }
+
+    fn ticks_to_us(&self, delta: u32) -> i64 {
+        delta as i32 as i64 * 1_000_000 / self.rate as i64
     }
 
     /// Milliseconds for an RTP time; strictly increasing (muxers refuse equal or
     /// decreasing decode times).
     fn ms(&mut self, rtp: u32, arrival_ms: i64) -> u32 {
         let (r0, m0) = *self.first.get_or_insert((rtp, arrival_ms + CLOCK_HEADROOM_MS));
-        let delta = rtp.wrapping_sub(r0) as i32 as i64;
-        let mut ms = (m0 + delta * 1000 / self.rate as i64).clamp(0, u32::MAX as i64) as u32;
+        let mut ms = (m0 + self.ticks_to_us(rtp.wrapping_sub(r0)) / 1000).clamp(0, u32::MAX as i64) as u32;
         if let Some(l) = self.last {
             ms = ms.max(l.saturating_add(1));
         }
         self.last = Some(ms);
         ms
     }
+
+    /// The sender's clock (µs) at an RTP time of `ssrc`, from the last sender report.
+    fn sender_us(&self, ssrc: u32, rtp: u32) -> Option<i64> {
+        let (s, ntp_us, sr_rtp) = self.sr?;
+        (s == ssrc).then(|| ntp_us + self.ticks_to_us(rtp.wrapping_sub(sr_rtp)))
+    }
 }
+
+/// NTP (32.32 fixed point seconds) to microseconds.
+fn ntp_to_us(ntp: u64) -> i64 {
+    ((ntp >> 32) * 1_000_000 + (((ntp & 0xffff_ffff) * 1_000_000) >> 32)) as i64
+}
+
+/// The output ms that `b`'s RTP time `b_rtp` has on `a`'s timeline, by the sender
+/// reports of both (`None` until `a` is anchored and both have one).
+fn aligned_ms(a: &ClockMap, a_ssrc: u32, b: &ClockMap, b_ssrc: u32, b_rtp: u32) -> Option<i64> {
+    let (ar0, am0) = a.first?;
+    let a_us = a.sender_us(a_ssrc, ar0)?;
+    let b_us = b.sender_us(b_ssrc, b_rtp)?;
+    Some(am0 + (b_us - a_us).div_euclid(1000))
+}
+
+/// Video's first output: when audio is already running and both tracks' sender
+/// reports are known, video starts on audio's timeline instead of at its arrival.
+/// True when it did.
+fn anchor_video(v: &mut ClockMap, vs: Option<u32>, a: &ClockMap, aus: Option<u32>, rtp: u32, arrival_ms: i64) -> bool {
+    let (Some(vs), Some(aus)) = (vs, aus) else { return false };
+    match aligned_ms(a, aus, v, vs, rtp) {
+        Some(m) if (m - (arrival_ms + CLOCK_HEADROOM_MS)).abs() < MAX_SR_CORRECTION_MS => {
+            v.first = Some((rtp, m));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Sender reports that disagree with arrival times by more than this are not
+/// believed (a sender whose tracks use unrelated clocks).
+const MAX_SR_CORRECTION_MS: i64 = 5000;
 
 /// WebRTC (H.264 + Opus) → RTMP/FLV/HLS (H.264 + AAC).
 pub struct RtcToRtmp {
@@ -160,11 +212,14 @@ pub struct RtcToRtmp {
     video: Option<crate::proto::rtp_h264::H264Depacketizer>,
     /// The publisher's video SSRC: a new one (restart) resets the depacketizer.
     video_ssrc: Option<u32>,
+    audio_ssrc: Option<u32>,
     vclock: ClockMap,
     #[cfg(feature = "fdk-aac")]
     audio: Option<crate::proto::audio_bridge::OpusToAac>,
     aclock: ClockMap,
     sent_aac_header: bool,
+    /// Audio has been put on video's timeline by the sender reports.
+    sr_synced: bool,
     pub audio_cpu: Duration,
     warnings: Vec<String>,
 }
@@ -183,11 +238,13 @@ impl RtcToRtmp {
             origin: now,
             video: h264.then(|| crate::proto::rtp_h264::H264Depacketizer::new(Default::default())),
             video_ssrc: None,
+            audio_ssrc: None,
             vclock: ClockMap::new(90_000),
             #[cfg(feature = "fdk-aac")]
             audio: Some(crate::proto::audio_bridge::OpusToAac::new(Default::default())),
             aclock: ClockMap::new(48_000),
             sent_aac_header: false,
+            sr_synced: false,
             audio_cpu: Duration::ZERO,
             warnings,
         }
@@ -197,10 +254,41 @@ impl RtcToRtmp {
         self.warnings.clone()
     }
 
+    /// A publisher's sender report: remember it and, with both tracks' known, put
+    /// audio on video's timeline.
+    fn sender_report(&mut self, kind: MediaKind, ssrc: u32, ntp: u64, rtp: u32) {
+        if ntp == 0 {
+            return;
+        }
+        let clock = if kind == MediaKind::RtpVideo { &mut self.vclock } else { &mut self.aclock };
+        clock.sr = Some((ssrc, ntp_to_us(ntp), rtp));
+        let (Some(vs), Some(aus), Some((ar0, am0)), Some((_, _, a_rtp))) =
+            (self.video_ssrc, self.audio_ssrc, self.aclock.first, self.aclock.sr)
+        else {
+            return;
+        };
+        let Some(want) = aligned_ms(&self.vclock, vs, &self.aclock, aus, a_rtp) else { return };
+        let now = am0 + self.aclock.ticks_to_us(a_rtp.wrapping_sub(ar0)) / 1000;
+        let err = want - now;
+        if err.abs() < MAX_SR_CORRECTION_MS && (!self.sr_synced || err.abs() > RESYNC_MS) {
+            if self.sr_synced {
+                tracing::debug!(correction_ms = err, "WebRTC → RTMP: audio re-synced to video by sender reports");
+            } else {
+                tracing::info!(correction_ms = err, "WebRTC → RTMP: audio synced to video by sender reports");
+            }
+            self.aclock.first = Some((a_rtp, want));
+            self.sr_synced = true;
+        }
+    }
+
     /// Converts one RTP frame into FLV-tag frames; returns true when the publisher
     /// should be asked for a keyframe (loss, or a start mid-GOP).
     pub fn push(&mut self, now: Instant, f: &Frame, out: &mut Vec<Frame>) -> bool {
         use crate::proto::rtp_h264::DepacketizerOutput;
+        if let Some((ssrc, ntp, rtp)) = f.as_sender_report() {
+            self.sender_report(f.kind, ssrc, ntp, rtp);
+            return false;
+        }
         let Ok(p) = crate::proto::webrtc::RtpPacket::parse(f.payload.clone()) else { return false };
         let arrival = now.saturating_duration_since(self.origin).as_millis() as i64;
         let mut pli = false;
@@ -221,6 +309,18 @@ impl RtcToRtmp {
                             }
                         }
                         DepacketizerOutput::AccessUnit(au) => {
+                            if self.vclock.first.is_none()
+                                && anchor_video(
+                                    &mut self.vclock,
+                                    self.video_ssrc,
+                                    &self.aclock,
+                                    self.audio_ssrc,
+                                    au.rtp_timestamp,
+                                    arrival,
+                                )
+                            {
+                                self.sr_synced = true;
+                            }
                             let ts = self.vclock.ms(au.rtp_timestamp, arrival);
                             out.push(Frame::new(MediaKind::Video, ts, au.flv_tag_body));
                         }
@@ -232,6 +332,7 @@ impl RtcToRtmp {
             {
                 #[cfg(feature = "fdk-aac")]
                 if let Some(a) = &mut self.audio {
+                    self.audio_ssrc = Some(p.ssrc);
                     let t0 = Instant::now();
                     match a.handle_packet(p.timestamp, &p.payload()) {
                         Ok(()) => {
@@ -260,5 +361,69 @@ impl RtcToRtmp {
             _ => {}
         }
         pli
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NTP_SEC: u64 = 1 << 32;
+
+    #[test]
+    fn ntp_converts_to_microseconds() {
+        assert_eq!(ntp_to_us(3 * NTP_SEC + NTP_SEC / 2), 3_500_000);
+    }
+
+    #[test]
+    fn clock_is_strictly_increasing() {
+        let mut c = ClockMap::new(90_000);
+        assert_eq!(c.ms(1000, 0), 1000);
+        assert_eq!(c.ms(1000 + 90, 0), 1001);
+        assert_eq!(c.ms(1000 + 90, 0), 1002, "an equal RTP time still moves on");
+        assert_eq!(c.ms(1000 + 9000, 0), 1100);
+    }
+
+    /// Video arrived 120 ms "late" (its anchor is 120 ms after audio's for media
+    /// captured at the same instant); the sender reports put audio back in step.
+    #[test]
+    fn sender_reports_align_audio_to_video() {
+        let mut b = RtcToRtmp::new(Instant::now(), true);
+        b.video_ssrc = Some(1);
+        b.audio_ssrc = Some(2);
+        // Both captured at sender time 10 s: video RTP 90_000, audio RTP 480_000.
+        b.vclock.first = Some((90_000, 2_120));
+        b.aclock.first = Some((480_000, 2_000));
+        b.sender_report(MediaKind::RtpVideo, 1, 10 * NTP_SEC, 90_000);
+        assert!(!b.sr_synced, "one track's report is not enough");
+        // Audio's report: sender time 11 s is audio RTP 480_000 + 48_000.
+        b.sender_report(MediaKind::RtpAudio, 2, 11 * NTP_SEC, 528_000);
+        assert!(b.sr_synced);
+        // Audio captured at 11 s now lands 1 s after the video captured at 10 s.
+        assert_eq!(b.aclock.ms(528_000, 0), 3_120);
+        assert_eq!(b.vclock.ms(90_000 + 90_000, 0), 3_120);
+        // A later report within the resync tolerance changes nothing.
+        b.sender_report(MediaKind::RtpAudio, 2, 12 * NTP_SEC + NTP_SEC / 100, 576_000);
+        assert_eq!(b.aclock.ms(576_000 + 48_000, 0), 5_120, "sender time 13 s");
+        // Reports of another SSRC (an old track) are ignored.
+        let before = b.aclock.first;
+        b.sender_report(MediaKind::RtpAudio, 9, 99 * NTP_SEC, 0);
+        assert_eq!(b.aclock.first, before);
+    }
+
+    #[test]
+    fn video_starting_late_is_anchored_on_audio_by_reports() {
+        let mut a = ClockMap::new(48_000);
+        a.first = Some((0, 1_000));
+        a.sr = Some((2, ntp_to_us(5 * NTP_SEC) as i64, 0));
+        let mut v = ClockMap::new(90_000);
+        v.sr = Some((1, ntp_to_us(5 * NTP_SEC) as i64, 0));
+        // Video's first frame, captured 0.5 s after audio's first, arrives 300 ms later still.
+        assert!(anchor_video(&mut v, Some(1), &a, Some(2), 45_000, 800));
+        assert_eq!(v.ms(45_000, 800), 1_500);
+        // Reports that disagree with arrival by more than 5 s are not believed.
+        let mut v2 = ClockMap::new(90_000);
+        v2.sr = Some((1, ntp_to_us(500 * NTP_SEC) as i64, 0));
+        assert!(!anchor_video(&mut v2, Some(1), &a, Some(2), 45_000, 800));
     }
 }

@@ -70,6 +70,30 @@ impl Frame {
         }
     }
 
+    /// A WebRTC publisher's RTCP sender report for the track of `kind`: the RTP time
+    /// `rtp_time` of its SSRC `ssrc` was the sender's NTP time `ntp_time`. Marked
+    /// `header` (RTP frames are never headers otherwise); it goes from the session to
+    /// the stream's home, where the WebRTC → RTMP bridge syncs audio to video with it,
+    /// and no further (never to viewers).
+    pub fn sender_report(kind: MediaKind, ssrc: u32, ntp_time: u64, rtp_time: u32) -> Frame {
+        let mut b = Vec::with_capacity(16);
+        b.extend_from_slice(&ssrc.to_be_bytes());
+        b.extend_from_slice(&ntp_time.to_be_bytes());
+        b.extend_from_slice(&rtp_time.to_be_bytes());
+        Frame { header: true, ..Frame::rtp(kind, Bytes::from(b)) }
+    }
+
+    /// `(ssrc, ntp_time, rtp_time)` of a [`sender_report`](Self::sender_report) frame.
+    pub fn as_sender_report(&self) -> Option<(u32, u64, u32)> {
+        if !(self.is_rtp() && self.header) || self.payload.len() != 16 {
+            return None;
+        }
+        let p = &self.payload;
+        let ssrc = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+        let ntp = u64::from_be_bytes([p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]]);
+        Some((ssrc, ntp, u32::from_be_bytes([p[12], p[13], p[14], p[15]])))
+    }
+
     /// RTP (WebRTC) rather than FLV-tag media.
     pub fn is_rtp(&self) -> bool {
         matches!(self.kind, MediaKind::RtpAudio | MediaKind::RtpVideo)

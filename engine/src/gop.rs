@@ -95,11 +95,19 @@ impl GopCache {
     }
 
     /// Headers first, then the cached media from its keyframe.
+    ///
+    /// The headers are stamped with the first cached frame's time: they were cached
+    /// when the publisher started, possibly minutes back, and a player that sees its
+    /// codec headers far behind its first media (ffmpeg guesses frame rates from such
+    /// steps) may mistime the whole stream.
     pub fn snapshot(&self) -> Vec<Arc<Frame>> {
         let mut v = Vec::with_capacity(3 + self.frames.len());
-        v.extend(self.meta.iter().cloned());
-        v.extend(self.video_header.iter().cloned());
-        v.extend(self.audio_header.iter().cloned());
+        let start = self.frames.front().map(|f| f.timestamp);
+        let headers = self.meta.iter().chain(&self.video_header).chain(&self.audio_header);
+        v.extend(headers.map(|h| match start {
+            Some(ts) if ts != h.timestamp => Arc::new(h.with_timestamp(ts)),
+            _ => h.clone(),
+        }));
         v.extend(self.frames.iter().cloned());
         v
     }
@@ -155,5 +163,17 @@ mod tests {
         assert_eq!(g.snapshot().len(), 1);
         g.push(&video(20_066, true));
         assert_eq!(g.snapshot().len(), 2);
+    }
+
+    #[test]
+    fn snapshot_headers_take_the_first_frames_time() {
+        let mut g = GopCache::new(1 << 20, Duration::from_secs(10));
+        g.push(&vheader()); // cached at 0
+        assert_eq!(g.snapshot()[0].timestamp, 0, "no media yet: the header as cached");
+        g.push(&video(60_000, true));
+        g.push(&video(60_033, false));
+        let s = g.snapshot();
+        assert!(s[0].header);
+        assert_eq!(s.iter().map(|f| f.timestamp).collect::<Vec<_>>(), [60_000, 60_000, 60_033]);
     }
 }

@@ -16,7 +16,7 @@ use crate::link::Protocol;
 use crate::player::{Batch, Player, PlayerEnd};
 use crate::proto::webrtc::sdp::Role;
 use crate::proto::webrtc::{
-    AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtpPacket, SessionConfig, SessionEvent,
+    AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtcpPacket, RtpPacket, SessionConfig, SessionEvent,
     WebRtcSession, build_answer, stun,
 };
 use crate::shard::{PlayError, PublisherCtl, Shard};
@@ -258,6 +258,16 @@ impl RtcShard {
                             }
                             frames.push((s.stream.clone(), s.pub_id, rtp_frame(kind, &packet)));
                         }
+                    }
+                    SessionEvent::Rtcp {
+                        kind: Some(kind),
+                        packet: RtcpPacket::SenderReport { ssrc, ntp_time, rtp_time, .. },
+                    } if s.ctl.is_some() => {
+                        let fk = match kind {
+                            MediaKind::Audio => FrameKind::RtpAudio,
+                            MediaKind::Video => FrameKind::RtpVideo,
+                        };
+                        frames.push((s.stream.clone(), s.pub_id, Frame::sender_report(fk, ssrc, ntp_time, rtp_time)));
                     }
                     SessionEvent::KeyframeRequested { .. } => keyframe_for = Some(s.stream.clone()),
                     SessionEvent::Closed { reason } => {

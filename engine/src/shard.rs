@@ -192,6 +192,9 @@ struct HomeStream {
     hls_requested: Option<Instant>,
     /// WebRTC → RTMP/FLV/HLS bridge, while someone watches that side.
     to_rtmp: Option<crate::bridge::RtcToRtmp>,
+    /// A WebRTC publisher's last RTCP sender reports (video, audio), for a bridge
+    /// that starts later.
+    last_sr: [Option<Arc<Frame>>; 2],
     warnings: Vec<String>,
     /// Why this stream cannot be muxed to HLS, if it cannot.
     hls_error: Option<String>,
@@ -532,6 +535,7 @@ impl Shard {
             flv_wanted: vec![],
             hls_requested: None,
             to_rtmp: None,
+            last_sr: [None, None],
             warnings: vec![],
             hls_error: None,
             started: Instant::now(),
@@ -570,6 +574,7 @@ impl Shard {
             h.rebase.pending = true;
             h.to_rtc = None;
             h.to_rtmp = None;
+            h.last_sr = [None, None];
             if !h.live {
                 h.started = now;
                 h.bytes_in = 0;
@@ -619,8 +624,12 @@ impl Shard {
             }
             h.bytes_in += frame.len() as u64;
             if frame.is_rtp() {
+                if frame.as_sender_report().is_some() {
+                    h.last_sr[usize::from(frame.kind == MediaKind::RtpAudio)] = Some(frame.clone());
+                }
                 // WebRTC → RTMP/FLV/HLS, only while someone watches that side.
                 if self.flv_wanted(h, now) {
+                    let last_sr = &h.last_sr;
                     let bridge = h.to_rtmp.get_or_insert_with(|| {
                         let h264 = self
                             .shared
@@ -630,7 +639,11 @@ impl Shard {
                             .get(name)
                             .is_some_and(|c| c.video == Some(crate::proto::webrtc::Codec::H264));
                         want_keyframe = true;
-                        crate::bridge::RtcToRtmp::new(now, h264)
+                        let mut b = crate::bridge::RtcToRtmp::new(now, h264);
+                        for sr in last_sr.iter().flatten() {
+                            b.push(now, sr, &mut vec![]);
+                        }
+                        b
                     });
                     let mut flv = vec![];
                     want_keyframe |= bridge.push(now, &frame, &mut flv);
@@ -647,7 +660,11 @@ impl Shard {
                 } else if h.to_rtmp.take().is_some() {
                     tracing::info!(stream = %name, "WebRTC → RTMP bridge stopped: no viewers on that side");
                 }
-                out.push(frame);
+                // Sender reports stop here (the bridge's clock); WebRTC viewers get the
+                // engine's own.
+                if frame.as_sender_report().is_none() {
+                    out.push(frame);
+                }
             } else {
                 self.home_flv(h, name, frame, &mut out, &mut events);
             }
@@ -686,12 +703,19 @@ impl Shard {
     ) {
         // Rebase timestamps so that players see one continuous clock across publishers.
         let r = &mut h.rebase;
-        if r.pending && !frame.header {
+        let out_ts = if r.pending {
+            // The new publisher's first media frame fixes the offset; its codec headers,
+            // which come first, are stamped where its media will start (not with the
+            // old publisher's offset, which would put them seconds back).
             let target = r.last_out.map_or(0, |t| t as i64 + 40);
-            r.offset = target - frame.timestamp as i64;
-            r.pending = false;
-        }
-        let out_ts = (frame.timestamp as i64 + r.offset).clamp(0, u32::MAX as i64) as u32;
+            if !frame.header {
+                r.offset = target - frame.timestamp as i64;
+                r.pending = false;
+            }
+            target.clamp(0, u32::MAX as i64) as u32
+        } else {
+            (frame.timestamp as i64 + r.offset).clamp(0, u32::MAX as i64) as u32
+        };
         let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
         if !frame.header {
             // The later of the tracks: a new publisher continues after both.

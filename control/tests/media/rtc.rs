@@ -46,6 +46,36 @@ pub fn enter_netns(test: &str) -> bool {
     false
 }
 
+/// Loss on every UDP datagram sent in the test's network namespace (both ways on
+/// loopback), removed on drop. Deterministic: every `n`th datagram is dropped
+/// (nftables `numgen inc`; this kernel has no netem). A random rule made the
+/// "NACK was used" assertions flaky: a low-bitrate publisher sends ~100 video
+/// packets in a few seconds, and 2 % random loss then misses all of them often
+/// enough to fail CI.
+pub struct UdpLoss;
+
+impl UdpLoss {
+    /// Drops one UDP datagram in `n`.
+    pub fn one_in(n: u32) -> UdpLoss {
+        let rule = format!(
+            "nft add table inet loss && nft add chain inet loss out '{{ type filter hook output priority 0; }}' \
+             && nft add rule inet loss out meta l4proto udp numgen inc mod {n} 0 drop"
+        );
+        let st = Command::new("sh")
+            .args(["-c", &rule])
+            .status()
+            .expect("nft (apt-get install nftables; .ci/run installs it)");
+        assert!(st.success(), "could not install the UDP loss rule");
+        UdpLoss
+    }
+}
+
+impl Drop for UdpLoss {
+    fn drop(&mut self) {
+        let _ = Command::new("nft").args(["delete", "table", "inet", "loss"]).status();
+    }
+}
+
 /// A server with WebRTC on a free UDP port base, candidates 127.0.0.1, plus `extra` env.
 pub async fn start_rtc(extra: &[(&str, &str)]) -> Server {
     let base = free_port().to_string();

@@ -7,6 +7,10 @@
   capture time (Unix ms mod 2**24) as a barcode in the top rows; the subscriber
   reads it from each decoded frame and reports [seconds since its first frame,
   latency ms] pairs in "done" as "barcode" (control/tests/bridge_e2e.rs).
+  --sync (publish): A/V sync marks. Both tracks start from one epoch; in the first
+  SYNC_FLASH s of every second (by capture time) the video is white and the audio a
+  1 kHz beep, otherwise black and silent. A reader measures the offset between
+  the flash and the beep onsets (control/tests/bridge_e2e.rs `av_sync`).
 
 Signaling is plain HTTP (RFC 9725): POST the offer (application/sdp), read the
 201 answer and Location, DELETE the Location at the end. Prints JSON lines:
@@ -80,22 +84,41 @@ def barcode_latency_ms(value, now=None):
     return d - BARCODE_MOD if d > BARCODE_MOD // 2 else d
 
 
+# --sync: the marks last this long at the start of every second since the epoch.
+SYNC_FLASH = 0.1
+
+
+def in_flash(t, epoch):
+    return (t - epoch) % 1.0 < SYNC_FLASH
+
+
 class MovingVideo(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, fps=30, barcode=False):
+    def __init__(self, fps=30, barcode=False, sync_epoch=None):
         super().__init__()
         self.fps, self.n, self.start = fps, 0, None
         self.barcode = barcode
+        self.sync_epoch = sync_epoch
 
     async def recv(self):
         if self.start is None:
             self.start = time.time()
-        delay = self.start + self.n / self.fps - time.time()
+        at = self.start + self.n / self.fps  # this frame's capture time
+        delay = at - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
         w, h = 320, 240
         frame = av.VideoFrame(w, h, "yuv420p")
+        if self.sync_epoch is not None:
+            y = bytes([235 if in_flash(at, self.sync_epoch) else 16]) * (w * h)
+            frame.planes[0].update(y)
+            frame.planes[1].update(bytes([128]) * (w * h // 4))
+            frame.planes[2].update(bytes([128]) * (w * h // 4))
+            frame.pts = self.n * 3000
+            frame.time_base = fractions.Fraction(1, 90000)
+            self.n += 1
+            return frame
         y = bytearray([(self.n * 3) % 200 + 16]) * (w * h)
         bar = (self.n * 4) % w
         n = min(16, w - bar)
@@ -113,24 +136,33 @@ class MovingVideo(MediaStreamTrack):
 
 
 class ToneAudio(MediaStreamTrack):
-    """A 440 Hz sine, 48 kHz stereo s16, 20 ms frames, paced in real time."""
+    """A 440 Hz sine, 48 kHz stereo s16, 20 ms frames, paced in real time; with a
+    sync epoch, 1 kHz beeps in the flashes (see --sync) and silence between."""
 
     kind = "audio"
 
-    def __init__(self):
+    def __init__(self, sync_epoch=None):
         super().__init__()
         self.n, self.start = 0, None
+        self.sync_epoch = sync_epoch
 
     async def recv(self):
         if self.start is None:
             self.start = time.time()
-        delay = self.start + self.n * 0.02 - time.time()
+        at = self.start + self.n * 0.02  # capture time of this frame's first sample
+        delay = at - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
         samples = 960
         pcm = array.array("h")
         for i in range(samples):
-            v = int(8000 * math.sin(2 * math.pi * 440 * (self.n * samples + i) / 48000))
+            k = self.n * samples + i
+            if self.sync_epoch is None:
+                v = int(8000 * math.sin(2 * math.pi * 440 * k / 48000))
+            elif in_flash(at + i / 48000, self.sync_epoch):
+                v = int(12000 * math.sin(2 * math.pi * 1000 * k / 48000))
+            else:
+                v = 0
             pcm.append(v)
             pcm.append(v)
         frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
@@ -174,10 +206,12 @@ def base(url):
 
 async def publish(args):
     pc = RTCPeerConnection()
-    video = MovingVideo(barcode=args.barcode)
+    epoch = time.time() if args.sync else None
+    video = MovingVideo(barcode=args.barcode, sync_epoch=epoch)
     if args.barcode:
         emit({"type": "barcode", "clock": "unix_ms_mod", "modulus": BARCODE_MOD})
-    pc.addTransceiver(ToneAudio() if args.tone else AudioStreamTrack(), direction="sendonly")
+    audio = ToneAudio(sync_epoch=epoch) if args.tone or args.sync else AudioStreamTrack()
+    pc.addTransceiver(audio, direction="sendonly")
     vt = pc.addTransceiver(video, direction="sendonly")
     caps = RTCRtpSender.getCapabilities("video").codecs
     want = "video/" + args.codec.upper()
@@ -287,6 +321,7 @@ def main():
     p.add_argument("--delete", action="store_true")
     p.add_argument("--tone", action="store_true", help="send a 440 Hz tone instead of silence")
     p.add_argument("--barcode", action="store_true", help="draw each frame's capture time (see read_barcode)")
+    p.add_argument("--sync", action="store_true", help="white flash + 1 kHz beep at the start of every second")
     s = sub.add_parser("subscribe")
     s.add_argument("url")
     s.add_argument("--min-frames", type=int, default=60)
