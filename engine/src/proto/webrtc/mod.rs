@@ -32,6 +32,7 @@ pub mod client;
 pub mod demux;
 pub mod dtls;
 pub mod error;
+pub mod fuzz;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtx_cache;

@@ -8,6 +8,8 @@
 //!   `a=rtcp-mux` (RFC 8829 §5.1.1, §5.1.3: the rtcp-mux policy "require");
 //! - more than one section means an `a=group:BUNDLE` containing all of them
 //!   (RFC 8843 §7.2; we serve one transport per session);
+//! - no two sections share an `a=mid` (RFC 5888 §4: it is unique within the
+//!   session description);
 //! - `a=ice-ufrag` / `a=ice-pwd` at session or media level (RFC 8839 §5.4),
 //!   with the lengths RFC 8839 requires;
 //! - an `a=fingerprint` with `sha-256` (RFC 8122 §5, RFC 8827 §6.5);
@@ -161,8 +163,12 @@ impl Offer {
         let session_attrs = &sd.attributes;
         let mut media = Vec::with_capacity(sd.media_descriptions.len());
         let mut candidates: Vec<String> = Vec::new();
+        let mut mids = std::collections::HashSet::new();
         for (index, md) in sd.media_descriptions.iter().enumerate() {
             let m = parse_media(index, md)?;
+            if !m.mid.is_empty() && !mids.insert(m.mid.clone()) {
+                return Err(WebRtcError::bad_offer(format!("mid '{}' names more than one m= section", m.mid)));
+            }
             candidates.extend(attrs(&md.attributes, "candidate").map(str::to_owned));
             media.push(m);
         }
