@@ -4,10 +4,16 @@
 //!   thread with epoll and batched reads; the `loadgen` binary wraps it.
 //! * [`scan`]: the lean stream parsers the load generator uses.
 //! * [`floor`]: the minimal fan-out writer used as the kernel floor (`floor` binary).
+//! * [`whep`]: one WHIP publisher and N WHEP subscribers from one thread (`whep-load`
+//!   binary); [`udp`]: its UDP socket helpers; [`srtp_floor`]: the SRTP encrypt +
+//!   `sendto` floor (`srtp-floor` binary).
 //! * `benches/`: criterion micro benches of the engine's hot paths.
 
 pub mod floor;
 pub mod hist;
 pub mod loadgen;
 pub mod scan;
+pub mod srtp_floor;
 pub mod sys;
+pub mod udp;
+pub mod whep;
