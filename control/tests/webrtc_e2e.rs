@@ -5,7 +5,7 @@
 
 mod media;
 use media::Server;
-use media::rtc::{Peer, UdpLoss, enter_netns, start_rtc};
+use media::rtc::{Peer, UdpLoss, enter_netns, start_rtc, start_rtc_delayed};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -17,10 +17,16 @@ async fn publish_and_watch(codec: &str) {
     publish_and_watch_with(codec, 60, false).await;
 }
 
-/// `lossy`: 2% of UDP datagrams on loopback are dropped (every 50th, [`UdpLoss`]),
-/// so NACK/RTX must repair the video.
+/// `lossy`: 2% of UDP datagrams on loopback are dropped (every 50th, [`UdpLoss`])
+/// and every datagram is delayed 20 ms each way ([`UdpDelay`]), so NACK/RTX must
+/// repair the video across a 40 ms round trip.
 async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
-    let s = start().await;
+    let (s, delay) = if lossy {
+        let (s, d) = start_rtc_delayed(Duration::from_millis(20), &[]).await;
+        (s, Some(d))
+    } else {
+        (start().await, None)
+    };
     let room = s.room().await;
     let whip = format!("{}/whip/{}", s.api, room.name);
     let whep = format!("{}/whep/{}", s.api, room.name);
@@ -78,6 +84,9 @@ async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
             sum("webrtc_nacks_sent")
         );
         assert!(sum("webrtc_retransmits") + sum("webrtc_nacks_sent") > 0, "NACK never used under loss: {stat}");
+        let relayed = delay.as_ref().map_or(0, |d| d.relayed());
+        println!("datagrams through the 20 ms delay relay: {relayed}");
+        assert!(relayed > 1000, "the media did not go through the delay relay ({relayed} datagrams)");
     }
 }
 

@@ -77,14 +77,18 @@ impl RtmpToRtc {
         match f.kind {
             MediaKind::Video => {
                 self.bframes.observe_tag(f.timestamp, &f.payload);
+                // The frame's presentation time: what its RTP timestamp says too.
+                let cts = crate::proto::codec::VideoTag::parse(&f.payload).map_or(0, |t| t.composition_time_ms);
+                let media_ms = f.timestamp.wrapping_add_signed(cts);
                 self.scratch.clear();
                 if let Err(e) = self.video.handle_video_tag(f.timestamp, &f.payload, &mut self.scratch) {
                     tracing::debug!(error = %e, "video frame not packetized");
                 }
                 for p in self.scratch.drain(..) {
-                    out.push(Frame::rtp(
+                    out.push(Frame::rtp_at(
                         MediaKind::RtpVideo,
                         rtp_bytes(VIDEO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload),
+                        media_ms,
                     ));
                 }
             }
@@ -96,9 +100,13 @@ impl RtmpToRtc {
                         Ok(()) => {
                             while let Some(p) = a.poll_output() {
                                 self.audio_frames += 1;
-                                out.push(Frame::rtp(
+                                // Opus timestamps are the FLV clock × 48 (less the decoder
+                                // delay): back to ms, relative to this tag (wrap-proof).
+                                let ahead = (f.timestamp.wrapping_mul(48)).wrapping_sub(p.timestamp) as i32 / 48;
+                                out.push(Frame::rtp_at(
                                     MediaKind::RtpAudio,
                                     rtp_bytes(AUDIO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload),
+                                    (i64::from(f.timestamp) - i64::from(ahead)) as u32,
                                 ));
                             }
                         }
@@ -272,12 +280,20 @@ impl RtcToRtmp {
         let err = want - now;
         if err.abs() < MAX_SR_CORRECTION_MS && (!self.sr_synced || err.abs() > RESYNC_MS) {
             if self.sr_synced {
-                tracing::debug!(correction_ms = err, "WebRTC → RTMP: audio re-synced to video by sender reports");
+                tracing::debug!(correction_ms = err, "WebRTC → RTMP: audio and video re-synced by sender reports");
             } else {
-                tracing::info!(correction_ms = err, "WebRTC → RTMP: audio synced to video by sender reports");
+                tracing::info!(correction_ms = err, "WebRTC → RTMP: audio and video synced by sender reports");
             }
-            self.aclock.first = Some((a_rtp, want));
-            self.sr_synced = true;
+            // Only ever move a track forward: moving audio back would stamp its next
+            // frames over ones already sent (clamped to 1 ms steps, which players
+            // report as non-monotonic); moving video forward instead keeps the same
+            // relation with a short gap in video.
+            if err >= 0 {
+                self.aclock.first = Some((a_rtp, want));
+            } else if let Some((vr0, vm0)) = self.vclock.first {
+                self.vclock.first = Some((vr0, vm0 - err));
+            }
+            self.sr_synced = true; // (video is anchored: `aligned_ms` needs it)
         }
     }
 
@@ -304,6 +320,21 @@ impl RtcToRtmp {
                     match o {
                         DepacketizerOutput::ParameterSets { sps, pps } => {
                             if let Ok(body) = crate::proto::rtp_h264::avc_sequence_header_tag_body(&sps, &pps) {
+                                if self.vclock.first.is_none()
+                                    && anchor_video(
+                                        &mut self.vclock,
+                                        self.video_ssrc,
+                                        &self.aclock,
+                                        self.audio_ssrc,
+                                        p.timestamp,
+                                        arrival,
+                                    )
+                                {
+                                    tracing::info!(
+                                        "WebRTC → RTMP: video started on audio's timeline (synced by sender reports)"
+                                    );
+                                    self.sr_synced = true;
+                                }
                                 let ts = self.vclock.ms(p.timestamp, arrival);
                                 out.push(Frame::new(MediaKind::Video, ts, Bytes::from(body)));
                             }
@@ -319,6 +350,9 @@ impl RtcToRtmp {
                                     arrival,
                                 )
                             {
+                                tracing::info!(
+                                    "WebRTC → RTMP: video started on audio's timeline (synced by sender reports)"
+                                );
                                 self.sr_synced = true;
                             }
                             let ts = self.vclock.ms(au.rtp_timestamp, arrival);
@@ -409,6 +443,21 @@ mod tests {
         let before = b.aclock.first;
         b.sender_report(MediaKind::RtpAudio, 9, 99 * NTP_SEC, 0);
         assert_eq!(b.aclock.first, before);
+    }
+
+    /// Audio arrived late instead: video moves forward, audio is never stamped back.
+    #[test]
+    fn sender_reports_never_move_a_track_back() {
+        let mut b = RtcToRtmp::new(Instant::now(), true);
+        (b.video_ssrc, b.audio_ssrc) = (Some(1), Some(2));
+        b.vclock.first = Some((90_000, 2_000));
+        b.aclock.first = Some((480_000, 2_050));
+        assert_eq!(b.aclock.ms(480_000, 0), 2_050);
+        b.sender_report(MediaKind::RtpVideo, 1, 10 * NTP_SEC, 90_000);
+        b.sender_report(MediaKind::RtpAudio, 2, 10 * NTP_SEC, 480_000);
+        assert!(b.sr_synced);
+        assert_eq!(b.aclock.ms(480_000 + 960, 0), 2_070, "audio keeps its clock");
+        assert_eq!(b.vclock.ms(90_000 + 3_000, 0), 2_050 + 33, "video moved 50 ms forward");
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct Frame {
     pub keyframe: bool,
     /// A codec sequence header or metadata: state every player needs before media.
     pub header: bool,
+    /// An RTP frame whose `timestamp` is the stream's media clock (RTP made by the
+    /// RTMP → WebRTC bridge): viewers' sender reports relate the tracks by it.
+    pub media_clock: bool,
     rtmp: OnceLock<Bytes>,
     flv: OnceLock<Bytes>,
 }
@@ -54,7 +57,16 @@ impl Frame {
             MediaKind::Data => (false, true),
             MediaKind::RtpAudio | MediaKind::RtpVideo => (false, false),
         };
-        Frame { kind, timestamp, payload, keyframe, header, rtmp: OnceLock::new(), flv: OnceLock::new() }
+        Frame {
+            kind,
+            timestamp,
+            payload,
+            keyframe,
+            header,
+            media_clock: false,
+            rtmp: OnceLock::new(),
+            flv: OnceLock::new(),
+        }
     }
 
     /// A WebRTC publisher's RTP packet (`payload` is the whole plain RTP packet).
@@ -65,9 +77,15 @@ impl Frame {
             payload: packet,
             keyframe: false,
             header: false,
+            media_clock: false,
             rtmp: OnceLock::new(),
             flv: OnceLock::new(),
         }
+    }
+
+    /// An RTP packet made from FLV media at `media_ms` on the stream's clock.
+    pub fn rtp_at(kind: MediaKind, packet: Bytes, media_ms: u32) -> Frame {
+        Frame { timestamp: media_ms, media_clock: true, ..Frame::rtp(kind, packet) }
     }
 
     /// A WebRTC publisher's RTCP sender report for the track of `kind`: the RTP time
@@ -107,6 +125,7 @@ impl Frame {
             payload: self.payload.clone(),
             keyframe: self.keyframe,
             header: self.header,
+            media_clock: self.media_clock,
             rtmp: OnceLock::new(),
             flv: OnceLock::new(),
         }

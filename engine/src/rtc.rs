@@ -550,7 +550,9 @@ async fn subscriber_writer(shard: Rc<Shard>, r: Rc<RtcShard>, sid: u64, player: 
                         continue;
                     }
                     let Ok(p) = RtpPacket::parse(f.payload.clone()) else { continue };
-                    let _ = s.session.send_rtp(now, kind, &MediaPacket::from(&p));
+                    let packet =
+                        MediaPacket { media_ms: f.media_clock.then_some(f.timestamp), ..MediaPacket::from(&p) };
+                    let _ = s.session.send_rtp(now, kind, &packet);
                 }
                 r.flush(&shard, s);
             }

@@ -159,6 +159,9 @@ struct PubRef {
     last_media: Instant,
 }
 
+/// How long the WebRTC → RTMP bridge keeps running after its last RTMP/FLV player.
+const FLV_BRIDGE_LINGER: Duration = Duration::from_secs(15);
+
 /// Timestamp continuity across publishers: output = input + offset.
 #[derive(Default)]
 struct Rebase {
@@ -190,11 +193,18 @@ struct HomeStream {
     flv_wanted: Vec<usize>,
     /// Last HLS request (keeps the WebRTC → HLS bridge running for a while).
     hls_requested: Option<Instant>,
+    /// When the last RTMP/FLV player left (the bridge lingers: players reconnect,
+    /// and a restarted bridge waits for a keyframe and leaves a gap in the timeline).
+    flv_left: Option<Instant>,
     /// WebRTC → RTMP/FLV/HLS bridge, while someone watches that side.
     to_rtmp: Option<crate::bridge::RtcToRtmp>,
     /// A WebRTC publisher's last RTCP sender reports (video, audio), for a bridge
     /// that starts later.
     last_sr: [Option<Arc<Frame>>; 2],
+    /// When the current publisher started: the WebRTC → RTMP bridge's clock origin,
+    /// so that a bridge stopped and started again (viewers left and came back)
+    /// continues the timeline instead of restarting it.
+    publisher_since: Instant,
     warnings: Vec<String>,
     /// Why this stream cannot be muxed to HLS, if it cannot.
     hls_error: Option<String>,
@@ -391,6 +401,8 @@ impl Shard {
                 h.flv_wanted.retain(|s| *s != shard);
                 if want {
                     h.flv_wanted.push(shard);
+                } else if h.flv_wanted.is_empty() {
+                    h.flv_left = Some(Instant::now());
                 }
             }
             ShardMsg::WantRtp { name, shard, want } => {
@@ -536,6 +548,8 @@ impl Shard {
             hls_requested: None,
             to_rtmp: None,
             last_sr: [None, None],
+            publisher_since: Instant::now(),
+            flv_left: None,
             warnings: vec![],
             hls_error: None,
             started: Instant::now(),
@@ -575,6 +589,7 @@ impl Shard {
             h.to_rtc = None;
             h.to_rtmp = None;
             h.last_sr = [None, None];
+            h.publisher_since = now;
             if !h.live {
                 h.started = now;
                 h.bytes_in = 0;
@@ -615,6 +630,7 @@ impl Shard {
         let mut out: Vec<Arc<Frame>> = Vec::with_capacity(4);
         let mut events: Vec<EngineEvent> = Vec::new();
         let mut want_keyframe = false;
+        let mut flv_reset = None;
         let (subs, first_seq, shared_name) = {
             let mut st = self.st.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
@@ -629,7 +645,7 @@ impl Shard {
                 }
                 // WebRTC → RTMP/FLV/HLS, only while someone watches that side.
                 if self.flv_wanted(h, now) {
-                    let last_sr = &h.last_sr;
+                    let (last_sr, origin) = (&h.last_sr, h.publisher_since);
                     let bridge = h.to_rtmp.get_or_insert_with(|| {
                         let h264 = self
                             .shared
@@ -639,7 +655,7 @@ impl Shard {
                             .get(name)
                             .is_some_and(|c| c.video == Some(crate::proto::webrtc::Codec::H264));
                         want_keyframe = true;
-                        let mut b = crate::bridge::RtcToRtmp::new(now, h264);
+                        let mut b = crate::bridge::RtcToRtmp::new(origin, h264);
                         for sr in last_sr.iter().flatten() {
                             b.push(now, sr, &mut vec![]);
                         }
@@ -659,6 +675,11 @@ impl Shard {
                     }
                 } else if h.to_rtmp.take().is_some() {
                     tracing::info!(stream = %name, "WebRTC → RTMP bridge stopped: no viewers on that side");
+                    // Its GOP goes too, here and in the mirrors: the next player would
+                    // otherwise start on stale frames followed by a jump to the live
+                    // ones of the next bridge (ffmpeg then mistimes the stream).
+                    h.cache.reset();
+                    flv_reset = Some((h.room_id, h.seq));
                 }
                 // Sender reports stop here (the bridge's clock); WebRTC viewers get the
                 // engine's own.
@@ -678,6 +699,11 @@ impl Shard {
         if want_keyframe {
             crate::rtc::keyframe_request(self, name);
         }
+        if let Some((room_id, seq)) = flv_reset {
+            for s in &subs {
+                self.to(*s, ShardMsg::Snapshot { name: name.to_owned(), room_id, frames: vec![], seq });
+            }
+        }
         for (i, frame) in out.iter().enumerate() {
             let seq = first_seq + i as u64;
             for s in &subs {
@@ -688,7 +714,9 @@ impl Shard {
 
     /// Whether FLV-side output (RTMP/FLV players, HLS) is wanted for a WebRTC stream.
     fn flv_wanted(&self, h: &HomeStream, now: Instant) -> bool {
-        !h.flv_wanted.is_empty() || h.hls_requested.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60))
+        !h.flv_wanted.is_empty()
+            || h.hls_requested.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60))
+            || h.flv_left.is_some_and(|t| now.duration_since(t) < FLV_BRIDGE_LINGER)
     }
 
     /// One FLV-tag frame at the home: timestamp rebase, codec info, GOP cache,

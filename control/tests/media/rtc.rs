@@ -4,11 +4,17 @@
 
 use super::{Proc, Server, free_port};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 const NETNS_ENV: &str = "MICROVIBE_TEST_IN_NETNS";
 
@@ -74,6 +80,95 @@ impl Drop for UdpLoss {
     fn drop(&mut self) {
         let _ = Command::new("nft").args(["delete", "table", "inet", "loss"]).status();
     }
+}
+
+/// One-way delay on the WebRTC path (this kernel has no netem): the server binds
+/// 127.0.0.1 and advertises 127.0.0.2, where a relay on the same ports holds every
+/// datagram `delay` in each direction, keeping the order. Stops on drop.
+pub struct UdpDelay(Vec<tokio::task::JoinHandle<()>>, Arc<AtomicU64>);
+
+impl Drop for UdpDelay {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Sends what `rx` yields from `sock` to its address, each at its due time.
+async fn send_due(sock: Arc<UdpSocket>, mut rx: mpsc::UnboundedReceiver<(tokio::time::Instant, Vec<u8>, SocketAddr)>) {
+    while let Some((due, data, to)) = rx.recv().await {
+        tokio::time::sleep_until(due).await;
+        let _ = sock.send_to(&data, to).await;
+    }
+}
+
+impl UdpDelay {
+    /// Datagrams relayed so far (both directions).
+    pub fn relayed(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
+    }
+
+    async fn relay(
+        front: SocketAddr,
+        back: SocketAddr,
+        delay: Duration,
+        count: Arc<AtomicU64>,
+    ) -> tokio::task::JoinHandle<()> {
+        let front_sock = Arc::new(UdpSocket::bind(front).await.expect("bind the delay relay"));
+        tokio::spawn(async move {
+            let (to_client, rx) = mpsc::unbounded_channel();
+            let mut tasks = vec![tokio::spawn(send_due(front_sock.clone(), rx))];
+            let mut upstream: HashMap<SocketAddr, mpsc::UnboundedSender<_>> = HashMap::new();
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, client)) = front_sock.recv_from(&mut buf).await {
+                count.fetch_add(1, Ordering::Relaxed);
+                let due = tokio::time::Instant::now() + delay;
+                if !upstream.contains_key(&client) {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let Ok(sock) = UdpSocket::bind("127.0.0.1:0").await else { break };
+                    let sock = Arc::new(sock);
+                    tasks.push(tokio::spawn(send_due(sock.clone(), rx)));
+                    // The server's answers to this client, back through the front.
+                    let (to_client, count) = (to_client.clone(), count.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut buf = vec![0u8; 65536];
+                        while let Ok((n, _)) = sock.recv_from(&mut buf).await {
+                            count.fetch_add(1, Ordering::Relaxed);
+                            let due = tokio::time::Instant::now() + delay;
+                            let _ = to_client.send((due, buf[..n].to_vec(), client));
+                        }
+                    }));
+                    upstream.insert(client, tx);
+                }
+                let tx = &upstream[&client];
+                let _ = tx.send((due, buf[..n].to_vec(), back));
+            }
+            for t in tasks {
+                t.abort();
+            }
+        })
+    }
+}
+
+/// [`start_rtc`] behind a [`UdpDelay`] of `delay` each way (the ports of both of
+/// [`Server::start`]'s shards).
+pub async fn start_rtc_delayed(delay: Duration, extra: &[(&str, &str)]) -> (Server, UdpDelay) {
+    let base = free_port();
+    let (mut relays, count) = (vec![], Arc::new(AtomicU64::new(0)));
+    for port in [base, base + 1] {
+        let front: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+        let back: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        relays.push(UdpDelay::relay(front, back, delay, count.clone()).await);
+    }
+    let base = base.to_string();
+    let mut env = vec![
+        ("MICROVIBE__WEBRTC__UDP_PORT_BASE", base.as_str()),
+        ("MICROVIBE__WEBRTC__BIND", "127.0.0.1"),
+        ("MICROVIBE__WEBRTC__CANDIDATES", "127.0.0.2"),
+    ];
+    env.extend_from_slice(extra);
+    (Server::start(&env).await, UdpDelay(relays, count))
 }
 
 /// A server with WebRTC on a free UDP port base, candidates 127.0.0.1, plus `extra` env.

@@ -11,6 +11,7 @@
   SYNC_FLASH s of every second (by capture time) the video is white and the audio a
   1 kHz beep, otherwise black and silent. A reader measures the offset between
   the flash and the beep onsets (control/tests/bridge_e2e.rs `av_sync`).
+  --sync (subscribe): the same marks by arrival time: "av_offsets_ms" in done.
 
 Signaling is plain HTTP (RFC 9725): POST the offer (application/sdp), read the
 201 answer and Location, DELETE the Location at the end. Prints JSON lines:
@@ -241,6 +242,13 @@ async def subscribe(args):
     audio = {"sum_sq": 0, "n": 0, "crossings": 0, "last": None, "rate": 48000}
     t_post = time.time()
     barcodes = []
+    # --sync: arrival times of flash (video) and beep (audio) onsets.
+    marks = {"video": [], "audio": [], "on": {"video": False, "audio": False}}
+
+    def mark(kind, on, now):
+        if on and not marks["on"][kind]:
+            marks[kind].append(now)
+        marks["on"][kind] = on
 
     async def consume(track):
         while True:
@@ -257,6 +265,11 @@ async def subscribe(args):
                 last[0] = now
                 c["video_frames"] += 1
                 c["width"], c["height"] = frame.width, frame.height
+                if args.sync:
+                    f = frame if frame.format.name in ("yuv420p", "yuvj420p") else frame.reformat(format="yuv420p")
+                    plane, stride = bytes(f.planes[0]), f.planes[0].line_size
+                    row = plane[(f.height // 2) * stride: (f.height // 2) * stride + f.width]
+                    mark("video", sum(row) / max(1, len(row)) > 128, now)
                 if args.barcode:
                     arrived = wall_ms()
                     try:
@@ -283,6 +296,9 @@ async def subscribe(args):
                             prev = x
                         audio["last"] = prev
                         audio["rate"] = frame.sample_rate
+                        if args.sync:
+                            rms = math.sqrt(sum(x * x for x in mono) / max(1, len(mono)))
+                            mark("audio", rms > 1000, time.time())
                 except Exception as e:  # keep counting frames even if analysis fails
                     audio["error"] = repr(e)
 
@@ -306,6 +322,14 @@ async def subscribe(args):
         c["audio_tone_hz"] = round(audio["crossings"] / 2 / (audio["n"] / audio["rate"]), 1)
     if args.barcode:
         c["barcode"] = barcodes
+    if args.sync:
+        # Each flash's nearest beep, by arrival (audio minus video, ms).
+        offs = []
+        for v in marks["video"]:
+            near = min(marks["audio"], key=lambda a: abs(a - v), default=None)
+            if near is not None and abs(near - v) < 0.5:
+                offs.append(round((near - v) * 1000))
+        c["av_offsets_ms"] = offs
     emit({"type": "done", "state": pc.connectionState, **c})
     await pc.close()
 
@@ -328,6 +352,7 @@ def main():
     s.add_argument("--timeout", type=float, default=30)
     s.add_argument("--delete", action="store_true")
     s.add_argument("--barcode", action="store_true", help="read each frame's capture time: latency in done")
+    s.add_argument("--sync", action="store_true", help="flash/beep onsets by arrival: av_offsets_ms in done")
     args = ap.parse_args()
     asyncio.run(publish(args) if args.mode == "publish" else subscribe(args))
 

@@ -132,6 +132,7 @@ impl H264RtpPacket {
             timestamp: self.timestamp,
             marker: self.marker,
             payload: self.payload.clone(),
+            media_ms: None,
         }
     }
 }

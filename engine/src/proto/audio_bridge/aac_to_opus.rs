@@ -72,6 +72,7 @@ impl OpusPacket {
             timestamp: self.timestamp,
             marker: self.marker,
             payload: self.payload.clone(),
+            media_ms: None,
         }
     }
 }

@@ -87,12 +87,27 @@ impl WebRtcSession {
 
     pub(super) fn send_sender_reports(&mut self, now: Instant) {
         let ntp = self.ntp_time(now);
+        // When every track that has sent carries the source's common media clock
+        // (RTP made from RTMP media), "now" is the newest media time plus the time
+        // since it was sent, the same instant for all tracks: receivers then sync
+        // them as the source had them, whatever each track's processing delay
+        // (AAC → Opus holds audio back ~40 ms). Otherwise each track extrapolates
+        // from its own last packet.
+        let sent: Vec<_> = self.send.iter().flatten().filter(|s| s.rtp_time_at(now).is_some()).collect();
+        let media_now = if !sent.is_empty() && sent.iter().all(|s| s.media_clock().is_some()) {
+            sent.iter().filter_map(|s| s.media_clock()).max_by_key(|&(_, at)| at)
+        } else {
+            None
+        };
         let reports: Vec<_> = self
             .send
             .iter()
             .flatten()
             .filter_map(|s| {
-                let rtp = s.rtp_time_at(now)?;
+                let rtp = match media_now {
+                    Some((ms, at)) => s.rtp_time_at_media(ms, now.saturating_duration_since(at))?,
+                    None => s.rtp_time_at(now)?,
+                };
                 Some(rtcp::sender_report(s.ssrc, ntp, rtp, s.packets, s.octets))
             })
             .collect();

@@ -655,6 +655,9 @@ impl WebRtcSession {
         .write(&packet.payload, &mut self.scratch);
         let wire = srtp.protect_rtp(&self.scratch)?;
         stream.on_sent(packet.payload.len());
+        if let Some(ms) = packet.media_ms {
+            stream.on_media_clock(now, ts, ms);
+        }
         let ssrc = stream.ssrc;
         let pt = stream.payload_type;
         if media.nack {

@@ -191,6 +191,9 @@ pub(crate) struct SendStream {
     highest: SeqExtender,
     last_ts: u32,
     last_sent_at: Option<Instant>,
+    /// The last packet on the session's common media clock: (our RTP time, media
+    /// ms, when it was sent).
+    media: Option<(u32, u32, Instant)>,
     pub packets: u32,
     pub octets: u32,
     pub rtx_ssrc: Option<u32>,
@@ -217,6 +220,7 @@ impl SendStream {
             highest: SeqExtender::default(),
             last_ts: initial_ts,
             last_sent_at: None,
+            media: None,
             packets: 0,
             octets: 0,
             rtx_ssrc: rtx.map(|r| r.0),
@@ -263,6 +267,24 @@ impl SendStream {
     pub fn on_sent(&mut self, payload_len: usize) {
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload_len as u32);
+    }
+
+    /// Records the media-clock time of the packet just mapped to `out_ts`.
+    pub fn on_media_clock(&mut self, now: Instant, out_ts: u32, media_ms: u32) {
+        self.media = Some((out_ts, media_ms, now));
+    }
+
+    /// Our RTP time at media time `media_ms` + `plus` (the clock the session's
+    /// tracks share), for sender reports that keep the tracks in sync.
+    pub fn rtp_time_at_media(&self, media_ms: u32, plus: Duration) -> Option<u32> {
+        let (ts, ms, _) = self.media?;
+        let delta_us = media_ms.wrapping_sub(ms) as i32 as i64 * 1000 + plus.as_micros() as i64;
+        Some(ts.wrapping_add((delta_us * self.clock_rate as i64 / 1_000_000) as u32))
+    }
+
+    /// The last media-clock time (ms) and when it was sent.
+    pub fn media_clock(&self) -> Option<(u32, Instant)> {
+        self.media.map(|(_, ms, at)| (ms, at))
     }
 
     /// The RTP timestamp corresponding to `now` (extrapolated from the last

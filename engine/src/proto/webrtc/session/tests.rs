@@ -268,6 +268,7 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
             timestamp: 1000 + i as u32 * 3000,
             marker: true,
             payload: Bytes::from(format!("vp8 {i}")),
+            media_ms: None,
         };
         assert!(p.server.send_rtp(t, MediaKind::Video, &pkt).unwrap());
         let apkt = MediaPacket {
@@ -276,6 +277,7 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
             timestamp: i as u32 * 960,
             marker: false,
             payload: Bytes::from_static(b"opus"),
+            media_ms: None,
         };
         assert!(p.server.send_rtp(t, MediaKind::Audio, &apkt).unwrap());
         t += Duration::from_millis(20);
@@ -324,6 +326,7 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
                 timestamp: 5,
                 marker: true,
                 payload: Bytes::from_static(b"after restart"),
+                media_ms: None,
             },
         )
         .unwrap();
@@ -422,6 +425,7 @@ fn peer_reflexive_address_change_follows_use_candidate() {
         timestamp: 1,
         marker: true,
         payload: Bytes::from_static(b"x"),
+        media_ms: None,
     };
     assert!(p.server.send_rtp(p.now, MediaKind::Video, &pkt).unwrap());
     p.pump();
@@ -437,6 +441,7 @@ fn sending_before_connect_is_dropped_not_an_error() {
         timestamp: 1,
         marker: true,
         payload: Bytes::from_static(b"x"),
+        media_ms: None,
     };
     assert!(!p.server.send_rtp(p.now, MediaKind::Video, &pkt).unwrap());
     assert_eq!(p.server.stats().dropped_out, 1);
@@ -444,4 +449,61 @@ fn sending_before_connect_is_dropped_not_an_error() {
     p2.connect();
     assert!(p2.server.send_rtp(p2.now, MediaKind::Video, &pkt).is_err());
     let _ = &mut p;
+}
+
+/// RTP made from RTMP media carries the stream's media clock: the sender reports
+/// relate audio and video by it, not by when each track's packets went out (the
+/// AAC → Opus path sends audio ~40 ms after video of the same instant).
+#[test]
+fn sender_reports_follow_the_media_clock_when_there_is_one() {
+    let mut p = Pair::new(Role::Subscriber, Codec::H264);
+    p.connect();
+    let v = p.server.negotiated().video.clone().unwrap();
+    let a = p.server.negotiated().audio.clone().unwrap();
+    let mut t = p.now;
+    // 30 video frames at 33 ms; audio of the same media time sent 40 ms later.
+    for i in 0..30u32 {
+        let ms = 10_000 + i * 33;
+        let vp = MediaPacket {
+            source_ssrc: 1,
+            sequence_number: i as u16,
+            timestamp: ms * 90,
+            marker: true,
+            payload: Bytes::from_static(b"v"),
+            media_ms: Some(ms),
+        };
+        assert!(p.server.send_rtp(t, MediaKind::Video, &vp).unwrap());
+        let ap = MediaPacket {
+            source_ssrc: 2,
+            sequence_number: i as u16,
+            timestamp: ms * 48,
+            marker: false,
+            payload: Bytes::from_static(b"a"),
+            media_ms: Some(ms),
+        };
+        assert!(p.server.send_rtp(t + Duration::from_millis(40), MediaKind::Audio, &ap).unwrap());
+        t += Duration::from_millis(33);
+    }
+    p.pump();
+    let got = p.client_rtp();
+    let first = |ssrc| got.iter().find(|r| r.ssrc == ssrc).map(|r| r.timestamp).unwrap();
+    let (v0, a0) = (first(v.local_ssrc), first(a.local_ssrc));
+    p.advance(Duration::from_millis(1100));
+    let srs: Vec<(u32, u64, u32)> = p
+        .client_rtcp()
+        .iter()
+        .filter_map(|r| match r {
+            RtcpPacket::SenderReport { ssrc, ntp_time, rtp_time, .. } => Some((*ssrc, *ntp_time, *rtp_time)),
+            _ => None,
+        })
+        .collect();
+    let sr = |ssrc| srs.iter().rev().find(|s| s.0 == ssrc).copied().expect("a sender report per track");
+    let ((_, vn, vr), (_, an, ar)) = (sr(v.local_ssrc), sr(a.local_ssrc));
+    // Media ms each report names, relative to the first packet (10 000 ms).
+    let vms = vr.wrapping_sub(v0) as f64 / 90.0;
+    let ams = ar.wrapping_sub(a0) as f64 / 48.0;
+    let ntp_ms = |n: u64| (n >> 32) as f64 * 1000.0 + (n & 0xffff_ffff) as f64 * 1000.0 / 4_294_967_296.0;
+    // The two reports' instants differ by the difference of their media times.
+    let skew = (ams - vms) - (ntp_ms(an) - ntp_ms(vn));
+    assert!(skew.abs() < 1.0, "A/V skew in the sender reports: {skew} ms (video {vms}, audio {ams})");
 }

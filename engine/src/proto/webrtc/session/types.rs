@@ -146,6 +146,10 @@ pub struct MediaPacket {
     pub marker: bool,
     /// The payload (shared, never copied until encryption).
     pub payload: Bytes,
+    /// The packet's time (ms) on a clock common to all the session's tracks, when
+    /// the source has one (RTP made from RTMP media): sender reports then relate the
+    /// tracks by it rather than by when their packets happened to be sent.
+    pub media_ms: Option<u32>,
 }
 
 impl From<&RtpPacket> for MediaPacket {
@@ -156,6 +160,7 @@ impl From<&RtpPacket> for MediaPacket {
             timestamp: p.timestamp,
             marker: p.marker,
             payload: p.payload(),
+            media_ms: None,
         }
     }
 }
