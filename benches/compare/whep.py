@@ -28,46 +28,9 @@ import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CHILDREN = []
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
-
-
-def stop(p, sig=signal.SIGTERM, wait=10.0):
-    if p is None or p.poll() is not None:
-        return
-    try:
-        p.send_signal(sig)
-        p.wait(timeout=wait)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-    except ProcessLookupError:
-        pass
-
-
-def cleanup():
-    for p in reversed(CHILDREN):
-        stop(p, wait=3.0)
-    CHILDREN.clear()
-
-
-def on_signal(signum, _frame):
-    cleanup()
-    sys.exit(128 + signum)
-
-
-def spawn(cmd, **kw):
-    p = subprocess.Popen(cmd, **kw)
-    CHILDREN.append(p)
-    return p
-
-
-def forget(p):
-    if p in CHILDREN:
-        CHILDREN.remove(p)
+# Process bookkeeping shared with the RTMP comparison (compare.py, same directory).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import CHILDREN, cleanup, forget, log, on_signal, spawn, stop  # noqa: E402,F401
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -171,7 +134,7 @@ def run_whep(args, n, rep, out_dir, perf):
     if perf_proc is not None:
         perf_proc.wait()
         forget(perf_proc)
-    stop(srv)
+    stop(srv, wait=10.0)
     forget(srv)
     if summary is None:
         with open(logf) as f:

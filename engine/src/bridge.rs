@@ -315,46 +315,24 @@ impl RtcToRtmp {
                     v.reset();
                 }
                 self.video_ssrc = Some(p.ssrc);
+                // Before video's first output: start it on audio's timeline when both
+                // tracks' sender reports are known (any RTP time anchors the same line).
+                if self.vclock.first.is_none()
+                    && anchor_video(&mut self.vclock, Some(p.ssrc), &self.aclock, self.audio_ssrc, p.timestamp, arrival)
+                {
+                    tracing::info!("WebRTC → RTMP: video started on audio's timeline (synced by sender reports)");
+                    self.sr_synced = true;
+                }
                 v.handle_rtp(now, &p);
                 while let Some(o) = v.poll_output() {
                     match o {
                         DepacketizerOutput::ParameterSets { sps, pps } => {
                             if let Ok(body) = crate::proto::rtp_h264::avc_sequence_header_tag_body(&sps, &pps) {
-                                if self.vclock.first.is_none()
-                                    && anchor_video(
-                                        &mut self.vclock,
-                                        self.video_ssrc,
-                                        &self.aclock,
-                                        self.audio_ssrc,
-                                        p.timestamp,
-                                        arrival,
-                                    )
-                                {
-                                    tracing::info!(
-                                        "WebRTC → RTMP: video started on audio's timeline (synced by sender reports)"
-                                    );
-                                    self.sr_synced = true;
-                                }
                                 let ts = self.vclock.ms(p.timestamp, arrival);
                                 out.push(Frame::new(MediaKind::Video, ts, Bytes::from(body)));
                             }
                         }
                         DepacketizerOutput::AccessUnit(au) => {
-                            if self.vclock.first.is_none()
-                                && anchor_video(
-                                    &mut self.vclock,
-                                    self.video_ssrc,
-                                    &self.aclock,
-                                    self.audio_ssrc,
-                                    au.rtp_timestamp,
-                                    arrival,
-                                )
-                            {
-                                tracing::info!(
-                                    "WebRTC → RTMP: video started on audio's timeline (synced by sender reports)"
-                                );
-                                self.sr_synced = true;
-                            }
                             let ts = self.vclock.ms(au.rtp_timestamp, arrival);
                             out.push(Frame::new(MediaKind::Video, ts, au.flv_tag_body));
                         }

@@ -15,28 +15,17 @@
 // size and no fatal error. Nothing is loaded from outside 127.0.0.1: the test page
 // and the hls.js/mpegts.js builds are served from node_modules by a local server.
 
-import http from 'node:http';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dieAs, launch, parseArgs, sleep } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const die = (msg) => {
-  console.error(`play.mjs: ${msg}`);
-  process.exit(2);
-};
-
-let args;
-try {
-  args = JSON.parse(process.argv[2] ?? '');
-} catch (e) {
-  die(`expects one JSON argument {"hls":URL,"flv":URL,"ws":URL}: ${e.message}`);
-}
+const die = dieAs('play.mjs');
+const args = parseArgs(die, '{"hls":URL,"flv":URL,"ws":URL}');
 const advanceSecs = Number(args.advance_secs ?? 3);
 const timeoutSecs = Number(args.timeout_secs ?? 40);
 const executablePath = args.chromium ?? '/usr/bin/chromium';
-if (!fs.existsSync(executablePath)) die(`${executablePath} is missing (apt-get install chromium; .ci/run installs it)`);
 
 const files = {
   '/hls.js': path.join(here, 'node_modules/hls.js/dist/hls.js'),
@@ -45,14 +34,7 @@ const files = {
 for (const f of Object.values(files)) {
   if (!fs.existsSync(f)) die(`${f} is missing (npm ci --prefix tests/browser; .ci/run does it)`);
 }
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  die(`playwright-core is missing (npm ci --prefix tests/browser; .ci/run does it): ${e.message}`);
-}
 
-// The page: ?kind=hls|flv|ws&url=… ; it exposes window.__state for polling.
 const page = `<!doctype html>
 <meta charset="utf-8"><title>MicroVibe playback</title><link rel="icon" href="data:,">
 <script src="/hls.js"></script><script src="/mpegts.js"></script>
@@ -93,49 +75,13 @@ try {
 }
 </script>`;
 
-const server = http.createServer((req, res) => {
-  const u = new URL(req.url, 'http://x');
-  if (u.pathname === '/' || u.pathname === '/index.html') {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-    return res.end(page);
-  }
-  const f = files[u.pathname];
-  if (f) {
-    res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' });
-    return fs.createReadStream(f).pipe(res);
-  }
-  res.writeHead(404).end();
+const js = (f) => ({ type: 'text/javascript; charset=utf-8', body: f, file: true });
+const html = { type: 'text/html; charset=utf-8', body: page };
+const { origin, context, cleanup } = await launch({
+  name: 'play.mjs', die, executablePath,
+  routes: { '/': html, '/index.html': html, '/hls.js': js(files['/hls.js']), '/mpegts.js': js(files['/mpegts.js']) },
+  limitMs: (timeoutSecs * 3 + 60) * 1000,
 });
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-const origin = `http://127.0.0.1:${server.address().port}`;
-
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvibe-chromium-'));
-const flags = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--autoplay-policy=no-user-gesture-required',
-];
-// Whatever happens, never leave the browser or the profile behind.
-let context;
-const cleanup = async () => {
-  try { await context?.close(); } catch {}
-  try { fs.rmSync(userDataDir, { recursive: true, force: true }); } catch {}
-  server.close();
-};
-const hardStop = setTimeout(async () => {
-  console.error('play.mjs: overall time limit reached');
-  await cleanup();
-  process.exit(3);
-}, (timeoutSecs * 3 + 60) * 1000);
-
-// headless: playwright adds --headless itself; the profile is the fresh temp dir.
-context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath, headless: true, args: flags, timeout: 30_000,
-});
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function run(kind, url) {
   const p = await context.newPage();
@@ -196,7 +142,6 @@ try {
     console.log(JSON.stringify(r));
   }
 } finally {
-  clearTimeout(hardStop);
   await cleanup();
 }
 process.exit(allOk ? 0 : 1);

@@ -22,73 +22,25 @@
 // Prints one JSON line per scenario, {"scenario":…,"ok":bool,…}, and exits 0 only if
 // all are ok.
 
-import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dieAs, launch, parseArgs, sleep } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const die = (msg) => {
-  console.error(`webrtc.mjs: ${msg}`);
-  process.exit(2);
-};
-
-let args;
-try {
-  args = JSON.parse(process.argv[2] ?? '');
-} catch (e) {
-  die(`expects one JSON argument {"api":URL,"whip":{…},"ws":{…},"errors":{…}}: ${e.message}`);
-}
+const die = dieAs('webrtc.mjs');
+const args = parseArgs(die, '{"api":URL,"whip":{…},"ws":{…},"errors":{…}}');
 if (!args.api) die('"api" is required');
 const api = args.api.replace(/\/$/, '');
 const timeoutSecs = Number(args.timeout_secs ?? 30);
 const executablePath = args.chromium ?? '/usr/bin/chromium';
-if (!fs.existsSync(executablePath)) die(`${executablePath} is missing (apt-get install chromium; .ci/run installs it)`);
 const pageFile = path.join(here, 'webrtc.html');
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  die(`playwright-core is missing (npm ci --prefix tests/browser; .ci/run does it): ${e.message}`);
-}
-
-const server = http.createServer((req, res) => {
-  const u = new URL(req.url, 'http://x');
-  if (u.pathname === '/' || u.pathname === '/webrtc.html') {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-    return fs.createReadStream(pageFile).pipe(res);
-  }
-  res.writeHead(404).end();
-});
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-const origin = `http://127.0.0.1:${server.address().port}`;
-
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvibe-chromium-'));
-const flags = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--autoplay-policy=no-user-gesture-required',
-];
-let context;
-const cleanup = async () => {
-  try { await context?.close(); } catch {}
-  try { fs.rmSync(userDataDir, { recursive: true, force: true }); } catch {}
-  server.close();
-};
-const hardStop = setTimeout(async () => {
-  console.error('webrtc.mjs: overall time limit reached');
-  await cleanup();
-  process.exit(3);
-}, (timeoutSecs * 8 + 60) * 1000);
-
-context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath, headless: true, args: flags, timeout: 30_000,
+const html = { type: 'text/html; charset=utf-8', body: pageFile, file: true };
+const { origin, context, cleanup } = await launch({
+  name: 'webrtc.mjs', die, executablePath,
+  routes: { '/': html, '/webrtc.html': html },
+  limitMs: (timeoutSecs * 8 + 60) * 1000,
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const t0 = Date.now();
 const secs = (t) => Math.round((Date.now() - t) / 100) / 10;
 
@@ -385,7 +337,6 @@ try {
     console.log(JSON.stringify(r));
   }
 } finally {
-  clearTimeout(hardStop);
   await cleanup();
 }
 process.exit(allOk ? 0 : 1);
