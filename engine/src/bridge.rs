@@ -149,11 +149,6 @@ struct ClockMap {
 /// first packet (encoder delay) does not clamp at zero.
 const CLOCK_HEADROOM_MS: i64 = 1000;
 
-/// Re-anchor audio on a later sender report only when it is off by more than this
-/// (some senders pair the NTP time of sending the report with the RTP time of
-/// their last packet, which is off by up to a frame; a real change is larger).
-const RESYNC_MS: i64 = 80;
-
 impl ClockMap {
     fn new(rate: u32) -> Self {
         Self { rate, first: None, last: None, sr: None }
@@ -226,8 +221,6 @@ pub struct RtcToRtmp {
     audio: Option<crate::proto::audio_bridge::OpusToAac>,
     aclock: ClockMap,
     sent_aac_header: bool,
-    /// Audio has been put on video's timeline by the sender reports.
-    sr_synced: bool,
     pub audio_cpu: Duration,
     warnings: Vec<String>,
 }
@@ -252,7 +245,6 @@ impl RtcToRtmp {
             audio: Some(crate::proto::audio_bridge::OpusToAac::new(Default::default())),
             aclock: ClockMap::new(48_000),
             sent_aac_header: false,
-            sr_synced: false,
             audio_cpu: Duration::ZERO,
             warnings,
         }
@@ -262,39 +254,17 @@ impl RtcToRtmp {
         self.warnings.clone()
     }
 
-    /// A publisher's sender report: remember it and, with both tracks' known, put
-    /// audio on video's timeline.
+    /// A publisher's sender report: remembered for starting video on audio's
+    /// timeline. Running clocks are never moved by a report: a step in a running
+    /// track (even forward) shows up as an irregular frame interval, from which
+    /// players such as ffmpeg guess a wrong frame rate, and some senders' reports
+    /// are only accurate to a frame anyway.
     fn sender_report(&mut self, kind: MediaKind, ssrc: u32, ntp: u64, rtp: u32) {
         if ntp == 0 {
             return;
         }
         let clock = if kind == MediaKind::RtpVideo { &mut self.vclock } else { &mut self.aclock };
         clock.sr = Some((ssrc, ntp_to_us(ntp), rtp));
-        let (Some(vs), Some(aus), Some((ar0, am0)), Some((_, _, a_rtp))) =
-            (self.video_ssrc, self.audio_ssrc, self.aclock.first, self.aclock.sr)
-        else {
-            return;
-        };
-        let Some(want) = aligned_ms(&self.vclock, vs, &self.aclock, aus, a_rtp) else { return };
-        let now = am0 + self.aclock.ticks_to_us(a_rtp.wrapping_sub(ar0)) / 1000;
-        let err = want - now;
-        if err.abs() < MAX_SR_CORRECTION_MS && (!self.sr_synced || err.abs() > RESYNC_MS) {
-            if self.sr_synced {
-                tracing::debug!(correction_ms = err, "WebRTC → RTMP: audio and video re-synced by sender reports");
-            } else {
-                tracing::info!(correction_ms = err, "WebRTC → RTMP: audio and video synced by sender reports");
-            }
-            // Only ever move a track forward: moving audio back would stamp its next
-            // frames over ones already sent (clamped to 1 ms steps, which players
-            // report as non-monotonic); moving video forward instead keeps the same
-            // relation with a short gap in video.
-            if err >= 0 {
-                self.aclock.first = Some((a_rtp, want));
-            } else if let Some((vr0, vm0)) = self.vclock.first {
-                self.vclock.first = Some((vr0, vm0 - err));
-            }
-            self.sr_synced = true; // (video is anchored: `aligned_ms` needs it)
-        }
     }
 
     /// Converts one RTP frame into FLV-tag frames; returns true when the publisher
@@ -321,7 +291,6 @@ impl RtcToRtmp {
                     && anchor_video(&mut self.vclock, Some(p.ssrc), &self.aclock, self.audio_ssrc, p.timestamp, arrival)
                 {
                     tracing::info!("WebRTC → RTMP: video started on audio's timeline (synced by sender reports)");
-                    self.sr_synced = true;
                 }
                 v.handle_rtp(now, &p);
                 while let Some(o) = v.poll_output() {
@@ -396,46 +365,28 @@ mod tests {
         assert_eq!(c.ms(1000 + 9000, 0), 1100);
     }
 
-    /// Video arrived 120 ms "late" (its anchor is 120 ms after audio's for media
-    /// captured at the same instant); the sender reports put audio back in step.
+    /// Reports put a video that starts after audio on audio's timeline; reports
+    /// arriving later never move running clocks.
     #[test]
-    fn sender_reports_align_audio_to_video() {
-        let mut b = RtcToRtmp::new(Instant::now(), true);
-        b.video_ssrc = Some(1);
-        b.audio_ssrc = Some(2);
-        // Both captured at sender time 10 s: video RTP 90_000, audio RTP 480_000.
-        b.vclock.first = Some((90_000, 2_120));
-        b.aclock.first = Some((480_000, 2_000));
-        b.sender_report(MediaKind::RtpVideo, 1, 10 * NTP_SEC, 90_000);
-        assert!(!b.sr_synced, "one track's report is not enough");
-        // Audio's report: sender time 11 s is audio RTP 480_000 + 48_000.
-        b.sender_report(MediaKind::RtpAudio, 2, 11 * NTP_SEC, 528_000);
-        assert!(b.sr_synced);
-        // Audio captured at 11 s now lands 1 s after the video captured at 10 s.
-        assert_eq!(b.aclock.ms(528_000, 0), 3_120);
-        assert_eq!(b.vclock.ms(90_000 + 90_000, 0), 3_120);
-        // A later report within the resync tolerance changes nothing.
-        b.sender_report(MediaKind::RtpAudio, 2, 12 * NTP_SEC + NTP_SEC / 100, 576_000);
-        assert_eq!(b.aclock.ms(576_000 + 48_000, 0), 5_120, "sender time 13 s");
-        // Reports of another SSRC (an old track) are ignored.
-        let before = b.aclock.first;
-        b.sender_report(MediaKind::RtpAudio, 9, 99 * NTP_SEC, 0);
-        assert_eq!(b.aclock.first, before);
-    }
-
-    /// Audio arrived late instead: video moves forward, audio is never stamped back.
-    #[test]
-    fn sender_reports_never_move_a_track_back() {
+    fn sender_reports_start_video_on_audio_and_leave_running_clocks_alone() {
         let mut b = RtcToRtmp::new(Instant::now(), true);
         (b.video_ssrc, b.audio_ssrc) = (Some(1), Some(2));
-        b.vclock.first = Some((90_000, 2_000));
-        b.aclock.first = Some((480_000, 2_050));
-        assert_eq!(b.aclock.ms(480_000, 0), 2_050);
-        b.sender_report(MediaKind::RtpVideo, 1, 10 * NTP_SEC, 90_000);
+        b.aclock.first = Some((480_000, 2_000)); // audio RTP 480 000 = sender time 10 s
         b.sender_report(MediaKind::RtpAudio, 2, 10 * NTP_SEC, 480_000);
-        assert!(b.sr_synced);
-        assert_eq!(b.aclock.ms(480_000 + 960, 0), 2_070, "audio keeps its clock");
-        assert_eq!(b.vclock.ms(90_000 + 3_000, 0), 2_050 + 33, "video moved 50 ms forward");
+        b.sender_report(MediaKind::RtpVideo, 1, 10 * NTP_SEC, 90_000); // video RTP 90 000 = 10 s
+        // Video's first packet, captured at 10.5 s, arrives "late" (at 1 900 ms + headroom).
+        assert!(anchor_video(&mut b.vclock, b.video_ssrc, &b.aclock, b.audio_ssrc, 135_000, 1_900));
+        assert_eq!(b.vclock.ms(135_000, 0), 2_500, "on audio's timeline, not at its arrival");
+        assert_eq!(b.aclock.ms(480_000 + 24_000, 0), 2_500);
+        // A later report that disagrees by 50 ms changes nothing that runs.
+        let (v0, a0) = (b.vclock.first, b.aclock.first);
+        b.sender_report(MediaKind::RtpAudio, 2, 20 * NTP_SEC + NTP_SEC / 20, 960_000);
+        assert_eq!((b.vclock.first, b.aclock.first), (v0, a0));
+        assert_eq!(b.aclock.ms(960_000, 0), 12_000);
+        // Reports of another SSRC (an old track) do not anchor anything.
+        let mut v = ClockMap::new(90_000);
+        v.sr = Some((9, 0, 0));
+        assert!(!anchor_video(&mut v, Some(1), &b.aclock, Some(2), 0, 0));
     }
 
     #[test]
