@@ -131,11 +131,11 @@ impl RtmpToRtc {
 
 /// Maps one RTP clock to the FLV millisecond clock. The first packet is anchored
 /// at its arrival time relative to the stream's origin, later ones follow the RTP
-/// clock. Once the publisher's RTCP sender reports of both tracks are known,
-/// [`RtcToRtmp`] re-anchors audio so that the two tracks keep the sender's own
-/// relation (its NTP clock) instead of the difference of their first packets' delays
-/// (a large keyframe paced out over a slow uplink arrives well after the audio
-/// captured at the same instant).
+/// clock. When the publisher's RTCP sender reports of both tracks are known, the
+/// track that starts second is anchored on the first one's timeline instead, so
+/// that the two keep the sender's own relation (its NTP clock) rather than the
+/// difference of their first packets' delays (a large keyframe paced out over a slow
+/// uplink arrives well after the audio captured at the same instant).
 struct ClockMap {
     rate: u32,
     /// (RTP time, output ms) of the anchor.
@@ -191,14 +191,15 @@ fn aligned_ms(a: &ClockMap, a_ssrc: u32, b: &ClockMap, b_ssrc: u32, b_rtp: u32) 
     Some(am0 + (b_us - a_us).div_euclid(1000))
 }
 
-/// Video's first output: when audio is already running and both tracks' sender
-/// reports are known, video starts on audio's timeline instead of at its arrival.
-/// True when it did.
-fn anchor_video(v: &mut ClockMap, vs: Option<u32>, a: &ClockMap, aus: Option<u32>, rtp: u32, arrival_ms: i64) -> bool {
-    let (Some(vs), Some(aus)) = (vs, aus) else { return false };
-    match aligned_ms(a, aus, v, vs, rtp) {
+/// A track's first output: when the other track already runs and both tracks'
+/// sender reports are known, the track starts on the other's timeline instead of at
+/// its arrival. Either may come first (audio is transcoded, video waits for a
+/// keyframe). True when it did.
+fn anchor_on(c: &mut ClockMap, cs: Option<u32>, other: &ClockMap, os: Option<u32>, rtp: u32, arrival_ms: i64) -> bool {
+    let (Some(cs), Some(os)) = (cs, os) else { return false };
+    match aligned_ms(other, os, c, cs, rtp) {
         Some(m) if (m - (arrival_ms + CLOCK_HEADROOM_MS)).abs() < MAX_SR_CORRECTION_MS => {
-            v.first = Some((rtp, m));
+            c.first = Some((rtp, m));
             true
         }
         _ => false,
@@ -288,7 +289,7 @@ impl RtcToRtmp {
                 // Before video's first output: start it on audio's timeline when both
                 // tracks' sender reports are known (any RTP time anchors the same line).
                 if self.vclock.first.is_none()
-                    && anchor_video(&mut self.vclock, Some(p.ssrc), &self.aclock, self.audio_ssrc, p.timestamp, arrival)
+                    && anchor_on(&mut self.vclock, Some(p.ssrc), &self.aclock, self.audio_ssrc, p.timestamp, arrival)
                 {
                     tracing::info!("WebRTC → RTMP: video started on audio's timeline (synced by sender reports)");
                 }
@@ -314,6 +315,13 @@ impl RtcToRtmp {
                 #[cfg(feature = "fdk-aac")]
                 if let Some(a) = &mut self.audio {
                     self.audio_ssrc = Some(p.ssrc);
+                    // Audio that starts after video (its encoder has not yet filled a
+                    // frame, say) starts on video's timeline, likewise.
+                    if self.aclock.first.is_none()
+                        && anchor_on(&mut self.aclock, Some(p.ssrc), &self.vclock, self.video_ssrc, p.timestamp, arrival)
+                    {
+                        tracing::info!("WebRTC → RTMP: audio started on video's timeline (synced by sender reports)");
+                    }
                     let t0 = Instant::now();
                     match a.handle_packet(p.timestamp, &p.payload()) {
                         Ok(()) => {
@@ -375,7 +383,7 @@ mod tests {
         b.sender_report(MediaKind::RtpAudio, 2, 10 * NTP_SEC, 480_000);
         b.sender_report(MediaKind::RtpVideo, 1, 10 * NTP_SEC, 90_000); // video RTP 90 000 = 10 s
         // Video's first packet, captured at 10.5 s, arrives "late" (at 1 900 ms + headroom).
-        assert!(anchor_video(&mut b.vclock, b.video_ssrc, &b.aclock, b.audio_ssrc, 135_000, 1_900));
+        assert!(anchor_on(&mut b.vclock, b.video_ssrc, &b.aclock, b.audio_ssrc, 135_000, 1_900));
         assert_eq!(b.vclock.ms(135_000, 0), 2_500, "on audio's timeline, not at its arrival");
         assert_eq!(b.aclock.ms(480_000 + 24_000, 0), 2_500);
         // A later report that disagrees by 50 ms changes nothing that runs.
@@ -386,7 +394,7 @@ mod tests {
         // Reports of another SSRC (an old track) do not anchor anything.
         let mut v = ClockMap::new(90_000);
         v.sr = Some((9, 0, 0));
-        assert!(!anchor_video(&mut v, Some(1), &b.aclock, Some(2), 0, 0));
+        assert!(!anchor_on(&mut v, Some(1), &b.aclock, Some(2), 0, 0));
     }
 
     #[test]
@@ -397,11 +405,32 @@ mod tests {
         let mut v = ClockMap::new(90_000);
         v.sr = Some((1, ntp_to_us(5 * NTP_SEC) as i64, 0));
         // Video's first frame, captured 0.5 s after audio's first, arrives 300 ms later still.
-        assert!(anchor_video(&mut v, Some(1), &a, Some(2), 45_000, 800));
+        assert!(anchor_on(&mut v, Some(1), &a, Some(2), 45_000, 800));
         assert_eq!(v.ms(45_000, 800), 1_500);
         // Reports that disagree with arrival by more than 5 s are not believed.
         let mut v2 = ClockMap::new(90_000);
         v2.sr = Some((1, ntp_to_us(500 * NTP_SEC) as i64, 0));
-        assert!(!anchor_video(&mut v2, Some(1), &a, Some(2), 45_000, 800));
+        assert!(!anchor_on(&mut v2, Some(1), &a, Some(2), 45_000, 800));
+    }
+
+    /// Audio that starts after video (the CI case: a bridge started mid-stream whose
+    /// first keyframe came before the first AAC frame) goes on video's timeline.
+    #[test]
+    fn audio_starting_after_video_is_anchored_on_video_by_reports() {
+        let mut b = RtcToRtmp::new(Instant::now(), true);
+        (b.video_ssrc, b.audio_ssrc) = (Some(1), Some(2));
+        b.vclock.first = Some((90_000, 3_000)); // video RTP 90 000 = sender time 10 s
+        b.sender_report(MediaKind::RtpVideo, 1, 10 * NTP_SEC, 90_000);
+        b.sender_report(MediaKind::RtpAudio, 2, 10 * NTP_SEC, 480_000);
+        // Audio captured at 9.8 s arrives at 2 100 ms (+ headroom): it goes 200 ms
+        // before video's first frame, as captured.
+        assert!(anchor_on(&mut b.aclock, b.audio_ssrc, &b.vclock, b.video_ssrc, 480_000 - 9_600, 2_100));
+        assert_eq!(b.aclock.ms(480_000 - 9_600, 0), 2_800);
+        assert_eq!(b.aclock.ms(480_000, 0), 3_000);
+        // Without video's report nothing is anchored.
+        let mut a = ClockMap::new(48_000);
+        a.sr = b.aclock.sr;
+        let v = ClockMap { sr: None, ..ClockMap::new(90_000) };
+        assert!(!anchor_on(&mut a, Some(2), &v, Some(1), 0, 0));
     }
 }
