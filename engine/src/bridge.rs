@@ -310,15 +310,21 @@ impl RtcToRtmp {
                     }
                 }
             }
-            MediaKind::RtpAudio =>
-            {
+            MediaKind::RtpAudio => {
                 #[cfg(feature = "fdk-aac")]
                 if let Some(a) = &mut self.audio {
                     self.audio_ssrc = Some(p.ssrc);
                     // Audio that starts after video (its encoder has not yet filled a
                     // frame, say) starts on video's timeline, likewise.
                     if self.aclock.first.is_none()
-                        && anchor_on(&mut self.aclock, Some(p.ssrc), &self.vclock, self.video_ssrc, p.timestamp, arrival)
+                        && anchor_on(
+                            &mut self.aclock,
+                            Some(p.ssrc),
+                            &self.vclock,
+                            self.video_ssrc,
+                            p.timestamp,
+                            arrival,
+                        )
                     {
                         tracing::info!("WebRTC → RTMP: audio started on video's timeline (synced by sender reports)");
                     }
