@@ -46,6 +46,9 @@ pub struct FloorConfig {
     /// the sender's `sendto` never has to wake it (a diagnostic: how much of the
     /// per-packet cost is the wake-up of the reading process).
     pub spin_receiver: bool,
+    /// Send a packet's copies with `sendmmsg` (one system call per packet for all
+    /// subscribers) instead of one `sendto` each.
+    pub sendmmsg: bool,
 }
 
 impl Default for FloorConfig {
@@ -61,6 +64,7 @@ impl Default for FloorConfig {
             sender_cpu: None,
             receiver_cpu: None,
             spin_receiver: false,
+            sendmmsg: false,
         }
     }
 }
@@ -287,14 +291,24 @@ fn sender(cfg: &FloorConfig, addrs: &[SocketAddr], received: &AtomicU64) -> Resu
         for p in &out {
             let pk = parse(p);
             src_pkts += 1;
-            for s in subs.iter_mut() {
-                let wire = protect(s, &pk, &mut scratch)?;
-                match udp::send_to(fd, &wire, &s.dest) {
-                    Ok(k) => {
-                        sent += 1;
-                        bytes += k as u64;
+            if cfg.sendmmsg {
+                let wires = subs.iter_mut().map(|s| protect(s, &pk, &mut scratch)).collect::<Result<Vec<_>, _>>()?;
+                let data: Vec<&[u8]> = wires.iter().map(|w| &w[..]).collect();
+                let dests: Vec<&udp::Dest> = subs.iter().map(|s| &s.dest).collect();
+                let k = udp::send_many(fd, &data, &dests);
+                sent += k as u64;
+                dropped += (data.len() - k) as u64;
+                bytes += data.iter().take(k).map(|d| d.len() as u64).sum::<u64>();
+            } else {
+                for s in subs.iter_mut() {
+                    let wire = protect(s, &pk, &mut scratch)?;
+                    match udp::send_to(fd, &wire, &s.dest) {
+                        Ok(k) => {
+                            sent += 1;
+                            bytes += k as u64;
+                        }
+                        Err(_) => dropped += 1,
                     }
-                    Err(_) => dropped += 1,
                 }
             }
             if in_win {
@@ -333,6 +347,7 @@ fn sender(cfg: &FloorConfig, addrs: &[SocketAddr], received: &AtomicU64) -> Resu
         "subscribers": subs.len(),
         "profile": format!("{:?}", cfg.profile),
         "receiver": if cfg.spin_receiver { "spin" } else { "epoll" },
+        "send": if cfg.sendmmsg { "sendmmsg" } else { "sendto" },
         "bitrate_kbps": cfg.bitrate_kbps,
         "audio": cfg.audio,
         "window_s": secs,

@@ -119,6 +119,37 @@ pub fn send_to(fd: RawFd, data: &[u8], to: &Dest) -> io::Result<usize> {
 pub const DGRAM: usize = 2048;
 const CTRL: usize = 64;
 
+/// `sendmmsg` datagrams `data[i]` to `to[i]` in one system call per 1024; returns
+/// how many went (the rest hit a full socket buffer or an error).
+pub fn send_many(fd: RawFd, data: &[&[u8]], to: &[&Dest]) -> usize {
+    let mut iov: Vec<libc::iovec> =
+        data.iter().map(|d| libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() }).collect();
+    let mut msgs: Vec<libc::mmsghdr> = (0..data.len())
+        .map(|i| {
+            // SAFETY: msghdr is plain data; zeroed is valid.
+            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+            h.msg_name = &to[i].sin as *const _ as *mut libc::c_void;
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            h.msg_iov = &mut iov[i];
+            h.msg_iovlen = 1;
+            libc::mmsghdr { msg_hdr: h, msg_len: 0 }
+        })
+        .collect();
+    let mut done = 0;
+    while done < msgs.len() {
+        let n = (msgs.len() - done).min(1024);
+        // SAFETY: msgs[done..done + n] point at live buffers and addresses.
+        let r = unsafe { libc::sendmmsg(fd, msgs[done..].as_mut_ptr(), n as u32, 0) };
+        if r <= 0 {
+            // The datagram at `done` failed (a full buffer): skip it, go on.
+            done += 1;
+            continue;
+        }
+        done += r as usize;
+    }
+    msgs.iter().filter(|m| m.msg_len > 0).count()
+}
+
 /// Buffers for one `recvmmsg(2)` of up to `n` datagrams, reused across calls and
 /// sockets. The pointers inside the headers point into the boxed buffers, which
 /// never move.

@@ -14,6 +14,7 @@
 use crate::frame::{Frame, MediaKind as FrameKind};
 use crate::link::Protocol;
 use crate::player::{Batch, Player, PlayerEnd};
+use crate::proto::webrtc::rtx_cache::RtxStore;
 use crate::proto::webrtc::sdp::Role;
 use crate::proto::webrtc::{
     AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtcpPacket, RtpPacket, SessionConfig, SessionEvent,
@@ -74,6 +75,9 @@ struct Sess {
     room_id: i64,
     addrs: Vec<SocketAddr>,
     ufrag: String,
+    /// Subscribers: the stream's packets kept for NACKs, shared with the
+    /// stream's other subscribers on this shard.
+    rtx: Option<Rc<RefCell<RtxStore>>>,
 }
 
 /// One shard's WebRTC state.
@@ -87,6 +91,43 @@ pub struct RtcShard {
     /// Stream name → the publisher session on this (home) shard.
     publishers: RefCell<HashMap<Arc<str>, u64>>,
     next: Cell<u64>,
+    /// Stream name → its retransmission store on this shard (while it has
+    /// subscribers here).
+    rtx_stores: RefCell<HashMap<Arc<str>, Rc<RefCell<RtxStore>>>>,
+    /// The last frames' parsed RTP, shared by every subscriber writer (they all
+    /// send the same `Arc<Frame>`s, one after another).
+    parsed: RefCell<ParsedFrames>,
+}
+
+/// Recently parsed frames, newest last, found by pointer (the `Arc` kept here
+/// makes the pointer unique while the entry lives).
+#[derive(Default)]
+struct ParsedFrames {
+    entries: std::collections::VecDeque<(Arc<Frame>, Option<MediaPacket>)>,
+}
+
+/// Frames whose parse is kept: a subscriber's batch is normally one frame's
+/// packets (1-16); a larger one (a writer catching up) re-parses.
+const PARSED_FRAMES: usize = 32;
+
+impl ParsedFrames {
+    /// The frame's RTP as a packet to send (`None`: not RTP).
+    fn get(&mut self, f: &Arc<Frame>) -> Option<&MediaPacket> {
+        let i = match self.entries.iter().rposition(|(g, _)| Arc::ptr_eq(f, g)) {
+            Some(i) => i,
+            None => {
+                let packet = RtpPacket::parse(f.payload.clone())
+                    .ok()
+                    .map(|p| MediaPacket { media_ms: f.media_clock.then_some(f.timestamp), ..MediaPacket::from(&p) });
+                if self.entries.len() == PARSED_FRAMES {
+                    self.entries.pop_front();
+                }
+                self.entries.push_back((f.clone(), packet));
+                self.entries.len() - 1
+            }
+        };
+        self.entries[i].1.as_ref()
+    }
 }
 
 thread_local! {
@@ -119,6 +160,8 @@ pub fn start(shard: &Rc<Shard>) -> std::io::Result<()> {
         by_ufrag: RefCell::new(HashMap::new()),
         publishers: RefCell::new(HashMap::new()),
         next: Cell::new(1),
+        rtx_stores: RefCell::new(HashMap::new()),
+        parsed: RefCell::new(ParsedFrames::default()),
     });
     RTC.with(|x| *x.borrow_mut() = Some(r.clone()));
     let sh = shard.clone();
@@ -270,6 +313,15 @@ impl RtcShard {
                         frames.push((s.stream.clone(), s.pub_id, Frame::sender_report(fk, ssrc, ntp_time, rtp_time)));
                     }
                     SessionEvent::KeyframeRequested { .. } => keyframe_for = Some(s.stream.clone()),
+                    SessionEvent::Nacked { kind, packets } => {
+                        if let Some(store) = &s.rtx {
+                            let store = store.borrow();
+                            for n in &packets {
+                                let got = store.get(now, n.source_ssrc, n.source_seq);
+                                s.session.retransmit(kind, n, got.map(|g| (g.marker, g.timestamp, &g.payload)));
+                            }
+                        }
+                    }
                     SessionEvent::Closed { reason } => {
                         tracing::info!(stream = %s.stream, ?reason, "WebRTC session closed");
                         closed = true;
@@ -279,7 +331,6 @@ impl RtcShard {
             }
             self.flush(shard, s);
         }
-        let _ = now;
         for (name, pub_id, f) in frames {
             shard.publish_frame(&name, pub_id, f);
         }
@@ -317,6 +368,12 @@ impl RtcShard {
         if let Some(p) = &s.player {
             p.end(PlayerEnd::Kicked);
             shard.leave(&s.stream, p, s.room_id);
+        }
+        if let Some(store) = s.rtx {
+            // The map's and this session's: the stream's last subscriber here.
+            if Rc::strong_count(&store) <= 2 {
+                self.rtx_stores.borrow_mut().remove(&s.stream);
+            }
         }
     }
 
@@ -425,8 +482,10 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
         return Err(RtcError::BadOffer("no audio or video section could be accepted".into()));
     }
     let now = Instant::now();
-    let session = WebRtcSession::new(SessionConfig::default(), negotiated, &cert, now)
-        .map_err(|e| RtcError::Unavailable(e.to_string()))?;
+    let config = SessionConfig { shared_rtx: !is_pub, ..SessionConfig::default() };
+    let rtx_limits = config.rtx_cache;
+    let session =
+        WebRtcSession::new(config, negotiated, &cert, now).map_err(|e| RtcError::Unavailable(e.to_string()))?;
     let sid = r.next.get();
     r.next.set(sid + 1);
     let stream: Arc<str> = Arc::from(name.as_str());
@@ -439,6 +498,7 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
         room_id: 0,
         addrs: vec![],
         ufrag: ice.ufrag.clone(),
+        rtx: None,
     };
     if is_pub {
         let RtcRole::Publisher { room_id } = role else { unreachable!("is_pub implies Publisher") };
@@ -482,6 +542,13 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
         };
         sess.player = Some(player.clone());
         sess.room_id = room_id;
+        sess.rtx = Some(
+            r.rtx_stores
+                .borrow_mut()
+                .entry(stream.clone())
+                .or_insert_with(|| Rc::new(RefCell::new(RtxStore::new(rtx_limits))))
+                .clone(),
+        );
         monoio::spawn(subscriber_writer(shard.clone(), r.clone(), sid, player));
     }
     r.by_ufrag.borrow_mut().insert(ice.ufrag.clone(), sid);
@@ -540,7 +607,9 @@ async fn subscriber_writer(shard: Rc<Shard>, r: Rc<RtcShard>, sid: u64, player: 
                 let now = Instant::now();
                 let mut sessions = r.sessions.borrow_mut();
                 let Some(s) = sessions.get_mut(&sid) else { break };
-                for f in frames {
+                let mut store = s.rtx.as_ref().map(|st| st.borrow_mut());
+                let mut parsed = r.parsed.borrow_mut();
+                for f in &frames {
                     let kind = match f.kind {
                         FrameKind::RtpAudio => MediaKind::Audio,
                         FrameKind::RtpVideo => MediaKind::Video,
@@ -549,11 +618,20 @@ async fn subscriber_writer(shard: Rc<Shard>, r: Rc<RtcShard>, sid: u64, player: 
                     if s.session.negotiated().media(kind).is_none() {
                         continue;
                     }
-                    let Ok(p) = RtpPacket::parse(f.payload.clone()) else { continue };
-                    let packet =
-                        MediaPacket { media_ms: f.media_clock.then_some(f.timestamp), ..MediaPacket::from(&p) };
-                    let _ = s.session.send_rtp(now, kind, &packet);
+                    let Some(packet) = parsed.get(f) else { continue };
+                    if let (Ok(true), Some(st)) = (s.session.send_rtp(now, kind, packet), store.as_mut()) {
+                        st.insert(
+                            now,
+                            packet.source_ssrc,
+                            packet.sequence_number,
+                            packet.marker,
+                            packet.timestamp,
+                            &packet.payload,
+                        );
+                    }
                 }
+                drop(parsed);
+                drop(store);
                 r.flush(&shard, s);
             }
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: srtp-floor [--subscribers N] [--duration S] [--warmup S] [--bitrate-kbps K]
                   [--gop S] [--no-audio] [--profile gcm|gcm256|cm] [--sender-cpu C]
-                  [--receiver-cpu C] [--spin-receiver] [--json]
+                  [--receiver-cpu C] [--spin-receiver] [--sendmmsg] [--json]
 
   One sender thread: the whep-load publisher's stream, and for every packet and every
   subscriber: RTP header write + SRTP encrypt (rtc-srtp, own context per subscriber) +
@@ -22,7 +22,9 @@ const USAGE: &str = "usage: srtp-floor [--subscribers N] [--duration S] [--warmu
                  with whep-load; cm = AES_CM_128_HMAC_SHA1_80)
   --sender-cpu   pin the sender thread; --receiver-cpu the receiver thread
   --spin-receiver  the receiver busy-polls its sockets instead of sleeping in epoll
-                 (no wake-ups for the sender to pay; a diagnostic, it burns a core)";
+                 (no wake-ups for the sender to pay; a diagnostic, it burns a core)
+  --sendmmsg     send each packet's copies to all subscribers with sendmmsg (one system
+                 call per 1024) instead of one sendto each";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,6 +64,7 @@ fn main() {
             "--sender-cpu" => cfg.sender_cpu = Some(num!()),
             "--receiver-cpu" => cfg.receiver_cpu = Some(num!()),
             "--spin-receiver" => cfg.spin_receiver = true,
+            "--sendmmsg" => cfg.sendmmsg = true,
             "--json" => json = true,
             "--help" | "-h" => {
                 println!("{USAGE}");

@@ -192,6 +192,91 @@ fn cost(p: &CachedRtp) -> usize {
     p.payload.len() + ENTRY_OVERHEAD
 }
 
+/// The source packets of one stream on one shard, kept once for all its
+/// subscribers there (sessions with
+/// [`SessionConfig::shared_rtx`](super::SessionConfig::shared_rtx)): a NACK is
+/// answered from here, so a subscriber costs no cache write per packet. Keyed by
+/// the source's SSRC and sequence number; bounded by packets per SSRC, SSRCs
+/// (a publisher restart brings new ones; the oldest goes) and age (checked on
+/// lookup). Payloads are the `Bytes` the subscribers send, so the store holds no
+/// copy.
+#[derive(Debug)]
+pub struct RtxStore {
+    limits: RtxCacheLimits,
+    mask: usize,
+    rings: Vec<StoreRing>,
+}
+
+#[derive(Debug)]
+struct StoreRing {
+    ssrc: u32,
+    slots: Vec<Option<Stored>>,
+}
+
+/// A source packet in an [`RtxStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The source's sequence number.
+    pub seq: u16,
+    /// When it was stored.
+    pub at: Instant,
+    /// The source's marker bit and timestamp.
+    pub marker: bool,
+    pub timestamp: u32,
+    /// The payload (shared).
+    pub payload: Bytes,
+}
+
+impl RtxStore {
+    /// An empty store (`max_bytes` is not used: payloads are shared, the count
+    /// bounds them).
+    pub fn new(limits: RtxCacheLimits) -> Self {
+        let n = limits.packets_per_ssrc.clamp(1, 1 << 15).next_power_of_two();
+        RtxStore { limits, mask: n - 1, rings: Vec::new() }
+    }
+
+    /// Keeps a source packet. Every subscriber of the stream on the shard calls
+    /// this with the same packet; after the first it is one comparison.
+    pub fn insert(&mut self, now: Instant, ssrc: u32, seq: u16, marker: bool, timestamp: u32, payload: &Bytes) {
+        let ring = match self.rings.iter().position(|r| r.ssrc == ssrc) {
+            Some(i) => i,
+            None => {
+                if self.rings.len() >= self.limits.max_ssrcs.max(1) {
+                    self.rings.remove(0);
+                }
+                self.rings.push(StoreRing { ssrc, slots: vec![None; self.mask + 1] });
+                self.rings.len() - 1
+            }
+        };
+        let slot = &mut self.rings[ring].slots[seq as usize & self.mask];
+        if let Some(s) = slot
+            && s.seq == seq
+            && s.payload.as_ptr() == payload.as_ptr()
+            && s.payload.len() == payload.len()
+        {
+            return;
+        }
+        *slot = Some(Stored { seq, at: now, marker, timestamp, payload: payload.clone() });
+    }
+
+    /// The source packet `ssrc`/`seq`, if kept and younger than `max_age`.
+    pub fn get(&self, now: Instant, ssrc: u32, seq: u16) -> Option<&Stored> {
+        let ring = self.rings.iter().find(|r| r.ssrc == ssrc)?;
+        let s = ring.slots[seq as usize & self.mask].as_ref()?;
+        (s.seq == seq && now.saturating_duration_since(s.at) <= self.limits.max_age).then_some(s)
+    }
+
+    /// Packets held.
+    pub fn len(&self) -> usize {
+        self.rings.iter().map(|r| r.slots.iter().filter(|s| s.is_some()).count()).sum()
+    }
+
+    /// True when nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +347,33 @@ mod tests {
         assert_eq!(c.len(), 8);
         assert!(c.order.len() <= 4 * 4 * 2 + 1);
         assert_eq!(c.bytes(), 8 * (1 + ENTRY_OVERHEAD));
+    }
+
+    #[test]
+    fn store_keeps_one_copy_per_source_packet() {
+        let t0 = Instant::now();
+        let mut st = RtxStore::new(RtxCacheLimits { packets_per_ssrc: 8, max_ssrcs: 2, ..Default::default() });
+        let p = Bytes::from_static(b"abc");
+        // 500 subscribers insert the same packet: stored once.
+        for _ in 0..500 {
+            st.insert(t0, 7, 65535, true, 90, &p);
+        }
+        assert_eq!(st.len(), 1);
+        let got = st.get(t0, 7, 65535).unwrap();
+        assert_eq!((got.marker, got.timestamp, &got.payload[..]), (true, 90, &b"abc"[..]));
+        assert!(st.get(t0, 7, 65534).is_none());
+        assert!(st.get(t0, 8, 65535).is_none());
+        // The ring wraps: seq 7 replaces seq 65535 (both slot 7), a new payload replaces.
+        st.insert(t0, 7, 7, false, 91, &Bytes::from_static(b"x"));
+        assert!(st.get(t0, 7, 65535).is_none());
+        assert_eq!(st.get(t0, 7, 7).unwrap().timestamp, 91);
+        // Too old.
+        assert!(st.get(t0 + Duration::from_secs(2), 7, 7).is_none());
+        // A third SSRC evicts the first.
+        st.insert(t0, 8, 1, false, 1, &p);
+        st.insert(t0, 9, 1, false, 1, &p);
+        assert!(st.get(t0, 7, 7).is_none());
+        assert!(st.get(t0, 8, 1).is_some() && st.get(t0, 9, 1).is_some());
+        assert_eq!(st.len(), 2);
     }
 }

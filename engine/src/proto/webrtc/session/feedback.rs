@@ -5,66 +5,112 @@
 use std::time::{Duration, Instant};
 
 use super::super::rtcp;
+use bytes::Bytes;
+
 use super::super::rtp::{RtpHeader, rtx_payload};
+use super::super::rtx_cache::CachedRtp;
+use super::super::sdp::MediaKind;
+use super::types::{NackedPacket, SessionEvent};
 use super::{KINDS, NTP_UNIX_OFFSET, WebRtcSession, idx};
 
 impl WebRtcSession {
     /// Retransmits NACKed packets from the cache (RFC 4585 §6.2.1), as RTX
-    /// when negotiated (RFC 4588 §4), else as the same packet.
+    /// when negotiated (RFC 4588 §4), else as the same packet. With a shared
+    /// store ([`SessionConfig::shared_rtx`](super::SessionConfig::shared_rtx)) the
+    /// losses go to the shell as [`SessionEvent::Nacked`] instead.
     pub(super) fn answer_nack(&mut self, now: Instant, media_ssrc: u32, lost: &[u16]) {
         let Some(kind) = KINDS.into_iter().find(|&k| self.send[idx(k)].as_ref().is_some_and(|s| s.ssrc == media_ssrc))
         else {
             return;
         };
-        let Some(to) = self.selected else { return };
+        if self.config.shared_rtx {
+            let Some(stream) = self.send[idx(kind)].as_ref() else { return };
+            let packets: Vec<NackedPacket> = lost
+                .iter()
+                .take(256)
+                .filter_map(|&seq| {
+                    let (source_ssrc, source_seq, ts_offset) = stream.source_of(seq)?;
+                    Some(NackedPacket { seq, source_ssrc, source_seq, ts_offset })
+                })
+                .collect();
+            self.stats.nack_requests += lost.len().min(256) as u64;
+            self.stats.nack_misses += (lost.len().min(256) - packets.len()) as u64;
+            if !packets.is_empty() {
+                self.push_event(SessionEvent::Nacked { kind, packets });
+            }
+            return;
+        }
         for &seq in lost.iter().take(256) {
             self.stats.nack_requests += 1;
             let Some(cached) = self.rtx_cache.get(now, media_ssrc, seq).cloned() else {
                 self.stats.nack_misses += 1;
                 continue;
             };
-            let Some(stream) = self.send[idx(kind)].as_mut() else {
-                return;
-            };
-            let mid_ext = self.negotiated.media(kind).and_then(|m| m.mid_extension_id);
-            let mid = self.negotiated.media(kind).map(|m| m.mid.clone()).unwrap_or_default();
-            self.scratch.clear();
-            match (stream.rtx_ssrc, stream.rtx_payload_type) {
-                (Some(rtx_ssrc), Some(rtx_pt)) => {
-                    let rtx_seq = stream.rtx_seq;
-                    stream.rtx_seq = rtx_seq.wrapping_add(1);
-                    let mut body = Vec::with_capacity(2 + cached.payload.len());
-                    rtx_payload(seq, &cached.payload, &mut body);
-                    RtpHeader {
-                        payload_type: rtx_pt,
-                        marker: cached.marker,
-                        sequence_number: rtx_seq,
-                        timestamp: cached.timestamp,
-                        ssrc: rtx_ssrc,
-                        extension: mid_ext.map(|id| (id, mid.as_bytes())),
-                    }
-                    .write(&body, &mut self.scratch);
-                }
-                _ => RtpHeader {
-                    payload_type: cached.payload_type,
+            self.resend(kind, seq, &cached);
+        }
+    }
+
+    /// Answers one [`SessionEvent::Nacked`] packet with the source packet the shell
+    /// found (`None`: no longer kept, counted as a miss).
+    pub fn retransmit(&mut self, kind: MediaKind, nacked: &NackedPacket, source: Option<(bool, u32, &Bytes)>) {
+        let Some((marker, source_ts, payload)) = source else {
+            self.stats.nack_misses += 1;
+            return;
+        };
+        let Some(pt) = self.send[idx(kind)].as_ref().map(|s| s.payload_type) else { return };
+        let cached = CachedRtp {
+            payload_type: pt,
+            marker,
+            timestamp: source_ts.wrapping_add(nacked.ts_offset),
+            payload: payload.clone(),
+        };
+        self.resend(kind, nacked.seq, &cached);
+    }
+
+    fn resend(&mut self, kind: MediaKind, seq: u16, cached: &CachedRtp) {
+        let Some(to) = self.selected else { return };
+        let Some(stream) = self.send[idx(kind)].as_mut() else {
+            return;
+        };
+        let media_ssrc = stream.ssrc;
+        let mid_ext = self.negotiated.media(kind).and_then(|m| m.mid_extension_id);
+        let mid = self.negotiated.media(kind).map(|m| m.mid.clone()).unwrap_or_default();
+        self.scratch.clear();
+        match (stream.rtx_ssrc, stream.rtx_payload_type) {
+            (Some(rtx_ssrc), Some(rtx_pt)) => {
+                let rtx_seq = stream.rtx_seq;
+                stream.rtx_seq = rtx_seq.wrapping_add(1);
+                let mut body = Vec::with_capacity(2 + cached.payload.len());
+                rtx_payload(seq, &cached.payload, &mut body);
+                RtpHeader {
+                    payload_type: rtx_pt,
                     marker: cached.marker,
-                    sequence_number: seq,
+                    sequence_number: rtx_seq,
                     timestamp: cached.timestamp,
-                    ssrc: media_ssrc,
+                    ssrc: rtx_ssrc,
                     extension: mid_ext.map(|id| (id, mid.as_bytes())),
                 }
-                .write(&cached.payload, &mut self.scratch),
+                .write(&body, &mut self.scratch);
             }
-            let Some(srtp) = self.srtp.as_mut() else {
-                return;
-            };
-            match srtp.protect_rtp(&self.scratch) {
-                Ok(wire) => {
-                    self.stats.retransmits += 1;
-                    self.queue_media(to, wire.freeze());
-                }
-                Err(e) => tracing::debug!(%e, "SRTP protect (RTX) failed"),
+            _ => RtpHeader {
+                payload_type: cached.payload_type,
+                marker: cached.marker,
+                sequence_number: seq,
+                timestamp: cached.timestamp,
+                ssrc: media_ssrc,
+                extension: mid_ext.map(|id| (id, mid.as_bytes())),
             }
+            .write(&cached.payload, &mut self.scratch),
+        }
+        let Some(srtp) = self.srtp.as_mut() else {
+            return;
+        };
+        match srtp.protect_rtp(&self.scratch) {
+            Ok(wire) => {
+                self.stats.retransmits += 1;
+                self.queue_media(to, wire.freeze());
+            }
+            Err(e) => tracing::debug!(%e, "SRTP protect (RTX) failed"),
         }
     }
 

@@ -32,7 +32,7 @@ mod feedback;
 mod streams;
 mod types;
 
-pub use types::{CloseReason, MediaPacket, SessionConfig, SessionEvent, SessionStats};
+pub use types::{CloseReason, MediaPacket, NackedPacket, SessionConfig, SessionEvent, SessionStats};
 
 use streams::{RecvStream, SendStream};
 
@@ -660,7 +660,7 @@ impl WebRtcSession {
         }
         let ssrc = stream.ssrc;
         let pt = stream.payload_type;
-        if media.nack {
+        if media.nack && !self.config.shared_rtx {
             self.rtx_cache.insert(
                 now,
                 ssrc,

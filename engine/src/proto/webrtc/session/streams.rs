@@ -199,7 +199,22 @@ pub(crate) struct SendStream {
     pub rtx_ssrc: Option<u32>,
     pub rtx_payload_type: Option<u8>,
     pub rtx_seq: u16,
+    /// The sources sent so far, newest last (at most [`MAX_EPOCHS`]): our first
+    /// sequence number of each, its SSRC and the offsets in use, so a NACKed
+    /// sequence number of ours maps back to the source's packet.
+    epochs: std::collections::VecDeque<Epoch>,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct Epoch {
+    first_seq: u16,
+    source: u32,
+    seq_offset: u16,
+    ts_offset: u32,
+}
+
+/// Sources remembered for mapping NACKs back (restarts within the last second).
+const MAX_EPOCHS: usize = 4;
 
 impl SendStream {
     pub fn new(
@@ -226,7 +241,15 @@ impl SendStream {
             rtx_ssrc: rtx.map(|r| r.0),
             rtx_payload_type: rtx.map(|r| r.1),
             rtx_seq: initial_seq ^ 0x5a5a,
+            epochs: std::collections::VecDeque::new(),
         }
+    }
+
+    /// The source packet behind our sequence number `seq`: (source SSRC, source
+    /// sequence number, our timestamp minus the source's).
+    pub fn source_of(&self, seq: u16) -> Option<(u32, u16, u32)> {
+        let e = self.epochs.iter().rev().find(|e| seq.wrapping_sub(e.first_seq) < 0x8000)?;
+        Some((e.source, seq.wrapping_sub(e.seq_offset), e.ts_offset))
     }
 
     /// Maps a source (ssrc, seq, ts) to ours. A new source SSRC continues our
@@ -252,6 +275,15 @@ impl SendStream {
                 }
             }
             self.source = Some(source_ssrc);
+            if self.epochs.len() == MAX_EPOCHS {
+                self.epochs.pop_front();
+            }
+            self.epochs.push_back(Epoch {
+                first_seq: seq.wrapping_add(self.seq_offset),
+                source: source_ssrc,
+                seq_offset: self.seq_offset,
+                ts_offset: self.ts_offset,
+            });
         }
         let out_seq = seq.wrapping_add(self.seq_offset);
         let out_ts = ts.wrapping_add(self.ts_offset);

@@ -38,6 +38,15 @@ impl Pair {
     }
 
     fn with(role: Role, video: Codec, tweak: impl FnOnce(&mut super::super::sdp::Negotiated)) -> Pair {
+        Self::with_config(role, video, SessionConfig::default(), tweak)
+    }
+
+    fn with_config(
+        role: Role,
+        video: Codec,
+        config: SessionConfig,
+        tweak: impl FnOnce(&mut super::super::sdp::Negotiated),
+    ) -> Pair {
         let now = Instant::now();
         let server_addr: SocketAddr = SERVER.parse().unwrap();
         let cert = DtlsCertificate::generate().unwrap();
@@ -47,7 +56,7 @@ impl Pair {
         opts.video_codecs = vec![video];
         let (answer, mut negotiated) = build_answer(&offer, &opts).unwrap();
         tweak(&mut negotiated);
-        let server = WebRtcSession::new(SessionConfig::default(), negotiated, &cert, now).unwrap();
+        let server = WebRtcSession::new(config, negotiated, &cert, now).unwrap();
         client.accept_answer(now, &answer).unwrap();
         Pair {
             now,
@@ -249,6 +258,81 @@ fn publisher_connects_and_media_flows_with_nack_and_rtx_repair() {
     assert!(!p.server.request_keyframe(p.now + Duration::from_millis(100)));
     p.pump();
     assert!(p.client_rtcp().iter().any(|r| matches!(r, RtcpPacket::Pli { media_ssrc, .. } if *media_ssrc == vssrc)));
+}
+
+/// With a shared store the session caches nothing: NACKs come out as `Nacked`,
+/// mapped back to the source packets across a publisher restart, and the shell's
+/// answers go out as RTX with our sequence numbers.
+#[test]
+fn shared_rtx_store_answers_nacks_across_a_restart() {
+    use super::super::rtx_cache::{RtxCacheLimits, RtxStore};
+    let config = SessionConfig { shared_rtx: true, ..SessionConfig::default() };
+    let mut p = Pair::with_config(Role::Subscriber, Codec::Vp8, config, |_| {});
+    p.connect();
+    let v = p.server.negotiated().video.clone().unwrap();
+    let mut store = RtxStore::new(RtxCacheLimits::default());
+    let mut t = p.now;
+    let mut send = |p: &mut Pair, t: Instant, ssrc: u32, seq: u16, ts: u32, body: String| {
+        let pkt = MediaPacket {
+            source_ssrc: ssrc,
+            sequence_number: seq,
+            timestamp: ts,
+            marker: true,
+            payload: Bytes::from(body),
+            media_ms: None,
+        };
+        assert!(p.server.send_rtp(t, MediaKind::Video, &pkt).unwrap());
+        store.insert(t, ssrc, seq, pkt.marker, ts, &pkt.payload);
+    };
+    for i in 0..5u16 {
+        send(&mut p, t, 0xAAAA, 65534u16.wrapping_add(i), 1000 + 3000 * i as u32, format!("a{i}"));
+        t += Duration::from_millis(33);
+    }
+    for i in 0..5u16 {
+        send(&mut p, t, 0xCCCC, 100 + i, 77 + 3000 * i as u32, format!("c{i}"));
+        t += Duration::from_millis(33);
+    }
+    p.pump();
+    let video: Vec<_> = p.client_rtp().into_iter().filter(|r| r.ssrc == v.local_ssrc).collect();
+    assert_eq!(video.len(), 10);
+    let (a2, c3) = (&video[2], &video[8]);
+    let never = video[9].sequence_number.wrapping_add(5);
+    p.client
+        .send_rtcp(&RtcpFeedback::Nack {
+            media_ssrc: v.local_ssrc,
+            lost: vec![a2.sequence_number, c3.sequence_number, never],
+        })
+        .unwrap();
+    p.pump();
+    let nacked: Vec<_> = p
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Nacked { kind, packets } => Some((*kind, packets.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(nacked.len(), 1);
+    let (kind, packets) = &nacked[0];
+    assert_eq!(*kind, MediaKind::Video);
+    // The unsent one maps to source C's seq 110, which the store does not have.
+    let sources: Vec<_> = packets.iter().map(|n| (n.source_ssrc, n.source_seq)).collect();
+    assert_eq!(sources, vec![(0xAAAA, 0), (0xCCCC, 103), (0xCCCC, 109)]);
+    for n in packets {
+        let got = store.get(p.now, n.source_ssrc, n.source_seq);
+        p.server.retransmit(*kind, n, got.map(|g| (g.marker, g.timestamp, &g.payload)));
+    }
+    p.pump();
+    let rtx: Vec<_> = p.client_rtp().into_iter().filter(|r| Some(r.ssrc) == v.local_rtx_ssrc).collect();
+    assert_eq!(rtx.len(), 2);
+    for (r, orig, body) in [(&rtx[0], a2, "a2"), (&rtx[1], c3, "c3")] {
+        let (osn, payload) = super::super::rtp::rtx_unwrap(&r.payload()).unwrap();
+        assert_eq!(osn, orig.sequence_number);
+        assert_eq!(&payload[..], body.as_bytes());
+        assert_eq!(r.timestamp, orig.timestamp, "our timestamp, not the source's");
+    }
+    assert_eq!(p.server.stats().nack_misses, 1);
+    assert_eq!(p.server.stats().retransmits, 2);
 }
 
 #[test]

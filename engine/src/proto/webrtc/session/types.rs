@@ -27,6 +27,12 @@ pub struct SessionConfig {
     pub replay: ReplayWindows,
     /// Retransmission cache bounds (sending side).
     pub rtx_cache: RtxCacheLimits,
+    /// The shell keeps the packets for retransmission (one store shared by every
+    /// subscriber of a stream, see [`RtxStore`](super::super::rtx_cache::RtxStore)):
+    /// the session caches nothing and reports NACKs as
+    /// [`SessionEvent::Nacked`], to be answered with
+    /// [`retransmit`](super::WebRtcSession::retransmit). Default off.
+    pub shared_rtx: bool,
     /// Most bytes waiting in `poll_transmit`; media beyond it is dropped (and
     /// counted), control traffic always queues. Default 1 MiB.
     pub max_queued_bytes: usize,
@@ -55,6 +61,7 @@ impl Default for SessionConfig {
             dtls: DtlsOptions::default(),
             replay: ReplayWindows::default(),
             rtx_cache: RtxCacheLimits::default(),
+            shared_rtx: false,
             max_queued_bytes: 1 << 20,
             max_queued_events: 4096,
             keyframe_request_interval: Duration::from_millis(500),
@@ -118,6 +125,14 @@ pub enum SessionEvent {
         /// The packet.
         packet: RtcpPacket,
     },
+    /// With [`SessionConfig::shared_rtx`]: the peer lost these packets of ours;
+    /// answer each with [`retransmit`](super::WebRtcSession::retransmit).
+    Nacked {
+        /// The stream they belong to.
+        kind: MediaKind,
+        /// What was lost, mapped back to the source.
+        packets: Vec<NackedPacket>,
+    },
     /// The peer asked for a keyframe (PLI or FIR for our video SSRC): forward to
     /// the publisher (throttled there).
     KeyframeRequested {
@@ -129,6 +144,18 @@ pub enum SessionEvent {
         /// Why.
         reason: CloseReason,
     },
+}
+
+/// A packet of ours a peer NACKed, and the source packet it was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NackedPacket {
+    /// Our sequence number.
+    pub seq: u16,
+    /// The source's SSRC and sequence number (look the packet up by these).
+    pub source_ssrc: u32,
+    pub source_seq: u16,
+    /// Our timestamp minus the source's.
+    pub ts_offset: u32,
 }
 
 /// A media packet to send: the source's fields; the session rewrites SSRC,
