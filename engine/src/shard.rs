@@ -169,6 +169,38 @@ struct Rebase {
     /// Set on a new publisher: the next frame fixes the offset.
     pending: bool,
     last_out: Option<u32>,
+    /// Last media timestamp out, per track (video, audio).
+    track_last: [Option<u32>; 2],
+    /// After a publisher change: the earliest time each track's first frame may
+    /// take (its previous frame + [`REBASE_GAP_MS`]).
+    floor: [Option<u32>; 2],
+}
+
+/// A new publisher's media starts this long after the previous one's last frame
+/// (more than a frame at 30 fps: players that time frames in frame units would
+/// otherwise see two in one slot).
+const REBASE_GAP_MS: i64 = 40;
+
+impl Rebase {
+    fn new_publisher(&mut self) {
+        self.pending = true;
+        self.floor = self.track_last.map(|t| t.map(|t| t.saturating_add(REBASE_GAP_MS as u32)));
+    }
+
+    /// A new publisher's tracks may start apart from each other by its own clock
+    /// (a bridged WebRTC publisher's second track is placed by its sender reports,
+    /// possibly before the first): when a track's first frame would land before
+    /// its floor, the whole clock moves on (a small forward step of the other track,
+    /// never a step back of this one).
+    fn apply_floor(&mut self, track: usize, out_ts: u32) -> u32 {
+        match self.floor[track].take() {
+            Some(f) if out_ts < f => {
+                self.offset += (f - out_ts) as i64;
+                f
+            }
+            _ => out_ts,
+        }
+    }
 }
 
 struct HomeStream {
@@ -585,7 +617,7 @@ impl Shard {
             h.room_id = room_id;
             h.generation += 1;
             h.cache.reset();
-            h.rebase.pending = true;
+            h.rebase.new_publisher();
             h.to_rtc = None;
             h.to_rtmp = None;
             h.last_sr = [None, None];
@@ -735,7 +767,7 @@ impl Shard {
             // The new publisher's first media frame fixes the offset; its codec headers,
             // which come first, are stamped where its media will start (not with the
             // old publisher's offset, which would put them seconds back).
-            let target = r.last_out.map_or(0, |t| t as i64 + 40);
+            let target = r.last_out.map_or(0, |t| t as i64 + REBASE_GAP_MS);
             if !frame.header {
                 r.offset = target - frame.timestamp as i64;
                 r.pending = false;
@@ -744,10 +776,22 @@ impl Shard {
         } else {
             (frame.timestamp as i64 + r.offset).clamp(0, u32::MAX as i64) as u32
         };
+        let track = match frame.kind {
+            MediaKind::Video => Some(0),
+            MediaKind::Audio => Some(1),
+            _ => None,
+        };
+        let out_ts = match track {
+            Some(t) if !frame.header => r.apply_floor(t, out_ts),
+            _ => out_ts,
+        };
         let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
         if !frame.header {
             // The later of the tracks: a new publisher continues after both.
             r.last_out = Some(r.last_out.map_or(out_ts, |l| l.max(out_ts)));
+            if let Some(t) = track {
+                r.track_last[t] = Some(out_ts);
+            }
         }
         if frame.header {
             let changed = match frame.kind {
@@ -1138,4 +1182,32 @@ pub fn stream_info(m: &MediaInfo) -> StreamInfo {
 thread_local! {
     /// The shard of this thread (for tasks spawned from `&self` methods).
     pub static SHARD: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new publisher whose second track starts before its first (by its own
+    /// clock) moves its clock on instead of stepping that track back.
+    #[test]
+    fn rebase_keeps_each_track_after_the_previous_publisher() {
+        let mut r = Rebase::default();
+        // The old publisher ended with video at 1000, audio at 1010.
+        (r.last_out, r.track_last) = (Some(1010), [Some(1000), Some(1010)]);
+        r.new_publisher();
+        // The new publisher's first frame (video, its ts 5000) fixes the offset.
+        assert!(r.pending);
+        let target = r.last_out.unwrap() as i64 + REBASE_GAP_MS;
+        r.offset = target - 5000;
+        r.pending = false;
+        assert_eq!(r.apply_floor(0, 1050), 1050, "video: after the old video + gap");
+        // Its audio starts 100 ms earlier by its clock (ts 4900 → 950): moved to 1050.
+        let audio = (4900 + r.offset) as u32;
+        assert_eq!(r.apply_floor(1, audio), 1050);
+        assert_eq!(r.offset, target - 5000 + 100, "the whole clock moved on 100 ms");
+        // Floors apply once per track.
+        assert_eq!(r.apply_floor(1, 900), 900);
+        assert_eq!(r.floor, [None, None]);
+    }
 }
