@@ -197,14 +197,17 @@ fn cost(p: &CachedRtp) -> usize {
 /// [`SessionConfig::shared_rtx`](super::SessionConfig::shared_rtx)): a NACK is
 /// answered from here, so a subscriber costs no cache write per packet. Keyed by
 /// the source's SSRC and sequence number; bounded by packets per SSRC, SSRCs
-/// (a publisher restart brings new ones; the oldest goes) and age (checked on
-/// lookup). Payloads are the `Bytes` the subscribers send, so the store holds no
-/// copy.
+/// (a publisher restart brings new ones; the oldest goes), bytes (a packet that
+/// would go over `max_bytes` is not kept; the ring frees older ones as it wraps)
+/// and age (checked on lookup). Payloads are the `Bytes` the subscribers send, so
+/// the store holds no copy.
 #[derive(Debug)]
 pub struct RtxStore {
     limits: RtxCacheLimits,
     mask: usize,
     rings: Vec<StoreRing>,
+    /// Payload bytes (plus [`ENTRY_OVERHEAD`] each) held.
+    bytes: usize,
 }
 
 #[derive(Debug)]
@@ -228,11 +231,15 @@ pub struct Stored {
 }
 
 impl RtxStore {
-    /// An empty store (`max_bytes` is not used: payloads are shared, the count
-    /// bounds them).
+    /// An empty store.
     pub fn new(limits: RtxCacheLimits) -> Self {
         let n = limits.packets_per_ssrc.clamp(1, 1 << 15).next_power_of_two();
-        RtxStore { limits, mask: n - 1, rings: Vec::new() }
+        RtxStore { limits, mask: n - 1, rings: Vec::new(), bytes: 0 }
+    }
+
+    /// Payload bytes (plus overhead) held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Keeps a source packet. Every subscriber of the stream on the shard calls
@@ -242,7 +249,9 @@ impl RtxStore {
             Some(i) => i,
             None => {
                 if self.rings.len() >= self.limits.max_ssrcs.max(1) {
-                    self.rings.remove(0);
+                    let old = self.rings.remove(0);
+                    let freed: usize = old.slots.iter().flatten().map(|s| s.payload.len() + ENTRY_OVERHEAD).sum();
+                    self.bytes -= freed;
                 }
                 self.rings.push(StoreRing { ssrc, slots: vec![None; self.mask + 1] });
                 self.rings.len() - 1
@@ -256,7 +265,14 @@ impl RtxStore {
         {
             return;
         }
-        *slot = Some(Stored { seq, at: now, marker, timestamp, payload: payload.clone() });
+        if let Some(old) = slot.take() {
+            self.bytes -= old.payload.len() + ENTRY_OVERHEAD;
+        }
+        let c = payload.len() + ENTRY_OVERHEAD;
+        if self.bytes + c <= self.limits.max_bytes {
+            *slot = Some(Stored { seq, at: now, marker, timestamp, payload: payload.clone() });
+            self.bytes += c;
+        }
     }
 
     /// The source packet `ssrc`/`seq`, if kept and younger than `max_age`.
@@ -375,5 +391,26 @@ mod tests {
         assert!(st.get(t0, 7, 7).is_none());
         assert!(st.get(t0, 8, 1).is_some() && st.get(t0, 9, 1).is_some());
         assert_eq!(st.len(), 2);
+        assert_eq!(st.bytes(), 2 * (3 + ENTRY_OVERHEAD));
+    }
+
+    #[test]
+    fn store_keeps_to_its_byte_budget() {
+        let t0 = Instant::now();
+        let budget = 3 * (100 + ENTRY_OVERHEAD);
+        let mut st = RtxStore::new(RtxCacheLimits { packets_per_ssrc: 8, max_bytes: budget, ..Default::default() });
+        for seq in 0..5u16 {
+            st.insert(t0, 1, seq, false, 0, &Bytes::from(vec![seq as u8; 100]));
+            assert!(st.bytes() <= budget);
+        }
+        // The first three fit, the next two are not kept.
+        assert!(st.get(t0, 1, 2).is_some());
+        assert!(st.get(t0, 1, 3).is_none() && st.get(t0, 1, 4).is_none());
+        // As the ring wraps onto the old slots, they are freed and the new ones kept.
+        for seq in 8..11u16 {
+            st.insert(t0, 1, seq, false, 0, &Bytes::from(vec![1; 100]));
+        }
+        assert!(st.get(t0, 1, 10).is_some() && st.get(t0, 1, 2).is_none());
+        assert_eq!(st.bytes(), budget);
     }
 }
