@@ -174,9 +174,10 @@ fn mpegts(c: &mut Criterion) {
 
 /// One writer wake-up cycle of 1000 players, as on a shard: every writer is parked
 /// in `Player::next_batch` (its waker registered), the shard's `deliver` pushes each
-/// frame to every player (the first frame moves the writer's waker to the shard's
-/// flush list), the flush tick (`player::flush_tick`) wakes them all, and each writer
-/// drains its queue and builds its wire buffers (`wire`).
+/// frame to every player (the first frame puts the player on the shard's flush
+/// list), the flush tick (`player::flush_tick`) wakes them all (these players have
+/// no socket, so the tick cannot write for them), and each writer drains its queue
+/// and builds its wire buffers (`wire`).
 fn cycle(players: &[Rc<Player>], frames: &[Arc<Frame>], mut wire: impl FnMut(Vec<Arc<Frame>>) -> usize) -> usize {
     let mut cx = Context::from_waker(Waker::noop());
     let mut parked: Vec<_> = players.iter().map(|p| Box::pin(p.next_batch())).collect();
@@ -189,7 +190,7 @@ fn cycle(players: &[Rc<Player>], frames: &[Arc<Frame>], mut wire: impl FnMut(Vec
             p.push(f, now);
         }
     }
-    assert_eq!(flush_tick(), players.len());
+    assert_eq!(flush_tick().players, players.len());
     let mut total = 0;
     for f in parked.iter_mut() {
         if let Poll::Ready(Batch::Frames(fs)) = f.as_mut().poll(&mut cx) {

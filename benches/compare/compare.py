@@ -233,10 +233,13 @@ def http_json(method, url, body=None, token=None):
 class Microvibe:
     kind = "microvibe"
 
-    def __init__(self, protocol="rtmp", merge_ms=30):
+    def __init__(self, protocol="rtmp", merge_ms=30, binary=None, tag="", nodelay=True):
         self.protocol = protocol
         self.merge_ms = merge_ms
-        self.name = f"microvibe-{protocol}-mw{merge_ms}"
+        self.binary = binary
+        self.nodelay = nodelay
+        self.tcp = "nodelay" if nodelay else "nagle"
+        self.name = f"microvibe-{protocol}-mw{merge_ms}{'' if nodelay else '-nagle'}{tag}"
         self.interval = merge_ms
 
     def start(self, workdir):
@@ -252,6 +255,7 @@ class Microvibe:
             "MICROVIBE__DATABASE__SQLITE_PATH": os.path.join(self.dir, "bench.db"),
             "MICROVIBE__ENGINE__SHARDS": "1",
             "MICROVIBE__ENGINE__MERGE_WINDOW_MS": str(self.merge_ms),
+            "MICROVIBE__ENGINE__TCP_NODELAY": "true" if self.nodelay else "false",
             "MICROVIBE__STREAMING__RTMP_SERVER": f"rtmp://127.0.0.1:{rtmp}/live",
             "MICROVIBE__STREAMING__RTMP_PLAY_SERVER": f"rtmp://127.0.0.1:{rtmp}/live",
             "MICROVIBE__STREAMING__FLV_SERVER": f"http://127.0.0.1:{http}/flv",
@@ -259,7 +263,7 @@ class Microvibe:
             "RUST_LOG": "warn",
         })
         self.logf = open(os.path.join(self.dir, "server.log"), "w")
-        self.proc = spawn(["taskset", "-c", "1", MICROVIBE], cwd=self.dir, env=env,
+        self.proc = spawn(["taskset", "-c", "1", self.binary or MICROVIBE], cwd=self.dir, env=env,
                           stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
         base = f"http://127.0.0.1:{api}"
         deadline = time.time() + 30
@@ -304,16 +308,18 @@ class Microvibe:
 class Floor:
     kind = "floor"
 
-    def __init__(self, interval):
+    def __init__(self, interval, nodelay=False):
         self.interval = interval
         self.protocol = "http-flv"
-        self.name = f"floor-{interval}ms"
+        self.nodelay = nodelay
+        self.tcp = "nodelay" if nodelay else "nagle"
+        self.name = f"floor-{interval}ms{'-nodelay' if nodelay else ''}"
 
     def start(self, workdir):
         self.port = free_port()
         self.logf = open(os.path.join(workdir, f"floor-{self.interval}-{self.port}.log"), "w")
         self.proc = spawn(["taskset", "-c", "1", FLOOR, "--fixture", FIXTURE, "--interval", str(self.interval),
-                           "--listen", f"127.0.0.1:{self.port}"], stdout=self.logf, stderr=self.logf)
+                           "--listen", f"127.0.0.1:{self.port}"] + (["--nodelay"] if self.nodelay else []), stdout=self.logf, stderr=self.logf)
         if not wait_tcp(self.port):
             raise RuntimeError("floor did not start")
         return f"http://127.0.0.1:{self.port}/floor.flv", self.proc.pid, None
@@ -355,8 +361,26 @@ def one_run(server, n, args, workdir):
             cmd += ["--watch-pid", str(pub_pid)]
         la = loadavg()
         log(f"run {server.name} N={n}: {url}")
+        perf = None
+        if args.perf:
+            # Profile the server for half the window, starting 1 s into it (cpu-clock:
+            # no hardware counters in these VMs).
+            def start_perf():
+                time.sleep(n / max(args.ramp, 1) + args.warmup + 1)
+                data = os.path.join(args.out_dir, f"perf-{server.name}-{n}.data")
+                return subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-p", str(pid),
+                                         "-o", data, "--", "sleep", str(max(args.window / 2, 1))],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            import threading
+            holder = []
+            t = threading.Thread(target=lambda: holder.append(start_perf()), daemon=True)
+            t.start()
         out = subprocess.run(cmd, capture_output=True, text=True,
                              timeout=n / max(args.ramp, 1) + args.warmup + args.window + 120)
+        if args.perf:
+            t.join()
+            for p in holder:
+                p.wait(timeout=30)
         if out.returncode != 0:
             raise RuntimeError(f"loadgen failed: {out.stderr}")
         s = json.loads(out.stdout.strip().splitlines()[-1])
@@ -365,7 +389,7 @@ def one_run(server, n, args, workdir):
         gb = w["bytes"] / 1e9
         cpu_s = srv["user_s"] + srv["sys_s"]
         rec = {
-            "server": server.name, "kind": server.kind, "protocol": server.protocol, "interval_ms": server.interval,
+            "server": server.name, "kind": server.kind, "tcp": getattr(server, "tcp", "nagle"), "protocol": server.protocol, "interval_ms": server.interval,
             "players": n, "loadavg_before": la,
             "connected": s["connected"], "receiving": s["receiving"], "failed": s["failed"], "dropped": s["dropped"],
             "receiving_at_end": s["receiving_at_end"],
@@ -437,16 +461,20 @@ def report(results, args):
             m["spread"] = [r["cpu_s_per_gb"] for r in rs]
             m["interval"] = rs[0]["interval_ms"]
             m["kind"] = rs[0]["kind"]
+            m["tcp"] = rs[0].get("tcp", "nagle")
             rows[name] = m
         nginx = rows.get("nginx-rtmp", {}).get("cpu_s_per_gb")
 
-        def floor_for(interval):
+        def floor_for(interval, tcp):
+            # The floor with the nearest write interval, and the same TCP_NODELAY setting
+            # when there is one.
             if interval is None:
                 interval = 33
-            cands = [(abs(rows[k]["interval"] - interval), k) for k in rows if rows[k]["kind"] == "floor"]
+            cands = [(abs(rows[k]["interval"] - interval), rows[k]["tcp"] != tcp, k)
+                     for k in rows if rows[k]["kind"] == "floor"]
             if not cands:
                 return None, None
-            _, k = min(cands)
+            _, _, k = min(cands)
             return rows[k]["cpu_s_per_gb"], k
 
         lines.append(f"\n### N = {n} players\n")
@@ -455,7 +483,7 @@ def report(results, args):
         lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name, m in rows.items():
             x_ng = m["cpu_s_per_gb"] / nginx if nginx and m["cpu_s_per_gb"] else None
-            fl, fk = floor_for(m["interval"])
+            fl, fk = floor_for(m["interval"], m["tcp"])
             x_fl = m["cpu_s_per_gb"] / fl if fl and m["cpu_s_per_gb"] and m["kind"] != "floor" else None
             spread = ", ".join(fmt(v, 3) for v in m["spread"])
             lines.append(
@@ -494,9 +522,18 @@ def main():
     ap.add_argument("--floor-intervals", default=None, help="floor write intervals, ms (default \"33 50 100 200\")")
     ap.add_argument("--merge-windows", default="30 200")
     ap.add_argument("--http-merge-windows", default="30 200", help="merge windows for microvibe HTTP-FLV runs")
+    ap.add_argument("--tcp-modes", default="nodelay nagle",
+                    help="TCP_NODELAY settings of microvibe's and the floor's player sockets to run: "
+                         "nodelay (microvibe's default), nagle (default \"nodelay nagle\"); "
+                         "each is compared with the floor of the same setting")
     ap.add_argument("--only", default="", help="comma-separated name prefixes of configurations to run")
     ap.add_argument("--quick", action="store_true", help="small N and short windows (smoke run, ~3 min)")
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--bin-dir", default=None, help="take microvibe, loadgen and floor from DIR (default target/release)")
+    ap.add_argument("--alt-microvibe", default=None,
+                    help="a second microvibe binary: every microvibe configuration also runs with it, "
+                         "interleaved (names end in -alt), for before/after comparisons")
+    ap.add_argument("--perf", action="store_true", help="perf record each server for half of each window (OUT/perf-*.data)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     quick = {"players": "50 200", "reps": 1, "window": 5, "warmup": 2, "settle": 2, "floor_intervals": "33 200"}
@@ -513,20 +550,36 @@ def main():
     ensure_tools()
     if not args.skip_build:
         build()
-    for b in [MICROVIBE, LOADGEN, FLOOR]:
+    global MICROVIBE, LOADGEN, FLOOR
+    if args.bin_dir:
+        MICROVIBE, LOADGEN, FLOOR = (os.path.join(os.path.abspath(args.bin_dir), b) for b in ["microvibe", "loadgen", "floor"])
+    for b in [MICROVIBE, LOADGEN, FLOOR] + ([args.alt_microvibe] if args.alt_microvibe else []):
         if not os.path.exists(b):
             sys.exit(f"{b} missing: run without --skip-build")
     ensure_fixture()
     hard = raise_nofile()
     out = os.path.abspath(args.out or os.path.join(TARGET, "bench-compare", time.strftime("%Y%m%d-%H%M%S")))
     os.makedirs(out, exist_ok=True)
+    args.out_dir = out
     workdir = tempfile.mkdtemp(prefix="work-", dir=out)
     log(f"results in {out} (RLIMIT_NOFILE {hard})")
 
+    modes = args.tcp_modes.split()
+    for m in modes:
+        if m not in ("nodelay", "nagle"):
+            sys.exit(f"--tcp-modes: {m}? (nodelay, nagle)")
     servers = [Nginx()]
-    servers += [Microvibe("rtmp", int(m)) for m in args.merge_windows.split()]
-    servers += [Microvibe("http", int(m)) for m in args.http_merge_windows.split()]
-    servers += [Floor(int(i)) for i in args.floor_intervals.split()]
+    servers += [Microvibe("rtmp", int(m), nodelay=t == "nodelay") for m in args.merge_windows.split() for t in modes]
+    servers += [Microvibe("http", int(m), nodelay=t == "nodelay") for m in args.http_merge_windows.split() for t in modes]
+    if args.alt_microvibe:
+        alt = os.path.abspath(args.alt_microvibe)
+        twins = []
+        for s in servers:
+            twins.append(s)
+            if isinstance(s, Microvibe):
+                twins.append(Microvibe(s.protocol, s.merge_ms, alt, "-alt", s.nodelay))
+        servers = twins
+    servers += [Floor(int(i), nodelay=t == "nodelay") for i in args.floor_intervals.split() for t in modes]
     if args.only:
         pref = args.only.split(",")
         servers = [s for s in servers if any(s.name.startswith(p) for p in pref)]

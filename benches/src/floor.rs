@@ -121,6 +121,7 @@ pub fn run(
     interval: Duration,
     fx: &Fixture,
     duration: Option<Duration>,
+    nodelay: bool,
     mut on_listen: impl FnMut(u16),
     mut status: impl FnMut(&FloorStats),
 ) -> Result<FloorStats, String> {
@@ -150,6 +151,9 @@ pub fn run(
             break;
         }
         while let Ok(Some(fd)) = sys::accept(lfd) {
+            if nodelay {
+                let _ = sys::set_nodelay(fd, true);
+            }
             // A few hundred bytes into an empty socket buffer: never partial.
             match sys::send(fd, &init) {
                 Ok(n) if n == init.len() => socks.push(Sock { fd, backlog: vec![] }),

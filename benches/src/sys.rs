@@ -110,6 +110,15 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (ss, len as libc::socklen_t)
 }
 
+/// Sets TCP_NODELAY (send at once) or clears it (Nagle: hold a short segment back
+/// while earlier data is unacknowledged).
+pub fn set_nodelay(fd: RawFd, on: bool) -> io::Result<()> {
+    let v: libc::c_int = on.into();
+    // SAFETY: valid option pointer and length.
+    cvt(unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &v as *const _ as *const libc::c_void, 4) })
+        .map(|_| ())
+}
+
 /// Starts a non-blocking TCP connect; the socket becomes writable when done.
 pub fn connect_nonblocking(addr: &SocketAddr) -> io::Result<RawFd> {
     let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };

@@ -259,6 +259,9 @@ pub struct EngineConfig {
     pub pin_cores: bool,
     /// Per-player write coalescing window (ms); 0 writes every message at once.
     pub merge_window_ms: u64,
+    /// TCP_NODELAY on the media ports' connections (false lets Nagle merge writes
+    /// further, adding up to a delayed-ACK interval of latency).
+    pub tcp_nodelay: bool,
     /// Outgoing RTMP chunk size.
     pub rtmp_chunk_size: u32,
     /// A publisher silent this long may be replaced by a new one with the same key.
@@ -285,6 +288,7 @@ impl Default for EngineConfig {
             enabled: true,
             pin_cores: false,
             merge_window_ms: 30,
+            tcp_nodelay: true,
             rtmp_chunk_size: 4096,
             idle_publisher_timeout_secs: 10,
             unpublish_grace_secs: 5,

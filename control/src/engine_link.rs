@@ -36,6 +36,7 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
         play_wait: Duration::from_secs(e.play_wait_secs),
         flv_wait: Duration::from_secs(e.http_wait_secs),
         merge_window: Duration::from_millis(e.merge_window_ms),
+        tcp_nodelay: e.tcp_nodelay,
         player_queue_bytes: e.player_queue_bytes,
         admin_token: cfg.server.admin_token.clone(),
         cors_origin: cfg.http_media.cors_origin.clone(),

@@ -47,6 +47,12 @@ pub struct EngineConfig {
     /// Per-player write coalescing: pending messages are merged into one write per
     /// window. 0 writes as soon as a message arrives (lowest latency, most syscalls).
     pub merge_window: Duration,
+    /// TCP_NODELAY on the media ports' connections (RTMP, HTTP-FLV, HLS). true: each
+    /// write goes out at once. false: Nagle holds a write back while the previous one
+    /// is unacknowledged, which merges further at the cost of up to a delayed-ACK
+    /// interval of latency. (It is set when a connection is accepted: turning it off
+    /// later would leave Linux's TCP_NAGLE_PUSH set, and Nagle would stay off.)
+    pub tcp_nodelay: bool,
     /// A player's queue bounds; beyond either, video is dropped to the next keyframe.
     pub player_queue_bytes: usize,
     pub player_queue_duration: Duration,
@@ -95,6 +101,7 @@ impl Default for EngineConfig {
             play_wait: Duration::from_secs(10),
             flv_wait: Duration::from_secs(3),
             merge_window: Duration::from_millis(30),
+            tcp_nodelay: true,
             player_queue_bytes: 4 << 20,
             player_queue_duration: Duration::from_secs(6),
             player_overflow_disconnect: Duration::from_secs(15),

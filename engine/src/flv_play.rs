@@ -140,27 +140,28 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
     });
 
     let stats = &shard.shared.stats[shard.index];
-    let end = write_loop(&player, &mut wr, stats, |frames: Vec<Arc<Frame>>, bufs: &mut Vec<Bytes>| {
+    let wire = Box::new(move |frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
         for p in pongs.borrow_mut().drain(..) {
             bufs.push(Bytes::from(p));
         }
-        let tags: Vec<Bytes> = frames.iter().filter(|f| !f.is_rtp()).map(|f| f.flv_wire()).collect();
-        if tags.is_empty() {
-            return;
-        }
-        let len: usize = tags.iter().map(|t| t.len()).sum();
-        if websocket {
+        // The tags after a slot for the frame or chunk header, filled in once the
+        // length is known.
+        let head = bufs.len();
+        bufs.push(Bytes::new());
+        bufs.extend(frames.iter().filter(|f| !f.is_rtp()).map(|f| f.flv_wire()));
+        let len: usize = bufs[head + 1..].iter().map(Bytes::len).sum();
+        if len == 0 {
+            bufs.truncate(head);
+        } else if websocket {
             let mut h = Vec::with_capacity(10);
             ws::frame_header(ws::OP_BINARY, len, &mut h);
-            bufs.push(Bytes::from(h));
-            bufs.extend(tags);
+            bufs[head] = Bytes::from(h);
         } else {
-            bufs.push(Bytes::from(format!("{len:x}\r\n")));
-            bufs.extend(tags);
+            bufs[head] = Bytes::from(format!("{len:x}\r\n"));
             bufs.push(Bytes::from_static(b"\r\n"));
         }
-    })
-    .await;
+    });
+    let end = write_loop(&player, &mut wr, stats, wire).await;
     if let Ok(PlayerEnd::StreamEnded) = end {
         let bye = if websocket { ws::frame(ws::OP_CLOSE, &1000u16.to_be_bytes()) } else { b"0\r\n\r\n".to_vec() };
         let _ = wr.write_all(bye).await;

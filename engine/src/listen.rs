@@ -66,7 +66,9 @@ fn spawn_accept(shard: Rc<Shard>, listener: TcpListener, kind: Kind) {
                 drop(stream);
                 continue;
             };
-            let _ = stream.set_nodelay(true);
+            if shard.shared.cfg.tcp_nodelay {
+                let _ = stream.set_nodelay(true);
+            }
             let shard = shard.clone();
             monoio::spawn(async move {
                 shard.stats().connections.fetch_add(1, Ordering::Relaxed);

@@ -413,8 +413,9 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
     let shard = conn.shard.clone();
     let stats = &shard.shared.stats[shard.index];
     let chunk_size = conn.session.borrow().out_chunk_size();
-    let end = write_loop(&player, &mut wr, stats, |frames: Vec<Arc<Frame>>, bufs: &mut Vec<Bytes>| {
-        while let Some(b) = conn.session.borrow_mut().poll_transmit() {
+    let c = conn.clone();
+    let wire = Box::new(move |frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
+        while let Some(b) = c.session.borrow_mut().poll_transmit() {
             bufs.push(b);
         }
         for f in frames {
@@ -434,8 +435,8 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
                 }
             }
         }
-    })
-    .await;
+    });
+    let end = write_loop(&player, &mut wr, stats, wire).await;
     if let Ok(PlayerEnd::StreamEnded) = end {
         // StreamEOF + UnpublishNotify + Play.Stop, then close.
         let _ = conn.session.borrow_mut().send_stream_eof(stream_id);

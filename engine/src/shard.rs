@@ -308,10 +308,22 @@ impl Shard {
         let _ = ready.send(Ok(()));
         let merge = shared.cfg.merge_window;
         if !merge.is_zero() {
+            let shared = shared.clone();
             monoio::spawn(async move {
+                // A fixed period (the flush's own time is inside it, not added to it);
+                // ticks missed under load are skipped, not bunched.
+                let mut next = monoio::time::Instant::now() + merge;
                 loop {
-                    monoio::time::sleep(merge).await;
-                    crate::player::flush_tick();
+                    monoio::time::sleep_until(next).await;
+                    next += merge;
+                    let now = monoio::time::Instant::now();
+                    if next <= now {
+                        next = now + merge;
+                    }
+                    let f = crate::player::flush_tick();
+                    if f.bytes > 0 {
+                        shared.stats[index].bytes_out.fetch_add(f.bytes, Ordering::Relaxed);
+                    }
                 }
             });
         }

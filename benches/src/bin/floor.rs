@@ -1,8 +1,11 @@
 //! `floor`: the minimal fan-out writer (see `benches::floor`).
 //!
 //! ```text
-//! floor --fixture FILE.flv --interval 50 [--listen 127.0.0.1:0] [--duration S]
+//! floor --fixture FILE.flv --interval 50 [--listen 127.0.0.1:0] [--duration S] [--nodelay]
 //! ```
+//! `--nodelay` sets TCP_NODELAY on the players' sockets (as microvibe does unless
+//! `engine.tcp_nodelay = false`); without it Nagle's algorithm holds each
+//! tick's write back until the reader acknowledges the previous one.
 //! Prints `listening on PORT` first, a status line every 10 s and totals at the end.
 //! Players connect with `loadgen --url http://127.0.0.1:PORT/any.flv`.
 
@@ -16,9 +19,10 @@ fn main() {
     let mut interval = 50u64;
     let mut listen = "127.0.0.1:0".to_owned();
     let mut duration = None;
+    let mut nodelay = false;
     let mut i = 0;
     let die = |m: &str| -> ! {
-        eprintln!("floor: {m}\nusage: floor --fixture FILE.flv [--interval MS] [--listen ADDR] [--duration S]");
+        eprintln!("floor: {m}\nusage: floor --fixture FILE.flv [--interval MS] [--listen ADDR] [--duration S] [--nodelay]");
         std::process::exit(2)
     };
     while i < args.len() {
@@ -29,6 +33,11 @@ fn main() {
             "--listen" => listen = v.unwrap_or_else(|| die("bad --listen")),
             "--duration" => {
                 duration = Some(v.and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| die("bad --duration")))
+            }
+            "--nodelay" => {
+                nodelay = true;
+                i += 1;
+                continue;
             }
             a => die(&format!("unknown argument {a}")),
         }
@@ -51,6 +60,7 @@ fn main() {
         Duration::from_millis(interval.max(1)),
         &fx,
         duration.map(Duration::from_secs_f64),
+        nodelay,
         |port| {
             println!("listening on {port}");
             let _ = std::io::stdout().flush();

@@ -306,6 +306,12 @@ async def subscribe(args):
     def on_track(track):
         asyncio.ensure_future(consume(track))
 
+    @pc.on("connectionstatechange")
+    def on_state():
+        # ICE + DTLS done: tells a slow handshake from a slow keyframe.
+        if pc.connectionState == "connected" and "connected_secs" not in c:
+            c["connected_secs"] = round(time.time() - t_post, 3)
+
     location = await signal(pc, args.url)
     t0 = time.time()
     while time.time() - t0 < args.timeout:
