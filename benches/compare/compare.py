@@ -255,13 +255,14 @@ class Microvibe:
             "MICROVIBE__DATABASE__SQLITE_PATH": os.path.join(self.dir, "bench.db"),
             "MICROVIBE__ENGINE__SHARDS": "1",
             "MICROVIBE__ENGINE__MERGE_WINDOW_MS": str(self.merge_ms),
-            "MICROVIBE__ENGINE__TCP_NODELAY": "true" if self.nodelay else "false",
             "MICROVIBE__STREAMING__RTMP_SERVER": f"rtmp://127.0.0.1:{rtmp}/live",
             "MICROVIBE__STREAMING__RTMP_PLAY_SERVER": f"rtmp://127.0.0.1:{rtmp}/live",
             "MICROVIBE__STREAMING__FLV_SERVER": f"http://127.0.0.1:{http}/flv",
             "MICROVIBE__STREAMING__HLS_SERVER": f"http://127.0.0.1:{http}/hls",
             "RUST_LOG": "warn",
         })
+        if not self.nodelay:
+            env["MICROVIBE__ENGINE__TCP_NODELAY"] = "false"
         self.logf = open(os.path.join(self.dir, "server.log"), "w")
         self.proc = spawn(["taskset", "-c", "1", self.binary or MICROVIBE], cwd=self.dir, env=env,
                           stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
@@ -576,7 +577,8 @@ def main():
         twins = []
         for s in servers:
             twins.append(s)
-            if isinstance(s, Microvibe):
+            # (Older builds have no engine.tcp_nodelay: the twin runs with TCP_NODELAY only.)
+            if isinstance(s, Microvibe) and s.nodelay:
                 twins.append(Microvibe(s.protocol, s.merge_ms, alt, "-alt", s.nodelay))
         servers = twins
     servers += [Floor(int(i), nodelay=t == "nodelay") for i in args.floor_intervals.split() for t in modes]

@@ -4,7 +4,7 @@
 use crate::frame::Frame;
 use crate::http::{Request, Response, send};
 use crate::link::Protocol;
-use crate::player::{Player, PlayerEnd, PlayerLimits, write_loop};
+use crate::player::{Player, PlayerEnd, PlayerLimits, SharedForm, write_loop};
 use crate::proto::websocket as ws;
 use crate::shard::{PlayError, Shard};
 use bytes::Bytes;
@@ -140,6 +140,7 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
     });
 
     let stats = &shard.shared.stats[shard.index];
+    player.set_shared_form(Some(if websocket { SharedForm::WsFlv } else { SharedForm::HttpFlv }));
     let wire = Box::new(move |frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
         for p in pongs.borrow_mut().drain(..) {
             bufs.push(Bytes::from(p));

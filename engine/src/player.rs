@@ -50,6 +50,83 @@ struct Scratch {
     frames: Vec<Arc<Frame>>,
     bufs: Vec<Bytes>,
     iov: Vec<libc::iovec>,
+    /// This tick's shared wire buffers: players of a stream that are in step (the
+    /// common case) have the same frames queued and send the same bytes.
+    shared: Vec<SharedEntry>,
+}
+
+struct SharedEntry {
+    form: SharedForm,
+    frames: Vec<*const Frame>,
+    bytes: Bytes,
+}
+
+/// A protocol whose media bytes depend only on the frames (not on the player), so
+/// players with the same queued frames can send one buffer built once per tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedForm {
+    /// HTTP-FLV: one HTTP/1.1 chunk of FLV tags.
+    HttpFlv,
+    /// WebSocket-FLV: one binary frame of FLV tags.
+    WsFlv,
+    /// RTMP on the play message stream, at the engine's chunk size.
+    Rtmp { chunk_size: u32 },
+}
+
+impl SharedForm {
+    /// The media bytes of `frames` (RTP frames have none here); exactly what the
+    /// players' own wires produce for them.
+    fn build(self, frames: &[Arc<Frame>]) -> Bytes {
+        let media = || frames.iter().filter(|f| !f.is_rtp());
+        match self {
+            SharedForm::HttpFlv | SharedForm::WsFlv => {
+                let len: usize = media().map(|f| f.flv_wire().len()).sum();
+                if len == 0 {
+                    return Bytes::new();
+                }
+                let mut v = Vec::with_capacity(len + 16);
+                if self == SharedForm::HttpFlv {
+                    v.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+                } else {
+                    crate::proto::websocket::frame_header(crate::proto::websocket::OP_BINARY, len, &mut v);
+                }
+                for f in media() {
+                    v.extend_from_slice(&f.flv_wire());
+                }
+                if self == SharedForm::HttpFlv {
+                    v.extend_from_slice(b"\r\n");
+                }
+                Bytes::from(v)
+            }
+            SharedForm::Rtmp { chunk_size } => {
+                let mut v = Vec::new();
+                for f in media() {
+                    v.extend_from_slice(&f.rtmp_wire(chunk_size));
+                }
+                Bytes::from(v)
+            }
+        }
+    }
+}
+
+impl Scratch {
+    /// The shared bytes of `frames` in `form`, built on first use this tick.
+    fn shared(&mut self, form: SharedForm, frames: &[Arc<Frame>]) -> Bytes {
+        let same = |e: &SharedEntry| {
+            e.form == form
+                && e.frames.len() == frames.len()
+                && e.frames.iter().zip(frames).all(|(a, b)| std::ptr::eq(*a, Arc::as_ptr(b)))
+        };
+        if let Some(e) = self.shared.iter().find(|e| same(e)) {
+            return e.bytes.clone();
+        }
+        let bytes = form.build(frames);
+        // A handful per tick (streams × forms); players out of step add their own.
+        if self.shared.len() < 64 {
+            self.shared.push(SharedEntry { form, frames: frames.iter().map(Arc::as_ptr).collect(), bytes: bytes.clone() });
+        }
+        bytes
+    }
 }
 
 /// What one flush tick did.
@@ -71,12 +148,15 @@ pub fn flush_tick() -> Flushed {
     let mut out = Flushed { players: players.len(), ..Flushed::default() };
     SCRATCH.with(|sc| {
         let mut sc = sc.borrow_mut();
+        sc.shared.clear();
         for p in &players {
             if let Some(n) = p.flush_direct(&mut sc) {
                 out.direct += 1;
                 out.bytes += n as u64;
             }
         }
+        // Frames are not kept alive by the cache past the tick.
+        sc.shared.clear();
     });
     // Hand the list's storage back for the next tick.
     FLUSH_LIST.with(|l| {
@@ -135,6 +215,9 @@ pub struct Player {
     listed: Cell<bool>,
     /// The wire of the running `write_loop` (none before it starts and after it ends).
     wire: RefCell<Option<Wire>>,
+    /// Set when the media part of `wire`'s output is a `SharedForm`: the tick then
+    /// asks the wire only for the player's own output and adds the shared bytes.
+    shared_form: Cell<Option<SharedForm>>,
     /// What a tick's write could not send: the writer task sends it first.
     carry: RefCell<Vec<Bytes>>,
 }
@@ -156,12 +239,20 @@ impl Player {
             fd: Cell::new(-1),
             listed: Cell::new(false),
             wire: RefCell::new(None),
+            shared_form: Cell::new(None),
             carry: RefCell::new(Vec::new()),
         }
     }
 
     pub fn set_fd(&self, fd: i32) {
         self.fd.set(fd);
+    }
+
+    /// Declares that the media part of this player's wire is `form` (see `Wire`):
+    /// its wire must then produce exactly `form`'s bytes for the frames, after its own
+    /// output, and must only have own output after a `notify()`.
+    pub fn set_shared_form(&self, form: Option<SharedForm>) {
+        self.shared_form.set(form);
     }
 
     fn wake(&self) {
@@ -247,16 +338,28 @@ impl Player {
             waker.wake();
             return None;
         };
+        sc.bufs.clear();
         {
             let mut q = self.q.borrow_mut();
             q.bytes = 0;
             q.overflow_since = None;
             q.first_media = None;
-            sc.frames.extend(q.frames.drain(..));
+            if let Some(form) = self.shared_form.get() {
+                // Only media: the player's own output (session messages, pongs) comes
+                // with a notify(), which sends this player down the writer's path.
+                let media = sc.shared(form, q.frames.make_contiguous());
+                q.frames.clear();
+                if !media.is_empty() {
+                    sc.bufs.push(media);
+                }
+            } else {
+                sc.frames.extend(q.frames.drain(..));
+            }
         }
-        sc.bufs.clear();
-        wire(&sc.frames, &mut sc.bufs);
-        sc.frames.clear();
+        if self.shared_form.get().is_none() {
+            wire(&sc.frames, &mut sc.bufs);
+            sc.frames.clear();
+        }
         let total: usize = sc.bufs.iter().map(Bytes::len).sum();
         if total == 0 {
             self.waker.set(Some(waker));
@@ -437,6 +540,21 @@ pub async fn write_all_vectored<W: monoio::io::AsyncWriteRent>(
 
 /// Sends `bufs` (at most `MAX_IOVECS` of them) with one non-blocking `sendmsg`.
 fn send_now(fd: i32, bufs: &[Bytes], iov: &mut Vec<libc::iovec>) -> std::io::Result<usize> {
+    if let [one] = bufs {
+        loop {
+            // SAFETY: `one` is alive for the call; `fd` as below.
+            let n = unsafe {
+                libc::send(fd, one.as_ptr() as *const libc::c_void, one.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
     iov.clear();
     iov.extend(
         bufs.iter()
@@ -527,7 +645,10 @@ mod tests {
     /// A player writing to a real loopback socket whose reader starts late, so the
     /// tick's writes fill the socket and become partial: every byte must arrive once,
     /// in order, whether the tick or the writer task wrote it.
-    async fn tick_and_writer_share_a_socket() -> (Vec<u8>, Vec<u8>, Flushed) {
+    /// With `form`, the player's wire is HTTP-FLV's (its own output, then one chunk of
+    /// tags) and the received stream is de-chunked before it is returned; the expected
+    /// bytes are then the frames' FLV tags.
+    async fn tick_and_writer_share_a_socket(form: Option<SharedForm>) -> (Vec<u8>, Vec<u8>, Flushed) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let reader = std::thread::spawn(move || {
@@ -556,12 +677,24 @@ mod tests {
             PlayerLimits { max_bytes: 64 << 20, max_ms: 600_000, disconnect_after: Duration::from_secs(60), merge: true };
         let player = Rc::new(Player::new(1, Protocol::HttpFlv, addr, limits));
         player.set_fd(fd);
+        player.set_shared_form(form);
         let p2 = player.clone();
         let writer = monoio::spawn(async move {
             let stats = crate::engine::ShardStats::default();
-            let wire: Wire = Box::new(|frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
-                bufs.extend(frames.iter().map(|f| f.payload.clone()));
-            });
+            let wire: Wire = if form.is_some() {
+                Box::new(|frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
+                    let len: usize = frames.iter().map(|f| f.flv_wire().len()).sum();
+                    if len > 0 {
+                        bufs.push(Bytes::from(format!("{len:x}\r\n")));
+                        bufs.extend(frames.iter().map(|f| f.flv_wire()));
+                        bufs.push(Bytes::from_static(b"\r\n"));
+                    }
+                })
+            } else {
+                Box::new(|frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
+                    bufs.extend(frames.iter().map(|f| f.payload.clone()));
+                })
+            };
             let end = write_loop(&p2, &mut stream, &stats, wire).await;
             assert_eq!(end.unwrap(), PlayerEnd::StreamEnded);
             assert!(p2.wire.borrow().is_none(), "the wire is dropped when the loop ends");
@@ -578,8 +711,13 @@ mod tests {
                 // AAC frames (always queued), 3 KiB each, numbered in every byte.
                 let mut payload = vec![0xaf, 0x01];
                 payload.resize(3072, n);
-                expected.extend_from_slice(&payload);
-                player.push(&Arc::new(Frame::new(MediaKind::Audio, round * 100 + i, Bytes::from(payload))), now);
+                let f = Arc::new(Frame::new(MediaKind::Audio, round * 100 + i, Bytes::from(payload)));
+                if form.is_some() {
+                    expected.extend_from_slice(&f.flv_wire());
+                } else {
+                    expected.extend_from_slice(&f.payload);
+                }
+                player.push(&f, now);
             }
             let f = flush_tick();
             total.players += f.players;
@@ -589,23 +727,70 @@ mod tests {
         }
         player.end(PlayerEnd::StreamEnded);
         writer.await;
-        (reader.join().unwrap(), expected, total)
+        let got = reader.join().unwrap();
+        (if form.is_some() { dechunk(&got) } else { got }, expected, total)
+    }
+
+    /// The payload of an HTTP/1.1 chunked body.
+    fn dechunk(mut b: &[u8]) -> Vec<u8> {
+        let mut out = vec![];
+        while !b.is_empty() {
+            let eol = b.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+            let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap(), 16).unwrap();
+            out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+            assert_eq!(&b[eol + 2 + n..eol + 4 + n], b"\r\n");
+            b = &b[eol + 4 + n..];
+        }
+        out
     }
 
     #[test]
     fn tick_writes_directly_and_hands_partial_writes_to_the_writer_in_order() {
-        let legacy = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
-        let (got, expected, f) = legacy.unwrap().block_on(tick_and_writer_share_a_socket());
-        assert_eq!(got.len(), expected.len());
-        assert!(got == expected, "bytes lost, doubled or reordered");
-        assert!(f.direct > 0 && f.bytes > 0, "the tick wrote itself: {f:?}");
-        assert!(f.bytes < expected.len() as u64, "the writer task wrote the rest: {f:?}");
-        // The same with io_uring, where the machine has it.
-        if let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build() {
-            let (got, expected, f) = rt.block_on(tick_and_writer_share_a_socket());
-            assert!(got == expected, "io_uring: bytes lost, doubled or reordered");
-            assert!(f.direct > 0 && f.bytes < expected.len() as u64, "io_uring: {f:?}");
+        for form in [None, Some(SharedForm::HttpFlv)] {
+            let legacy = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
+            let (got, expected, f) = legacy.unwrap().block_on(tick_and_writer_share_a_socket(form));
+            assert_eq!(got.len(), expected.len(), "{form:?}");
+            assert!(got == expected, "{form:?}: bytes lost, doubled or reordered");
+            assert!(f.direct > 0 && f.bytes > 0, "{form:?}: the tick wrote itself: {f:?}");
+            assert!(f.bytes < expected.len() as u64, "{form:?}: the writer task wrote the rest: {f:?}");
+            // The same with io_uring, where the machine has it.
+            if let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build() {
+                let (got, expected, f) = rt.block_on(tick_and_writer_share_a_socket(form));
+                assert!(got == expected, "{form:?} io_uring: bytes lost, doubled or reordered");
+                assert!(f.direct > 0 && f.bytes < expected.len() as u64, "{form:?} io_uring: {f:?}");
+            }
         }
+    }
+
+    #[test]
+    fn shared_forms_are_what_the_players_wires_write() {
+        let frames: Vec<Arc<Frame>> = (0..5u32)
+            .map(|i| {
+                let (kind, body) = if i % 2 == 0 {
+                    (MediaKind::Video, vec![0x17, 1, 0, 0, 0, i as u8, 9, 9])
+                } else {
+                    (MediaKind::Audio, vec![0xaf, 1, i as u8])
+                };
+                Arc::new(Frame::new(kind, i * 20, Bytes::from(body)))
+            })
+            .collect();
+        let tags: Vec<u8> = frames.iter().flat_map(|f| f.flv_wire().to_vec()).collect();
+        let http = SharedForm::HttpFlv.build(&frames);
+        assert_eq!(dechunk(&http), tags);
+        let ws = SharedForm::WsFlv.build(&frames);
+        assert!(ws.ends_with(&tags) && ws[0] == 0x82, "one final binary frame");
+        let rtmp = SharedForm::Rtmp { chunk_size: 4096 }.build(&frames);
+        let each: Vec<u8> = frames.iter().flat_map(|f| f.rtmp_wire(4096).to_vec()).collect();
+        assert_eq!(rtmp.to_vec(), each);
+        assert!(SharedForm::HttpFlv.build(&[]).is_empty(), "no frames, no empty chunk (it would end the body)");
+        // The tick's cache: the same frames give the same buffer, others their own.
+        let mut sc = Scratch::default();
+        let a = sc.shared(SharedForm::HttpFlv, &frames);
+        let b = sc.shared(SharedForm::HttpFlv, &frames);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "built once");
+        let c = sc.shared(SharedForm::HttpFlv, &frames[1..]);
+        assert_ne!(a, c);
+        assert_eq!(sc.shared.len(), 2);
     }
 
     #[test]

@@ -413,6 +413,9 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
     let shard = conn.shard.clone();
     let stats = &shard.shared.stats[shard.index];
     let chunk_size = conn.session.borrow().out_chunk_size();
+    if stream_id == PLAY_STREAM_ID {
+        player.set_shared_form(Some(crate::player::SharedForm::Rtmp { chunk_size }));
+    }
     let c = conn.clone();
     let wire = Box::new(move |frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
         while let Some(b) = c.session.borrow_mut().poll_transmit() {
