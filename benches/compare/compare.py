@@ -537,9 +537,9 @@ def main():
     ap.add_argument("--perf", action="store_true", help="perf record each server for half of each window (OUT/perf-*.data)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    quick = {"players": "50 200", "reps": 1, "window": 5, "warmup": 2, "settle": 2, "floor_intervals": "33 200"}
+    quick = {"players": "50 200", "reps": 1, "window": 5, "warmup": 2, "settle": 2, "floor_intervals": "30 200"}
     full = {"players": "250 500 1000 2000", "reps": 2, "window": 20, "warmup": 5, "settle": 3,
-            "floor_intervals": "33 50 100 200"}
+            "floor_intervals": "30 50 100 200"}
     for k, v in (quick if args.quick else full).items():
         if getattr(args, k) is None:
             setattr(args, k, v)
