@@ -57,7 +57,9 @@ struct Scratch {
 
 struct SharedEntry {
     form: SharedForm,
-    frames: Vec<*const Frame>,
+    /// Held (not just compared by address) so that no frame of the key can be freed
+    /// and its address reused while the entry lives.
+    frames: Vec<Arc<Frame>>,
     bytes: Bytes,
 }
 
@@ -115,7 +117,7 @@ impl Scratch {
         let same = |e: &SharedEntry| {
             e.form == form
                 && e.frames.len() == frames.len()
-                && e.frames.iter().zip(frames).all(|(a, b)| std::ptr::eq(*a, Arc::as_ptr(b)))
+                && e.frames.iter().zip(frames).all(|(a, b)| Arc::ptr_eq(a, b))
         };
         if let Some(e) = self.shared.iter().find(|e| same(e)) {
             return e.bytes.clone();
@@ -123,7 +125,7 @@ impl Scratch {
         let bytes = form.build(frames);
         // A handful per tick (streams × forms); players out of step add their own.
         if self.shared.len() < 64 {
-            self.shared.push(SharedEntry { form, frames: frames.iter().map(Arc::as_ptr).collect(), bytes: bytes.clone() });
+            self.shared.push(SharedEntry { form, frames: frames.to_vec(), bytes: bytes.clone() });
         }
         bytes
     }
@@ -673,8 +675,12 @@ mod tests {
         sock.set_nonblocking(true).unwrap();
         let fd = sock.as_raw_fd();
         let mut stream = monoio::net::TcpStream::from_std(sock).unwrap();
-        let limits =
-            PlayerLimits { max_bytes: 64 << 20, max_ms: 600_000, disconnect_after: Duration::from_secs(60), merge: true };
+        let limits = PlayerLimits {
+            max_bytes: 64 << 20,
+            max_ms: 600_000,
+            disconnect_after: Duration::from_secs(60),
+            merge: true,
+        };
         let player = Rc::new(Player::new(1, Protocol::HttpFlv, addr, limits));
         player.set_fd(fd);
         player.set_shared_form(form);

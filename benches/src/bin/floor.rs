@@ -22,7 +22,9 @@ fn main() {
     let mut nodelay = false;
     let mut i = 0;
     let die = |m: &str| -> ! {
-        eprintln!("floor: {m}\nusage: floor --fixture FILE.flv [--interval MS] [--listen ADDR] [--duration S] [--nodelay]");
+        eprintln!(
+            "floor: {m}\nusage: floor --fixture FILE.flv [--interval MS] [--listen ADDR] [--duration S] [--nodelay]"
+        );
         std::process::exit(2)
     };
     while i < args.len() {
