@@ -63,9 +63,20 @@ pub struct UdpLoss;
 impl UdpLoss {
     /// Drops one UDP datagram in `n`.
     pub fn one_in(n: u32) -> UdpLoss {
+        Self::install(n, "")
+    }
+
+    /// Drops one in `n` of the UDP datagrams longer than `bytes` (UDP length): video
+    /// RTP, not Opus. A test of the publisher-side NACK path needs video lost; with
+    /// `one_in` the every-`n`th datagram can keep landing on audio for a few seconds.
+    pub fn one_in_larger_than(n: u32, bytes: u32) -> UdpLoss {
+        Self::install(n, &format!("udp length gt {bytes} "))
+    }
+
+    fn install(n: u32, filter: &str) -> UdpLoss {
         let rule = format!(
             "nft add table inet loss && nft add chain inet loss out '{{ type filter hook output priority 0; }}' \
-             && nft add rule inet loss out meta l4proto udp numgen inc mod {n} 0 drop"
+             && nft add rule inet loss out meta l4proto udp {filter}numgen inc mod {n} 0 drop"
         );
         let st = Command::new("sh")
             .args(["-c", &rule])
