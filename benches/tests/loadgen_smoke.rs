@@ -23,8 +23,11 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `N` distinct free ports: every listener is held until all are chosen (one at a
+/// time, a port just released can be handed out again).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 fn root() -> PathBuf {
@@ -171,7 +174,7 @@ fn loadgen_rtmp_and_http_flv_against_microvibe() {
     let fx = fixture();
     let dir = std::env::temp_dir().join(format!("loadgen-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (api, rtmp, http_port) = (free_port(), free_port(), free_port());
+    let [api, rtmp, http_port] = free_ports::<3>();
     let log = dir.join("server.log");
     let _server = Proc(
         Command::new(bin)

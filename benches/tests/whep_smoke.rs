@@ -45,8 +45,11 @@ fn enter_netns(test: &str) -> bool {
     false
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `N` distinct free ports: every listener is held until all are chosen (one at a
+/// time, a port just released can be handed out again).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 fn microvibe_bin() -> PathBuf {
@@ -81,7 +84,7 @@ fn whep_load_against_microvibe() {
     let bin = microvibe_bin();
     let dir = std::env::temp_dir().join(format!("whep-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (api, rtmp, http, udp) = (free_port(), free_port(), free_port(), free_port());
+    let [api, rtmp, http, udp] = free_ports::<4>();
     let log = dir.join("server.log");
     let server = Proc(
         Command::new(bin)

@@ -16,6 +16,13 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `N` distinct free ports: every listener is held until all are chosen (one at a
+/// time, a port just released can be handed out again).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
 fn require(tool: &str) {
     let ok = Command::new(tool).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
     assert!(ok, "{tool} is required for media tests (apt-get install ffmpeg); .ci/run installs it");
@@ -137,7 +144,7 @@ impl Server {
     /// Starts the binary with test-friendly timeouts; `env` overrides.
     pub async fn start(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let (api, rtmp, http) = (free_port(), free_port(), free_port());
+        let [api, rtmp, http] = free_ports::<3>();
         let token = "test-admin-token-0123456789".to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_microvibe"));
         cmd.current_dir(dir.path())
