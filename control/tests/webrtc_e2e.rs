@@ -60,10 +60,13 @@ async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
     }
     assert!(done["audio_frames"].as_u64().unwrap() > 0, "{done}");
     assert_eq!((done["width"].as_u64(), done["height"].as_u64()), (Some(320), Some(240)));
-    // A late joiner gets a keyframe promptly (PLI on connect): time from POST to the
-    // first decoded frame, ICE + DTLS included.
+    // A late joiner gets a keyframe promptly (PLI on connect): the first decoded frame
+    // within 1 s of ICE + DTLS being done. The handshake itself is bounded separately:
+    // under loss it waits on the client's DTLS retransmission timer (1 s, then 2 s, ...).
     let first = done["first_frame_secs"].as_f64().unwrap();
-    assert!(first < 3.0, "first frame after {first} s (connected_secs: ICE + DTLS done): {done}");
+    let connected = done["connected_secs"].as_f64().unwrap();
+    assert!(first - connected < 1.0, "first frame {:.3} s after the handshake: {done}", first - connected);
+    assert!(connected < 10.0, "ICE + DTLS took {connected} s: {done}");
     assert_eq!(done["delete_status"], 200);
     let stat = s.stat_json().await;
     println!("stat after WHEP delete: {}", stat["shards"]);
