@@ -161,13 +161,26 @@ impl ClockMap {
     /// Milliseconds for an RTP time; strictly increasing (muxers refuse equal or
     /// decreasing decode times).
     fn ms(&mut self, rtp: u32, arrival_ms: i64) -> u32 {
-        let (r0, m0) = *self.first.get_or_insert((rtp, arrival_ms + CLOCK_HEADROOM_MS));
-        let mut ms = (m0 + self.ticks_to_us(rtp.wrapping_sub(r0)) / 1000).clamp(0, u32::MAX as i64) as u32;
+        let mut ms = self.at(rtp, arrival_ms);
         if let Some(l) = self.last {
             ms = ms.max(l.saturating_add(1));
         }
         self.last = Some(ms);
         ms
+    }
+
+    /// Milliseconds for a codec header that goes with the media at `rtp` (in-band
+    /// SPS/PPS before a keyframe): the media's time, without taking it, so that the
+    /// keyframe is not pushed 1 ms later than its place in the cadence.
+    fn header_ms(&mut self, rtp: u32, arrival_ms: i64) -> u32 {
+        let ms = self.at(rtp, arrival_ms);
+        self.last.map_or(ms, |l| ms.max(l))
+    }
+
+    /// The RTP time on the output clock (anchoring it on the first call).
+    fn at(&mut self, rtp: u32, arrival_ms: i64) -> u32 {
+        let (r0, m0) = *self.first.get_or_insert((rtp, arrival_ms + CLOCK_HEADROOM_MS));
+        (m0 + self.ticks_to_us(rtp.wrapping_sub(r0)) / 1000).clamp(0, u32::MAX as i64) as u32
     }
 
     /// The sender's clock (µs) at an RTP time of `ssrc`, from the last sender report.
@@ -298,7 +311,7 @@ impl RtcToRtmp {
                     match o {
                         DepacketizerOutput::ParameterSets { sps, pps } => {
                             if let Ok(body) = crate::proto::rtp_h264::avc_sequence_header_tag_body(&sps, &pps) {
-                                let ts = self.vclock.ms(p.timestamp, arrival);
+                                let ts = self.vclock.header_ms(p.timestamp, arrival);
                                 out.push(Frame::new(MediaKind::Video, ts, Bytes::from(body)));
                             }
                         }
@@ -333,7 +346,7 @@ impl RtcToRtmp {
                         Ok(()) => {
                             if !self.sent_aac_header {
                                 if let Some(h) = a.sequence_header_tag_body() {
-                                    let ts = self.aclock.ms(p.timestamp, arrival);
+                                    let ts = self.aclock.header_ms(p.timestamp, arrival);
                                     out.push(Frame::new(MediaKind::Audio, ts, Bytes::from(h)));
                                     self.sent_aac_header = true;
                                 }
@@ -377,6 +390,11 @@ mod tests {
         assert_eq!(c.ms(1000 + 90, 0), 1001);
         assert_eq!(c.ms(1000 + 90, 0), 1002, "an equal RTP time still moves on");
         assert_eq!(c.ms(1000 + 9000, 0), 1100);
+        // A header before the media at an RTP time takes the media's time and
+        // leaves it to the media.
+        assert_eq!(c.header_ms(1000 + 12000, 0), 1133);
+        assert_eq!(c.ms(1000 + 12000, 0), 1133);
+        assert_eq!(c.header_ms(1000 + 12000, 0), 1133, "never before the last media");
     }
 
     /// Reports put a video that starts after audio on audio's timeline; reports
