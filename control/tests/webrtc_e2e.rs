@@ -56,7 +56,7 @@ async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
     assert!(done["video_frames"].as_u64().unwrap() >= min_frames as u64, "{done}\n{}", s.log());
     if lossy {
         let gap = done["max_gap_secs"].as_f64().unwrap();
-        assert!(gap < 1.5, "video froze for {gap} s under 2% loss");
+        assert!(gap < 1.5, "video froze for {gap} s under 2% loss: {done}\n{}", s.log());
     }
     assert!(done["audio_frames"].as_u64().unwrap() > 0, "{done}");
     assert_eq!((done["width"].as_u64(), done["height"].as_u64()), (Some(320), Some(240)));
@@ -65,8 +65,8 @@ async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
     // under loss it waits on the client's DTLS retransmission timer (1 s, then 2 s, ...).
     let first = done["first_frame_secs"].as_f64().unwrap();
     let connected = done["connected_secs"].as_f64().unwrap();
-    assert!(first - connected < 1.0, "first frame {:.3} s after the handshake: {done}", first - connected);
-    assert!(connected < 10.0, "ICE + DTLS took {connected} s: {done}");
+    assert!(first - connected < 1.0, "first frame {:.3} s after the handshake: {done}\n{}", first - connected, s.log());
+    assert!(connected < 10.0, "ICE + DTLS took {connected} s: {done}\n{}", s.log());
     assert_eq!(done["delete_status"], 200);
     let stat = s.stat_json().await;
     println!("stat after WHEP delete: {}", stat["shards"]);

@@ -162,7 +162,8 @@ impl Server {
             .env("MICROVIBE__STREAMING__RTMP_PLAY_SERVER", format!("rtmp://127.0.0.1:{rtmp}/live"))
             .env("MICROVIBE__STREAMING__FLV_SERVER", format!("http://127.0.0.1:{http}/flv"))
             .env("MICROVIBE__STREAMING__HLS_SERVER", format!("http://127.0.0.1:{http}/hls"))
-            .env("RUST_LOG", "info")
+            // MICROVIBE_TEST_LOG: the server's RUST_LOG when debugging a test.
+            .env("RUST_LOG", std::env::var("MICROVIBE_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(dir.path().join("server.log")).unwrap()));
         for (k, v) in env {

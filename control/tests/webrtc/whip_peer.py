@@ -28,6 +28,8 @@ import asyncio
 import math
 import fractions
 import json
+import logging
+import os
 import sys
 import time
 import urllib.error
@@ -341,6 +343,23 @@ async def subscribe(args):
 
 
 def main():
+    # WHIP_PEER_LOG=1: aiortc's RTP/RTCP debug log (every packet, NACK, PLI) on
+    # stderr, with wall-clock times, to line up with the server's log.
+    if os.environ.get("WHIP_PEER_LOG"):
+        logging.basicConfig(
+            level=logging.WARNING, stream=sys.stderr,
+            format="%(created).3f " + sys.argv[1][:3] + " %(name)s %(message)s")
+        for name in ("aiortc.rtcrtpreceiver", "aiortc.rtcrtpsender", "aiortc.rtcdtlstransport", "aioice.ice"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+        log = logging.getLogger("whip_peer")
+        log.setLevel(logging.DEBUG)
+        send_keyframe = RTCRtpSender._send_keyframe
+
+        def logged_send_keyframe(self):
+            log.debug("keyframe requested (PLI/FIR received)")
+            send_keyframe(self)
+
+        RTCRtpSender._send_keyframe = logged_send_keyframe
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("publish")

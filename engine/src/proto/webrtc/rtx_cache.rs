@@ -36,7 +36,11 @@ pub struct RtxCacheLimits {
     /// Payload bytes kept over all SSRCs (each packet also counts
     /// [`ENTRY_OVERHEAD`]). Default 4 MiB.
     pub max_bytes: usize,
-    /// Oldest packet worth retransmitting. Default 1 s.
+    /// Oldest packet worth retransmitting. Default 3 s: some receivers (aiortc)
+    /// repeat a NACK only with their next loss report, often a second or more
+    /// later, and hold every later frame until the gap is filled (its video
+    /// jitter buffer gives up after 512 packets, ~17 s at 30 packets a second).
+    /// The packet and byte bounds, not the age, bound the memory.
     pub max_age: Duration,
     /// Most SSRCs tracked (a subscriber has 2; more means churn). Default 8.
     pub max_ssrcs: usize,
@@ -44,7 +48,7 @@ pub struct RtxCacheLimits {
 
 impl Default for RtxCacheLimits {
     fn default() -> Self {
-        RtxCacheLimits { packets_per_ssrc: 1024, max_bytes: 4 << 20, max_age: Duration::from_secs(1), max_ssrcs: 8 }
+        RtxCacheLimits { packets_per_ssrc: 1024, max_bytes: 4 << 20, max_age: Duration::from_secs(3), max_ssrcs: 8 }
     }
 }
 
@@ -339,10 +343,11 @@ mod tests {
     #[test]
     fn age_limit() {
         let t0 = Instant::now();
-        let mut c = RtxCache::new(RtxCacheLimits::default());
+        let limits = RtxCacheLimits::default();
+        let mut c = RtxCache::new(limits);
         c.insert(t0, 7, 1, pkt(10));
-        c.insert(t0 + Duration::from_millis(900), 7, 2, pkt(10));
-        let t = t0 + Duration::from_millis(1500);
+        c.insert(t0 + limits.max_age - Duration::from_millis(100), 7, 2, pkt(10));
+        let t = t0 + limits.max_age + Duration::from_millis(500);
         assert!(c.get(t, 7, 1).is_none());
         assert!(c.get(t, 7, 2).is_some());
         c.evict(t);
@@ -384,7 +389,9 @@ mod tests {
         assert!(st.get(t0, 7, 65535).is_none());
         assert_eq!(st.get(t0, 7, 7).unwrap().timestamp, 91);
         // Too old.
-        assert!(st.get(t0 + Duration::from_secs(2), 7, 7).is_none());
+        let max_age = RtxCacheLimits::default().max_age;
+        assert!(st.get(t0 + max_age, 7, 7).is_some());
+        assert!(st.get(t0 + max_age + Duration::from_millis(1), 7, 7).is_none());
         // A third SSRC evicts the first.
         st.insert(t0, 8, 1, false, 1, &p);
         st.insert(t0, 9, 1, false, 1, &p);

@@ -634,7 +634,8 @@ impl WebRtcSession {
         let Some(stream) = self.send[idx(kind)].as_mut() else {
             return Err(WebRtcError::InvalidUse("send_rtp: this session does not send"));
         };
-        let (Some(to), Some(srtp)) = (self.selected, self.srtp.as_mut()) else {
+        let offered = stream.offer(packet.source_ssrc, packet.sequence_number);
+        let (Some(to), Some(srtp), true) = (self.selected, self.srtp.as_mut(), offered) else {
             self.stats.dropped_out += 1;
             return Ok(false);
         };

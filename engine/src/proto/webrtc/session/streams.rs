@@ -203,6 +203,9 @@ pub(crate) struct SendStream {
     /// sequence number of each, its SSRC and the offsets in use, so a NACKed
     /// sequence number of ours maps back to the source's packet.
     epochs: std::collections::VecDeque<Epoch>,
+    /// The newest source packet offered for sending, sent or not: (SSRC,
+    /// sequence number). See [`offer`](Self::offer).
+    offered: Option<(u32, u16)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -242,7 +245,27 @@ impl SendStream {
             rtx_payload_type: rtx.map(|r| r.1),
             rtx_seq: initial_seq ^ 0x5a5a,
             epochs: std::collections::VecDeque::new(),
+            offered: None,
         }
+    }
+
+    /// Notes a source packet offered for sending (before the session can send:
+    /// the offers while connecting count too); false when it must not be sent:
+    /// it is older than one offered before and no packet of its source has been
+    /// sent yet. Such a packet (a late repair from the publisher) would start our
+    /// numbering behind packets that went by unsent while the session connected:
+    /// the receiver would see them as a gap that nothing can fill and NACK it
+    /// forever (aiortc then holds every later frame until its jitter buffer
+    /// overflows, ~17 s).
+    pub fn offer(&mut self, source_ssrc: u32, seq: u16) -> bool {
+        let newest = match self.offered {
+            Some((s, h)) if s == source_ssrc => seq.wrapping_sub(h) < 0x8000,
+            _ => true,
+        };
+        if newest {
+            self.offered = Some((source_ssrc, seq));
+        }
+        newest || self.source == Some(source_ssrc)
     }
 
     /// The source packet behind our sequence number `seq`: (source SSRC, source

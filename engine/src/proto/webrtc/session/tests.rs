@@ -28,6 +28,8 @@ struct Pair {
     client_addr: SocketAddr,
     /// Drop client→server datagrams for which this returns true.
     drop_up: DropFilter,
+    /// Drop server→client datagrams for which this returns true.
+    drop_down: DropFilter,
     server_events: Vec<SessionEvent>,
     client_events: Vec<ClientEvent>,
 }
@@ -65,6 +67,7 @@ impl Pair {
             server_addr,
             client_addr: CLIENT.parse().unwrap(),
             drop_up: Box::new(|_| false),
+            drop_down: Box::new(|_| false),
             server_events: vec![],
             client_events: vec![],
         }
@@ -84,7 +87,9 @@ impl Pair {
             while let Some((to, b)) = self.server.poll_transmit() {
                 assert_eq!(to, self.client_addr);
                 moved = true;
-                let _ = self.client.handle_input(self.now, self.server_addr, &b);
+                if !(self.drop_down)(&b) {
+                    let _ = self.client.handle_input(self.now, self.server_addr, &b);
+                }
             }
             if !moved {
                 break;
@@ -335,6 +340,39 @@ fn shared_rtx_store_answers_nacks_across_a_restart() {
     assert_eq!(p.server.stats().retransmits, 2);
 }
 
+/// A late repair from the publisher must not start a subscriber's numbering:
+/// the packets that went by while it connected would be a gap nothing fills.
+#[test]
+fn a_late_packet_does_not_start_a_subscribers_numbering() {
+    let mut p = Pair::new(Role::Subscriber, Codec::Vp8);
+    let v = p.server.negotiated().video.clone().unwrap();
+    let pkt = |seq: u16| MediaPacket {
+        source_ssrc: 0xAAAA,
+        sequence_number: seq,
+        timestamp: seq as u32 * 3000,
+        marker: true,
+        payload: Bytes::from(format!("vp8 {seq}")),
+        media_ms: None,
+    };
+    // While connecting, 101 and 102 go by unsent.
+    for seq in [101, 102] {
+        assert!(!p.server.send_rtp(p.now, MediaKind::Video, &pkt(seq)).unwrap());
+    }
+    p.connect();
+    // The late repair of 100 would start the numbering behind them: not sent.
+    assert!(!p.server.send_rtp(p.now, MediaKind::Video, &pkt(100)).unwrap());
+    // 103 starts it; 105 is missing upstream and comes late, after 106: sent.
+    for seq in [103, 104, 106, 105] {
+        assert!(p.server.send_rtp(p.now, MediaKind::Video, &pkt(seq)).unwrap(), "{seq}");
+    }
+    p.pump();
+    let got: Vec<_> = p.client_rtp().into_iter().filter(|r| r.ssrc == v.local_ssrc).collect();
+    let first = got[0].sequence_number;
+    let seqs: Vec<u16> = got.iter().map(|r| r.sequence_number.wrapping_sub(first)).collect();
+    assert_eq!(seqs, [0, 1, 3, 2]);
+    assert_eq!(&got[3].payload()[..], b"vp8 105");
+}
+
 #[test]
 fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
     let mut p = Pair::new(Role::Subscriber, Codec::Vp8);
@@ -425,6 +463,48 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
     p.advance(Duration::from_millis(1100));
     assert!(p.client_rtcp().iter().any(|r| matches!(r, RtcpPacket::SenderReport { ssrc, packet_count, .. }
         if *ssrc == v.local_ssrc && *packet_count == 51)));
+}
+
+/// A lost handshake flight is sent again: each of the client's ClientHello with
+/// the cookie (flight 3) and its flight 5 (Certificate ... Finished), and the
+/// server's flight 4 (ServerHello ... ServerHelloDone) and flight 6
+/// (ChangeCipherSpec + Finished), dropped once.
+#[test]
+fn handshake_survives_a_lost_flight() {
+    // DTLS record: content type 22 = handshake, epoch at 3..5, the handshake
+    // message type at 13 (1 = ClientHello, 2 = ServerHello, 11 = Certificate);
+    // content type 20 = ChangeCipherSpec. The cookie ClientHello is the second.
+    let handshake = |b: &[u8], ty: u8| b.len() > 13 && b[0] == 22 && b[13] == ty;
+    let cases: [(&str, bool, Box<dyn Fn(&[u8], u32) -> bool>); 4] = [
+        ("flight 3", true, Box::new(move |b, seen| handshake(b, 1) && seen == 1)),
+        ("flight 4", false, Box::new(move |b, _| handshake(b, 2))),
+        ("flight 5", true, Box::new(move |b, _| handshake(b, 11))),
+        ("flight 6", false, Box::new(|b, _| b.len() > 13 && (b[0] == 20 || (b[0] == 22 && b[3..5] == [0, 1])))),
+    ];
+    for (name, up, is_flight) in cases {
+        let mut p = Pair::new(Role::Subscriber, Codec::Vp8);
+        let dropped = std::rc::Rc::new(std::cell::Cell::new(0));
+        let (d, mut hellos) = (dropped.clone(), 0);
+        let filter: DropFilter = Box::new(move |b: &[u8]| {
+            let drop = d.get() == 0 && is_flight(b, hellos);
+            hellos += u32::from(handshake(b, 1));
+            d.set(d.get() + u32::from(drop));
+            drop
+        });
+        if up {
+            p.drop_up = filter;
+        } else {
+            p.drop_down = filter;
+        }
+        for _ in 0..100 {
+            p.advance(Duration::from_millis(100));
+            if p.server.is_connected() && p.client.is_connected() {
+                break;
+            }
+        }
+        assert_eq!(dropped.get(), 1, "{name}: nothing dropped");
+        assert!(p.server.is_connected() && p.client.is_connected(), "{name} lost: no handshake in 10 s");
+    }
 }
 
 #[test]
