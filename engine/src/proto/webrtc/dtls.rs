@@ -101,7 +101,27 @@ pub struct DtlsTransport {
     key: Option<SocketAddr>,
     state: DtlsState,
     out: VecDeque<BytesMut>,
+    /// The datagrams of the last handshake flight sent, and a retransmission
+    /// timer of our own for them: see [`guard_timer`](Self::guard_timer).
+    last_flight: Vec<BytesMut>,
+    resend: Option<Resend>,
+    retransmit_interval: Duration,
 }
+
+/// Our own retransmission of the last flight: when, the interval after that,
+/// and how many were sent.
+#[derive(Debug, Clone, Copy)]
+struct Resend {
+    at: Instant,
+    interval: Duration,
+    sent: u32,
+}
+
+/// Our own retransmissions of one flight (the interval doubling from the
+/// configured one, at most [`MAX_RESEND_INTERVAL`]); the session's connect
+/// timeout ends a handshake that still does not complete.
+const MAX_RESENDS: u32 = 6;
+const MAX_RESEND_INTERVAL: Duration = Duration::from_secs(8);
 
 impl std::fmt::Debug for DtlsTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -163,6 +183,9 @@ impl DtlsTransport {
             key: None,
             state: DtlsState::New,
             out: VecDeque::new(),
+            last_flight: Vec::new(),
+            resend: None,
+            retransmit_interval: opts.retransmit_interval,
         })
     }
 
@@ -186,8 +209,35 @@ impl DtlsTransport {
     }
 
     fn drain(&mut self) {
+        let mut flight = Vec::new();
         while let Some(t) = self.endpoint.poll_transmit() {
+            if self.state != DtlsState::Connected {
+                flight.push(t.message.clone());
+            }
             self.out.push_back(t.message);
+        }
+        if !flight.is_empty() {
+            self.last_flight = flight;
+            self.resend = None;
+        }
+    }
+
+    /// rtc-dtls 0.21 clears its retransmission timer whenever a handshake
+    /// datagram arrives, and re-arms it only when that completes the peer's
+    /// flight. A *repeated* flight from the peer (it lost ours) therefore leaves
+    /// no timer and nothing is sent again: when the peer's timer fires just
+    /// before ours (the usual case: it started one one-way delay earlier) and our
+    /// flight was lost, the handshake stalls until the connect timeout. While the
+    /// handshake runs without the library's timer, we keep one and send the last
+    /// flight again ourselves (the same datagrams: the peer never got them, and a
+    /// copy it did get is dropped as a replay).
+    fn guard_timer(&mut self, now: Instant) {
+        let library = self.key.and_then(|k| self.endpoint.poll_timeout(&k));
+        if self.state != DtlsState::Handshaking || self.last_flight.is_empty() || library.is_some() {
+            self.resend = None;
+        } else if self.resend.is_none() {
+            let interval = self.retransmit_interval;
+            self.resend = Some(Resend { at: now + interval, interval, sent: 0 });
         }
     }
 
@@ -225,6 +275,7 @@ impl DtlsTransport {
                 _ => {}
             }
         }
+        self.guard_timer(now);
         Ok(out)
     }
 
@@ -238,7 +289,11 @@ impl DtlsTransport {
         if self.state == DtlsState::Closed {
             return None;
         }
-        self.endpoint.poll_timeout(&self.key?)
+        let library = self.endpoint.poll_timeout(&self.key?);
+        match (library, self.resend.map(|r| r.at)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Retransmits a flight if its timer expired; fails when the handshake
@@ -250,7 +305,18 @@ impl DtlsTransport {
         }
         let res = self.endpoint.handle_timeout(key, now);
         self.drain();
-        res.map_err(|e| WebRtcError::peer(format!("DTLS: {e}")))
+        res.map_err(|e| WebRtcError::peer(format!("DTLS: {e}")))?;
+        if let Some(r) = self.resend
+            && now >= r.at
+        {
+            self.out.extend(self.last_flight.iter().cloned());
+            let interval = (r.interval * 2).min(MAX_RESEND_INTERVAL);
+            self.resend =
+                (r.sent + 1 < MAX_RESENDS).then_some(Resend { at: now + interval, interval, sent: r.sent + 1 });
+            return Ok(());
+        }
+        self.guard_timer(now);
+        Ok(())
     }
 
     /// SRTP contexts from the completed handshake.
@@ -271,5 +337,75 @@ impl DtlsTransport {
             self.drain();
         }
         self.state = DtlsState::Closed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVER: &str = "127.0.0.1:5000";
+    const CLIENT: &str = "127.0.0.1:6000";
+
+    fn pair() -> (DtlsTransport, DtlsTransport) {
+        let (sc, cc) = (DtlsCertificate::generate().unwrap(), DtlsCertificate::generate().unwrap());
+        let opts = DtlsOptions::default();
+        let fp = |c: &DtlsCertificate| -> [u8; 32] { Sha256::digest(c.der()).into() };
+        let server = DtlsTransport::new(DtlsRole::Server, &sc, fp(&cc), &opts).unwrap();
+        let client = DtlsTransport::new(DtlsRole::Client, &cc, fp(&sc), &opts).unwrap();
+        (server, client)
+    }
+
+    fn to_server(now: Instant, client: &mut DtlsTransport, server: &mut DtlsTransport) {
+        while let Some(d) = client.poll_transmit() {
+            server.handle_datagram(now, CLIENT.parse().unwrap(), &d).unwrap();
+        }
+    }
+
+    fn to_client(now: Instant, server: &mut DtlsTransport, client: &mut DtlsTransport) -> usize {
+        let mut n = 0;
+        while let Some(d) = server.poll_transmit() {
+            client.handle_datagram(now, SERVER.parse().unwrap(), &d).unwrap();
+            n += 1;
+        }
+        n
+    }
+
+    /// The server's flight 4 is lost, and the client's repeated ClientHello
+    /// reaches the server just before the server's own retransmission timer
+    /// would fire (both timers run 1 s; the client's started a one-way delay
+    /// earlier). rtc-dtls 0.21 then drops its timer (a duplicate flight clears
+    /// it) and sends nothing again: the handshake stalled until the connect
+    /// timeout. The transport keeps a timer of its own for that case.
+    #[test]
+    fn handshake_completes_when_a_repeated_flight_cancels_the_librarys_timer() {
+        let (mut server, mut client) = pair();
+        let t0 = Instant::now();
+        client.connect(t0, SERVER.parse().unwrap()).unwrap();
+        to_server(t0, &mut client, &mut server); // ClientHello
+        assert_eq!(to_client(t0, &mut server, &mut client), 1); // HelloVerifyRequest
+        to_server(t0, &mut client, &mut server); // ClientHello with the cookie
+        let lost = std::iter::from_fn(|| server.poll_transmit()).count(); // flight 4, lost
+        assert!(lost >= 1);
+        let mut now = t0;
+        for _ in 0..100 {
+            now += Duration::from_millis(100);
+            // The client's timer first, its flight delivered before the server's timer.
+            if client.poll_timeout().is_some_and(|t| now >= t) {
+                client.handle_timeout(now).unwrap();
+            }
+            to_server(now, &mut client, &mut server);
+            if server.poll_timeout().is_some_and(|t| now >= t) {
+                server.handle_timeout(now).unwrap();
+            }
+            to_client(now, &mut server, &mut client);
+            to_server(now, &mut client, &mut server);
+            to_client(now, &mut server, &mut client);
+            if server.state() == DtlsState::Connected && client.state() == DtlsState::Connected {
+                break;
+            }
+        }
+        assert_eq!((server.state(), client.state()), (DtlsState::Connected, DtlsState::Connected));
+        assert!(now < t0 + Duration::from_secs(5), "took {:?}", now - t0);
     }
 }
