@@ -21,7 +21,8 @@
 //! role, ECDSA P-256, `use_srtp` + RFC 5705 exporter, a peer-certificate
 //! callback for the fingerprint, retransmission timers through
 //! `poll_timeout`/`handle_timeout`) without tokio, so the fallback was not
-//! needed.
+//! needed. One flaw is worked around here: its retransmission timer is
+//! dropped when the peer repeats a flight (see `guard_timer`).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
