@@ -168,6 +168,9 @@ pub fn start(shard: &Rc<Shard>) -> std::io::Result<()> {
     let rr = r.clone();
     monoio::spawn(async move {
         let mut buf = vec![0u8; 2048];
+        // monoio sets `buf`'s length to what it last received: the non-blocking
+        // reads use a buffer of their own.
+        let mut more = vec![0u8; 2048];
         loop {
             let (res, b) = recv.recv_from(buf).await;
             buf = b;
@@ -175,6 +178,14 @@ pub fn start(shard: &Rc<Shard>) -> std::io::Result<()> {
                 Ok((n, from)) => {
                     sh.stats().bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     rr.on_datagram(&sh, from, &buf[..n]);
+                    // Take what else has arrived (a frame's packets come in a burst)
+                    // before the subscriber writers woken by this one run: each then
+                    // wakes once per burst instead of once per packet.
+                    for _ in 0..RECV_DRAIN {
+                        let Some((n, from)) = recv_now(rr.fd, &mut more) else { break };
+                        sh.stats().bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                        rr.on_datagram(&sh, from, &more[..n]);
+                    }
                 }
                 Err(e) => {
                     if sh.shared.shutting_down.load(Ordering::Relaxed) {
@@ -413,6 +424,53 @@ fn rtp_frame(kind: MediaKind, p: &RtpPacket) -> Frame {
     Frame::rtp(fk, p.raw().clone())
 }
 
+/// Datagrams read without waiting after each awaited one.
+const RECV_DRAIN: usize = 32;
+
+/// A datagram already queued on the non-blocking socket, if any (longer ones are
+/// truncated to `buf`, as the awaited receive does).
+fn recv_now(fd: i32, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: a recvfrom on our own socket into a valid buffer and address.
+    let n = unsafe {
+        libc::recvfrom(
+            fd,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            &mut ss as *mut _ as *mut libc::sockaddr,
+            &mut len,
+        )
+    };
+    if n < 0 {
+        return None;
+    }
+    let from = match ss.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
+            let sin = unsafe { *(&ss as *const _ as *const libc::sockaddr_in) };
+            SocketAddr::new(
+                std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into(),
+                u16::from_be(sin.sin_port),
+            )
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
+            let sin6 = unsafe { *(&ss as *const _ as *const libc::sockaddr_in6) };
+            SocketAddr::V6(std::net::SocketAddrV6::new(
+                sin6.sin6_addr.s6_addr.into(),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            ))
+        }
+        _ => return None,
+    };
+    Some((n as usize, from))
+}
+
 fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -634,6 +692,31 @@ async fn subscriber_writer(shard: Rc<Shard>, r: Rc<RtcShard>, sid: u64, player: 
                 drop(store);
                 r.flush(&shard, s);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn recv_now_reads_what_is_queued_and_never_waits() {
+        for bind in ["127.0.0.1:0", "[::1]:0"] {
+            let Ok(a) = std::net::UdpSocket::bind(bind) else { continue }; // no IPv6 here
+            a.set_nonblocking(true).unwrap();
+            let b = std::net::UdpSocket::bind(bind).unwrap();
+            let mut buf = [0u8; 16];
+            assert!(recv_now(a.as_raw_fd(), &mut buf).is_none(), "nothing queued: no wait, None");
+            b.send_to(b"one", a.local_addr().unwrap()).unwrap();
+            b.send_to(&[7u8; 40], a.local_addr().unwrap()).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(recv_now(a.as_raw_fd(), &mut buf), Some((3, b.local_addr().unwrap())));
+            assert_eq!(&buf[..3], b"one");
+            // Longer than the buffer: truncated to it.
+            assert_eq!(recv_now(a.as_raw_fd(), &mut buf), Some((16, b.local_addr().unwrap())));
+            assert!(recv_now(a.as_raw_fd(), &mut buf).is_none());
         }
     }
 }

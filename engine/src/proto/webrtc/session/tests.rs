@@ -475,7 +475,9 @@ fn handshake_survives_a_lost_flight() {
     // message type at 13 (1 = ClientHello, 2 = ServerHello, 11 = Certificate);
     // content type 20 = ChangeCipherSpec. The cookie ClientHello is the second.
     let handshake = |b: &[u8], ty: u8| b.len() > 13 && b[0] == 22 && b[13] == ty;
-    let cases: [(&str, bool, Box<dyn Fn(&[u8], u32) -> bool>); 4] = [
+    // (name, client → server, which datagram: (bytes, ClientHellos seen so far)).
+    type Case = (&'static str, bool, Box<dyn Fn(&[u8], u32) -> bool>);
+    let cases: [Case; 4] = [
         ("flight 3", true, Box::new(move |b, seen| handshake(b, 1) && seen == 1)),
         ("flight 4", false, Box::new(move |b, _| handshake(b, 2))),
         ("flight 5", true, Box::new(move |b, _| handshake(b, 11))),
