@@ -172,14 +172,8 @@ struct Rebase {
     /// Last media timestamp out, per track (video, audio).
     track_last: [Option<u32>; 2],
     /// After a publisher change: the earliest time each track's first frame may
-    /// take (video: its previous frame + one frame interval; audio: its previous
-    /// frame + [`REBASE_GAP_MS`]).
+    /// take (its previous frame + [`REBASE_GAP_MS`]).
     floor: [Option<u32>; 2],
-    /// The last interval between two video frames (ms), when plausible.
-    video_step: Option<u32>,
-    /// After a publisher change: the old video's frame interval, on whose grid the
-    /// new video's first frame is placed (see [`Rebase::apply_floor`]).
-    grid: Option<u32>,
 }
 
 /// A new publisher's media starts this long after the previous one's last frame
@@ -190,12 +184,7 @@ const REBASE_GAP_MS: i64 = 40;
 impl Rebase {
     fn new_publisher(&mut self) {
         self.pending = true;
-        self.grid = self.video_step;
-        let [video, audio] = self.track_last;
-        self.floor = [
-            video.map(|t| t.saturating_add(self.grid.unwrap_or(REBASE_GAP_MS as u32))),
-            audio.map(|t| t.saturating_add(REBASE_GAP_MS as u32)),
-        ];
+        self.floor = self.track_last.map(|t| t.map(|t| t.saturating_add(REBASE_GAP_MS as u32)));
     }
 
     /// A new publisher's tracks may start apart from each other by its own clock
@@ -203,40 +192,14 @@ impl Rebase {
     /// possibly before the first): when a track's first frame would land before
     /// its floor, the whole clock moves on (a small forward step of the other track,
     /// never a step back of this one).
-    ///
-    /// Video's first frame also lands on the old video's frame grid (the floor
-    /// plus whole frame intervals; the clock moves on by less than a frame): the
-    /// frame cadence goes on across the switch. Players that re-time frames on a
-    /// 1/fps grid (ffmpeg's transcoding path rounds each frame to the nearest slot)
-    /// otherwise put two frames in one slot when the new phase is half a frame off.
     fn apply_floor(&mut self, track: usize, out_ts: u32) -> u32 {
-        let grid = if track == 0 { self.grid.take() } else { None };
-        let Some(f) = self.floor[track].take() else { return out_ts };
-        let placed = if out_ts <= f {
-            f
-        } else if let Some(step) = grid {
-            let k = (out_ts - f).div_ceil(step);
-            f.saturating_add(k.saturating_mul(step))
-        } else {
-            out_ts
-        };
-        self.offset += placed as i64 - out_ts as i64;
-        placed
-    }
-
-    /// Records a media frame's output time (after [`apply_floor`](Self::apply_floor)).
-    fn media_out(&mut self, track: Option<usize>, out_ts: u32) {
-        // The later of the tracks: a new publisher continues after both.
-        self.last_out = Some(self.last_out.map_or(out_ts, |l| l.max(out_ts)));
-        let Some(t) = track else { return };
-        if t == 0 {
-            let step = self.track_last[0].map(|p| out_ts.wrapping_sub(p));
-            // 5–200 ms: 5 to 200 frames a second; anything else is a gap or a jump.
-            if let Some(d) = step.filter(|d| (5..=200).contains(d)) {
-                self.video_step = Some(d);
+        match self.floor[track].take() {
+            Some(f) if out_ts < f => {
+                self.offset += (f - out_ts) as i64;
+                f
             }
+            _ => out_ts,
         }
-        self.track_last[t] = Some(out_ts);
     }
 }
 
@@ -836,7 +799,11 @@ impl Shard {
         };
         let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
         if !frame.header {
-            r.media_out(track, out_ts);
+            // The later of the tracks: a new publisher continues after both.
+            r.last_out = Some(r.last_out.map_or(out_ts, |l| l.max(out_ts)));
+            if let Some(t) = track {
+                r.track_last[t] = Some(out_ts);
+            }
         }
         if frame.header {
             let changed = match frame.kind {
@@ -1254,41 +1221,5 @@ mod tests {
         // Floors apply once per track.
         assert_eq!(r.apply_floor(1, 900), 900);
         assert_eq!(r.floor, [None, None]);
-    }
-
-    /// Video frames keep their cadence across a publisher change: the new video's
-    /// first frame lands on the old frame grid, and the clock moves on less than a
-    /// frame for it.
-    #[test]
-    fn rebase_keeps_the_video_frame_cadence() {
-        let mut r = Rebase::default();
-        // The old publisher: 30 fps video ending at 1000, audio at 1010.
-        for (track, ts) in [(0, 934), (1, 990), (0, 967), (1, 1010), (0, 1000)] {
-            r.media_out(Some(track), ts);
-        }
-        assert_eq!(r.video_step, Some(33));
-        r.new_publisher();
-        assert_eq!(r.floor, [Some(1033), Some(1050)]);
-        // The new publisher's audio comes first and fixes the offset (at 1050).
-        r.offset = 1050 - 7000;
-        r.pending = false;
-        assert_eq!(r.apply_floor(1, 1050), 1050);
-        // Its video starts 30 ms later by its clock: 1080 is 47 ms past the floor,
-        // moved on to the grid's next slot, 1033 + 2 × 33 = 1099.
-        assert_eq!(r.apply_floor(0, 7030u32.wrapping_add_signed(r.offset as i32)), 1099);
-        assert_eq!(r.offset, 1050 - 7000 + 19, "the clock moved on 19 ms");
-        // A frame right on a slot stays, and later frames are not snapped.
-        let mut r2 = Rebase { floor: [Some(1033), None], grid: Some(33), ..Rebase::default() };
-        assert_eq!(r2.apply_floor(0, 1066), 1066);
-        assert_eq!(r2.apply_floor(0, 1070), 1070);
-        // Before the floor: at the floor.
-        let mut r3 = Rebase { floor: [Some(1033), None], grid: Some(33), ..Rebase::default() };
-        assert_eq!(r3.apply_floor(0, 1020), 1033);
-        assert_eq!(r3.offset, 13);
-        // Implausible intervals (a gap) are not taken for the frame rate.
-        let mut r4 = Rebase::default();
-        r4.media_out(Some(0), 100);
-        r4.media_out(Some(0), 5000);
-        assert_eq!(r4.video_step, None);
     }
 }
