@@ -58,6 +58,10 @@ async fn whip_publisher(s: &Server, name: &str, key: &str, extra: &[&str]) -> (P
     }
 }
 
+/// A decoding reader's output: nothing, at the input's time base (see
+/// [`media::INPUT_TIME_BASE`]).
+const NULL_OUT: [&str; 5] = [media::INPUT_TIME_BASE[0], media::INPUT_TIME_BASE[1], "-f", "null", "-"];
+
 fn spawn_ffmpeg(args: &[&str], stdout: Stdio) -> Proc {
     Proc(
         Command::new("ffmpeg")
@@ -346,7 +350,8 @@ async fn webrtc_loss_and_restarts_do_not_break_rtmp_and_hls() {
     let m3u8 = format!("{}/hls/{}.m3u8", s.http, room.name);
     let _ = reqwest::get(m3u8.as_str()).await; // HLS of a WebRTC stream bridges from the first request
     let rtmp = format!("{}/{}", s.rtmp, room.name);
-    let mut rtmp_reader = spawn_ffmpeg(&["-v", "error", "-i", &rtmp, "-t", "24", "-f", "null", "-"], Stdio::null());
+    let mut rtmp_reader =
+        spawn_ffmpeg(&[&["-v", "error", "-i", &rtmp, "-t", "24"], &NULL_OUT[..]].concat(), Stdio::null());
     println!("{}: RTMP reader started", at());
     tokio::time::sleep(Duration::from_secs(1)).await;
     // 2% of the video datagrams (every 50th longer than 300 bytes): the NACK check below
@@ -400,7 +405,8 @@ async fn webrtc_loss_and_restarts_do_not_break_rtmp_and_hls() {
     let u = m3u8.clone();
     let hls = tokio::task::spawn_blocking(move || {
         Command::new("timeout")
-            .args(["20", "ffmpeg", "-v", "error", "-i", &u, "-t", "8", "-f", "null", "-"])
+            .args(["20", "ffmpeg", "-v", "error", "-i", &u, "-t", "8"])
+            .args(NULL_OUT)
             .output()
             .unwrap()
     });
@@ -554,7 +560,7 @@ async fn audio_transcode_cpu_and_lazy_bridges() {
     let st = stream_stat(&s, &room.name).await;
     assert!(bridges(&st).is_empty(), "a bridge runs with nobody watching: {st}");
     let flv = format!("{}/flv/{}.flv", s.http, room.name);
-    let reader = spawn_ffmpeg(&["-v", "error", "-i", &flv, "-t", "30", "-f", "null", "-"], Stdio::null());
+    let reader = spawn_ffmpeg(&[&["-v", "error", "-i", &flv, "-t", "30"], &NULL_OUT[..]].concat(), Stdio::null());
     let (per_s, last) = transcode_cost(&s, &room.name, "webrtc->rtmp", 6).await;
     rows.push(("WHIP → HTTP-FLV: Opus → AAC (webrtc->rtmp)", per_s, last));
     drop(reader);

@@ -246,7 +246,9 @@ async fn whip_to_rtmp_flv_hls() {
         let u = url.clone();
         let out = tokio::task::spawn_blocking(move || {
             Command::new("timeout")
-                .args(["40", "ffmpeg", "-v", "error", "-i", &u, "-t", "5", "-af", "volumedetect", "-f", "null", "-"])
+                .args(["40", "ffmpeg", "-v", "error", "-i", &u, "-t", "5", "-af", "volumedetect"])
+                .args(media::INPUT_TIME_BASE)
+                .args(["-f", "null", "-"])
                 .output()
                 .unwrap()
         })

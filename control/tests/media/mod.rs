@@ -293,7 +293,22 @@ pub fn ffprobe(url: &str) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
-/// `ffmpeg -v error -i URL -t secs -f null -`: returns (exit ok, stderr).
+/// The video encoder time base for ffmpeg's `-f null` decode readers: the input
+/// stream's own.
+///
+/// ffmpeg 5.1 otherwise stamps decoded video in units of 1/frame rate and the null
+/// muxer (no timestamp fix-up) then reports "non monotonically increasing dts" for two
+/// frames that round to the same unit. FLV timestamps are whole milliseconds, so a
+/// 30 fps stream steps 33, 34, 33 ms; when the reader's start (its first audio frame)
+/// puts the video frames half a unit off the grid, every third frame collides (seen
+/// with bridged WebRTC streams, whose audio starts at any phase to the video). At the
+/// input's resolution (1/1000 for FLV, 1/90000 for MPEG-TS) the check still catches
+/// what it is there for: two frames with the same or a decreasing timestamp. Audio
+/// keeps ffmpeg's default (1/sample rate): at milliseconds, a short decoded audio
+/// frame (a publisher's loop point) would collide instead.
+pub const INPUT_TIME_BASE: [&str; 2] = ["-enc_time_base:v", "-1"];
+
+/// `ffmpeg -v error -i URL -t secs -enc_time_base:v -1 -f null -`: returns (exit ok, stderr).
 pub fn decode(url: &str, secs: u32) -> (bool, String) {
     let out = Command::new("timeout")
         .args([
@@ -305,6 +320,8 @@ pub fn decode(url: &str, secs: u32) -> (bool, String) {
             url,
             "-t",
             &secs.to_string(),
+            INPUT_TIME_BASE[0],
+            INPUT_TIME_BASE[1],
             "-f",
             "null",
             "-",
