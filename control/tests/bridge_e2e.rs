@@ -438,6 +438,12 @@ async fn webrtc_loss_and_restarts_do_not_break_rtmp_and_hls() {
         playlist.matches("#EXT-X-DISCONTINUITY").count()
     );
     println!("RTMP reader stderr: {:?}\nHLS reader stderr: {:?}", rtmp_err.trim(), hls_err.trim());
+    // One discontinuity per publisher change, none at the start (audio transcoded
+    // before video's first keyframe used to open an audio-only segment).
+    let discontinuities = playlist.matches("#EXT-X-DISCONTINUITY\n").count();
+    if discontinuities > 2 {
+        failures.push(format!("{discontinuities} discontinuities for 2 publisher changes"));
+    }
     if rtx + nacks == 0 {
         failures.push(format!("NACK never used under 2% loss: {}", stat["shards"]));
     }

@@ -219,6 +219,15 @@ fn anchor_on(c: &mut ClockMap, cs: Option<u32>, other: &ClockMap, os: Option<u32
     }
 }
 
+/// How long video waits for the AAC sequence header (a publisher without audio
+/// starts this much later on the FLV side), and at most how many access units.
+const AAC_HEADER_WAIT: Duration = Duration::from_millis(500);
+const MAX_HELD_VIDEO: usize = 30;
+
+/// How long a bridged H.264 publisher's audio waits for its first keyframe.
+#[cfg(feature = "fdk-aac")]
+const AUDIO_WAITS_FOR_VIDEO: Duration = Duration::from_secs(2);
+
 /// Sender reports that disagree with arrival times by more than this are not
 /// believed (a sender whose tracks use unrelated clocks).
 const MAX_SR_CORRECTION_MS: i64 = 5000;
@@ -234,7 +243,18 @@ pub struct RtcToRtmp {
     #[cfg(feature = "fdk-aac")]
     audio: Option<crate::proto::audio_bridge::OpusToAac>,
     aclock: ClockMap,
+    #[cfg_attr(not(feature = "fdk-aac"), allow(dead_code))]
     sent_aac_header: bool,
+    /// Whether video has put out its first access unit (a keyframe).
+    video_started: bool,
+    /// Video access units held until the AAC sequence header is out (see
+    /// [`AAC_HEADER_WAIT`]), and since when.
+    held_video: Vec<Frame>,
+    video_held_since: Option<Instant>,
+    /// When the first AAC frame was ready (audio waits for video until
+    /// `AUDIO_WAITS_FOR_VIDEO` after it).
+    #[cfg(feature = "fdk-aac")]
+    audio_ready_since: Option<Instant>,
     pub audio_cpu: Duration,
     warnings: Vec<String>,
 }
@@ -259,6 +279,11 @@ impl RtcToRtmp {
             audio: Some(crate::proto::audio_bridge::OpusToAac::new(Default::default())),
             aclock: ClockMap::new(48_000),
             sent_aac_header: false,
+            video_started: false,
+            held_video: vec![],
+            video_held_since: None,
+            #[cfg(feature = "fdk-aac")]
+            audio_ready_since: None,
             audio_cpu: Duration::ZERO,
             warnings,
         }
@@ -266,6 +291,14 @@ impl RtcToRtmp {
 
     pub fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
+    }
+
+    /// Whether an AAC sequence header is still to come (audio is transcoded).
+    fn aac_header_to_come(&self) -> bool {
+        #[cfg(feature = "fdk-aac")]
+        return self.audio.is_some() && !self.sent_aac_header;
+        #[cfg(not(feature = "fdk-aac"))]
+        false
     }
 
     /// A publisher's sender report: remembered for starting video on audio's
@@ -294,6 +327,11 @@ impl RtcToRtmp {
         let mut pli = false;
         match f.kind {
             MediaKind::RtpVideo => {
+                // Video waits for the AAC sequence header: a track that appears after
+                // media started makes the HLS segmenter cut a segment with a
+                // discontinuity (a one-frame segment at every publisher start), so the
+                // audio header goes first when audio is coming (up to AAC_HEADER_WAIT).
+                let aac_to_come = self.aac_header_to_come();
                 let Some(v) = &mut self.video else { return false };
                 if self.video_ssrc.is_some_and(|s| s != p.ssrc) {
                     v.reset();
@@ -317,7 +355,16 @@ impl RtcToRtmp {
                         }
                         DepacketizerOutput::AccessUnit(au) => {
                             let ts = self.vclock.ms(au.rtp_timestamp, arrival);
-                            out.push(Frame::new(MediaKind::Video, ts, au.flv_tag_body));
+                            let f = Frame::new(MediaKind::Video, ts, au.flv_tag_body);
+                            let since = *self.video_held_since.get_or_insert(now);
+                            let wait = aac_to_come && now.saturating_duration_since(since) < AAC_HEADER_WAIT;
+                            if wait && self.held_video.len() < MAX_HELD_VIDEO {
+                                self.held_video.push(f);
+                            } else {
+                                self.video_started = true;
+                                out.append(&mut self.held_video);
+                                out.push(f);
+                            }
                         }
                         DepacketizerOutput::NeedKeyframe => pli = true,
                     }
@@ -349,9 +396,25 @@ impl RtcToRtmp {
                                     let ts = self.aclock.header_ms(p.timestamp, arrival);
                                     out.push(Frame::new(MediaKind::Audio, ts, Bytes::from(h)));
                                     self.sent_aac_header = true;
+                                    if !self.held_video.is_empty() {
+                                        self.video_started = true;
+                                        out.append(&mut self.held_video);
+                                    }
                                 }
                             }
                             while let Some(fr) = a.poll_output() {
+                                // An H.264 publisher's audio starts with its video: audio
+                                // frames before the first keyframe would open an audio-only
+                                // HLS segment, cut again (with a discontinuity) when video
+                                // arrives. A publisher whose video does not come within
+                                // `AUDIO_WAITS_FOR_VIDEO` is carried as audio only.
+                                let since = *self.audio_ready_since.get_or_insert(now);
+                                if self.video.is_some()
+                                    && !self.video_started
+                                    && now.saturating_duration_since(since) < AUDIO_WAITS_FOR_VIDEO
+                                {
+                                    continue;
+                                }
                                 let ts = self.aclock.ms(fr.rtp_timestamp, arrival);
                                 out.push(Frame::new(MediaKind::Audio, ts, fr.flv_tag_body));
                             }
