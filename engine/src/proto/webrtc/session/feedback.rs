@@ -34,19 +34,41 @@ impl WebRtcSession {
                 })
                 .collect();
             self.stats.nack_requests += lost.len().min(256) as u64;
-            self.stats.nack_misses += (lost.len().min(256) - packets.len()) as u64;
+            let misses = lost.len().min(256) - packets.len();
+            self.stats.nack_misses += misses as u64;
             if !packets.is_empty() {
                 self.push_event(SessionEvent::Nacked { kind, packets });
             }
+            if misses > 0 {
+                self.unrepairable(kind);
+            }
             return;
         }
+        let mut missed = false;
         for &seq in lost.iter().take(256) {
             self.stats.nack_requests += 1;
             let Some(cached) = self.rtx_cache.get(now, media_ssrc, seq).cloned() else {
                 self.stats.nack_misses += 1;
+                missed = true;
                 continue;
             };
             self.resend(kind, seq, &cached);
+        }
+        if missed {
+            self.unrepairable(kind);
+        }
+    }
+
+    /// A NACKed packet that cannot be resent (never had, or no longer kept): the
+    /// peer's decoder cannot get past that gap without a new keyframe, so video asks
+    /// the publisher for one (throttled there) instead of waiting for the peer to
+    /// give up on its NACKs and send a PLI itself.
+    fn unrepairable(&mut self, kind: MediaKind) {
+        // One request per batch of misses (the shell resends a NACK's packets one by one).
+        let queued = self.events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { .. }));
+        if kind == MediaKind::Video && !queued {
+            self.stats.miss_keyframe_requests += 1;
+            self.push_event(SessionEvent::KeyframeRequested { kind });
         }
     }
 
@@ -55,6 +77,7 @@ impl WebRtcSession {
     pub fn retransmit(&mut self, kind: MediaKind, nacked: &NackedPacket, source: Option<(bool, u32, &Bytes)>) {
         let Some((marker, source_ts, payload)) = source else {
             self.stats.nack_misses += 1;
+            self.unrepairable(kind);
             return;
         };
         let Some(pt) = self.send[idx(kind)].as_ref().map(|s| s.payload_type) else { return };

@@ -338,6 +338,9 @@ fn shared_rtx_store_answers_nacks_across_a_restart() {
     }
     assert_eq!(p.server.stats().nack_misses, 1);
     assert_eq!(p.server.stats().retransmits, 2);
+    // The packet nobody can resend: a keyframe is asked for instead.
+    assert_eq!(p.server.stats().miss_keyframe_requests, 1);
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { kind: MediaKind::Video })));
 }
 
 /// A late repair from the publisher must not start a subscriber's numbering:
@@ -429,6 +432,17 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
     assert_eq!(osn, present);
     assert_eq!(&payload[..], b"vp8 4");
     assert_eq!(p.server.stats().nack_misses, 1);
+    // The missing one cannot be resent: the publisher is asked for a keyframe.
+    assert_eq!(p.server.stats().miss_keyframe_requests, 1);
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { kind: MediaKind::Video })));
+    // An audio packet that cannot be resent asks for nothing.
+    p.server_events.clear();
+    let audio_gap = audio[0].sequence_number.wrapping_add(1000);
+    p.client.send_rtcp(&RtcpFeedback::Nack { media_ssrc: a.local_ssrc, lost: vec![audio_gap] }).unwrap();
+    p.pump();
+    assert_eq!(p.server.stats().nack_misses, 2);
+    assert_eq!(p.server.stats().miss_keyframe_requests, 1);
+    assert!(!p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { .. })));
 
     // PLI from the player becomes a keyframe request.
     p.client.send_rtcp(&RtcpFeedback::Pli { media_ssrc: v.local_ssrc }).unwrap();

@@ -230,6 +230,8 @@ pub struct SessionStats {
     pub retransmits: u64,
     /// NACKed packets not in the cache.
     pub nack_misses: u64,
+    /// Keyframe requests made because a NACKed video packet could not be resent.
+    pub miss_keyframe_requests: u64,
     /// NACK packets we sent.
     pub nacks_sent: u64,
     /// PLI/FIR received.
