@@ -343,6 +343,70 @@ fn shared_rtx_store_answers_nacks_across_a_restart() {
     assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { kind: MediaKind::Video })));
 }
 
+/// A packet dropped because the session's transmit queue was full keeps its sequence
+/// number: the viewer sees a gap, NACKs it, and the shared store repairs it (the
+/// number maps back to the source packet); nothing asks for a keyframe.
+#[test]
+fn a_packet_dropped_for_a_full_queue_is_repaired_from_the_shared_store() {
+    use super::super::rtx_cache::{RtxCacheLimits, RtxStore};
+    // A queue that takes one packet at a time.
+    let config = SessionConfig { shared_rtx: true, max_queued_bytes: 1, ..SessionConfig::default() };
+    let mut p = Pair::with_config(Role::Subscriber, Codec::Vp8, config, |_| {});
+    p.connect();
+    let v = p.server.negotiated().video.clone().unwrap();
+    let mut store = RtxStore::new(RtxCacheLimits::default());
+    let t = p.now;
+    let mut sent = vec![];
+    for seq in 10..13u16 {
+        let pkt = MediaPacket {
+            source_ssrc: 0xBBBB,
+            sequence_number: seq,
+            timestamp: 3000 * u32::from(seq),
+            marker: true,
+            payload: Bytes::from(format!("b{seq}")),
+            media_ms: None,
+        };
+        store.insert(t, 0xBBBB, seq, true, pkt.timestamp, &pkt.payload);
+        sent.push(p.server.send_rtp(t, MediaKind::Video, &pkt).unwrap());
+        // The first two go out back to back (the second finds the queue full); the
+        // third after the queue drained.
+        if seq == 11 {
+            p.pump();
+        }
+    }
+    assert_eq!(sent, vec![true, false, true]);
+    assert_eq!(p.server.stats().dropped_out, 1);
+    p.pump();
+    let video: Vec<_> = p.client_rtp().into_iter().filter(|r| r.ssrc == v.local_ssrc).collect();
+    assert_eq!(video.len(), 2);
+    let gap = video[0].sequence_number.wrapping_add(1);
+    assert_eq!(video[1].sequence_number, gap.wrapping_add(1), "the dropped packet's number is kept");
+    p.client.send_rtcp(&RtcpFeedback::Nack { media_ssrc: v.local_ssrc, lost: vec![gap] }).unwrap();
+    p.pump();
+    let nacked: Vec<_> = p
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Nacked { kind, packets } => Some((*kind, packets.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(nacked.len(), 1);
+    let (kind, packets) = &nacked[0];
+    assert_eq!(packets.iter().map(|n| (n.source_ssrc, n.source_seq)).collect::<Vec<_>>(), vec![(0xBBBB, 11)]);
+    for n in packets {
+        let got = store.get(p.now, n.source_ssrc, n.source_seq);
+        p.server.retransmit(*kind, n, got.map(|g| (g.marker, g.timestamp, &g.payload)));
+    }
+    p.pump();
+    let rtx: Vec<_> = p.client_rtp().into_iter().filter(|r| Some(r.ssrc) == v.local_rtx_ssrc).collect();
+    assert_eq!(rtx.len(), 1);
+    let (osn, payload) = super::super::rtp::rtx_unwrap(&rtx[0].payload()).unwrap();
+    assert_eq!((osn, &payload[..]), (gap, &b"b11"[..]));
+    assert_eq!(p.server.stats().nack_misses, 0);
+    assert_eq!(p.server.stats().miss_keyframe_requests, 0);
+}
+
 /// A late repair from the publisher must not start a subscriber's numbering:
 /// the packets that went by while it connected would be a gap nothing fills.
 #[test]
