@@ -35,6 +35,17 @@ struct Pair {
 }
 
 impl Pair {
+    /// The `Nacked` events the server raised so far.
+    fn nacked(&self) -> Vec<(MediaKind, Vec<NackedPacket>)> {
+        self.server_events
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::Nacked { kind, packets } => Some((*kind, packets.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn new(role: Role, video: Codec) -> Pair {
         Self::with(role, video, |_| {})
     }
@@ -309,14 +320,7 @@ fn shared_rtx_store_answers_nacks_across_a_restart() {
         })
         .unwrap();
     p.pump();
-    let nacked: Vec<_> = p
-        .server_events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::Nacked { kind, packets } => Some((*kind, packets.clone())),
-            _ => None,
-        })
-        .collect();
+    let nacked = p.nacked();
     assert_eq!(nacked.len(), 1);
     let (kind, packets) = &nacked[0];
     assert_eq!(*kind, MediaKind::Video);
@@ -383,14 +387,7 @@ fn a_packet_dropped_for_a_full_queue_is_repaired_from_the_shared_store() {
     assert_eq!(video[1].sequence_number, gap.wrapping_add(1), "the dropped packet's number is kept");
     p.client.send_rtcp(&RtcpFeedback::Nack { media_ssrc: v.local_ssrc, lost: vec![gap] }).unwrap();
     p.pump();
-    let nacked: Vec<_> = p
-        .server_events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::Nacked { kind, packets } => Some((*kind, packets.clone())),
-            _ => None,
-        })
-        .collect();
+    let nacked = p.nacked();
     assert_eq!(nacked.len(), 1);
     let (kind, packets) = &nacked[0];
     assert_eq!(packets.iter().map(|n| (n.source_ssrc, n.source_seq)).collect::<Vec<_>>(), vec![(0xBBBB, 11)]);
