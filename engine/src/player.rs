@@ -11,6 +11,14 @@
 //! tick). Only when the socket cannot take it all does the tick hand the rest to the
 //! writer task, which waits for the socket with an io_uring write as before. A writer
 //! busy with a write collects its frames itself when that write completes.
+//!
+//! Players of a stream that are in step (all they were given is sent, nothing is
+//! waiting) form the stream's [`Cohort`] on the shard: a frame is then queued once
+//! for all of them, not once per player, and the tick sends the cohort's shared bytes
+//! to each member with one `send`. A member leaves the cohort for anything of its
+//! own (a full socket, a gap to resync, an end, session output) with the cohort's
+//! pending frames copied to its queue, and goes the per-player way above until a
+//! tick finds it in step again.
 
 use crate::frame::{Frame, MediaKind};
 use crate::link::Protocol;
@@ -41,6 +49,8 @@ pub type Wire = Box<dyn FnMut(&[Arc<Frame>], &mut Vec<Bytes>)>;
 thread_local! {
     /// Players with frames waiting for this shard's next flush tick.
     static FLUSH_LIST: RefCell<Vec<Rc<Player>>> = const { RefCell::new(Vec::new()) };
+    /// Cohorts with frames waiting for this shard's next flush tick.
+    static COHORT_LIST: RefCell<Vec<Rc<Cohort>>> = const { RefCell::new(Vec::new()) };
     /// Buffers the flush tick reuses for every player.
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
@@ -138,16 +148,29 @@ pub struct Flushed {
     pub players: usize,
     /// Players written for by the tick itself, without waking their writer.
     pub direct: usize,
-    /// Bytes those writes sent.
+    /// Cohort members written for (one write each, the cohort's shared bytes).
+    pub in_step: usize,
+    /// Bytes those writes (players' and members') sent.
     pub bytes: u64,
 }
 
-/// Flushes every player listed since the last tick (called by the shard's flush
-/// tick): writes for idle writers directly, wakes writers that must wait for their
-/// socket or have something else to do.
+/// Flushes every cohort and player listed since the last tick (called by the
+/// shard's flush tick): sends each cohort's frames to its members, then writes for
+/// listed players whose writers are idle, wakes writers that must wait for their
+/// socket or have something else to do. Players found in step join their cohort.
 pub fn flush_tick() -> Flushed {
+    let mut out = Flushed::default();
+    let cohorts = COHORT_LIST.with(|l| std::mem::take(&mut *l.borrow_mut()));
+    SCRATCH.with(|sc| {
+        let mut sc = sc.borrow_mut();
+        // Cohorts first: a player that joins one below has had every frame queued
+        // until now in its own queue, and gets the cohort's from the next tick on.
+        for c in &cohorts {
+            c.flush(&mut sc, &mut out);
+        }
+    });
     let players = FLUSH_LIST.with(|l| std::mem::take(&mut *l.borrow_mut()));
-    let mut out = Flushed { players: players.len(), ..Flushed::default() };
+    out.players = players.len();
     SCRATCH.with(|sc| {
         let mut sc = sc.borrow_mut();
         sc.shared.clear();
@@ -155,12 +178,13 @@ pub fn flush_tick() -> Flushed {
             if let Some(n) = p.flush_direct(&mut sc) {
                 out.direct += 1;
                 out.bytes += n as u64;
+                p.step_in();
             }
         }
         // Frames are not kept alive by the cache past the tick.
         sc.shared.clear();
     });
-    // Hand the list's storage back for the next tick.
+    // Hand the lists' storage back for the next tick.
     FLUSH_LIST.with(|l| {
         let mut l = l.borrow_mut();
         if l.is_empty() {
@@ -169,7 +193,105 @@ pub fn flush_tick() -> Flushed {
             *l = v;
         }
     });
+    COHORT_LIST.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.is_empty() {
+            let mut v = cohorts;
+            v.clear();
+            *l = v;
+        }
+    });
     out
+}
+
+/// The players of one stream on a shard that are in step: each has sent all it was
+/// given, has nothing queued and its writer is idle. The stream's frames are queued
+/// here once for all of them (`push`), and the tick sends the same bytes to each.
+#[derive(Default)]
+pub struct Cohort {
+    /// Frames since the last tick, for every member.
+    pending: RefCell<Vec<Arc<Frame>>>,
+    /// Members, and players that left since the last tick (pruned by the tick).
+    members: RefCell<Vec<Rc<Player>>>,
+    /// How many players are in step.
+    stepped: Cell<usize>,
+    /// On the shard's cohort list (has pending frames).
+    listed: Cell<bool>,
+}
+
+impl Cohort {
+    pub fn new() -> Rc<Cohort> {
+        Rc::new(Cohort::default())
+    }
+
+    /// How many players are in step (a frame pushed here reaches them all).
+    pub fn stepped(&self) -> usize {
+        self.stepped.get()
+    }
+
+    /// Queues a frame for every member (RTP frames are for WebRTC viewers, which are
+    /// never members).
+    pub fn push(self: &Rc<Self>, f: &Arc<Frame>) {
+        if self.stepped.get() == 0 || f.is_rtp() {
+            return;
+        }
+        self.pending.borrow_mut().push(f.clone());
+        if !self.listed.replace(true) {
+            COHORT_LIST.with(|l| l.borrow_mut().push(self.clone()));
+        }
+    }
+
+    /// The tick's work: the pending frames to every member, one write each.
+    fn flush(&self, sc: &mut Scratch, out: &mut Flushed) {
+        self.listed.set(false);
+        let frames = std::mem::take(&mut *self.pending.borrow_mut());
+        // Taken while it is walked (a player leaving prunes itself from the list).
+        let mut members = std::mem::take(&mut *self.members.borrow_mut());
+        // Members' forms (RTMP, HTTP-FLV, WebSocket-FLV), each built once.
+        let mut built: [Option<(SharedForm, Bytes)>; 3] = [None, None, None];
+        if !frames.is_empty() {
+            for p in &members {
+                if !p.in_step.get() {
+                    continue;
+                }
+                let Some(form) = p.shared_form.get() else {
+                    p.step_out(Some(&frames), Some(p));
+                    continue;
+                };
+                let slot = built.iter().position(|b| b.as_ref().is_none_or(|(f, _)| *f == form)).unwrap_or(0);
+                let bytes = match &built[slot] {
+                    Some((f, b)) if *f == form => b.clone(),
+                    _ => {
+                        let b = form.build(&frames);
+                        built[slot] = Some((form, b.clone()));
+                        b
+                    }
+                };
+                if let Some(n) = p.send_in_step(&bytes, sc) {
+                    out.in_step += 1;
+                    out.bytes += n as u64;
+                } else {
+                    p.step_out(Some(&frames), Some(p));
+                }
+            }
+        }
+        members.retain(|p| {
+            let keep = p.in_step.get();
+            p.in_members.set(keep);
+            keep
+        });
+        let mut m = self.members.borrow_mut();
+        // Players that joined while the list was out (none today: joins come after).
+        members.append(&mut m);
+        *m = members;
+        // Hand the storage back.
+        let mut frames = frames;
+        frames.clear();
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            *pending = frames;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +344,12 @@ pub struct Player {
     shared_form: Cell<Option<SharedForm>>,
     /// What a tick's write could not send: the writer task sends it first.
     carry: RefCell<Vec<Bytes>>,
+    /// The stream's cohort on this shard (players that merge and share their bytes).
+    cohort: RefCell<Option<Rc<Cohort>>>,
+    /// In step with the cohort: frames reach this player through it, not `push`.
+    in_step: Cell<bool>,
+    /// On the cohort's member list (it may have left since: pruned at the next tick).
+    in_members: Cell<bool>,
 }
 
 impl Player {
@@ -243,6 +371,9 @@ impl Player {
             wire: RefCell::new(None),
             shared_form: Cell::new(None),
             carry: RefCell::new(Vec::new()),
+            cohort: RefCell::new(None),
+            in_step: Cell::new(false),
+            in_members: Cell::new(false),
         }
     }
 
@@ -265,6 +396,10 @@ impl Player {
 
     /// Queues a frame, applying the overflow policy.
     pub fn push(self: &Rc<Self>, f: &Arc<Frame>, now: Instant) {
+        if self.in_step.get() {
+            // The cohort has it.
+            return;
+        }
         let mut q = self.q.borrow_mut();
         if q.end.is_some() {
             return;
@@ -384,6 +519,135 @@ impl Player {
         None
     }
 
+    /// Gives this player its stream's cohort on the shard (or takes it away). Only
+    /// players that merge (the tick writes for them) can be members.
+    pub fn set_cohort(&self, cohort: Option<Rc<Cohort>>) {
+        self.step_out(None, None);
+        let old = self.cohort.replace(cohort.filter(|_| self.limits.merge));
+        if let Some(c) = old {
+            if self.in_members.replace(false) {
+                c.members.borrow_mut().retain(|p| !std::ptr::eq(Rc::as_ptr(p), self));
+            }
+        }
+    }
+
+    /// Whether frames reach this player through its cohort.
+    pub fn is_in_step(&self) -> bool {
+        self.in_step.get()
+    }
+
+    /// Joins the cohort if this player is in step: every frame given to it is sent,
+    /// its writer is idle and nothing of its own waits (called by the tick after a
+    /// complete write).
+    fn step_in(self: &Rc<Self>) {
+        if self.in_step.get() || self.shared_form.get().is_none() || self.fd.get() < 0 {
+            return;
+        }
+        let cohort = self.cohort.borrow();
+        let Some(c) = cohort.as_ref() else { return };
+        {
+            let q = self.q.borrow();
+            if !q.frames.is_empty() || q.awaiting_key || q.end.is_some() || q.notified {
+                return;
+            }
+        }
+        if !self.carry.borrow().is_empty() || self.wire.borrow().is_none() {
+            return;
+        }
+        // The writer's waker is parked (idle); take and put back to look.
+        let Some(w) = self.waker.take() else { return };
+        self.waker.set(Some(w));
+        self.in_step.set(true);
+        c.stepped.set(c.stepped.get() + 1);
+        if !self.in_members.replace(true) {
+            c.members.borrow_mut().push(self.clone());
+        }
+    }
+
+    /// Leaves the cohort without taking its pending frames (they were sent).
+    fn leave_step(&self) {
+        if self.in_step.replace(false) {
+            if let Some(c) = self.cohort.borrow().as_ref() {
+                c.stepped.set(c.stepped.get().saturating_sub(1));
+            }
+        }
+    }
+
+    /// Leaves the cohort with the frames it has not sent yet (`frames`, or the
+    /// cohort's pending ones) moved to this player's own queue.
+    fn step_out(&self, frames: Option<&[Arc<Frame>]>, me: Option<&Rc<Player>>) {
+        if !self.in_step.get() {
+            return;
+        }
+        self.leave_step();
+        let cohort = self.cohort.borrow();
+        let pending;
+        let frames = match (frames, cohort.as_ref()) {
+            (Some(f), _) => f,
+            (None, Some(c)) => {
+                pending = c.pending.borrow();
+                &pending[..]
+            }
+            (None, None) => return,
+        };
+        if frames.is_empty() {
+            return;
+        }
+        let mut q = self.q.borrow_mut();
+        for f in frames {
+            q.bytes += f.len();
+            if !f.header && q.first_media.is_none() {
+                q.first_media = Some(f.timestamp);
+            }
+            q.frames.push_back(f.clone());
+        }
+        drop(q);
+        self.list(me);
+    }
+
+    /// Puts this player (`me` when the caller has its `Rc`) on the shard's flush
+    /// list, once.
+    fn list(&self, me: Option<&Rc<Player>>) {
+        if !self.listed.replace(true) {
+            // The list holds players by `Rc`; a member is held by its cohort.
+            let me = me.cloned().or_else(|| {
+                let cohort = self.cohort.borrow();
+                let c = cohort.as_ref()?;
+                let m = c.members.borrow().iter().find(|p| std::ptr::eq(Rc::as_ptr(p), self)).cloned();
+                m
+            });
+            match me {
+                Some(me) => FLUSH_LIST.with(|l| l.borrow_mut().push(me)),
+                None => self.listed.set(false),
+            }
+        }
+    }
+
+    /// Sends a cohort's bytes to this member: `None` when its writer is not idle (the
+    /// caller moves the frames to its queue instead). A partial write leaves the
+    /// cohort, the rest carried to the writer task.
+    fn send_in_step(&self, bytes: &Bytes, sc: &mut Scratch) -> Option<usize> {
+        let fd = self.fd.get();
+        if fd < 0 || self.wire.borrow().is_none() || !self.carry.borrow().is_empty() {
+            return None;
+        }
+        let waker = self.waker.take()?;
+        if bytes.is_empty() {
+            self.waker.set(Some(waker));
+            return Some(0);
+        }
+        let sent = send_now(fd, std::slice::from_ref(bytes), &mut sc.iov).unwrap_or(0);
+        self.sent_bytes.set(self.sent_bytes.get() + sent as u64);
+        if sent < bytes.len() {
+            self.leave_step();
+            *self.carry.borrow_mut() = vec![bytes.slice(sent..)];
+            waker.wake();
+        } else {
+            self.waker.set(Some(waker));
+        }
+        Some(sent)
+    }
+
     /// Queues the start of a stream (GOP cache snapshot) for a joining player.
     pub fn push_all(self: &Rc<Self>, frames: &[Arc<Frame>], now: Instant) {
         for f in frames {
@@ -393,10 +657,13 @@ impl Player {
 
     /// Frames were lost upstream: skip video until the next keyframe.
     pub fn resync(&self) {
+        self.step_out(None, None);
         self.q.borrow_mut().awaiting_key = true;
     }
 
     pub fn end(&self, how: PlayerEnd) {
+        // A stream's end sends what the cohort still has for this player first.
+        self.step_out(None, None);
         let mut q = self.q.borrow_mut();
         if q.end.is_none() || how == PlayerEnd::Kicked {
             q.end = Some(how);
@@ -418,6 +685,7 @@ impl Player {
 
     /// Wakes the writer without media (the session has output to send).
     pub fn notify(&self) {
+        self.step_out(None, None);
         self.q.borrow_mut().notified = true;
         self.wake();
     }
@@ -604,6 +872,9 @@ impl Drop for WireGuard<'_> {
     fn drop(&mut self) {
         self.0.wire.borrow_mut().take();
         self.0.carry.borrow_mut().clear();
+        // Not written to any more: out of its cohort (which also drops the cycle
+        // cohort -> member -> cohort).
+        self.0.set_cohort(None);
     }
 }
 
@@ -797,6 +1068,148 @@ mod tests {
         let c = sc.shared(SharedForm::HttpFlv, &frames[1..]);
         assert_ne!(a, c);
         assert_eq!(sc.shared.len(), 2);
+    }
+
+    /// An HTTP-FLV player on a real loopback socket whose reader starts after
+    /// `reader_delay`, with its writer task running: the player, the reader's thread
+    /// (returning the de-chunked FLV tags it got) and the writer task.
+    fn flv_player(
+        id: u64,
+        sndbuf: Option<libc::c_int>,
+        reader_delay: Duration,
+    ) -> (Rc<Player>, std::thread::JoinHandle<Vec<u8>>, monoio::task::JoinHandle<()>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            std::thread::sleep(reader_delay);
+            let mut got = vec![];
+            s.read_to_end(&mut got).unwrap();
+            dechunk(&got)
+        });
+        let sock = std::net::TcpStream::connect(addr).unwrap();
+        if let Some(n) = sndbuf {
+            // SAFETY: setsockopt on our own socket with a valid option pointer.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    &n as *const _ as *const libc::c_void,
+                    4,
+                );
+            }
+        }
+        sock.set_nonblocking(true).unwrap();
+        let fd = sock.as_raw_fd();
+        let mut stream = monoio::net::TcpStream::from_std(sock).unwrap();
+        let limits =
+            PlayerLimits { max_bytes: 64 << 20, max_ms: 600_000, disconnect_after: Duration::from_secs(60), merge: true };
+        let player = Rc::new(Player::new(id, Protocol::HttpFlv, addr, limits));
+        player.set_fd(fd);
+        player.set_shared_form(Some(SharedForm::HttpFlv));
+        let p2 = player.clone();
+        let writer = monoio::spawn(async move {
+            let stats = crate::engine::ShardStats::default();
+            let wire: Wire = Box::new(|frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
+                let b = SharedForm::HttpFlv.build(frames);
+                if !b.is_empty() {
+                    bufs.push(b);
+                }
+            });
+            let end = write_loop(&p2, &mut stream, &stats, wire).await;
+            assert_eq!(end.unwrap(), PlayerEnd::StreamEnded);
+            let _ = monoio::io::AsyncWriteRent::shutdown(&mut stream).await;
+        });
+        (player, reader, writer)
+    }
+
+    /// Three players of one stream in a cohort, the way the shard drives them: each
+    /// frame goes to the players out of step one by one and to the cohort once, and
+    /// the tick flushes. Two read at once and stay in step; one reads late (its socket
+    /// fills), so it leaves the cohort and catches up through its writer. A gap
+    /// (resync) takes every player out of step until the next keyframe, and the
+    /// stream's end sends what the cohort still held. Every player must get every tag
+    /// once, in order.
+    async fn cohort_run() -> (Vec<(Vec<u8>, Vec<u8>)>, Flushed, Vec<usize>) {
+        let cohort = Cohort::new();
+        let mut players = vec![];
+        for (i, (buf, delay)) in [(None, 0), (None, 0), (Some(4096), 300)].into_iter().enumerate() {
+            let (p, r, w) = flv_player(i as u64, buf, Duration::from_millis(delay));
+            p.set_cohort(Some(cohort.clone()));
+            players.push((p, r, w));
+        }
+        monoio::time::sleep(Duration::from_millis(5)).await;
+        let mut expected = vec![];
+        let mut total = Flushed::default();
+        let mut stepped = vec![];
+        let now = Instant::now();
+        let mut deliver = |f: Arc<Frame>, expected: &mut Vec<u8>| {
+            expected.extend_from_slice(&f.flv_wire());
+            if cohort.stepped() < players.len() {
+                for (p, _, _) in &players {
+                    p.push(&f, now);
+                }
+            }
+            cohort.push(&f);
+        };
+        for round in 0..60u32 {
+            // Players start at a keyframe (as after a GOP snapshot), and resume at one.
+            if round == 0 || round == 30 {
+                for (p, _, _) in &players {
+                    p.resync();
+                }
+                let key = Frame::new(MediaKind::Video, round * 100, Bytes::from_static(&[0x17, 1, 0, 0, 0, 7, 7]));
+                deliver(Arc::new(key), &mut expected);
+            }
+            for i in 0..8u32 {
+                let n = (round * 8 + i) as u8;
+                let mut payload = vec![0xaf, 0x01];
+                payload.resize(3072, n);
+                deliver(Arc::new(Frame::new(MediaKind::Audio, round * 100 + i, Bytes::from(payload))), &mut expected);
+            }
+            let f = flush_tick();
+            total.players += f.players;
+            total.direct += f.direct;
+            total.in_step += f.in_step;
+            total.bytes += f.bytes;
+            stepped.push(cohort.stepped());
+            monoio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Frames the cohort holds when the stream ends still go out.
+        for i in 0..3u32 {
+            deliver(Arc::new(Frame::new(MediaKind::Audio, 7000 + i, Bytes::from_static(&[0xaf, 1, 5]))), &mut expected);
+        }
+        let mut got = vec![];
+        for (p, r, w) in players {
+            p.end(PlayerEnd::StreamEnded);
+            w.await;
+            got.push((r.join().unwrap(), expected.clone()));
+            assert!(!p.is_in_step());
+        }
+        assert_eq!(cohort.stepped(), 0);
+        (got, total, stepped)
+    }
+
+    #[test]
+    fn cohort_members_get_every_frame_once_and_leave_it_for_anything_of_their_own() {
+        let legacy = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
+        let mut runs = vec![legacy.unwrap().block_on(cohort_run())];
+        if let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build() {
+            runs.push(rt.block_on(cohort_run()));
+        }
+        for (got, total, stepped) in runs {
+            for (i, (got, expected)) in got.iter().enumerate() {
+                assert_eq!(got.len(), expected.len(), "player {i}");
+                assert!(got == expected, "player {i}: tags lost, doubled or reordered");
+            }
+            assert!(total.in_step > 0 && total.direct > 0, "both ways were used: {total:?}");
+            // The two quick readers are in step before the gap and again after the keyframe.
+            assert!(stepped[5..30].iter().any(|&n| n >= 2), "in step before the gap: {stepped:?}");
+            assert!(stepped[35..].iter().any(|&n| n >= 2), "in step after the keyframe: {stepped:?}");
+            // The late reader's socket filled: it was out of step for a while.
+            assert!(stepped[5..30].iter().any(|&n| n < 3), "the full socket left the cohort: {stepped:?}");
+        }
     }
 
     #[test]

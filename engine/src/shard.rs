@@ -252,6 +252,8 @@ struct SubStream {
     /// How many are RTMP/FLV players.
     flv_players: usize,
     cache: GopCache,
+    /// The RTMP/FLV players that are in step: a frame is queued once for them all.
+    cohort: Rc<crate::player::Cohort>,
     live: bool,
     waiting: usize,
     next_seq: u64,
@@ -968,14 +970,21 @@ impl Shard {
         s.cache.push(frame);
         let now = Instant::now();
         let rtp = frame.is_rtp();
-        for p in &s.players {
-            if gap {
-                p.resync();
+        // Players in step get FLV-tag media through the cohort (once for them all);
+        // the others one by one (and a gap takes every player out of step first).
+        if gap || rtp || s.cohort.stepped() < s.flv_players {
+            for p in &s.players {
+                if gap {
+                    p.resync();
+                }
+                // WebRTC subscribers take RTP; the others take FLV-tag media.
+                if rtp == (p.protocol == Protocol::WebRtc) {
+                    p.push(frame, now);
+                }
             }
-            // WebRTC subscribers take RTP; the others take FLV-tag media.
-            if rtp == (p.protocol == Protocol::WebRtc) {
-                p.push(frame, now);
-            }
+        }
+        if !rtp {
+            s.cohort.push(frame);
         }
     }
 
@@ -995,6 +1004,7 @@ impl Shard {
                     rtc_players: 0,
                     flv_players: 0,
                     cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration),
+                    cohort: crate::player::Cohort::new(),
                     live: false,
                     waiting: 0,
                     next_seq: 0,
@@ -1023,6 +1033,9 @@ impl Shard {
                         s.players.push(player.clone());
                         let room_id = s.room_id;
                         let rtc = player.protocol == Protocol::WebRtc;
+                        if !rtc {
+                            player.set_cohort(Some(s.cohort.clone()));
+                        }
                         let first = if rtc {
                             s.rtc_players += 1;
                             s.rtc_players == 1
@@ -1091,6 +1104,7 @@ impl Shard {
 
     /// Removes a player (its connection ended).
     pub fn leave(&self, name: &str, player: &Player, room_id: i64) {
+        player.set_cohort(None);
         let rtc = player.protocol == Protocol::WebRtc;
         let last = {
             let mut st = self.st.borrow_mut();
