@@ -92,6 +92,10 @@ async fn fifty_players() {
     let out: u64 = shards.iter().map(|x| x["bytes_out"].as_u64().unwrap()).sum();
     // 50 players × ≥12 s × ~2.6 Mbit/s ≈ 195 MB; allow for the GOP start.
     assert!(out > 50 * 3_500_000, "bytes out {out}");
+    // Players in step took their media through the stream's cohort (one queue for
+    // all), and every one of them still got all of it (above).
+    let in_step: u64 = shards.iter().map(|x| x["in_step_writes"].as_u64().unwrap()).sum();
+    assert!(in_step > 50 * 100, "cohort writes {in_step}: players did not stay in step");
     for sh in shards {
         assert!(sh["io_driver"] == "io_uring" || sh["io_driver"] == "epoll");
     }
@@ -214,6 +218,10 @@ async fn http_flv_and_websocket_flv() {
     assert!(streams.contains(&("h264".into(), 1280, 720)) && streams.iter().any(|x| x.0 == "aac"), "{streams:?}");
     let (ok, err) = decode(&url, 8);
     assert!(ok && err.trim().is_empty(), "HTTP-FLV decode errors: {err}");
+    // The player was in step (its tags came through the stream's cohort) most of the 8 s.
+    let stat = s.stat_json().await;
+    let in_step: u64 = stat["shards"].as_array().unwrap().iter().map(|x| x["in_step_writes"].as_u64().unwrap()).sum();
+    assert!(in_step > 100, "cohort writes {in_step}");
 
     let hostport = s.http.trim_start_matches("http://").to_owned();
     let name = room.name.clone();

@@ -22,6 +22,8 @@ pub struct ShardStats {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub dropped_frames: AtomicU64,
+    /// Flush-tick writes of a cohort's shared bytes (players in step; see `player`).
+    pub in_step_writes: AtomicU64,
     pub webrtc_sessions: AtomicU64,
     /// Totals of ended WebRTC sessions: retransmissions sent for NACKs, NACKs we
     /// sent upstream, keyframe requests we sent.

@@ -524,10 +524,10 @@ impl Player {
     pub fn set_cohort(&self, cohort: Option<Rc<Cohort>>) {
         self.step_out(None, None);
         let old = self.cohort.replace(cohort.filter(|_| self.limits.merge));
-        if let Some(c) = old {
-            if self.in_members.replace(false) {
-                c.members.borrow_mut().retain(|p| !std::ptr::eq(Rc::as_ptr(p), self));
-            }
+        if let Some(c) = old
+            && self.in_members.replace(false)
+        {
+            c.members.borrow_mut().retain(|p| !std::ptr::eq(Rc::as_ptr(p), self));
         }
     }
 
@@ -566,10 +566,10 @@ impl Player {
 
     /// Leaves the cohort without taking its pending frames (they were sent).
     fn leave_step(&self) {
-        if self.in_step.replace(false) {
-            if let Some(c) = self.cohort.borrow().as_ref() {
-                c.stepped.set(c.stepped.get().saturating_sub(1));
-            }
+        if self.in_step.replace(false)
+            && let Some(c) = self.cohort.borrow().as_ref()
+        {
+            c.stepped.set(c.stepped.get().saturating_sub(1));
         }
     }
 
@@ -613,8 +613,7 @@ impl Player {
             let me = me.cloned().or_else(|| {
                 let cohort = self.cohort.borrow();
                 let c = cohort.as_ref()?;
-                let m = c.members.borrow().iter().find(|p| std::ptr::eq(Rc::as_ptr(p), self)).cloned();
-                m
+                c.members.borrow().iter().find(|p| std::ptr::eq(Rc::as_ptr(p), self)).cloned()
             });
             match me {
                 Some(me) => FLUSH_LIST.with(|l| l.borrow_mut().push(me)),
@@ -1144,7 +1143,7 @@ mod tests {
         let mut total = Flushed::default();
         let mut stepped = vec![];
         let now = Instant::now();
-        let mut deliver = |f: Arc<Frame>, expected: &mut Vec<u8>| {
+        let deliver = |f: Arc<Frame>, expected: &mut Vec<u8>| {
             expected.extend_from_slice(&f.flv_wire());
             if cohort.stepped() < players.len() {
                 for (p, _, _) in &players {

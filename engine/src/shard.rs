@@ -326,6 +326,9 @@ impl Shard {
                     if f.bytes > 0 {
                         shared.stats[index].bytes_out.fetch_add(f.bytes, Ordering::Relaxed);
                     }
+                    if f.in_step > 0 {
+                        shared.stats[index].in_step_writes.fetch_add(f.in_step as u64, Ordering::Relaxed);
+                    }
                 }
             });
         }
