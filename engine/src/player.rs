@@ -213,6 +213,9 @@ pub struct Cohort {
     pending: RefCell<Vec<Arc<Frame>>>,
     /// Members, and players that left since the last tick (pruned by the tick).
     members: RefCell<Vec<Rc<Player>>>,
+    /// The stream's other RTMP/FLV players on the shard (out of step: they take
+    /// frames one by one), and players that stepped in since the list was walked.
+    outside: RefCell<Vec<Rc<Player>>>,
     /// How many players are in step.
     stepped: Cell<usize>,
     /// On the shard's cohort list (has pending frames).
@@ -239,6 +242,23 @@ impl Cohort {
         if !self.listed.replace(true) {
             COHORT_LIST.with(|l| l.borrow_mut().push(self.clone()));
         }
+    }
+
+    /// Gives a frame to every player out of step, one by one (`Player::push`).
+    pub fn push_outside(&self, f: &Arc<Frame>, now: Instant) {
+        self.outside.borrow_mut().retain(|p| {
+            if p.in_step.get() {
+                p.in_outside.set(false);
+                return false;
+            }
+            p.push(f, now);
+            true
+        });
+    }
+
+    /// How many players are on the `outside` list (for tests).
+    pub fn outside_len(&self) -> usize {
+        self.outside.borrow().len()
     }
 
     /// The tick's work: the pending frames to every member, one write each.
@@ -350,6 +370,9 @@ pub struct Player {
     in_step: Cell<bool>,
     /// On the cohort's member list (it may have left since: pruned at the next tick).
     in_members: Cell<bool>,
+    /// On the cohort's `outside` list (it may have stepped in since: pruned when
+    /// the list is next walked).
+    in_outside: Cell<bool>,
 }
 
 impl Player {
@@ -374,6 +397,7 @@ impl Player {
             cohort: RefCell::new(None),
             in_step: Cell::new(false),
             in_members: Cell::new(false),
+            in_outside: Cell::new(false),
         }
     }
 
@@ -519,15 +543,25 @@ impl Player {
         None
     }
 
-    /// Gives this player its stream's cohort on the shard (or takes it away). Only
-    /// players that merge (the tick writes for them) can be members.
-    pub fn set_cohort(&self, cohort: Option<Rc<Cohort>>) {
-        self.step_out(None, None);
-        let old = self.cohort.replace(cohort.filter(|_| self.limits.merge));
-        if let Some(c) = old
-            && self.in_members.replace(false)
-        {
-            c.members.borrow_mut().retain(|p| !std::ptr::eq(Rc::as_ptr(p), self));
+    /// Gives this player its stream's cohort on the shard (or takes it away). The
+    /// player starts out of step (on the cohort's `outside` list); only players that
+    /// merge (the tick writes for them) ever step in.
+    pub fn set_cohort(self: &Rc<Self>, cohort: Option<Rc<Cohort>>) {
+        let me = self;
+        self.step_out(None, Some(me));
+        let old = self.cohort.replace(cohort.clone());
+        if let Some(c) = old {
+            let not_me = |p: &Rc<Player>| !Rc::ptr_eq(p, me);
+            if self.in_members.replace(false) {
+                c.members.borrow_mut().retain(not_me);
+            }
+            if self.in_outside.replace(false) {
+                c.outside.borrow_mut().retain(not_me);
+            }
+        }
+        if let Some(c) = cohort {
+            self.in_outside.set(true);
+            c.outside.borrow_mut().push(me.clone());
         }
     }
 
@@ -540,7 +574,7 @@ impl Player {
     /// its writer is idle and nothing of its own waits (called by the tick after a
     /// complete write).
     fn step_in(self: &Rc<Self>) {
-        if self.in_step.get() || self.shared_form.get().is_none() || self.fd.get() < 0 {
+        if self.in_step.get() || !self.limits.merge || self.shared_form.get().is_none() || self.fd.get() < 0 {
             return;
         }
         let cohort = self.cohort.borrow();
@@ -562,24 +596,47 @@ impl Player {
         if !self.in_members.replace(true) {
             c.members.borrow_mut().push(self.clone());
         }
+        // Left on `outside` until that list is next walked (which prunes it).
     }
 
-    /// Leaves the cohort without taking its pending frames (they were sent).
-    fn leave_step(&self) {
-        if self.in_step.replace(false)
-            && let Some(c) = self.cohort.borrow().as_ref()
-        {
+    /// Leaves the cohort without taking its pending frames (they were sent): back
+    /// on the `outside` list, where `deliver` reaches it frame by frame.
+    fn leave_step(&self, me: &Rc<Player>) {
+        if !self.in_step.replace(false) {
+            return;
+        }
+        if let Some(c) = self.cohort.borrow().as_ref() {
             c.stepped.set(c.stepped.get().saturating_sub(1));
+            if !self.in_outside.replace(true) {
+                c.outside.borrow_mut().push(me.clone());
+            }
         }
     }
 
     /// Leaves the cohort with the frames it has not sent yet (`frames`, or the
-    /// cohort's pending ones) moved to this player's own queue.
+    /// cohort's pending ones) moved to this player's own queue. `me` is this
+    /// player's `Rc` when the caller has it (else it is found on the member list,
+    /// where every player in step is).
     fn step_out(&self, frames: Option<&[Arc<Frame>]>, me: Option<&Rc<Player>>) {
         if !self.in_step.get() {
             return;
         }
-        self.leave_step();
+        let me = match me {
+            Some(me) => me.clone(),
+            None => {
+                let found = self.cohort.borrow().as_ref().and_then(|c| {
+                    c.members.borrow().iter().find(|p| std::ptr::eq(Rc::as_ptr(p), self)).cloned()
+                });
+                let Some(me) = found else {
+                    // Unreachable: a player in step is on its cohort's member list
+                    // (which only the tick takes, and it passes `me`).
+                    debug_assert!(false, "a player in step is a member");
+                    return;
+                };
+                me
+            }
+        };
+        self.leave_step(&me);
         let cohort = self.cohort.borrow();
         let pending;
         let frames = match (frames, cohort.as_ref()) {
@@ -602,30 +659,15 @@ impl Player {
             q.frames.push_back(f.clone());
         }
         drop(q);
-        self.list(me);
-    }
-
-    /// Puts this player (`me` when the caller has its `Rc`) on the shard's flush
-    /// list, once.
-    fn list(&self, me: Option<&Rc<Player>>) {
         if !self.listed.replace(true) {
-            // The list holds players by `Rc`; a member is held by its cohort.
-            let me = me.cloned().or_else(|| {
-                let cohort = self.cohort.borrow();
-                let c = cohort.as_ref()?;
-                c.members.borrow().iter().find(|p| std::ptr::eq(Rc::as_ptr(p), self)).cloned()
-            });
-            match me {
-                Some(me) => FLUSH_LIST.with(|l| l.borrow_mut().push(me)),
-                None => self.listed.set(false),
-            }
+            FLUSH_LIST.with(|l| l.borrow_mut().push(me.clone()));
         }
     }
 
     /// Sends a cohort's bytes to this member: `None` when its writer is not idle (the
     /// caller moves the frames to its queue instead). A partial write leaves the
     /// cohort, the rest carried to the writer task.
-    fn send_in_step(&self, bytes: &Bytes, sc: &mut Scratch) -> Option<usize> {
+    fn send_in_step(self: &Rc<Self>, bytes: &Bytes, sc: &mut Scratch) -> Option<usize> {
         let fd = self.fd.get();
         if fd < 0 || self.wire.borrow().is_none() || !self.carry.borrow().is_empty() {
             return None;
@@ -638,7 +680,7 @@ impl Player {
         let sent = send_now(fd, std::slice::from_ref(bytes), &mut sc.iov).unwrap_or(0);
         self.sent_bytes.set(self.sent_bytes.get() + sent as u64);
         if sent < bytes.len() {
-            self.leave_step();
+            self.leave_step(self);
             *self.carry.borrow_mut() = vec![bytes.slice(sent..)];
             waker.wake();
         } else {
@@ -871,9 +913,9 @@ impl Drop for WireGuard<'_> {
     fn drop(&mut self) {
         self.0.wire.borrow_mut().take();
         self.0.carry.borrow_mut().clear();
-        // Not written to any more: out of its cohort (which also drops the cycle
-        // cohort -> member -> cohort).
-        self.0.set_cohort(None);
+        // Not written to any more: out of step (the shard's `leave` then takes its
+        // cohort away).
+        self.0.step_out(None, None);
     }
 }
 
@@ -1142,14 +1184,11 @@ mod tests {
         let mut expected = vec![];
         let mut total = Flushed::default();
         let mut stepped = vec![];
+        let mut outside = vec![];
         let now = Instant::now();
         let deliver = |f: Arc<Frame>, expected: &mut Vec<u8>| {
             expected.extend_from_slice(&f.flv_wire());
-            if cohort.stepped() < players.len() {
-                for (p, _, _) in &players {
-                    p.push(&f, now);
-                }
-            }
+            cohort.push_outside(&f, now);
             cohort.push(&f);
         };
         for round in 0..60u32 {
@@ -1167,12 +1206,17 @@ mod tests {
                 payload.resize(3072, n);
                 deliver(Arc::new(Frame::new(MediaKind::Audio, round * 100 + i, Bytes::from(payload))), &mut expected);
             }
+            // Frames went to players out of step only (those in step were pruned).
+            outside.push(cohort.outside_len());
             let f = flush_tick();
             total.players += f.players;
             total.direct += f.direct;
             total.in_step += f.in_step;
             total.bytes += f.bytes;
             stepped.push(cohort.stepped());
+            // Members and players out of step are apart (the walk of `outside` prunes
+            // those that stepped in).
+            assert!(cohort.outside_len() >= players.len() - cohort.stepped());
             monoio::time::sleep(Duration::from_millis(2)).await;
         }
         // Frames the cohort holds when the stream ends still go out.
@@ -1187,6 +1231,7 @@ mod tests {
             assert!(!p.is_in_step());
         }
         assert_eq!(cohort.stepped(), 0);
+        assert!(outside[5..30].iter().any(|&n| n <= 1), "deliver walked players in step: {outside:?}");
         (got, total, stepped)
     }
 

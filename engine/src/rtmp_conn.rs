@@ -137,7 +137,11 @@ impl Conn {
             _ => None,
         };
         if let Some(p) = role_player {
-            p.notify();
+            // Only when there is output: most of a player's input (acknowledgements)
+            // has none, and a notify takes the player out of its stream's cohort.
+            if self.session.borrow().has_output() {
+                p.notify();
+            }
             return Ok(());
         }
         let wr = self.wr.borrow_mut().take();

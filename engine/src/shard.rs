@@ -252,8 +252,9 @@ struct SubStream {
     /// How many are RTMP/FLV players.
     flv_players: usize,
     cache: GopCache,
-    /// The RTMP/FLV players that are in step: a frame is queued once for them all.
-    cohort: Rc<crate::player::Cohort>,
+    /// The RTMP/FLV players that are in step: a frame is queued once for them all
+    /// (none without a merge window: there is no tick).
+    cohort: Option<Rc<crate::player::Cohort>>,
     live: bool,
     waiting: usize,
     next_seq: u64,
@@ -973,21 +974,26 @@ impl Shard {
         s.cache.push(frame);
         let now = Instant::now();
         let rtp = frame.is_rtp();
-        // Players in step get FLV-tag media through the cohort (once for them all);
-        // the others one by one (and a gap takes every player out of step first).
-        if gap || rtp || s.cohort.stepped() < s.flv_players {
-            for p in &s.players {
-                if gap {
-                    p.resync();
-                }
-                // WebRTC subscribers take RTP; the others take FLV-tag media.
-                if rtp == (p.protocol == Protocol::WebRtc) {
-                    p.push(frame, now);
+        // Players in step get FLV-tag media through the cohort (once for them all),
+        // the others one by one; a gap takes every player out of step first.
+        match &s.cohort {
+            Some(c) if !gap && !rtp => c.push_outside(frame, now),
+            _ => {
+                for p in &s.players {
+                    if gap {
+                        p.resync();
+                    }
+                    // WebRTC subscribers take RTP; the others take FLV-tag media.
+                    if rtp == (p.protocol == Protocol::WebRtc) {
+                        p.push(frame, now);
+                    }
                 }
             }
         }
-        if !rtp {
-            s.cohort.push(frame);
+        if let Some(c) = &s.cohort
+            && !rtp
+        {
+            c.push(frame);
         }
     }
 
@@ -1007,7 +1013,7 @@ impl Shard {
                     rtc_players: 0,
                     flv_players: 0,
                     cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration),
-                    cohort: crate::player::Cohort::new(),
+                    cohort: (!cfg.merge_window.is_zero()).then(crate::player::Cohort::new),
                     live: false,
                     waiting: 0,
                     next_seq: 0,
@@ -1037,7 +1043,9 @@ impl Shard {
                         let room_id = s.room_id;
                         let rtc = player.protocol == Protocol::WebRtc;
                         if !rtc {
-                            player.set_cohort(Some(s.cohort.clone()));
+                            if let Some(c) = &s.cohort {
+                                player.set_cohort(Some(c.clone()));
+                            }
                         }
                         let first = if rtc {
                             s.rtc_players += 1;
@@ -1106,7 +1114,7 @@ impl Shard {
     }
 
     /// Removes a player (its connection ended).
-    pub fn leave(&self, name: &str, player: &Player, room_id: i64) {
+    pub fn leave(&self, name: &str, player: &Rc<Player>, room_id: i64) {
         player.set_cohort(None);
         let rtc = player.protocol == Protocol::WebRtc;
         let last = {

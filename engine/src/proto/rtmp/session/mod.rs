@@ -314,6 +314,11 @@ impl ServerSession {
         self.conn.take_output()
     }
 
+    /// Whether `poll_transmit` has something to send.
+    pub fn has_output(&self) -> bool {
+        self.conn.pending_output() > 0
+    }
+
     // ---- message handling ----
 
     fn decision_pending(&self) -> bool {
