@@ -544,7 +544,7 @@ impl Shard {
                     protocol: p.protocol,
                     publishing: false,
                     time_ms: now.duration_since(p.joined).as_millis() as u64,
-                    bytes: p.sent_bytes.get(),
+                    bytes: p.bytes_sent(),
                     dropped: p.dropped.get(),
                 });
             }
