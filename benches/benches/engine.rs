@@ -9,7 +9,10 @@
 //! * `fanout/*`: 1 -> 1000 fan-out through `player::Player` (parked writers, push,
 //!   the shard's flush tick, the writer's drain with `next_batch` and the RTMP /
 //!   HTTP-FLV wire building of `rtmp_conn::player_writer` / `flv_play::serve`),
-//!   without sockets.
+//!   without sockets. This is the path of players out of step; players in step
+//!   take frames through their stream's cohort (`player::Cohort`: one queue entry
+//!   per frame for all of them, one send each per tick), which needs real sockets
+//!   and is measured end to end by `benches/compare` (BENCHMARKS.md, "Cohorts").
 //!
 //! Run: `cargo bench -p benches --bench engine` (add `-- --quick` for a short run).
 
