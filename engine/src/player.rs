@@ -1167,8 +1167,12 @@ mod tests {
         sock.set_nonblocking(true).unwrap();
         let fd = sock.as_raw_fd();
         let mut stream = monoio::net::TcpStream::from_std(sock).unwrap();
-        let limits =
-            PlayerLimits { max_bytes: 64 << 20, max_ms: 600_000, disconnect_after: Duration::from_secs(60), merge: true };
+        let limits = PlayerLimits {
+            max_bytes: 64 << 20,
+            max_ms: 600_000,
+            disconnect_after: Duration::from_secs(60),
+            merge: true,
+        };
         let player = Rc::new(Player::new(id, Protocol::HttpFlv, addr, limits));
         player.set_fd(fd);
         player.set_shared_form(Some(SharedForm::HttpFlv));
