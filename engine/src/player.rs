@@ -979,6 +979,53 @@ mod tests {
     use std::io::Read;
     use std::os::fd::AsRawFd;
 
+    /// A merging HTTP-FLV player (id `id`, media of `form`) on a real loopback socket
+    /// with send buffer `sndbuf` (the system's without), whose reader thread starts
+    /// reading after `reader_delay` and returns every byte it got; the player's end of
+    /// the socket as a monoio stream for its writer task.
+    fn loopback_player(
+        id: u64,
+        sndbuf: Option<libc::c_int>,
+        reader_delay: Duration,
+        form: Option<SharedForm>,
+    ) -> (Rc<Player>, std::thread::JoinHandle<Vec<u8>>, monoio::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            std::thread::sleep(reader_delay);
+            let mut got = vec![];
+            s.read_to_end(&mut got).unwrap();
+            got
+        });
+        let sock = std::net::TcpStream::connect(addr).unwrap();
+        if let Some(n) = sndbuf {
+            // SAFETY: setsockopt on our own socket with a valid option pointer.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    &n as *const _ as *const libc::c_void,
+                    4,
+                );
+            }
+        }
+        sock.set_nonblocking(true).unwrap();
+        let fd = sock.as_raw_fd();
+        let stream = monoio::net::TcpStream::from_std(sock).unwrap();
+        let limits = PlayerLimits {
+            max_bytes: 64 << 20,
+            max_ms: 600_000,
+            disconnect_after: Duration::from_secs(60),
+            merge: true,
+        };
+        let player = Rc::new(Player::new(id, Protocol::HttpFlv, addr, limits));
+        player.set_fd(fd);
+        player.set_shared_form(form);
+        (player, reader, stream)
+    }
+
     /// A player writing to a real loopback socket whose reader starts late, so the
     /// tick's writes fill the socket and become partial: every byte must arrive once,
     /// in order, whether the tick or the writer task wrote it.
@@ -986,39 +1033,7 @@ mod tests {
     /// tags) and the received stream is de-chunked before it is returned; the expected
     /// bytes are then the frames' FLV tags.
     async fn tick_and_writer_share_a_socket(form: Option<SharedForm>) -> (Vec<u8>, Vec<u8>, Flushed) {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let reader = std::thread::spawn(move || {
-            let (mut s, _) = l.accept().unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-            let mut got = vec![];
-            s.read_to_end(&mut got).unwrap();
-            got
-        });
-        let sock = std::net::TcpStream::connect(addr).unwrap();
-        let small: libc::c_int = 4096;
-        // SAFETY: setsockopt on our own socket with a valid option pointer.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                &small as *const _ as *const libc::c_void,
-                4,
-            );
-        }
-        sock.set_nonblocking(true).unwrap();
-        let fd = sock.as_raw_fd();
-        let mut stream = monoio::net::TcpStream::from_std(sock).unwrap();
-        let limits = PlayerLimits {
-            max_bytes: 64 << 20,
-            max_ms: 600_000,
-            disconnect_after: Duration::from_secs(60),
-            merge: true,
-        };
-        let player = Rc::new(Player::new(1, Protocol::HttpFlv, addr, limits));
-        player.set_fd(fd);
-        player.set_shared_form(form);
+        let (player, reader, mut stream) = loopback_player(1, Some(4096), Duration::from_millis(300), form);
         let p2 = player.clone();
         let writer = monoio::spawn(async move {
             let stats = crate::engine::ShardStats::default();
@@ -1141,41 +1156,8 @@ mod tests {
         id: u64,
         sndbuf: Option<libc::c_int>,
         reader_delay: Duration,
-    ) -> (Rc<Player>, std::thread::JoinHandle<(Vec<u8>, usize)>, monoio::task::JoinHandle<()>) {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let reader = std::thread::spawn(move || {
-            let (mut s, _) = l.accept().unwrap();
-            std::thread::sleep(reader_delay);
-            let mut got = vec![];
-            s.read_to_end(&mut got).unwrap();
-            (dechunk(&got), got.len())
-        });
-        let sock = std::net::TcpStream::connect(addr).unwrap();
-        if let Some(n) = sndbuf {
-            // SAFETY: setsockopt on our own socket with a valid option pointer.
-            unsafe {
-                libc::setsockopt(
-                    sock.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_SNDBUF,
-                    &n as *const _ as *const libc::c_void,
-                    4,
-                );
-            }
-        }
-        sock.set_nonblocking(true).unwrap();
-        let fd = sock.as_raw_fd();
-        let mut stream = monoio::net::TcpStream::from_std(sock).unwrap();
-        let limits = PlayerLimits {
-            max_bytes: 64 << 20,
-            max_ms: 600_000,
-            disconnect_after: Duration::from_secs(60),
-            merge: true,
-        };
-        let player = Rc::new(Player::new(id, Protocol::HttpFlv, addr, limits));
-        player.set_fd(fd);
-        player.set_shared_form(Some(SharedForm::HttpFlv));
+    ) -> (Rc<Player>, std::thread::JoinHandle<Vec<u8>>, monoio::task::JoinHandle<()>) {
+        let (player, reader, mut stream) = loopback_player(id, sndbuf, reader_delay, Some(SharedForm::HttpFlv));
         let p2 = player.clone();
         let writer = monoio::spawn(async move {
             let stats = crate::engine::ShardStats::default();
@@ -1254,7 +1236,8 @@ mod tests {
         for (p, r, w) in players {
             p.end(PlayerEnd::StreamEnded);
             w.await;
-            let (tags, raw) = r.join().unwrap();
+            let bytes = r.join().unwrap();
+            let (tags, raw) = (dechunk(&bytes), bytes.len());
             assert!(!p.is_in_step());
             assert_eq!(p.bytes_sent(), raw as u64, "bytes counted for the player, in and out of step");
             got.push((tags, expected.clone()));
