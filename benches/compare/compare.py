@@ -376,12 +376,33 @@ def one_run(server, n, args, workdir):
             holder = []
             t = threading.Thread(target=lambda: holder.append(start_perf()), daemon=True)
             t.start()
+        stat = None
+        if args.perf_stat:
+            # Event counts (syscalls, context switches, TCP tracepoints) over the same
+            # half window, to put a per-GB figure on what a profile only samples.
+            stat_file = os.path.join(args.out_dir, f"perf-stat-{server.name}-{n}-{time.time_ns()}.txt")
+
+            def start_stat():
+                time.sleep(n / max(args.ramp, 1) + args.warmup + 1)
+                return subprocess.Popen(["perf", "stat", "-x", ",", "-e", args.perf_stat, "-p", str(pid),
+                                         "-o", stat_file, "--", "sleep", str(max(args.window / 2, 1))],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            import threading
+            stat_holder = []
+            stat = threading.Thread(target=lambda: stat_holder.append(start_stat()), daemon=True)
+            stat.start()
         out = subprocess.run(cmd, capture_output=True, text=True,
                              timeout=n / max(args.ramp, 1) + args.warmup + args.window + 120)
         if args.perf:
             t.join()
             for p in holder:
                 p.wait(timeout=30)
+        counts = {}
+        if stat is not None:
+            stat.join()
+            for p in stat_holder:
+                p.wait(timeout=30)
+            counts = read_perf_stat(stat_file)
         if out.returncode != 0:
             raise RuntimeError(f"loadgen failed: {out.stderr}")
         s = json.loads(out.stdout.strip().splitlines()[-1])
@@ -409,6 +430,11 @@ def one_run(server, n, args, workdir):
             "publisher_cpu_pct": w["watch"][1]["cpu_pct"] if len(w["watch"]) > 1 and "cpu_pct" in w["watch"][1] else None,
             "errors": s["errors"],
         }
+        if counts:
+            # Per delivered GB over the half window the counts cover (bytes scaled).
+            half_gb = gb * max(args.window / 2, 1) / w["seconds"]
+            rec["perf_stat_per_gb"] = {k: v / half_gb for k, v in counts.items()} if half_gb > 0 else None
+            log("   per GB: " + ", ".join(f"{k} {v:.0f}" for k, v in (rec["perf_stat_per_gb"] or {}).items()))
         log(f"   {server.name} N={n}: {rec['gbps']:.2f} Gbit/s, server cpu {rec['cpu_pct']:.1f}% "
             f"(user {rec['user_pct']:.1f}% sys {rec['sys_pct']:.1f}%), {rec['cpu_s_per_gb'] or 0:.3f} CPU-s/GB, "
             f"lag p99 {rec['lag_p99']} max {rec['lag_max']} ms, loadgen {rec['loadgen_cpu_pct']:.1f}%, "
@@ -418,6 +444,23 @@ def one_run(server, n, args, workdir):
     finally:
         server.stop()
         time.sleep(1.0)
+
+
+def read_perf_stat(path):
+    """Event name -> count from `perf stat -x ,` output (unsupported events left out)."""
+    counts = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(",")
+                if len(parts) >= 3 and not line.startswith("#"):
+                    try:
+                        counts[parts[2]] = float(parts[0])
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return counts
 
 
 def med(vals):
@@ -535,6 +578,9 @@ def main():
                     help="a second microvibe binary: every microvibe configuration also runs with it, "
                          "interleaved (names end in -alt), for before/after comparisons")
     ap.add_argument("--perf", action="store_true", help="perf record each server for half of each window (OUT/perf-*.data)")
+    ap.add_argument("--perf-stat", default=None, metavar="EVENTS",
+                    help="perf stat -e EVENTS on each server for half of each window; counts per delivered GB "
+                         "go to results.jsonl (perf_stat_per_gb) and the log")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     quick = {"players": "50 200", "reps": 1, "window": 5, "warmup": 2, "settle": 2, "floor_intervals": "30 200"}
