@@ -59,7 +59,9 @@ async fn rtmp_publish_play_and_room_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_players() {
-    let s = Server::start(&[]).await;
+    // A merge window of 60 ms is flushed in two lanes of 30 ms (player::lanes_for):
+    // half the players are written at each lane's turn.
+    let s = Server::start(&[("MICROVIBE__ENGINE__MERGE_WINDOW_MS", "60")]).await;
     let room = s.room().await;
     let _publisher = s.publish(&room.key);
     s.wait_status(room.id, "live", Duration::from_secs(10)).await;
@@ -98,6 +100,7 @@ async fn fifty_players() {
     assert!(in_step > 50 * 100, "cohort writes {in_step}: players did not stay in step");
     for sh in shards {
         assert!(sh["io_driver"] == "io_uring" || sh["io_driver"] == "epoll");
+        assert_eq!(sh["flush_lanes"], 2);
     }
 }
 

@@ -24,6 +24,8 @@ pub struct ShardStats {
     pub dropped_frames: AtomicU64,
     /// Flush-tick writes of a cohort's shared bytes (players in step; see `player`).
     pub in_step_writes: AtomicU64,
+    /// Lanes the merge window is split into (`player::lanes_for`), set at start.
+    pub flush_lanes: AtomicU64,
     pub webrtc_sessions: AtomicU64,
     /// Totals of ended WebRTC sessions: retransmissions sent for NACKs, NACKs we
     /// sent upstream, keyframe requests we sent.

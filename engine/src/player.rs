@@ -47,10 +47,10 @@ pub struct PlayerLimits {
 pub type Wire = Box<dyn FnMut(&[Arc<Frame>], &mut Vec<Bytes>)>;
 
 thread_local! {
-    /// Players with frames waiting for this shard's next flush tick.
-    static FLUSH_LIST: RefCell<Vec<Rc<Player>>> = const { RefCell::new(Vec::new()) };
-    /// Cohorts with frames waiting for this shard's next flush tick.
-    static COHORT_LIST: RefCell<Vec<Rc<Cohort>>> = const { RefCell::new(Vec::new()) };
+    /// Per lane: players with frames waiting for the lane's next flush.
+    static FLUSH_LISTS: RefCell<Vec<Vec<Rc<Player>>>> = RefCell::new(vec![Vec::new()]);
+    /// Per lane: cohorts whose lane has frames waiting for the lane's next flush.
+    static COHORT_LISTS: RefCell<Vec<Vec<Rc<Cohort>>>> = RefCell::new(vec![Vec::new()]);
     /// Buffers the flush tick reuses for every player.
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
@@ -141,6 +141,15 @@ impl Scratch {
     }
 }
 
+/// Puts a player on its lane's flush list.
+fn list_for_flush(p: &Rc<Player>) {
+    FLUSH_LISTS.with(|l| {
+        let mut l = l.borrow_mut();
+        let n = l.len();
+        l[p.lane % n].push(p.clone());
+    });
+}
+
 /// What one flush tick did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Flushed {
@@ -154,19 +163,79 @@ pub struct Flushed {
     pub bytes: u64,
 }
 
-/// Flushes every cohort and player listed since the last tick (called by the
-/// shard's flush tick): sends each cohort's frames to its members, then writes for
-/// listed players whose writers are idle, wakes writers that must wait for their
-/// socket or have something else to do. Players found in step join their cohort.
+/// Target time between two lanes' flushes: the merge window is split into lanes of
+/// about this length (see [`lanes_for`]).
+pub const LANE_PERIOD: Duration = Duration::from_millis(25);
+/// Most lanes a merge window is split into.
+pub const MAX_LANES: usize = 32;
+
+/// How many lanes a merge window of `merge` is split into: one per [`LANE_PERIOD`]
+/// (at least one).
+///
+/// Each player belongs to one lane (by id) and each lane is flushed once per merge
+/// window, at its own phase: lane `k` at `k × merge / lanes` into the window. So a
+/// player still gets one write per merge window, but the shard's writes are spread
+/// over the window in small bursts instead of one burst of every player. That
+/// keeps the time between two writes to a socket close to the merge window: in one
+/// big burst, a socket's place in it moves with the burst's length (tens of ms at
+/// thousands of players), and a receiving Linux TCP that sees a gap longer than its
+/// RTO (200 ms at least) acknowledges the next segments at once instead of delaying
+/// the ACK, which the server then pays for inside its `send` (BENCHMARKS.md, "Lanes").
+pub fn lanes_for(merge: Duration) -> usize {
+    ((merge.as_nanos() / LANE_PERIOD.as_nanos()) as usize).clamp(1, MAX_LANES)
+}
+
+/// The turns to flush now, after `done` turns with `due` turns' time passed (turn
+/// `t` is lane `t % lanes`): at least the next one; under load, the missed ones too,
+/// but at most one per lane (older missed turns are skipped, not bunched).
+pub fn turns_due(done: u64, due: u64, lanes: usize) -> std::ops::RangeInclusive<u64> {
+    let to = due.max(done + 1);
+    let from = (done + 1).max(to.saturating_sub(lanes.max(1) as u64 - 1));
+    from..=to
+}
+
+/// Splits this shard's flushes into `n` lanes (see [`lanes_for`]). Called once when
+/// the shard starts, before any player or cohort exists.
+pub fn set_lanes(n: usize) {
+    let n = n.clamp(1, MAX_LANES);
+    FLUSH_LISTS.with(|l| l.borrow_mut().resize_with(n, Vec::new));
+    COHORT_LISTS.with(|l| l.borrow_mut().resize_with(n, Vec::new));
+}
+
+/// This shard's number of lanes.
+pub fn lanes() -> usize {
+    FLUSH_LISTS.with(|l| l.borrow().len())
+}
+
+/// Flushes every lane (tests; a shard flushes one lane per flush).
 pub fn flush_tick() -> Flushed {
     let mut out = Flushed::default();
-    let cohorts = COHORT_LIST.with(|l| std::mem::take(&mut *l.borrow_mut()));
-    // Cohorts first: a player that joins one below has had every frame queued until
-    // now in its own queue, and gets the cohort's from the next tick on.
-    for c in &cohorts {
-        c.flush(&mut out);
+    for lane in 0..lanes() {
+        let f = flush_lane(lane);
+        out.players += f.players;
+        out.direct += f.direct;
+        out.in_step += f.in_step;
+        out.bytes += f.bytes;
     }
-    let players = FLUSH_LIST.with(|l| std::mem::take(&mut *l.borrow_mut()));
+    out
+}
+
+/// Flushes every cohort and player of `lane` listed since the lane's last flush
+/// (called by the shard's flush tick): sends each cohort's frames to its members of
+/// the lane, then writes for listed players whose writers are idle, wakes writers
+/// that must wait for their socket or have something else to do. Players found in
+/// step join their cohort.
+pub fn flush_lane(lane: usize) -> Flushed {
+    let mut out = Flushed::default();
+    let n = lanes();
+    let lane = lane % n;
+    let cohorts = COHORT_LISTS.with(|l| std::mem::take(&mut l.borrow_mut()[lane]));
+    // Cohorts first: a player that joins one below has had every frame queued until
+    // now in its own queue, and gets the cohort's from the next flush on.
+    for c in &cohorts {
+        c.flush(lane, &mut out);
+    }
+    let players = FLUSH_LISTS.with(|l| std::mem::take(&mut l.borrow_mut()[lane]));
     out.players = players.len();
     SCRATCH.with(|sc| {
         let mut sc = sc.borrow_mut();
@@ -181,21 +250,21 @@ pub fn flush_tick() -> Flushed {
         // Frames are not kept alive by the cache past the tick.
         sc.shared.clear();
     });
-    // Hand the lists' storage back for the next tick.
-    FLUSH_LIST.with(|l| {
+    // Hand the lists' storage back for the next flush.
+    FLUSH_LISTS.with(|l| {
         let mut l = l.borrow_mut();
-        if l.is_empty() {
+        if l[lane].is_empty() {
             let mut v = players;
             v.clear();
-            *l = v;
+            l[lane] = v;
         }
     });
-    COHORT_LIST.with(|l| {
+    COHORT_LISTS.with(|l| {
         let mut l = l.borrow_mut();
-        if l.is_empty() {
+        if l[lane].is_empty() {
             let mut v = cohorts;
             v.clear();
-            *l = v;
+            l[lane] = v;
         }
     });
     out
@@ -210,20 +279,29 @@ pub fn flush_tick() -> Flushed {
 /// never the players themselves: between the kernel's copies of each send, a
 /// player's own memory is out of every cache (and, in a VM, often out of the TLB),
 /// and touching it cost about 1 µs per member (measured with `perf`, BENCHMARKS.md).
-#[derive(Default)]
+/// There is one table per lane (a member sits in its player's lane, see
+/// [`lanes_for`]), each with the frames since that lane's last flush.
 pub struct Cohort {
-    /// Frames since the last tick, for every member.
-    pending: RefCell<Vec<Arc<Frame>>>,
-    /// Members by slot; a slot without a player is free.
-    slots: RefCell<Vec<Slot>>,
-    /// Free slots.
-    free: RefCell<Vec<usize>>,
+    lanes: Vec<Lane>,
     /// The stream's other RTMP/FLV players on the shard (out of step: they take
     /// frames one by one), and players that stepped in since the list was walked.
     outside: RefCell<Vec<Rc<Player>>>,
     /// How many players are in step.
     stepped: Cell<usize>,
-    /// On the shard's cohort list (has pending frames).
+}
+
+/// The members of a cohort in one lane.
+#[derive(Default)]
+struct Lane {
+    /// Frames since the lane's last flush, for each of its members.
+    pending: RefCell<Vec<Arc<Frame>>>,
+    /// Members by slot; a slot without a player is free.
+    slots: RefCell<Vec<Slot>>,
+    /// Free slots.
+    free: RefCell<Vec<usize>>,
+    /// How many members.
+    members: Cell<usize>,
+    /// On the shard's cohort list of the lane (has pending frames).
     listed: Cell<bool>,
 }
 
@@ -240,8 +318,18 @@ struct Slot {
 const NO_SLOT: usize = usize::MAX;
 
 impl Cohort {
+    /// A cohort with a lane for each of this shard's lanes.
     pub fn new() -> Rc<Cohort> {
-        Rc::new(Cohort::default())
+        Rc::new(Cohort {
+            lanes: (0..lanes()).map(|_| Lane::default()).collect(),
+            outside: RefCell::new(Vec::new()),
+            stepped: Cell::new(0),
+        })
+    }
+
+    /// The lane of a player with lane number `lane`.
+    fn lane(&self, lane: usize) -> &Lane {
+        &self.lanes[lane % self.lanes.len()]
     }
 
     /// How many players are in step (a frame pushed here reaches them all).
@@ -255,9 +343,18 @@ impl Cohort {
         if self.stepped.get() == 0 || f.is_rtp() {
             return;
         }
-        self.pending.borrow_mut().push(f.clone());
-        if !self.listed.replace(true) {
-            COHORT_LIST.with(|l| l.borrow_mut().push(self.clone()));
+        for (i, lane) in self.lanes.iter().enumerate() {
+            if lane.members.get() == 0 {
+                continue;
+            }
+            lane.pending.borrow_mut().push(f.clone());
+            if !lane.listed.replace(true) {
+                COHORT_LISTS.with(|l| {
+                    let mut l = l.borrow_mut();
+                    let n = l.len();
+                    l[i % n].push(self.clone());
+                });
+            }
         }
     }
 
@@ -278,21 +375,22 @@ impl Cohort {
         self.outside.borrow().len()
     }
 
-    /// The member in `slot`, if any.
-    fn member(&self, slot: usize) -> Option<Rc<Player>> {
-        self.slots.borrow().get(slot).and_then(|s| s.player.clone())
+    /// The member in `slot` of `lane`, if any.
+    fn member(&self, lane: usize, slot: usize) -> Option<Rc<Player>> {
+        self.lane(lane).slots.borrow().get(slot).and_then(|s| s.player.clone())
     }
 
-    /// The tick's work: the pending frames to every member, one write each.
-    fn flush(&self, out: &mut Flushed) {
-        self.listed.set(false);
-        let frames = std::mem::take(&mut *self.pending.borrow_mut());
+    /// A lane's flush: its pending frames to each of its members, one write each.
+    fn flush(&self, lane: usize, out: &mut Flushed) {
+        let lane = self.lane(lane);
+        lane.listed.set(false);
+        let frames = std::mem::take(&mut *lane.pending.borrow_mut());
         // Members whose socket did not take it all: (player, unsent rest).
         let mut short: Vec<(Rc<Player>, Bytes)> = vec![];
         if !frames.is_empty() {
             // Members' forms (RTMP, HTTP-FLV, WebSocket-FLV), each built once.
             let mut built: [Option<(SharedForm, Bytes)>; 3] = [None, None, None];
-            let mut slots = self.slots.borrow_mut();
+            let mut slots = lane.slots.borrow_mut();
             for slot in slots.iter_mut() {
                 if slot.player.is_none() {
                     continue;
@@ -331,7 +429,7 @@ impl Cohort {
         // Hand the storage back.
         let mut frames = frames;
         frames.clear();
-        let mut pending = self.pending.borrow_mut();
+        let mut pending = lane.pending.borrow_mut();
         if pending.is_empty() {
             *pending = frames;
         }
@@ -379,8 +477,11 @@ pub struct Player {
     /// The socket, shut down on a kick so that a blocked write returns, and written
     /// by the flush tick while the writer task is idle.
     fd: Cell<i32>,
-    /// On the shard's flush list.
+    /// On the shard's flush list of its lane.
     listed: Cell<bool>,
+    /// The player's lane (see [`lanes_for`]): the flush that writes for it, and the
+    /// lane of its cohort it joins.
+    lane: usize,
     /// The wire of the running `write_loop` (none before it starts and after it ends).
     wire: RefCell<Option<Wire>>,
     /// Set when the media part of `wire`'s output is a `SharedForm`: the tick then
@@ -414,6 +515,7 @@ impl Player {
             joined: Instant::now(),
             fd: Cell::new(-1),
             listed: Cell::new(false),
+            lane: (id % lanes() as u64) as usize,
             wire: RefCell::new(None),
             shared_form: Cell::new(None),
             carry: RefCell::new(Vec::new()),
@@ -490,7 +592,7 @@ impl Player {
         if first {
             if self.limits.merge {
                 if !self.listed.replace(true) {
-                    FLUSH_LIST.with(|l| l.borrow_mut().push(self.clone()));
+                    list_for_flush(self);
                 }
             } else {
                 self.wake();
@@ -588,7 +690,7 @@ impl Player {
     pub fn bytes_sent(&self) -> u64 {
         let in_cohort = match (self.slot.get(), self.cohort.borrow().as_ref()) {
             (NO_SLOT, _) | (_, None) => 0,
-            (i, Some(c)) => c.slots.borrow().get(i).map_or(0, |s| s.sent),
+            (i, Some(c)) => c.lane(self.lane).slots.borrow().get(i).map_or(0, |s| s.sent),
         };
         self.sent_bytes.get() + in_cohort
     }
@@ -616,8 +718,9 @@ impl Player {
         let Some(w) = self.waker.take() else { return };
         self.waker.set(Some(w));
         let slot = Slot { fd: self.fd.get(), form, sent: 0, player: Some(self.clone()) };
-        let mut slots = c.slots.borrow_mut();
-        let i = match c.free.borrow_mut().pop() {
+        let lane = c.lane(self.lane);
+        let mut slots = lane.slots.borrow_mut();
+        let i = match lane.free.borrow_mut().pop() {
             Some(i) => {
                 slots[i] = slot;
                 i
@@ -628,6 +731,7 @@ impl Player {
             }
         };
         self.slot.set(i);
+        lane.members.set(lane.members.get() + 1);
         c.stepped.set(c.stepped.get() + 1);
         // Left on `outside` until that list is next walked (which prunes it).
     }
@@ -640,13 +744,15 @@ impl Player {
             return;
         }
         if let Some(c) = self.cohort.borrow().as_ref() {
+            let lane = c.lane(self.lane);
             let freed = {
-                let mut slots = c.slots.borrow_mut();
+                let mut slots = lane.slots.borrow_mut();
                 slots.get_mut(i).map(|s| (std::mem::take(&mut s.sent), s.player.take()))
             };
             if let Some((sent, p)) = freed {
                 self.sent_bytes.set(self.sent_bytes.get() + sent);
-                c.free.borrow_mut().push(i);
+                lane.free.borrow_mut().push(i);
+                lane.members.set(lane.members.get().saturating_sub(1));
                 // Dropped outside the borrow (`me` keeps the player alive).
                 drop(p);
             }
@@ -667,7 +773,7 @@ impl Player {
         }
         let me = match me {
             Some(me) => me.clone(),
-            None => match self.cohort.borrow().as_ref().and_then(|c| c.member(i)) {
+            None => match self.cohort.borrow().as_ref().and_then(|c| c.member(self.lane, i)) {
                 Some(me) => me,
                 None => {
                     // Unreachable: a player in step holds its slot.
@@ -683,7 +789,7 @@ impl Player {
         let frames = match (frames, cohort.as_ref()) {
             (Some(f), _) => f,
             (None, Some(c)) => {
-                pending = c.pending.borrow();
+                pending = c.lane(self.lane).pending.borrow();
                 &pending[..]
             }
             (None, None) => return,
@@ -701,7 +807,7 @@ impl Player {
         }
         drop(q);
         if !self.listed.replace(true) {
-            FLUSH_LIST.with(|l| l.borrow_mut().push(me.clone()));
+            list_for_flush(&me);
         }
     }
 
@@ -1180,8 +1286,11 @@ mod tests {
     /// fills), so it leaves the cohort and catches up through its writer. A gap
     /// (resync) takes every player out of step until the next keyframe, and the
     /// stream's end sends what the cohort still held. Every player must get every tag
-    /// once, in order.
-    async fn cohort_run() -> (Vec<(Vec<u8>, Vec<u8>)>, Flushed, Vec<usize>) {
+    /// once, in order. With `lanes` > 1 the players (ids 0, 1, 2) are in lanes
+    /// `id % lanes`, each lane is flushed at its own turn with frames arriving between
+    /// turns, and a lane's flush must write for no player of another lane.
+    async fn cohort_run(lanes: usize) -> (Vec<(Vec<u8>, Vec<u8>)>, Flushed, Vec<usize>) {
+        set_lanes(lanes);
         let cohort = Cohort::new();
         let mut players = vec![];
         for (i, (buf, delay)) in [(None, 0), (None, 0), (Some(4096), 300)].into_iter().enumerate() {
@@ -1214,14 +1323,23 @@ mod tests {
                 let mut payload = vec![0xaf, 0x01];
                 payload.resize(3072, n);
                 deliver(Arc::new(Frame::new(MediaKind::Audio, round * 100 + i, Bytes::from(payload))), &mut expected);
+                // The lanes' turns, spread over the round's frames.
+                let turn = i as usize * lanes / 8;
+                if (i as usize + 1) * lanes / 8 == turn {
+                    continue;
+                }
+                if turn == lanes - 1 {
+                    // Frames went to players out of step only (those in step were pruned).
+                    outside.push(cohort.outside_len());
+                }
+                let f = flush_lane(turn);
+                let in_lane = players.iter().filter(|(p, _, _)| p.lane == turn).count();
+                assert!(f.direct + f.in_step <= in_lane, "lane {turn} wrote for others: {f:?}");
+                total.players += f.players;
+                total.direct += f.direct;
+                total.in_step += f.in_step;
+                total.bytes += f.bytes;
             }
-            // Frames went to players out of step only (those in step were pruned).
-            outside.push(cohort.outside_len());
-            let f = flush_tick();
-            total.players += f.players;
-            total.direct += f.direct;
-            total.in_step += f.in_step;
-            total.bytes += f.bytes;
             stepped.push(cohort.stepped());
             // Members and players out of step are apart (the walk of `outside` prunes
             // those that stepped in).
@@ -1249,10 +1367,13 @@ mod tests {
 
     #[test]
     fn cohort_members_get_every_frame_once_and_leave_it_for_anything_of_their_own() {
-        let legacy = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
-        let mut runs = vec![legacy.unwrap().block_on(cohort_run())];
-        if let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build() {
-            runs.push(rt.block_on(cohort_run()));
+        let mut runs = vec![];
+        for lanes in [1, 4] {
+            let legacy = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
+            runs.push(legacy.unwrap().block_on(cohort_run(lanes)));
+            if let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer().build() {
+                runs.push(rt.block_on(cohort_run(lanes)));
+            }
         }
         for (got, total, stepped) in runs {
             for (i, (got, expected)) in got.iter().enumerate() {
@@ -1266,6 +1387,25 @@ mod tests {
             // The late reader's socket filled: it was out of step for a while.
             assert!(stepped[5..30].iter().any(|&n| n < 3), "the full socket left the cohort: {stepped:?}");
         }
+    }
+
+    #[test]
+    fn merge_windows_split_into_lanes_of_about_25_ms() {
+        let ms = Duration::from_millis;
+        let got: Vec<usize> = [0, 1, 30, 49, 50, 60, 100, 200, 1000].iter().map(|&m| lanes_for(ms(m))).collect();
+        assert_eq!(got, [1, 1, 1, 1, 2, 2, 4, 8, 32]);
+    }
+
+    #[test]
+    fn missed_turns_are_flushed_once_per_lane_at_most() {
+        // On time (or woken early): the next turn only.
+        assert_eq!(turns_due(0, 1, 8), 1..=1);
+        assert_eq!(turns_due(5, 5, 8), 6..=6);
+        // Two turns late: both.
+        assert_eq!(turns_due(5, 7, 8), 6..=7);
+        // Far behind: each lane once, ending at the due turn.
+        assert_eq!(turns_due(5, 100, 8), 93..=100);
+        assert_eq!(turns_due(5, 100, 1), 100..=100);
     }
 
     #[test]

@@ -295,6 +295,9 @@ impl Shard {
     ) {
         let shard = Rc::new(Shard { index, shared: shared.clone(), st: RefCell::new(State::default()) });
         SHARD.with(|s| *s.borrow_mut() = Some(shard.clone()));
+        // Before any player or cohort exists: they take their lanes from it.
+        crate::player::set_lanes(crate::player::lanes_for(shared.cfg.merge_window));
+        shared.stats[index].flush_lanes.store(crate::player::lanes() as u64, Ordering::Relaxed);
         let listeners = match crate::listen::start(&shard) {
             Ok(l) => l,
             Err(e) => {
@@ -313,23 +316,31 @@ impl Shard {
         if !merge.is_zero() {
             let shared = shared.clone();
             monoio::spawn(async move {
-                // A fixed period (the flush's own time is inside it, not added to it);
-                // ticks missed under load are skipped, not bunched.
-                let mut next = monoio::time::Instant::now() + merge;
+                // The merge window is split into lanes (player::lanes_for), each flushed
+                // once per window at its own phase. A fixed period (the flush's own time
+                // is inside it, not added to it); under load, lanes whose turn passed
+                // are flushed at once, at most one window's worth, and the rest of the
+                // missed turns are skipped, not bunched.
+                let lanes = crate::player::lanes();
+                let period = merge / lanes as u32;
+                let start = monoio::time::Instant::now();
+                let mut done: u64 = 0;
                 loop {
-                    monoio::time::sleep_until(next).await;
-                    next += merge;
-                    let now = monoio::time::Instant::now();
-                    if next <= now {
-                        next = now + merge;
+                    let at = Duration::from_nanos((period.as_nanos() * u128::from(done + 1)) as u64);
+                    monoio::time::sleep_until(start + at).await;
+                    let due = (start.elapsed().as_nanos() / period.as_nanos()) as u64;
+                    let turns = crate::player::turns_due(done, due, lanes);
+                    let to = *turns.end();
+                    for turn in turns {
+                        let f = crate::player::flush_lane((turn % lanes as u64) as usize);
+                        if f.bytes > 0 {
+                            shared.stats[index].bytes_out.fetch_add(f.bytes, Ordering::Relaxed);
+                        }
+                        if f.in_step > 0 {
+                            shared.stats[index].in_step_writes.fetch_add(f.in_step as u64, Ordering::Relaxed);
+                        }
                     }
-                    let f = crate::player::flush_tick();
-                    if f.bytes > 0 {
-                        shared.stats[index].bytes_out.fetch_add(f.bytes, Ordering::Relaxed);
-                    }
-                    if f.in_step > 0 {
-                        shared.stats[index].in_step_writes.fetch_add(f.in_step as u64, Ordering::Relaxed);
-                    }
+                    done = to;
                 }
             });
         }
