@@ -389,7 +389,7 @@ async fn timer(weak: std::rc::Weak<Conn>) {
             None => break,
         };
         let Some(deadline) = deadline else { break };
-        monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await;
+        monoio::time::sleep_until(monoio::time::Instant::from_std(on_timer_grid(deadline))).await;
         let Some(conn) = weak.upgrade() else { break };
         if conn.closing.get() {
             break;
@@ -405,6 +405,25 @@ async fn timer(weak: std::rc::Weak<Conn>) {
             break;
         }
     }
+}
+
+/// Connections' timer deadlines are rounded up to a grid of this step, so that the
+/// timers of thousands of connections (pings, idle and handshake timeouts, all in
+/// seconds) fire together in one wake-up of the shard instead of one by one: each
+/// player's ping deadline moves with its input (acknowledgements), so without the
+/// grid 2000 players woke the shard about 130 times a second for nothing.
+const TIMER_GRID: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `t` rounded up to the shard's timer grid (see [`TIMER_GRID`]).
+fn on_timer_grid(t: Instant) -> Instant {
+    thread_local! {
+        static EPOCH: Instant = Instant::now();
+    }
+    EPOCH.with(|epoch| {
+        let step = TIMER_GRID.as_nanos();
+        let since = t.saturating_duration_since(*epoch).as_nanos();
+        *epoch + std::time::Duration::from_nanos((since.div_ceil(step) * step) as u64)
+    })
 }
 
 /// Whether a data message is stream metadata (`onMetaData`), the only data forwarded.
@@ -459,4 +478,27 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
         }
     }
     let _ = wr.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timer_deadlines_round_up_to_one_grid_step() {
+        let t = Instant::now();
+        let mut ds: Vec<Instant> = (0..1000u64).map(|i| t + Duration::from_micros(i * 997)).collect();
+        ds.push(t + Duration::from_secs(20));
+        let on: Vec<Instant> = ds.iter().map(|&d| on_timer_grid(d)).collect();
+        for (d, g) in ds.iter().zip(&on) {
+            assert!(*g >= *d, "never early");
+            assert!(*g - *d < TIMER_GRID, "late by less than a step");
+        }
+        // A second of deadlines lands on a handful of instants (one wake-up each).
+        let mut distinct = on[..1000].to_vec();
+        distinct.dedup();
+        assert!(distinct.len() <= 5, "{} distinct instants", distinct.len());
+        assert_eq!(on_timer_grid(on[3]), on[3], "a grid instant stays");
+    }
 }

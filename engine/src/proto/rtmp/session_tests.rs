@@ -222,7 +222,7 @@ fn connect_reply_sequence() {
     let msgs = p.server_messages();
     let kinds: Vec<_> = msgs.iter().map(|(m, _)| m.type_id).take(4).collect();
     assert_eq!(kinds, vec![5, 6, 1, 20]);
-    assert_eq!(msgs[0].1, RtmpMessage::WindowAckSize(2_500_000));
+    assert_eq!(msgs[0].1, RtmpMessage::WindowAckSize(5_000_000));
     let (_, result) = &commands(&msgs)[0];
     assert_eq!(result.name, "_result");
     assert_eq!(result.transaction_id, 1.0);
@@ -368,7 +368,7 @@ fn client_acknowledges_the_server_window() {
     let mut p = Pair::player("room1");
     p.establish();
     let payload = vec![0u8; 100_000];
-    for i in 0..30 {
+    for i in 0..60 {
         let bytes = encode_media(4096, MediaKind::Video, 1, i * 40, &payload).unwrap();
         p.deliver_to_client(&bytes);
     }
@@ -381,8 +381,8 @@ fn client_acknowledges_the_server_window() {
             _ => None,
         })
         .collect();
-    assert_eq!(acks.len(), 1, "3 MB received with a 2.5 MB window");
-    assert!(acks[0] >= 2_500_000);
+    assert_eq!(acks.len(), 1, "6 MB received with a 5 MB window");
+    assert!(acks[0] >= 5_000_000);
 }
 
 #[test]

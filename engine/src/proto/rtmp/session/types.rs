@@ -16,7 +16,10 @@ pub struct SessionConfig {
     /// Chunk size announced right after `connect` is accepted and used for all
     /// output from then on. Default 4096.
     pub out_chunk_size: u32,
-    /// Window Acknowledgement Size sent to the client (§5.4.4). Default 2 500 000.
+    /// Window Acknowledgement Size sent to the client (§5.4.4): a player acknowledges
+    /// every this many bytes it receives. Default 5 000 000 (nginx-rtmp's): each
+    /// acknowledgement wakes the shard, and 2 000 players at 2.5 Mbit/s sent 260 a
+    /// second with 2 500 000 (BENCHMARKS.md, "Lanes").
     pub window_ack_size: u32,
     /// Set Peer Bandwidth window sent to the client (§5.4.5, limit type dynamic).
     /// Default 2 500 000.
@@ -53,7 +56,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             out_chunk_size: 4096,
-            window_ack_size: 2_500_000,
+            window_ack_size: 5_000_000,
             peer_bandwidth: 2_500_000,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
