@@ -370,6 +370,7 @@ def one_run(server, n, args, workdir):
                 time.sleep(n / max(args.ramp, 1) + args.warmup + 1)
                 data = os.path.join(args.out_dir, f"perf-{server.name}-{n}.data")
                 return subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-p", str(pid),
+                                         *args.perf_args.split(),
                                          "-o", data, "--", "sleep", str(max(args.window / 2, 1))],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             import threading
@@ -578,6 +579,8 @@ def main():
                     help="a second microvibe binary: every microvibe configuration also runs with it, "
                          "interleaved (names end in -alt), for before/after comparisons")
     ap.add_argument("--perf", action="store_true", help="perf record each server for half of each window (OUT/perf-*.data)")
+    ap.add_argument("--perf-args", default="", metavar="ARGS",
+                    help='more options for --perf\'s perf record, e.g. "--call-graph dwarf,16384"')
     ap.add_argument("--perf-stat", default=None, metavar="EVENTS",
                     help="perf stat -e EVENTS on each server for half of each window; counts per delivered GB "
                          "go to results.jsonl (perf_stat_per_gb) and the log")

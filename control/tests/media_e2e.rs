@@ -71,12 +71,22 @@ async fn fifty_players() {
     // While they play, all 50 are clients at once (ffmpeg start-up is slow on a busy
     // machine: poll).
     let deadline = Instant::now() + Duration::from_secs(30);
+    let watched = |stat: &serde_json::Value| -> u64 {
+        stat["shards"].as_array().unwrap().iter().map(|x| x["watched_inputs"].as_u64().unwrap()).sum()
+    };
     loop {
         let stat = s.stat_json().await;
-        if stat["players"]["rtmp"] == 50 {
+        // Every RTMP player's input goes through its shard's input watch (no read of
+        // its own) while it plays.
+        if stat["players"]["rtmp"] == 50 && watched(&stat) == 50 {
             break;
         }
-        assert!(Instant::now() < deadline, "50 concurrent players never reached: {}", stat["players"]);
+        assert!(
+            Instant::now() < deadline,
+            "50 concurrent watched players never reached: {} watched {}",
+            stat["players"],
+            watched(&stat)
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut failures = vec![];
@@ -101,6 +111,16 @@ async fn fifty_players() {
     for sh in shards {
         assert!(sh["io_driver"] == "io_uring" || sh["io_driver"] == "epoll");
         assert_eq!(sh["flush_lanes"], 2);
+    }
+    // The players' ends (ffmpeg closing) were seen through the watch: none is left.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = s.stat_json().await;
+        if stat["players"]["rtmp"] == 0 && watched(&stat) == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "players left behind: {} watched {}", stat["players"], watched(&stat));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -141,6 +161,11 @@ async fn wrong_key_second_publisher_and_takeover() {
 
 /// A raw RTMP player that completes play and then never reads again.
 fn stalled_player(rtmp: &str, name: &str) -> TcpStream {
+    raw_player(rtmp, name).0
+}
+
+/// A raw RTMP player, returned as soon as play started (with its client session).
+fn raw_player(rtmp: &str, name: &str) -> (TcpStream, engine::proto::rtmp::ClientSession) {
     use engine::proto::rtmp::{ClientConfig, ClientEvent, ClientGoal, ClientSession};
     let addr = rtmp.trim_start_matches("rtmp://").split('/').next().unwrap().to_owned();
     let mut sock = TcpStream::connect(&addr).unwrap();
@@ -174,12 +199,72 @@ fn stalled_player(rtmp: &str, name: &str) -> TcpStream {
             }
         }
         if started {
-            return sock;
+            return (sock, c);
         }
         let n = sock.read(&mut buf).unwrap();
         assert!(n > 0, "server closed before play started");
         c.handle_input(Instant::now(), &buf[..n]).unwrap();
     }
+}
+
+/// A player's commands reach the server while it plays, with no read of its own
+/// on the socket (the shard's input watch): `closeStream` on an open connection
+/// ends the player at once, and the connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn player_command_while_playing_is_seen() {
+    use engine::proto::rtmp::amf0::Value;
+    use engine::proto::rtmp::message::Command;
+    let s = Server::start(&[("MICROVIBE__ENGINE__MERGE_WINDOW_MS", "200")]).await;
+    let room = s.room().await;
+    let _publisher = s.publish(&room.key);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    let (mut sock, mut c) = raw_player(&s.rtmp.clone(), &room.name);
+    let watched = |stat: &serde_json::Value| -> u64 {
+        stat["shards"].as_array().unwrap().iter().map(|x| x["watched_inputs"].as_u64().unwrap()).sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = s.stat_json().await;
+        if stat["players"]["rtmp"] == 1 && watched(&stat) == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "player not watched: {stat}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Keep reading media in the background so that the server's writes never block.
+    let mut rd = sock.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let mut total = 0usize;
+        while let Ok(n) = rd.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    });
+    let sid = c.stream_id().expect("play stream id");
+    c.send_command(sid, &Command::new("closeStream", 0.0, Value::Null, vec![]));
+    let asked = Instant::now();
+    while let Some(b) = c.poll_transmit() {
+        sock.write_all(&b).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = s.stat_json().await;
+        if stat["players"]["rtmp"] == 0 && watched(&stat) == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "closeStream not acted on: {stat}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One 200 ms window has 8 lanes of 25 ms: the command is read at the next one.
+    assert!(asked.elapsed() < Duration::from_secs(2), "closeStream took {:?}", asked.elapsed());
+    let stat = s.stat_json().await;
+    assert!(stat["shards"].as_array().unwrap().iter().any(|x| x["connections"].as_u64().unwrap() >= 1), "{stat}");
+    sock.shutdown(std::net::Shutdown::Both).unwrap();
+    assert!(reader.join().unwrap() > 0, "the player received media before closing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

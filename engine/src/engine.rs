@@ -26,6 +26,8 @@ pub struct ShardStats {
     pub in_step_writes: AtomicU64,
     /// Lanes the merge window is split into (`player::lanes_for`), set at start.
     pub flush_lanes: AtomicU64,
+    /// Sockets in the shard's input watch now (RTMP players; see `input_watch`).
+    pub watched_inputs: AtomicU64,
     pub webrtc_sessions: AtomicU64,
     /// Totals of ended WebRTC sessions: retransmissions sent for NACKs, NACKs we
     /// sent upstream, keyframe requests we sent.

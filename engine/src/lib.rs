@@ -18,6 +18,7 @@ pub mod gop;
 pub mod hls_serve;
 pub mod http;
 pub mod inbox;
+pub mod input_watch;
 pub mod link;
 pub mod listen;
 pub mod player;

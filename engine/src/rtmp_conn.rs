@@ -71,13 +71,23 @@ pub async fn serve(shard: &Rc<Shard>, stream: TcpStream, addr: SocketAddr) {
     conn.finish(reason).await;
 }
 
-/// Read buffer sizes: connections before publishing (and players), publishers.
+/// Read buffer sizes: connections before publishing, players (a few small messages
+/// now and then), publishers.
 const SMALL_READ: usize = 4 * 1024;
+const PLAYER_READ: usize = 1024;
 const PUBLISHER_READ: usize = 64 * 1024;
 
 impl Conn {
     fn read_size(&self) -> usize {
-        if matches!(*self.role.borrow(), Role::Publishing { .. }) { PUBLISHER_READ } else { SMALL_READ }
+        match *self.role.borrow() {
+            Role::Publishing { .. } => PUBLISHER_READ,
+            Role::Playing { .. } => PLAYER_READ,
+            Role::None => SMALL_READ,
+        }
+    }
+
+    fn is_playing(&self) -> bool {
+        matches!(*self.role.borrow(), Role::Playing { .. })
     }
 
     async fn run(self: &Rc<Self>, rd: &mut OwnedReadHalf<TcpStream>) -> String {
@@ -86,17 +96,45 @@ impl Conn {
         // bytes that the kernel already delivered.
         monoio::spawn(timer(Rc::downgrade(self)));
         let mut buf = vec![0u8; SMALL_READ];
+        // A player's input (acknowledgements, pings, rare commands) is read when the
+        // shard's input watch reports it, once per flush tick, instead of a standing
+        // read that wakes the shard for every acknowledgement (see `input_watch`).
+        // Only between reads is the role looked at, so no read is ever in flight
+        // when the way of reading changes.
+        let mut watched: Option<crate::input_watch::Watched> = None;
         loop {
             if self.closing.get() || self.session.borrow().is_closed() {
                 return "closed".into();
             }
             // Players only send acks and pings: a small buffer keeps per-player memory
             // low; publishers switch to a large one (fewer reads per second of media).
-            if buf.len() != self.read_size() {
+            // (A read sets the length to what it read: the capacity is the size.)
+            if buf.capacity() != self.read_size() {
                 buf = vec![0u8; self.read_size()];
             }
-            let (res, b) = rd.read(buf).await;
-            buf = b;
+            if self.is_playing() {
+                if let (None, Some(w)) = (&watched, &self.shard.input_watch) {
+                    match w.watch(self.fd) {
+                        Ok(g) => watched = Some(g),
+                        Err(e) => {
+                            tracing::warn!(addr = %self.addr, error = %e, "input watch refused a player; reading it directly")
+                        }
+                    }
+                }
+            } else {
+                watched = None;
+            }
+            let res = match &watched {
+                Some(w) => {
+                    buf.resize(buf.capacity(), 0);
+                    w.recv(&mut buf).await
+                }
+                None => {
+                    let (res, b) = rd.read(buf).await;
+                    buf = b;
+                    res
+                }
+            };
             let n = match res {
                 Ok(0) => return "peer closed".into(),
                 Ok(n) => n,

@@ -273,6 +273,9 @@ pub struct Shard {
     pub index: usize,
     pub shared: Arc<EngineShared>,
     st: RefCell<State>,
+    /// Where RTMP players' input is watched, swept by the flush tick; `None` when
+    /// there is no tick (merge window 0) or no epoll: players then keep a read.
+    pub input_watch: Option<Rc<crate::input_watch::InputWatch>>,
 }
 
 /// Why a play request failed.
@@ -293,7 +296,15 @@ impl Shard {
         shared: Arc<EngineShared>,
         ready: std::sync::mpsc::Sender<Result<(), crate::engine::StartError>>,
     ) {
-        let shard = Rc::new(Shard { index, shared: shared.clone(), st: RefCell::new(State::default()) });
+        let merge = shared.cfg.merge_window;
+        let input_watch = if merge.is_zero() {
+            None
+        } else {
+            crate::input_watch::InputWatch::new(shared.stats[index].clone())
+                .inspect_err(|e| tracing::warn!(shard = index, error = %e, "no input watch; players keep a read"))
+                .ok()
+        };
+        let shard = Rc::new(Shard { index, shared: shared.clone(), st: RefCell::new(State::default()), input_watch });
         SHARD.with(|s| *s.borrow_mut() = Some(shard.clone()));
         // Before any player or cohort exists: they take their lanes from it.
         crate::player::set_lanes(crate::player::lanes_for(shared.cfg.merge_window));
@@ -312,9 +323,9 @@ impl Shard {
             return;
         }
         let _ = ready.send(Ok(()));
-        let merge = shared.cfg.merge_window;
         if !merge.is_zero() {
             let shared = shared.clone();
+            let watch = shard.input_watch.clone();
             monoio::spawn(async move {
                 // The merge window is split into lanes (player::lanes_for), each flushed
                 // once per window at its own phase. A fixed period (the flush's own time
@@ -341,6 +352,11 @@ impl Shard {
                         }
                     }
                     done = to;
+                    // Players' input (acknowledgements, commands, end of stream), in
+                    // this same wake-up.
+                    if let Some(w) = &watch {
+                        w.sweep();
+                    }
                 }
             });
         }

@@ -248,7 +248,7 @@ pub async fn json(shard: &Rc<Shard>) -> Response {
         }
         let _ = write!(
             x,
-            "{{\"index\":{i},\"io_driver\":{},\"connections\":{},\"accepted\":{},\"publishers\":{},\"players\":{},\"bytes_in\":{},\"bytes_out\":{},\"dropped_frames\":{},\"in_step_writes\":{},\"flush_lanes\":{},\"webrtc_sessions\":{},\"webrtc_retransmits\":{},\"webrtc_nacks_sent\":{},\"webrtc_keyframe_requests\":{},\"queue\":{},\"queue_dropped\":{}}}",
+            "{{\"index\":{i},\"io_driver\":{},\"connections\":{},\"accepted\":{},\"publishers\":{},\"players\":{},\"bytes_in\":{},\"bytes_out\":{},\"dropped_frames\":{},\"in_step_writes\":{},\"flush_lanes\":{},\"watched_inputs\":{},\"webrtc_sessions\":{},\"webrtc_retransmits\":{},\"webrtc_nacks_sent\":{},\"webrtc_keyframe_requests\":{},\"queue\":{},\"queue_dropped\":{}}}",
             json_str(driver),
             st.connections.load(Ordering::Relaxed),
             st.accepted.load(Ordering::Relaxed),
@@ -259,6 +259,7 @@ pub async fn json(shard: &Rc<Shard>) -> Response {
             st.dropped_frames.load(Ordering::Relaxed),
             st.in_step_writes.load(Ordering::Relaxed),
             st.flush_lanes.load(Ordering::Relaxed),
+            st.watched_inputs.load(Ordering::Relaxed),
             st.webrtc_sessions.load(Ordering::Relaxed),
             st.webrtc_retransmits.load(Ordering::Relaxed),
             st.webrtc_nacks_sent.load(Ordering::Relaxed),
