@@ -7,11 +7,13 @@
 //! * [`whep`]: one WHIP publisher and N WHEP subscribers from one thread (`whep-load`
 //!   binary); [`udp`]: its UDP socket helpers; [`srtp_floor`]: the SRTP encrypt +
 //!   `sendto` floor (`srtp-floor` binary).
-//! * `benches/`: criterion micro benches of the engine's hot paths.
+//! * [`micro`]: the micro benches' workloads, shared by `benches/` (criterion, wall
+//!   time) and the `instr` binary (instruction counts under callgrind).
 
 pub mod floor;
 pub mod hist;
 pub mod loadgen;
+pub mod micro;
 pub mod scan;
 pub mod srtp_floor;
 pub mod sys;
