@@ -57,6 +57,11 @@ async fn rtmp_publish_play_and_room_status() {
     s.wait_status(room.id, "ended", Duration::from_secs(10)).await;
 }
 
+/// RTMP players in the shards' input watches (`/stat.json`), all shards.
+fn watched_inputs(stat: &serde_json::Value) -> u64 {
+    stat["shards"].as_array().unwrap().iter().map(|x| x["watched_inputs"].as_u64().unwrap()).sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_players() {
     // A merge window of 60 ms is flushed in two lanes of 30 ms (player::lanes_for):
@@ -71,21 +76,18 @@ async fn fifty_players() {
     // While they play, all 50 are clients at once (ffmpeg start-up is slow on a busy
     // machine: poll).
     let deadline = Instant::now() + Duration::from_secs(30);
-    let watched = |stat: &serde_json::Value| -> u64 {
-        stat["shards"].as_array().unwrap().iter().map(|x| x["watched_inputs"].as_u64().unwrap()).sum()
-    };
     loop {
         let stat = s.stat_json().await;
         // Every RTMP player's input goes through its shard's input watch (no read of
         // its own) while it plays.
-        if stat["players"]["rtmp"] == 50 && watched(&stat) == 50 {
+        if stat["players"]["rtmp"] == 50 && watched_inputs(&stat) == 50 {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "50 concurrent watched players never reached: {} watched {}",
             stat["players"],
-            watched(&stat)
+            watched_inputs(&stat)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -116,10 +118,15 @@ async fn fifty_players() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let stat = s.stat_json().await;
-        if stat["players"]["rtmp"] == 0 && watched(&stat) == 0 {
+        if stat["players"]["rtmp"] == 0 && watched_inputs(&stat) == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "players left behind: {} watched {}", stat["players"], watched(&stat));
+        assert!(
+            Instant::now() < deadline,
+            "players left behind: {} watched {}",
+            stat["players"],
+            watched_inputs(&stat)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -208,8 +215,8 @@ fn raw_player(rtmp: &str, name: &str) -> (TcpStream, engine::proto::rtmp::Client
 }
 
 /// A player's commands reach the server while it plays, with no read of its own
-/// on the socket (the shard's input watch): `closeStream` on an open connection
-/// ends the player at once, and the connection stays usable.
+/// on the socket (the shard's input watch): `closeStream` sent on an open
+/// connection ends the player within a lane period or so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn player_command_while_playing_is_seen() {
     use engine::proto::rtmp::amf0::Value;
@@ -219,31 +226,37 @@ async fn player_command_while_playing_is_seen() {
     let _publisher = s.publish(&room.key);
     s.wait_status(room.id, "live", Duration::from_secs(10)).await;
     let (mut sock, mut c) = raw_player(&s.rtmp.clone(), &room.name);
-    let watched = |stat: &serde_json::Value| -> u64 {
-        stat["shards"].as_array().unwrap().iter().map(|x| x["watched_inputs"].as_u64().unwrap()).sum()
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let stat = s.stat_json().await;
-        if stat["players"]["rtmp"] == 1 && watched(&stat) == 1 {
+        if stat["players"]["rtmp"] == 1 && watched_inputs(&stat) == 1 {
             break;
         }
         assert!(Instant::now() < deadline, "player not watched: {stat}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Keep reading media in the background so that the server's writes never block.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let (total, eof) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
     let mut rd = sock.try_clone().unwrap();
+    let (total2, eof2) = (total.clone(), eof.clone());
     let reader = std::thread::spawn(move || {
         let mut buf = vec![0u8; 65536];
-        let mut total = 0usize;
         while let Ok(n) = rd.read(&mut buf) {
             if n == 0 {
+                eof2.store(true, Ordering::SeqCst);
                 break;
             }
-            total += n;
+            total2.fetch_add(n, Ordering::SeqCst);
         }
-        total
     });
+    // Media flows first (the publisher may have been live before its first frame).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while total.load(Ordering::SeqCst) < 20_000 {
+        assert!(Instant::now() < deadline, "no media to the player: {} bytes", total.load(Ordering::SeqCst));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let sid = c.stream_id().expect("play stream id");
     c.send_command(sid, &Command::new("closeStream", 0.0, Value::Null, vec![]));
     let asked = Instant::now();
@@ -253,7 +266,7 @@ async fn player_command_while_playing_is_seen() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let stat = s.stat_json().await;
-        if stat["players"]["rtmp"] == 0 && watched(&stat) == 0 {
+        if stat["players"]["rtmp"] == 0 && watched_inputs(&stat) == 0 {
             break;
         }
         assert!(Instant::now() < deadline, "closeStream not acted on: {stat}");
@@ -261,10 +274,15 @@ async fn player_command_while_playing_is_seen() {
     }
     // One 200 ms window has 8 lanes of 25 ms: the command is read at the next one.
     assert!(asked.elapsed() < Duration::from_secs(2), "closeStream took {:?}", asked.elapsed());
-    let stat = s.stat_json().await;
-    assert!(stat["shards"].as_array().unwrap().iter().any(|x| x["connections"].as_u64().unwrap() >= 1), "{stat}");
+    // The player's writer ends with the player and shuts its write half down: the
+    // client sees the end of the stream.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !eof.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "no end of stream after closeStream");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     sock.shutdown(std::net::Shutdown::Both).unwrap();
-    assert!(reader.join().unwrap() > 0, "the player received media before closing");
+    reader.join().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
