@@ -278,6 +278,10 @@ pub struct EngineConfig {
     pub player_queue_bytes: usize,
     /// Idle timeout of media connections (seconds).
     pub idle_timeout_secs: u64,
+    /// Bridge every WebRTC-published stream to RTMP/FLV/HLS from its first frame
+    /// (HLS and the room's `media` ready at once; costs the Opus → AAC transcoding
+    /// of each such stream). false: only while RTMP/FLV/HLS players watch.
+    pub webrtc_bridge_always: bool,
 }
 
 impl Default for EngineConfig {
@@ -298,6 +302,7 @@ impl Default for EngineConfig {
             max_connections_per_ip: 5_000,
             player_queue_bytes: 4 << 20,
             idle_timeout_secs: 30,
+            webrtc_bridge_always: true,
         }
     }
 }

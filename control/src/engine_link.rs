@@ -4,7 +4,8 @@
 
 use crate::app::{AppState, EngineControl};
 use crate::config::{Config, IoDriver};
-use crate::services::rooms::PublishDenied;
+use crate::error::ErrorKind;
+use crate::store::{EndReason, RoomFilter, RoomStatus};
 use engine::{Command, Engine, EngineConfig, EngineEvent, IoMode, PublishDecision, StreamInfo};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,8 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
         idle_publisher_timeout: Duration::from_secs(e.idle_publisher_timeout_secs),
         unpublish_grace: Duration::from_secs(e.unpublish_grace_secs),
         play_wait: Duration::from_secs(e.play_wait_secs),
+        ask_stream_known: true,
+        webrtc_bridge_always: e.webrtc_bridge_always,
         flv_wait: Duration::from_secs(e.http_wait_secs),
         merge_window: Duration::from_millis(e.merge_window_ms),
         tcp_nodelay: e.tcp_nodelay,
@@ -148,8 +151,80 @@ pub fn start(cfg: &Config) -> anyhow::Result<Arc<EngineHandle>> {
     Ok(Arc::new(EngineHandle { engine: Arc::new(engine), info: Mutex::new(HashMap::new()) }))
 }
 
+/// A change of a room's stream, applied to the store in the engine's order.
+#[derive(Debug, Clone, Copy)]
+enum RoomChange {
+    Started(i64),
+    Ended(i64),
+}
+
+/// Applies stream starts and ends to the rooms one at a time, in the order the engine
+/// reported them (a publisher leaving and the next one arriving must not swap), and
+/// retries a change the store could not take (an outage) until it lands.
+/// Rooms left live by an earlier run are reconciled first, before any change of this run.
+async fn apply_room_changes(state: AppState, mut rx: tokio::sync::mpsc::UnboundedReceiver<RoomChange>) {
+    reconcile_rooms(&state).await;
+    while let Some(change) = rx.recv().await {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            let res = match change {
+                RoomChange::Started(id) => state.stream_started(id).await.map(|_| ()),
+                RoomChange::Ended(id) => state.stream_ended(id, EndReason::PublisherLeft).await.map(|_| ()),
+            };
+            match res {
+                Ok(()) => break,
+                Err(e) if e.kind == ErrorKind::Unavailable => {
+                    tracing::warn!(?change, error = %e, retry_in = ?wait, "room state not saved; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(?change, error = %e, "room state not saved");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// At start-up the engine publishes nothing yet: a room the store still calls live
+/// (the server stopped without ending it: a crash, kill -9, power loss) has no stream
+/// behind it, so its broadcast ends. Retries while the store is unreachable.
+pub async fn reconcile_rooms(state: &AppState) {
+    let mut wait = Duration::from_millis(500);
+    let mut ended = 0u64;
+    loop {
+        let filter = RoomFilter { status: Some(RoomStatus::Live), owner_id: None, page: 1, page_size: 100 };
+        match state.list_rooms(&filter).await {
+            Ok((rooms, _)) if rooms.is_empty() => break,
+            Ok((rooms, _)) => {
+                for r in rooms {
+                    match state.stream_ended(r.id, EndReason::ServerRestart).await {
+                        Ok(_) => ended += 1,
+                        Err(e) if e.kind == ErrorKind::Unavailable => break,
+                        Err(e) => {
+                            tracing::error!(room = r.id, error = %e, "cannot end a stale broadcast");
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot read rooms to reconcile; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    if ended > 0 {
+        tracing::warn!(rooms = ended, "rooms left live by an earlier run are idle again (their broadcasts ended)");
+    }
+}
+
 /// Serves the engine's events until the engine is gone.
 pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
+    let (changes, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(apply_room_changes(state.clone(), rx));
     loop {
         let ev = handle.engine.next_event().await;
         match ev {
@@ -159,15 +234,8 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
                     let decision = match state.authorize_publish(&app, &key).await {
                         Ok(Ok(g)) => PublishDecision::Allow { room_id: g.room_id, stream_name: g.stream_name },
                         Ok(Err(why)) => {
-                            tracing::info!(%addr, app = %app, protocol = protocol.as_str(), reason = ?why, "publish refused");
-                            PublishDecision::Deny {
-                                reason: match why {
-                                    PublishDenied::UnknownKey => "unknown stream key",
-                                    PublishDenied::Ended => "this room has ended",
-                                    PublishDenied::BadApp => "unknown application",
-                                }
-                                .into(),
-                            }
+                            tracing::info!(%addr, app = ?app, protocol = protocol.as_str(), reason = ?why, "publish refused");
+                            PublishDecision::Deny { reason: why.reason().into() }
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "publish authorization failed");
@@ -179,6 +247,15 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
             }
             EngineEvent::PublishStarted { room_id, stream_name } => {
                 tracing::info!(room = room_id, stream = %stream_name, "stream started");
+                let _ = changes.send(RoomChange::Started(room_id));
+            }
+            EngineEvent::StreamQuery { stream_name, reply } => {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    // A store error is no answer: the player waits as for a known room.
+                    let known = state.store.room_by_stream_name(&stream_name).await.map_or(true, |r| r.is_some());
+                    let _ = reply.send(known);
+                });
             }
             EngineEvent::StreamInfo { room_id, stream_name, info } => {
                 tracing::info!(room = room_id, stream = %stream_name, ?info, "stream media");
@@ -186,12 +263,7 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
             }
             EngineEvent::PublishEnded { room_id, stream_name } => {
                 handle.info.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream_name);
-                let state = state.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = state.publish_done(room_id).await {
-                        tracing::warn!(room = room_id, error = %e, "cannot mark room ended");
-                    }
-                });
+                let _ = changes.send(RoomChange::Ended(room_id));
             }
             EngineEvent::PlayerJoined { room_id, .. } | EngineEvent::PlayerLeft { room_id, .. } => {
                 let delta = if matches!(ev, EngineEvent::PlayerJoined { .. }) { 1 } else { -1 };

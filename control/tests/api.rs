@@ -62,6 +62,13 @@ async fn register_login_me_logout(b: Backend) {
     let r =
         s.req("POST", "/api/v1/auth/register", None, Some(json!({"username": name, "password": "password123"}))).await;
     assert_eq!(r.status, 409);
+    // Usernames are one whatever their case, for uniqueness and for login.
+    let upper = name.to_uppercase();
+    let r =
+        s.req("POST", "/api/v1/auth/register", None, Some(json!({"username": upper, "password": "password123"}))).await;
+    assert_eq!(r.status, 409, "{upper} after {name}");
+    let r = s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": upper, "password": "password123"}))).await;
+    assert_eq!((r.status, r.data()["user"]["username"].as_str()), (200, Some(name.as_str())), "login as {upper}");
     // Bad fields, each named.
     for (body, field) in [
         (json!({"username": "ab", "password": "password123"}), "username"),
@@ -255,8 +262,10 @@ async fn rooms_lifecycle(b: Backend) {
         .await;
     assert_eq!(r.status, 200);
     let r = s.req("GET", &format!("/api/v1/live/{id}"), None, None).await;
-    assert_eq!(r.data()["status"], "ended");
-    // An ended room cannot go live again.
+    assert_eq!(r.data()["status"], "idle", "the broadcast ended; the room waits for the next");
+    let first_start = r.data()["started_at"].clone();
+    assert!(r.data()["ended_at"].is_string());
+    // The room is a channel: the same key publishes again, a second broadcast.
     let r = s
         .raw(
             "POST",
@@ -266,10 +275,25 @@ async fn rooms_lifecycle(b: Backend) {
             None,
         )
         .await;
-    assert_eq!(r.status, 403);
-    assert!(r.body["message"].as_str().unwrap().contains("ended"));
-    // Ending twice is a conflict.
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = s.req("GET", &format!("/api/v1/live/{id}"), None, None).await;
+    assert_eq!(r.data()["status"], "live");
+    assert_ne!(r.data()["started_at"], first_start, "a new broadcast, a new start");
+    assert!(r.data()["ended_at"].is_null());
+    // The owner ends it: idle again, still usable.
+    let r = s.req("POST", &format!("/api/v1/live/{id}/end"), Some(&alice), None).await;
+    assert_eq!((r.status, r.data()["status"].as_str()), (200, Some("idle")));
+    // Ending an idle room is a conflict.
     assert_eq!(s.req("POST", &format!("/api/v1/live/{id}/end"), Some(&alice), None).await.status, 409);
+    let r = s.req("GET", &format!("/api/v1/live/{id}/broadcasts"), None, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.data()["total"], 2);
+    let items = r.data()["items"].as_array().unwrap().clone();
+    assert_eq!(items[0]["end_reason"], "ended_by_owner");
+    assert_eq!(items[1]["end_reason"], "publish_done");
+    assert!(items.iter().all(|b| b["live"] == false && b["duration_secs"].as_f64().unwrap() >= 0.0));
+    assert_eq!(s.req("GET", "/api/v1/live/999999/broadcasts", None, None).await.status, 404);
+    assert_eq!(s.req("GET", "/api/v1/live/x/broadcasts", None, None).await.status, 400);
 
     // Delete.
     assert_eq!(s.req("DELETE", &format!("/api/v1/live/{id}"), Some(&alice), None).await.status, 200);
@@ -296,10 +320,10 @@ async fn end_by_owner_and_paging(b: Backend) {
         let field = q.split('=').next().unwrap();
         assert!(r.body["message"].as_str().unwrap().contains(field), "{q}: {}", r.body["message"]);
     }
+    // Ending a room that is not live: 409; `ended` is no room status.
     let r = s.req("POST", &format!("/api/v1/live/{}/end", ids[0]), Some(&t), None).await;
-    assert_eq!((r.status, r.data()["status"].as_str()), (200, Some("ended")));
-    let r = s.req("GET", "/api/v1/live/list?status=ended", None, None).await;
-    assert!(r.data()["items"].as_array().unwrap().iter().any(|x| x["id"] == ids[0]));
+    assert_eq!(r.status, 409);
+    assert_eq!(s.req("GET", "/api/v1/live/list?status=ended", None, None).await.status, 400);
 }
 
 async fn bad_input(b: Backend) {

@@ -538,7 +538,8 @@ async fn audio_transcode_cpu_and_lazy_bridges() {
     if !enter_netns("audio_transcode_cpu_and_lazy_bridges") {
         return;
     }
-    let s = start(&[]).await;
+    // Bridges on demand (WebRTC publishers are bridged from their first frame by default).
+    let s = start(&[("MICROVIBE__ENGINE__WEBRTC_BRIDGE_ALWAYS", "false")]).await;
     let mut rows = vec![];
 
     // RTMP (AAC) watched over WHEP: rtmp->webrtc (AAC → Opus).

@@ -51,10 +51,10 @@ async fn rtmp_publish_play_and_room_status() {
         .unwrap();
     assert!(!streams_by_key.status.success(), "playing by stream key must not work");
 
-    // Publisher gone: after the grace period the room ends.
+    // Publisher gone: after the grace period the broadcast ends; the room is idle.
     publisher.signal("TERM");
     publisher.wait_for(Duration::from_secs(5));
-    s.wait_status(room.id, "ended", Duration::from_secs(10)).await;
+    s.wait_status(room.id, "idle", Duration::from_secs(10)).await;
 }
 
 /// RTMP players in the shards' input watches (`/stat.json`), all shards.
@@ -440,7 +440,7 @@ async fn hls_segments_playlist_and_endlist() {
     // ENDLIST after unpublish.
     publisher.signal("TERM");
     publisher.wait_for(Duration::from_secs(5));
-    s.wait_status(room.id, "ended", Duration::from_secs(10)).await;
+    s.wait_status(room.id, "idle", Duration::from_secs(10)).await;
     let text = c.get(&m3u8).send().await.unwrap().text().await.unwrap();
     assert!(text.trim_end().ends_with("#EXT-X-ENDLIST"), "{text}");
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use common::{Backend, test_config, unique};
 use control::config::Config;
 use control::store::migrations::{self, POSTGRES, SQLITE};
-use control::store::{NewRoom, PushProtocol, Room, RoomFilter, RoomStatus, Store, StoreError};
+use control::store::{EndReason, NewRoom, PushProtocol, Room, RoomFilter, RoomStatus, Store, StoreError};
 use std::sync::Arc;
 
 /// A migrated (unless asked otherwise) store, isolated from every other test.
@@ -114,6 +114,7 @@ fn assert_same_room(a: &Room, b: &Room) {
     assert_eq!(a.started_at, b.started_at);
     assert_eq!(a.ended_at, b.ended_at);
     assert_eq!(a.peak_viewers, b.peak_viewers);
+    assert_eq!(a.broadcast_id, b.broadcast_id);
     assert_eq!(a.created_at, b.created_at);
     assert_eq!(a.updated_at, b.updated_at);
 }
@@ -168,9 +169,12 @@ async fn users(b: Backend) {
     assert_recent("user.updated_at", u.updated_at);
     assert!(u.updated_at >= u.created_at);
 
-    match s.create_user(&name, "Other", "h2").await {
-        Err(StoreError::Duplicate(field)) => assert_eq!(field, "username"),
-        other => panic!("duplicate username: expected Duplicate(\"username\"), got {other:?}"),
+    // Unique whatever the case: `alice` and `ALICE` are one user.
+    for dup in [name.clone(), name.to_uppercase()] {
+        match s.create_user(&dup, "Other", "h2").await {
+            Err(StoreError::Duplicate(field)) => assert_eq!(field, "username"),
+            other => panic!("duplicate username {dup:?}: expected Duplicate(\"username\"), got {other:?}"),
+        }
     }
 
     let by_id = s.user_by_id(u.id).await.unwrap().expect("user by id");
@@ -191,7 +195,8 @@ async fn users(b: Backend) {
     assert!(s.user_by_id(u2.id + 1000).await.unwrap().is_none());
     assert!(s.user_by_id(-1).await.unwrap().is_none());
     assert!(s.user_by_username("no_such_user").await.unwrap().is_none());
-    assert!(s.user_by_username(&name.to_uppercase()).await.unwrap().is_none(), "lookups are exact");
+    let upper = s.user_by_username(&name.to_uppercase()).await.unwrap().expect("lookups ignore case");
+    assert_eq!((upper.id, upper.username.as_str()), (u.id, name.as_str()), "the stored spelling is kept");
     ctx.finish().await;
 }
 
@@ -264,8 +269,10 @@ async fn list_rooms(b: Backend) {
     let a1 = ctx.room(alice).await;
     let a2 = ctx.room(alice).await;
     let b1 = ctx.room(bob).await;
-    s.set_room_status(a1.id, &[RoomStatus::Idle], RoomStatus::Live).await.unwrap().expect("a1 live");
-    s.set_room_status(b0.id, &[RoomStatus::Idle], RoomStatus::Ended).await.unwrap().expect("b0 ended");
+    s.start_broadcast(a1.id).await.unwrap().expect("a1 live");
+    // b0 had a broadcast and is idle again.
+    s.start_broadcast(b0.id).await.unwrap().expect("b0 live");
+    s.end_broadcast(b0.id, EndReason::PublisherLeft).await.unwrap().expect("b0 idle");
 
     let (all, total) = s.list_rooms(&filter(None, None, 1, 20)).await.unwrap();
     assert_eq!(total, 5);
@@ -275,10 +282,8 @@ async fn list_rooms(b: Backend) {
 
     let (live, total) = s.list_rooms(&filter(Some(RoomStatus::Live), None, 1, 20)).await.unwrap();
     assert_eq!((ids(&live), total), (vec![a1.id], 1));
-    let (ended, total) = s.list_rooms(&filter(Some(RoomStatus::Ended), None, 1, 20)).await.unwrap();
-    assert_eq!((ids(&ended), total), (vec![b0.id], 1));
     let (idle, total) = s.list_rooms(&filter(Some(RoomStatus::Idle), None, 1, 20)).await.unwrap();
-    assert_eq!((ids(&idle), total), (vec![b1.id, a2.id, a0.id], 3));
+    assert_eq!((ids(&idle), total), (vec![b1.id, a2.id, b0.id, a0.id], 4));
 
     let (mine, total) = s.list_rooms(&filter(None, Some(alice), 1, 20)).await.unwrap();
     assert_eq!((ids(&mine), total), (vec![a2.id, a1.id, a0.id], 3));
@@ -335,77 +340,89 @@ async fn update_room_text(b: Backend) {
     ctx.finish().await;
 }
 
-async fn room_status_transitions(b: Backend) {
+async fn room_broadcasts(b: Backend) {
     let ctx = open(b).await;
     let s = &ctx.store;
     let owner = ctx.user("owner").await;
     let r = ctx.room(owner).await;
-    use RoomStatus::{Ended, Idle, Live};
+    use RoomStatus::{Idle, Live};
+    assert_eq!((r.status, r.broadcast_id), (Idle, None));
+    assert_eq!(s.list_broadcasts(r.id, 1, 20).await.unwrap(), (vec![], 0));
+    assert!(s.end_broadcast(r.id, EndReason::EndedByOwner).await.unwrap().is_none(), "an idle room has nothing to end");
 
-    // idle -> live: started_at set, ended_at clear.
-    let live = s.set_room_status(r.id, &[Idle], Live).await.unwrap().expect("idle -> live");
+    // idle -> live: a broadcast starts; started_at set, ended_at clear.
+    let (live, started) = s.start_broadcast(r.id).await.unwrap().expect("idle -> live");
+    assert!(started, "a new broadcast");
     assert_eq!(live.status, Live);
-    let started = live.started_at.expect("started_at set");
-    assert_recent("started_at", started);
+    let b1 = live.broadcast_id.expect("the current broadcast");
+    let t1 = live.started_at.expect("started_at set");
+    assert_recent("started_at", t1);
     assert_eq!(live.ended_at, None);
     assert!(live.updated_at >= r.updated_at);
     assert_same_room(&ctx.get(r.id).await, &live);
 
-    // Guarded: not idle any more, so an idle -> live move does nothing.
-    assert!(s.set_room_status(r.id, &[Idle], Live).await.unwrap().is_none());
-    assert!(s.set_room_status(r.id, &[Idle, Ended], Ended).await.unwrap().is_none());
-    assert!(s.set_room_status(r.id, &[], Ended).await.unwrap().is_none(), "an empty `from` matches nothing");
-    assert_same_room(&ctx.get(r.id).await, &live);
-
-    // live -> ended: ended_at set, started_at kept.
-    let ended = s.set_room_status(r.id, &[Idle, Live], Ended).await.unwrap().expect("live -> ended");
-    assert_eq!(ended.status, Ended);
-    assert_eq!(ended.started_at, Some(started));
-    let ended_at = ended.ended_at.expect("ended_at set");
-    assert_recent("ended_at", ended_at);
-    assert!(ended_at >= started);
-
-    // Guarded move from the wrong state changes nothing.
-    assert!(s.set_room_status(r.id, &[Idle, Live], Live).await.unwrap().is_none());
-    assert!(s.set_room_status(r.id, &[Live], Ended).await.unwrap().is_none());
-    assert_same_room(&ctx.get(r.id).await, &ended);
-
-    // ended -> live (when allowed) clears ended_at and restarts started_at.
+    // Live again (a publisher reconnecting or taking over): the same broadcast goes on.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let again = s.set_room_status(r.id, &[Ended], Live).await.unwrap().expect("ended -> live");
-    assert_eq!(again.status, Live);
-    assert_eq!(again.ended_at, None, "going live clears ended_at");
-    assert!(again.started_at.expect("started_at") > started, "started_at is the new start");
+    let (again, started) = s.start_broadcast(r.id).await.unwrap().expect("still live");
+    assert!(!started);
+    assert_eq!((again.broadcast_id, again.started_at), (Some(b1), Some(t1)), "started_at survives a reconnect");
+    s.raise_peak_viewers(r.id, 7).await.unwrap();
 
-    // -> idle.
-    let idle = s.set_room_status(r.id, &[Live], Idle).await.unwrap().expect("live -> idle");
-    assert_eq!(idle.status, Idle);
+    // live -> idle: the broadcast ends; the room keeps its start and gains an end.
+    let idle = s.end_broadcast(r.id, EndReason::PublisherLeft).await.unwrap().expect("live -> idle");
+    assert_eq!((idle.status, idle.broadcast_id, idle.started_at), (Idle, None, Some(t1)));
+    let e1 = idle.ended_at.expect("ended_at set");
+    assert!(e1 >= t1);
+    assert_eq!(idle.peak_viewers, 7);
+    assert!(s.end_broadcast(r.id, EndReason::PublisherLeft).await.unwrap().is_none(), "ends once");
     assert_same_room(&ctx.get(r.id).await, &idle);
 
-    // Idle -> ended directly (an owner ending a room that never went live).
-    let r2 = ctx.room(owner).await;
-    let e2 = s.set_room_status(r2.id, &[Idle, Live], Ended).await.unwrap().expect("idle -> ended");
-    assert_eq!((e2.status, e2.started_at), (Ended, None));
-    assert!(e2.ended_at.is_some());
+    // The room is reusable: a second broadcast with its own start, end and peak.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (live2, started) = s.start_broadcast(r.id).await.unwrap().expect("idle -> live again");
+    assert!(started);
+    let b2 = live2.broadcast_id.expect("a broadcast");
+    assert_ne!(b2, b1);
+    assert!(live2.started_at.expect("started_at") > t1, "started_at is the new start");
+    assert_eq!((live2.ended_at, live2.peak_viewers), (None, 0), "a new broadcast starts clean");
+    s.raise_peak_viewers(r.id, 3).await.unwrap();
+    s.end_broadcast(r.id, EndReason::EndedByOwner).await.unwrap().expect("ended");
 
-    // A missing room is None, whatever the guard.
-    assert!(s.set_room_status(r2.id + 1000, &RoomStatus::ALL, Live).await.unwrap().is_none());
+    let (list, total) = s.list_broadcasts(r.id, 1, 20).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(list.iter().map(|b| b.id).collect::<Vec<_>>(), vec![b2, b1], "newest first");
+    assert_eq!((list[0].peak_viewers, list[1].peak_viewers), (3, 7), "each broadcast its own peak");
+    assert_eq!(list[0].end_reason.as_deref(), Some("ended_by_owner"));
+    assert_eq!(list[1].end_reason.as_deref(), Some("publisher_left"));
+    assert_eq!((list[1].started_at, list[1].ended_at), (t1, Some(e1)));
+    assert!(list.iter().all(|b| b.room_id == r.id && b.ended_at.is_some()));
+    let (page2, total) = s.list_broadcasts(r.id, 2, 1).await.unwrap();
+    assert_eq!((page2.iter().map(|b| b.id).collect::<Vec<_>>(), total), (vec![b1], 2));
 
-    // The guard is atomic: of many concurrent idle -> live moves exactly one wins.
+    // A missing room: nothing to start or end.
+    assert!(s.start_broadcast(r.id + 1000).await.unwrap().is_none());
+    assert!(s.end_broadcast(r.id + 1000, EndReason::PublisherLeft).await.unwrap().is_none());
+
+    // Atomic: of many concurrent starts of an idle room exactly one starts a broadcast.
     let r3 = ctx.room(owner).await.id;
     let mut tasks = vec![];
     for _ in 0..8 {
         let st = ctx.store.clone();
-        tasks.push(tokio::spawn(async move { st.set_room_status(r3, &[Idle], Live).await }));
+        tasks.push(tokio::spawn(async move { st.start_broadcast(r3).await }));
     }
     let mut wins = 0;
     for t in tasks {
-        if t.await.unwrap().unwrap().is_some() {
+        if t.await.unwrap().unwrap().expect("room").1 {
             wins += 1;
         }
     }
-    assert_eq!(wins, 1, "exactly one concurrent guarded transition may succeed");
+    assert_eq!(wins, 1, "exactly one concurrent start may begin a broadcast");
     assert_eq!(ctx.get(r3).await.status, Live);
+    assert_eq!(s.list_broadcasts(r3, 1, 20).await.unwrap().1, 1);
+
+    // Deleting a room deletes its broadcasts.
+    assert!(s.delete_room(r.id).await.unwrap());
+    assert_eq!(s.list_broadcasts(r.id, 1, 20).await.unwrap().1, 0);
     ctx.finish().await;
 }
 
@@ -452,9 +469,9 @@ async fn stream_key_and_peak(b: Backend) {
 async fn delete_and_counts(b: Backend) {
     let ctx = open(b).await;
     let s = &ctx.store;
-    let counts = |v: Vec<(RoomStatus, i64)>| -> [i64; 3] {
-        assert_eq!(v.len(), 3, "one entry per status: {v:?}");
-        let mut out = [-1; 3];
+    let counts = |v: Vec<(RoomStatus, i64)>| -> [i64; 2] {
+        assert_eq!(v.len(), 2, "one entry per status: {v:?}");
+        let mut out = [-1; 2];
         for (i, st) in RoomStatus::ALL.iter().enumerate() {
             let found: Vec<i64> = v.iter().filter(|(k, _)| k == st).map(|(_, n)| *n).collect();
             assert_eq!(found.len(), 1, "{st:?} listed once: {v:?}");
@@ -462,7 +479,7 @@ async fn delete_and_counts(b: Backend) {
         }
         out
     };
-    assert_eq!(counts(s.count_rooms_by_status().await.unwrap()), [0, 0, 0], "empty database: all zero");
+    assert_eq!(counts(s.count_rooms_by_status().await.unwrap()), [0, 0], "empty database: all zero");
 
     let owner = ctx.user("owner").await;
     let mut rooms = vec![];
@@ -470,10 +487,9 @@ async fn delete_and_counts(b: Backend) {
         rooms.push(ctx.room(owner).await);
     }
     for r in &rooms[..2] {
-        s.set_room_status(r.id, &[RoomStatus::Idle], RoomStatus::Live).await.unwrap().unwrap();
+        s.start_broadcast(r.id).await.unwrap().unwrap();
     }
-    s.set_room_status(rooms[2].id, &[RoomStatus::Idle], RoomStatus::Ended).await.unwrap().unwrap();
-    assert_eq!(counts(s.count_rooms_by_status().await.unwrap()), [3, 2, 1], "[idle, live, ended]");
+    assert_eq!(counts(s.count_rooms_by_status().await.unwrap()), [4, 2], "[idle, live]");
 
     let gone = &rooms[0];
     assert!(s.delete_room(gone.id).await.unwrap(), "first delete removes it");
@@ -482,7 +498,7 @@ async fn delete_and_counts(b: Backend) {
     assert!(s.room_by_stream_name(&gone.stream_name).await.unwrap().is_none());
     assert!(s.room_by_key_hash(&format!("hash-of-{}", gone.stream_key)).await.unwrap().is_none());
     assert!(!s.delete_room(rooms[5].id + 1000).await.unwrap());
-    assert_eq!(counts(s.count_rooms_by_status().await.unwrap()), [3, 1, 1]);
+    assert_eq!(counts(s.count_rooms_by_status().await.unwrap()), [4, 1]);
     let (list, total) = s.list_rooms(&filter(None, None, 1, 20)).await.unwrap();
     assert_eq!(total, 5);
     assert!(!ids(&list).contains(&gone.id));
@@ -500,7 +516,7 @@ both_backends!(
     rooms_create_and_lookup,
     list_rooms,
     update_room_text,
-    room_status_transitions,
+    room_broadcasts,
     stream_key_and_peak,
     delete_and_counts,
 );

@@ -105,7 +105,7 @@ async fn chromium_publishes_and_plays_over_whip_whep_and_websocket() {
 
     // Every publisher stopped: the rooms ended and no session is left.
     for id in [whip.id, ws.id, errs.id] {
-        s.wait_status(id, "ended", Duration::from_secs(15)).await;
+        s.wait_status(id, "idle", Duration::from_secs(15)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

@@ -75,7 +75,7 @@ async fn publish_and_watch_with(codec: &str, min_frames: u32, lossy: bool) {
     // The publisher ends with DELETE: sessions go to zero and the room ends.
     let d = tokio::task::spawn_blocking(move || publisher.wait("deleted", Duration::from_secs(60))).await.unwrap();
     assert_eq!(d["status"], 200);
-    s.wait_status(room.id, "ended", Duration::from_secs(15)).await;
+    s.wait_status(room.id, "idle", Duration::from_secs(15)).await;
     let stat = s.stat_json().await;
     let sessions: u64 = stat["shards"].as_array().unwrap().iter().map(|x| x["webrtc_sessions"].as_u64().unwrap()).sum();
     assert_eq!(sessions, 0, "{stat}");

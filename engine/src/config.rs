@@ -41,6 +41,13 @@ pub struct EngineConfig {
     pub unpublish_grace: Duration,
     /// How long a player waits for a stream that is not live yet.
     pub play_wait: Duration,
+    /// Before a player waits for a stream that is not live, ask the control plane
+    /// ([`crate::EngineEvent::StreamQuery`]) whether a room has that name: an unknown
+    /// name fails at once. Off when nothing answers the engine's events.
+    pub ask_stream_known: bool,
+    /// Bridge WebRTC-published streams to RTMP/FLV/HLS from their first frame, not
+    /// only while players of that side watch.
+    pub webrtc_bridge_always: bool,
     /// How long an HTTP-FLV / HLS request waits for a stream that is not live yet
     /// before answering 404.
     pub flv_wait: Duration,
@@ -99,6 +106,8 @@ impl Default for EngineConfig {
             idle_publisher_timeout: Duration::from_secs(10),
             unpublish_grace: Duration::from_secs(5),
             play_wait: Duration::from_secs(10),
+            ask_stream_known: false,
+            webrtc_bridge_always: false,
             flv_wait: Duration::from_secs(3),
             merge_window: Duration::from_millis(30),
             tcp_nodelay: true,

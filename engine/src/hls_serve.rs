@@ -39,18 +39,36 @@ pub async fn playlist(shard: &Rc<Shard>, name: &str) -> Response {
     if let Some(why) = shard.shared.flv_unavailable(name) {
         return Response::text(404, &format!("HLS is not available for this stream: {why}"));
     }
-    // A stream about to start: wait briefly for its first segment.
-    let deadline = Instant::now() + shard.shared.cfg.flv_wait;
+    // A room about to go live: wait briefly (`flv_wait`) for it (an unknown name is
+    // a 404 at once). A live stream whose first segment is still being cut: wait for
+    // it (a keyframe, then a target duration of media), so that a player opened at
+    // the start of a broadcast gets a playlist, not an error. Players such as hls.js
+    // allow a manifest request far longer than this.
+    let started = Instant::now();
+    let idle_deadline = started + shard.shared.cfg.flv_wait;
+    let live_deadline = started + shard.shared.cfg.flv_wait.max(2 * shard.shared.cfg.hls_fragment + FIRST_SEGMENT_SLACK);
+    let mut known = false;
     loop {
         let a = ask(shard, name, None).await;
-        match a {
-            HlsAnswer::NoStream | HlsAnswer::NoSegment if Instant::now() < deadline => {
-                monoio::time::sleep(Duration::from_millis(250)).await;
+        if matches!(a, HlsAnswer::NoStream) && !known {
+            if !shard.stream_known(name).await {
+                return Response::text(404, "no such stream");
             }
+            known = true;
+        }
+        let now = Instant::now();
+        match a {
+            HlsAnswer::NoStream if now < idle_deadline => {}
+            HlsAnswer::NoSegment if now < live_deadline => {}
             a => return answer(a, true),
         }
+        monoio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Beyond two target durations, how long a playlist request waits for a live
+/// stream's first segment (the publisher's next keyframe may take that long).
+const FIRST_SEGMENT_SLACK: Duration = Duration::from_secs(3);
 
 pub async fn segment(shard: &Rc<Shard>, name: &str, seq: u64) -> Response {
     answer(ask(shard, name, Some(seq)).await, false)

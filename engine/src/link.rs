@@ -74,6 +74,13 @@ pub enum EngineEvent {
         room_id: i64,
         stream_name: String,
     },
+    /// A player asks for a stream that is not live: does a room have this name?
+    /// `true`: the player waits for the publisher; `false`: it is refused at once.
+    /// No answer (or a dropped sender) counts as `true`.
+    StreamQuery {
+        stream_name: String,
+        reply: futures_channel::oneshot::Sender<bool>,
+    },
     /// Codec information became known (or changed).
     StreamInfo {
         room_id: i64,

@@ -540,7 +540,10 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
         return Err(RtcError::BadOffer("no audio or video section could be accepted".into()));
     }
     let now = Instant::now();
-    let config = SessionConfig { shared_rtx: !is_pub, ..SessionConfig::default() };
+    // A publisher's media never pauses for seconds: 4 s of silence is a closed tab
+    // or a lost network (the room then leaves `live` after the unpublish grace).
+    let silence_timeout = is_pub.then_some(PUBLISHER_SILENCE_TIMEOUT);
+    let config = SessionConfig { shared_rtx: !is_pub, silence_timeout, ..SessionConfig::default() };
     let rtx_limits = config.rtx_cache;
     let session =
         WebRtcSession::new(config, negotiated, &cert, now).map_err(|e| RtcError::Unavailable(e.to_string()))?;
@@ -616,6 +619,9 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
     Ok(RtcAnswer { session_id: format!("{}-{sid}", shard.index), sdp })
 }
 
+/// A WebRTC publisher that sent nothing for this long is gone.
+const PUBLISHER_SILENCE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Ends a session on this shard; false if there is no such session.
 pub fn delete(shard: &Rc<Shard>, sid: u64) -> bool {
     let Some(r) = rtc() else { return false };
@@ -660,6 +666,13 @@ pub fn keyframe_request(shard: &Shard, name: &str) {
 async fn subscriber_writer(shard: Rc<Shard>, r: Rc<RtcShard>, sid: u64, player: Rc<Player>) {
     loop {
         match player.next_batch().await {
+            Batch::End(PlayerEnd::StreamEnded) => {
+                // The broadcast is over: the session ends now (DTLS close_notify), not
+                // when the viewer's consent checks time out.
+                tracing::info!(session = sid, "stream ended; closing the WebRTC viewer session");
+                delete(&shard, sid);
+                break;
+            }
             Batch::End(_) => break,
             Batch::Frames(frames) => {
                 let now = Instant::now();

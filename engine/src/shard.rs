@@ -791,7 +791,8 @@ impl Shard {
 
     /// Whether FLV-side output (RTMP/FLV players, HLS) is wanted for a WebRTC stream.
     fn flv_wanted(&self, h: &HomeStream, now: Instant) -> bool {
-        !h.flv_wanted.is_empty()
+        self.shared.cfg.webrtc_bridge_always
+            || !h.flv_wanted.is_empty()
             || h.hls_requested.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60))
             || h.flv_left.is_some_and(|t| now.duration_since(t) < FLV_BRIDGE_LINGER)
     }
@@ -931,20 +932,8 @@ impl Shard {
             if h.generation != generation || h.publisher.is_some() || !h.live {
                 return;
             }
-            h.live = false;
-            h.cache.reset();
-            h.rebase = Rebase::default();
             let out = (std::mem::take(&mut h.subscribers), h.room_id);
-            if let Some(mut seg) = h.hls.take() {
-                seg.end();
-                while let Some(ev) = seg.poll_event() {
-                    crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &ev, &seg);
-                }
-                st.ended_hls.insert(name.to_owned(), (seg, Instant::now()));
-            }
-            st.homes.remove(name);
-            let keep = self.shared.cfg.hls_window;
-            st.ended_hls.retain(|_, (_, at)| at.elapsed() < keep);
+            self.finish_home(&mut st, name);
             out
         };
         tracing::info!(stream = %name, "publisher gone; stream ended");
@@ -952,6 +941,23 @@ impl Shard {
         for s in subs {
             self.to(s, ShardMsg::StreamEnded { name: name.to_owned() });
         }
+    }
+
+    /// The home stream is over: its HLS playlist gets `#EXT-X-ENDLIST` and stays
+    /// served for the playlist's length (players see the end, not a 404), and the
+    /// home entry goes.
+    fn finish_home(&self, st: &mut State, name: &str) {
+        let Some(mut h) = st.homes.remove(name) else { return };
+        h.live = false;
+        if let Some(mut seg) = h.hls.take() {
+            seg.end();
+            while let Some(ev) = seg.poll_event() {
+                crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &ev, &seg);
+            }
+            st.ended_hls.insert(name.to_owned(), (seg, Instant::now()));
+        }
+        let keep = self.shared.cfg.hls_window;
+        st.ended_hls.retain(|_, (_, at)| at.elapsed() < keep);
     }
 
     fn subscribe(&self, name: &str, shard: usize) {
@@ -977,14 +983,16 @@ impl Shard {
                 p.kick();
             }
         }
+        // Players are told the stream ended (RTMP StreamEOF, the last HTTP chunk,
+        // WebSocket close 1000) after what is queued for them.
         if let Some(mut s) = st.subs.remove(name) {
             for p in s.players.drain(..) {
-                p.end(PlayerEnd::Kicked);
+                p.end(PlayerEnd::StreamEnded);
             }
         }
         if home {
             // No grace and no PublishEnded: the control plane asked for this.
-            st.homes.remove(name);
+            self.finish_home(&mut st, name);
         }
     }
 
@@ -1027,6 +1035,10 @@ impl Shard {
     /// Adds a player of `name` on this shard, waiting up to `wait` for the stream to
     /// go live. Returns the room id.
     pub async fn join(&self, name: &str, player: Rc<Player>, wait: Duration) -> Result<i64, PlayError> {
+        let live_here = self.st.borrow().subs.get(name).is_some_and(|s| s.live);
+        if !live_here && !self.stream_known(name).await {
+            return Err(PlayError::NotFound);
+        }
         let home = self.shared.home_of(name);
         let first = {
             let mut st = self.st.borrow_mut();
@@ -1111,6 +1123,21 @@ impl Shard {
                 return Err(PlayError::NotFound);
             }
             monoio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether a room has this stream name, by the control plane (when
+    /// `ask_stream_known` is on; otherwise every name is). An unanswered question
+    /// counts as known: the player then waits as it would have.
+    pub async fn stream_known(&self, name: &str) -> bool {
+        if !self.shared.cfg.ask_stream_known {
+            return true;
+        }
+        let (reply, rx) = futures_channel::oneshot::channel();
+        self.shared.events.send(EngineEvent::StreamQuery { stream_name: name.to_owned(), reply });
+        match monoio::time::timeout(Duration::from_secs(2), rx).await {
+            Ok(Ok(known)) => known,
+            _ => true,
         }
     }
 

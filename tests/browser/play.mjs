@@ -7,6 +7,11 @@
 //          "flv":"http://…/flv/NAME.flv","ws":"ws://…/flv/NAME.flv"}'
 // Optional keys: "advance_secs" (default 3), "timeout_secs" per player (default 40),
 // "chromium" (default /usr/bin/chromium). A player whose URL is missing is not run.
+// "watch_end_secs": after advancing, keep playing up to this long until the player
+// sees the broadcast end (hls.js: the playlist's #EXT-X-ENDLIST; mpegts.js: the
+// loading completed) and report "ended" and any fatal error meanwhile.
+// "progress_file": written ("advanced") once a player has advanced, for a caller
+// that ends the broadcast then.
 //
 // Prints one JSON line per player:
 //   {"player":"hls","url":…,"ok":true,"advance":3.2,"start_time":…,"wall_secs":…,
@@ -25,6 +30,8 @@ const die = dieAs('play.mjs');
 const args = parseArgs(die, '{"hls":URL,"flv":URL,"ws":URL}');
 const advanceSecs = Number(args.advance_secs ?? 3);
 const timeoutSecs = Number(args.timeout_secs ?? 40);
+const watchEndSecs = Number(args.watch_end_secs ?? 0);
+const progressFile = args.progress_file ?? null;
 const executablePath = args.chromium ?? '/usr/bin/chromium';
 
 const files = {
@@ -43,7 +50,9 @@ const page = `<!doctype html>
 const q = new URLSearchParams(location.search);
 const kind = q.get('kind'), url = q.get('url');
 const v = document.getElementById('v');
-const st = window.__state = { errors: [], fatal: false, startTime: null, startWall: null };
+const st = window.__state = { errors: [], fatal: false, startTime: null, startWall: null, ended: false, endedAt: null };
+const markEnded = () => { if (!st.ended) { st.ended = true; st.endedAt = performance.now(); } };
+v.addEventListener('ended', markEnded);
 const err = (fatal, e) => { st.errors.push(Object.assign({ fatal }, e)); if (fatal) st.fatal = true; };
 v.addEventListener('playing', () => {
   if (st.startTime === null) { st.startTime = v.currentTime; st.startWall = performance.now(); }
@@ -59,12 +68,14 @@ try {
       url: (d.frag && d.frag.url) || (d.context && d.context.url) || undefined,
       error: d.error ? String(d.error) : undefined,
     }));
+    hls.on(Hls.Events.LEVEL_UPDATED, (_, d) => { if (d.details && !d.details.live) markEnded(); });
     hls.loadSource(url);
     hls.attachMedia(v);
   } else {
     if (!mpegts.isSupported()) throw new Error('mpegts.js: MSE not supported');
     const p = window.__player = mpegts.createPlayer({ type: 'flv', isLive: true, url });
     p.on(mpegts.Events.ERROR, (type, details, info) => err(true, { source: 'mpegts.js', type, details, info }));
+    p.on(mpegts.Events.LOADING_COMPLETE, markEnded);
     p.attachMediaElement(v);
     p.load();
     const r = p.play();
@@ -98,7 +109,7 @@ async function run(kind, url) {
     const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : {};
     return {
       currentTime: v.currentTime, width: v.videoWidth, height: v.videoHeight, paused: v.paused,
-      readyState: v.readyState, startTime: s.startTime, fatal: s.fatal, errors: s.errors,
+      readyState: v.readyState, startTime: s.startTime, fatal: s.fatal, errors: s.errors, ended: s.ended,
       frames: q.totalVideoFrames ?? null, dropped: q.droppedVideoFrames ?? null,
       audioBytes: v.webkitAudioDecodedByteCount ?? null,
       wall: s.startWall === null ? null : (performance.now() - s.startWall) / 1000,
@@ -112,9 +123,22 @@ async function run(kind, url) {
     s = await snap();
   }
   const advance = s.startTime === null ? 0 : s.currentTime - s.startTime;
+  const advanced = !s.fatal && advance >= advanceSecs && s.width > 0 && s.height > 0;
+  let endSecs = null;
+  if (advanced && watchEndSecs > 0) {
+    if (progressFile) fs.writeFileSync(progressFile, 'advanced');
+    const t1 = Date.now();
+    while (Date.now() - t1 < watchEndSecs * 1000) {
+      s = await snap();
+      if (s.fatal || s.ended) break;
+      await sleep(250);
+    }
+    endSecs = (Date.now() - t1) / 1000;
+  }
   const result = {
     player: kind, url,
-    ok: !s.fatal && advance >= advanceSecs && s.width > 0 && s.height > 0,
+    ok: advanced && !s.fatal && (watchEndSecs === 0 || s.ended),
+    ended: s.ended, secs_to_end: endSecs,
     advance: Math.round(advance * 1000) / 1000,
     start_time: s.startTime, current_time: s.currentTime,
     wall_secs: s.wall === null ? null : Math.round(s.wall * 1000) / 1000,

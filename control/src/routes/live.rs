@@ -4,8 +4,7 @@ use super::extract::{MaybeUser, parse_id};
 use super::{ApiJson, AuthUser, ClientIp};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult, ErrorKind, ok, ok_status};
-use crate::services::rooms::PublishDenied;
-use crate::store::{PushProtocol, RoomFilter, RoomStatus};
+use crate::store::{EndReason, PushProtocol, RoomFilter, RoomStatus};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
@@ -83,7 +82,7 @@ pub async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> AppResult
     let q = parse_query(q)?;
     let status = match q.get("status").map(String::as_str) {
         None | Some("") => None,
-        Some(v) => Some(RoomStatus::parse(v).ok_or_else(|| AppError::field("status", "must be idle, live or ended"))?),
+        Some(v) => Some(RoomStatus::parse(v).ok_or_else(|| AppError::field("status", "must be idle or live"))?),
     };
     let (page, page_size) = paging(&q)?;
     list_json(&s, RoomFilter { status, owner_id: None, page, page_size }, false).await
@@ -121,6 +120,16 @@ pub async fn update(
 pub async fn end(State(s): State<AppState>, AuthUser(c): AuthUser, Path(id): Path<String>) -> AppResult<Response> {
     let room = s.end_room(parse_id(&id)?, c.user_id()).await?;
     Ok(ok(s.room_json(&room, true).await))
+}
+
+/// `GET /api/v1/live/{id}/broadcasts`: the room's live periods, newest first.
+pub async fn broadcasts(State(s): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    let q = parse_query(q)?;
+    let (page, page_size) = paging(&q)?;
+    let (items, total) = s.broadcasts(id, page, page_size).await?;
+    let items: Vec<_> = items.iter().map(crate::services::rooms::broadcast_json).collect();
+    Ok(ok(json!({ "items": items, "total": total, "page": page, "page_size": page_size })))
 }
 
 pub async fn delete(State(s): State<AppState>, AuthUser(c): AuthUser, Path(id): Path<String>) -> AppResult<Response> {
@@ -177,26 +186,24 @@ pub async fn on_publish(
         form.get("app").cloned().unwrap_or_else(|| s.cfg.rtmp.apps.first().cloned().unwrap_or_else(|| "live".into()));
     let addr = form.get("addr").cloned().unwrap_or(ip);
     match s.authorize_publish(&app, &key).await? {
-        Ok(g) => Ok(ok(json!({ "room_id": g.room_id, "stream_name": g.stream_name }))),
+        Ok(g) => {
+            // nginx-rtmp publishes right after a 2xx: the broadcast starts now.
+            let room = s.stream_started(g.room_id).await?;
+            let broadcast = room.and_then(|r| r.broadcast_id);
+            Ok(ok(json!({ "room_id": g.room_id, "stream_name": g.stream_name, "broadcast_id": broadcast })))
+        }
         Err(why) => {
-            tracing::info!(app = %app, addr = %addr, reason = ?why, "publish refused");
-            Err(AppError::new(
-                ErrorKind::Forbidden,
-                match why {
-                    PublishDenied::UnknownKey => "unknown stream key",
-                    PublishDenied::Ended => "this room has ended",
-                    PublishDenied::BadApp => "unknown application",
-                },
-            ))
+            tracing::info!(app = ?app, addr = ?addr, reason = ?why, "publish refused");
+            Err(AppError::new(ErrorKind::Forbidden, why.reason()))
         }
     }
 }
 
-/// nginx-rtmp `on_publish_done`: the room ends.
+/// nginx-rtmp `on_publish_done`: the broadcast ends; the room is idle again.
 pub async fn on_publish_done(State(s): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> AppResult<Response> {
     let form = callback_form(&body, q)?;
     let key = callback_key(&form)?;
     let room = s.room_by_key(&key).await?.ok_or_else(|| AppError::forbidden("unknown stream key"))?;
-    let ended = s.publish_done(room.id).await?;
+    let ended = s.stream_ended(room.id, EndReason::PublishDone).await?;
     Ok(ok(json!({ "room_id": room.id, "status": ended.map_or(room.status, |r| r.status).as_str() })))
 }

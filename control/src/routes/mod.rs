@@ -38,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/live/{id}"),
     ("DELETE", "/api/v1/live/{id}"),
     ("POST", "/api/v1/live/{id}/end"),
+    ("GET", "/api/v1/live/{id}/broadcasts"),
     ("POST", "/api/v1/live/{id}/stream-key/reset"),
     ("POST", "/api/v1/live/auth/publish"),
     ("POST", "/api/v1/live/auth/publish_done"),
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/live/my", get(live::my))
         .route("/api/v1/live/{id}", get(live::get_room).patch(live::update).delete(live::delete))
         .route("/api/v1/live/{id}/end", post(live::end))
+        .route("/api/v1/live/{id}/broadcasts", get(live::broadcasts))
         .route("/api/v1/live/{id}/stream-key/reset", post(live::reset_key))
         .route("/api/v1/live/auth/publish", post(live::on_publish))
         .route("/api/v1/live/auth/publish_done", post(live::on_publish_done))

@@ -136,10 +136,18 @@ fn ops() -> Vec<Op> {
         Op {
             method: "post",
             path: "/api/v1/live/{id}/end",
-            summary: "End a room's broadcast (owner)",
+            summary: "End the room's current broadcast (owner); the room stays, idle and reusable",
             auth: true,
             body: None,
-            statuses: &[("403", "Not the owner"), ("409", "Already ended")],
+            statuses: &[("403", "Not the owner"), ("409", "The room is not live")],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/live/{id}/broadcasts",
+            summary: "The room's broadcasts (live periods), newest first: ?page=&page_size=",
+            auth: false,
+            body: None,
+            statuses: &[("400", "Invalid id or paging"), ("404", "No such room")],
         },
         Op {
             method: "post",
@@ -155,7 +163,7 @@ fn ops() -> Vec<Op> {
             summary: "nginx-rtmp on_publish callback: 2xx allows, 403 denies",
             auth: false,
             body: Some(form.clone()),
-            statuses: &[("403", "Unknown key, ended room or unknown app")],
+            statuses: &[("403", "Unknown key or unknown app")],
         },
         Op {
             method: "post",
@@ -183,7 +191,7 @@ fn ops() -> Vec<Op> {
                 ("201", "Created: the SDP answer"),
                 ("400", "Bad SDP offer"),
                 ("401", "No bearer"),
-                ("403", "Wrong key or ended room"),
+                ("403", "Wrong key"),
                 ("404", "No such stream"),
                 ("409", "Already published"),
                 ("415", "Not application/sdp"),
@@ -290,7 +298,7 @@ pub fn document(server_url: &str) -> Value {
         }
         if op.path == "/api/v1/live/list" || op.path == "/api/v1/live/my" {
             o["parameters"] = json!([
-                { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["idle", "live", "ended"] } },
+                { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["idle", "live"] } },
                 { "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1 } },
                 { "name": "page_size", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100 } }
             ]);

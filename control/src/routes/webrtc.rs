@@ -83,17 +83,10 @@ pub async fn whip_post(
     if !auth::secrets_equal(&room.stream_key, &key) {
         return Err(AppError::forbidden("wrong stream key"));
     }
-    if room.status == RoomStatus::Ended {
-        return Err(AppError::forbidden("this room has ended"));
-    }
     let answer =
         engine(&s)?.create_webrtc(&name, RtcRole::Publisher { room_id: room.id }, offer).await.map_err(rtc_err)?;
-    // The session holds the stream: now the room is live.
-    // Config validation guarantees at least one app.
-    let app = s.cfg.rtmp.apps.first().cloned().unwrap_or_else(|| "live".into());
-    if let Ok(Err(why)) = s.authorize_publish(&app, &key).await {
-        tracing::warn!(stream = %name, ?why, "WHIP session created but the room could not go live");
-    }
+    // The session holds the stream; the room goes live with the engine's
+    // PublishStarted event (engine_link).
     let etag = format!("\"{}\"", auth::random_token(9));
     let id = remember(
         &s,

@@ -5,18 +5,21 @@
 //! `{"type":"answer","sdp":…}`), `{"type":"candidate",…}` (accepted and ignored: the
 //! server is ICE-lite and learns the peer's addresses from its STUN checks) and
 //! `{"type":"leave"}` (ends the WebRTC session; closing the socket does too).
-//! Server → client: `{"type":"stream_state","state":"idle|live|ended"}` and
+//! Server → client: `{"type":"stream_state","state":"idle|live|ended|deleted"}`
+//! (`ended`: the broadcast this socket saw live is over, the room is idle again; a
+//! new broadcast of the same room turns it `live` again; `broadcast_id` names the
+//! broadcast) and
 //! `{"type":"viewer_count","count":N}` (on connect and on change, polled every
 //! second) and `{"type":"error","code":<HTTP-like status>,"message":…}`.
 //!
 //! Refusals found before the session starts (missing/bad token 401, not the owner
-//! 403, ended room 403, no such room 404, bad query 400) are sent as an `error`
+//! 403, no such room 404, bad query 400) are sent as an `error`
 //! message right after the upgrade, then the socket closes with code 4000 + status
 //! (4401, 4403, ...): a browser cannot read the HTTP status of a refused handshake.
 //! A request that is not a WebSocket upgrade gets an HTTP 400.
 //!
 //! The sessions are the same engine sessions WHIP/WHEP create: a publisher's offer
-//! marks the room live like WHIP does, and when its session ends the room ends.
+//! makes the room live like WHIP does, and when its session ends the broadcast ends.
 
 use crate::app::AppState;
 use crate::error::{AppError, AppResult, ErrorKind};
@@ -130,9 +133,6 @@ async fn authorize(s: &AppState, query: &str, headers: &HeaderMap) -> AppResult<
         if claims.user_id() != room.owner_id {
             return Err(AppError::forbidden("only the room's owner may publish"));
         }
-        if room.status == RoomStatus::Ended {
-            return Err(AppError::forbidden("this room has ended"));
-        }
     }
     Ok((role, room))
 }
@@ -171,12 +171,12 @@ fn rtc_err(e: RtcError) -> AppError {
 /// [`MEMO_TTL`] so that many viewers cost one store query per second, not one each.
 /// Keyed by the store's address too: tests run several servers in one process.
 type MemoKey = (usize, i64);
-/// When it was read, the room's status (None: deleted) and its viewer count.
-type MemoEntry = (Instant, Option<RoomStatus>, i64);
+/// When it was read, the room's status and broadcast (None: deleted) and its viewer count.
+type MemoEntry = (Instant, Option<(RoomStatus, Option<i64>)>, i64);
 static MEMO: LazyLock<Mutex<HashMap<MemoKey, MemoEntry>>> = LazyLock::new(Default::default);
 const MEMO_TTL: Duration = Duration::from_millis(900);
 
-async fn snapshot(s: &AppState, room_id: i64, fresh: bool) -> Option<(Option<RoomStatus>, i64)> {
+async fn snapshot(s: &AppState, room_id: i64, fresh: bool) -> Option<(Option<(RoomStatus, Option<i64>)>, i64)> {
     let key = (Arc::as_ptr(&s.store) as *const () as usize, room_id);
     if !fresh {
         let m = MEMO.lock().unwrap_or_else(|p| p.into_inner());
@@ -187,8 +187,8 @@ async fn snapshot(s: &AppState, room_id: i64, fresh: bool) -> Option<(Option<Roo
         }
     }
     // A store error is no news: keep what the client was told last.
-    let status = s.store.room_by_id(room_id).await.ok()?.map(|r| r.status);
-    let count = if status == Some(RoomStatus::Live) { s.viewer_count(room_id).await.max(0) } else { 0 };
+    let status = s.store.room_by_id(room_id).await.ok()?.map(|r| (r.status, r.broadcast_id));
+    let count = if status.is_some_and(|(st, _)| st == RoomStatus::Live) { s.viewer_count(room_id).await.max(0) } else { 0 };
     let mut m = MEMO.lock().unwrap_or_else(|p| p.into_inner());
     if m.len() > 4096 {
         m.retain(|_, (at, _, _)| at.elapsed() < Duration::from_secs(10));
@@ -209,6 +209,8 @@ struct Signal {
     offers: u32,
     errors: u32,
     last_state: Option<&'static str>,
+    /// The broadcast `last_state` was about.
+    last_broadcast: Option<i64>,
     last_count: Option<i64>,
 }
 
@@ -229,6 +231,7 @@ impl Signal {
             offers: 0,
             errors: 0,
             last_state: None,
+            last_broadcast: None,
             last_count: None,
         }
     }
@@ -365,19 +368,16 @@ impl Signal {
         self.stream = room.stream_name.clone();
         let answer = match self.role {
             Role::Publisher => {
-                if room.status == RoomStatus::Ended {
-                    return Err(AppError::forbidden("this room has ended"));
-                }
                 let a = engine
                     .create_webrtc(&room.stream_name, RtcRole::Publisher { room_id: room.id }, offer)
                     .await
                     .map_err(rtc_err)?;
-                // The session holds the stream: now the room is live (as for WHIP).
+                // The session holds the stream; the room goes live with the engine's
+                // PublishStarted event (as for WHIP). The key may have been reset since.
                 let app = self.s.cfg.rtmp.apps.first().cloned().unwrap_or_default();
                 let denied = match self.s.authorize_publish(&app, &room.stream_key).await {
                     Ok(Ok(_)) => None,
                     Ok(Err(why)) => Some(AppError::forbidden(match why {
-                        PublishDenied::Ended => "this room has ended",
                         PublishDenied::UnknownKey => "the room's stream key changed",
                         PublishDenied::BadApp => "publishing is not configured (rtmp.apps is empty)",
                     })),
@@ -414,18 +414,32 @@ impl Signal {
     /// socket is gone.
     async fn push_updates(&mut self, fresh: bool) -> bool {
         let Some((status, count)) = snapshot(&self.s, self.room_id, fresh).await else { return true };
-        let state = match status {
-            Some(st) => st.as_str(),
-            None => "ended", // the room was deleted
+        let seen_live = matches!(self.last_state, Some("live" | "ended"));
+        let (state, broadcast) = match status {
+            Some((RoomStatus::Live, b)) => ("live", b),
+            // The broadcast this socket saw is over; the room waits for the next one.
+            Some((RoomStatus::Idle, _)) if seen_live => ("ended", self.last_broadcast),
+            Some((RoomStatus::Idle, _)) => ("idle", None),
+            None => ("deleted", None),
         };
-        if self.last_state != Some(state) {
-            self.last_state = Some(state);
-            if !self.send(json!({ "type": "stream_state", "state": state })).await {
+        // A broadcast that ended and another that started between two polls.
+        if state == "live" && self.last_state == Some("live") && broadcast != self.last_broadcast {
+            let ended = json!({ "type": "stream_state", "state": "ended", "broadcast_id": self.last_broadcast });
+            if !self.send(ended).await {
                 return false;
             }
-            // A room that ended ends this socket's session too.
-            if state == "ended" {
-                self.end_session("room ended").await;
+            self.end_session("broadcast ended").await;
+            self.last_state = Some("ended");
+        }
+        if self.last_state != Some(state) {
+            self.last_state = Some(state);
+            self.last_broadcast = broadcast;
+            if !self.send(json!({ "type": "stream_state", "state": state, "broadcast_id": broadcast })).await {
+                return false;
+            }
+            // A broadcast that ended (or a deleted room) ends this socket's session too.
+            if state == "ended" || state == "deleted" {
+                self.end_session(if state == "ended" { "broadcast ended" } else { "room deleted" }).await;
             }
         }
         if self.last_count != Some(count) {

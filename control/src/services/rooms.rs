@@ -5,7 +5,7 @@ use super::{cache_err, store_err};
 use crate::app::AppState;
 use crate::auth;
 use crate::error::{AppError, AppResult};
-use crate::store::{NewRoom, PushProtocol, Room, RoomFilter, RoomStatus, StoreError};
+use crate::store::{Broadcast, EndReason, NewRoom, PushProtocol, Room, RoomFilter, RoomStatus, StoreError};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -24,10 +24,33 @@ pub struct PublishGrant {
 pub enum PublishDenied {
     /// No room has this key (never existed, reset or deleted).
     UnknownKey,
-    /// The room's broadcast has ended.
-    Ended,
     /// The app is not one of `rtmp.apps`.
     BadApp,
+}
+
+impl PublishDenied {
+    /// What the publisher is told (no secrets).
+    pub fn reason(self) -> &'static str {
+        match self {
+            PublishDenied::UnknownKey => "unknown stream key",
+            PublishDenied::BadApp => "unknown application",
+        }
+    }
+}
+
+/// The JSON form of a broadcast; `duration_secs` runs on while it is live.
+pub fn broadcast_json(b: &Broadcast) -> Value {
+    let end = b.ended_at.unwrap_or_else(chrono::Utc::now);
+    json!({
+        "id": b.id,
+        "room_id": b.room_id,
+        "live": b.ended_at.is_none(),
+        "started_at": b.started_at,
+        "ended_at": b.ended_at,
+        "duration_secs": (end - b.started_at).num_milliseconds().max(0) as f64 / 1000.0,
+        "peak_viewers": b.peak_viewers,
+        "end_reason": b.end_reason,
+    })
 }
 
 pub fn viewers_key(room_id: i64) -> String {
@@ -117,17 +140,27 @@ impl AppState {
             .ok_or_else(|| AppError::not_found("room not found"))
     }
 
-    /// Ends a room by its owner. Idle or live rooms end; an ended room is a 409.
+    /// Ends the room's current broadcast by its owner: the publisher and players are
+    /// disconnected and the room is idle again, ready for the next broadcast with the
+    /// same stream name and key. An idle room is a 409.
     pub async fn end_room(&self, id: i64, user_id: i64) -> AppResult<Room> {
         self.owned_room(id, user_id).await?;
         let r = self
             .store
-            .set_room_status(id, &[RoomStatus::Idle, RoomStatus::Live], RoomStatus::Ended)
+            .end_broadcast(id, EndReason::EndedByOwner)
             .await
             .map_err(store_err)?
-            .ok_or_else(|| AppError::conflict("room has already ended"))?;
+            .ok_or_else(|| AppError::conflict("the room is not live"))?;
+        tracing::info!(room = r.id, stream = %r.stream_name, "broadcast ended by the owner");
         self.engine_drop_stream(&r.stream_name);
+        let _ = self.cache.delete(&viewers_key(id)).await;
         Ok(r)
+    }
+
+    /// A page of the room's broadcasts, newest first.
+    pub async fn broadcasts(&self, room_id: i64, page: u32, page_size: u32) -> AppResult<(Vec<Broadcast>, i64)> {
+        self.room(room_id).await?;
+        self.store.list_broadcasts(room_id, page, page_size).await.map_err(store_err)
     }
 
     pub async fn delete_room(&self, id: i64, user_id: i64) -> AppResult<()> {
@@ -162,7 +195,9 @@ impl AppState {
         Ok(room.filter(|r| auth::secrets_equal(&r.stream_key, key)))
     }
 
-    /// Authorizes a publisher: the room must exist and not have ended. Marks it live.
+    /// Authorizes a publisher: the app must be one of `rtmp.apps` and the key a
+    /// room's. The room goes live when the engine reports the stream started
+    /// ([`Self::stream_started`]), not here: a refused or failed publish leaves it idle.
     pub async fn authorize_publish(&self, app: &str, key: &str) -> AppResult<Result<PublishGrant, PublishDenied>> {
         if !self.cfg.rtmp.apps.iter().any(|a| a == app) {
             return Ok(Err(PublishDenied::BadApp));
@@ -170,29 +205,29 @@ impl AppState {
         let Some(room) = self.room_by_key(key).await? else {
             return Ok(Err(PublishDenied::UnknownKey));
         };
-        if room.status == RoomStatus::Ended {
-            return Ok(Err(PublishDenied::Ended));
-        }
-        let live = self
-            .store
-            .set_room_status(room.id, &[RoomStatus::Idle, RoomStatus::Live], RoomStatus::Live)
-            .await
-            .map_err(store_err)?;
-        match live {
-            Some(r) => {
-                tracing::info!(room = r.id, stream = %r.stream_name, "publish authorized; room is live");
-                Ok(Ok(PublishGrant { room_id: r.id, stream_name: r.stream_name }))
-            }
-            // Ended between the lookup and the update.
-            None => Ok(Err(PublishDenied::Ended)),
-        }
+        Ok(Ok(PublishGrant { room_id: room.id, stream_name: room.stream_name }))
     }
 
-    /// The publisher of a room is gone: the room ends.
-    pub async fn publish_done(&self, room_id: i64) -> AppResult<Option<Room>> {
-        let r = self.store.set_room_status(room_id, &[RoomStatus::Live], RoomStatus::Ended).await.map_err(store_err)?;
+    /// The room's stream is live: an idle room starts a broadcast; a live one keeps
+    /// its broadcast (a publisher reconnecting within the grace period, or taking over).
+    pub async fn stream_started(&self, room_id: i64) -> AppResult<Option<Room>> {
+        let r = self.store.start_broadcast(room_id).await.map_err(store_err)?;
+        if let Some((r, started)) = &r {
+            if *started {
+                let _ = self.cache.delete(&viewers_key(room_id)).await;
+                tracing::info!(room = r.id, stream = %r.stream_name, broadcast = ?r.broadcast_id, "broadcast started");
+            } else {
+                tracing::info!(room = r.id, stream = %r.stream_name, broadcast = ?r.broadcast_id, "publisher back; broadcast goes on");
+            }
+        }
+        Ok(r.map(|(r, _)| r))
+    }
+
+    /// The room's stream is over: its broadcast ends and the room is idle again.
+    pub async fn stream_ended(&self, room_id: i64, reason: EndReason) -> AppResult<Option<Room>> {
+        let r = self.store.end_broadcast(room_id, reason).await.map_err(store_err)?;
         if let Some(r) = &r {
-            tracing::info!(room = r.id, stream = %r.stream_name, "publisher gone; room ended");
+            tracing::info!(room = r.id, stream = %r.stream_name, reason = reason.as_str(), "broadcast ended; room idle");
         }
         let _ = self.cache.delete(&viewers_key(room_id)).await;
         Ok(r)
@@ -229,6 +264,7 @@ impl AppState {
             "started_at": r.started_at,
             "ended_at": r.ended_at,
             "peak_viewers": r.peak_viewers,
+            "broadcast_id": r.broadcast_id,
             "viewer_count": viewers,
             "created_at": r.created_at,
             "updated_at": r.updated_at,

@@ -13,11 +13,15 @@ impl Migration {
     }
 }
 
-pub const SQLITE: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../../../migrations/sqlite/0001_init.sql") }];
+pub const SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../../../migrations/sqlite/0001_init.sql") },
+    Migration { version: 2, name: "broadcasts", sql: include_str!("../../../migrations/sqlite/0002_broadcasts.sql") },
+];
 
-pub const POSTGRES: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../../../migrations/postgres/0001_init.sql") }];
+pub const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../../../migrations/postgres/0001_init.sql") },
+    Migration { version: 2, name: "broadcasts", sql: include_str!("../../../migrations/postgres/0002_broadcasts.sql") },
+];
 
 pub fn latest(list: &[Migration]) -> i64 {
     list.iter().map(|m| m.version).max().unwrap_or(0)

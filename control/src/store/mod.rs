@@ -44,12 +44,13 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A room is a channel: `idle` → `live` → `idle` … any number of times (each live
+/// period is a [`Broadcast`]). Deleting a room retires it; nothing else does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomStatus {
     Idle,
     Live,
-    Ended,
 }
 
 impl RoomStatus {
@@ -57,18 +58,53 @@ impl RoomStatus {
         match self {
             RoomStatus::Idle => "idle",
             RoomStatus::Live => "live",
-            RoomStatus::Ended => "ended",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "idle" => Some(RoomStatus::Idle),
             "live" => Some(RoomStatus::Live),
-            "ended" => Some(RoomStatus::Ended),
             _ => None,
         }
     }
-    pub const ALL: [RoomStatus; 3] = [RoomStatus::Idle, RoomStatus::Live, RoomStatus::Ended];
+    pub const ALL: [RoomStatus; 2] = [RoomStatus::Idle, RoomStatus::Live];
+}
+
+/// Why a broadcast ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The publisher left and did not come back within the grace period.
+    PublisherLeft,
+    /// The owner ended it (`POST /api/v1/live/{id}/end`).
+    EndedByOwner,
+    /// nginx-rtmp's `on_publish_done` callback.
+    PublishDone,
+    /// Found live at start-up with no stream behind it (the server had stopped).
+    ServerRestart,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::PublisherLeft => "publisher_left",
+            EndReason::EndedByOwner => "ended_by_owner",
+            EndReason::PublishDone => "publish_done",
+            EndReason::ServerRestart => "server_restart",
+        }
+    }
+}
+
+/// One live period of a room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Broadcast {
+    pub id: i64,
+    pub room_id: i64,
+    pub started_at: DateTime<Utc>,
+    /// None while it is live.
+    pub ended_at: Option<DateTime<Utc>>,
+    pub peak_viewers: i64,
+    /// One of [`EndReason::as_str`], once ended.
+    pub end_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,9 +140,14 @@ pub struct Room {
     pub stream_key: String,
     pub push_protocol: PushProtocol,
     pub status: RoomStatus,
+    /// The current (while live) or last broadcast's start; None before the first.
     pub started_at: Option<DateTime<Utc>>,
+    /// The last broadcast's end; None while live or before the first.
     pub ended_at: Option<DateTime<Utc>>,
+    /// The current or last broadcast's peak.
     pub peak_viewers: i64,
+    /// The broadcast in progress (Some exactly while live).
+    pub broadcast_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -146,6 +187,7 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_user(&self, username: &str, nickname: &str, password_hash: &str) -> StoreResult<User>;
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+    /// Usernames match whatever their case (they are ASCII).
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
 
     async fn create_room(&self, room: &NewRoom) -> StoreResult<Room>;
@@ -160,10 +202,18 @@ pub trait Store: Send + Sync + 'static {
         title: Option<&str>,
         description: Option<&str>,
     ) -> StoreResult<Option<Room>>;
-    /// Sets the status; `live` sets `started_at` (and clears `ended_at`), `ended` sets `ended_at`.
-    /// Only moves when the current status is one of `from`; returns the room after.
-    async fn set_room_status(&self, id: i64, from: &[RoomStatus], to: RoomStatus) -> StoreResult<Option<Room>>;
+    /// An idle room goes live with a new broadcast (`started_at` = now, `ended_at`
+    /// cleared, peak 0). A live room stays in its broadcast (a publisher reconnect or
+    /// takeover). Returns the room after and whether a broadcast started; None when
+    /// there is no such room.
+    async fn start_broadcast(&self, room_id: i64) -> StoreResult<Option<(Room, bool)>>;
+    /// A live room's broadcast ends (`ended_at` = now on both) and the room is idle
+    /// again. None when the room is not live (or does not exist).
+    async fn end_broadcast(&self, room_id: i64, reason: EndReason) -> StoreResult<Option<Room>>;
+    /// A page of a room's broadcasts (newest first) and their total.
+    async fn list_broadcasts(&self, room_id: i64, page: u32, page_size: u32) -> StoreResult<(Vec<Broadcast>, i64)>;
     async fn set_stream_key(&self, id: i64, stream_key: &str, key_hash: &str) -> StoreResult<Option<Room>>;
+    /// Raises the room's and its current broadcast's peak to `viewers` (never lowers).
     async fn raise_peak_viewers(&self, id: i64, viewers: i64) -> StoreResult<()>;
     async fn delete_room(&self, id: i64) -> StoreResult<bool>;
     /// Number of rooms in each status.
@@ -172,7 +222,12 @@ pub trait Store: Send + Sync + 'static {
 
 /// Clamp paging input to sane bounds: (limit, offset).
 pub fn page_bounds(filter: &RoomFilter) -> (i64, i64) {
-    let size = filter.page_size.clamp(1, 100) as i64;
-    let page = filter.page.max(1) as i64;
+    paging(filter.page, filter.page_size)
+}
+
+/// (limit, offset) of a 1-based page, the size clamped to 1..=100.
+pub fn paging(page: u32, page_size: u32) -> (i64, i64) {
+    let size = page_size.clamp(1, 100) as i64;
+    let page = page.max(1) as i64;
     (size, (page - 1) * size)
 }

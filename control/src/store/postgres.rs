@@ -42,7 +42,19 @@ fn map_pool(e: deadpool_postgres::PoolError) -> StoreError {
 }
 
 const ROOM_COLS: &str = "id, owner_id, title, description, stream_name, stream_key, push_protocol, status, \
-                         started_at, ended_at, peak_viewers, created_at, updated_at";
+                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id";
+const BROADCAST_COLS: &str = "id, room_id, started_at, ended_at, peak_viewers, end_reason";
+
+fn broadcast_from_row(r: &Row) -> Broadcast {
+    Broadcast {
+        id: r.get(0),
+        room_id: r.get(1),
+        started_at: r.get(2),
+        ended_at: r.get(3),
+        peak_viewers: r.get(4),
+        end_reason: r.get(5),
+    }
+}
 const USER_COLS: &str = "id, username, nickname, password_hash, created_at, updated_at";
 
 fn room_from_row(r: &Row) -> Room {
@@ -56,12 +68,13 @@ fn room_from_row(r: &Row) -> Room {
         stream_name: r.get(4),
         stream_key: r.get(5),
         push_protocol: PushProtocol::parse(&proto).unwrap_or(PushProtocol::Rtmp),
-        status: RoomStatus::parse(&status).unwrap_or(RoomStatus::Ended),
+        status: RoomStatus::parse(&status).unwrap_or(RoomStatus::Idle),
         started_at: r.get(8),
         ended_at: r.get(9),
         peak_viewers: r.get(10),
         created_at: r.get(11),
         updated_at: r.get(12),
+        broadcast_id: r.get(13),
     }
 }
 
@@ -223,7 +236,7 @@ impl Store for PgStore {
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        self.opt_user(&format!("SELECT {USER_COLS} FROM users WHERE username = $1"), &[&username]).await
+        self.opt_user(&format!("SELECT {USER_COLS} FROM users WHERE lower(username) = lower($1)"), &[&username]).await
     }
 
     async fn create_room(&self, r: &NewRoom) -> StoreResult<Room> {
@@ -299,20 +312,89 @@ impl Store for PgStore {
         .await
     }
 
-    async fn set_room_status(&self, id: i64, from: &[RoomStatus], to: RoomStatus) -> StoreResult<Option<Room>> {
-        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-        let set = match to {
-            RoomStatus::Live => "started_at = now(), ended_at = NULL,",
-            RoomStatus::Ended => "ended_at = now(),",
-            RoomStatus::Idle => "",
+    async fn start_broadcast(&self, room_id: i64) -> StoreResult<Option<(Room, bool)>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_pg)?;
+        let Some(row) = tx
+            .query_opt("SELECT status FROM live_rooms WHERE id = $1 FOR UPDATE", &[&room_id])
+            .await
+            .map_err(map_pg)?
+        else {
+            return Ok(None);
         };
-        self.opt_room(
-            &format!(
-                "UPDATE live_rooms SET status = $2, {set} updated_at = now() WHERE id = $1 AND status = ANY($3) RETURNING {ROOM_COLS}"
-            ),
-            &[&id, &to.as_str(), &from],
-        )
-        .await
+        let started = row.get::<_, String>(0) != "live";
+        if started {
+            let b: i64 = tx
+                .query_one("INSERT INTO broadcasts (room_id, started_at) VALUES ($1, now()) RETURNING id", &[&room_id])
+                .await
+                .map_err(map_pg)?
+                .get(0);
+            tx.execute(
+                "UPDATE live_rooms SET status = 'live', broadcast_id = $2, started_at = now(), ended_at = NULL, \
+                 peak_viewers = 0, updated_at = now() WHERE id = $1",
+                &[&room_id, &b],
+            )
+            .await
+            .map_err(map_pg)?;
+        }
+        let room = tx
+            .query_one(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE id = $1"), &[&room_id])
+            .await
+            .map_err(map_pg)?;
+        tx.commit().await.map_err(map_pg)?;
+        Ok(Some((room_from_row(&room), started)))
+    }
+
+    async fn end_broadcast(&self, room_id: i64, reason: EndReason) -> StoreResult<Option<Room>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_pg)?;
+        let Some(row) = tx
+            .query_opt("SELECT broadcast_id FROM live_rooms WHERE id = $1 AND status = 'live' FOR UPDATE", &[&room_id])
+            .await
+            .map_err(map_pg)?
+        else {
+            return Ok(None);
+        };
+        if let Some(b) = row.get::<_, Option<i64>>(0) {
+            tx.execute(
+                "UPDATE broadcasts SET ended_at = now(), end_reason = $2 WHERE id = $1 AND ended_at IS NULL",
+                &[&b, &reason.as_str()],
+            )
+            .await
+            .map_err(map_pg)?;
+        }
+        let room = tx
+            .query_one(
+                &format!(
+                    "UPDATE live_rooms SET status = 'idle', broadcast_id = NULL, ended_at = now(), updated_at = now() \
+                     WHERE id = $1 RETURNING {ROOM_COLS}"
+                ),
+                &[&room_id],
+            )
+            .await
+            .map_err(map_pg)?;
+        tx.commit().await.map_err(map_pg)?;
+        Ok(Some(room_from_row(&room)))
+    }
+
+    async fn list_broadcasts(&self, room_id: i64, page: u32, page_size: u32) -> StoreResult<(Vec<Broadcast>, i64)> {
+        let (limit, offset) = paging(page, page_size);
+        let c = self.client().await?;
+        let total: i64 = c
+            .query_one("SELECT COUNT(*) FROM broadcasts WHERE room_id = $1", &[&room_id])
+            .await
+            .map_err(map_pg)?
+            .get(0);
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {BROADCAST_COLS} FROM broadcasts WHERE room_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+                ),
+                &[&room_id, &limit, &offset],
+            )
+            .await
+            .map_err(map_pg)?;
+        Ok((rows.iter().map(broadcast_from_row).collect(), total))
     }
 
     async fn set_stream_key(&self, id: i64, stream_key: &str, key_hash: &str) -> StoreResult<Option<Room>> {
@@ -327,10 +409,16 @@ impl Store for PgStore {
 
     async fn raise_peak_viewers(&self, id: i64, viewers: i64) -> StoreResult<()> {
         let c = self.client().await?;
-        c.execute("UPDATE live_rooms SET peak_viewers = $2 WHERE id = $1 AND peak_viewers < $2", &[&id, &viewers])
-            .await
-            .map_err(map_pg)
-            .map(|_| ())
+        // One statement: the broadcast's peak and the room's move together.
+        c.execute(
+            "WITH b AS (UPDATE broadcasts SET peak_viewers = $2 WHERE peak_viewers < $2 AND id = \
+             (SELECT broadcast_id FROM live_rooms WHERE id = $1)) \
+             UPDATE live_rooms SET peak_viewers = $2 WHERE id = $1 AND peak_viewers < $2",
+            &[&id, &viewers],
+        )
+        .await
+        .map_err(map_pg)
+        .map(|_| ())
     }
 
     async fn delete_room(&self, id: i64) -> StoreResult<bool> {

@@ -34,7 +34,19 @@ fn map_err(e: rusqlite::Error) -> StoreError {
 }
 
 const ROOM_COLS: &str = "id, owner_id, title, description, stream_name, stream_key, push_protocol, status, \
-                         started_at, ended_at, peak_viewers, created_at, updated_at";
+                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id";
+const BROADCAST_COLS: &str = "id, room_id, started_at, ended_at, peak_viewers, end_reason";
+
+fn broadcast_from_row(r: &Row<'_>) -> rusqlite::Result<Broadcast> {
+    Ok(Broadcast {
+        id: r.get(0)?,
+        room_id: r.get(1)?,
+        started_at: r.get(2)?,
+        ended_at: r.get(3)?,
+        peak_viewers: r.get(4)?,
+        end_reason: r.get(5)?,
+    })
+}
 
 fn room_from_row(r: &Row<'_>) -> rusqlite::Result<Room> {
     let proto: String = r.get(6)?;
@@ -47,12 +59,13 @@ fn room_from_row(r: &Row<'_>) -> rusqlite::Result<Room> {
         stream_name: r.get(4)?,
         stream_key: r.get(5)?,
         push_protocol: PushProtocol::parse(&proto).unwrap_or(PushProtocol::Rtmp),
-        status: RoomStatus::parse(&status).unwrap_or(RoomStatus::Ended),
+        status: RoomStatus::parse(&status).unwrap_or(RoomStatus::Idle),
         started_at: r.get(8)?,
         ended_at: r.get(9)?,
         peak_viewers: r.get(10)?,
         created_at: r.get(11)?,
         updated_at: r.get(12)?,
+        broadcast_id: r.get(13)?,
     })
 }
 
@@ -173,7 +186,8 @@ impl Store for SqliteStore {
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         let u = username.to_owned();
         self.run(move |c| {
-            c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE username = ?1"), [u], user_from_row).optional()
+            c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE lower(username) = lower(?1)"), [u], user_from_row)
+                .optional()
         })
         .await
     }
@@ -270,26 +284,73 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_room_status(&self, id: i64, from: &[RoomStatus], to: RoomStatus) -> StoreResult<Option<Room>> {
-        let from: Vec<&'static str> = from.iter().map(|s| s.as_str()).collect();
+    async fn start_broadcast(&self, room_id: i64) -> StoreResult<Option<(Room, bool)>> {
         self.run(move |c| {
-            let now = Utc::now();
-            let placeholders: Vec<String> = (0..from.len()).map(|i| format!("?{}", i + 4)).collect();
-            let set = match to {
-                RoomStatus::Live => "started_at = ?3, ended_at = NULL",
-                RoomStatus::Ended => "ended_at = ?3",
-                RoomStatus::Idle => "updated_at = ?3",
+            let tx = c.transaction()?;
+            let status: Option<String> =
+                tx.query_row("SELECT status FROM live_rooms WHERE id = ?1", [room_id], |r| r.get(0)).optional()?;
+            let started = match status.as_deref() {
+                None => return Ok(None),
+                Some("live") => false,
+                Some(_) => {
+                    let now = Utc::now();
+                    tx.execute("INSERT INTO broadcasts (room_id, started_at) VALUES (?1, ?2)", params![room_id, now])?;
+                    let b = tx.last_insert_rowid();
+                    tx.execute(
+                        "UPDATE live_rooms SET status = 'live', broadcast_id = ?2, started_at = ?3, ended_at = NULL, \
+                         peak_viewers = 0, updated_at = ?3 WHERE id = ?1",
+                        params![room_id, b, now],
+                    )?;
+                    true
+                }
             };
-            let sql = format!(
-                "UPDATE live_rooms SET status = ?2, {set}, updated_at = ?3 WHERE id = ?1 AND status IN ({}) RETURNING {ROOM_COLS}",
-                placeholders.join(", ")
-            );
-            let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(id), Box::new(to.as_str()), Box::new(now)];
-            for f in from {
-                values.push(Box::new(f));
+            let room = tx.query_row(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE id = ?1"), [room_id], room_from_row)?;
+            tx.commit()?;
+            Ok(Some((room, started)))
+        })
+        .await
+    }
+
+    async fn end_broadcast(&self, room_id: i64, reason: EndReason) -> StoreResult<Option<Room>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let now = Utc::now();
+            let b: Option<Option<i64>> = tx
+                .query_row("SELECT broadcast_id FROM live_rooms WHERE id = ?1 AND status = 'live'", [room_id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(b) = b else { return Ok(None) };
+            if let Some(b) = b {
+                tx.execute(
+                    "UPDATE broadcasts SET ended_at = ?2, end_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
+                    params![b, now, reason.as_str()],
+                )?;
             }
-            c.query_row(&sql, rusqlite::params_from_iter(values.iter().map(|b| b.as_ref())), room_from_row)
-                .optional()
+            let room = tx.query_row(
+                &format!(
+                    "UPDATE live_rooms SET status = 'idle', broadcast_id = NULL, ended_at = ?2, updated_at = ?2 \
+                     WHERE id = ?1 RETURNING {ROOM_COLS}"
+                ),
+                params![room_id, now],
+                room_from_row,
+            )?;
+            tx.commit()?;
+            Ok(Some(room))
+        })
+        .await
+    }
+
+    async fn list_broadcasts(&self, room_id: i64, page: u32, page_size: u32) -> StoreResult<(Vec<Broadcast>, i64)> {
+        let (limit, offset) = paging(page, page_size);
+        self.run(move |c| {
+            let total: i64 =
+                c.query_row("SELECT COUNT(*) FROM broadcasts WHERE room_id = ?1", [room_id], |r| r.get(0))?;
+            let mut st = c.prepare(&format!(
+                "SELECT {BROADCAST_COLS} FROM broadcasts WHERE room_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+            ))?;
+            let rows = st.query_map(params![room_id, limit, offset], broadcast_from_row)?;
+            Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
         })
         .await
     }
@@ -311,11 +372,14 @@ impl Store for SqliteStore {
 
     async fn raise_peak_viewers(&self, id: i64, viewers: i64) -> StoreResult<()> {
         self.run(move |c| {
-            c.execute(
-                "UPDATE live_rooms SET peak_viewers = ?2 WHERE id = ?1 AND peak_viewers < ?2",
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE broadcasts SET peak_viewers = ?2 WHERE peak_viewers < ?2 AND id = \
+                 (SELECT broadcast_id FROM live_rooms WHERE id = ?1)",
                 params![id, viewers],
-            )
-            .map(|_| ())
+            )?;
+            tx.execute("UPDATE live_rooms SET peak_viewers = ?2 WHERE id = ?1 AND peak_viewers < ?2", params![id, viewers])?;
+            tx.commit()
         })
         .await
     }

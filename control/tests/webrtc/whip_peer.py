@@ -2,7 +2,7 @@
 """A WHIP publisher / WHEP subscriber built on aiortc, for control/tests/webrtc_e2e.rs.
 
   whip_peer.py publish URL --key KEY [--codec h264|vp8] [--seconds S]
-  whip_peer.py subscribe URL [--min-frames N] [--timeout S]
+  whip_peer.py subscribe URL [--min-frames N] [--timeout S] [--until-ended]
   --barcode (both modes): glass-to-glass latency. The publisher draws its frame's
   capture time (Unix ms mod 2**24) as a barcode in the top rows; the subscriber
   reads it from each decoded frame and reports [seconds since its first frame,
@@ -257,6 +257,8 @@ async def subscribe(args):
             try:
                 frame = await track.recv()
             except Exception:
+                # The server ended the session (DTLS close_notify): the track ends.
+                c.setdefault("track_ended_secs", round(time.time() - t_post, 3))
                 return
             if track.kind == "video":
                 now = time.time()
@@ -313,12 +315,17 @@ async def subscribe(args):
         # ICE + DTLS done: tells a slow handshake from a slow keyframe.
         if pc.connectionState == "connected" and "connected_secs" not in c:
             c["connected_secs"] = round(time.time() - t_post, 3)
+        if pc.connectionState in ("closed", "failed") and "closed_secs" not in c:
+            c["closed_secs"] = round(time.time() - t_post, 3)
 
     location = await signal(pc, args.url)
     t0 = time.time()
     while time.time() - t0 < args.timeout:
         emit({"type": "stats", "state": pc.connectionState, **c})
-        if c["video_frames"] >= args.min_frames and c["audio_frames"] > 0:
+        if args.until_ended:
+            if "track_ended_secs" in c or "closed_secs" in c:
+                break
+        elif c["video_frames"] >= args.min_frames and c["audio_frames"] > 0:
             break
         await asyncio.sleep(0.5)
     if args.delete and location:
@@ -378,6 +385,8 @@ def main():
     s.add_argument("--delete", action="store_true")
     s.add_argument("--barcode", action="store_true", help="read each frame's capture time: latency in done")
     s.add_argument("--sync", action="store_true", help="flash/beep onsets by arrival: av_offsets_ms in done")
+    s.add_argument("--until-ended", action="store_true",
+                   help="play until the server ends the session (or --timeout): closed_secs / track_ended_secs in done")
     args = ap.parse_args()
     asyncio.run(publish(args) if args.mode == "publish" else subscribe(args))
 

@@ -97,6 +97,8 @@ pub struct WebRtcSession {
     selected: Option<SocketAddr>,
     nominated: bool,
     last_consent: Instant,
+    /// When the last datagram of the peer arrived.
+    last_input: Instant,
     // DTLS / SRTP
     dtls: DtlsTransport,
     srtp: Option<SrtpSession>,
@@ -175,6 +177,7 @@ impl WebRtcSession {
             selected: None,
             nominated: false,
             last_consent: now,
+            last_input: now,
             dtls,
             srtp: None,
             recv: [None, None],
@@ -263,6 +266,7 @@ impl WebRtcSession {
         }
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += data.len() as u64;
+        self.last_input = now;
         match classify(data) {
             PacketKind::Stun => {
                 self.on_stun(now, from, data);
@@ -556,6 +560,12 @@ impl WebRtcSession {
             self.close_with(CloseReason::ConnectTimeout);
             return;
         }
+        if let (Phase::Connected, Some(quiet)) = (self.phase, self.config.silence_timeout)
+            && now >= self.last_input + quiet
+        {
+            self.close_with(CloseReason::Silent);
+            return;
+        }
         if self.dtls.poll_timeout().is_some_and(|t| now >= t) {
             let res = self.dtls.handle_timeout(now);
             self.drain_dtls();
@@ -610,6 +620,7 @@ impl WebRtcSession {
             consider(self.dtls.poll_timeout());
         }
         if self.phase == Phase::Connected {
+            consider(self.config.silence_timeout.map(|q| self.last_input + q));
             consider(self.next_rr);
             consider(self.next_sr);
             for r in self.recv.iter().flatten() {

@@ -21,6 +21,11 @@ pub struct SessionConfig {
     pub consent_timeout: Duration,
     /// Close when DTLS is not connected this long after creation. Default 30 s.
     pub connect_timeout: Duration,
+    /// Once connected, close when nothing at all (STUN, DTLS, RTP, RTCP) arrived
+    /// for this long. For publishers, whose media and reports never pause for
+    /// seconds: a closed tab ends the session in seconds, not at consent expiry.
+    /// Default `None` (consent freshness only).
+    pub silence_timeout: Option<Duration>,
     /// DTLS options (profiles, EMS, retransmission, MTU).
     pub dtls: DtlsOptions,
     /// Inbound SRTP/SRTCP replay windows.
@@ -58,6 +63,7 @@ impl Default for SessionConfig {
         SessionConfig {
             consent_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
+            silence_timeout: None,
             dtls: DtlsOptions::default(),
             replay: ReplayWindows::default(),
             rtx_cache: RtxCacheLimits::default(),
@@ -85,6 +91,8 @@ pub enum CloseReason {
     ConsentExpired,
     /// ICE/DTLS did not complete within `connect_timeout`.
     ConnectTimeout,
+    /// Nothing arrived for `silence_timeout` once connected.
+    Silent,
     /// A fatal error (DTLS failure, fingerprint mismatch, ...).
     Error(WebRtcError),
 }
