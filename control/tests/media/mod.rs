@@ -155,6 +155,8 @@ impl Server {
             .env("MICROVIBE__HTTP_MEDIA__LISTEN", format!("127.0.0.1:{http}"))
             .env("MICROVIBE__DATABASE__SQLITE_PATH", dir.path().join("t.db"))
             .env("MICROVIBE__ENGINE__SHARDS", "2")
+            // The WebRTC UDP ports (one per shard): free ones, not the default 5000+.
+            .env("MICROVIBE__WEBRTC__UDP_PORT_BASE", free_port().to_string())
             .env("MICROVIBE__ENGINE__IDLE_PUBLISHER_TIMEOUT_SECS", "2")
             .env("MICROVIBE__ENGINE__UNPUBLISH_GRACE_SECS", "2")
             .env("MICROVIBE__ENGINE__PLAY_WAIT_SECS", "5")
