@@ -51,7 +51,12 @@ pub struct RtcSessionRef {
 
 impl AppState {
     pub fn new(cfg: Config, store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Self {
-        let jwt = JwtKeys::new(&cfg.jwt.secret, cfg.jwt.expire_hours);
+        if crate::auth::is_public_secret(&cfg.jwt.secret) {
+            tracing::warn!(
+                "jwt.secret is empty or the publicly known shipped one: signing tokens with a random secret that lasts until this process exits"
+            );
+        }
+        let jwt = JwtKeys::new(&cfg.jwt.secret, &cfg.jwt.issuer, cfg.jwt.expire_hours);
         Self {
             cfg: Arc::new(cfg),
             store,

@@ -14,6 +14,13 @@ use subtle::ConstantTimeEq;
 pub struct Claims {
     /// User id, as a string (RFC 7519 4.1.2: `sub` is a string).
     pub sub: String,
+    /// The deployment that issued the token (`jwt.issuer`). `default` only so that a
+    /// token without it reaches the validation, which refuses it naming the claim.
+    #[serde(default)]
+    pub iss: String,
+    /// Who the token is for: always [`JWT_AUDIENCE`] (`default`: as for `iss`).
+    #[serde(default)]
+    pub aud: String,
     pub username: String,
     pub iat: i64,
     pub exp: i64,
@@ -21,10 +28,14 @@ pub struct Claims {
     pub jti: String,
 }
 
+/// The `aud` claim of every token: this server's control API.
+pub const JWT_AUDIENCE: &str = "microvibe-api";
+
 #[derive(Clone)]
 pub struct JwtKeys {
     enc: EncodingKey,
     dec: DecodingKey,
+    issuer: String,
     pub expire_secs: i64,
 }
 
@@ -35,11 +46,29 @@ impl Claims {
     }
 }
 
+/// Whether `secret` is publicly known: empty, or the development secret shipped in
+/// `configs/microvibe.toml`. Such a secret never signs or verifies a token.
+pub fn is_public_secret(secret: &str) -> bool {
+    secret.is_empty() || secret == crate::config::DEFAULT_JWT_SECRET
+}
+
 impl JwtKeys {
-    pub fn new(secret: &str, expire_hours: u64) -> Self {
+    /// Keys for HS256 tokens issued by `issuer`. A publicly known secret (see
+    /// [`is_public_secret`]) is replaced by a random one that lives as long as these
+    /// keys: `microvibe serve` never gets here with one (it uses the secret kept in the
+    /// data directory), but no other caller can end up accepting forged tokens either.
+    pub fn new(secret: &str, issuer: &str, expire_hours: u64) -> Self {
+        let ephemeral;
+        let secret = if is_public_secret(secret) {
+            ephemeral = random_token(32);
+            ephemeral.as_str()
+        } else {
+            secret
+        };
         Self {
             enc: EncodingKey::from_secret(secret.as_bytes()),
             dec: DecodingKey::from_secret(secret.as_bytes()),
+            issuer: issuer.to_owned(),
             expire_secs: (expire_hours as i64) * 3600,
         }
     }
@@ -49,6 +78,8 @@ impl JwtKeys {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_string(),
+            iss: self.issuer.clone(),
+            aud: JWT_AUDIENCE.to_owned(),
             username: username.to_owned(),
             iat: now,
             exp: now + self.expire_secs,
@@ -59,17 +90,25 @@ impl JwtKeys {
         Ok((token, claims))
     }
 
-    /// Verifies signature (HS256 only: `none` and every other algorithm are refused) and expiry.
+    /// Verifies signature (HS256 only: `none` and every other algorithm are refused),
+    /// expiry, issuer (this deployment's `jwt.issuer`) and audience ([`JWT_AUDIENCE`]).
     pub fn verify(&self, token: &str) -> AppResult<Claims> {
         let mut v = Validation::new(Algorithm::HS256);
         v.algorithms = vec![Algorithm::HS256];
         v.leeway = 0;
-        v.set_required_spec_claims(&["exp", "sub"]);
+        v.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[JWT_AUDIENCE]);
         jsonwebtoken::decode::<Claims>(token, &self.dec, &v).map(|d| d.claims).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             AppError::unauthorized(match e.kind() {
                 K::ExpiredSignature => "token expired",
                 K::InvalidAlgorithm => "token algorithm not accepted (HS256 only)",
+                K::InvalidIssuer => "token issued by another deployment (iss)",
+                K::InvalidAudience => "token not meant for this API (aud)",
+                K::MissingRequiredClaim(c) if c == "iss" || c == "aud" => {
+                    "token has no iss/aud claim (issued by an older version): log in again"
+                }
                 _ => "invalid token",
             })
         })
@@ -130,14 +169,15 @@ mod tests {
 
     #[test]
     fn jwt_round_trip_and_rejections() {
-        let k = JwtKeys::new("a-secret-that-is-long-enough-for-tests!!", 1);
+        let k = JwtKeys::new("a-secret-that-is-long-enough-for-tests!!", "test-deployment", 1);
         let (t, c) = k.issue(7, "alice").unwrap();
         let back = k.verify(&t).unwrap();
         assert_eq!((back.user_id(), back.username.as_str(), back.jti.as_str()), (7, "alice", c.jti.as_str()));
 
         // Another secret.
-        let other = JwtKeys::new("another-secret-that-is-long-enough!!!!!", 1);
+        let other = JwtKeys::new("another-secret-that-is-long-enough!!!!!", "test-deployment", 1);
         assert!(other.verify(&t).is_err());
+        assert_eq!((c.iss.as_str(), c.aud.as_str()), ("test-deployment", JWT_AUDIENCE));
 
         // alg=none: header {"alg":"none","typ":"JWT"}, same claims, empty signature.
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
@@ -159,6 +199,54 @@ mod tests {
         old.exp = chrono::Utc::now().timestamp() - 10;
         let t_old = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &old, &k.enc).unwrap();
         assert_eq!(k.verify(&t_old).unwrap_err().message, "token expired");
+    }
+
+    /// Same secret, another deployment (issuer) or another audience: refused.
+    #[test]
+    fn jwt_bound_to_issuer_and_audience() {
+        let secret = "a-secret-shared-by-two-deployments-0123456789";
+        let here = JwtKeys::new(secret, "deployment-a", 1);
+        let there = JwtKeys::new(secret, "deployment-b", 1);
+        let (t, c) = there.issue(7, "alice").unwrap();
+        assert!(there.verify(&t).is_ok());
+        let e = here.verify(&t).unwrap_err();
+        assert!(e.message.contains("iss"), "{}", e.message);
+
+        let sign = |claims: &serde_json::Value| {
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+                .unwrap()
+        };
+        let mut v = serde_json::to_value(&c).unwrap();
+        v["iss"] = "deployment-a".into();
+        assert!(here.verify(&sign(&v)).is_ok(), "the right iss and aud pass");
+        v["aud"] = "some-other-service".into();
+        let e = here.verify(&sign(&v)).unwrap_err();
+        assert!(e.message.contains("aud"), "{}", e.message);
+        // Without the claims (tokens of older versions): refused, saying why.
+        for claim in ["iss", "aud"] {
+            let mut v = serde_json::to_value(&c).unwrap();
+            v["iss"] = "deployment-a".into();
+            v.as_object_mut().unwrap().remove(claim);
+            let e = here.verify(&sign(&v)).unwrap_err();
+            assert!(e.message.contains("log in again"), "{claim}: {}", e.message);
+        }
+    }
+
+    /// Keys built from a publicly known secret neither accept tokens signed with it
+    /// nor sign tokens that verify under it.
+    #[test]
+    fn public_secrets_are_never_used() {
+        for public in [crate::config::DEFAULT_JWT_SECRET, ""] {
+            assert!(is_public_secret(public));
+            let k = JwtKeys::new(public, "microvibe", 1);
+            let (t, c) = k.issue(1, "alice").unwrap();
+            assert!(k.verify(&t).is_ok(), "the keys work with their own random secret");
+            let forged =
+                jsonwebtoken::encode(&Header::new(Algorithm::HS256), &c, &EncodingKey::from_secret(public.as_bytes()))
+                    .unwrap();
+            assert!(k.verify(&forged).is_err(), "a token signed with {public:?} is refused");
+        }
+        assert!(!is_public_secret("a-secret-of-this-deployment-only-0123456"));
     }
 
     #[test]

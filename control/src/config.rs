@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The development JWT secret shipped in `configs/microvibe.toml`. `release` mode
-/// refuses to start with it.
+/// The development JWT secret shipped in `configs/microvibe.toml`. It is public, so it
+/// never signs or verifies a token: `debug` mode replaces it with a random secret kept
+/// in `server.data_dir` (see `server::prepare_jwt_secret`), `release` mode refuses to
+/// start with it.
 pub const DEFAULT_JWT_SECRET: &str = "microvibe-dev-secret-change-me-in-production!!";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +72,9 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Token for operator endpoints (`/control`, `/api/v1/admin`); empty disables them.
     pub admin_token: String,
+    /// Directory for files the server creates itself (the generated development JWT
+    /// secret); relative to the current directory.
+    pub data_dir: String,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +87,7 @@ impl Default for ServerConfig {
             cors_origins: vec!["*".into()],
             body_limit_bytes: 64 * 1024,
             admin_token: String::new(),
+            data_dir: "data".into(),
         }
     }
 }
@@ -157,11 +163,14 @@ impl RedisConfig {
 pub struct JwtConfig {
     pub secret: String,
     pub expire_hours: u64,
+    /// The `iss` claim of the tokens this deployment issues and accepts; each
+    /// deployment should set its own, so that its tokens are refused by the others.
+    pub issuer: String,
 }
 
 impl Default for JwtConfig {
     fn default() -> Self {
-        Self { secret: DEFAULT_JWT_SECRET.into(), expire_hours: 24 }
+        Self { secret: DEFAULT_JWT_SECRET.into(), expire_hours: 24, issuer: "microvibe".into() }
     }
 }
 
@@ -358,6 +367,15 @@ impl Default for SfuConfig {
     }
 }
 
+/// Where a loaded configuration came from (for the startup log).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigSource {
+    /// The file read; `None`: no file, built-in defaults.
+    pub file: Option<PathBuf>,
+    /// The environment variables that set keys, by name (values may be secrets).
+    pub env_vars: Vec<String>,
+}
+
 /// A configuration problem, printed as one line by the binary.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -405,29 +423,37 @@ impl Config {
     /// Loads the config: `path` if given (must exist), else `configs/microvibe.toml`
     /// when present, else defaults; then the environment `env` on top.
     pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        Self::load_with_source(path, env).map(|(cfg, _)| cfg)
+    }
+
+    /// [`Config::load`], also telling where the settings came from.
+    pub fn load_with_source(
+        path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<(Config, ConfigSource), ConfigError> {
         let default_path = Path::new("configs/microvibe.toml");
-        let (text, path) = match path {
-            Some(p) => (
-                std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?,
-                p.to_path_buf(),
-            ),
-            None if default_path.exists() => (
-                std::fs::read_to_string(default_path)
-                    .map_err(|source| ConfigError::Read { path: default_path.into(), source })?,
-                default_path.to_path_buf(),
-            ),
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None if default_path.exists() => Some(default_path.to_path_buf()),
+            None => None,
+        };
+        let (text, path) = match &file {
+            Some(p) => {
+                (std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?, p.clone())
+            }
             None => (String::new(), PathBuf::from("(defaults)")),
         };
         let mut table: toml::Table = toml::from_str(&text)
             .map_err(|e| ConfigError::Parse { path: path.clone(), message: one_line(&e.to_string()) })?;
-        apply_env(&mut table, env)?;
+        let env_vars = apply_env(&mut table, env)?;
         let cfg: Config = Config::deserialize(toml::Value::Table(table))
             .map_err(|e| ConfigError::Parse { path, message: one_line(&e.to_string()) })?;
         cfg.validate()?;
-        Ok(cfg)
+        Ok((cfg, ConfigSource { file, env_vars }))
     }
 
-    /// Checks values a type cannot express. `release` mode demands a real JWT secret.
+    /// Checks values a type cannot express. `release` mode demands a real JWT secret;
+    /// `debug` mode accepts an empty or the shipped one (and generates its own).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.server.mode == Mode::Release {
             if self.jwt.secret == DEFAULT_JWT_SECRET {
@@ -446,8 +472,17 @@ impl Config {
                 });
             }
         }
-        if self.jwt.secret.is_empty() {
-            return Err(ConfigError::Invalid { key: "jwt.secret".into(), message: "must not be empty".into() });
+        if self.jwt.issuer.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "jwt.issuer".into(),
+                message: "must not be empty (name this deployment, e.g. \"live.example.com\")".into(),
+            });
+        }
+        if self.server.data_dir.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "server.data_dir".into(),
+                message: "must not be empty (\".\" is the current directory)".into(),
+            });
         }
         if self.jwt.expire_hours == 0 || self.jwt.expire_hours > 24 * 365 {
             return Err(ConfigError::Invalid {
@@ -490,6 +525,23 @@ impl Config {
                 message: "fragment_secs must be > 0 and playlist_secs >= fragment_secs".into(),
             });
         }
+        if self.sfu.enabled && self.webrtc.udp_port_base > 0 {
+            let shards = if self.engine.shards > 0 {
+                self.engine.shards
+            } else {
+                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            };
+            let last = self.webrtc.udp_port_base as usize + shards - 1;
+            if last > u16::MAX as usize {
+                return Err(ConfigError::Invalid {
+                    key: "webrtc.udp_port_base".into(),
+                    message: format!(
+                        "{} shards need UDP ports {}..{last}, beyond 65535; lower it or engine.shards",
+                        shards, self.webrtc.udp_port_base
+                    ),
+                });
+            }
+        }
         if self.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 key: "server.body_limit_bytes".into(),
@@ -524,19 +576,24 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Writes environment overrides into the parsed TOML table.
-fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+/// Writes environment overrides into the parsed TOML table; returns the names of the
+/// variables used.
+fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
     let defaults = toml::Table::try_from(Config::default()).expect("default config serialises");
+    let mut used = vec![];
     for (var, section, key) in LEGACY_ENV {
         if let Some(v) = env.get(*var) {
             set_key(table, &defaults, section, key, v, var)?;
+            used.push(var.to_string());
         }
     }
     if let Some(url) = env.get("DATABASE_URL") {
         apply_database_url(table, &defaults, url)?;
+        used.push("DATABASE_URL".into());
     }
     if let Some(url) = env.get("REDIS_URL") {
         apply_redis_url(table, &defaults, url)?;
+        used.push("REDIS_URL".into());
     }
     for (var, v) in env {
         let Some(rest) = var.strip_prefix("MICROVIBE__") else { continue };
@@ -545,8 +602,9 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
             return Err(ConfigError::Env { var: var.clone(), message: "expected MICROVIBE__SECTION__KEY".into() });
         };
         set_key(table, &defaults, &section.to_ascii_lowercase(), &key.to_ascii_lowercase(), v, var)?;
+        used.push(var.clone());
     }
-    Ok(())
+    Ok(used)
 }
 
 /// Sets `section.key` from a string, converted to the type of the default value.
@@ -739,6 +797,81 @@ mod tests {
         assert!(e.contains("32 bytes"), "{e}");
         let s = "x".repeat(32);
         load_str("[server]\nmode = \"release\"\n", &[("JWT_SECRET", &s)]).unwrap();
+    }
+
+    /// Every `section.key` of a config table.
+    fn keys(t: &toml::Table) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for (section, v) in t {
+            match v {
+                toml::Value::Table(inner) => out.extend(inner.keys().map(|k| format!("{section}.{k}"))),
+                _ => {
+                    out.insert(section.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// `configs/microvibe.toml` lists every key the binary accepts, no other key, and
+    /// the built-in default of each (so reading the file tells what an absent key
+    /// means). No exceptions today: if one is ever needed, list it here with the reason.
+    #[test]
+    fn shipped_config_lists_every_key_with_its_default() {
+        const EXCEPTIONS: &[&str] = &[];
+        let shipped: toml::Table =
+            toml::from_str(include_str!("../../configs/microvibe.toml")).expect("configs/microvibe.toml parses");
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let (have, want) = (keys(&shipped), keys(&defaults));
+        let missing: Vec<_> = want.difference(&have).filter(|k| !EXCEPTIONS.contains(&k.as_str())).collect();
+        let unknown: Vec<_> = have.difference(&want).collect();
+        assert!(missing.is_empty(), "keys the binary accepts but configs/microvibe.toml does not list: {missing:?}");
+        assert!(unknown.is_empty(), "keys in configs/microvibe.toml the binary does not know: {unknown:?}");
+        for k in &have {
+            let (section, key) = k.split_once('.').unwrap();
+            assert_eq!(shipped[section][key], defaults[section][key], "configs/microvibe.toml: {k} is not the default");
+        }
+        // And it loads as it is.
+        Config::deserialize(toml::Value::Table(shipped)).unwrap().validate().unwrap();
+    }
+
+    #[test]
+    fn source_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "").unwrap();
+        let (_, src) = Config::load_with_source(
+            Some(&p),
+            &env(&[("JWT_SECRET", "s3cr3t-value"), ("MICROVIBE__SERVER__PORT", "1")]),
+        )
+        .unwrap();
+        assert_eq!(src.file.as_deref(), Some(p.as_path()));
+        assert_eq!(src.env_vars, vec!["JWT_SECRET".to_string(), "MICROVIBE__SERVER__PORT".to_string()]);
+    }
+
+    #[test]
+    fn jwt_issuer_data_dir_and_debug_secrets() {
+        let c = load_str("", &[]).unwrap();
+        assert_eq!((c.jwt.issuer.as_str(), c.server.data_dir.as_str()), ("microvibe", "data"));
+        let c = load_str("[jwt]\nissuer = \"live.example.com\"\n", &[]).unwrap();
+        assert_eq!(c.jwt.issuer, "live.example.com");
+        let e = load_str("[jwt]\nissuer = \" \"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("jwt.issuer"), "{e}");
+        let e = load_str("[server]\ndata_dir = \"\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("server.data_dir"), "{e}");
+        // Debug mode: an empty secret is accepted (the server generates one); release is not.
+        load_str("[jwt]\nsecret = \"\"\n", &[]).unwrap();
+        let e = load_str("[server]\nmode = \"release\"\n[jwt]\nsecret = \"\"\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("jwt.secret") && e.contains("32 bytes"), "{e}");
+    }
+
+    #[test]
+    fn webrtc_ports_must_fit() {
+        let e = load_str("[webrtc]\nudp_port_base = 65535\n[engine]\nshards = 2\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("webrtc.udp_port_base") && e.contains("65536"), "{e}");
+        load_str("[webrtc]\nudp_port_base = 65534\n[engine]\nshards = 2\n", &[]).unwrap();
+        // Not checked when WebRTC is off.
+        load_str("[webrtc]\nudp_port_base = 65535\n[engine]\nshards = 2\n[sfu]\nenabled = false\n", &[]).unwrap();
     }
 
     #[test]

@@ -145,9 +145,16 @@ impl EngineControl for EngineHandle {
 /// Starts the engine; returns its handle for the services.
 pub fn start(cfg: &Config) -> anyhow::Result<Arc<EngineHandle>> {
     let ecfg = engine_config(cfg)?;
+    let (udp_base, udp_bind, candidates) = (ecfg.webrtc_port_base, ecfg.webrtc_bind, ecfg.webrtc_candidates.clone());
     let engine = Engine::start(ecfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     let drivers = engine.drivers();
     tracing::info!(shards = drivers.len(), drivers = ?drivers, rtmp = %cfg.rtmp.listen, http = %cfg.http_media.listen, "media engine started");
+    if udp_base == 0 {
+        tracing::info!("WebRTC off (sfu.enabled = false or webrtc.udp_port_base = 0): no UDP ports");
+    } else {
+        let last = udp_base.saturating_add(drivers.len().saturating_sub(1) as u16);
+        tracing::info!(bind = %udp_bind, ports = %format!("{udp_base}..{last}"), candidates = ?candidates, "WebRTC UDP ports (one per shard)");
+    }
     Ok(Arc::new(EngineHandle { engine: Arc::new(engine), info: Mutex::new(HashMap::new()) }))
 }
 

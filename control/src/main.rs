@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use control::app::{self, AppState};
-use control::config::Config;
+use control::config::{Config, ConfigSource};
 use control::server;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,7 +42,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let cfg = match Config::load(cli.config.as_deref(), &env) {
+    let (cfg, source) = match Config::load_with_source(cli.config.as_deref(), &env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("microvibe: {e}");
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
-            Command::Serve { no_migrate } => serve(cfg, no_migrate).await,
+            Command::Serve { no_migrate } => serve(cfg, &source, no_migrate).await,
         }
     });
     match result {
@@ -94,7 +94,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(cfg: Config, no_migrate: bool) -> anyhow::Result<()> {
+async fn serve(mut cfg: Config, source: &ConfigSource, no_migrate: bool) -> anyhow::Result<()> {
+    server::log_startup(&cfg, source);
+    let jwt = server::prepare_jwt_secret(&mut cfg)?;
+    server::log_jwt_secret(&cfg, &jwt);
     let listener = server::bind(&cfg).await?;
     let store = server::prepare_store(&cfg, no_migrate).await?;
     let cache = app::open_cache(&cfg)?;

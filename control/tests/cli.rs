@@ -521,3 +521,163 @@ fn sigterm_is_not_held_up_by_a_stalled_client() {
     assert!(st.success(), "{st}\n{}", srv.stderr());
     drop((partial_body, partial_headers));
 }
+
+/// One HTTP/1.1 request with an optional bearer token and JSON body; (status, body).
+fn http_request(port: u16, method: &str, path: &str, token: Option<&str>, json: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = json.unwrap_or("");
+    if json.is_some() {
+        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    write!(s, "{head}\r\n{body}").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{buf}"));
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Registers `name` and logs in; returns (user id, token).
+fn register_and_login(port: u16, name: &str) -> (i64, String) {
+    let creds = format!(r#"{{"username":"{name}","password":"password123"}}"#);
+    let (st, body) = http_request(port, "POST", "/api/v1/auth/register", None, Some(&creds));
+    assert_eq!(st, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["data"]["id"].as_i64().unwrap();
+    let (st, body) = http_request(port, "POST", "/api/v1/auth/login", None, Some(&creds));
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    (id, v["data"]["token"].as_str().unwrap().to_owned())
+}
+
+/// An HS256 token for user `id` with `secret` and the given claims on top of valid ones.
+fn forge(secret: &str, id: i64, extra: serde_json::Value) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let mut claims = serde_json::json!({
+        "sub": id.to_string(), "username": "alice", "iat": now, "exp": now + 3600, "jti": unique("jti"),
+        "iss": "microvibe", "aud": "microvibe-api",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        if v.is_null() {
+            claims.as_object_mut().unwrap().remove(k);
+        } else {
+            claims[k] = v.clone();
+        }
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn stop(srv: &mut Running) {
+    sigterm(srv.pid());
+    let st =
+        srv.wait_for(Duration::from_secs(10)).unwrap_or_else(|| panic!("no exit after SIGTERM:\n{}", srv.stderr()));
+    assert!(st.success(), "{st}\n{}", srv.stderr());
+}
+
+/// The shipped config as a new user runs it (debug mode, the public secret): a token
+/// signed with that secret is refused, the server signs with a secret it generated
+/// into data/jwt_secret (0600) and says so, and a restart keeps it (logins survive).
+#[test]
+fn debug_mode_never_accepts_the_shipped_jwt_secret() {
+    use control::config::DEFAULT_JWT_SECRET;
+    let sb = Sandbox::new();
+    sb.write("configs/microvibe.toml", include_str!("../../configs/microvibe.toml"));
+    let port = free_port();
+    let ps = port.to_string();
+    let env = [("MICROVIBE__SERVER__HOST", "127.0.0.1"), ("MICROVIBE__SERVER__PORT", ps.as_str())];
+    let mut srv = sb.spawn(&["serve"], &env);
+    wait_healthy(&mut srv, port);
+    let log = srv.stderr();
+    assert!(log.contains("config loaded") && log.contains("configs/microvibe.toml"), "{log}");
+    assert!(log.contains("database: SQLite") && log.contains("data/microvibe.db"), "{log}");
+    assert!(log.contains("DEBUG MODE") && log.contains("data/jwt_secret"), "no loud warning:\n{log}");
+
+    let file = sb.file("data/jwt_secret");
+    let secret = std::fs::read_to_string(&file).expect("data/jwt_secret written").trim().to_owned();
+    assert!(secret.len() >= 32, "{} characters", secret.len());
+    assert_ne!(secret, DEFAULT_JWT_SECRET);
+    assert!(!log.contains(&secret), "the generated secret was logged");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "data/jwt_secret mode {mode:o}");
+    }
+
+    let (id, token) = register_and_login(port, "alice");
+    let me = |t: &str| http_request(port, "GET", "/api/v1/users/me", Some(t), None);
+    assert_eq!(me(&token).0, 200, "{:?}", me(&token));
+    // Signed with the shipped secret: refused, with or without iss/aud.
+    for extra in [serde_json::json!({}), serde_json::json!({"iss": null, "aud": null})] {
+        let forged = forge(DEFAULT_JWT_SECRET, id, extra);
+        let (st, body) = me(&forged);
+        assert_eq!(st, 401, "a token signed with the public secret was accepted: {body}");
+    }
+    // Signed with the generated secret: accepted (it is the one in use).
+    assert_eq!(me(&forge(&secret, id, serde_json::json!({}))).0, 200);
+    stop(&mut srv);
+
+    // Restart, now without the file: the built-in defaults are the shipped file's
+    // values, so the same data directory and secret; the login token still works.
+    std::fs::remove_file(sb.file("configs/microvibe.toml")).unwrap();
+    let mut srv = sb.spawn(&["serve"], &env);
+    wait_healthy(&mut srv, port);
+    let log = srv.stderr();
+    assert!(log.contains("built-in defaults"), "{log}");
+    assert!(log.contains("DEBUG MODE") && log.contains("generated on first start"), "{log}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), secret, "the secret was kept");
+    let (st, body) = me(&token);
+    assert_eq!(st, 200, "the token from before the restart: {body}");
+    assert_eq!(me(&forge(DEFAULT_JWT_SECRET, id, serde_json::json!({}))).0, 401);
+    stop(&mut srv);
+
+    // A damaged secret file is a clear error, not a weak key.
+    std::fs::write(&file, "short\n").unwrap();
+    let out = sb.run(&["serve"], &env);
+    let last = out.failed().last_error();
+    assert!(last.contains("jwt_secret") && last.contains("delete it"), "{last}");
+}
+
+/// Tokens carry this deployment's `jwt.issuer` and the API's audience: a token signed
+/// with the very same secret but for another issuer or audience is refused.
+#[test]
+fn tokens_are_bound_to_the_issuer_and_audience() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let ps = port.to_string();
+    let secret = "a-secret-shared-with-another-deployment-0123456789";
+    let env = [
+        ("MICROVIBE__SERVER__HOST", "127.0.0.1"),
+        ("MICROVIBE__SERVER__PORT", ps.as_str()),
+        ("JWT_SECRET", secret),
+        ("MICROVIBE__JWT__ISSUER", "live.example.com"),
+    ];
+    let mut srv = sb.spawn(&["serve"], &env);
+    wait_healthy(&mut srv, port);
+    assert!(!srv.stderr().contains("DEBUG MODE"), "a configured secret is used as it is");
+    assert!(!sb.file("data/jwt_secret").exists());
+    let (id, token) = register_and_login(port, "bob");
+    let me = |t: &str| http_request(port, "GET", "/api/v1/users/me", Some(t), None);
+    assert_eq!(me(&token).0, 200);
+    let ok = forge(secret, id, serde_json::json!({"iss": "live.example.com"}));
+    assert_eq!(me(&ok).0, 200, "right secret, issuer and audience");
+    for (what, extra) in [
+        ("another issuer", serde_json::json!({"iss": "other.example.com"})),
+        ("the default issuer", serde_json::json!({"iss": "microvibe"})),
+        ("another audience", serde_json::json!({"iss": "live.example.com", "aud": "something-else"})),
+        ("no issuer", serde_json::json!({"iss": null})),
+        ("no audience", serde_json::json!({"iss": "live.example.com", "aud": null})),
+    ] {
+        let (st, body) = me(&forge(secret, id, extra));
+        assert_eq!(st, 401, "{what}: {body}");
+    }
+    stop(&mut srv);
+}

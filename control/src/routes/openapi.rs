@@ -14,12 +14,20 @@ struct Op {
 }
 
 fn ops() -> Vec<Op> {
-    let obj = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required });
+    // Every JSON body refuses unknown fields (`deny_unknown_fields`).
+    let obj = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required, "additionalProperties": false });
+    let at_least_one = |mut schema: Value| {
+        schema["minProperties"] = json!(1);
+        schema
+    };
+    // nginx-rtmp's fields; the key may also come as `key`, or in the query string.
     let form = json!({ "application/x-www-form-urlencoded": { "schema": {
         "type": "object",
-        "properties": { "name": { "type": "string", "description": "the stream key" }, "app": { "type": "string" },
+        "properties": { "name": { "type": "string", "description": "the stream key (`name=<key>?x=y` too)" },
+                        "key": { "type": "string", "description": "the stream key, when `name` is absent" },
+                        "app": { "type": "string", "description": "default: the first of rtmp.apps" },
                         "addr": { "type": "string" }, "call": { "type": "string" } },
-        "required": ["name"] } } });
+        "anyOf": [{ "required": ["name"] }, { "required": ["key"] }] } } });
     vec![
         Op {
             method: "get",
@@ -87,8 +95,8 @@ fn ops() -> Vec<Op> {
             summary: "Create a live room (returns its secret stream key)",
             auth: true,
             body: Some(json!({ "application/json": { "schema": obj(json!({
-                 "title": { "type": "string", "maxLength": 200 },
-                 "push_protocol": { "type": "string", "enum": ["rtmp", "webrtc"] },
+                 "title": { "type": "string", "minLength": 1, "maxLength": 200 },
+                 "push_protocol": { "type": "string", "enum": ["rtmp", "webrtc"], "default": "rtmp" },
                  "description": { "type": "string", "maxLength": 2000 } }), &["title"]) } })),
             statuses: &[("201", "Created")],
         },
@@ -121,8 +129,9 @@ fn ops() -> Vec<Op> {
             path: "/api/v1/live/{id}",
             summary: "Change title/description (owner)",
             auth: true,
-            body: Some(json!({ "application/json": { "schema": obj(json!({
-                 "title": { "type": "string" }, "description": { "type": "string" } }), &[]) } })),
+            body: Some(json!({ "application/json": { "schema": at_least_one(obj(json!({
+                 "title": { "type": "string", "minLength": 1, "maxLength": 200 },
+                 "description": { "type": "string", "maxLength": 2000 } }), &[])) } })),
             statuses: &[("403", "Not the owner"), ("404", "No such room")],
         },
         Op {
@@ -286,6 +295,13 @@ pub fn document(server_url: &str) -> Value {
         if op.path.contains("{id}") {
             o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } }]);
         }
+        if op.path == "/api/v1/live/{id}/broadcasts" {
+            o["parameters"] = json!([
+                { "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } },
+                { "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1 } },
+                { "name": "page_size", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } }
+            ]);
+        }
         if op.path.contains("{stream_name}") {
             let mut params =
                 vec![json!({ "name": "stream_name", "in": "path", "required": true, "schema": { "type": "string" } })];
@@ -297,11 +313,18 @@ pub fn document(server_url: &str) -> Value {
             o["parameters"] = json!(params);
         }
         if op.path == "/api/v1/live/list" || op.path == "/api/v1/live/my" {
-            o["parameters"] = json!([
-                { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["idle", "live"] } },
-                { "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1 } },
-                { "name": "page_size", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100 } }
-            ]);
+            let mut params = vec![
+                json!({ "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1 } }),
+                json!({ "name": "page_size", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } }),
+            ];
+            // Only the public list filters by status; /my lists all of the caller's rooms.
+            if op.path == "/api/v1/live/list" {
+                params.insert(
+                    0,
+                    json!({ "name": "status", "in": "query", "schema": { "type": "string", "enum": ["idle", "live"] } }),
+                );
+            }
+            o["parameters"] = json!(params);
         }
         let entry = paths.entry(op.path.to_string()).or_insert_with(|| json!({}));
         entry[op.method] = o;
