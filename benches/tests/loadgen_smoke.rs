@@ -186,6 +186,8 @@ fn loadgen_rtmp_and_http_flv_against_microvibe() {
             .env("MICROVIBE__HTTP_MEDIA__LISTEN", format!("127.0.0.1:{http_port}"))
             .env("MICROVIBE__DATABASE__SQLITE_PATH", dir.join("smoke.db"))
             .env("MICROVIBE__ENGINE__SHARDS", "2")
+            // Free WebRTC UDP ports (one per shard), not the default 5000+.
+            .env("MICROVIBE__WEBRTC__UDP_PORT_BASE", free_udp_base().to_string())
             .env("MICROVIBE__STREAMING__RTMP_SERVER", format!("rtmp://127.0.0.1:{rtmp}/live"))
             .env("MICROVIBE__STREAMING__FLV_SERVER", format!("http://127.0.0.1:{http_port}/flv"))
             .env("RUST_LOG", "warn")
@@ -267,4 +269,9 @@ fn loadgen_rtmp_and_http_flv_against_microvibe() {
         assert!(p99 < 5000, "{what}: lag p99 {p99} ms stays bounded: {s}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A UDP port free now (the server binds it and the next one, one per shard).
+fn free_udp_base() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -426,6 +426,107 @@ async fn room_broadcasts(b: Backend) {
     ctx.finish().await;
 }
 
+/// A database made by the first schema (rooms that ended for good, a live room)
+/// upgrades in place: ended rooms are idle and reusable, every past live period is
+/// a broadcast, a live room keeps its open broadcast.
+async fn upgrade_keeps_history(b: Backend) {
+    let ctx = open_unmigrated(b).await;
+    let list = match b {
+        Backend::Embedded => SQLITE,
+        Backend::Production => POSTGRES,
+    };
+    let t = |s: i64| Utc::now() - chrono::Duration::seconds(s);
+    let (t1, t2, t3) = (t(300), t(200), t(100));
+    let rows = [
+        // (stream name, status, started_at, ended_at, peak)
+        ("sn_ended", "ended", Some(t1), Some(t2), 5i64),
+        ("sn_live", "live", Some(t3), None, 2),
+        ("sn_new", "idle", None, None, 0),
+    ];
+    match b {
+        Backend::Embedded => {
+            let c = rusqlite::Connection::open(&ctx.cfg.database.sqlite_path).unwrap();
+            c.execute_batch(list[0].sql).unwrap();
+            c.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, 'init', ?1)",
+                rusqlite::params![Utc::now()],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO users (id, username, password_hash, created_at, updated_at) VALUES (1, 'old', 'h', ?1, ?1)",
+                rusqlite::params![t1],
+            )
+            .unwrap();
+            for (name, status, started, ended, peak) in rows {
+                c.execute(
+                    "INSERT INTO live_rooms (owner_id, title, stream_name, stream_key, stream_key_hash, push_protocol, \
+                     status, started_at, ended_at, peak_viewers, created_at, updated_at) \
+                     VALUES (1, 't', ?1, ?1, ?1, 'rtmp', ?2, ?3, ?4, ?5, ?6, ?6)",
+                    rusqlite::params![name, status, started, ended, peak, t1],
+                )
+                .unwrap();
+            }
+        }
+        Backend::Production => {
+            let d = &ctx.cfg.database;
+            let conn = format!("host={} port={} user={} dbname={}", d.host, d.port, d.user, d.dbname);
+            let (c, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.unwrap();
+            let task = tokio::spawn(connection);
+            c.batch_execute(&format!(
+                "SET search_path TO {}; CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+                 applied_at TIMESTAMPTZ NOT NULL); {} INSERT INTO schema_migrations VALUES (1, 'init', now()); \
+                 INSERT INTO users (id, username, password_hash, created_at, updated_at) VALUES (1, 'old', 'h', now(), now());",
+                d.schema, list[0].sql
+            ))
+            .await
+            .unwrap();
+            for (name, status, started, ended, peak) in rows {
+                c.execute(
+                    "INSERT INTO live_rooms (owner_id, title, stream_name, stream_key, stream_key_hash, push_protocol, \
+                     status, started_at, ended_at, peak_viewers, created_at, updated_at) \
+                     VALUES (1, 't', $1, $1, $1, 'rtmp', $2, $3, $4, $5, $6, $6)",
+                    &[&name, &status, &started, &ended, &peak, &t1],
+                )
+                .await
+                .unwrap();
+            }
+            drop(c);
+            let _ = task.await;
+        }
+    }
+    let ran = ctx.store.migrate().await.unwrap();
+    assert!(ran.iter().any(|m| m == "0002_broadcasts"), "{ran:?}");
+    let s = &ctx.store;
+    let by = |n: &'static str| async move { s.room_by_stream_name(n).await.unwrap().expect(n) };
+
+    let ended = by("sn_ended").await;
+    assert_eq!((ended.status, ended.broadcast_id), (RoomStatus::Idle, None), "an ended room is idle and reusable");
+    let (bs, total) = s.list_broadcasts(ended.id, 1, 20).await.unwrap();
+    assert_eq!(total, 1);
+    assert_eq!((bs[0].ended_at.is_some(), bs[0].peak_viewers), (true, 5));
+    assert_eq!(bs[0].end_reason.as_deref(), Some("publisher_left"));
+    assert_eq!(bs[0].started_at.timestamp(), t1.timestamp());
+    assert_eq!(bs[0].ended_at.unwrap().timestamp(), t2.timestamp());
+
+    let live = by("sn_live").await;
+    let (bs, total) = s.list_broadcasts(live.id, 1, 20).await.unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(
+        (live.status, live.broadcast_id),
+        (RoomStatus::Live, Some(bs[0].id)),
+        "the live room keeps its broadcast"
+    );
+    assert!(bs[0].ended_at.is_none());
+    let after = s.end_broadcast(live.id, EndReason::ServerRestart).await.unwrap().expect("ends");
+    assert_eq!(after.status, RoomStatus::Idle);
+    assert_eq!(s.list_broadcasts(live.id, 1, 20).await.unwrap().0[0].end_reason.as_deref(), Some("server_restart"));
+
+    let fresh = by("sn_new").await;
+    assert_eq!((fresh.status, s.list_broadcasts(fresh.id, 1, 20).await.unwrap().1), (RoomStatus::Idle, 0));
+    assert!(s.start_broadcast(ended.id).await.unwrap().expect("room").1, "an upgraded ended room goes live again");
+    ctx.finish().await;
+}
+
 async fn stream_key_and_peak(b: Backend) {
     let ctx = open(b).await;
     let s = &ctx.store;
@@ -517,6 +618,7 @@ both_backends!(
     list_rooms,
     update_room_text,
     room_broadcasts,
+    upgrade_keeps_history,
     stream_key_and_peak,
     delete_and_counts,
 );

@@ -37,12 +37,14 @@ async fn chromium_publishes_and_plays_over_whip_whep_and_websocket() {
     let ws = s.room().await;
     let errs = s.room().await;
     let other = s.room().await; // another user: not the owner of `errs`
+    let tab = s.room().await;
 
     let args = json!({
         "api": s.api,
         "whip": {"name": whip.name, "key": whip.key},
         "ws": {"room_id": ws.id, "token": ws.token},
         "errors": {"room_id": errs.id, "token": errs.token, "other_token": other.token},
+        "tabclose": {"name": tab.name, "key": tab.key, "room_id": tab.id},
         "timeout_secs": 30,
     })
     .to_string();
@@ -99,6 +101,13 @@ async fn chromium_publishes_and_plays_over_whip_whep_and_websocket() {
     let r = find("ws");
     assert_eq!(r["viewer_messages"]["ok"], true, "ws: viewer_count >= 1 and stream_state live: {r}");
     assert_eq!(r["publisher_ended"]["ok"], true, "ws: the publisher is told the stream ended: {r}");
+    // A publisher's tab closed without a DELETE: the room leaves `live` in seconds
+    // (Chromium's DTLS close_notify or 4 s of silence, then the 2 s grace), not at
+    // the 30 s consent expiry.
+    let r = find("tabclose");
+    let idle_after = r["idle_after_secs"].as_f64().unwrap_or(f64::MAX);
+    println!("tab closed: room idle after {idle_after} s");
+    assert!(r["ok"] == true && idle_after < 8.0, "tabclose: {r}\n{}", ctx());
     let r = find("errors");
     assert_eq!(r["ok"], true, "errors: failed checks {}\n{}", r["failed"], ctx());
     assert!(out.status.success(), "{}", ctx());

@@ -17,6 +17,8 @@
 //   errors - the WebSocket signaling's refusals and error messages.
 //   whep   - {"name":STREAM_NAME}: only a viewer, over WHEP, of a stream published by
 //            someone else (e.g. ffmpeg over RTMP: control/tests/bridge_e2e.rs).
+//   tabclose - {"name","key","room_id"}: a WHIP publisher's tab is closed without a
+//            DELETE; reports how long the room stays live after (idle_after_secs).
 // Optional: "timeout_secs" per wait (default 30), "chromium" (default /usr/bin/chromium).
 //
 // Prints one JSON line per scenario, {"scenario":…,"ok":bool,…}, and exits 0 only if
@@ -320,9 +322,30 @@ async function scenarioErrors(a) {
   return { scenario: 'errors', ok: checks.every((c) => c.ok), failed: checks.filter((c) => !c.ok), checks, console: consoleLines };
 }
 
+async function scenarioTabClose(a) {
+  const consoleLines = [];
+  const r = { scenario: 'tabclose', ok: false, console: consoleLines };
+  const pub = await newPage('publisher', consoleLines);
+  await pub.evaluate(async ({ api, name, key }) => {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    window.session = await mv.whipPublish(api, name, key, stream);
+  }, { api, ...a });
+  r.publisher = await until(() => stats(pub), sending, 'publisher connected and sending');
+  if (!r.publisher.ok) return r;
+  const status = async () => (await (await fetch(`${api}/api/v1/live/${a.room_id}`)).json()).data.status;
+  r.live = await until(status, (s) => s === 'live', 'room live', 10);
+  // The tab goes away as a user closes it: no DELETE, no pc.close() from the page.
+  const closed = Date.now();
+  await pub.close();
+  r.idle = await until(status, (s) => s === 'idle', 'room idle after the tab closed', 30);
+  r.idle_after_secs = secs(closed);
+  r.ok = r.live.ok && r.idle.ok;
+  return r;
+}
+
 let allOk = true;
 try {
-  for (const [key, f] of [['whip', scenarioWhip], ['ws', scenarioWs], ['errors', scenarioErrors], ['whep', scenarioWhep]]) {
+  for (const [key, f] of [['whip', scenarioWhip], ['ws', scenarioWs], ['errors', scenarioErrors], ['whep', scenarioWhep], ['tabclose', scenarioTabClose]]) {
     if (!args[key]) continue;
     const start = Date.now();
     let r;
