@@ -298,15 +298,34 @@ async fn webrtc_rooms_start_and_end_promptly() {
     };
     println!("media after {:?}: {media}", t_live.elapsed());
 
+    // The playlist, asked for right away, answers once the first segment exists
+    // (no 404 meanwhile).
+    let hls = format!("{}/hls/{}.m3u8", s.http, room.name);
+    let (status, text, took) = get(&s, &hls).await;
+    println!(
+        "first HLS playlist {:?} after the WHIP room went live (asked at once, answered in {took:?})",
+        t_live.elapsed()
+    );
+    assert!(status == 200 && text.contains("#EXTINF"), "{status} {text}");
+
     // hls.js opened 1 s after going live, default settings.
     let wait = Duration::from_secs(1).saturating_sub(t_live.elapsed());
     tokio::time::sleep(wait).await;
-    let hls = format!("{}/hls/{}.m3u8", s.http, room.name);
     let t_hls = Instant::now();
     let (ok, lines, log) =
         browser_result(browser(&serde_json::json!({ "hls": hls, "advance_secs": 2, "timeout_secs": 40 })));
     println!("hls.js on the WHIP room: {:?} to 2 s of playback; {lines:?}", t_hls.elapsed());
     assert!(ok, "hls.js must play a WHIP room opened 1 s after it went live: {log}\n{}", s.log());
+
+    // What bridging from the first frame costs: the Opus → AAC transcoding of this
+    // stream (it has no RTMP/FLV viewer now that hls.js is gone).
+    let stream = |v: &Value| v["streams"].as_array().and_then(|a| a.first()).cloned().unwrap_or_default();
+    let a = stream(&s.stat_json().await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let b = stream(&s.stat_json().await);
+    let ms = b["audio_transcode_cpu_ms"].as_f64().unwrap_or(0.0) - a["audio_transcode_cpu_ms"].as_f64().unwrap_or(0.0);
+    println!("always-on bridge: {:.1} ms of CPU per s of media for the audio transcode ({:?})", ms / 3.0, b["bridges"]);
+    assert!(b["bridges"].to_string().contains("webrtc->rtmp"), "{b}");
 
     // A WHEP viewer; then the publisher vanishes without a DELETE.
     let whep = format!("{}/whep/{}", s.api, room.name);
@@ -333,4 +352,105 @@ async fn webrtc_rooms_start_and_end_promptly() {
     );
     let (status, text, _) = get(&s, &hls).await;
     assert!(status == 200 && text.trim_end().ends_with("#EXT-X-ENDLIST"), "{status} {text}");
+}
+
+/// A TCP relay to PostgreSQL that a test can cut (every connection closed, new ones
+/// refused) and restore: a database outage without touching the shared server.
+struct DbRelay {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DbRelay {
+    async fn start(target: &'static str) -> DbRelay {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (up2, gen2) = (up.clone(), generation.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // refused: dropped at once
+                }
+                let (up3, gen3) = (up2.clone(), gen2.clone());
+                let born = gen3.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let cut = async {
+                        while up3.load(Ordering::SeqCst) && gen3.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = cut => {} }
+                });
+            }
+        });
+        DbRelay { port, up, generation, task }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for DbRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A publisher that leaves while PostgreSQL is unreachable: the broadcast's end is
+/// retried until the database is back, and the room ends up idle (not live forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_state_survives_a_database_outage() {
+    let relay = DbRelay::start("127.0.0.1:5432").await;
+    let schema = format!("lc_{}", media::free_port());
+    let port = relay.port.to_string();
+    let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into());
+    let s = Server::start(&[
+        ("MICROVIBE__DATABASE__HOST", "127.0.0.1"),
+        ("MICROVIBE__DATABASE__PORT", &port),
+        ("MICROVIBE__DATABASE__USER", &user),
+        ("MICROVIBE__DATABASE__DBNAME", "test"),
+        ("MICROVIBE__DATABASE__SCHEMA", &schema),
+    ])
+    .await;
+    let room = s.room().await;
+    let mut publisher = s.publish(&room.key);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+
+    // The database goes away; then the publisher stops (grace 2 s).
+    relay.set_up(false);
+    publisher.signal("TERM");
+    publisher.wait_for(Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !s.log().contains("room state not saved; retrying") {
+        assert!(Instant::now() < deadline, "the failed write is not retried:\n{}", s.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = s.client.get(format!("{}/api/v1/live/{}", s.api, room.id)).send().await.unwrap();
+    assert_eq!(r.status(), 503, "the API says the database is unavailable meanwhile");
+
+    // Back: the end lands and the room is idle, its broadcast ended.
+    relay.set_up(true);
+    let t = Instant::now();
+    let r = s.wait_status(room.id, "idle", Duration::from_secs(20)).await;
+    println!("room idle {:?} after the database came back", t.elapsed());
+    assert!(r["ended_at"].is_string());
+    assert_eq!(broadcasts(&s, room.id).await["items"][0]["end_reason"], "publisher_left");
+
+    let (client, conn) =
+        tokio_postgres::connect(&format!("host=127.0.0.1 port=5432 user={user} dbname=test"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    let task = tokio::spawn(conn);
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.unwrap();
+    drop(client);
+    let _ = task.await;
 }

@@ -585,6 +585,24 @@ fn handshake_survives_a_lost_flight() {
 }
 
 #[test]
+fn a_silent_peer_is_gone_after_the_silence_timeout() {
+    let config = SessionConfig { silence_timeout: Some(Duration::from_secs(4)), ..SessionConfig::default() };
+    let mut p = Pair::with_config(Role::Publisher, Codec::H264, config, |_| {});
+    p.connect();
+    // Consent checks are input: while they come, the session stays.
+    p.advance(Duration::from_secs(10));
+    assert!(!p.server.is_closed());
+    // A closed tab: nothing at all arrives any more (the last check came at most 2 s
+    // ago: the test client checks every 2 s).
+    p.client.stop_checks();
+    p.advance(Duration::from_millis(1900));
+    assert!(!p.server.is_closed(), "closed before the silence timeout");
+    p.advance(Duration::from_secs(3));
+    assert!(p.server.is_closed());
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::Closed { reason: CloseReason::Silent })));
+}
+
+#[test]
 fn consent_expires_without_checks() {
     let mut p = Pair::new(Role::Publisher, Codec::H264);
     p.connect();
