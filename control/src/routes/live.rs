@@ -48,11 +48,18 @@ pub async fn get_room(
     Ok(ok(s.room_json(&room, owner).await))
 }
 
-fn parse_query(raw: Option<String>) -> AppResult<HashMap<String, String>> {
+/// The query's parameters; one not in `allowed` is a 400 naming it (a typo such as
+/// `?staus=live` must not silently list everything).
+fn parse_query(raw: Option<String>, allowed: &[&str]) -> AppResult<HashMap<String, String>> {
     let raw = raw.unwrap_or_default();
-    serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
+    let q: HashMap<String, String> = serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
         .map(|v| v.into_iter().collect())
-        .map_err(|e| AppError::bad_request(format!("query: {e}")))
+        .map_err(|e| AppError::bad_request(format!("query: {e}")))?;
+    if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        let k: String = k.chars().take(40).collect();
+        return Err(AppError::bad_request(format!("query: unknown parameter {k:?} (allowed: {})", allowed.join(", "))));
+    }
+    Ok(q)
 }
 
 fn paging(q: &HashMap<String, String>) -> AppResult<(u32, u32)> {
@@ -79,7 +86,7 @@ async fn list_json(s: &AppState, filter: RoomFilter, owner: bool) -> AppResult<R
 }
 
 pub async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> AppResult<Response> {
-    let q = parse_query(q)?;
+    let q = parse_query(q, &["status", "page", "page_size"])?;
     let status = match q.get("status").map(String::as_str) {
         None | Some("") => None,
         Some(v) => Some(RoomStatus::parse(v).ok_or_else(|| AppError::field("status", "must be idle or live"))?),
@@ -89,7 +96,7 @@ pub async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> AppResult
 }
 
 pub async fn my(State(s): State<AppState>, AuthUser(c): AuthUser, RawQuery(q): RawQuery) -> AppResult<Response> {
-    let q = parse_query(q)?;
+    let q = parse_query(q, &["page", "page_size"])?;
     let (page, page_size) = paging(&q)?;
     list_json(&s, RoomFilter { status: None, owner_id: Some(c.user_id()), page, page_size }, true).await
 }
@@ -129,7 +136,7 @@ pub async fn broadcasts(
     RawQuery(q): RawQuery,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    let q = parse_query(q)?;
+    let q = parse_query(q, &["page", "page_size"])?;
     let (page, page_size) = paging(&q)?;
     let (items, total) = s.broadcasts(id, page, page_size).await?;
     let items: Vec<_> = items.iter().map(crate::services::rooms::broadcast_json).collect();

@@ -16,15 +16,20 @@ struct Op {
 fn ops() -> Vec<Op> {
     // Every JSON body refuses unknown fields (`deny_unknown_fields`).
     let obj = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required, "additionalProperties": false });
-    let at_least_one = |mut schema: Value| {
-        schema["minProperties"] = json!(1);
+    // At least one of the fields given as a string (null means "unchanged").
+    let at_least_one = |mut schema: Value, fields: &[&str]| {
+        let any: Vec<Value> = fields
+            .iter()
+            .map(|f| json!({ "required": [f], "properties": { *f: { "type": "string" } } }))
+            .collect();
+        schema["anyOf"] = json!(any);
         schema
     };
     // nginx-rtmp's fields; the key may also come as `key`, or in the query string.
     let form = json!({ "application/x-www-form-urlencoded": { "schema": {
         "type": "object",
-        "properties": { "name": { "type": "string", "description": "the stream key (`name=<key>?x=y` too)" },
-                        "key": { "type": "string", "description": "the stream key, when `name` is absent" },
+        "properties": { "name": { "type": "string", "pattern": "^[^?]", "description": "the stream key (`name=<key>?x=y` too)" },
+                        "key": { "type": "string", "minLength": 1, "description": "the stream key, when `name` is absent" },
                         "app": { "type": "string", "description": "default: the first of rtmp.apps" },
                         "addr": { "type": "string" }, "call": { "type": "string" } },
         "anyOf": [{ "required": ["name"] }, { "required": ["key"] }] } } });
@@ -59,10 +64,11 @@ fn ops() -> Vec<Op> {
             summary: "Create a user",
             auth: false,
             body: Some(json!({ "application/json": { "schema": obj(json!({
-                 "username": { "type": "string", "minLength": 3, "maxLength": 32 },
+                 "username": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$",
+                               "description": "3 to 32 letters, digits, '_', '-' or '.'; unique whatever the case" },
                  "password": { "type": "string", "minLength": 8, "maxLength": 128 },
-                 "nickname": { "type": "string", "maxLength": 64 } }), &["username", "password"]) } })),
-            statuses: &[("201", "Created"), ("400", "Invalid field"), ("409", "Username taken")],
+                 "nickname": { "type": ["string", "null"], "maxLength": 64, "description": "null or absent: the username" } }), &["username", "password"]) } })),
+            statuses: &[("201", "Created"), ("409", "Username taken"), ("429", "Too many registrations")],
         },
         Op {
             method: "post",
@@ -70,7 +76,7 @@ fn ops() -> Vec<Op> {
             summary: "Log in; returns a JWT",
             auth: false,
             body: Some(json!({ "application/json": { "schema": obj(json!({
-                 "username": { "type": "string" }, "password": { "type": "string" } }), &["username", "password"]) } })),
+                 "username": { "type": "string", "minLength": 1 }, "password": { "type": "string", "minLength": 1 } }), &["username", "password"]) } })),
             statuses: &[("401", "Bad credentials"), ("429", "Rate limited")],
         },
         Op {
@@ -97,7 +103,7 @@ fn ops() -> Vec<Op> {
             body: Some(json!({ "application/json": { "schema": obj(json!({
                  "title": { "type": "string", "minLength": 1, "maxLength": 200 },
                  "push_protocol": { "type": "string", "enum": ["rtmp", "webrtc"], "default": "rtmp" },
-                 "description": { "type": "string", "maxLength": 2000 } }), &["title"]) } })),
+                 "description": { "type": ["string", "null"], "maxLength": 2000, "description": "null or absent: empty" } }), &["title"]) } })),
             statuses: &[("201", "Created")],
         },
         Op {
@@ -130,8 +136,8 @@ fn ops() -> Vec<Op> {
             summary: "Change title/description (owner)",
             auth: true,
             body: Some(json!({ "application/json": { "schema": at_least_one(obj(json!({
-                 "title": { "type": "string", "minLength": 1, "maxLength": 200 },
-                 "description": { "type": "string", "maxLength": 2000 } }), &[])) } })),
+                 "title": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "description": "null or absent: unchanged" },
+                 "description": { "type": ["string", "null"], "maxLength": 2000, "description": "null or absent: unchanged" } }), &[]), &["title", "description"]) } })),
             statuses: &[("403", "Not the owner"), ("404", "No such room")],
         },
         Op {
@@ -188,7 +194,11 @@ fn ops() -> Vec<Op> {
             summary: "WebSocket signaling of a live room (query: room_id, role=publisher|viewer, token=<JWT of the owner> for the publisher); JSON messages offer/answer/candidate/leave, pushes stream_state, viewer_count and error; see docs/webrtc.md",
             auth: false,
             body: None,
-            statuses: &[("101", "Switching Protocols"), ("400", "Not a WebSocket upgrade")],
+            statuses: &[
+                ("101", "Switching Protocols"),
+                ("400", "Not a WebSocket upgrade, or a bad query"),
+                ("426", "Upgrade Required"),
+            ],
         },
         Op {
             method: "post",
@@ -212,7 +222,7 @@ fn ops() -> Vec<Op> {
             summary: "CORS preflight / WHIP capability discovery",
             auth: false,
             body: None,
-            statuses: &[("204", "No Content")],
+            statuses: &[("204", "No Content: the allowed methods and headers")],
         },
         Op {
             method: "patch",
@@ -244,7 +254,7 @@ fn ops() -> Vec<Op> {
             summary: "CORS preflight / WHEP capability discovery",
             auth: false,
             body: None,
-            statuses: &[("204", "No Content")],
+            statuses: &[("204", "No Content: the allowed methods and headers")],
         },
         Op {
             method: "patch",
@@ -265,25 +275,54 @@ fn ops() -> Vec<Op> {
     ]
 }
 
+/// Operations that take query parameters.
+const QUERY_PATHS: &[&str] = &["/api/v1/live/list", "/api/v1/live/my", "/api/v1/live/ws"];
+
 /// The document, with `server_url` as its server.
 pub fn document(server_url: &str) -> Value {
     let mut paths = Map::new();
+    let envelope = |what: &str| {
+        json!({ "description": what, "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/Envelope" } } } })
+    };
     for op in ops() {
         let mut responses = Map::new();
-        responses.insert(
-            "200".into(),
-            json!({ "description": "Success", "content": { "application/json": {
-            "schema": { "$ref": "#/components/schemas/Envelope" } } } }),
-        );
-        for (code, what) in op.statuses {
+        let explicit_success = op.statuses.iter().any(|(c, _)| c.starts_with('1') || c.starts_with('2'));
+        if op.path == "/metrics" {
             responses.insert(
-                (*code).into(),
-                json!({ "description": what, "content": { "application/json": {
-                "schema": { "$ref": "#/components/schemas/Envelope" } } } }),
+                "200".into(),
+                json!({ "description": "Prometheus / OpenMetrics text", "content": {
+                    "application/openmetrics-text": { "schema": { "type": "string" } } } }),
             );
+        } else if !explicit_success {
+            responses.insert("200".into(), envelope("Success"));
+        }
+        // What any operation may answer besides its own statuses (all with the
+        // envelope): bad input, unknown ids, bodies of the wrong type or size, a
+        // backend that is down.
+        let has_input = op.body.is_some() || op.path.contains('{') || QUERY_PATHS.contains(&op.path);
+        if has_input {
+            responses.insert("400".into(), envelope("Invalid input: the message names the field"));
+        }
+        if op.path.contains('{') {
+            responses.insert("404".into(), envelope("No such room, stream or session"));
+        }
+        if op.body.is_some() {
+            responses.insert("413".into(), envelope("Body too large"));
+            responses.insert("415".into(), envelope("Wrong Content-Type"));
         }
         if op.auth {
-            responses.insert("401".into(), json!({ "description": "Missing, invalid, expired or revoked token" }));
+            responses.insert("401".into(), envelope("Missing, invalid, expired or revoked token"));
+        }
+        if op.path != "/metrics" && op.method != "options" {
+            responses.insert("503".into(), envelope("A backend (database, cache or media engine) is unavailable"));
+        }
+        for (code, what) in op.statuses {
+            let r = match *code {
+                "101" | "204" => json!({ "description": what }),
+                _ => envelope(what),
+            };
+            responses.insert((*code).into(), r);
         }
         let mut o = json!({ "summary": op.summary, "operationId": format!("{} {}", op.method, op.path), "responses": responses });
         if op.auth {
