@@ -105,7 +105,9 @@ async fn body_contract(b: Backend) {
         let path = path.replace("{id}", &room_id.to_string());
         let req = required(&schema);
         let props: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
-        let min_props = schema["minProperties"].as_u64().unwrap_or(0) as usize;
+        // "At least one of" (minProperties, or anyOf of single required fields).
+        let min_props =
+            schema["minProperties"].as_u64().or_else(|| schema["anyOf"].is_array().then_some(1)).unwrap_or(0) as usize;
         let only_required: Map<String, Value> = req.iter().map(|f| (f.clone(), sample(&path, f, &login_as))).collect();
         let mut body = only_required.clone();
         // minProperties beyond the required fields: add optional ones up to it.
