@@ -120,7 +120,7 @@ def ensure_fixture():
         return
     os.makedirs(os.path.dirname(FIXTURE), exist_ok=True)
     tmp = FIXTURE + f".{os.getpid()}.flv"
-    # The command of TESTING.md: 30 s of testsrc2 720p30, x264 veryfast zerolatency,
+    # The fixture: 30 s of testsrc2 720p30, x264 veryfast zerolatency,
     # GOP 60, no B-frames, 2500 kbit/s, + 440 Hz AAC.
     run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "30",

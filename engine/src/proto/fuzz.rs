@@ -1,4 +1,4 @@
-//! Fuzz bodies for the parsers outside RTMP (STYLE.md §8): the HTTP request
+//! Fuzz bodies for the parsers outside RTMP (kept in the crate so that normal builds compile them; fuzz/ only wraps them): the HTTP request
 //! head and router, the FLV reader, codec parsing, the HLS/MPEG-TS segmenter
 //! and WebSocket client frames. RTMP's are in [`super::rtmp::fuzz`].
 //!

@@ -1094,7 +1094,7 @@ pub fn flv_video_uses_b_frames<'a>(tags: impl IntoIterator<Item = (u32, &'a [u8]
 }
 
 // ---------------------------------------------------------------------------
-// Fuzz body (STYLE.md §8; wrap it in fuzz/fuzz_targets/rtp_h264.rs)
+// Fuzz body (kept in the crate; fuzz/fuzz_targets/rtp_h264.rs wraps it)
 // ---------------------------------------------------------------------------
 
 /// Fuzz body: packetize access units taken from `data`, lose, reorder and

@@ -1,6 +1,6 @@
 //! The one error type of the RTMP layer.
 //!
-//! Variants are grouped by whose fault the failure is (see STYLE.md §4):
+//! Variants are grouped by whose fault the failure is (malformed input, peer misbehaviour, unsupported features, our own bugs):
 //! the peer sent bytes that do not parse ([`RtmpError::Malformed`]), the peer sent
 //! well-formed bytes that break the protocol ([`RtmpError::PeerMisbehaviour`]), the
 //! peer asked for something we do not implement ([`RtmpError::Unsupported`]), the

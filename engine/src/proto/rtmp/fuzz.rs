@@ -1,4 +1,4 @@
-//! Fuzz bodies for the RTMP layer (STYLE.md §8): compiled with the crate, called
+//! Fuzz bodies for the RTMP layer (kept in the crate; fuzz/ only wraps them): compiled with the crate, called
 //! by thin `fuzz/fuzz_targets/*.rs` wrappers. None of them may panic, whatever
 //! the input. Each crash found becomes a regression test in this file.
 

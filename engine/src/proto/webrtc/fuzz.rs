@@ -1,4 +1,4 @@
-//! Fuzz bodies for the WebRTC wire formats (STYLE.md §8): STUN as the
+//! Fuzz bodies for the WebRTC wire formats (kept in the crate; fuzz/ only wraps them): STUN as the
 //! ICE-lite agent answers it, RTP and RTCP as the session reads and writes
 //! them (with the RTX cache), and SDP offers as signaling answers them. The
 //! other protocols' bodies are in [`crate::proto::fuzz`] and
