@@ -45,7 +45,12 @@ fn run(s: &Server, token: &str) {
         .args(["--seed", SEED, "--workers", "1", "-H", &format!("Authorization: Bearer {token}")])
         .args(["--exclude-operation-id", "post /api/v1/auth/logout"])
         .args(["--exclude-operation-id", "get /api/v1/live/ws"])
-        .args(["--exclude-operation-id", "post /whip/{stream_name}", "--exclude-operation-id", "post /whep/{stream_name}"])
+        .args([
+            "--exclude-operation-id",
+            "post /whip/{stream_name}",
+            "--exclude-operation-id",
+            "post /whep/{stream_name}",
+        ])
         .args(["--exclude-operation-id", "patch /whip/{stream_name}/{session_id}"])
         .args(["--exclude-operation-id", "patch /whep/{stream_name}/{session_id}"])
         .current_dir(s.dir.path())

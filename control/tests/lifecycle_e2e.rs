@@ -306,7 +306,10 @@ async fn webrtc_rooms_start_and_end_promptly() {
     let t_hls = Instant::now();
     let player = browser(&serde_json::json!({ "hls": hls, "advance_secs": 2, "timeout_secs": 40 }));
     let (status, text, took) = get(&s, &hls).await;
-    println!("first HLS playlist {:?} after the WHIP room went live (asked at 1 s, answered in {took:?})", t_live.elapsed());
+    println!(
+        "first HLS playlist {:?} after the WHIP room went live (asked at 1 s, answered in {took:?})",
+        t_live.elapsed()
+    );
     assert!(status == 200 && text.contains("#EXTINF"), "{status} {text}");
     let (ok, lines, log) = browser_result(player);
     println!("hls.js on the WHIP room: {:?} from opening to 2 s of playback; {lines:?}", t_hls.elapsed());

@@ -18,10 +18,8 @@ fn ops() -> Vec<Op> {
     let obj = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required, "additionalProperties": false });
     // At least one of the fields given as a string (null means "unchanged").
     let at_least_one = |mut schema: Value, fields: &[&str]| {
-        let any: Vec<Value> = fields
-            .iter()
-            .map(|f| json!({ "required": [f], "properties": { *f: { "type": "string" } } }))
-            .collect();
+        let any: Vec<Value> =
+            fields.iter().map(|f| json!({ "required": [f], "properties": { *f: { "type": "string" } } })).collect();
         schema["anyOf"] = json!(any);
         schema
     };
