@@ -33,6 +33,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,
     pub jwt: JwtKeys,
+    /// Bounds the argon2 work of registrations and logins (concurrency and memory).
+    pub passwords: Arc<crate::auth::PasswordPool>,
     pub metrics: Arc<Metrics>,
     pub engine: Option<Arc<dyn EngineControl>>,
     /// WHIP/WHEP sessions by their public (unguessable) id.
@@ -57,7 +59,12 @@ impl AppState {
             );
         }
         let jwt = JwtKeys::new(&cfg.jwt.secret, &cfg.jwt.issuer, cfg.jwt.expire_hours);
+        let passwords = Arc::new(crate::auth::PasswordPool::new(
+            cfg.auth.hash_concurrency,
+            std::time::Duration::from_millis(cfg.auth.hash_wait_ms),
+        ));
         Self {
+            passwords,
             cfg: Arc::new(cfg),
             store,
             cache,

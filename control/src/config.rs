@@ -182,11 +182,26 @@ pub struct AuthConfig {
     /// Failed logins allowed per username per `login_window_secs`.
     pub login_limit_per_user: u64,
     pub login_window_secs: u64,
+    /// Registrations allowed per client IP per `register_window_secs`.
+    pub register_limit_per_ip: u64,
+    pub register_window_secs: u64,
+    /// Password hashes (argon2, ~19 MiB each) computed at once; 0 = one per core.
+    pub hash_concurrency: usize,
+    /// How long a registration or login waits for a hashing slot before 503.
+    pub hash_wait_ms: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { login_limit_per_ip: 30, login_limit_per_user: 10, login_window_secs: 300 }
+        Self {
+            login_limit_per_ip: 30,
+            login_limit_per_user: 10,
+            login_window_secs: 300,
+            register_limit_per_ip: 20,
+            register_window_secs: 3600,
+            hash_concurrency: 0,
+            hash_wait_ms: 2000,
+        }
     }
 }
 

@@ -56,13 +56,20 @@ impl ErrorKind {
 pub struct AppError {
     pub kind: ErrorKind,
     pub message: String,
+    /// Seconds the client should wait before retrying (`Retry-After`), for 429 / 503.
+    pub retry_after: Option<u64>,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self { kind, message: message.into(), retry_after: None }
+    }
+    /// Adds `Retry-After: secs` to the answer.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, m)
@@ -104,7 +111,11 @@ impl std::error::Error for AppError {}
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let body = json!({ "code": self.kind.code(), "message": self.message, "data": null });
-        (self.kind.status(), axum::Json(body)).into_response()
+        let mut resp = (self.kind.status(), axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

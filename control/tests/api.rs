@@ -67,7 +67,8 @@ async fn register_login_me_logout(b: Backend) {
     let r =
         s.req("POST", "/api/v1/auth/register", None, Some(json!({"username": upper, "password": "password123"}))).await;
     assert_eq!(r.status, 409, "{upper} after {name}");
-    let r = s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": upper, "password": "password123"}))).await;
+    let r =
+        s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": upper, "password": "password123"}))).await;
     assert_eq!((r.status, r.data()["user"]["username"].as_str()), (200, Some(name.as_str())), "login as {upper}");
     // Bad fields, each named.
     for (body, field) in [
@@ -389,9 +390,48 @@ async fn metrics_text(b: Backend) {
     assert!(text.trim_end().ends_with("# EOF"));
 }
 
+/// A client whose connections come from `ip` (127.0.0.0/8 is all local).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).build().unwrap()
+}
+
+async fn post_from(c: &reqwest::Client, url: String, body: Value) -> (u16, Option<String>, Value) {
+    let r = c.post(url).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, r.json().await.unwrap())
+}
+
+/// Registrations are limited per client address (through the cache, so the limit is
+/// shared by every node on Redis); other addresses are not affected.
+async fn register_rate_limit(b: Backend) {
+    let s = start_with(b, |c| c.auth.register_limit_per_ip = 2).await;
+    let url = format!("{}/api/v1/auth/register", s.base);
+    let tag = common::unique("rg");
+    let from = |ip| client_from(ip);
+    let (a, b2) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let mut got = vec![];
+    for i in 0..3 {
+        let (st, retry, body) =
+            post_from(&a, url.clone(), json!({"username": format!("{}{i}", &tag[..16]), "password": "password123"}))
+                .await;
+        got.push(st);
+        if st == 429 {
+            assert_eq!(body["code"], 429, "{body}");
+            assert!(body["message"].as_str().unwrap().contains("registrations"), "{body}");
+            assert_eq!(retry.as_deref(), Some("3600"), "Retry-After");
+        }
+    }
+    assert_eq!(got, vec![201, 201, 429]);
+    let (st, _, body) =
+        post_from(&b2, url.clone(), json!({"username": format!("{}x", &tag[..16]), "password": "password123"})).await;
+    assert_eq!(st, 201, "another address still registers: {body}");
+}
+
 both_backends!(
     health_and_openapi,
     register_login_me_logout,
+    register_rate_limit,
     login_rate_limit,
     rooms_lifecycle,
     end_by_owner_and_paging,

@@ -2,7 +2,7 @@
 
 use super::{cache_err, store_err};
 use crate::app::AppState;
-use crate::auth::{self, Claims};
+use crate::auth::Claims;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::store::{StoreError, User};
 use std::time::Duration;
@@ -33,16 +33,26 @@ fn validate_password(p: &str) -> AppResult<()> {
 }
 
 impl AppState {
-    pub async fn register(&self, username: &str, password: &str, nickname: Option<&str>) -> AppResult<User> {
+    /// Validates, checks the per-address registration limit, then hashes (within the
+    /// password pool's bounds) and stores.
+    pub async fn register(&self, username: &str, password: &str, nickname: Option<&str>, ip: &str) -> AppResult<User> {
         validate_username(username)?;
         validate_password(password)?;
         let nickname = nickname.unwrap_or(username).trim();
         if nickname.chars().count() > NICKNAME_MAX {
             return Err(AppError::field("nickname", &format!("at most {NICKNAME_MAX} characters")));
         }
-        let pw = password.to_owned();
-        let hash =
-            tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await.map_err(AppError::internal)??;
+        let a = &self.cfg.auth;
+        let window = Duration::from_secs(a.register_window_secs.max(1));
+        let n = self.cache.hit(&format!("rl:register:ip:{ip}"), window).await.map_err(cache_err)?;
+        if n > a.register_limit_per_ip {
+            return Err(AppError::new(
+                ErrorKind::TooManyRequests,
+                "too many registrations from this address; try again later",
+            )
+            .retry_after(window.as_secs()));
+        }
+        let hash = self.passwords.hash(password.to_owned()).await?;
         match self.store.create_user(username, nickname, &hash).await {
             Ok(u) => Ok(u),
             Err(StoreError::Duplicate(_)) => Err(AppError::conflict("username is already taken")),
@@ -78,18 +88,9 @@ impl AppState {
             ));
         }
         let user = self.store.user_by_username(username).await.map_err(store_err)?;
-        let pw = password.to_owned();
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         // Verify even for unknown users (against a dummy hash) so timing does not tell.
-        let ok = tokio::task::spawn_blocking(move || match hash {
-            Some(h) => auth::verify_password(&pw, &h),
-            None => {
-                auth::verify_password(&pw, DUMMY_HASH);
-                false
-            }
-        })
-        .await
-        .map_err(AppError::internal)?;
+        let ok = self.passwords.verify(password.to_owned(), hash).await?;
         match (ok, user) {
             (true, Some(u)) => {
                 let (token, claims) = self.jwt.issue(u.id, &u.username)?;
@@ -125,7 +126,3 @@ impl AppState {
             .ok_or_else(|| AppError::unauthorized("user no longer exists"))
     }
 }
-
-/// An argon2id hash of a random string, verified against for unknown usernames.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2yVgGJ0SWiQ0ZcfjMX8kGUBmqRvuCzjRmxJTQkK2Slc";

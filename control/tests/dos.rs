@@ -1,0 +1,306 @@
+//! Denial-of-service and security-state attacks on the control API, against the real
+//! `microvibe` binary, all on loopback and all bounded in count and time. Each attack
+//! runs alongside a legitimate client whose answers and latencies are checked.
+//!
+//! Figures (RSS, descriptors, latencies) are printed with `eprintln!`; run with
+//! `--no-capture` to see them.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_microvibe");
+
+fn unique(tag: &str) -> String {
+    use rand::RngCore;
+    format!("{tag}_{:016x}", rand::rng().next_u64())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The binary, running in its own temp dir with a clean environment; killed (by its
+/// own PID) when dropped.
+struct Proc {
+    child: Child,
+    port: u16,
+    err: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Proc {
+    /// Starts `microvibe serve` (media engine off unless `env` turns it on) and waits
+    /// for `/health` to answer.
+    fn start(env: &[(&str, String)]) -> Proc {
+        Self::start_with(env, |_| {})
+    }
+
+    fn start_with(env: &[(&str, String)], tweak: impl FnOnce(&mut Command)) -> Proc {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let err = dir.path().join("stderr.log");
+        let mut c = Command::new(BIN);
+        c.arg("serve")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("JWT_SECRET", "dos-test-secret-dos-test-secret-0123456789")
+            .env("MICROVIBE__SERVER__HOST", "127.0.0.1")
+            .env("MICROVIBE__SERVER__PORT", port.to_string())
+            .env("MICROVIBE__ENGINE__ENABLED", "false")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        tweak(&mut c);
+        let child = c.spawn().unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+        let mut p = Proc { child, port, err, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = p.child.try_wait().unwrap() {
+                panic!("microvibe exited ({st}) before answering; stderr:\n{}", p.stderr());
+            }
+            if http_get(port, "/health").is_some_and(|(s, _)| s == 200) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "microvibe did not answer /health in 30 s; stderr:\n{}", p.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// Resident memory in bytes.
+    fn rss(&self) -> u64 {
+        rss_of(self.pid())
+    }
+
+    /// Open descriptors.
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_of(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+const MIB: u64 = 1 << 20;
+
+/// A minimal HTTP/1.1 GET from 127.0.0.1; (status, body) or None if no answer.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// A client whose connections come from `ip` (any 127.0.0.0/8 address is local).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::from(ip)))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn post_json(
+    c: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+) -> (u16, Option<String>, serde_json::Value) {
+    match c.post(url).json(&body).send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let retry = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let v = r.json::<serde_json::Value>().await.unwrap_or(serde_json::Value::Null);
+            (status, retry, v)
+        }
+        Err(e) => panic!("{url}: no answer: {e}"),
+    }
+}
+
+/// Percentile (0..=100) of durations, in milliseconds.
+fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p / 100.0).round() as usize;
+    v[i].as_secs_f64() * 1000.0
+}
+
+/// While `stop` is false: GET /api/v1/live/list every 20 ms from a legit client and
+/// sample the server's RSS. Returns (list latencies, statuses that were not 200, peak RSS).
+fn watch(base: String, pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(Vec<Duration>, Vec<u16>, u64)> {
+    let peak = Arc::new(AtomicU64::new(rss_of(pid)));
+    let p2 = peak.clone();
+    let s2 = stop.clone();
+    std::thread::spawn(move || {
+        while !s2.load(Ordering::Relaxed) {
+            p2.fetch_max(rss_of(pid), Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    tokio::spawn(async move {
+        let c = client_from([127, 0, 0, 1]);
+        let (mut lat, mut bad) = (vec![], vec![]);
+        while !stop.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            let st = c.get(format!("{base}/api/v1/live/list")).send().await.map_or(0, |r| r.status().as_u16());
+            lat.push(t.elapsed());
+            if st != 200 {
+                bad.push(st);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (lat, bad, peak.load(Ordering::Relaxed))
+    })
+}
+
+/// Runs `total` requests made by `make(i)`, `concurrency` at a time; returns the
+/// (status, Retry-After) of each.
+async fn flood<F, Fut>(total: usize, concurrency: usize, make: F) -> Vec<(u16, Option<String>)>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = (u16, Option<String>)> + Send + 'static,
+{
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let fut = make(i);
+        tasks.spawn(async move {
+            let r = fut.await;
+            drop(permit);
+            r
+        });
+    }
+    let mut out = vec![];
+    while let Some(r) = tasks.join_next().await {
+        out.push(r.unwrap());
+    }
+    out
+}
+
+fn tally(v: &[(u16, Option<String>)]) -> std::collections::BTreeMap<u16, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for (s, _) in v {
+        *m.entry(*s).or_default() += 1;
+    }
+    m
+}
+
+/// Item 1: registrations and logins in a flood (64 at a time, 400 + 400 requests)
+/// keep the server's memory under a ceiling and the room list responsive; excess
+/// requests get 503 + Retry-After, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_hash_flood_keeps_memory_and_latency_bounded() {
+    const TOTAL: usize = 400;
+    const CONCURRENCY: usize = 64;
+    // Two argon2 buffers of 19 MiB plus the process itself: far below one per request.
+    const RSS_CEILING: u64 = 160 * MIB;
+    let p = Proc::start(&[
+        ("MICROVIBE__AUTH__REGISTER_LIMIT_PER_IP", "100000".into()),
+        ("MICROVIBE__AUTH__LOGIN_LIMIT_PER_IP", "100000".into()),
+        ("MICROVIBE__AUTH__LOGIN_LIMIT_PER_USER", "100000".into()),
+        ("MICROVIBE__AUTH__HASH_CONCURRENCY", "2".into()),
+    ]);
+    let base = p.base();
+    let c = client_from([127, 0, 0, 2]);
+    let url = format!("{base}/api/v1/auth/register");
+    let (st, _, v) = post_json(&c, &url, serde_json::json!({"username": "dos_owner", "password": "password123"})).await;
+    assert_eq!(st, 201, "{v}");
+    let rss0 = p.rss();
+    let fds0 = p.fds();
+
+    for phase in ["register", "login"] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let w = watch(base.clone(), p.pid(), stop.clone());
+        let t = Instant::now();
+        let tag = unique("f");
+        let answers = tokio::time::timeout(
+            Duration::from_secs(240),
+            flood(TOTAL, CONCURRENCY, |i| {
+                let c = c.clone();
+                let (url, body) = match phase {
+                    "register" => (
+                        format!("{base}/api/v1/auth/register"),
+                        serde_json::json!({"username": format!("{}_{i}", &tag[..14]), "password": "password123"}),
+                    ),
+                    _ => (
+                        format!("{base}/api/v1/auth/login"),
+                        serde_json::json!({"username": "dos_owner", "password": if i % 2 == 0 { "password123" } else { "wrong-password" }}),
+                    ),
+                };
+                async move {
+                    let (s, r, _) = post_json(&c, &url, body).await;
+                    (s, r)
+                }
+            }),
+        )
+        .await
+        .expect("the flood finishes within 240 s");
+        let took = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let (lat, bad, peak) = w.await.unwrap();
+        let counts = tally(&answers);
+        eprintln!(
+            "{phase} flood: {TOTAL} requests, {CONCURRENCY} at a time, {took:.1?}: answers {counts:?}; \
+             RSS before {} MiB, peak {} MiB; fds before {fds0}, after {}; room list during it: {} requests, \
+             p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, non-200 {bad:?}",
+            rss0 / MIB,
+            peak / MIB,
+            p.fds(),
+            lat.len(),
+            pct(lat.clone(), 50.0),
+            pct(lat.clone(), 99.0),
+            pct(lat.clone(), 100.0),
+        );
+        for (s, retry) in &answers {
+            match (phase, s) {
+                ("register", 201) | ("login", 200 | 401) => {}
+                (_, 503) => assert!(retry.is_some(), "503 without Retry-After"),
+                _ => panic!("{phase}: unexpected status {s} (answers {counts:?})"),
+            }
+        }
+        assert!(peak < RSS_CEILING, "{phase}: RSS peaked at {} MiB (ceiling {} MiB)", peak / MIB, RSS_CEILING / MIB);
+        assert!(bad.is_empty(), "{phase}: the room list failed during the flood: {bad:?}");
+        let p99 = pct(lat, 99.0);
+        assert!(p99 < 500.0, "{phase}: room list p99 {p99:.1} ms during the flood");
+    }
+}
