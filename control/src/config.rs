@@ -75,6 +75,18 @@ pub struct ServerConfig {
     /// Directory for files the server creates itself (the generated development JWT
     /// secret); relative to the current directory.
     pub data_dir: String,
+    /// Control API connections open at once (also capped at a quarter of the
+    /// process's descriptor limit, the rest being kept for the media engine).
+    pub max_connections: usize,
+    /// Control API connections open at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// An API connection (HTTP/1 keep-alive or HTTP/2) with no request in flight for
+    /// this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Time a client has to send a complete HTTP/1 request head.
+    pub header_read_timeout_secs: u64,
+    /// Requests in flight at once on one HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +100,11 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             admin_token: String::new(),
             data_dir: "data".into(),
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            idle_timeout_secs: 60,
+            header_read_timeout_secs: 15,
+            http2_max_concurrent_streams: 64,
         }
     }
 }
@@ -504,6 +521,17 @@ impl Config {
                 key: "jwt.expire_hours".into(),
                 message: "must be between 1 and 8760".into(),
             });
+        }
+        for (key, v) in [
+            ("server.max_connections", self.server.max_connections as u64),
+            ("server.max_connections_per_ip", self.server.max_connections_per_ip as u64),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+            ("server.header_read_timeout_secs", self.server.header_read_timeout_secs),
+            ("server.http2_max_concurrent_streams", u64::from(self.server.http2_max_concurrent_streams)),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid { key: key.into(), message: "must be at least 1".into() });
+            }
         }
         if self.database.max_open_conns == 0 {
             return Err(ConfigError::Invalid {

@@ -6,7 +6,7 @@
 //! `--no-capture` to see them.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -303,4 +303,153 @@ async fn password_hash_flood_keeps_memory_and_latency_bounded() {
         let p99 = pct(lat, 99.0);
         assert!(p99 < 500.0, "{phase}: room list p99 {p99:.1} ms during the flood");
     }
+}
+
+/// An attacker's idle connection: h2c (client preface + SETTINGS) or HTTP/1.1 with
+/// one finished request kept alive. None if the connect itself failed.
+fn idle_conn(from: [u8; 4], port: u16, h2: bool) -> Option<TcpStream> {
+    let sock = socket_from(from)?;
+    let mut s = sock;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    if h2 {
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").ok()?;
+    } else {
+        s.write_all(format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes()).ok()?;
+    }
+    let _ = port;
+    s.set_nonblocking(true).ok()?;
+    Some(s)
+}
+
+/// A TCP connection to the API port from `from` (connect is synchronous).
+fn socket_from(from: [u8; 4]) -> Option<TcpStream> {
+    PORT.with(|p| {
+        let port = p.get();
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+        sock.bind(&SocketAddr::from((from, 0)).into()).ok()?;
+        sock.connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)).into(), Duration::from_secs(2)).ok()?;
+        Some(sock.into())
+    })
+}
+
+thread_local! {
+    static PORT: std::cell::Cell<u16> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether the server still holds `s` open: drains what it sent; EOF or a reset
+/// means closed.
+fn still_open(mut s: &TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// An RTMP handshake start (C0 + C1) on `port`; true if the engine answers (S0).
+fn rtmp_answers(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(2))
+    else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut c0c1 = vec![3u8];
+    c0c1.extend(std::iter::repeat_n(7u8, 1536));
+    if s.write_all(&c0c1).is_err() {
+        return false;
+    }
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Ok(1) if b[0] == 3)
+}
+
+/// Item 2: idle HTTP/2 (h2c) and HTTP/1 keep-alive connections beyond the caps are
+/// refused or closed, idle ones are closed after the idle timeout, and meanwhile a
+/// legit `/health` and the RTMP port (same process) keep working. The server runs
+/// with 1024 descriptors (soft = hard), so its API cap is 1024 / 4 = 256.
+#[test]
+fn api_connection_caps_and_idle_timeout() {
+    const NOFILE: u64 = 1024;
+    const PER_IP: usize = 100;
+    let (rtmp, media) = (free_port(), free_port());
+    let p = Proc::start_with(
+        &[
+            ("MICROVIBE__ENGINE__ENABLED", "true".into()),
+            ("MICROVIBE__ENGINE__SHARDS", "1".into()),
+            ("MICROVIBE__RTMP__LISTEN", format!("127.0.0.1:{rtmp}")),
+            ("MICROVIBE__HTTP_MEDIA__LISTEN", format!("127.0.0.1:{media}")),
+            ("MICROVIBE__SFU__ENABLED", "false".into()),
+            ("MICROVIBE__SERVER__MAX_CONNECTIONS_PER_IP", PER_IP.to_string()),
+            ("MICROVIBE__SERVER__IDLE_TIMEOUT_SECS", "8".into()),
+            ("MICROVIBE__SERVER__HEADER_READ_TIMEOUT_SECS", "4".into()),
+        ],
+        |c| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child here.
+            unsafe {
+                c.pre_exec(|| {
+                    let l = libc::rlimit { rlim_cur: NOFILE, rlim_max: NOFILE };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        },
+    );
+    PORT.with(|c| c.set(p.port));
+    assert!(rtmp_answers(rtmp), "RTMP answers before the attack");
+    let fds0 = p.fds();
+    let t0 = Instant::now();
+
+    // One address, 150 connections: at most PER_IP stay open.
+    let one: Vec<TcpStream> = (0..150).filter_map(|i| idle_conn([127, 0, 0, 2], p.port, i % 2 == 0)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let open_one = one.iter().filter(|s| still_open(s)).count();
+    // Twelve more addresses, 100 idle h2c connections each: beyond the global cap,
+    // and beyond the process's descriptors if nothing capped them.
+    let mut many: Vec<TcpStream> = vec![];
+    // (Bounded in time too: without the caps, connects stall once the server is out
+    // of descriptors.)
+    for a in 3..15u8 {
+        for _ in 0..100 {
+            if t0.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+            many.extend(idle_conn([127, 0, 0, a], p.port, true));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let open_many = many.iter().filter(|s| still_open(s)).count();
+    let open_one_after = one.iter().filter(|s| still_open(s)).count();
+    let opened = one.len() + many.len();
+    let fds_attack = p.fds();
+    let t = Instant::now();
+    let health = http_get(p.port, "/health");
+    let health_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let rtmp_ok = rtmp_answers(rtmp);
+    eprintln!(
+        "connection flood: {opened} sockets opened in {:.1?} ({} from 127.0.0.2, the rest from 127.0.0.3-14); \
+         still open: {open_one} of 127.0.0.2's (after its 150; {open_one_after} after the others'), {open_many} of the others'; server fds before {fds0}, during {fds_attack} \
+         (limit {NOFILE}); legit /health: {:?} in {health_ms:.1} ms; RTMP handshake answered: {rtmp_ok}",
+        t0.elapsed(),
+        one.len(),
+        health.as_ref().map(|h| h.0),
+    );
+    assert!(open_one <= PER_IP, "{open_one} connections open from one address (limit {PER_IP})");
+    let open = open_one_after + open_many;
+    assert!((200..=256 + 32).contains(&open), "{open} API connections open (cap 256)");
+    assert_eq!(health.map(|h| h.0), Some(200), "legit /health during the flood");
+    assert!(rtmp_ok, "the RTMP port must still accept during the flood");
+    assert!(fds_attack < (NOFILE as usize) * 2 / 3, "server holds {fds_attack} descriptors of {NOFILE}");
+
+    // Idle ones are closed after the idle timeout (8 s after their last request).
+    std::thread::sleep(Duration::from_secs(10));
+    let left = one.iter().chain(many.iter()).filter(|s| still_open(s)).count();
+    eprintln!("after the idle timeout: {left} attacker connections still open; server fds {}", p.fds());
+    assert_eq!(left, 0, "idle connections must be closed after server.idle_timeout_secs");
+    assert_eq!(http_get(p.port, "/health").map(|h| h.0), Some(200));
 }
