@@ -38,6 +38,9 @@ impl AppState {
     pub async fn register(&self, username: &str, password: &str, nickname: Option<&str>, ip: &str) -> AppResult<User> {
         validate_username(username)?;
         validate_password(password)?;
+        if let Some(n) = nickname {
+            super::reject_control("nickname", n, false)?;
+        }
         let nickname = nickname.unwrap_or(username).trim();
         if nickname.chars().count() > NICKNAME_MAX {
             return Err(AppError::field("nickname", &format!("at most {NICKNAME_MAX} characters")));
@@ -68,6 +71,7 @@ impl AppState {
         if password.is_empty() {
             return Err(AppError::field("password", "is required"));
         }
+        super::reject_control("username", username, false)?;
         if username.len() > 256 || password.len() > 1024 {
             return Err(AppError::unauthorized("invalid username or password"));
         }
