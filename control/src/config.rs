@@ -196,9 +196,18 @@ impl Default for JwtConfig {
 pub struct AuthConfig {
     /// Login attempts allowed per client IP per `login_window_secs`.
     pub login_limit_per_ip: u64,
-    /// Failed logins allowed per username per `login_window_secs`.
+    /// Failed logins allowed per (username, client IP) per `login_window_secs`:
+    /// beyond it that address is refused for that user; other addresses are not, so
+    /// failures from elsewhere never lock the owner out.
     pub login_limit_per_user: u64,
+    /// Failed logins allowed per username from all addresses together per
+    /// `login_window_secs`; beyond it only addresses the user has logged in from
+    /// successfully (within `known_address_days`) may still try.
+    pub login_limit_per_account: u64,
     pub login_window_secs: u64,
+    /// How long an address the user logged in from stays exempt from the per-account
+    /// ceiling.
+    pub known_address_days: u64,
     /// Registrations allowed per client IP per `register_window_secs`.
     pub register_limit_per_ip: u64,
     pub register_window_secs: u64,
@@ -213,7 +222,9 @@ impl Default for AuthConfig {
         Self {
             login_limit_per_ip: 30,
             login_limit_per_user: 10,
+            login_limit_per_account: 200,
             login_window_secs: 300,
+            known_address_days: 30,
             register_limit_per_ip: 20,
             register_window_secs: 3600,
             hash_concurrency: 0,

@@ -490,7 +490,52 @@ async fn control_characters(b: Backend) {
     assert_eq!((r.data()["title"].as_str(), r.data()["description"].as_str()), (Some("ok"), Some(d)));
 }
 
+/// Failed logins from other addresses (bound to 127.0.0.2-5 on loopback) do not lock
+/// the owner out of the address they log in from (127.0.0.1); an X-Forwarded-For
+/// header claiming the owner's address changes nothing (it is not trusted).
+async fn login_failures_elsewhere_spare_the_owner(b: Backend) {
+    let s = start_with(b, |c| {
+        c.auth.login_limit_per_user = 3;
+        c.auth.login_limit_per_account = 6;
+    })
+    .await;
+    let url = format!("{}/api/v1/auth/login", s.base);
+    let name = common::unique("ow");
+    let owner = client_from([127, 0, 0, 1]);
+    let good = json!({"username": name, "password": "password123"});
+    let bad = json!({"username": name, "password": "not-the-password"});
+    let (st, ..) = post_from(&owner, format!("{}/api/v1/auth/register", s.base), good.clone()).await;
+    assert_eq!(st, 201);
+    let (st, ..) = post_from(&owner, url.clone(), good.clone()).await;
+    assert_eq!(st, 200, "the owner logs in once from 127.0.0.1");
+
+    // The attacker at 127.0.0.2, claiming to be 127.0.0.1.
+    let attacker = client_from([127, 0, 0, 2]);
+    let mut got = vec![];
+    for _ in 0..5 {
+        let r = attacker.post(&url).header("x-forwarded-for", "127.0.0.1").json(&bad).send().await.unwrap();
+        got.push(r.status().as_u16());
+    }
+    assert_eq!(got, vec![401, 401, 401, 429, 429], "the attacker's address is limited");
+    let (st, _, body) = post_from(&owner, url.clone(), good.clone()).await;
+    assert_eq!(st, 200, "the owner still logs in from 127.0.0.1: {body}");
+    // The right password from the attacker's address stays refused while it is limited.
+    let (st, retry, _) = post_from(&attacker, url.clone(), good.clone()).await;
+    assert_eq!((st, retry.is_some()), (429, true));
+
+    // A distributed attack reaches the per-account ceiling (6 failures from 127.0.0.2-3):
+    // new addresses are refused, the owner's known address is not.
+    for _ in 0..3 {
+        post_from(&client_from([127, 0, 0, 3]), url.clone(), bad.clone()).await;
+    }
+    let (st, _, body) = post_from(&client_from([127, 0, 0, 4]), url.clone(), good.clone()).await;
+    assert_eq!(st, 429, "over the account ceiling, a new address is refused: {body}");
+    let (st, _, body) = post_from(&owner, url.clone(), good.clone()).await;
+    assert_eq!(st, 200, "over the account ceiling, the owner's known address still logs in: {body}");
+}
+
 both_backends!(
+    login_failures_elsewhere_spare_the_owner,
     control_characters,
     health_and_openapi,
     register_login_me_logout,

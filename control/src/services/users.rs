@@ -84,12 +84,30 @@ impl AppState {
                 "too many login attempts from this address; try again later",
             ));
         }
-        let user_key = format!("rl:login:user:{}", username.to_ascii_lowercase());
-        if self.cache.get(&user_key).await.map_err(cache_err)? >= a.login_limit_per_user as i64 {
+        // Failures count per (user, address) and per user. An address over its own
+        // limit is refused for this user; the per-user ceiling (a distributed attack)
+        // spares the addresses the user has logged in from before. So failures from
+        // elsewhere never lock the owner out of their usual address, and the client
+        // address is the TCP peer's (forwarding headers are not trusted).
+        let user_lc = username.to_ascii_lowercase();
+        let pair_key = format!("rl:login:fail:{user_lc}:{ip}");
+        let acct_key = format!("rl:login:fail:{user_lc}");
+        let known_key = format!("login:known:{user_lc}:{ip}");
+        if self.cache.get(&pair_key).await.map_err(cache_err)? >= a.login_limit_per_user as i64 {
             return Err(AppError::new(
                 ErrorKind::TooManyRequests,
-                "too many failed logins for this user; try again later",
-            ));
+                "too many failed logins for this user from this address; try again later",
+            )
+            .retry_after(window.as_secs()));
+        }
+        if self.cache.get(&acct_key).await.map_err(cache_err)? >= a.login_limit_per_account as i64
+            && !self.cache.has_flag(&known_key).await.map_err(cache_err)?
+        {
+            return Err(AppError::new(
+                ErrorKind::TooManyRequests,
+                "too many failed logins for this user; try again later, or from an address you logged in from before",
+            )
+            .retry_after(window.as_secs()));
         }
         let user = self.store.user_by_username(username).await.map_err(store_err)?;
         let hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -98,10 +116,13 @@ impl AppState {
         match (ok, user) {
             (true, Some(u)) => {
                 let (token, claims) = self.jwt.issue(u.id, &u.username)?;
+                let known = Duration::from_secs(a.known_address_days.max(1) * 86_400);
+                self.cache.set_flag(&known_key, known).await.map_err(cache_err)?;
                 Ok((token, claims, u))
             }
             _ => {
-                self.cache.hit(&user_key, window).await.map_err(cache_err)?;
+                self.cache.hit(&pair_key, window).await.map_err(cache_err)?;
+                self.cache.hit(&acct_key, window).await.map_err(cache_err)?;
                 Err(AppError::unauthorized("invalid username or password"))
             }
         }
