@@ -36,6 +36,8 @@ pub struct AppState {
     /// Bounds the argon2 work of registrations and logins (concurrency and memory).
     pub passwords: Arc<crate::auth::PasswordPool>,
     pub metrics: Arc<Metrics>,
+    /// Held while the revoked tokens are reloaded from the store into the cache.
+    pub(crate) revocations_reload: Arc<tokio::sync::Mutex<()>>,
     pub engine: Option<Arc<dyn EngineControl>>,
     /// WHIP/WHEP sessions by their public (unguessable) id.
     pub rtc_sessions: Arc<std::sync::Mutex<std::collections::HashMap<String, RtcSessionRef>>>,
@@ -70,6 +72,7 @@ impl AppState {
             cache,
             jwt,
             metrics: Arc::new(Metrics::new()),
+            revocations_reload: Arc::default(),
             engine: None,
             rtc_sessions: Arc::default(),
         }

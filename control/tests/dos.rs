@@ -453,3 +453,113 @@ fn api_connection_caps_and_idle_timeout() {
     assert_eq!(left, 0, "idle connections must be closed after server.idle_timeout_secs");
     assert_eq!(http_get(p.port, "/health").map(|h| h.0), Some(200));
 }
+
+/// A redis-server of our own on `port`, without persistence; killed by its PID.
+struct OwnRedis {
+    child: Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> OwnRedis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server is needed for this test: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pong = TcpStream::connect(("127.0.0.1", port)).ok().and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+                s.write_all(b"PING\r\n").ok()?;
+                let mut b = [0u8; 7];
+                s.read_exact(&mut b).ok()?;
+                Some(b == *b"+PONG\r\n")
+            });
+            if pong == Some(true) {
+                return OwnRedis { child };
+            }
+            assert!(Instant::now() < deadline, "redis-server on port {port} did not answer PING");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Item 5: a logged-out token stays refused after Redis restarts without persistence
+/// (PostgreSQL + a Redis started by this test on a spare port).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_survives_a_redis_restart() {
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    let schema = unique("dos");
+    let mut env = vec![
+        ("DATABASE_HOST", "127.0.0.1".to_owned()),
+        ("DATABASE_DBNAME", "test".to_owned()),
+        ("MICROVIBE__DATABASE__SCHEMA", schema.clone()),
+        ("REDIS_HOST", "127.0.0.1".to_owned()),
+        ("REDIS_PORT", port.to_string()),
+    ];
+    if let Ok(u) = std::env::var("PGUSER") {
+        env.push(("DATABASE_USER", u));
+    }
+    let p = Proc::start(&env);
+    let base = p.base();
+    let c = client_from([127, 0, 0, 1]);
+    let cred = serde_json::json!({"username": "revoke_me", "password": "password123"});
+    assert_eq!(post_json(&c, &format!("{base}/api/v1/auth/register"), cred.clone()).await.0, 201);
+    let login = || async {
+        let (st, _, v) = post_json(&c, &format!("{base}/api/v1/auth/login"), cred.clone()).await;
+        assert_eq!(st, 200, "{v}");
+        v["data"]["token"].as_str().unwrap().to_owned()
+    };
+    let (gone, kept) = (login().await, login().await);
+    // GET /users/me, retrying while the server reconnects to Redis (503).
+    let me = |t: String| {
+        let c = c.clone();
+        let base = base.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let st = c.get(format!("{base}/api/v1/users/me")).bearer_auth(&t).send().await.unwrap().status();
+                if st != 503 || Instant::now() > deadline {
+                    return st.as_u16();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let r = c.post(format!("{base}/api/v1/auth/logout")).bearer_auth(&gone).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(me(gone.clone()).await, 401);
+
+    // Redis restarts empty.
+    drop(redis);
+    redis = OwnRedis::start(port);
+    let after = me(gone.clone()).await;
+    let other = me(kept.clone()).await;
+    eprintln!("after the Redis restart: the logged-out token gets {after}, another token {other}");
+    assert_eq!(after, 401, "a logged-out token must stay refused after the cache lost its data");
+    assert_eq!(other, 200, "tokens not revoked still work");
+    drop(p);
+    drop(redis);
+    drop_schema(&schema).await;
+}
+
+async fn drop_schema(schema: &str) {
+    let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into());
+    let (client, conn) =
+        tokio_postgres::connect(&format!("host=127.0.0.1 user={user} dbname=test"), tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432");
+    let task = tokio::spawn(conn);
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.unwrap();
+    drop(client);
+    let _ = task.await;
+}

@@ -13,6 +13,15 @@ pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 128;
 pub const NICKNAME_MAX: usize = 64;
 
+/// Cache marker: the cache holds every revocation in force (see `is_revoked`).
+const REVOCATIONS_LOADED: &str = "revoked:loaded";
+/// The marker is renewed (the revocations reloaded) at least this often.
+const REVOCATIONS_LOADED_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+fn revoked_key(jti: &str) -> String {
+    format!("revoked:{jti}")
+}
+
 fn validate_username(u: &str) -> AppResult<()> {
     let n = u.chars().count();
     if !(USERNAME_MIN..=USERNAME_MAX).contains(&n) {
@@ -128,19 +137,58 @@ impl AppState {
         }
     }
 
-    /// Revokes the token until it would have expired anyway.
+    /// Revokes the token until it would have expired anyway: in the store (so the
+    /// revocation survives the loss of the cache), then in the cache (the fast path).
+    /// Expired revocations are purged on the way.
     pub async fn logout(&self, claims: &Claims) -> AppResult<()> {
-        let left = (claims.exp - chrono::Utc::now().timestamp()).max(1) as u64;
-        self.cache.set_flag(&format!("revoked:{}", claims.jti), Duration::from_secs(left)).await.map_err(cache_err)
+        let now = chrono::Utc::now();
+        let expires = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(now).max(now);
+        self.store.revoke_token(&claims.jti, expires).await.map_err(store_err)?;
+        let left = (claims.exp - now.timestamp()).max(1) as u64;
+        self.cache.set_flag(&revoked_key(&claims.jti), Duration::from_secs(left)).await.map_err(cache_err)?;
+        match self.store.purge_revoked_tokens(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired token revocations deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge expired token revocations"),
+        }
+        Ok(())
     }
 
     /// Verifies a bearer token: signature, expiry, and not revoked.
     pub async fn authenticate(&self, token: &str) -> AppResult<Claims> {
         let claims = self.jwt.verify(token)?;
-        if self.cache.has_flag(&format!("revoked:{}", claims.jti)).await.map_err(cache_err)? {
+        if self.is_revoked(&claims.jti).await? {
             return Err(AppError::unauthorized("token has been revoked"));
         }
         Ok(claims)
+    }
+
+    /// Whether the token `jti` was revoked. The cache answers, once it holds the
+    /// revocations: a marker key says it does. Without the marker (a new in-process
+    /// cache after a restart, or a Redis that lost its data), the revocations still in
+    /// force are first copied from the store into the cache.
+    async fn is_revoked(&self, jti: &str) -> AppResult<bool> {
+        let key = revoked_key(jti);
+        if self.cache.has_flag(&key).await.map_err(cache_err)? {
+            return Ok(true);
+        }
+        if self.cache.has_flag(REVOCATIONS_LOADED).await.map_err(cache_err)? {
+            return Ok(false);
+        }
+        {
+            let _one_at_a_time = self.revocations_reload.lock().await;
+            if !self.cache.has_flag(REVOCATIONS_LOADED).await.map_err(cache_err)? {
+                let now = chrono::Utc::now();
+                let list = self.store.revoked_tokens(now).await.map_err(store_err)?;
+                for (j, exp) in &list {
+                    let left = (*exp - now).num_seconds().max(1) as u64;
+                    self.cache.set_flag(&revoked_key(j), Duration::from_secs(left)).await.map_err(cache_err)?;
+                }
+                self.cache.set_flag(REVOCATIONS_LOADED, REVOCATIONS_LOADED_TTL).await.map_err(cache_err)?;
+                tracing::info!(revoked = list.len(), "token revocations loaded into the cache from the database");
+            }
+        }
+        self.cache.has_flag(&key).await.map_err(cache_err)
     }
 
     pub async fn user(&self, id: i64) -> AppResult<User> {
