@@ -95,9 +95,17 @@ impl AppError {
     }
     /// An internal error: the detail is logged, the client gets a generic message.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "internal error");
+        tracing::error!(error = %log_safe(&detail), "internal error");
         Self::new(ErrorKind::Internal, "internal error")
     }
+}
+
+/// `value` for a log line with every control character escaped (`\n` -> `\\n`, ...),
+/// so text that may come from a client (an error quoting its input, a callback
+/// field) cannot start a forged log line. For tracing fields, `?value` (Debug) on a
+/// string does the same.
+pub fn log_safe(value: &impl std::fmt::Display) -> String {
+    value.to_string().chars().flat_map(char::escape_debug).collect()
 }
 
 impl std::fmt::Display for AppError {
@@ -127,4 +135,13 @@ pub fn ok<T: serde::Serialize>(data: T) -> Response {
 /// Success with a status other than 200 (e.g. 201 Created).
 pub fn ok_status<T: serde::Serialize>(status: StatusCode, data: T) -> Response {
     (status, axum::Json(json!({ "code": 0, "message": "success", "data": data }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_safe_escapes_control_characters() {
+        assert_eq!(super::log_safe(&"a\nFAKE\r\x1b[31m\0b"), "a\\nFAKE\\r\\u{1b}[31m\\0b");
+        assert_eq!(super::log_safe(&"plain text é"), "plain text é");
+    }
 }

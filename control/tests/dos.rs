@@ -467,6 +467,8 @@ impl OwnRedis {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("redis-server is needed for this test: {e}"));
+        // Killed (by its PID) on drop, whatever happens below.
+        let redis = OwnRedis { child };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let pong = TcpStream::connect(("127.0.0.1", port)).ok().and_then(|mut s| {
@@ -477,7 +479,7 @@ impl OwnRedis {
                 Some(b == *b"+PONG\r\n")
             });
             if pong == Some(true) {
-                return OwnRedis { child };
+                return redis;
             }
             assert!(Instant::now() < deadline, "redis-server on port {port} did not answer PING");
             std::thread::sleep(Duration::from_millis(50));
@@ -562,4 +564,40 @@ async fn drop_schema(schema: &str) {
     client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.unwrap();
     drop(client);
     let _ = task.await;
+}
+
+/// Item 6: client-supplied strings cannot forge log lines: the nginx-rtmp `on_publish`
+/// callback's `app` / `addr` are logged escaped.
+#[test]
+fn client_strings_cannot_forge_log_lines() {
+    let p = Proc::start(&[("RUST_LOG", "debug".into())]);
+    let body = "name=sk_nosuchkey&app=live%0aFAKE LINE app&addr=10.0.0.1%0d%0aFAKE LINE addr&call=publish";
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST /api/v1/live/auth/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = p.stderr();
+        if log.contains("publish refused") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(log.contains("publish refused"), "the refusal is logged:\n{log}");
+    let forged: Vec<&str> = log.lines().filter(|l| l.trim_start().starts_with("FAKE")).collect();
+    assert!(forged.is_empty(), "forged log lines: {forged:?}\nlog:\n{log}");
+    assert!(
+        log.contains(r"live\nFAKE LINE app") && log.contains(r"10.0.0.1\r\nFAKE LINE addr"),
+        "the values are logged, escaped:\n{log}"
+    );
 }

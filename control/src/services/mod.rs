@@ -30,7 +30,7 @@ pub(crate) fn store_err(e: StoreError) -> AppError {
     match e {
         StoreError::Duplicate(what) => AppError::conflict(format!("{what} already exists")),
         StoreError::Unavailable(m) => {
-            tracing::warn!(error = %m, "database unavailable");
+            tracing::warn!(error = %crate::error::log_safe(&m), "database unavailable");
             AppError::unavailable("database unavailable")
         }
         other => AppError::internal(other),
@@ -40,7 +40,7 @@ pub(crate) fn store_err(e: StoreError) -> AppError {
 pub(crate) fn cache_err(e: CacheError) -> AppError {
     match e {
         CacheError::Unavailable(m) => {
-            tracing::warn!(error = %m, "cache unavailable");
+            tracing::warn!(error = %crate::error::log_safe(&m), "cache unavailable");
             AppError::unavailable("cache unavailable")
         }
         other => AppError::internal(other),
