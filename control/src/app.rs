@@ -33,7 +33,11 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,
     pub jwt: JwtKeys,
+    /// Bounds the argon2 work of registrations and logins (concurrency and memory).
+    pub passwords: Arc<crate::auth::PasswordPool>,
     pub metrics: Arc<Metrics>,
+    /// Held while the revoked tokens are reloaded from the store into the cache.
+    pub(crate) revocations_reload: Arc<tokio::sync::Mutex<()>>,
     pub engine: Option<Arc<dyn EngineControl>>,
     /// WHIP/WHEP sessions by their public (unguessable) id.
     pub rtc_sessions: Arc<std::sync::Mutex<std::collections::HashMap<String, RtcSessionRef>>>,
@@ -57,12 +61,18 @@ impl AppState {
             );
         }
         let jwt = JwtKeys::new(&cfg.jwt.secret, &cfg.jwt.issuer, cfg.jwt.expire_hours);
+        let passwords = Arc::new(crate::auth::PasswordPool::new(
+            cfg.auth.hash_concurrency,
+            std::time::Duration::from_millis(cfg.auth.hash_wait_ms),
+        ));
         Self {
+            passwords,
             cfg: Arc::new(cfg),
             store,
             cache,
             jwt,
             metrics: Arc::new(Metrics::new()),
+            revocations_reload: Arc::default(),
             engine: None,
             rtc_sessions: Arc::default(),
         }

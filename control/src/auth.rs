@@ -132,6 +132,136 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// Runs the argon2 work of registrations and logins with bounded concurrency and
+/// bounded memory: at most `slots` hashes at once (each on a blocking thread, with a
+/// ~19 MiB argon2 buffer reused from a pool of `slots` buffers, so the memory they
+/// take never exceeds `slots` x 19 MiB whatever the load). A request that finds every
+/// slot busy waits up to `wait`, then gets 503 with `Retry-After`.
+pub struct PasswordPool {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    size: usize,
+    wait: std::time::Duration,
+    buffers: std::sync::Arc<std::sync::Mutex<Vec<Vec<argon2::Block>>>>,
+}
+
+/// The default argon2 buffer, in 1 KiB blocks (m = 19 MiB).
+const DEFAULT_BLOCKS: usize = argon2::Params::DEFAULT_M_COST as usize;
+
+impl PasswordPool {
+    /// `slots` concurrent hashes (0: one per available core).
+    pub fn new(slots: usize, wait: std::time::Duration) -> Self {
+        let size = if slots == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { slots };
+        Self {
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(size)),
+            size,
+            wait,
+            buffers: std::sync::Arc::default(),
+        }
+    }
+
+    /// How many hashes may run at once.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Runs `f` with a slot and a buffer, on a blocking thread.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<argon2::Block>) -> T + Send + 'static,
+    ) -> AppResult<T> {
+        let permit = match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(AppError::unavailable("server busy checking passwords; retry in a moment").retry_after(1));
+            }
+        };
+        let buffers = self.buffers.clone();
+        // The permit moves into the task: a client that goes away does not free the
+        // slot before the work it started is done.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut buf = buffers.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
+            let out = f(&mut buf);
+            if buf.len() > DEFAULT_BLOCKS {
+                // A stored hash with a larger m: do not keep the bigger buffer.
+                buf = Vec::new();
+            }
+            buffers.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
+            out
+        })
+        .await
+        .map_err(AppError::internal)
+    }
+
+    /// [`hash_password`] within the pool's bounds.
+    pub async fn hash(&self, password: String) -> AppResult<String> {
+        self.run(move |buf| hash_password_with(&password, buf)).await?
+    }
+
+    /// [`verify_password`] within the pool's bounds; `None` verifies against a dummy
+    /// hash (same cost) and answers false, so timing does not tell unknown users.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> AppResult<bool> {
+        self.run(move |buf| match hash {
+            Some(h) => verify_password_with(&password, &h, buf),
+            None => {
+                verify_password_with(&password, DUMMY_HASH, buf);
+                false
+            }
+        })
+        .await
+    }
+}
+
+/// An argon2id hash of a random string, verified against for unknown usernames.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2yVgGJ0SWiQ0ZcfjMX8kGUBmqRvuCzjRmxJTQkK2Slc";
+
+/// [`hash_password`] using `buf` as argon2's memory (resized as needed).
+fn hash_password_with(password: &str, buf: &mut Vec<argon2::Block>) -> AppResult<String> {
+    use argon2::password_hash::{Output, ParamsString};
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt_string = SaltString::encode_b64(&salt).map_err(AppError::internal)?;
+    let params = argon2::Params::default();
+    buf.resize(params.block_count(), argon2::Block::default());
+    let a = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params.clone());
+    let output = Output::init_with(argon2::Params::DEFAULT_OUTPUT_LEN, |out| {
+        Ok(a.hash_password_into_with_memory(password.as_bytes(), &salt, out, &mut buf[..])?)
+    })
+    .map_err(AppError::internal)?;
+    let phc = PasswordHash {
+        algorithm: argon2::Algorithm::Argon2id.ident(),
+        version: Some(argon2::Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(AppError::internal)?,
+        salt: Some(salt_string.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// [`verify_password`] using `buf` as argon2's memory (resized as needed).
+fn verify_password_with(password: &str, hash: &str, buf: &mut Vec<argon2::Block>) -> bool {
+    use argon2::password_hash::Output;
+    let mut check = || -> Option<bool> {
+        let h = PasswordHash::new(hash).ok()?;
+        let algorithm = argon2::Algorithm::try_from(h.algorithm).ok()?;
+        let version = h.version.map(argon2::Version::try_from).transpose().ok()?.unwrap_or_default();
+        let params = argon2::Params::try_from(&h).ok()?;
+        let expected = h.hash?;
+        let mut salt = [0u8; 64];
+        let salt = h.salt?.decode_b64(&mut salt).ok()?;
+        buf.resize(params.block_count(), argon2::Block::default());
+        let a = Argon2::new(algorithm, version, params);
+        let out = Output::init_with(expected.len(), |out| {
+            Ok(a.hash_password_into_with_memory(password.as_bytes(), salt, out, &mut buf[..])?)
+        })
+        .ok()?;
+        // `Output` compares in constant time.
+        Some(out == expected)
+    };
+    check().unwrap_or(false)
+}
+
 /// `n` random bytes, URL-safe base64 without padding.
 pub fn random_token(n: usize) -> String {
     let mut b = vec![0u8; n];
@@ -256,6 +386,30 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a hash"));
+        // The pooled variants agree with the plain ones both ways.
+        let mut buf = Vec::new();
+        let h2 = hash_password_with("correct horse", &mut buf).unwrap();
+        assert!(h2.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h2}");
+        assert!(verify_password("correct horse", &h2));
+        assert!(verify_password_with("correct horse", &h, &mut buf));
+        assert!(!verify_password_with("wrong", &h, &mut buf));
+        assert!(!verify_password_with("x", "not a hash", &mut buf));
+        assert!(!verify_password_with("x", DUMMY_HASH, &mut buf));
+    }
+
+    /// Beyond its slots, the pool makes callers wait, then answers 503 + Retry-After.
+    #[tokio::test]
+    async fn pool_bounds_concurrency() {
+        let pool = std::sync::Arc::new(PasswordPool::new(1, std::time::Duration::from_millis(1)));
+        assert_eq!(pool.size(), 1);
+        let held = pool.slots.clone().acquire_owned().await.unwrap();
+        let e = pool.hash("password123".into()).await.unwrap_err();
+        assert_eq!((e.kind, e.retry_after), (crate::error::ErrorKind::Unavailable, Some(1)));
+        drop(held);
+        let h = pool.hash("password123".into()).await.unwrap();
+        assert!(pool.verify("password123".into(), Some(h)).await.unwrap());
+        assert!(!pool.verify("password123".into(), None).await.unwrap());
+        assert_eq!(pool.buffers.lock().unwrap().len(), 1, "one buffer, reused");
     }
 
     #[test]

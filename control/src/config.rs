@@ -75,6 +75,18 @@ pub struct ServerConfig {
     /// Directory for files the server creates itself (the generated development JWT
     /// secret); relative to the current directory.
     pub data_dir: String,
+    /// Control API connections open at once (also capped at a quarter of the
+    /// process's descriptor limit, the rest being kept for the media engine).
+    pub max_connections: usize,
+    /// Control API connections open at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// An API connection (HTTP/1 keep-alive or HTTP/2) with no request in flight for
+    /// this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Time a client has to send a complete HTTP/1 request head.
+    pub header_read_timeout_secs: u64,
+    /// Requests in flight at once on one HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +100,11 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             admin_token: String::new(),
             data_dir: "data".into(),
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            idle_timeout_secs: 60,
+            header_read_timeout_secs: 15,
+            http2_max_concurrent_streams: 64,
         }
     }
 }
@@ -179,14 +196,40 @@ impl Default for JwtConfig {
 pub struct AuthConfig {
     /// Login attempts allowed per client IP per `login_window_secs`.
     pub login_limit_per_ip: u64,
-    /// Failed logins allowed per username per `login_window_secs`.
+    /// Failed logins allowed per (username, client IP) per `login_window_secs`:
+    /// beyond it that address is refused for that user; other addresses are not, so
+    /// failures from elsewhere never lock the owner out.
     pub login_limit_per_user: u64,
+    /// Failed logins allowed per username from all addresses together per
+    /// `login_window_secs`; beyond it only addresses the user has logged in from
+    /// successfully (within `known_address_days`) may still try.
+    pub login_limit_per_account: u64,
     pub login_window_secs: u64,
+    /// How long an address the user logged in from stays exempt from the per-account
+    /// ceiling.
+    pub known_address_days: u64,
+    /// Registrations allowed per client IP per `register_window_secs`.
+    pub register_limit_per_ip: u64,
+    pub register_window_secs: u64,
+    /// Password hashes (argon2, ~19 MiB each) computed at once; 0 = one per core.
+    pub hash_concurrency: usize,
+    /// How long a registration or login waits for a hashing slot before 503.
+    pub hash_wait_ms: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { login_limit_per_ip: 30, login_limit_per_user: 10, login_window_secs: 300 }
+        Self {
+            login_limit_per_ip: 30,
+            login_limit_per_user: 10,
+            login_limit_per_account: 200,
+            login_window_secs: 300,
+            known_address_days: 30,
+            register_limit_per_ip: 20,
+            register_window_secs: 3600,
+            hash_concurrency: 0,
+            hash_wait_ms: 2000,
+        }
     }
 }
 
@@ -489,6 +532,17 @@ impl Config {
                 key: "jwt.expire_hours".into(),
                 message: "must be between 1 and 8760".into(),
             });
+        }
+        for (key, v) in [
+            ("server.max_connections", self.server.max_connections as u64),
+            ("server.max_connections_per_ip", self.server.max_connections_per_ip as u64),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+            ("server.header_read_timeout_secs", self.server.header_read_timeout_secs),
+            ("server.http2_max_concurrent_streams", u64::from(self.server.http2_max_concurrent_streams)),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid { key: key.into(), message: "must be at least 1".into() });
+            }
         }
         if self.database.max_open_conns == 0 {
             return Err(ConfigError::Invalid {

@@ -56,13 +56,20 @@ impl ErrorKind {
 pub struct AppError {
     pub kind: ErrorKind,
     pub message: String,
+    /// Seconds the client should wait before retrying (`Retry-After`), for 429 / 503.
+    pub retry_after: Option<u64>,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self { kind, message: message.into(), retry_after: None }
+    }
+    /// Adds `Retry-After: secs` to the answer.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, m)
@@ -88,9 +95,17 @@ impl AppError {
     }
     /// An internal error: the detail is logged, the client gets a generic message.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "internal error");
+        tracing::error!(error = %log_safe(&detail), "internal error");
         Self::new(ErrorKind::Internal, "internal error")
     }
+}
+
+/// `value` for a log line with every control character escaped (`\n` -> `\\n`, ...),
+/// so text that may come from a client (an error quoting its input, a callback
+/// field) cannot start a forged log line. For tracing fields, `?value` (Debug) on a
+/// string does the same.
+pub fn log_safe(value: &impl std::fmt::Display) -> String {
+    value.to_string().chars().flat_map(char::escape_debug).collect()
 }
 
 impl std::fmt::Display for AppError {
@@ -104,7 +119,11 @@ impl std::error::Error for AppError {}
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let body = json!({ "code": self.kind.code(), "message": self.message, "data": null });
-        (self.kind.status(), axum::Json(body)).into_response()
+        let mut resp = (self.kind.status(), axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
@@ -116,4 +135,13 @@ pub fn ok<T: serde::Serialize>(data: T) -> Response {
 /// Success with a status other than 200 (e.g. 201 Created).
 pub fn ok_status<T: serde::Serialize>(status: StatusCode, data: T) -> Response {
     (status, axum::Json(json!({ "code": 0, "message": "success", "data": data }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_safe_escapes_control_characters() {
+        assert_eq!(super::log_safe(&"a\nFAKE\r\x1b[31m\0b"), "a\\nFAKE\\r\\u{1b}[31m\\0b");
+        assert_eq!(super::log_safe(&"plain text é"), "plain text é");
+    }
 }

@@ -96,6 +96,15 @@ fn main() -> ExitCode {
 
 async fn serve(mut cfg: Config, source: &ConfigSource, no_migrate: bool) -> anyhow::Result<()> {
     server::log_startup(&cfg, source);
+    let nofile = server::raise_nofile_limit();
+    let limits = server::ConnLimits::new(&cfg, nofile);
+    tracing::info!(
+        nofile = ?nofile,
+        api_max_connections = limits.max,
+        api_max_connections_per_ip = limits.per_ip,
+        idle_timeout = ?limits.idle,
+        "descriptor limit (RLIMIT_NOFILE, soft raised to hard); the control API takes at most a quarter, the rest is kept for the media engine"
+    );
     let jwt = server::prepare_jwt_secret(&mut cfg)?;
     server::log_jwt_secret(&cfg, &jwt);
     let listener = server::bind(&cfg).await?;
@@ -114,7 +123,7 @@ async fn serve(mut cfg: Config, source: &ConfigSource, no_migrate: bool) -> anyh
         state = state.with_engine(e.clone());
         tokio::spawn(control::engine_link::run_events(state.clone(), e.clone()));
     }
-    let result = server::serve(state, listener, server::shutdown_signal()).await;
+    let result = server::serve(state, listener, limits, server::shutdown_signal()).await;
     if let Some(e) = engine {
         // Ends players and publishers cleanly (RTMP StreamEOF, last HTTP chunk).
         let eng = e.engine.clone();

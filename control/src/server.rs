@@ -192,16 +192,206 @@ pub async fn bind(cfg: &Config) -> anyhow::Result<tokio::net::TcpListener> {
 /// server stops anyway (a client stalled mid-request would otherwise hold it forever).
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Time a client has to send a request head (slow-loris bound).
-pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a connection closed for idleness or eviction may take to say goodbye
+/// (HTTP/2 GOAWAY) before it is dropped.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The share of the descriptor limit the control API may use (1/N); the rest is kept
+/// for the media engine (same process), the database and files.
+pub const API_FD_SHARE: u64 = 4;
+
+/// Raises the soft descriptor limit (RLIMIT_NOFILE) to the hard one; returns the
+/// soft limit in force afterwards (None when it cannot be read).
+pub fn raise_nofile_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
+            return None;
+        }
+        if l.rlim_cur < l.rlim_max {
+            let want = libc::rlimit { rlim_cur: l.rlim_max, rlim_max: l.rlim_max };
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+                l.rlim_cur = l.rlim_max;
+            }
+        }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+        Some(l.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// The control API's connection limits, from the config and the descriptor limit.
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// Connections at once: `server.max_connections`, at most 1/[`API_FD_SHARE`] of
+    /// the descriptor limit.
+    pub max: usize,
+    pub per_ip: usize,
+    pub idle: std::time::Duration,
+    pub header_read: std::time::Duration,
+    pub h2_streams: u32,
+}
+
+impl ConnLimits {
+    /// `nofile`: the process's soft descriptor limit, if known.
+    pub fn new(cfg: &Config, nofile: Option<u64>) -> Self {
+        let s = &cfg.server;
+        let share = nofile.map_or(usize::MAX, |n| (n / API_FD_SHARE).max(16) as usize);
+        Self {
+            max: s.max_connections.min(share).max(1),
+            per_ip: s.max_connections_per_ip.max(1),
+            idle: std::time::Duration::from_secs(s.idle_timeout_secs.max(1)),
+            header_read: std::time::Duration::from_secs(s.header_read_timeout_secs.max(1)),
+            h2_streams: s.http2_max_concurrent_streams.max(1),
+        }
+    }
+}
+
+/// Milliseconds since the first call (a monotonic clock cheap to keep in an atomic).
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+}
+
+/// One open API connection, as the accept loop and its own task see it.
+struct ConnState {
+    ip: std::net::IpAddr,
+    /// When a request last started or finished (or the connection opened), [`now_ms`].
+    last: std::sync::atomic::AtomicU64,
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Set when the accept loop closes this connection to make room.
+    evicted: std::sync::atomic::AtomicBool,
+    close: tokio::sync::Notify,
+}
+
+impl ConnState {
+    fn idle_ms(&self, now: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.in_flight.load(Relaxed) == 0).then(|| now.saturating_sub(self.last.load(Relaxed)))
+    }
+}
+
+/// Counts a request in flight on its connection while alive.
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn enter(c: Arc<ConnState>) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        c.in_flight.fetch_add(1, Relaxed);
+        c.last.store(now_ms(), Relaxed);
+        Self(c)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.last.store(now_ms(), Relaxed);
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The open connections: per-address counts and the global cap, with eviction of the
+/// longest-idle connection when full.
+#[derive(Default)]
+struct Registry {
+    inner: std::sync::Mutex<RegistryInner>,
+}
+
+#[derive(Default)]
+struct RegistryInner {
+    next_id: u64,
+    conns: std::collections::HashMap<u64, Arc<ConnState>>,
+    per_ip: std::collections::HashMap<std::net::IpAddr, usize>,
+    /// Connections told to close that have not finished yet.
+    closing: usize,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    PerIp,
+    Full,
+}
+
+impl Registry {
+    /// Admits a connection from `ip` or says why not. When the global cap is reached,
+    /// the connection idle longest (no request in flight) is told to close to make
+    /// room; if every connection is busy, the new one is refused. Connections being
+    /// closed still count, up to an eighth of the cap, so descriptors stay bounded.
+    fn admit(&self, ip: std::net::IpAddr, limits: &ConnLimits) -> Result<(u64, Arc<ConnState>), Refused> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.per_ip.get(&ip).copied().unwrap_or(0) >= limits.per_ip {
+            return Err(Refused::PerIp);
+        }
+        let open = g.conns.len() - g.closing;
+        if open >= limits.max {
+            if g.closing >= (limits.max / 8).max(1) {
+                return Err(Refused::Full);
+            }
+            let now = now_ms();
+            let victim = g
+                .conns
+                .values()
+                .filter(|c| !c.evicted.load(Relaxed))
+                .filter_map(|c| c.idle_ms(now).map(|idle| (idle, c)))
+                .max_by_key(|(idle, _)| *idle)
+                .map(|(_, c)| c.clone());
+            let Some(victim) = victim else { return Err(Refused::Full) };
+            victim.evicted.store(true, Relaxed);
+            victim.close.notify_one();
+            g.closing += 1;
+        }
+        g.next_id += 1;
+        let id = g.next_id;
+        let c = Arc::new(ConnState {
+            ip,
+            last: now_ms().into(),
+            in_flight: 0.into(),
+            evicted: false.into(),
+            close: tokio::sync::Notify::new(),
+        });
+        g.conns.insert(id, c.clone());
+        *g.per_ip.entry(ip).or_default() += 1;
+        Ok((id, c))
+    }
+
+    fn remove(&self, id: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = g.conns.remove(&id) {
+            if c.evicted.load(Relaxed) {
+                g.closing -= 1;
+            }
+            if let Some(n) = g.per_ip.get_mut(&c.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    g.per_ip.remove(&c.ip);
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).conns.len()
+    }
+}
 
 /// Serves the API on `listener` until `shutdown` resolves (then drains for at most
 /// [`SHUTDOWN_GRACE`]). Each connection runs hyper's HTTP/1.1 + HTTP/2 server with a
-/// timer, so request heads must arrive within [`HEADER_READ_TIMEOUT`]; the router
+/// timer: request heads must arrive within `limits.header_read`, HTTP/2 connections
+/// carry at most `limits.h2_streams` requests at once, and a connection with no
+/// request in flight for `limits.idle` is closed. At most `limits.per_ip` connections
+/// per client address and `limits.max` in all (see [`Registry::admit`]); the router
 /// bounds bodies and whole requests.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
+    limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use axum::extract::ConnectInfo;
@@ -212,7 +402,9 @@ pub async fn serve(
     let router = crate::routes::router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
+    let registry = Arc::new(Registry::default());
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut refused_logged = std::time::Instant::now() - std::time::Duration::from_secs(60);
     loop {
         let (stream, addr) = tokio::select! {
             () = &mut shutdown => break,
@@ -226,28 +418,77 @@ pub async fn serve(
                 }
             },
         };
-        let svc = router.clone().map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+        let (id, conn_state) = match registry.admit(addr.ip(), &limits) {
+            Ok(x) => x,
+            Err(why) => {
+                drop(stream);
+                // At most one line per 10 s, whatever the flood.
+                if refused_logged.elapsed() >= std::time::Duration::from_secs(10) {
+                    refused_logged = std::time::Instant::now();
+                    tracing::warn!(ip = %addr.ip(), reason = ?why, open = registry.len(), max = limits.max, per_ip = limits.per_ip, "API connection refused (connection limit)");
+                }
+                continue;
+            }
+        };
+        let cs = conn_state.clone();
+        let router = router.clone();
+        let svc = tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let mut req = req.map(axum::body::Body::new);
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
-            req.map(axum::body::Body::new)
+            let guard = InFlight::enter(cs.clone());
+            let router = router.clone();
+            async move {
+                let resp = router.oneshot(req).await;
+                drop(guard);
+                resp
+            }
         });
         let mut stop = stop_rx.clone();
+        let limits = limits.clone();
+        let registry = registry.clone();
         conns.spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-            builder.http2().timer(TokioTimer::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read).keep_alive(true);
+            builder.http2().timer(TokioTimer::new()).max_concurrent_streams(limits.h2_streams);
             let svc = hyper_util::service::TowerToHyperService::new(svc);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
             let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%addr, error = %e, "connection ended with an error");
+            let idle_ms = limits.idle.as_millis() as u64;
+            let grace = loop {
+                // Next look at idleness: when the connection would have been idle long enough.
+                let wait = match conn_state.idle_ms(now_ms()) {
+                    Some(idle) if idle >= idle_ms => {
+                        tracing::debug!(%addr, "closing an idle API connection");
+                        conn.as_mut().graceful_shutdown();
+                        break CLOSE_GRACE;
                     }
-                    return;
+                    Some(idle) => idle_ms - idle,
+                    None => idle_ms,
+                };
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(%addr, error = %e, "connection ended with an error");
+                        }
+                        registry.remove(id);
+                        return;
+                    }
+                    _ = stop.changed() => {
+                        conn.as_mut().graceful_shutdown();
+                        break SHUTDOWN_GRACE;
+                    }
+                    () = conn_state.close.notified() => {
+                        // Nothing in flight (that is how it was chosen): close at once, so
+                        // that the room is there for the connection waiting for it.
+                        tracing::debug!(%addr, "closing an idle API connection to make room");
+                        registry.remove(id);
+                        return;
+                    }
+                    () = tokio::time::sleep(std::time::Duration::from_millis(wait.max(10))) => {}
                 }
-                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-            }
-            let _ = conn.await;
+            };
+            let _ = tokio::time::timeout(grace, conn).await;
+            registry.remove(id);
         });
         // Reap finished connection tasks so the set stays small.
         while conns.try_join_next().is_some() {}

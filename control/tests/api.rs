@@ -390,9 +390,156 @@ async fn metrics_text(b: Backend) {
     assert!(text.trim_end().ends_with("# EOF"));
 }
 
+/// A client whose connections come from `ip` (127.0.0.0/8 is all local).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).build().unwrap()
+}
+
+async fn post_from(c: &reqwest::Client, url: String, body: Value) -> (u16, Option<String>, Value) {
+    let r = c.post(url).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, r.json().await.unwrap())
+}
+
+/// Registrations are limited per client address (through the cache, so the limit is
+/// shared by every node on Redis); other addresses are not affected.
+async fn register_rate_limit(b: Backend) {
+    let s = start_with(b, |c| c.auth.register_limit_per_ip = 2).await;
+    let url = format!("{}/api/v1/auth/register", s.base);
+    let tag = common::unique("rg");
+    let from = |ip| client_from(ip);
+    let (a, b2) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let mut got = vec![];
+    for i in 0..3 {
+        let (st, retry, body) =
+            post_from(&a, url.clone(), json!({"username": format!("{}{i}", &tag[..16]), "password": "password123"}))
+                .await;
+        got.push(st);
+        if st == 429 {
+            assert_eq!(body["code"], 429, "{body}");
+            assert!(body["message"].as_str().unwrap().contains("registrations"), "{body}");
+            assert_eq!(retry.as_deref(), Some("3600"), "Retry-After");
+        }
+    }
+    assert_eq!(got, vec![201, 201, 429]);
+    let (st, _, body) =
+        post_from(&b2, url.clone(), json!({"username": format!("{}x", &tag[..16]), "password": "password123"})).await;
+    assert_eq!(st, 201, "another address still registers: {body}");
+}
+
+/// Control characters (NUL, ESC, DEL, C1 ...) in text fields: 400 naming the field on
+/// both backends (PostgreSQL used to answer 500 for NUL, SQLite stored it). A room's
+/// description may hold line breaks and tabs.
+async fn control_characters(b: Backend) {
+    let s = start(b).await;
+    let (t, _) = s.user("cc").await;
+    let name = common::unique("cc");
+    let name = name.as_str();
+    let check = |r: common::Resp, field: &str| {
+        assert_eq!(r.status, 400, "{field}: {:?}", r.body);
+        let m = r.body["message"].as_str().unwrap();
+        assert!(m.starts_with(&format!("{field}:")), "{field}: {m}");
+    };
+    for bad in ["a\u{0}b", "a\u{1b}[31mred", "a\u{7f}", "a\u{85}b", "two\nlines"] {
+        let r = s
+            .req(
+                "POST",
+                "/api/v1/auth/register",
+                None,
+                Some(json!({"username": name, "password": "password123", "nickname": bad})),
+            )
+            .await;
+        check(r, "nickname");
+        let r = s.req("POST", "/api/v1/live/create", Some(&t), Some(json!({"title": bad}))).await;
+        check(r, "title");
+        let r = s
+            .req(
+                "POST",
+                "/api/v1/live/create",
+                Some(&t),
+                Some(json!({"title": "ok", "description": format!("{bad}\u{0}")})),
+            )
+            .await;
+        check(r, "description");
+        let r = s
+            .req(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": format!("{name}{bad}"), "password": "password123"})),
+            )
+            .await;
+        check(r, "username");
+    }
+    let r = s
+        .req("POST", "/api/v1/auth/register", None, Some(json!({"username": "ab\u{0}c", "password": "password123"})))
+        .await;
+    check(r, "username");
+    // Line breaks and tabs in a description are fine, and come back as sent.
+    let d = "line one\r\nline two\n\tindented";
+    let r = s.req("POST", "/api/v1/live/create", Some(&t), Some(json!({"title": "ok", "description": d}))).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.data()["description"], d);
+    let id = r.data()["id"].as_i64().unwrap();
+    let r = s.req("PATCH", &format!("/api/v1/live/{id}"), Some(&t), Some(json!({"title": "x\u{0}"}))).await;
+    check(r, "title");
+    let r = s.req("PATCH", &format!("/api/v1/live/{id}"), Some(&t), Some(json!({"description": "x\u{0}"}))).await;
+    check(r, "description");
+    let r = s.req("GET", &format!("/api/v1/live/{id}"), Some(&t), None).await;
+    assert_eq!((r.data()["title"].as_str(), r.data()["description"].as_str()), (Some("ok"), Some(d)));
+}
+
+/// Failed logins from other addresses (bound to 127.0.0.2-5 on loopback) do not lock
+/// the owner out of the address they log in from (127.0.0.1); an X-Forwarded-For
+/// header claiming the owner's address changes nothing (it is not trusted).
+async fn login_failures_elsewhere_spare_the_owner(b: Backend) {
+    let s = start_with(b, |c| {
+        c.auth.login_limit_per_user = 3;
+        c.auth.login_limit_per_account = 6;
+    })
+    .await;
+    let url = format!("{}/api/v1/auth/login", s.base);
+    let name = common::unique("ow");
+    let owner = client_from([127, 0, 0, 1]);
+    let good = json!({"username": name, "password": "password123"});
+    let bad = json!({"username": name, "password": "not-the-password"});
+    let (st, ..) = post_from(&owner, format!("{}/api/v1/auth/register", s.base), good.clone()).await;
+    assert_eq!(st, 201);
+    let (st, ..) = post_from(&owner, url.clone(), good.clone()).await;
+    assert_eq!(st, 200, "the owner logs in once from 127.0.0.1");
+
+    // The attacker at 127.0.0.2, claiming to be 127.0.0.1.
+    let attacker = client_from([127, 0, 0, 2]);
+    let mut got = vec![];
+    for _ in 0..5 {
+        let r = attacker.post(&url).header("x-forwarded-for", "127.0.0.1").json(&bad).send().await.unwrap();
+        got.push(r.status().as_u16());
+    }
+    assert_eq!(got, vec![401, 401, 401, 429, 429], "the attacker's address is limited");
+    let (st, _, body) = post_from(&owner, url.clone(), good.clone()).await;
+    assert_eq!(st, 200, "the owner still logs in from 127.0.0.1: {body}");
+    // The right password from the attacker's address stays refused while it is limited.
+    let (st, retry, _) = post_from(&attacker, url.clone(), good.clone()).await;
+    assert_eq!((st, retry.is_some()), (429, true));
+
+    // A distributed attack reaches the per-account ceiling (6 failures from 127.0.0.2-3):
+    // new addresses are refused, the owner's known address is not.
+    for _ in 0..3 {
+        post_from(&client_from([127, 0, 0, 3]), url.clone(), bad.clone()).await;
+    }
+    let (st, _, body) = post_from(&client_from([127, 0, 0, 4]), url.clone(), good.clone()).await;
+    assert_eq!(st, 429, "over the account ceiling, a new address is refused: {body}");
+    let (st, _, body) = post_from(&owner, url.clone(), good.clone()).await;
+    assert_eq!(st, 200, "over the account ceiling, the owner's known address still logs in: {body}");
+}
+
 both_backends!(
+    login_failures_elsewhere_spare_the_owner,
+    control_characters,
     health_and_openapi,
     register_login_me_logout,
+    register_rate_limit,
     login_rate_limit,
     rooms_lifecycle,
     end_by_owner_and_paging,

@@ -611,7 +611,37 @@ async fn delete_and_counts(b: Backend) {
     ctx.finish().await;
 }
 
+/// Revoked tokens: recorded until their expiry, listed while in force, purged after.
+async fn revoked_tokens(b: Backend) {
+    let ctx = open(b).await;
+    let s = &ctx.store;
+    let now = Utc::now();
+    let (a, bb, old) = (unique("jti"), unique("jti"), unique("jti"));
+    assert!(s.revoked_tokens(now).await.unwrap().is_empty());
+    s.revoke_token(&a, now + chrono::Duration::hours(1)).await.unwrap();
+    s.revoke_token(&bb, now + chrono::Duration::seconds(30)).await.unwrap();
+    s.revoke_token(&old, now - chrono::Duration::seconds(1)).await.unwrap();
+    // Revoking again is fine and never shortens the revocation.
+    s.revoke_token(&a, now + chrono::Duration::minutes(1)).await.unwrap();
+    let mut list = s.revoked_tokens(now).await.unwrap();
+    list.sort();
+    let mut want = vec![a.clone(), bb.clone()];
+    want.sort();
+    assert_eq!(list.iter().map(|(j, _)| j.clone()).collect::<Vec<_>>(), want, "the expired one is not listed");
+    let exp_a = list.iter().find(|(j, _)| *j == a).unwrap().1;
+    assert!((exp_a - (now + chrono::Duration::hours(1))).num_seconds().abs() <= 1, "{exp_a}");
+    // Later, b has expired too.
+    let later = now + chrono::Duration::minutes(2);
+    let list = s.revoked_tokens(later).await.unwrap();
+    assert_eq!(list.iter().map(|(j, _)| j.as_str()).collect::<Vec<_>>(), vec![a.as_str()]);
+    assert_eq!(s.purge_revoked_tokens(later).await.unwrap(), 2, "the two expired ones are deleted");
+    assert_eq!(s.purge_revoked_tokens(later).await.unwrap(), 0);
+    assert_eq!(s.revoked_tokens(now).await.unwrap().len(), 1);
+    ctx.finish().await;
+}
+
 both_backends!(
+    revoked_tokens,
     migrate_is_idempotent,
     users,
     rooms_create_and_lookup,

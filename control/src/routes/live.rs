@@ -204,6 +204,7 @@ pub async fn on_publish(
             Ok(ok(json!({ "room_id": g.room_id, "stream_name": g.stream_name, "broadcast_id": broadcast })))
         }
         Err(why) => {
+            // app and addr are the caller's: Debug formatting escapes control characters.
             tracing::info!(app = ?app, addr = ?addr, reason = ?why, "publish refused");
             Err(AppError::new(ErrorKind::Forbidden, why.reason()))
         }

@@ -18,8 +18,12 @@ pub struct RegisterBody {
     nickname: Option<String>,
 }
 
-pub async fn register(State(s): State<AppState>, ApiJson(b): ApiJson<RegisterBody>) -> AppResult<Response> {
-    let user = s.register(&b.username, &b.password, b.nickname.as_deref()).await?;
+pub async fn register(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(b): ApiJson<RegisterBody>,
+) -> AppResult<Response> {
+    let user = s.register(&b.username, &b.password, b.nickname.as_deref(), &ip).await?;
     Ok(ok_status(StatusCode::CREATED, user))
 }
 

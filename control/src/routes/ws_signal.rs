@@ -151,7 +151,8 @@ fn close_msg(code: u16, reason: &str) -> Message {
 }
 
 async fn refuse(mut socket: WebSocket, e: AppError) {
-    tracing::debug!(error = %e, "signaling socket refused");
+    // The message may quote the client's query (serde names an unknown value): escaped.
+    tracing::debug!(error = %crate::error::log_safe(&e), "signaling socket refused");
     let _ = socket.send(error_msg(&e)).await;
     let _ = socket.send(close_msg(4000 + e.kind.code(), &e.message)).await;
 }
@@ -253,7 +254,7 @@ impl Signal {
                 Event::Msg(None) | Event::Msg(Some(Ok(Message::Close(_)))) => false,
                 Event::Msg(Some(Err(e))) => {
                     // Oversized messages end up here (the socket is unusable after).
-                    tracing::debug!(room = self.room_id, error = %e, "signaling socket error");
+                    tracing::debug!(room = self.room_id, error = %crate::error::log_safe(&e), "signaling socket error");
                     let e = AppError::new(
                         ErrorKind::PayloadTooLarge,
                         format!("socket error (messages are limited to {MAX_MESSAGE} bytes): {e}"),

@@ -58,6 +58,7 @@ pub fn viewers_key(room_id: i64) -> String {
 }
 
 pub fn validate_title(title: &str) -> AppResult<String> {
+    super::reject_control("title", title, false)?;
     let t = title.trim();
     if t.is_empty() {
         return Err(AppError::field("title", "must not be empty"));
@@ -69,6 +70,7 @@ pub fn validate_title(title: &str) -> AppResult<String> {
 }
 
 pub fn validate_description(d: &str) -> AppResult<String> {
+    super::reject_control("description", d, true)?;
     if d.chars().count() > DESCRIPTION_MAX {
         return Err(AppError::field("description", &format!("at most {DESCRIPTION_MAX} characters")));
     }

@@ -2,7 +2,7 @@
 
 use super::{cache_err, store_err};
 use crate::app::AppState;
-use crate::auth::{self, Claims};
+use crate::auth::Claims;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::store::{StoreError, User};
 use std::time::Duration;
@@ -12,6 +12,15 @@ pub const USERNAME_MAX: usize = 32;
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 128;
 pub const NICKNAME_MAX: usize = 64;
+
+/// Cache marker: the cache holds every revocation in force (see `is_revoked`).
+const REVOCATIONS_LOADED: &str = "revoked:loaded";
+/// The marker is renewed (the revocations reloaded) at least this often.
+const REVOCATIONS_LOADED_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+fn revoked_key(jti: &str) -> String {
+    format!("revoked:{jti}")
+}
 
 fn validate_username(u: &str) -> AppResult<()> {
     let n = u.chars().count();
@@ -33,16 +42,29 @@ fn validate_password(p: &str) -> AppResult<()> {
 }
 
 impl AppState {
-    pub async fn register(&self, username: &str, password: &str, nickname: Option<&str>) -> AppResult<User> {
+    /// Validates, checks the per-address registration limit, then hashes (within the
+    /// password pool's bounds) and stores.
+    pub async fn register(&self, username: &str, password: &str, nickname: Option<&str>, ip: &str) -> AppResult<User> {
         validate_username(username)?;
         validate_password(password)?;
+        if let Some(n) = nickname {
+            super::reject_control("nickname", n, false)?;
+        }
         let nickname = nickname.unwrap_or(username).trim();
         if nickname.chars().count() > NICKNAME_MAX {
             return Err(AppError::field("nickname", &format!("at most {NICKNAME_MAX} characters")));
         }
-        let pw = password.to_owned();
-        let hash =
-            tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await.map_err(AppError::internal)??;
+        let a = &self.cfg.auth;
+        let window = Duration::from_secs(a.register_window_secs.max(1));
+        let n = self.cache.hit(&format!("rl:register:ip:{ip}"), window).await.map_err(cache_err)?;
+        if n > a.register_limit_per_ip {
+            return Err(AppError::new(
+                ErrorKind::TooManyRequests,
+                "too many registrations from this address; try again later",
+            )
+            .retry_after(window.as_secs()));
+        }
+        let hash = self.passwords.hash(password.to_owned()).await?;
         match self.store.create_user(username, nickname, &hash).await {
             Ok(u) => Ok(u),
             Err(StoreError::Duplicate(_)) => Err(AppError::conflict("username is already taken")),
@@ -58,6 +80,7 @@ impl AppState {
         if password.is_empty() {
             return Err(AppError::field("password", "is required"));
         }
+        super::reject_control("username", username, false)?;
         if username.len() > 256 || password.len() > 1024 {
             return Err(AppError::unauthorized("invalid username or password"));
         }
@@ -70,51 +93,102 @@ impl AppState {
                 "too many login attempts from this address; try again later",
             ));
         }
-        let user_key = format!("rl:login:user:{}", username.to_ascii_lowercase());
-        if self.cache.get(&user_key).await.map_err(cache_err)? >= a.login_limit_per_user as i64 {
+        // Failures count per (user, address) and per user. An address over its own
+        // limit is refused for this user; the per-user ceiling (a distributed attack)
+        // spares the addresses the user has logged in from before. So failures from
+        // elsewhere never lock the owner out of their usual address, and the client
+        // address is the TCP peer's (forwarding headers are not trusted).
+        let user_lc = username.to_ascii_lowercase();
+        let pair_key = format!("rl:login:fail:{user_lc}:{ip}");
+        let acct_key = format!("rl:login:fail:{user_lc}");
+        let known_key = format!("login:known:{user_lc}:{ip}");
+        if self.cache.get(&pair_key).await.map_err(cache_err)? >= a.login_limit_per_user as i64 {
             return Err(AppError::new(
                 ErrorKind::TooManyRequests,
-                "too many failed logins for this user; try again later",
-            ));
+                "too many failed logins for this user from this address; try again later",
+            )
+            .retry_after(window.as_secs()));
+        }
+        if self.cache.get(&acct_key).await.map_err(cache_err)? >= a.login_limit_per_account as i64
+            && !self.cache.has_flag(&known_key).await.map_err(cache_err)?
+        {
+            return Err(AppError::new(
+                ErrorKind::TooManyRequests,
+                "too many failed logins for this user; try again later, or from an address you logged in from before",
+            )
+            .retry_after(window.as_secs()));
         }
         let user = self.store.user_by_username(username).await.map_err(store_err)?;
-        let pw = password.to_owned();
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         // Verify even for unknown users (against a dummy hash) so timing does not tell.
-        let ok = tokio::task::spawn_blocking(move || match hash {
-            Some(h) => auth::verify_password(&pw, &h),
-            None => {
-                auth::verify_password(&pw, DUMMY_HASH);
-                false
-            }
-        })
-        .await
-        .map_err(AppError::internal)?;
+        let ok = self.passwords.verify(password.to_owned(), hash).await?;
         match (ok, user) {
             (true, Some(u)) => {
                 let (token, claims) = self.jwt.issue(u.id, &u.username)?;
+                let known = Duration::from_secs(a.known_address_days.max(1) * 86_400);
+                self.cache.set_flag(&known_key, known).await.map_err(cache_err)?;
                 Ok((token, claims, u))
             }
             _ => {
-                self.cache.hit(&user_key, window).await.map_err(cache_err)?;
+                self.cache.hit(&pair_key, window).await.map_err(cache_err)?;
+                self.cache.hit(&acct_key, window).await.map_err(cache_err)?;
                 Err(AppError::unauthorized("invalid username or password"))
             }
         }
     }
 
-    /// Revokes the token until it would have expired anyway.
+    /// Revokes the token until it would have expired anyway: in the store (so the
+    /// revocation survives the loss of the cache), then in the cache (the fast path).
+    /// Expired revocations are purged on the way.
     pub async fn logout(&self, claims: &Claims) -> AppResult<()> {
-        let left = (claims.exp - chrono::Utc::now().timestamp()).max(1) as u64;
-        self.cache.set_flag(&format!("revoked:{}", claims.jti), Duration::from_secs(left)).await.map_err(cache_err)
+        let now = chrono::Utc::now();
+        let expires = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(now).max(now);
+        self.store.revoke_token(&claims.jti, expires).await.map_err(store_err)?;
+        let left = (claims.exp - now.timestamp()).max(1) as u64;
+        self.cache.set_flag(&revoked_key(&claims.jti), Duration::from_secs(left)).await.map_err(cache_err)?;
+        match self.store.purge_revoked_tokens(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired token revocations deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge expired token revocations"),
+        }
+        Ok(())
     }
 
     /// Verifies a bearer token: signature, expiry, and not revoked.
     pub async fn authenticate(&self, token: &str) -> AppResult<Claims> {
         let claims = self.jwt.verify(token)?;
-        if self.cache.has_flag(&format!("revoked:{}", claims.jti)).await.map_err(cache_err)? {
+        if self.is_revoked(&claims.jti).await? {
             return Err(AppError::unauthorized("token has been revoked"));
         }
         Ok(claims)
+    }
+
+    /// Whether the token `jti` was revoked. The cache answers, once it holds the
+    /// revocations: a marker key says it does. Without the marker (a new in-process
+    /// cache after a restart, or a Redis that lost its data), the revocations still in
+    /// force are first copied from the store into the cache.
+    async fn is_revoked(&self, jti: &str) -> AppResult<bool> {
+        let key = revoked_key(jti);
+        if self.cache.has_flag(&key).await.map_err(cache_err)? {
+            return Ok(true);
+        }
+        if self.cache.has_flag(REVOCATIONS_LOADED).await.map_err(cache_err)? {
+            return Ok(false);
+        }
+        {
+            let _one_at_a_time = self.revocations_reload.lock().await;
+            if !self.cache.has_flag(REVOCATIONS_LOADED).await.map_err(cache_err)? {
+                let now = chrono::Utc::now();
+                let list = self.store.revoked_tokens(now).await.map_err(store_err)?;
+                for (j, exp) in &list {
+                    let left = (*exp - now).num_seconds().max(1) as u64;
+                    self.cache.set_flag(&revoked_key(j), Duration::from_secs(left)).await.map_err(cache_err)?;
+                }
+                self.cache.set_flag(REVOCATIONS_LOADED, REVOCATIONS_LOADED_TTL).await.map_err(cache_err)?;
+                tracing::info!(revoked = list.len(), "token revocations loaded into the cache from the database");
+            }
+        }
+        self.cache.has_flag(&key).await.map_err(cache_err)
     }
 
     pub async fn user(&self, id: i64) -> AppResult<User> {
@@ -125,7 +199,3 @@ impl AppState {
             .ok_or_else(|| AppError::unauthorized("user no longer exists"))
     }
 }
-
-/// An argon2id hash of a random string, verified against for unknown usernames.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2yVgGJ0SWiQ0ZcfjMX8kGUBmqRvuCzjRmxJTQkK2Slc";

@@ -16,11 +16,21 @@ impl Migration {
 pub const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../../../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, name: "broadcasts", sql: include_str!("../../../migrations/sqlite/0002_broadcasts.sql") },
+    Migration {
+        version: 3,
+        name: "revoked_tokens",
+        sql: include_str!("../../../migrations/sqlite/0003_revoked_tokens.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../../../migrations/postgres/0001_init.sql") },
     Migration { version: 2, name: "broadcasts", sql: include_str!("../../../migrations/postgres/0002_broadcasts.sql") },
+    Migration {
+        version: 3,
+        name: "revoked_tokens",
+        sql: include_str!("../../../migrations/postgres/0003_revoked_tokens.sql"),
+    },
 ];
 
 pub fn latest(list: &[Migration]) -> i64 {

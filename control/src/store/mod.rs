@@ -218,6 +218,14 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_room(&self, id: i64) -> StoreResult<bool>;
     /// Number of rooms in each status.
     async fn count_rooms_by_status(&self) -> StoreResult<Vec<(RoomStatus, i64)>>;
+
+    /// Records a revoked token (its `jti`) until `expires_at`, when it would be
+    /// refused anyway. Revoking again is not an error.
+    async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
+    /// The revocations still in force at `now`: (jti, expires_at).
+    async fn revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
+    /// Deletes the revocations expired at `now`; returns how many.
+    async fn purge_revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Clamp paging input to sane bounds: (limit, offset).

@@ -426,6 +426,32 @@ impl Store for PgStore {
         Ok(c.execute("DELETE FROM live_rooms WHERE id = $1", &[&id]).await.map_err(map_pg)? > 0)
     }
 
+    async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(revoked_tokens.expires_at, excluded.expires_at)",
+            &[&jti, &expires_at],
+        )
+        .await
+        .map_err(map_pg)?;
+        Ok(())
+    }
+
+    async fn revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1", &[&now])
+            .await
+            .map_err(map_pg)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn purge_revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let c = self.client().await?;
+        c.execute("DELETE FROM revoked_tokens WHERE expires_at <= $1", &[&now]).await.map_err(map_pg)
+    }
+
     async fn count_rooms_by_status(&self) -> StoreResult<Vec<(RoomStatus, i64)>> {
         let c = self.client().await?;
         let rows = c.query("SELECT status, COUNT(*) FROM live_rooms GROUP BY status", &[]).await.map_err(map_pg)?;

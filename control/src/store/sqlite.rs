@@ -392,6 +392,31 @@ impl Store for SqliteStore {
         self.run(move |c| c.execute("DELETE FROM live_rooms WHERE id = ?1", [id]).map(|n| n > 0)).await
     }
 
+    async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        let jti = jti.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT (jti) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+                params![jti, expires_at],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+        self.run(move |c| {
+            let mut st = c.prepare("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > ?1")?;
+            st.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+        .await
+    }
+
+    async fn purge_revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.run(move |c| c.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?1", [now]).map(|n| n as u64)).await
+    }
+
     async fn count_rooms_by_status(&self) -> StoreResult<Vec<(RoomStatus, i64)>> {
         self.run(|c| {
             let mut out = vec![];
