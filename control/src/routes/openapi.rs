@@ -65,7 +65,7 @@ fn ops() -> Vec<Op> {
                  "username": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$",
                                "description": "3 to 32 letters, digits, '_', '-' or '.'; unique whatever the case" },
                  "password": { "type": "string", "minLength": 8, "maxLength": 128 },
-                 "nickname": { "type": ["string", "null"], "maxLength": 64, "description": "null or absent: the username" } }), &["username", "password"]) } })),
+                 "nickname": { "type": ["string", "null"], "maxLength": 64, "pattern": NO_CONTROL, "description": "null or absent: the username" } }), &["username", "password"]) } })),
             statuses: &[("201", "Created"), ("409", "Username taken"), ("429", "Too many registrations")],
         },
         Op {
@@ -74,7 +74,7 @@ fn ops() -> Vec<Op> {
             summary: "Log in; returns a JWT",
             auth: false,
             body: Some(json!({ "application/json": { "schema": obj(json!({
-                 "username": { "type": "string", "minLength": 1 }, "password": { "type": "string", "minLength": 1 } }), &["username", "password"]) } })),
+                 "username": { "type": "string", "minLength": 1, "pattern": NO_CONTROL }, "password": { "type": "string", "minLength": 1 } }), &["username", "password"]) } })),
             statuses: &[("401", "Bad credentials"), ("429", "Rate limited")],
         },
         Op {
@@ -99,9 +99,9 @@ fn ops() -> Vec<Op> {
             summary: "Create a live room (returns its secret stream key)",
             auth: true,
             body: Some(json!({ "application/json": { "schema": obj(json!({
-                 "title": { "type": "string", "minLength": 1, "maxLength": 200 },
+                 "title": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_CONTROL },
                  "push_protocol": { "type": "string", "enum": ["rtmp", "webrtc"], "default": "rtmp" },
-                 "description": { "type": ["string", "null"], "maxLength": 2000, "description": "null or absent: empty" } }), &["title"]) } })),
+                 "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: empty" } }), &["title"]) } })),
             statuses: &[("201", "Created")],
         },
         Op {
@@ -134,8 +134,8 @@ fn ops() -> Vec<Op> {
             summary: "Change title/description (owner)",
             auth: true,
             body: Some(json!({ "application/json": { "schema": at_least_one(obj(json!({
-                 "title": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "description": "null or absent: unchanged" },
-                 "description": { "type": ["string", "null"], "maxLength": 2000, "description": "null or absent: unchanged" } }), &[]), &["title", "description"]) } })),
+                 "title": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "pattern": NO_CONTROL, "description": "null or absent: unchanged" },
+                 "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: unchanged" } }), &[]), &["title", "description"]) } })),
             statuses: &[("403", "Not the owner"), ("404", "No such room")],
         },
         Op {
@@ -272,6 +272,11 @@ fn ops() -> Vec<Op> {
         },
     ]
 }
+
+/// Text fields refuse control characters (Unicode Cc); descriptions may hold line
+/// breaks and tabs.
+const NO_CONTROL: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+const NO_CONTROL_BUT_LINES: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
 
 /// Operations that take query parameters.
 const QUERY_PATHS: &[&str] = &["/api/v1/live/list", "/api/v1/live/my", "/api/v1/live/ws"];
