@@ -1064,7 +1064,9 @@ impl Shard {
                     if s.live {
                         s.waiting -= 1;
                         if player.protocol != Protocol::WebRtc {
-                            player.push_all(&s.cache.snapshot(), Instant::now());
+                            let snapshot = s.cache.snapshot();
+                            player.set_tracks(s.cache.tracks());
+                            player.push_all(&snapshot, Instant::now());
                         }
                         s.players.push(player.clone());
                         let room_id = s.room_id;
