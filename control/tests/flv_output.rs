@@ -291,3 +291,78 @@ async fn player_timeline_stays_monotonic_across_a_takeover() {
     let last = *video.last().unwrap();
     assert!(last > 4_000 && last < 20_000, "the timeline went on from the player's start: {last}");
 }
+
+/// HLS viewers are sessions (client address and User-Agent): they count in the room's
+/// viewer count, `/stat.json`, `/stat` and `/metrics` while they request the
+/// playlist and segments, and leave about three target durations after their last
+/// request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_viewers_are_counted_while_they_play() {
+    let s = Server::start(&[("MICROVIBE__HLS__FRAGMENT_SECS", "1"), ("MICROVIBE__HLS__PLAYLIST_SECS", "6")]).await;
+    let room = s.room().await;
+    let _publisher = s.publish(&room.key);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    let m3u8 = format!("{}/hls/{}.m3u8", s.http, room.name);
+    // Two players on one address, told apart by their User-Agent: a playlist reload
+    // and the newest segment every second, as an HLS player does.
+    let play = |ua: &'static str, secs: u64| {
+        let (m3u8, http) = (m3u8.clone(), s.http.clone());
+        tokio::spawn(async move {
+            let c = reqwest::Client::builder().user_agent(ua).build().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            let mut target = 0;
+            while Instant::now() < deadline {
+                if let Ok(r) = c.get(&m3u8).send().await
+                    && let Ok(text) = r.text().await
+                {
+                    target = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(target);
+                    if let Some(seg) = text.lines().rfind(|l| l.ends_with(".ts")) {
+                        let _ = c.get(format!("{http}/hls/{seg}")).send().await.and_then(|r| r.error_for_status());
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            target
+        })
+    };
+    let a = play("hls-test-a", 8);
+    let b = play("hls-test-b", 8);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let viewers = s.room_json(room.id).await["viewer_count"].as_i64().unwrap_or(0);
+        let stat = s.stat_json().await;
+        if viewers == 2 && stat["players"]["hls"] == 2 {
+            let clients = &stat["streams"][0]["clients"];
+            let hls = clients.as_array().unwrap().iter().filter(|c| c["protocol"] == "hls").count();
+            assert_eq!(hls, 2, "{stat}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "HLS viewers not counted: {viewers} viewers, {stat}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let xml = reqwest::get(format!("{}/stat", s.http)).await.unwrap().text().await.unwrap();
+    assert_eq!(xml.matches("<flashver>hls</flashver>").count(), 2, "{xml}");
+    let metrics = reqwest::get(format!("{}/metrics", s.api)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("microvibe_players{protocol=\"hls\"} 2"), "{metrics}");
+    // They stop: the count returns to 0 within three target durations (and the
+    // second-long sweep), not at once.
+    let target = a.await.unwrap().max(b.await.unwrap());
+    assert!(target >= 1, "a target duration from the playlist");
+    let stopped = Instant::now();
+    let window = Duration::from_secs(3 * target + 3);
+    loop {
+        let viewers = s.room_json(room.id).await["viewer_count"].as_i64().unwrap_or(-1);
+        let hls = s.stat_json().await["players"]["hls"].as_u64().unwrap_or(99);
+        if viewers == 0 && hls == 0 {
+            break;
+        }
+        assert!(stopped.elapsed() < window, "HLS viewers still counted {:?} after they stopped", stopped.elapsed());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(stopped.elapsed() >= Duration::from_secs(target), "left too early: {:?}", stopped.elapsed());
+    assert!(s.room_json(room.id).await["peak_viewers"].as_i64().unwrap() >= 2);
+}

@@ -1,16 +1,17 @@
 //! Serving HLS from the stream's home shard: the playlist and segments live in the
 //! home's segmenter (muxed once per stream); other shards ask for them.
 
+use crate::hls_viewers::HlsClient;
 use crate::http::Response;
 use crate::proto::hls::{HlsEvent, Segmenter};
 use crate::shard::{HlsAnswer, Shard, ShardMsg};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-async fn ask(shard: &Rc<Shard>, name: &str, seq: Option<u64>) -> HlsAnswer {
+async fn ask(shard: &Rc<Shard>, name: &str, seq: Option<u64>, client: Option<HlsClient>) -> HlsAnswer {
     let home = shard.shared.home_of(name);
     let (tx, rx) = futures_channel::oneshot::channel();
-    let msg = ShardMsg::Hls { name: name.to_owned(), seq, reply: tx };
+    let msg = ShardMsg::Hls { name: name.to_owned(), seq, client, reply: tx };
     if home == shard.index {
         shard.handle(msg);
     } else if !shard.shared.send(home, msg) {
@@ -35,14 +36,14 @@ fn answer(a: HlsAnswer, playlist: bool) -> Response {
     }
 }
 
-pub async fn playlist(shard: &Rc<Shard>, name: &str) -> Response {
+pub async fn playlist(shard: &Rc<Shard>, name: &str, client: Option<HlsClient>) -> Response {
     if let Some(why) = shard.shared.flv_unavailable(name) {
         return Response::text(404, &format!("HLS is not available for this stream: {why}"));
     }
     // A stream about to start: wait briefly for its first segment.
     let deadline = Instant::now() + shard.shared.cfg.flv_wait;
     loop {
-        let a = ask(shard, name, None).await;
+        let a = ask(shard, name, None, client.clone()).await;
         match a {
             HlsAnswer::NoStream | HlsAnswer::NoSegment if Instant::now() < deadline => {
                 monoio::time::sleep(Duration::from_millis(250)).await;
@@ -52,8 +53,8 @@ pub async fn playlist(shard: &Rc<Shard>, name: &str) -> Response {
     }
 }
 
-pub async fn segment(shard: &Rc<Shard>, name: &str, seq: u64) -> Response {
-    answer(ask(shard, name, Some(seq)).await, false)
+pub async fn segment(shard: &Rc<Shard>, name: &str, seq: u64, client: Option<HlsClient>) -> Response {
+    answer(ask(shard, name, Some(seq), client).await, false)
 }
 
 /// Mirrors segmenter output to `hls.path` (when set): segment files and the playlist,
