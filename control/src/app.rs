@@ -25,6 +25,11 @@ pub trait EngineControl: Send + Sync + 'static {
     fn warnings(&self, stream_name: &str) -> Vec<String>;
     /// What the stream carries (codecs, resolution), once known.
     fn media(&self, stream_name: &str) -> Option<serde_json::Value>;
+    /// Players connected now, by protocol ("rtmp", "http-flv", "ws-flv", "hls" (sessions),
+    /// "webrtc").
+    fn players(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 #[derive(Clone)]

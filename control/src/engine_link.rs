@@ -131,6 +131,19 @@ impl EngineControl for EngineHandle {
         w
     }
 
+    fn players(&self) -> Vec<(&'static str, u64)> {
+        use engine::link::Protocol;
+        let stats = &self.engine.shared().stats;
+        [Protocol::Rtmp, Protocol::HttpFlv, Protocol::WsFlv, Protocol::Hls, Protocol::WebRtc]
+            .into_iter()
+            .map(|p| {
+                let slot = engine::engine::ShardStats::player_slot(p);
+                let n = stats.iter().map(|s| s.players[slot].load(std::sync::atomic::Ordering::Relaxed)).sum();
+                (p.as_str(), n)
+            })
+            .collect()
+    }
+
     fn media(&self, stream_name: &str) -> Option<serde_json::Value> {
         let info = self.info.lock().unwrap_or_else(|p| p.into_inner());
         info.get(stream_name).map(|i| {

@@ -22,6 +22,11 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    pub protocol: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
     pub status: String,
 }
@@ -39,6 +44,7 @@ pub struct Metrics {
     pub rooms: Family<StatusLabels, Gauge>,
     pub backend_up: Family<BackendLabels, Gauge>,
     pub live_viewers: Gauge,
+    pub players: Family<ProtocolLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -62,7 +68,13 @@ impl Metrics {
         registry.register("rooms", "Live rooms by status", rooms.clone());
         registry.register("backend_up", "1 when a storage/cache backend answers", backend_up.clone());
         registry.register("live_viewers", "Viewers of live rooms (sum)", live_viewers.clone());
-        Self { registry: Mutex::new(registry), requests, latency, rooms, backend_up, live_viewers }
+        let players = Family::<ProtocolLabels, Gauge>::default();
+        registry.register(
+            "players",
+            "Players connected to the media engine by protocol (HLS: viewer sessions)",
+            players.clone(),
+        );
+        Self { registry: Mutex::new(registry), requests, latency, rooms, backend_up, live_viewers, players }
     }
 
     pub fn observe(&self, route: &str, method: &str, status: u16, secs: f64) {

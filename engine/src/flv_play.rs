@@ -63,7 +63,10 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
         }
     };
     tracing::info!(%addr, stream = %name, protocol = protocol.as_str(), "player joined");
-    let flv_header = Bytes::copy_from_slice(&crate::proto::flv::writer::file_header(true, true));
+    // The header's flags say which tracks follow: ffmpeg's demuxer waits for each one
+    // it announces before it ends its probing.
+    let (audio, video) = player.tracks().unwrap_or((true, true));
+    let flv_header = Bytes::copy_from_slice(&crate::proto::flv::writer::file_header(audio, video));
     let head = if websocket {
         format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nServer: microvibe\r\n\r\n",
@@ -140,27 +143,14 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
     });
 
     let stats = &shard.shared.stats[shard.index];
-    player.set_shared_form(Some(if websocket { SharedForm::WsFlv } else { SharedForm::HttpFlv }));
-    let wire = Box::new(move |frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
+    let form = if websocket { SharedForm::WsFlv } else { SharedForm::HttpFlv };
+    player.set_shared_form(Some(form));
+    let wire = Box::new(move |frames: &[Arc<Frame>], base: Option<u32>, bufs: &mut Vec<Bytes>| {
         for p in pongs.borrow_mut().drain(..) {
             bufs.push(Bytes::from(p));
         }
-        // The tags after a slot for the frame or chunk header, filled in once the
-        // length is known.
-        let head = bufs.len();
-        bufs.push(Bytes::new());
-        bufs.extend(frames.iter().filter(|f| !f.is_rtp()).map(|f| f.flv_wire()));
-        let len: usize = bufs[head + 1..].iter().map(Bytes::len).sum();
-        if len == 0 {
-            bufs.truncate(head);
-        } else if websocket {
-            let mut h = Vec::with_capacity(10);
-            ws::frame_header(ws::OP_BINARY, len, &mut h);
-            bufs[head] = Bytes::from(h);
-        } else {
-            bufs[head] = Bytes::from(format!("{len:x}\r\n"));
-            bufs.push(Bytes::from_static(b"\r\n"));
-        }
+        // The tags on the player's timeline in one frame or chunk.
+        form.pieces(frames, base, bufs);
     });
     let end = write_loop(&player, &mut wr, stats, wire).await;
     if let Ok(PlayerEnd::StreamEnded) = end {

@@ -147,26 +147,83 @@ impl Frame {
         }
     }
 
-    /// The RTMP chunks of this message at `chunk_size` on [`PLAY_STREAM_ID`].
-    /// Every player uses the engine's one outgoing chunk size, so one form suffices.
-    pub fn rtmp_wire(&self, chunk_size: u32) -> Bytes {
+    /// This frame's time on a player's timeline that starts at `base` on the
+    /// stream's (see `Player`): the stream's time minus `base`, never before 0.
+    ///
+    /// Metadata is always at 0: ffmpeg's FLV demuxer reads an `onMetaData` tag as the
+    /// stream's header only at time 0, and at any other time as a packet of an extra
+    /// (text) stream, which then has no other packet.
+    pub fn ts_on(&self, base: Option<u32>) -> u32 {
+        if self.kind == MediaKind::Data {
+            return 0;
+        }
+        match base {
+            // Not placed yet: only headers are rendered before a player's first media.
+            None => 0,
+            Some(b) => {
+                let d = self.timestamp.wrapping_sub(b);
+                // Before the base (an audio frame a little before the first keyframe).
+                if d > i32::MAX as u32 { 0 } else { d }
+            }
+        }
+    }
+
+    /// The RTMP chunks of this message at `chunk_size` on [`PLAY_STREAM_ID`], stamped
+    /// 0: the template of [`rtmp_parts`](Self::rtmp_parts). Every player uses the
+    /// engine's one outgoing chunk size, so one form suffices.
+    fn rtmp_template(&self, chunk_size: u32) -> Bytes {
         self.rtmp
             .get_or_init(|| {
-                let csid = match self.kind {
-                    MediaKind::Audio | MediaKind::RtpAudio => CSID_AUDIO,
-                    MediaKind::Video | MediaKind::RtpVideo => CSID_VIDEO,
-                    MediaKind::Data => CSID_DATA,
-                };
-                let h = MessageHeader {
-                    csid,
-                    timestamp: self.timestamp,
-                    type_id: self.type_id(),
-                    stream_id: PLAY_STREAM_ID,
-                };
                 // Payloads are bounded by the max message size (< 16 MiB), so encoding cannot fail.
-                encode_message_bytes(chunk_size, &h, &self.payload).unwrap_or_default()
+                encode_message_bytes(chunk_size, &self.rtmp_header(0), &self.payload).unwrap_or_default()
             })
             .clone()
+    }
+
+    fn rtmp_header(&self, timestamp: u32) -> MessageHeader {
+        let csid = match self.kind {
+            MediaKind::Audio | MediaKind::RtpAudio => CSID_AUDIO,
+            MediaKind::Video | MediaKind::RtpVideo => CSID_VIDEO,
+            MediaKind::Data => CSID_DATA,
+        };
+        MessageHeader { csid, timestamp, type_id: self.type_id(), stream_id: PLAY_STREAM_ID }
+    }
+
+    /// The RTMP chunks of this message at `ts` (a player's time, see
+    /// [`ts_on`](Self::ts_on)) as the player's own type-0 chunk header and the rest,
+    /// shared by every player: the payload's chunks, whose type-3 headers carry no
+    /// time. Only a time that needs the extended field (from 4.66 h on) changes the
+    /// layout: that one message is then encoded for the player (`None` rest).
+    pub fn rtmp_parts(&self, chunk_size: u32, ts: u32) -> (Bytes, Option<Bytes>) {
+        use crate::proto::rtmp::chunk::EXTENDED_TIMESTAMP;
+        if ts >= EXTENDED_TIMESTAMP {
+            let own = encode_message_bytes(chunk_size, &self.rtmp_header(ts), &self.payload).unwrap_or_default();
+            return (own, None);
+        }
+        let t = self.rtmp_template(chunk_size);
+        // One-byte basic header (chunk stream ids below 64), then the 11-byte type-0
+        // message header: timestamp, length, type, stream id.
+        const HEAD: usize = 12;
+        if t.len() < HEAD {
+            return (t, None);
+        }
+        let mut head = [0u8; HEAD];
+        head.copy_from_slice(&t[..HEAD]);
+        head[1..4].copy_from_slice(&ts.to_be_bytes()[1..]);
+        (Bytes::copy_from_slice(&head), Some(t.slice(HEAD..)))
+    }
+
+    /// The FLV tag of this frame at `ts` (a player's time) as its 11-byte header and
+    /// the rest (body and PreviousTagSize), shared by every player.
+    pub fn flv_parts(&self, ts: u32) -> ([u8; crate::proto::flv::TAG_HEADER_LEN], Bytes) {
+        let wire = self.flv_wire();
+        let n = crate::proto::flv::TAG_HEADER_LEN.min(wire.len());
+        let mut head = [0u8; crate::proto::flv::TAG_HEADER_LEN];
+        head[..n].copy_from_slice(&wire[..n]);
+        let t = ts.to_be_bytes();
+        // Timestamp (24 bits) then TimestampExtended (the high 8), E.4.1.
+        head[4..8].copy_from_slice(&[t[1], t[2], t[3], t[0]]);
+        (head, wire.slice(n..))
     }
 
     /// The complete FLV tag (header, body, PreviousTagSize).

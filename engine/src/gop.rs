@@ -6,11 +6,29 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Video frames a new player should get at once: ffmpeg (and ffprobe) reading FLV
+/// without probing options estimate the frame rate from 40 frame durations
+/// (`avformat_find_stream_info`, millisecond time base) before they output
+/// anything; a start with fewer frames makes them wait for the live ones (up to
+/// 1.3 s at 30 fps).
+pub const START_VIDEO_FRAMES: usize = 45;
+
+/// Keyframes a new player should get at once: a player that does not probe
+/// (ffmpeg `-fflags nobuffer -probesize 32`) decodes the first packet to learn the
+/// picture size and throws it away, so it shows the second keyframe; with only one,
+/// it waits for the next live keyframe (a GOP, seconds).
+pub const START_KEYFRAMES: usize = 2;
+
 pub struct GopCache {
     meta: Option<Arc<Frame>>,
     video_header: Option<Arc<Frame>>,
     audio_header: Option<Arc<Frame>>,
+    /// The media from the first kept keyframe on: the last GOPs, as many as a start
+    /// needs (see [`START_VIDEO_FRAMES`], [`START_KEYFRAMES`]) within the bounds;
+    /// audio-only: a sliding window.
     frames: VecDeque<Arc<Frame>>,
+    /// Video frames in each kept GOP; front = oldest.
+    gops: VecDeque<usize>,
     bytes: usize,
     max_bytes: usize,
     max_ms: u32,
@@ -25,6 +43,7 @@ impl GopCache {
             video_header: None,
             audio_header: None,
             frames: VecDeque::new(),
+            gops: VecDeque::new(),
             bytes: 0,
             max_bytes,
             max_ms: max_duration.as_millis().min(u32::MAX as u128) as u32,
@@ -48,34 +67,40 @@ impl GopCache {
         }
         let has_video = self.video_header.is_some();
         if f.kind == MediaKind::Video && f.keyframe {
-            self.clear_frames();
+            if self.overflowed || !has_video {
+                self.clear_frames();
+            }
             self.overflowed = false;
+            self.gops.push_back(0);
         } else if has_video && (self.frames.is_empty() || self.overflowed) {
             // No keyframe to start from yet.
             return;
         }
+        if f.kind == MediaKind::Video
+            && let Some(g) = self.gops.back_mut()
+        {
+            *g += 1;
+        }
         self.bytes += f.len();
         self.frames.push_back(f.clone());
         if has_video {
-            let span = self
-                .frames
-                .back()
-                .map_or(0, |b| b.timestamp)
-                .wrapping_sub(self.frames.front().map_or(0, |a| a.timestamp));
-            if self.bytes > self.max_bytes || span > self.max_ms {
-                self.clear_frames();
-                self.overflowed = true;
+            // Older GOPs go once the ones after them are enough for a start.
+            while self.gops.len() > START_KEYFRAMES && self.gops.iter().skip(1).sum::<usize>() >= START_VIDEO_FRAMES {
+                self.drop_first_gop();
+            }
+            // Bounds: older GOPs first; a single GOP too large waits for the next keyframe.
+            while self.over_bounds() {
+                if self.gops.len() > 1 {
+                    self.drop_first_gop();
+                } else {
+                    self.clear_frames();
+                    self.overflowed = true;
+                    break;
+                }
             }
         } else {
             // Audio-only: keep a sliding window.
-            while self.bytes > self.max_bytes
-                || self
-                    .frames
-                    .back()
-                    .map_or(0, |b| b.timestamp)
-                    .wrapping_sub(self.frames.front().map_or(0, |a| a.timestamp))
-                    > self.max_ms.min(2_000)
-            {
+            while self.bytes > self.max_bytes || self.span() > self.max_ms.min(2_000) {
                 match self.frames.pop_front() {
                     Some(x) => self.bytes -= x.len(),
                     None => break,
@@ -84,8 +109,31 @@ impl GopCache {
         }
     }
 
+    fn span(&self) -> u32 {
+        self.frames.back().map_or(0, |b| b.timestamp).wrapping_sub(self.frames.front().map_or(0, |a| a.timestamp))
+    }
+
+    fn over_bounds(&self) -> bool {
+        self.bytes > self.max_bytes || self.span() > self.max_ms
+    }
+
+    /// Drops the oldest kept GOP (there is a later one): its keyframe at the front,
+    /// and what follows up to the next keyframe.
+    fn drop_first_gop(&mut self) {
+        self.gops.pop_front();
+        if let Some(x) = self.frames.pop_front() {
+            self.bytes -= x.len();
+        }
+        while self.frames.front().is_some_and(|x| !(x.kind == MediaKind::Video && x.keyframe)) {
+            if let Some(x) = self.frames.pop_front() {
+                self.bytes -= x.len();
+            }
+        }
+    }
+
     fn clear_frames(&mut self) {
         self.frames.clear();
+        self.gops.clear();
         self.bytes = 0;
     }
 
@@ -94,7 +142,7 @@ impl GopCache {
         *self = GopCache::new(self.max_bytes, Duration::from_millis(self.max_ms as u64));
     }
 
-    /// Headers first, then the cached media from its keyframe.
+    /// Headers first, then the cached media from its first keyframe.
     ///
     /// The headers are stamped with the first cached frame's time: they were cached
     /// when the publisher started, possibly minutes back, and a player that sees its
@@ -118,6 +166,13 @@ impl GopCache {
 
     pub fn has_video(&self) -> bool {
         self.video_header.is_some()
+    }
+
+    /// The tracks (audio, video) the stream has, by the codec headers seen; `None`
+    /// before any.
+    pub fn tracks(&self) -> Option<(bool, bool)> {
+        let t = (self.audio_header.is_some(), self.video_header.is_some());
+        (t != (false, false)).then_some(t)
     }
 }
 
@@ -154,8 +209,23 @@ mod tests {
         let s = g.snapshot();
         assert_eq!(s.len(), 3);
         assert!(s[1].keyframe);
+        // New keyframes: the GOPs before stay until the later ones have keyframes and
+        // frames enough for a player's start.
         g.push(&video(99, true));
-        assert_eq!(g.snapshot().len(), 2, "a new keyframe starts a new GOP");
+        assert_eq!(g.snapshot().len(), 4);
+        g.push(&video(132, true));
+        for i in 1..START_VIDEO_FRAMES as u32 {
+            g.push(&video(132 + i * 33, false));
+        }
+        // The first GOP went (two keyframes and 46 frames after it), not the second.
+        let s = g.snapshot();
+        assert_eq!(s.len(), 2 + START_VIDEO_FRAMES);
+        assert!(s[1].keyframe && s[1].timestamp == 99 && s[2].keyframe);
+        // A third keyframe: the first GOP goes (the two after it are a start).
+        g.push(&video(3000, true));
+        let s = g.snapshot();
+        assert_eq!(s.len(), 2 + START_VIDEO_FRAMES);
+        assert!(s[1].keyframe && s[1].timestamp == 132 && s.last().is_some_and(|f| f.keyframe));
         // Duration bound: a GOP longer than 10 s is dropped until the next keyframe.
         g.push(&video(20_000, false));
         assert_eq!(g.snapshot().len(), 1);
@@ -163,6 +233,15 @@ mod tests {
         assert_eq!(g.snapshot().len(), 1);
         g.push(&video(20_066, true));
         assert_eq!(g.snapshot().len(), 2);
+        // The bounds drop older GOPs first.
+        let mut g = GopCache::new(1 << 20, Duration::from_millis(800));
+        g.push(&vheader());
+        for k in 0..3u32 {
+            g.push(&video(k * 400, true));
+            g.push(&video(k * 400 + 33, false));
+        }
+        let s: Vec<u32> = g.snapshot().iter().skip(1).map(|f| f.timestamp).collect();
+        assert_eq!(s, [400, 433, 800, 833], "within 800 ms, from a keyframe");
     }
 
     #[test]

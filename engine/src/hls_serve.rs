@@ -1,16 +1,17 @@
 //! Serving HLS from the stream's home shard: the playlist and segments live in the
 //! home's segmenter (muxed once per stream); other shards ask for them.
 
+use crate::hls_viewers::HlsClient;
 use crate::http::Response;
 use crate::proto::hls::{HlsEvent, Segmenter};
 use crate::shard::{HlsAnswer, Shard, ShardMsg};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-async fn ask(shard: &Rc<Shard>, name: &str, seq: Option<u64>) -> HlsAnswer {
+async fn ask(shard: &Rc<Shard>, name: &str, seq: Option<u64>, client: Option<HlsClient>) -> HlsAnswer {
     let home = shard.shared.home_of(name);
     let (tx, rx) = futures_channel::oneshot::channel();
-    let msg = ShardMsg::Hls { name: name.to_owned(), seq, reply: tx };
+    let msg = ShardMsg::Hls { name: name.to_owned(), seq, client, reply: tx };
     if home == shard.index {
         shard.handle(msg);
     } else if !shard.shared.send(home, msg) {
@@ -35,7 +36,7 @@ fn answer(a: HlsAnswer, playlist: bool) -> Response {
     }
 }
 
-pub async fn playlist(shard: &Rc<Shard>, name: &str) -> Response {
+pub async fn playlist(shard: &Rc<Shard>, name: &str, client: Option<HlsClient>) -> Response {
     if let Some(why) = shard.shared.flv_unavailable(name) {
         return Response::text(404, &format!("HLS is not available for this stream: {why}"));
     }
@@ -50,7 +51,7 @@ pub async fn playlist(shard: &Rc<Shard>, name: &str) -> Response {
         started + shard.shared.cfg.flv_wait.max(2 * shard.shared.cfg.hls_fragment + FIRST_SEGMENT_SLACK);
     let mut known = false;
     loop {
-        let a = ask(shard, name, None).await;
+        let a = ask(shard, name, None, client.clone()).await;
         if matches!(a, HlsAnswer::NoStream) && !known {
             if !shard.stream_known(name).await {
                 return Response::text(404, "no such stream");
@@ -71,8 +72,8 @@ pub async fn playlist(shard: &Rc<Shard>, name: &str) -> Response {
 /// stream's first segment (the publisher's next keyframe may take that long).
 const FIRST_SEGMENT_SLACK: Duration = Duration::from_secs(3);
 
-pub async fn segment(shard: &Rc<Shard>, name: &str, seq: u64) -> Response {
-    answer(ask(shard, name, Some(seq)).await, false)
+pub async fn segment(shard: &Rc<Shard>, name: &str, seq: u64, client: Option<HlsClient>) -> Response {
+    answer(ask(shard, name, Some(seq), client).await, false)
 }
 
 /// Mirrors segmenter output to `hls.path` (when set): segment files and the playlist,

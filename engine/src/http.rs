@@ -273,6 +273,11 @@ pub fn route(path: &str) -> Route {
     }
 }
 
+/// The HLS viewer an HLS request counts for; none for HEAD (link checkers, probes).
+fn hls_client(req: &Request, addr: SocketAddr) -> Option<crate::hls_viewers::HlsClient> {
+    (req.method != "HEAD").then(|| crate::hls_viewers::HlsClient::new(addr.ip(), req.header("user-agent")))
+}
+
 /// Serves one HTTP connection.
 pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr) {
     let cors = shard.shared.cfg.cors_origin.clone();
@@ -333,8 +338,8 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr) {
                     return;
                 }
             }
-            Route::HlsPlaylist(name) => crate::hls_serve::playlist(shard, &name).await,
-            Route::HlsSegment(name, seq) => crate::hls_serve::segment(shard, &name, seq).await,
+            Route::HlsPlaylist(name) => crate::hls_serve::playlist(shard, &name, hls_client(&req, addr)).await,
+            Route::HlsSegment(name, seq) => crate::hls_serve::segment(shard, &name, seq, hls_client(&req, addr)).await,
             Route::Stat => crate::stat::xml(shard).await,
             Route::StatJson => crate::stat::json(shard).await,
             Route::ControlDrop(what) => crate::stat::control_drop(shard, &req, &what).await,

@@ -16,6 +16,7 @@ pub mod flv_play;
 pub mod frame;
 pub mod gop;
 pub mod hls_serve;
+pub mod hls_viewers;
 pub mod http;
 pub mod inbox;
 pub mod input_watch;

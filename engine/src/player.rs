@@ -43,8 +43,9 @@ pub struct PlayerLimits {
 
 /// Turns a batch of queued frames into the player's wire buffers (framing, and
 /// whatever the protocol session has to send); an empty batch means "only the
-/// session's output".
-pub type Wire = Box<dyn FnMut(&[Arc<Frame>], &mut Vec<Bytes>)>;
+/// session's output". The frames go out on the player's timeline, which starts at
+/// the given base on the stream's (`Player::base`, see `Frame::ts_on`).
+pub type Wire = Box<dyn FnMut(&[Arc<Frame>], Option<u32>, &mut Vec<Bytes>)>;
 
 thread_local! {
     /// Per lane: players with frames waiting for the lane's next flush.
@@ -67,6 +68,7 @@ struct Scratch {
 
 struct SharedEntry {
     form: SharedForm,
+    base: Option<u32>,
     /// Held (not just compared by address) so that no frame of the key can be freed
     /// and its address reused while the entry lives.
     frames: Vec<Arc<Frame>>,
@@ -86,34 +88,66 @@ pub enum SharedForm {
 }
 
 impl SharedForm {
-    /// The media bytes of `frames` (RTP frames have none here); exactly what the
-    /// players' own wires produce for them.
-    fn build(self, frames: &[Arc<Frame>]) -> Bytes {
+    /// The media bytes of `frames` (RTP frames have none here) on a player timeline
+    /// starting at `base`, as pieces: per tag a small header of that timeline's and
+    /// the tag's rest, shared by every player (no copy of media), inside the form's
+    /// framing. Exactly what the players' own wires produce for them.
+    pub fn pieces(self, frames: &[Arc<Frame>], base: Option<u32>, out: &mut Vec<Bytes>) {
         let media = || frames.iter().filter(|f| !f.is_rtp());
         match self {
             SharedForm::HttpFlv | SharedForm::WsFlv => {
+                let n = media().count();
+                if n == 0 {
+                    return;
+                }
                 let len: usize = media().map(|f| f.flv_wire().len()).sum();
-                if len == 0 {
-                    return Bytes::new();
-                }
-                let mut v = Vec::with_capacity(len + 16);
+                let mut framing = Vec::with_capacity(16);
                 if self == SharedForm::HttpFlv {
-                    v.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+                    framing.extend_from_slice(format!("{len:x}\r\n").as_bytes());
                 } else {
-                    crate::proto::websocket::frame_header(crate::proto::websocket::OP_BINARY, len, &mut v);
+                    crate::proto::websocket::frame_header(crate::proto::websocket::OP_BINARY, len, &mut framing);
                 }
+                out.push(Bytes::from(framing));
+                // The tag headers of this timeline in one buffer, sliced per tag.
+                let mut heads = Vec::with_capacity(n * crate::proto::flv::TAG_HEADER_LEN);
+                let mut rests = Vec::with_capacity(n);
                 for f in media() {
-                    v.extend_from_slice(&f.flv_wire());
+                    let (head, rest) = f.flv_parts(f.ts_on(base));
+                    heads.extend_from_slice(&head);
+                    rests.push(rest);
+                }
+                let heads = Bytes::from(heads);
+                for (i, rest) in rests.into_iter().enumerate() {
+                    let at = i * crate::proto::flv::TAG_HEADER_LEN;
+                    out.push(heads.slice(at..at + crate::proto::flv::TAG_HEADER_LEN));
+                    out.push(rest);
                 }
                 if self == SharedForm::HttpFlv {
-                    v.extend_from_slice(b"\r\n");
+                    out.push(Bytes::from_static(b"\r\n"));
                 }
-                Bytes::from(v)
             }
             SharedForm::Rtmp { chunk_size } => {
-                let mut v = Vec::new();
                 for f in media() {
-                    v.extend_from_slice(&f.rtmp_wire(chunk_size));
+                    let (head, rest) = f.rtmp_parts(chunk_size, f.ts_on(base));
+                    out.push(head);
+                    out.extend(rest);
+                }
+            }
+        }
+    }
+
+    /// [`pieces`](Self::pieces) in one buffer (one copy, shared by the players of
+    /// that timeline).
+    fn build(self, frames: &[Arc<Frame>], base: Option<u32>) -> Bytes {
+        let mut pieces = Vec::new();
+        self.pieces(frames, base, &mut pieces);
+        match pieces.len() {
+            0 => Bytes::new(),
+            1 => pieces.pop().unwrap_or_default(),
+            _ => {
+                let mut v = Vec::with_capacity(pieces.iter().map(Bytes::len).sum());
+                for p in &pieces {
+                    v.extend_from_slice(p);
                 }
                 Bytes::from(v)
             }
@@ -122,22 +156,39 @@ impl SharedForm {
 }
 
 impl Scratch {
-    /// The shared bytes of `frames` in `form`, built on first use this tick.
-    fn shared(&mut self, form: SharedForm, frames: &[Arc<Frame>]) -> Bytes {
+    /// The media bytes of `frames` in `form` on the timeline starting at `base`,
+    /// appended to `bufs`: the buffer built on first use this tick for these frames
+    /// and timeline; for a timeline other than the one a buffer was built for, its
+    /// pieces (shared tag bodies, headers of this timeline), so that players of many
+    /// timelines never cost a copy of the media each.
+    fn shared(&mut self, form: SharedForm, frames: &[Arc<Frame>], base: Option<u32>, bufs: &mut Vec<Bytes>) {
         let same = |e: &SharedEntry| {
             e.form == form
                 && e.frames.len() == frames.len()
                 && e.frames.iter().zip(frames).all(|(a, b)| Arc::ptr_eq(a, b))
         };
-        if let Some(e) = self.shared.iter().find(|e| same(e)) {
-            return e.bytes.clone();
+        let mut built_for_other = false;
+        for e in self.shared.iter().filter(|e| same(e)) {
+            if e.base == base {
+                if !e.bytes.is_empty() {
+                    bufs.push(e.bytes.clone());
+                }
+                return;
+            }
+            built_for_other = true;
         }
-        let bytes = form.build(frames);
+        if built_for_other {
+            form.pieces(frames, base, bufs);
+            return;
+        }
+        let bytes = form.build(frames, base);
         // A handful per tick (streams × forms); players out of step add their own.
         if self.shared.len() < 64 {
-            self.shared.push(SharedEntry { form, frames: frames.to_vec(), bytes: bytes.clone() });
+            self.shared.push(SharedEntry { form, base, frames: frames.to_vec(), bytes: bytes.clone() });
         }
-        bytes
+        if !bytes.is_empty() {
+            bufs.push(bytes);
+        }
     }
 }
 
@@ -309,6 +360,8 @@ struct Lane {
 struct Slot {
     fd: i32,
     form: SharedForm,
+    /// Where the member's timeline starts on the stream's (`Player::base`).
+    base: Option<u32>,
     /// Bytes sent since the player stepped in (added to its count when it leaves).
     sent: u64,
     player: Option<Rc<Player>>,
@@ -316,6 +369,10 @@ struct Slot {
 
 /// No slot (a player out of step).
 const NO_SLOT: usize = usize::MAX;
+
+/// Most buffers a cohort lane's flush builds (one per form and timeline met first);
+/// members of further timelines send pieces (see `SharedForm::pieces`).
+const MAX_BUILDS: usize = 4;
 
 impl Cohort {
     /// A cohort with a lane for each of this shard's lanes.
@@ -386,44 +443,63 @@ impl Cohort {
         lane.listed.set(false);
         let frames = std::mem::take(&mut *lane.pending.borrow_mut());
         // Members whose socket did not take it all: (player, unsent rest).
-        let mut short: Vec<(Rc<Player>, Bytes)> = vec![];
+        let mut short: Vec<(Rc<Player>, Vec<Bytes>)> = vec![];
         if !frames.is_empty() {
-            // Members' forms (RTMP, HTTP-FLV, WebSocket-FLV), each built once.
-            let mut built: [Option<(SharedForm, Bytes)>; 3] = [None, None, None];
+            // Members' forms (RTMP, HTTP-FLV, WebSocket-FLV) on their timelines, each
+            // built once, for the first few (form, timeline) pairs met; members of
+            // further timelines send the pieces of theirs (the shared tag bodies and
+            // headers of their own), in one `sendmsg`.
+            let mut built: Vec<(SharedForm, Option<u32>, Bytes)> = Vec::with_capacity(MAX_BUILDS);
+            let mut pieces: Vec<Bytes> = Vec::new();
+            let mut iov: Vec<libc::iovec> = Vec::new();
             let mut slots = lane.slots.borrow_mut();
             for slot in slots.iter_mut() {
                 if slot.player.is_none() {
                     continue;
                 }
-                let form = slot.form;
-                let i = built.iter().position(|b| b.as_ref().is_none_or(|(f, _)| *f == form)).unwrap_or(0);
-                let bytes = match &built[i] {
-                    Some((f, b)) if *f == form => b.clone(),
-                    _ => {
-                        let b = form.build(&frames);
-                        built[i] = Some((form, b.clone()));
-                        b
+                let (form, base) = (slot.form, slot.base);
+                let found = built.iter().find(|(f, b, _)| *f == form && *b == base).map(|(_, _, x)| x.clone());
+                let bytes = match found {
+                    Some(b) => Some(b),
+                    None if built.len() < MAX_BUILDS => {
+                        let b = form.build(&frames, base);
+                        built.push((form, base, b.clone()));
+                        Some(b)
                     }
+                    None => None,
                 };
-                if bytes.is_empty() {
-                    continue;
-                }
                 // Full (EAGAIN) or broken: the writer task waits for the socket, or
                 // meets the error with its own write and ends.
-                let sent = send_one(slot.fd, &bytes).unwrap_or(0);
+                let (sent, total) = match &bytes {
+                    Some(b) if b.is_empty() => continue,
+                    Some(b) => (send_one(slot.fd, b).unwrap_or(0), b.len()),
+                    None => {
+                        pieces.clear();
+                        form.pieces(&frames, base, &mut pieces);
+                        let total: usize = pieces.iter().map(Bytes::len).sum();
+                        if total == 0 {
+                            continue;
+                        }
+                        (send_now(slot.fd, &pieces, &mut iov).unwrap_or(0), total)
+                    }
+                };
                 slot.sent += sent as u64;
                 out.in_step += 1;
                 out.bytes += sent as u64;
-                if sent < bytes.len()
+                if sent < total
                     && let Some(p) = &slot.player
                 {
-                    short.push((p.clone(), bytes.slice(sent..)));
+                    let rest = match bytes {
+                        Some(b) => vec![b.slice(sent..)],
+                        None => rest_after(&mut pieces, sent),
+                    };
+                    short.push((p.clone(), rest));
                 }
             }
         }
         for (p, rest) in short {
             p.leave_step(&p);
-            *p.carry.borrow_mut() = vec![rest];
+            *p.carry.borrow_mut() = rest;
             p.wake();
         }
         // Hand the storage back.
@@ -497,6 +573,17 @@ pub struct Player {
     /// On the cohort's `outside` list (it may have stepped in since: pruned when
     /// the list is next walked).
     in_outside: Cell<bool>,
+    /// Where this player's timeline starts on the stream's: its first media frame
+    /// (the earliest of the GOP it starts with) goes out at about 0, its codec
+    /// headers and metadata at 0 (see `Frame::ts_on`). Set with the first media
+    /// frame queued, fixed after: the stream's own clock is continuous across
+    /// publishers (the home's rebase), so the player's is too. Players of one
+    /// stream mostly have different bases; the media bodies stay shared (only the
+    /// small tag or chunk headers are the player's own, see `SharedForm::pieces`).
+    base: Cell<Option<u32>>,
+    /// The tracks the stream had when the player joined (audio, video), for the
+    /// FLV header's flags; `None` when it did not know yet.
+    tracks: Cell<Option<(bool, bool)>>,
 }
 
 impl Player {
@@ -522,7 +609,23 @@ impl Player {
             cohort: RefCell::new(None),
             slot: Cell::new(NO_SLOT),
             in_outside: Cell::new(false),
+            base: Cell::new(None),
+            tracks: Cell::new(None),
         }
+    }
+
+    /// Where this player's timeline starts on the stream's (see the field).
+    pub fn base(&self) -> Option<u32> {
+        self.base.get()
+    }
+
+    /// The stream's tracks (audio, video) as known when the player joined.
+    pub fn tracks(&self) -> Option<(bool, bool)> {
+        self.tracks.get()
+    }
+
+    pub fn set_tracks(&self, tracks: Option<(bool, bool)>) {
+        self.tracks.set(tracks);
     }
 
     pub fn set_fd(&self, fd: i32) {
@@ -586,6 +689,9 @@ impl Player {
         if !f.header && q.first_media.is_none() {
             q.first_media = Some(f.timestamp);
         }
+        if !f.header && !f.is_rtp() && self.base.get().is_none() {
+            self.base.set(Some(f.timestamp));
+        }
         q.frames.push_back(f.clone());
         let first = q.frames.len() == 1;
         drop(q);
@@ -632,17 +738,16 @@ impl Player {
             if let Some(form) = self.shared_form.get() {
                 // Only media: the player's own output (session messages, pongs) comes
                 // with a notify(), which sends this player down the writer's path.
-                let media = sc.shared(form, q.frames.make_contiguous());
+                let mut bufs = std::mem::take(&mut sc.bufs);
+                sc.shared(form, q.frames.make_contiguous(), self.base.get(), &mut bufs);
+                sc.bufs = bufs;
                 q.frames.clear();
-                if !media.is_empty() {
-                    sc.bufs.push(media);
-                }
             } else {
                 sc.frames.extend(q.frames.drain(..));
             }
         }
         if self.shared_form.get().is_none() {
-            wire(&sc.frames, &mut sc.bufs);
+            wire(&sc.frames, self.base.get(), &mut sc.bufs);
             sc.frames.clear();
         }
         let total: usize = sc.bufs.iter().map(Bytes::len).sum();
@@ -700,7 +805,9 @@ impl Player {
     /// complete write). From here until it leaves, only `step_out` wakes its writer.
     fn step_in(self: &Rc<Self>) {
         let Some(form) = self.shared_form.get() else { return };
-        if self.is_in_step() || !self.limits.merge || self.fd.get() < 0 {
+        // A player without a timeline has had no media yet: it takes its first frames
+        // one by one (`push` places its timeline).
+        if self.is_in_step() || !self.limits.merge || self.fd.get() < 0 || self.base.get().is_none() {
             return;
         }
         let cohort = self.cohort.borrow();
@@ -717,7 +824,7 @@ impl Player {
         // The writer's waker is parked (idle); take and put back to look.
         let Some(w) = self.waker.take() else { return };
         self.waker.set(Some(w));
-        let slot = Slot { fd: self.fd.get(), form, sent: 0, player: Some(self.clone()) };
+        let slot = Slot { fd: self.fd.get(), form, base: self.base.get(), sent: 0, player: Some(self.clone()) };
         let lane = c.lane(self.lane);
         let mut slots = lane.slots.borrow_mut();
         let i = match lane.free.borrow_mut().pop() {
@@ -811,8 +918,43 @@ impl Player {
         }
     }
 
-    /// Queues the start of a stream (GOP cache snapshot) for a joining player.
+    /// Queues the start of a stream (GOP cache snapshot) for a joining player. Its
+    /// timeline starts at the snapshot's earliest media frame (an audio frame may
+    /// come a little before the keyframe that starts the GOP).
     pub fn push_all(self: &Rc<Self>, frames: &[Arc<Frame>], now: Instant) {
+        // A start longer than 3/4 of the queue's bounds (the cache holds more than one
+        // GOP, see `gop::START_VIDEO_FRAMES`) starts at a later keyframe instead.
+        let headers: Vec<Arc<Frame>> = frames.iter().filter(|f| f.header).cloned().collect();
+        let media: Vec<&Arc<Frame>> = frames.iter().filter(|f| !f.header).collect();
+        let fits = |from: usize| {
+            let rest = &media[from..];
+            let bytes: usize = rest.iter().map(|f| f.len()).sum();
+            let span = match (rest.first(), rest.last()) {
+                (Some(a), Some(b)) => b.timestamp.wrapping_sub(a.timestamp),
+                _ => 0,
+            };
+            bytes <= self.limits.max_bytes / 4 * 3 && (span <= self.limits.max_ms / 4 * 3 || span > u32::MAX / 2)
+        };
+        let mut from = 0;
+        if !fits(0) {
+            let keys: Vec<usize> = media
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.kind == MediaKind::Video && f.keyframe)
+                .map(|(i, _)| i)
+                .collect();
+            from = keys.iter().copied().find(|&i| fits(i)).or(keys.last().copied()).unwrap_or(0);
+        }
+        let frames: Vec<Arc<Frame>> = headers.into_iter().chain(media[from..].iter().map(|f| (*f).clone())).collect();
+        let frames = &frames[..];
+        if self.base.get().is_none() {
+            let earliest = frames
+                .iter()
+                .filter(|f| !f.header && !f.is_rtp())
+                .map(|f| f.timestamp)
+                .reduce(|a, b| if b.wrapping_sub(a) > i32::MAX as u32 { b } else { a });
+            self.base.set(earliest);
+        }
         for f in frames {
             self.push(f, now);
         }
@@ -1066,7 +1208,7 @@ pub async fn write_loop<W: monoio::io::AsyncWriteRent>(
             Batch::Frames(frames) => {
                 let mut bufs = std::mem::take(&mut *player.carry.borrow_mut());
                 if let Some(wire) = player.wire.borrow_mut().as_mut() {
-                    wire(&frames, &mut bufs);
+                    wire(&frames, player.base.get(), &mut bufs);
                 }
                 if bufs.is_empty() {
                     continue;
@@ -1082,6 +1224,7 @@ pub async fn write_loop<W: monoio::io::AsyncWriteRent>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::rtmp::chunk::{MessageHeader, encode_message_bytes};
     use std::io::Read;
     use std::os::fd::AsRawFd;
 
@@ -1144,7 +1287,8 @@ mod tests {
         let writer = monoio::spawn(async move {
             let stats = crate::engine::ShardStats::default();
             let wire: Wire = if form.is_some() {
-                Box::new(|frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
+                // The frames start at 0: the player's timeline is the stream's.
+                Box::new(|frames: &[Arc<Frame>], _base: Option<u32>, bufs: &mut Vec<Bytes>| {
                     let len: usize = frames.iter().map(|f| f.flv_wire().len()).sum();
                     if len > 0 {
                         bufs.push(Bytes::from(format!("{len:x}\r\n")));
@@ -1153,7 +1297,7 @@ mod tests {
                     }
                 })
             } else {
-                Box::new(|frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
+                Box::new(|frames: &[Arc<Frame>], _base: Option<u32>, bufs: &mut Vec<Bytes>| {
                     bufs.extend(frames.iter().map(|f| f.payload.clone()));
                 })
             };
@@ -1236,22 +1380,58 @@ mod tests {
                 Arc::new(Frame::new(kind, i * 20, Bytes::from(body)))
             })
             .collect();
+        // A timeline starting at 0 is the stream's: the frames' own tags.
         let tags: Vec<u8> = frames.iter().flat_map(|f| f.flv_wire().to_vec()).collect();
-        let http = SharedForm::HttpFlv.build(&frames);
+        let http = SharedForm::HttpFlv.build(&frames, Some(0));
         assert_eq!(dechunk(&http), tags);
-        let ws = SharedForm::WsFlv.build(&frames);
+        let ws = SharedForm::WsFlv.build(&frames, Some(0));
         assert!(ws.ends_with(&tags) && ws[0] == 0x82, "one final binary frame");
-        let rtmp = SharedForm::Rtmp { chunk_size: 4096 }.build(&frames);
-        let each: Vec<u8> = frames.iter().flat_map(|f| f.rtmp_wire(4096).to_vec()).collect();
+        let rtmp = SharedForm::Rtmp { chunk_size: 4096 }.build(&frames, Some(0));
+        let each: Vec<u8> = frames
+            .iter()
+            .flat_map(|f| {
+                let h = MessageHeader {
+                    csid: if f.kind == MediaKind::Video { 6 } else { 4 },
+                    timestamp: f.timestamp,
+                    type_id: if f.kind == MediaKind::Video { 9 } else { 8 },
+                    stream_id: 1,
+                };
+                encode_message_bytes(4096, &h, &f.payload).unwrap().to_vec()
+            })
+            .collect();
         assert_eq!(rtmp.to_vec(), each);
-        assert!(SharedForm::HttpFlv.build(&[]).is_empty(), "no frames, no empty chunk (it would end the body)");
-        // The tick's cache: the same frames give the same buffer, others their own.
+        assert!(
+            SharedForm::HttpFlv.build(&[], Some(0)).is_empty(),
+            "no frames, no empty chunk (it would end the body)"
+        );
+        // Another timeline: the same bodies, the tags' times moved; pieces and build agree.
+        let mut reader = crate::proto::flv::FlvReader::new(1 << 20);
+        reader.handle_input(&crate::proto::flv::file_header(true, true));
+        reader.handle_input(&dechunk(&SharedForm::HttpFlv.build(&frames, Some(40))));
+        let mut got = vec![];
+        while let Some(t) = reader.poll_tag().unwrap() {
+            got.push((t.timestamp_ms, t.body.to_vec()));
+        }
+        let want: Vec<(u32, Vec<u8>)> =
+            frames.iter().map(|f| (f.timestamp.saturating_sub(40), f.payload.to_vec())).collect();
+        assert_eq!(got, want, "times 40 ms earlier, before the base at 0");
+        for form in [SharedForm::HttpFlv, SharedForm::WsFlv, SharedForm::Rtmp { chunk_size: 4096 }] {
+            let mut pieces = vec![];
+            form.pieces(&frames, Some(40), &mut pieces);
+            let joined: Vec<u8> = pieces.iter().flat_map(|b| b.to_vec()).collect();
+            assert_eq!(joined, form.build(&frames, Some(40)).to_vec(), "{form:?}");
+        }
+        // The tick's cache: the same frames give the same buffer, others their own; a
+        // timeline of its own gets the pieces, no second build.
         let mut sc = Scratch::default();
-        let a = sc.shared(SharedForm::HttpFlv, &frames);
-        let b = sc.shared(SharedForm::HttpFlv, &frames);
-        assert_eq!(a.as_ptr(), b.as_ptr(), "built once");
-        let c = sc.shared(SharedForm::HttpFlv, &frames[1..]);
+        let (mut a, mut b, mut c, mut d) = (vec![], vec![], vec![], vec![]);
+        sc.shared(SharedForm::HttpFlv, &frames, Some(0), &mut a);
+        sc.shared(SharedForm::HttpFlv, &frames, Some(0), &mut b);
+        assert_eq!(a[0].as_ptr(), b[0].as_ptr(), "built once");
+        sc.shared(SharedForm::HttpFlv, &frames[1..], Some(0), &mut c);
         assert_ne!(a, c);
+        sc.shared(SharedForm::HttpFlv, &frames, Some(40), &mut d);
+        assert!(d.len() > 1, "pieces");
         assert_eq!(sc.shared.len(), 2);
     }
 
@@ -1267,8 +1447,8 @@ mod tests {
         let p2 = player.clone();
         let writer = monoio::spawn(async move {
             let stats = crate::engine::ShardStats::default();
-            let wire: Wire = Box::new(|frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
-                let b = SharedForm::HttpFlv.build(frames);
+            let wire: Wire = Box::new(|frames: &[Arc<Frame>], base: Option<u32>, bufs: &mut Vec<Bytes>| {
+                let b = SharedForm::HttpFlv.build(frames, base);
                 if !b.is_empty() {
                     bufs.push(b);
                 }

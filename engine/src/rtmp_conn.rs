@@ -478,25 +478,26 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
         player.set_shared_form(Some(crate::player::SharedForm::Rtmp { chunk_size }));
     }
     let c = conn.clone();
-    let wire = Box::new(move |frames: &[Arc<Frame>], bufs: &mut Vec<Bytes>| {
+    let wire = Box::new(move |frames: &[Arc<Frame>], base: Option<u32>, bufs: &mut Vec<Bytes>| {
         while let Some(b) = c.session.borrow_mut().poll_transmit() {
             bufs.push(b);
+        }
+        if stream_id == PLAY_STREAM_ID {
+            // The player's timeline: its own chunk headers, the chunks shared.
+            crate::player::SharedForm::Rtmp { chunk_size }.pieces(frames, base, bufs);
+            return;
         }
         for f in frames {
             if f.is_rtp() {
                 continue;
             }
-            if stream_id == PLAY_STREAM_ID {
-                bufs.push(f.rtmp_wire(chunk_size));
-            } else {
-                let kind = match f.kind {
-                    MediaKind::Audio => RtmpKind::Audio,
-                    MediaKind::Video => RtmpKind::Video,
-                    _ => RtmpKind::Data,
-                };
-                if let Ok(b) = encode_media(chunk_size, kind, stream_id, f.timestamp, &f.payload) {
-                    bufs.push(b);
-                }
+            let kind = match f.kind {
+                MediaKind::Audio => RtmpKind::Audio,
+                MediaKind::Video => RtmpKind::Video,
+                _ => RtmpKind::Data,
+            };
+            if let Ok(b) = encode_media(chunk_size, kind, stream_id, f.ts_on(base), &f.payload) {
+                bufs.push(b);
             }
         }
     });

@@ -74,10 +74,12 @@ pub enum ShardMsg {
     Kick {
         pub_id: u64,
     },
-    /// To the home: an HLS playlist (`seq: None`) or segment.
+    /// To the home: an HLS playlist (`seq: None`) or segment, for `client` (counted
+    /// as a viewer session, see `hls_viewers`).
     Hls {
         name: String,
         seq: Option<u64>,
+        client: Option<crate::hls_viewers::HlsClient>,
         reply: Reply<HlsAnswer>,
     },
     /// To every shard: what it holds, for /stat.
@@ -267,6 +269,8 @@ struct State {
     homes: HashMap<String, HomeStream>,
     subs: HashMap<String, SubStream>,
     publishers: HashMap<u64, Rc<PublisherCtl>>,
+    /// HLS viewer sessions of the streams homed here.
+    hls_viewers: crate::hls_viewers::HlsViewers,
 }
 
 pub struct Shard {
@@ -356,6 +360,19 @@ impl Shard {
                     // this same wake-up.
                     if let Some(w) = &watch {
                         w.sweep();
+                    }
+                }
+            });
+        }
+        {
+            // HLS viewers leave by going quiet: look for them every second.
+            let weak = Rc::downgrade(&shard);
+            monoio::spawn(async move {
+                loop {
+                    monoio::time::sleep(Duration::from_secs(1)).await;
+                    match weak.upgrade() {
+                        Some(s) => s.sweep_hls_viewers(),
+                        None => break,
                     }
                 }
             });
@@ -453,8 +470,12 @@ impl Shard {
                     p.kick();
                 }
             }
-            ShardMsg::Hls { name, seq, reply } => {
-                let _ = reply.send(self.hls_answer(&name, seq));
+            ShardMsg::Hls { name, seq, client, reply } => {
+                let a = self.hls_answer(&name, seq);
+                if let (HlsAnswer::Found(b), Some(c)) = (&a, &client) {
+                    self.hls_viewer(&name, c, b.len() as u64);
+                }
+                let _ = reply.send(a);
             }
             ShardMsg::Stats { reply } => {
                 let _ = reply.send(self.snapshot());
@@ -518,6 +539,63 @@ impl Shard {
         }
     }
 
+    /// Counts an answered HLS request of a live stream homed here: its client's
+    /// session is refreshed, or joins (a viewer of the room, like any player).
+    fn hls_viewer(&self, name: &str, client: &crate::hls_viewers::HlsClient, bytes: u64) {
+        let joined = {
+            let mut st = self.st.borrow_mut();
+            let Some(room_id) = st.homes.get(name).filter(|h| h.live).map(|h| h.room_id) else { return };
+            let shared = &self.shared;
+            st.hls_viewers.touch(name, room_id, client, bytes, Instant::now(), || shared.next_id())
+        };
+        if let Some(c) = joined {
+            self.hls_changed(c, true);
+        }
+    }
+
+    fn hls_changed(&self, c: crate::hls_viewers::Change, joined: bool) {
+        let slot = &self.stats().players[ShardStats::player_slot(Protocol::Hls)];
+        let (room_id, stream_name, protocol) = (c.room_id, c.stream, Protocol::Hls);
+        if joined {
+            slot.fetch_add(1, Ordering::Relaxed);
+            self.shared.events.send(EngineEvent::PlayerJoined { room_id, stream_name, protocol });
+        } else {
+            slot.fetch_sub(1, Ordering::Relaxed);
+            self.shared.events.send(EngineEvent::PlayerLeft { room_id, stream_name, protocol });
+        }
+    }
+
+    /// Ends the HLS sessions idle for [`hls_viewers::IDLE_TARGETS`] target durations
+    /// (the stream's, at least a second each).
+    ///
+    /// [`hls_viewers::IDLE_TARGETS`]: crate::hls_viewers::IDLE_TARGETS
+    pub fn sweep_hls_viewers(&self) {
+        let left = {
+            let mut st = self.st.borrow_mut();
+            if st.hls_viewers.total() == 0 {
+                return;
+            }
+            let State { hls_viewers, homes, .. } = &mut *st;
+            let fallback = self.shared.cfg.hls_fragment.as_secs().max(1);
+            hls_viewers.sweep(Instant::now(), |name| {
+                let target =
+                    homes.get(name).and_then(|h| h.hls.as_ref()).map_or(fallback, |s| s.target_duration_secs());
+                Duration::from_secs(target.max(1)) * crate::hls_viewers::IDLE_TARGETS
+            })
+        };
+        for c in left {
+            self.hls_changed(c, false);
+        }
+    }
+
+    /// Ends the HLS sessions of a stream that is gone.
+    fn end_hls_viewers(&self, name: &str) {
+        let left = self.st.borrow_mut().hls_viewers.end_stream(name);
+        for c in left {
+            self.hls_changed(c, false);
+        }
+    }
+
     /// Whether `name` is live as far as this shard knows.
     pub fn is_live(&self, name: &str) -> bool {
         let st = self.st.borrow();
@@ -559,6 +637,18 @@ impl Shard {
                 publishing: true,
                 time_ms: now.duration_since(p.started).as_millis() as u64,
                 bytes: p.bytes_in.get(),
+                dropped: 0,
+            });
+        }
+        for (name, v) in st.hls_viewers.sessions() {
+            snap.clients.push(ClientSnap {
+                id: v.id,
+                stream: name.to_owned(),
+                addr: std::net::SocketAddr::new(v.ip, 0),
+                protocol: Protocol::Hls,
+                publishing: false,
+                time_ms: now.duration_since(v.joined).as_millis() as u64,
+                bytes: v.bytes,
                 dropped: 0,
             });
         }
@@ -937,6 +1027,7 @@ impl Shard {
             out
         };
         tracing::info!(stream = %name, "publisher gone; stream ended");
+        self.end_hls_viewers(name);
         self.shared.events.send(EngineEvent::PublishEnded { room_id, stream_name: name.to_owned() });
         for s in subs {
             self.to(s, ShardMsg::StreamEnded { name: name.to_owned() });
@@ -993,6 +1084,8 @@ impl Shard {
         if home {
             // No grace and no PublishEnded: the control plane asked for this.
             self.finish_home(&mut st, name);
+            drop(st);
+            self.end_hls_viewers(name);
         }
     }
 
@@ -1076,7 +1169,9 @@ impl Shard {
                     if s.live {
                         s.waiting -= 1;
                         if player.protocol != Protocol::WebRtc {
-                            player.push_all(&s.cache.snapshot(), Instant::now());
+                            let snapshot = s.cache.snapshot();
+                            player.set_tracks(s.cache.tracks());
+                            player.push_all(&snapshot, Instant::now());
                         }
                         s.players.push(player.clone());
                         let room_id = s.room_id;

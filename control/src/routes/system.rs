@@ -2,7 +2,7 @@
 
 use crate::app::AppState;
 use crate::error::ok;
-use crate::metrics::{BackendLabels, StatusLabels};
+use crate::metrics::{BackendLabels, ProtocolLabels, StatusLabels};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
@@ -46,6 +46,13 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
     m.backend_up
         .get_or_create(&BackendLabels { backend: "redis".into(), kind: s.cache.backend().into() })
         .set(cache as i64);
+    if let Some(e) = &s.engine {
+        let players = e.players();
+        m.live_viewers.set(players.iter().map(|(_, n)| *n as i64).sum());
+        for (protocol, n) in players {
+            m.players.get_or_create(&ProtocolLabels { protocol: protocol.into() }).set(n as i64);
+        }
+    }
     if db {
         if let Ok(Ok(counts)) = tokio::time::timeout(PROBE_TIMEOUT, s.store.count_rooms_by_status()).await {
             for (st, n) in counts {

@@ -41,7 +41,7 @@ pub const MIN_CSID: u32 = 2;
 /// Largest chunk stream id (3-byte basic header, §5.3.1.1).
 pub const MAX_CSID: u32 = 65_599;
 /// A 24-bit timestamp field of this value means "extended timestamp follows".
-const EXTENDED_TIMESTAMP: u32 = 0xFF_FFFF;
+pub const EXTENDED_TIMESTAMP: u32 = 0xFF_FFFF;
 /// Basic header (≤3) + type 0 message header (11) + extended timestamp (4).
 const MAX_HEADER_LEN: usize = 18;
 /// Initial buffer for a message being reassembled; grows as data arrives so a
