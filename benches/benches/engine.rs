@@ -64,10 +64,10 @@ fn flv_tag(c: &mut Criterion) {
             black_box(f.flv_wire())
         })
     });
-    g.bench_function("frame_new_and_rtmp_wire_10k", |b| {
+    g.bench_function("frame_new_and_rtmp_parts_10k", |b| {
         b.iter(|| {
             let f = Frame::new(MediaKind::Video, 123_456, payload.clone());
-            black_box(f.rtmp_wire(4096))
+            black_box(f.rtmp_parts(4096, 0))
         })
     });
     g.finish();

@@ -6,7 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use engine::frame::{Frame, MediaKind};
 use engine::link::Protocol;
-use engine::player::{Batch, IoVecs, Player, PlayerLimits, flush_tick};
+use engine::player::{Batch, IoVecs, Player, PlayerLimits, SharedForm, flush_tick};
 use engine::proto::flv::{FlvReader, FlvTag, TagType};
 use engine::proto::hls::{HlsConfig, HlsEvent, MediaKind as HlsKind, Segmenter};
 use engine::proto::rtmp::chunk::{ChunkDecoder, ChunkLimits, MessageHeader, encode_message};
@@ -183,23 +183,18 @@ pub fn cycle(players: &[Rc<Player>], frames: &[Arc<Frame>], mut wire: impl FnMut
     total
 }
 
-/// An RTMP player writer's wire buffers for its frames (`rtmp_conn::player_writer`).
+/// An RTMP player writer's wire buffers for its frames (`rtmp_conn::player_writer`:
+/// the player's own chunk headers on its timeline, the chunks' rest shared).
 pub fn rtmp_wire(fs: Vec<Arc<Frame>>) -> usize {
-    let mut bufs = Vec::with_capacity(fs.len() + 2);
-    for f in fs {
-        bufs.push(f.rtmp_wire(4096));
-    }
+    let mut bufs = Vec::with_capacity(2 * fs.len() + 2);
+    SharedForm::Rtmp { chunk_size: 4096 }.pieces(&fs, Some(0), &mut bufs);
     IoVecs::new(bufs).total_len()
 }
 
 /// An HTTP-FLV player writer's wire buffers for its frames (`flv_play::serve`: one
-/// HTTP chunk).
+/// HTTP chunk, per-player tag headers, shared tag bodies).
 pub fn httpflv_wire(fs: Vec<Arc<Frame>>) -> usize {
-    let mut bufs = Vec::with_capacity(fs.len() + 2);
-    let tags: Vec<Bytes> = fs.iter().map(|f| f.flv_wire()).collect();
-    let len: usize = tags.iter().map(|t| t.len()).sum();
-    bufs.push(Bytes::from(format!("{len:x}\r\n")));
-    bufs.extend(tags);
-    bufs.push(Bytes::from_static(b"\r\n"));
+    let mut bufs = Vec::with_capacity(2 * fs.len() + 2);
+    SharedForm::HttpFlv.pieces(&fs, Some(0), &mut bufs);
     IoVecs::new(bufs).total_len()
 }

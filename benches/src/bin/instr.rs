@@ -28,7 +28,7 @@ const OPS: &[(&str, &str)] = &[
     ("rtmp_decode_small_flv", "ChunkDecoder: all of small.flv's media (129 messages), 64 KiB reads"),
     ("flv_encode_tag_10k", "encode_tag: a 10 KB video tag"),
     ("frame_flv_wire_10k", "Frame::new (classification) + flv_wire of a 10 KB video frame"),
-    ("frame_rtmp_wire_10k", "Frame::new + rtmp_wire(4096) of a 10 KB video frame"),
+    ("frame_rtmp_wire_10k", "Frame::new + rtmp_parts(4096) of a 10 KB video frame"),
     ("mpegts_gop", "Segmenter: one GOP of small.flv (62 tags) muxed to MPEG-TS + end()"),
     ("fanout_queue_1000", "15 frames to 1000 socketless players: push, flush tick, drain"),
     ("fanout_rtmp_1000", "the same + each player's RTMP wire buffers"),
@@ -74,7 +74,10 @@ fn measured(op: &str, iterations: usize, input: &mut Input) -> usize {
                     "rtmp_encode_10k" => encode_message_bytes(4096, &VIDEO_HEADER, p).unwrap().len(),
                     "flv_encode_tag_10k" => encode_tag(TagType::Video, 123_456, p).unwrap().len(),
                     "frame_flv_wire_10k" => Frame::new(MediaKind::Video, 123_456, p.clone()).flv_wire().len(),
-                    _ => Frame::new(MediaKind::Video, 123_456, p.clone()).rtmp_wire(4096).len(),
+                    _ => {
+                        let (head, rest) = Frame::new(MediaKind::Video, 123_456, p.clone()).rtmp_parts(4096, 0);
+                        head.len() + rest.map_or(0, |r| r.len())
+                    }
                 };
             }
         }
