@@ -67,7 +67,8 @@ async fn register_login_me_logout(b: Backend) {
     let r =
         s.req("POST", "/api/v1/auth/register", None, Some(json!({"username": upper, "password": "password123"}))).await;
     assert_eq!(r.status, 409, "{upper} after {name}");
-    let r = s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": upper, "password": "password123"}))).await;
+    let r =
+        s.req("POST", "/api/v1/auth/login", None, Some(json!({"username": upper, "password": "password123"}))).await;
     assert_eq!((r.status, r.data()["user"]["username"].as_str()), (200, Some(name.as_str())), "login as {upper}");
     // Bad fields, each named.
     for (body, field) in [

@@ -120,7 +120,8 @@ async fn a_room_is_a_channel() {
 
     // Unknown names fail at once; a known idle room waits for its publisher.
     let t = Instant::now();
-    let st = Command::new("timeout").args(["8", "ffprobe", "-v", "error", &format!("{}/nosuchstream", s.rtmp)]).output();
+    let st =
+        Command::new("timeout").args(["8", "ffprobe", "-v", "error", &format!("{}/nosuchstream", s.rtmp)]).output();
     let rtmp_unknown = t.elapsed();
     assert!(!st.unwrap().status.success());
     let (flv_unknown, _, flv_unknown_t) = get(&s, &format!("{}/flv/nosuchstream.flv", s.http)).await;
@@ -278,7 +279,8 @@ async fn webrtc_rooms_start_and_end_promptly() {
     let s = start_rtc(&[]).await;
     let room = s.room().await;
     let whip = format!("{}/whip/{}", s.api, room.name);
-    let publisher = Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", "h264", "--tone", "--seconds", "60"]);
+    let publisher =
+        Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", "h264", "--tone", "--seconds", "60"]);
     let created = publisher.wait("created", Duration::from_secs(20));
     assert_eq!(created["status"], 201, "{created}\n{}", s.log());
     let t_live = Instant::now();
@@ -301,7 +303,8 @@ async fn webrtc_rooms_start_and_end_promptly() {
     tokio::time::sleep(wait).await;
     let hls = format!("{}/hls/{}.m3u8", s.http, room.name);
     let t_hls = Instant::now();
-    let (ok, lines, log) = browser_result(browser(&serde_json::json!({ "hls": hls, "advance_secs": 2, "timeout_secs": 40 })));
+    let (ok, lines, log) =
+        browser_result(browser(&serde_json::json!({ "hls": hls, "advance_secs": 2, "timeout_secs": 40 })));
     println!("hls.js on the WHIP room: {:?} to 2 s of playback; {lines:?}", t_hls.elapsed());
     assert!(ok, "hls.js must play a WHIP room opened 1 s after it went live: {log}\n{}", s.log());
 

@@ -46,7 +46,8 @@ pub async fn playlist(shard: &Rc<Shard>, name: &str) -> Response {
     // allow a manifest request far longer than this.
     let started = Instant::now();
     let idle_deadline = started + shard.shared.cfg.flv_wait;
-    let live_deadline = started + shard.shared.cfg.flv_wait.max(2 * shard.shared.cfg.hls_fragment + FIRST_SEGMENT_SLACK);
+    let live_deadline =
+        started + shard.shared.cfg.flv_wait.max(2 * shard.shared.cfg.hls_fragment + FIRST_SEGMENT_SLACK);
     let mut known = false;
     loop {
         let a = ask(shard, name, None).await;

@@ -49,6 +49,9 @@ fn session_config(shard: &Shard) -> SessionConfig {
         out_chunk_size: c.rtmp_chunk_size,
         handshake_timeout: c.handshake_timeout,
         idle_timeout: c.idle_timeout,
+        // A connection must publish or play soon; a play may wait `play_wait` for
+        // its stream to go live.
+        start_timeout: Some(std::time::Duration::from_secs(30).max(c.handshake_timeout + c.play_wait)),
         max_streams: c.max_streams_per_connection as usize,
         chunk_limits: ChunkLimits { max_message_size: c.max_message_size as u32, ..ChunkLimits::default() },
         ..SessionConfig::default()

@@ -123,7 +123,11 @@ pub async fn end(State(s): State<AppState>, AuthUser(c): AuthUser, Path(id): Pat
 }
 
 /// `GET /api/v1/live/{id}/broadcasts`: the room's live periods, newest first.
-pub async fn broadcasts(State(s): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> AppResult<Response> {
+pub async fn broadcasts(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> AppResult<Response> {
     let id = parse_id(&id)?;
     let q = parse_query(q)?;
     let (page, page_size) = paging(&q)?;

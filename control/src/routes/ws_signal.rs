@@ -188,7 +188,8 @@ async fn snapshot(s: &AppState, room_id: i64, fresh: bool) -> Option<(Option<(Ro
     }
     // A store error is no news: keep what the client was told last.
     let status = s.store.room_by_id(room_id).await.ok()?.map(|r| (r.status, r.broadcast_id));
-    let count = if status.is_some_and(|(st, _)| st == RoomStatus::Live) { s.viewer_count(room_id).await.max(0) } else { 0 };
+    let count =
+        if status.is_some_and(|(st, _)| st == RoomStatus::Live) { s.viewer_count(room_id).await.max(0) } else { 0 };
     let mut m = MEMO.lock().unwrap_or_else(|p| p.into_inner());
     if m.len() > 4096 {
         m.retain(|_, (at, _, _)| at.elapsed() < Duration::from_secs(10));

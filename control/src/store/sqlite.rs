@@ -304,7 +304,8 @@ impl Store for SqliteStore {
                     true
                 }
             };
-            let room = tx.query_row(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE id = ?1"), [room_id], room_from_row)?;
+            let room =
+                tx.query_row(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE id = ?1"), [room_id], room_from_row)?;
             tx.commit()?;
             Ok(Some((room, started)))
         })
@@ -378,7 +379,10 @@ impl Store for SqliteStore {
                  (SELECT broadcast_id FROM live_rooms WHERE id = ?1)",
                 params![id, viewers],
             )?;
-            tx.execute("UPDATE live_rooms SET peak_viewers = ?2 WHERE id = ?1 AND peak_viewers < ?2", params![id, viewers])?;
+            tx.execute(
+                "UPDATE live_rooms SET peak_viewers = ?2 WHERE id = ?1 AND peak_viewers < ?2",
+                params![id, viewers],
+            )?;
             tx.commit()
         })
         .await

@@ -1,0 +1,193 @@
+//! The media engine under an attacker's probe, with a legit publisher and players
+//! measured alongside. Every flood is bounded in count and time and goes to
+//! loopback only (the WebRTC ones inside a network namespace).
+
+mod media;
+use media::{Server, decode};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Descriptors open in a process.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Connects and does a simple RTMP handshake (C0+C1+C2 of zeros; S0+S1+S2 read).
+async fn rtmp_handshaken(addr: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut c = vec![3u8];
+    c.resize(1 + 2 * 1536, 0);
+    s.write_all(&c).await.unwrap();
+    let mut s0s1s2 = vec![0u8; 1 + 2 * 1536];
+    s.read_exact(&mut s0s1s2).await.unwrap();
+    s
+}
+
+/// A type 0 chunk header (AMF0 command type) on chunk stream `csid` announcing `len` bytes.
+fn header(csid: u8, len: u32) -> Vec<u8> {
+    let l = len.to_be_bytes();
+    vec![csid, 0, 0, 0, l[1], l[2], l[3], 20, 0, 0, 0, 0]
+}
+
+/// Set Chunk Size (protocol control, chunk stream 2).
+fn set_chunk_size(size: u32) -> Vec<u8> {
+    let mut v = vec![2, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0];
+    v.extend_from_slice(&size.to_be_bytes());
+    v
+}
+
+/// Whether the server has closed `s`: EOF or a reset within `wait`.
+async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    let mut b = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut b)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Item 1: before a connection may publish, it may not make the server hold large
+/// partial messages, and dribbling bytes does not keep it open.
+///
+/// 40 connections each announce four 16 MiB messages on four chunk streams and
+/// push 8 MiB into each (32 MiB a connection, the old per-connection bound; the
+/// pushes are bounded in bytes and stop at the first error), then dribble a byte a
+/// second; 40 more announce a 60 000-byte message (under the cap) and dribble.
+/// Meanwhile ffmpeg publishes and an RTMP player decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_before_publish_holds_little_memory_and_dribblers_time_out() {
+    const N: usize = 40;
+    let s = Server::start(&[("MICROVIBE__ENGINE__IDLE_TIMEOUT_SECS", "5")]).await;
+    let room = s.room().await;
+    let mut publisher = s.publish(&room.key);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    let url = format!("{}/{}", s.rtmp, room.name);
+    let addr = s.rtmp.trim_start_matches("rtmp://").trim_end_matches("/live").to_owned();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss0, fds0) = (s.rss_kb(), fds(s.proc.pid()));
+
+    // Sample the server's RSS while the flood runs.
+    let pid_rss = {
+        let pid = s.proc.pid();
+        move || {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok()))
+                .unwrap_or(0)
+        }
+    };
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss0));
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(pid_rss(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..2 * N {
+        let addr = addr.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = rtmp_handshaken(&addr).await;
+            let mut pushed = 0usize;
+            let big = i < N;
+            if big {
+                let mut w = set_chunk_size(8 << 20);
+                let chunk = vec![0u8; 8 << 20];
+                'push: for csid in 3..7u8 {
+                    w.extend(header(csid, 0xFF_FFFF));
+                    if c.write_all(&w).await.is_err() {
+                        break;
+                    }
+                    w.clear();
+                    // The last chunk stops 100 bytes short, so the dribble below
+                    // lands inside it.
+                    let n = if csid == 6 { chunk.len() - 100 } else { chunk.len() };
+                    for part in chunk[..n].chunks(256 << 10) {
+                        if c.write_all(part).await.is_err() {
+                            break 'push;
+                        }
+                        pushed += part.len();
+                    }
+                }
+            } else {
+                let mut w = header(3, 60_000);
+                w.extend(vec![0u8; 1000]);
+                let _ = c.write_all(&w).await;
+            }
+            // Dribble one byte a second for at most 15 s, until the server closes.
+            for _ in 0..15 {
+                if closed_within(&mut c, Duration::from_secs(1)).await {
+                    return (big, pushed, Some(start.elapsed()));
+                }
+                if c.write_all(&[0]).await.is_err() {
+                    return (big, pushed, Some(start.elapsed()));
+                }
+            }
+            (big, pushed, None)
+        }));
+    }
+    // The legit player decodes while the attackers are connected.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_during = s.rss_kb();
+    let fds_during = fds(s.proc.pid());
+    let player_url = url.clone();
+    let (ok, err) = tokio::task::spawn_blocking(move || decode(&player_url, 3)).await.unwrap();
+
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    sampler.await.unwrap();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss1, fds1) = (s.rss_kb(), fds(s.proc.pid()));
+    let pushed: usize = results.iter().map(|r| r.1).sum();
+    let big_closed: Vec<_> = results.iter().filter(|r| r.0).map(|r| r.2).collect();
+    let small_closed: Vec<_> = results.iter().filter(|r| !r.0).map(|r| r.2).collect();
+    eprintln!(
+        "RSS before {} MiB, during {} MiB, peak {} MiB, after {} MiB; descriptors before {fds0}, during \
+         {fds_during}, after {fds1}; attacker bytes written {} MiB; big closed at {:?}; dribblers closed at {:?}",
+        rss0 >> 10,
+        rss_during >> 10,
+        peak >> 10,
+        rss1 >> 10,
+        pushed >> 20,
+        big_closed.iter().max(),
+        small_closed.iter().max(),
+    );
+
+    assert!(ok && err.trim().is_empty(), "the legit player failed during the flood: {err}");
+    assert!(publisher.0.try_wait().unwrap().is_none(), "the legit publisher was disconnected");
+    assert!(
+        peak < rss0 + 64 * 1024,
+        "RSS grew from {} MiB to {} MiB under {N} unauthenticated connections",
+        rss0 >> 10,
+        peak >> 10
+    );
+    // Huge announcements are refused at once (well before the idle timeout).
+    for c in &big_closed {
+        assert!(c.is_some_and(|t| t < Duration::from_secs(4)), "a huge-message connection stayed open: {c:?}");
+    }
+    // Dribblers are idle: closed after the 5 s idle timeout. (The connection's timer
+    // first sleeps to the 10 s handshake deadline, so they close at about 10 s.)
+    for c in &small_closed {
+        assert!(c.is_some_and(|t| t < Duration::from_secs(13)), "a dribbling connection stayed open: {c:?}");
+    }
+    assert!(fds1 <= fds0 + 2, "descriptors: {fds0} before, {fds1} after");
+    // And the room still plays.
+    let (ok, err) = tokio::task::spawn_blocking(move || decode(&url, 2)).await.unwrap();
+    assert!(ok && err.trim().is_empty(), "{err}");
+    publisher.signal("TERM");
+}
