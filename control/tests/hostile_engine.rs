@@ -191,3 +191,117 @@ async fn rtmp_before_publish_holds_little_memory_and_dribblers_time_out() {
     assert!(ok && err.trim().is_empty(), "{err}");
     publisher.signal("TERM");
 }
+
+/// WebRTC sessions in all shards, by `/stat.json`.
+async fn webrtc_sessions(s: &Server) -> u64 {
+    let stat = s.stat_json().await;
+    stat["shards"].as_array().unwrap().iter().map(|x| x["webrtc_sessions"].as_u64().unwrap()).sum()
+}
+
+/// Item 2: a flood of WHEP offers that never connect. 300 POSTs of a valid
+/// (captured Chromium) viewer offer from 127.0.0.1, 20 at a time: beyond the
+/// per-address bound they get 429, the ones admitted are not viewers (viewer count
+/// and peak stay 0) and are gone within the 10 s connect timeout; meanwhile an
+/// aiortc WHIP publisher of another room goes live and an aiortc WHEP viewer (from
+/// 127.0.0.2) of the flooded room decodes video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_flood_of_unconnected_offers() {
+    if !media::rtc::enter_netns("whep_flood_of_unconnected_offers") {
+        return;
+    }
+    const POSTS: usize = 300;
+    let s = media::rtc::start_rtc(&[]).await;
+    let flooded = s.room().await;
+    let other = s.room().await;
+    let _rtmp_publisher = s.publish(&flooded.key);
+    s.wait_status(flooded.id, "live", Duration::from_secs(10)).await;
+    let offer = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../engine/testdata/webrtc/chromium_subscriber_offer.sdp"
+    ))
+    .unwrap();
+    let whep = format!("{}/whep/{}", s.api, flooded.name);
+    let (rss0, fds0) = (s.rss_kb(), fds(s.proc.pid()));
+
+    let flood_start = Instant::now();
+    let mut statuses: std::collections::BTreeMap<u16, usize> = Default::default();
+    for _ in 0..POSTS / 20 {
+        let mut batch = Vec::new();
+        for _ in 0..20 {
+            let (c, url, offer) = (s.client.clone(), whep.clone(), offer.clone());
+            batch.push(tokio::spawn(async move {
+                c.post(url)
+                    .header("content-type", "application/sdp")
+                    .body(offer)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        for t in batch {
+            *statuses.entry(t.await.unwrap()).or_default() += 1;
+        }
+    }
+    let flood_secs = flood_start.elapsed().as_secs_f64();
+    let sessions_after_flood = webrtc_sessions(&s).await;
+    let room = s.room_json(flooded.id).await;
+    let (rss1, fds1) = (s.rss_kb(), fds(s.proc.pid()));
+    eprintln!(
+        "{POSTS} WHEP POSTs in {flood_secs:.1} s: statuses {statuses:?}; sessions after {sessions_after_flood}; \
+         viewer_count {} peak {}; RSS {} -> {} MiB; descriptors {fds0} -> {fds1}",
+        room["viewer_count"],
+        room["peak_viewers"],
+        rss0 >> 10,
+        rss1 >> 10
+    );
+    let admitted = statuses.get(&201).copied().unwrap_or(0);
+    assert!(admitted <= 16, "{admitted} unconnected sessions admitted from one address: {statuses:?}");
+    assert_eq!(statuses.get(&429).copied().unwrap_or(0), POSTS - admitted, "{statuses:?}");
+    assert_eq!(room["viewer_count"], 0, "sessions that never connected count as viewers: {room}");
+    assert_eq!(room["peak_viewers"], 0, "{room}");
+
+    // While the admitted ones are still pending: a WHIP publisher of another room
+    // and a WHEP viewer (another address) of the flooded one.
+    let whip = format!("{}/whip/{}", s.api, other.name);
+    let publisher = media::rtc::Peer::spawn(&["publish", &whip, "--key", &other.key, "--seconds", "30", "--delete"]);
+    let viewer = media::rtc::Peer::spawn(&[
+        "--source",
+        "127.0.0.2",
+        "subscribe",
+        &whep,
+        "--min-frames",
+        "30",
+        "--timeout",
+        "30",
+        "--delete",
+    ]);
+    let created = publisher.wait("created", Duration::from_secs(20));
+    assert_eq!(created["status"], 201, "the WHIP publisher was refused during the flood: {created}");
+    s.wait_status(other.id, "live", Duration::from_secs(10)).await;
+    let done = tokio::task::spawn_blocking(move || viewer.wait("done", Duration::from_secs(45))).await.unwrap();
+    eprintln!("legit WHEP viewer during the flood: {done}");
+    assert!(done["video_frames"].as_u64().unwrap_or(0) >= 30, "{done}\n{}", s.log());
+
+    // The flood's sessions are gone within the connect timeout (10 s, + ticks).
+    let deadline = flood_start + Duration::from_secs(13) + Duration::from_secs_f64(flood_secs);
+    loop {
+        // What is left: the WHIP publisher (the viewer deleted its session).
+        let n = webrtc_sessions(&s).await;
+        if n <= 1 {
+            eprintln!("unconnected sessions gone {:.1} s after the flood began", flood_start.elapsed().as_secs_f64());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} WebRTC sessions still open {:?} after the flood",
+            flood_start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let room = s.room_json(flooded.id).await;
+    assert!(room["peak_viewers"].as_i64().unwrap() <= 1, "only the legit viewer watched: {room}");
+    let d = tokio::task::spawn_blocking(move || publisher.wait("deleted", Duration::from_secs(40))).await.unwrap();
+    assert_eq!(d["status"], 200, "{d}");
+}
