@@ -305,3 +305,47 @@ async fn whep_flood_of_unconnected_offers() {
     let d = tokio::task::spawn_blocking(move || publisher.wait("deleted", Duration::from_secs(40))).await.unwrap();
     assert_eq!(d["status"], 200, "{d}");
 }
+
+/// Item 3: the public stat documents name no client. With ffmpeg publishing and an
+/// RTMP player (both from 127.0.0.1), `/stat` and `/stat.json` without the admin
+/// token hold no address (nor client ids or lists); with it they list both clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_stats_hide_client_addresses() {
+    let s = Server::start(&[]).await;
+    let room = s.room().await;
+    let _publisher = s.publish(&room.key);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    let _player = media::copy_player(&format!("{}/{}", s.rtmp, room.name), 20);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.stat_json().await["players"]["rtmp"] != 1 {
+        assert!(Instant::now() < deadline, "the player never joined");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = s.client.get(format!("{}{path}", s.http));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    for token in [None, Some("wrong-token")] {
+        for path in ["/stat", "/stat.json"] {
+            let doc = get(path, token).await;
+            assert!(doc.contains(&room.name), "{path}: the stream is listed: {doc}");
+            for leak in ["127.0.0.1", "address", "<client>", "\"clients\"", "<id>"] {
+                assert!(!doc.contains(leak), "{path} (token {token:?}) shows {leak:?}: {doc}");
+            }
+        }
+    }
+    // Aggregates stay public.
+    let stat = s.stat_json().await;
+    assert_eq!(stat["streams"][0]["nclients"], 2, "{stat}");
+    assert!(get("/stat", None).await.contains("<nclients>2</nclients>"));
+    // The admin sees every client.
+    let xml = get("/stat", Some(&s.admin_token)).await;
+    assert_eq!(xml.matches("<address>127.0.0.1</address>").count(), 2, "{xml}");
+    let stat = s.stat_json_admin().await;
+    let clients = stat["streams"][0]["clients"].as_array().unwrap();
+    assert_eq!(clients.len(), 2, "{stat}");
+    assert!(clients.iter().all(|c| c["address"].as_str().unwrap().starts_with("127.0.0.1:")), "{stat}");
+}

@@ -304,7 +304,7 @@ async fn stalled_player_is_bounded_and_harmless() {
         rss_after < rss_before + 5 * 1_500 + 8_000,
         "memory grew from {rss_before} kB to {rss_after} kB with stalled players"
     );
-    let stat = s.stat_json().await;
+    let stat = s.stat_json_admin().await;
     let dropped: u64 =
         stat["streams"][0]["clients"].as_array().unwrap().iter().map(|c| c["dropped"].as_u64().unwrap_or(0)).sum();
     let total_dropped: u64 =
@@ -456,7 +456,8 @@ async fn stat_and_control_drop() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let c = reqwest::Client::new();
-    let xml = c.get(format!("{}/stat", s.http)).send().await.unwrap().text().await.unwrap();
+    // Per-client elements need the admin token (control/tests/hostile_engine.rs).
+    let xml = c.get(format!("{}/stat", s.http)).bearer_auth(&s.admin_token).send().await.unwrap().text().await.unwrap();
     for tag in [
         "<rtmp>",
         "<server>",
