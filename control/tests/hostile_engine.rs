@@ -349,3 +349,139 @@ async fn public_stats_hide_client_addresses() {
     assert_eq!(clients.len(), 2, "{stat}");
     assert!(clients.iter().all(|c| c["address"].as_str().unwrap().starts_with("127.0.0.1:")), "{stat}");
 }
+
+/// Runs an RTMP client session (engine's sans-IO client) until the server closes
+/// the connection or 5 s pass; its events.
+async fn rtmp_client(
+    addr: &str,
+    app: &str,
+    goal: engine::proto::rtmp::ClientGoal,
+) -> Vec<engine::proto::rtmp::ClientEvent> {
+    use engine::proto::rtmp::{ClientConfig, ClientSession};
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    let mut c = ClientSession::new(ClientConfig::new(app, &format!("rtmp://{addr}/x")), goal, Instant::now());
+    let mut buf = vec![0u8; 65536];
+    let mut events = vec![];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        while let Some(b) = c.poll_transmit() {
+            if sock.write_all(&b).await.is_err() {
+                return events;
+            }
+        }
+        events.extend(std::iter::from_fn(|| c.poll_event()));
+        match tokio::time::timeout_at(deadline, sock.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                if c.handle_input(Instant::now(), &buf[..n]).is_err() {
+                    return events;
+                }
+            }
+            _ => return events,
+        }
+    }
+}
+
+/// The server log's lines about peers' bad input (the rate-limited kinds).
+fn bad_input_lines(log: &str) -> Vec<&str> {
+    const KINDS: [&str; 5] = [
+        "RTMP protocol error",
+        "unknown RTMP application",
+        "publish refused",
+        "RTMP session timed out",
+        "RTMP session closed",
+    ];
+    log.lines().filter(|l| (l.contains("INFO") || l.contains("WARN")) && KINDS.iter().any(|k| l.contains(k))).collect()
+}
+
+/// Item 4: junk from one address gives a bounded number of log lines, and a
+/// client-supplied string cannot forge one. 150 HTTP requests sent to the RTMP
+/// port (bad C0), 150 connections with garbage after a valid handshake, 50
+/// publishes with a wrong key; ffmpeg publishes alongside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_junk_from_one_address_logs_little() {
+    use engine::proto::rtmp::{ClientEvent, ClientGoal};
+    let s = Server::start(&[]).await;
+    let room = s.room().await;
+    let mut publisher = s.publish(&room.key);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    let addr = s.rtmp.trim_start_matches("rtmp://").trim_end_matches("/live").to_owned();
+
+    // An application name with a line of its own in it.
+    let forged = "FORGED 2026-01-01T00:00:00Z  INFO engine: admin logged in";
+    let ev = rtmp_client(&addr, &format!("nosuch\n{forged}"), ClientGoal::Play { name: "x".into() }).await;
+    assert!(!ev.contains(&ClientEvent::Connected), "{ev:?}");
+
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let addr = addr.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let mut c = TcpStream::connect(&addr).await.unwrap();
+                let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+                closed_within(&mut c, Duration::from_secs(5)).await
+            } else {
+                let mut c = rtmp_handshaken(&addr).await;
+                // A type 1 chunk on a chunk stream never started.
+                let _ = c.write_all(&[0x44, 0, 0, 0, 0, 0, 1, 20]).await;
+                closed_within(&mut c, Duration::from_secs(5)).await
+            }
+        }));
+        if tasks.len() == 30 {
+            for t in tasks.drain(..) {
+                assert!(t.await.unwrap(), "a junk connection stayed open");
+            }
+        }
+    }
+    for t in tasks {
+        assert!(t.await.unwrap(), "a junk connection stayed open");
+    }
+    for _ in 0..50 {
+        let ev = rtmp_client(&addr, "live", ClientGoal::Publish { name: "sk_wrong".into() }).await;
+        assert!(!ev.iter().any(|e| matches!(e, ClientEvent::PublishStarted { .. })), "{ev:?}");
+    }
+    let junk_secs = start.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = s.log();
+    let lines = bad_input_lines(&log);
+    eprintln!(
+        "351 bad connections from 127.0.0.1 in {junk_secs:.1} s: {} log lines about bad input ({} lines in all)",
+        lines.len(),
+        log.lines().count()
+    );
+    for l in lines.iter().take(5) {
+        eprintln!("  {l}");
+    }
+    // One line per address per 10 s: the forged-app line, then one per interval begun.
+    let allowed = 2 + (junk_secs / 10.0).ceil() as usize;
+    assert!(lines.len() <= allowed, "{} lines (allowed {allowed}):\n{}", lines.len(), lines.join("\n"));
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")),
+        "a client-supplied application name forged a log line:\n{log}"
+    );
+    assert!(log.contains("nosuch\\nFORGED"), "the application name is logged escaped:\n{log}");
+
+    // After the interval, the next line says how many were suppressed.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut c = TcpStream::connect(&addr).await.unwrap();
+    let _ = c.write_all(b"GET / HTTP/1.1\r\n\r\n").await;
+    assert!(closed_within(&mut c, Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = s.log();
+    let last = *bad_input_lines(&log).last().unwrap();
+    let suppressed: u64 = last
+        .split("suppressed=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no suppressed count in {last:?}"));
+    eprintln!("the next line: {last}");
+    assert!(suppressed >= 300, "{last}");
+
+    // The legit publisher was never disturbed, and the room plays.
+    assert!(publisher.0.try_wait().unwrap().is_none(), "the legit publisher was disconnected");
+    let url = format!("{}/{}", s.rtmp, room.name);
+    let (ok, err) = tokio::task::spawn_blocking(move || decode(&url, 2)).await.unwrap();
+    assert!(ok && err.trim().is_empty(), "{err}");
+    publisher.signal("TERM");
+}

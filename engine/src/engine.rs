@@ -71,9 +71,17 @@ pub struct EngineShared {
     pub rtc_codecs: Mutex<HashMap<String, crate::rtc::PublisherCodecs>>,
     /// WebRTC viewer sessions not connected yet (see [`crate::rtc::PendingSlot`]).
     pub rtc_pending: Mutex<crate::rtc::PendingCounts>,
+    /// Lines about peers' bad input: one per address per interval.
+    pub peer_log: Mutex<crate::log_limit::LogLimiter>,
 }
 
 impl EngineShared {
+    /// Whether a line about a peer's bad input from `ip` may be logged now (see
+    /// [`crate::log_limit`]): `Some(suppressed since the last one)`.
+    pub fn peer_log(&self, ip: IpAddr) -> Option<u64> {
+        self.peer_log.lock().unwrap_or_else(|p| p.into_inner()).check(ip, Instant::now())
+    }
+
     pub fn shard_count(&self) -> usize {
         self.inboxes.len()
     }
@@ -202,6 +210,7 @@ impl Engine {
             next_subscriber_shard: AtomicUsize::new(0),
             rtc_codecs: Mutex::new(HashMap::new()),
             rtc_pending: Mutex::new(crate::rtc::PendingCounts::default()),
+            peer_log: Mutex::new(crate::log_limit::LogLimiter::default()),
             cfg,
         });
         let mut threads = vec![];
