@@ -254,7 +254,9 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
                     let decision = match state.authorize_publish(&app, &key).await {
                         Ok(Ok(g)) => PublishDecision::Allow { room_id: g.room_id, stream_name: g.stream_name },
                         Ok(Err(why)) => {
-                            tracing::info!(%addr, app = ?app, protocol = protocol.as_str(), reason = ?why, "publish refused");
+                            // The engine logs refusals at INFO, one line per address per
+                            // interval (a key-guessing client would flood the log).
+                            tracing::debug!(%addr, app = ?app, protocol = protocol.as_str(), reason = ?why, "publish refused");
                             PublishDecision::Deny { reason: why.reason().into() }
                         }
                         Err(e) => {

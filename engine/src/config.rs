@@ -84,6 +84,14 @@ pub struct EngineConfig {
     pub webrtc_bind: std::net::IpAddr,
     /// Addresses advertised as ICE host candidates (with each shard's port).
     pub webrtc_candidates: Vec<std::net::IpAddr>,
+    /// WebRTC viewer sessions not connected yet (ICE/DTLS pending), at most, from
+    /// one client address / for one stream / in all. WHEP needs no credentials:
+    /// these bound what offers that never connect can hold.
+    pub webrtc_pending_per_ip: usize,
+    pub webrtc_pending_per_stream: usize,
+    pub webrtc_pending_total: usize,
+    /// A WebRTC viewer session that has not connected (ICE + DTLS) by then is closed.
+    pub webrtc_viewer_connect_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -123,6 +131,10 @@ impl Default for EngineConfig {
             hls_window: Duration::from_secs(60),
             hls_path: String::new(),
             webrtc_port_base: 0,
+            webrtc_pending_per_ip: 16,
+            webrtc_pending_per_stream: 256,
+            webrtc_pending_total: 2048,
+            webrtc_viewer_connect_timeout: Duration::from_secs(10),
             webrtc_bind: std::net::Ipv4Addr::UNSPECIFIED.into(),
             webrtc_candidates: vec![std::net::Ipv4Addr::LOCALHOST.into()],
         }

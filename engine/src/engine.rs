@@ -69,9 +69,19 @@ pub struct EngineShared {
     /// subscribers on any shard answer with the same codec. Touched only when
     /// sessions are created, never on the media path.
     pub rtc_codecs: Mutex<HashMap<String, crate::rtc::PublisherCodecs>>,
+    /// WebRTC viewer sessions not connected yet (see [`crate::rtc::PendingSlot`]).
+    pub rtc_pending: Mutex<crate::rtc::PendingCounts>,
+    /// Lines about peers' bad input: one per address per interval.
+    pub peer_log: Mutex<crate::log_limit::LogLimiter>,
 }
 
 impl EngineShared {
+    /// Whether a line about a peer's bad input from `ip` may be logged now (see
+    /// [`crate::log_limit`]): `Some(suppressed since the last one)`.
+    pub fn peer_log(&self, ip: IpAddr) -> Option<u64> {
+        self.peer_log.lock().unwrap_or_else(|p| p.into_inner()).check(ip, Instant::now())
+    }
+
     pub fn shard_count(&self) -> usize {
         self.inboxes.len()
     }
@@ -199,6 +209,8 @@ impl Engine {
                 .map_err(|e| StartError::Thread(std::io::Error::other(format!("DTLS certificate: {e}"))))?,
             next_subscriber_shard: AtomicUsize::new(0),
             rtc_codecs: Mutex::new(HashMap::new()),
+            rtc_pending: Mutex::new(crate::rtc::PendingCounts::default()),
+            peer_log: Mutex::new(crate::log_limit::LogLimiter::default()),
             cfg,
         });
         let mut threads = vec![];
@@ -265,12 +277,17 @@ impl Engine {
             return Err(RtcError::Unavailable("WebRTC is disabled (webrtc.udp_port_base = 0)".into()));
         }
         let n = self.shared.shard_count();
-        let shard = match role {
-            RtcRole::Publisher { .. } => self.shared.home_of(stream_name),
-            RtcRole::Subscriber => self.shared.next_subscriber_shard.fetch_add(1, Ordering::Relaxed) % n,
+        let (shard, pending) = match role {
+            RtcRole::Publisher { .. } => (self.shared.home_of(stream_name), None),
+            RtcRole::Subscriber { client } => {
+                // Viewers need no credentials: bound the sessions that have not
+                // connected yet, per address, per stream and in all.
+                let slot = crate::rtc::PendingSlot::reserve(&self.shared, client, stream_name)?;
+                (self.shared.next_subscriber_shard.fetch_add(1, Ordering::Relaxed) % n, Some(slot))
+            }
         };
         let (tx, rx) = futures_channel::oneshot::channel();
-        let msg = ShardMsg::RtcCreate { role, name: stream_name.to_owned(), offer, reply: tx };
+        let msg = ShardMsg::RtcCreate { role, name: stream_name.to_owned(), offer, pending, reply: tx };
         if !self.shared.send(shard, msg) {
             return Err(RtcError::Unavailable("engine busy".into()));
         }

@@ -340,8 +340,9 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr) {
             }
             Route::HlsPlaylist(name) => crate::hls_serve::playlist(shard, &name, hls_client(&req, addr)).await,
             Route::HlsSegment(name, seq) => crate::hls_serve::segment(shard, &name, seq, hls_client(&req, addr)).await,
-            Route::Stat => crate::stat::xml(shard).await,
-            Route::StatJson => crate::stat::json(shard).await,
+            // Per-client details (addresses) only for the admin.
+            Route::Stat => crate::stat::xml(shard, crate::stat::is_admin(shard, &req)).await,
+            Route::StatJson => crate::stat::json(shard, crate::stat::is_admin(shard, &req)).await,
             Route::ControlDrop(what) => crate::stat::control_drop(shard, &req, &what).await,
             Route::NotFound => Response::text(404, "not found"),
         };

@@ -22,6 +22,7 @@ pub mod inbox;
 pub mod input_watch;
 pub mod link;
 pub mod listen;
+pub mod log_limit;
 pub mod player;
 pub mod proto;
 pub mod rtc;

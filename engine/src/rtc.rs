@@ -20,7 +20,7 @@ use crate::proto::webrtc::{
     AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtcpPacket, RtpPacket, SessionConfig, SessionEvent,
     WebRtcSession, build_answer, stun,
 };
-use crate::shard::{PlayError, PublisherCtl, Shard};
+use crate::shard::{PublisherCtl, Shard};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,8 +33,87 @@ use std::time::{Duration, Instant};
 /// What the control plane asks for.
 #[derive(Debug, Clone)]
 pub enum RtcRole {
-    Publisher { room_id: i64 },
-    Subscriber,
+    Publisher {
+        room_id: i64,
+    },
+    /// A viewer; `client` is the address that asked (for the per-address bound on
+    /// sessions that have not connected yet), when known.
+    Subscriber {
+        client: Option<std::net::IpAddr>,
+    },
+}
+
+/// Viewer sessions not connected yet, by client address and by stream, for the
+/// whole engine.
+#[derive(Debug, Default)]
+pub struct PendingCounts {
+    total: usize,
+    per_ip: HashMap<std::net::IpAddr, usize>,
+    per_stream: HashMap<String, usize>,
+}
+
+/// A viewer session's place among those not connected yet: taken before the
+/// session is created, given back (on drop) when it connects or ends.
+pub struct PendingSlot {
+    shared: Arc<crate::engine::EngineShared>,
+    client: Option<std::net::IpAddr>,
+    stream: String,
+}
+
+impl std::fmt::Debug for PendingSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSlot").field("client", &self.client).field("stream", &self.stream).finish()
+    }
+}
+
+impl PendingSlot {
+    /// Takes a place, or says which bound is reached.
+    pub fn reserve(
+        shared: &Arc<crate::engine::EngineShared>,
+        client: Option<std::net::IpAddr>,
+        stream: &str,
+    ) -> Result<PendingSlot, RtcError> {
+        let cfg = &shared.cfg;
+        let mut m = shared.rtc_pending.lock().unwrap_or_else(|p| p.into_inner());
+        if m.total >= cfg.webrtc_pending_total {
+            return Err(RtcError::Unavailable("too many WebRTC viewers connecting; try again shortly".into()));
+        }
+        if let Some(ip) = client
+            && m.per_ip.get(&ip).copied().unwrap_or(0) >= cfg.webrtc_pending_per_ip
+        {
+            return Err(RtcError::TooMany("too many WebRTC sessions connecting from this address".into()));
+        }
+        if m.per_stream.get(stream).copied().unwrap_or(0) >= cfg.webrtc_pending_per_stream {
+            return Err(RtcError::TooMany(
+                "too many WebRTC viewers connecting to this stream; try again shortly".into(),
+            ));
+        }
+        m.total += 1;
+        if let Some(ip) = client {
+            *m.per_ip.entry(ip).or_insert(0) += 1;
+        }
+        *m.per_stream.entry(stream.to_owned()).or_insert(0) += 1;
+        Ok(PendingSlot { shared: shared.clone(), client, stream: stream.to_owned() })
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut m = self.shared.rtc_pending.lock().unwrap_or_else(|p| p.into_inner());
+        m.total = m.total.saturating_sub(1);
+        fn release<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, k: &K) {
+            if let Some(n) = map.get_mut(k) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(k);
+                }
+            }
+        }
+        if let Some(ip) = self.client {
+            release(&mut m.per_ip, &ip);
+        }
+        release(&mut m.per_stream, &self.stream);
+    }
 }
 
 /// What a WebRTC publisher sends: subscribers must be answered with the same.
@@ -61,8 +140,10 @@ pub enum RtcError {
     AlreadyPublishing,
     /// Nothing is being published on this stream.
     NotLive,
-    /// WebRTC is disabled or the engine is stopping.
+    /// WebRTC is disabled, the engine is stopping, or it is full.
     Unavailable(String),
+    /// This client (or stream) has too many sessions that are not connected yet.
+    TooMany(String),
 }
 
 struct Sess {
@@ -78,6 +159,10 @@ struct Sess {
     /// Subscribers: the stream's packets kept for NACKs, shared with the
     /// stream's other subscribers on this shard.
     rtx: Option<Rc<RefCell<RtxStore>>>,
+    /// A viewer (joins its stream once connected, then has `player`).
+    viewer: bool,
+    /// A viewer's place among the sessions not connected yet (until connected).
+    pending: Option<PendingSlot>,
 }
 
 /// One shard's WebRTC state.
@@ -138,8 +223,11 @@ fn rtc() -> Option<Rc<RtcShard>> {
     RTC.with(|r| r.borrow().clone())
 }
 
-/// Most sessions one shard holds.
-const MAX_SESSIONS: usize = 10_000;
+/// Most viewer sessions one shard holds.
+const MAX_VIEWER_SESSIONS: usize = 10_000;
+/// Most publisher sessions one shard holds (a budget of their own: viewers never
+/// make a publisher wait).
+const MAX_PUBLISHER_SESSIONS: usize = 2_000;
 
 /// Binds the shard's UDP socket and starts its receive loop and timer.
 pub fn start(shard: &Rc<Shard>) -> std::io::Result<()> {
@@ -288,6 +376,7 @@ impl RtcShard {
         let mut closed = false;
         let mut frames: Vec<(Arc<str>, u64, Frame)> = Vec::new();
         let mut keyframe_for: Option<Arc<str>> = None;
+        let mut joins: Vec<(Arc<str>, SocketAddr)> = Vec::new();
         {
             let mut sessions = self.sessions.borrow_mut();
             let Some(s) = sessions.get_mut(&sid) else { return };
@@ -301,8 +390,10 @@ impl RtcShard {
                     }
                     SessionEvent::Connected { remote, profile } => {
                         tracing::info!(%remote, ?profile, stream = %s.stream, "WebRTC session connected");
-                        if s.player.is_some() {
-                            keyframe_for = Some(s.stream.clone());
+                        if s.viewer && s.player.is_none() {
+                            // A viewer counts (and gets media) only from here on.
+                            s.pending = None;
+                            joins.push((s.stream.clone(), remote));
                         }
                     }
                     SessionEvent::Rtp { kind, packet, .. } => {
@@ -347,6 +438,9 @@ impl RtcShard {
         }
         if let Some(name) = keyframe_for {
             shard.request_keyframe(&name);
+        }
+        for (name, remote) in joins {
+            monoio::spawn(join_viewer(shard.clone(), sid, name, remote));
         }
         if closed {
             self.remove(shard, sid);
@@ -502,11 +596,23 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 /// Creates a session on this shard (called through [`ShardMsg::RtcCreate`]).
-pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String) -> Result<RtcAnswer, RtcError> {
+pub async fn create(
+    shard: Rc<Shard>,
+    role: RtcRole,
+    name: String,
+    offer: String,
+    pending: Option<PendingSlot>,
+) -> Result<RtcAnswer, RtcError> {
     let Some(r) = rtc() else {
         return Err(RtcError::Unavailable("WebRTC is disabled (webrtc.udp_port_base = 0)".into()));
     };
-    if r.sessions.borrow().len() >= MAX_SESSIONS {
+    let publishers = r.publishers.borrow().len();
+    let viewers = r.sessions.borrow().len().saturating_sub(publishers);
+    let full = match role {
+        RtcRole::Publisher { .. } => publishers >= MAX_PUBLISHER_SESSIONS,
+        RtcRole::Subscriber { .. } => viewers >= MAX_VIEWER_SESSIONS,
+    };
+    if full {
         return Err(RtcError::Unavailable("too many WebRTC sessions on this shard".into()));
     }
     let offer = Offer::parse(&offer).map_err(|e| RtcError::BadOffer(e.to_string()))?;
@@ -515,7 +621,7 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
     let ice = IceCredentials::random(&mut rand::rng());
     let (sdp_role, is_pub) = match role {
         RtcRole::Publisher { .. } => (Role::Publisher, true),
-        RtcRole::Subscriber => (Role::Subscriber, false),
+        RtcRole::Subscriber { .. } => (Role::Subscriber, false),
     };
     let cert = shard.shared.cert();
     let mut opts = AnswerOptions::new(sdp_role, ice.clone(), &cert, candidates);
@@ -543,7 +649,11 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
     // A publisher's media never pauses for seconds: 4 s of silence is a closed tab
     // or a lost network (the room then leaves `live` after the unpublish grace).
     let silence_timeout = is_pub.then_some(PUBLISHER_SILENCE_TIMEOUT);
-    let config = SessionConfig { shared_rtx: !is_pub, silence_timeout, ..SessionConfig::default() };
+    // A viewer that does not connect soon holds its place among the pending
+    // sessions for nothing: a WHEP flood must not fill the shard for 30 s.
+    let connect_timeout =
+        if is_pub { SessionConfig::default().connect_timeout } else { shard.shared.cfg.webrtc_viewer_connect_timeout };
+    let config = SessionConfig { shared_rtx: !is_pub, silence_timeout, connect_timeout, ..SessionConfig::default() };
     let rtx_limits = config.rtx_cache;
     let session =
         WebRtcSession::new(config, negotiated, &cert, now).map_err(|e| RtcError::Unavailable(e.to_string()))?;
@@ -560,6 +670,8 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
         addrs: vec![],
         ufrag: ice.ufrag.clone(),
         rtx: None,
+        viewer: !is_pub,
+        pending,
     };
     if is_pub {
         let RtcRole::Publisher { room_id } = role else { unreachable!("is_pub implies Publisher") };
@@ -589,20 +701,11 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
         sess.room_id = room_id;
         r.publishers.borrow_mut().insert(stream.clone(), sid);
     } else {
-        let addr = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
-        let player = Rc::new(Player::new(
-            shard.shared.next_id(),
-            Protocol::WebRtc,
-            addr,
-            crate::flv_play::limits_unmerged(&shard),
-        ));
-        let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.flv_wait).await {
-            Ok(id) => id,
-            Err(PlayError::NotFound) => return Err(RtcError::NotLive),
-            Err(PlayError::ShuttingDown) => return Err(RtcError::Unavailable("shutting down".into())),
-        };
-        sess.player = Some(player.clone());
-        sess.room_id = room_id;
+        // The viewer joins its stream (and is counted) once connected: see
+        // `join_viewer`. Here only whether the stream is live at all.
+        if !shard.is_live(&name) && !shard.stream_known(&name).await {
+            return Err(RtcError::NotLive);
+        }
         sess.rtx = Some(
             r.rtx_stores
                 .borrow_mut()
@@ -610,13 +713,48 @@ pub async fn create(shard: Rc<Shard>, role: RtcRole, name: String, offer: String
                 .or_insert_with(|| Rc::new(RefCell::new(RtxStore::new(rtx_limits))))
                 .clone(),
         );
-        monoio::spawn(subscriber_writer(shard.clone(), r.clone(), sid, player));
     }
     r.by_ufrag.borrow_mut().insert(ice.ufrag.clone(), sid);
     r.sessions.borrow_mut().insert(sid, sess);
     shard.stats().webrtc_sessions.fetch_add(1, Ordering::Relaxed);
     tracing::info!(stream = %name, publisher = is_pub, session = sid, "WebRTC session created");
     Ok(RtcAnswer { session_id: format!("{}-{sid}", shard.index), sdp })
+}
+
+/// A viewer session has connected: joins its stream (the viewer counts from now),
+/// then starts sending it media. A stream that is not live ends the session.
+async fn join_viewer(shard: Rc<Shard>, sid: u64, name: Arc<str>, remote: SocketAddr) {
+    let Some(r) = rtc() else { return };
+    let player = Rc::new(Player::new(
+        shard.shared.next_id(),
+        Protocol::WebRtc,
+        remote,
+        crate::flv_play::limits_unmerged(&shard),
+    ));
+    let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.flv_wait).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::info!(stream = %name, session = sid, error = ?e, "WebRTC viewer's stream is not live; closing");
+            delete(&shard, sid);
+            return;
+        }
+    };
+    let joined = match r.sessions.borrow_mut().get_mut(&sid) {
+        Some(s) => {
+            s.player = Some(player.clone());
+            s.room_id = room_id;
+            true
+        }
+        None => false,
+    };
+    if !joined {
+        // The session ended while joining.
+        player.end(PlayerEnd::Kicked);
+        shard.leave(&name, &player, room_id);
+        return;
+    }
+    monoio::spawn(subscriber_writer(shard.clone(), r.clone(), sid, player));
+    shard.request_keyframe(&name);
 }
 
 /// A WebRTC publisher that sent nothing for this long is gone.

@@ -25,6 +25,19 @@ use std::time::Instant;
 
 type Wr = OwnedWriteHalf<TcpStream>;
 
+/// Logs a line about a peer's bad input (malformed RTMP, timeouts, refusals) at
+/// `$level`: at most one per address per interval, with the number suppressed
+/// since the previous one; the others go to DEBUG. Client-supplied strings must be
+/// given with `?` (Debug escapes newlines, so no one can forge a line).
+macro_rules! peer_log {
+    ($conn:expr, $level:ident, $($field:tt)+) => {
+        match $conn.shard.shared.peer_log($conn.addr.ip()) {
+            Some(suppressed) => tracing::$level!(addr = %$conn.addr, suppressed, $($field)+),
+            None => tracing::debug!(addr = %$conn.addr, $($field)+),
+        }
+    };
+}
+
 /// What this connection is doing.
 enum Role {
     None,
@@ -49,6 +62,9 @@ fn session_config(shard: &Shard) -> SessionConfig {
         out_chunk_size: c.rtmp_chunk_size,
         handshake_timeout: c.handshake_timeout,
         idle_timeout: c.idle_timeout,
+        // A connection must publish or play soon; a play may wait `play_wait` for
+        // its stream to go live.
+        start_timeout: Some(std::time::Duration::from_secs(30).max(c.handshake_timeout + c.play_wait)),
         max_streams: c.max_streams_per_connection as usize,
         chunk_limits: ChunkLimits { max_message_size: c.max_message_size as u32, ..ChunkLimits::default() },
         ..SessionConfig::default()
@@ -146,7 +162,7 @@ impl Conn {
             }
             let r = self.session.borrow_mut().handle_input(Instant::now(), &buf[..n]);
             if let Err(e) = r {
-                tracing::info!(addr = %self.addr, error = %e, "RTMP protocol error; closing");
+                peer_log!(self, info, error = %e, "RTMP protocol error; closing");
                 let _ = self.after_input().await;
                 return format!("protocol error: {e}");
             }
@@ -206,7 +222,7 @@ impl Conn {
                 let r = if cfg.rtmp_apps.iter().any(|a| *a == app) {
                     s.accept_connect()
                 } else {
-                    tracing::info!(addr = %self.addr, %app, "unknown RTMP application");
+                    peer_log!(self, info, ?app, "unknown RTMP application");
                     s.reject_connect("unknown application")
                 };
                 r.map_err(|e| e.to_string())?;
@@ -243,7 +259,8 @@ impl Conn {
             }
             SessionEvent::Closed { error } => {
                 if let Some(e) = error {
-                    tracing::info!(addr = %self.addr, error = %e, "RTMP session closed");
+                    // Input errors were logged where they happened.
+                    tracing::debug!(addr = %self.addr, error = %e, "RTMP session closed");
                 }
                 self.closing.set(true);
             }
@@ -285,7 +302,7 @@ impl Conn {
         let decision = match monoio::time::timeout(cfg.publish_auth_timeout, rx).await {
             Ok(Ok(d)) => d,
             _ => {
-                tracing::warn!(addr = %self.addr, "publish authorization timed out");
+                peer_log!(self, warn, "publish authorization timed out");
                 return self.reject_publish(
                     stream_id,
                     "NetStream.Publish.Failed",
@@ -296,7 +313,7 @@ impl Conn {
         let (room_id, stream_name) = match decision {
             PublishDecision::Allow { room_id, stream_name } => (room_id, stream_name),
             PublishDecision::Deny { reason } => {
-                tracing::info!(addr = %self.addr, %reason, "publish refused");
+                peer_log!(self, info, ?reason, "publish refused");
                 return self.reject_publish(stream_id, "NetStream.Publish.BadName", &reason);
             }
         };
@@ -315,11 +332,11 @@ impl Conn {
                 *self.role.borrow_mut() =
                     Role::Publishing { stream_id, name: Arc::from(stream_name.as_str()), pub_id, ctl };
                 self.session.borrow_mut().accept_publish(stream_id).map_err(|e| e.to_string())?;
-                tracing::info!(addr = %self.addr, stream = %stream_name, room = room_id, "publishing");
+                tracing::info!(addr = %self.addr, stream = ?stream_name, room = room_id, "publishing");
                 Ok(())
             }
             Err(why) => {
-                tracing::info!(addr = %self.addr, stream = %stream_name, %why, "second publisher refused");
+                peer_log!(self, info, stream = ?stream_name, %why, "second publisher refused");
                 // The room was marked live by the authorization; the live publisher keeps it.
                 self.reject_publish(stream_id, "NetStream.Publish.BadName", &why)
             }
@@ -377,7 +394,7 @@ impl Conn {
             shard.leave(&name, &player, room_id);
             return Err("no write half".into());
         };
-        tracing::info!(addr = %self.addr, stream = %name, "RTMP player joined");
+        tracing::info!(addr = %self.addr, stream = ?name, "RTMP player joined");
         let writer = monoio::spawn(player_writer(self.clone(), player.clone(), wr, stream_id));
         *self.role.borrow_mut() = Role::Playing { stream_id, name, room_id, player, writer };
         Ok(())
@@ -389,7 +406,7 @@ impl Conn {
         match role {
             Role::None => {}
             Role::Publishing { name, pub_id, .. } => {
-                tracing::info!(addr = %self.addr, stream = %name, "publisher left");
+                tracing::info!(addr = %self.addr, stream = ?name, "publisher left");
                 self.shard.unpublish(&name, pub_id);
             }
             Role::Playing { name, room_id, player, writer, .. } => {
@@ -397,7 +414,7 @@ impl Conn {
                 let wr = writer.await;
                 let _ = wr;
                 self.shard.leave(&name, &player, room_id);
-                tracing::info!(addr = %self.addr, stream = %name, sent = player.sent_bytes.get(), dropped = player.dropped.get(), "RTMP player left");
+                tracing::info!(addr = %self.addr, stream = ?name, sent = player.sent_bytes.get(), dropped = player.dropped.get(), "RTMP player left");
             }
         }
     }
@@ -435,7 +452,7 @@ async fn timer(weak: std::rc::Weak<Conn>) {
         conn.session.borrow_mut().handle_timeout(Instant::now());
         let _ = conn.flush().await;
         if conn.session.borrow().is_closed() {
-            tracing::info!(addr = %conn.addr, "RTMP session timed out");
+            peer_log!(conn, info, "RTMP session timed out");
             // SAFETY: shutting down our own socket so that the read loop ends.
             unsafe {
                 libc::shutdown(conn.fd, libc::SHUT_RDWR);

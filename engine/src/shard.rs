@@ -96,6 +96,8 @@ pub enum ShardMsg {
         role: crate::rtc::RtcRole,
         name: String,
         offer: String,
+        /// A viewer's place among the sessions not connected yet.
+        pending: Option<crate::rtc::PendingSlot>,
         reply: Reply<Result<crate::rtc::RtcAnswer, crate::rtc::RtcError>>,
     },
     /// End a WebRTC session of this shard.
@@ -483,10 +485,10 @@ impl Shard {
             ShardMsg::DropClients { filter, reply } => {
                 let _ = reply.send(self.drop_clients(&filter));
             }
-            ShardMsg::RtcCreate { role, name, offer, reply } => {
+            ShardMsg::RtcCreate { role, name, offer, pending, reply } => {
                 let shard = self.self_rc();
                 monoio::spawn(async move {
-                    let _ = reply.send(crate::rtc::create(shard, role, name, offer).await);
+                    let _ = reply.send(crate::rtc::create(shard, role, name, offer, pending).await);
                 });
             }
             ShardMsg::RtcDelete { sid, reply } => {

@@ -1,6 +1,11 @@
 //! `/stat` (XML with nginx-rtmp's stat module's element names and nesting),
 //! `/stat.json` (the same data plus per-protocol counts, per-shard load and the io
 //! driver) and `/control/drop/...` (nginx-rtmp's control module, but with a token).
+//!
+//! The stat documents are public, so without the admin token (`Authorization:
+//! Bearer <server.admin_token>`) they hold aggregate figures only (per stream:
+//! client counts, bitrates, codecs); per-client details (ids, addresses,
+//! protocols, times) need the token.
 
 use crate::http::{Request, Response};
 use crate::link::{Protocol, StreamInfo};
@@ -119,7 +124,8 @@ fn rate(bytes: u64, ms: u64) -> u64 {
     if ms == 0 { 0 } else { bytes * 8 * 1000 / ms }
 }
 
-pub async fn xml(shard: &Rc<Shard>) -> Response {
+/// `/stat`; per-client elements only when `clients` (the admin token was given).
+pub async fn xml(shard: &Rc<Shard>, clients: bool) -> Response {
     let snaps = gather(shard).await;
     let shared = &shard.shared;
     let uptime = shared.started.elapsed();
@@ -157,7 +163,7 @@ pub async fn xml(shard: &Rc<Shard>) -> Response {
                 rate(out, h.uptime_ms),
                 out
             );
-            for c in &v.clients {
+            for c in v.clients.iter().filter(|_| clients) {
                 let _ = write!(
                     x,
                     "<client>\n<id>{}</id>\n<address>{}</address>\n<time>{}</time>\n<flashver>{}</flashver>\n<dropped>{}</dropped>\n<avsync>0</avsync>\n<timestamp>0</timestamp>\n{}<active/>\n</client>\n",
@@ -201,7 +207,9 @@ pub async fn xml(shard: &Rc<Shard>) -> Response {
         let _ = write!(x, "<nclients>{total}</nclients>\n</live>\n</application>\n");
     }
     x.push_str("</server>\n</rtmp>\n");
-    Response::new(200, "text/xml; charset=utf-8", x.into_bytes()).header("Cache-Control", "no-cache")
+    Response::new(200, "text/xml; charset=utf-8", x.into_bytes())
+        .header("Cache-Control", "no-cache")
+        .header("Vary", "Authorization")
 }
 
 fn json_str(s: &str) -> String {
@@ -225,7 +233,9 @@ fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map_or("null".into(), |x| x.to_string())
 }
 
-pub async fn json(shard: &Rc<Shard>) -> Response {
+/// `/stat.json`; the streams' `clients` lists only when `clients` (the admin token
+/// was given), their `nclients` always.
+pub async fn json(shard: &Rc<Shard>, clients: bool) -> Response {
     let snaps = gather(shard).await;
     let shared = &shard.shared;
     let mut x = String::from("{");
@@ -283,7 +293,7 @@ pub async fn json(shard: &Rc<Shard>) -> Response {
         let i = &h.info;
         let _ = write!(
             x,
-            "{{\"name\":{},\"room_id\":{},\"time_ms\":{},\"bytes_in\":{},\"publishing\":{},\"video\":{{\"codec\":{},\"width\":{},\"height\":{},\"fps\":{}}},\"audio\":{{\"codec\":{},\"sample_rate\":{},\"channels\":{}}},\"hls_error\":{},\"bridges\":{:?},\"audio_transcode_cpu_ms\":{},\"clients\":[",
+            "{{\"name\":{},\"room_id\":{},\"time_ms\":{},\"bytes_in\":{},\"publishing\":{},\"video\":{{\"codec\":{},\"width\":{},\"height\":{},\"fps\":{}}},\"audio\":{{\"codec\":{},\"sample_rate\":{},\"channels\":{}}},\"hls_error\":{},\"bridges\":{:?},\"audio_transcode_cpu_ms\":{},\"nclients\":{}",
             json_str(name),
             h.room_id,
             h.uptime_ms,
@@ -299,7 +309,13 @@ pub async fn json(shard: &Rc<Shard>) -> Response {
             h.hls_error.as_deref().map_or("null".into(), json_str),
             h.bridges,
             h.audio_transcode_ms,
+            v.clients.len(),
         );
+        if !clients {
+            x.push('}');
+            continue;
+        }
+        x.push_str(",\"clients\":[");
         for (k, c) in v.clients.iter().enumerate() {
             if k > 0 {
                 x.push(',');
@@ -319,21 +335,29 @@ pub async fn json(shard: &Rc<Shard>) -> Response {
         x.push_str("]}");
     }
     x.push_str("]}");
-    Response::new(200, "application/json", x.into_bytes()).header("Cache-Control", "no-cache")
+    Response::new(200, "application/json", x.into_bytes())
+        .header("Cache-Control", "no-cache")
+        .header("Vary", "Authorization")
 }
 
-/// `/control/drop/{publisher|subscriber|client}?app=&name=&addr=&clientid=`.
-pub async fn control_drop(shard: &Rc<Shard>, req: &Request, what: &str) -> Response {
+/// Whether the request carries the admin token (`Authorization: Bearer`, or
+/// `X-Admin-Token`), compared in constant time. Never true while it is unset.
+pub fn is_admin(shard: &Shard, req: &Request) -> bool {
     let token = &shard.shared.cfg.admin_token;
-    if token.is_empty() {
-        return Response::text(403, "/control is disabled: set server.admin_token");
-    }
     let given = req
         .header("authorization")
         .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
         .or_else(|| req.header("x-admin-token"))
         .unwrap_or("");
-    if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+    !token.is_empty() && constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
+/// `/control/drop/{publisher|subscriber|client}?app=&name=&addr=&clientid=`.
+pub async fn control_drop(shard: &Rc<Shard>, req: &Request, what: &str) -> Response {
+    if shard.shared.cfg.admin_token.is_empty() {
+        return Response::text(403, "/control is disabled: set server.admin_token");
+    }
+    if !is_admin(shard, req) {
         return Response::text(401, "admin token required (Authorization: Bearer <server.admin_token>)")
             .header("WWW-Authenticate", "Bearer");
     }

@@ -3,6 +3,7 @@
 //! the answer (ICE-lite: all server candidates are in it, so trickle PATCHes are
 //! accepted and need no action).
 
+use super::ClientIp;
 use super::extract::bearer;
 use crate::app::{AppState, RtcSessionRef};
 use crate::auth;
@@ -39,6 +40,7 @@ fn rtc_err(e: RtcError) -> AppError {
         RtcError::AlreadyPublishing => AppError::conflict("this stream already has a live publisher"),
         RtcError::NotLive => AppError::not_found("stream is not live"),
         RtcError::Unavailable(why) => AppError::unavailable(why),
+        RtcError::TooMany(why) => AppError::new(ErrorKind::TooManyRequests, why),
     }
 }
 
@@ -102,10 +104,12 @@ pub async fn whip_post(
     Ok(created("whip", &name, &id, &etag, answer.sdp))
 }
 
-/// `POST /whep/{stream_name}`: public rooms need no token.
+/// `POST /whep/{stream_name}`: public rooms need no token. The engine bounds the
+/// sessions that have not connected yet per client address (429 beyond).
 pub async fn whep_post(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Response> {
@@ -119,7 +123,8 @@ pub async fn whep_post(
     if room.status != RoomStatus::Live {
         return Err(AppError::not_found("stream is not live"));
     }
-    let answer = engine(&s)?.create_webrtc(&name, RtcRole::Subscriber, offer).await.map_err(rtc_err)?;
+    let client = ip.parse().ok();
+    let answer = engine(&s)?.create_webrtc(&name, RtcRole::Subscriber { client }, offer).await.map_err(rtc_err)?;
     let etag = format!("\"{}\"", auth::random_token(9));
     let id = remember(
         &s,

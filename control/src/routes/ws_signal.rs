@@ -75,6 +75,7 @@ struct Params {
 /// `GET /api/v1/live/ws`: upgrades, then runs the signaling of one peer.
 pub async fn handler(
     State(s): State<AppState>,
+    super::ClientIp(ip): super::ClientIp,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -92,7 +93,7 @@ pub async fn handler(
     let checked = authorize(&s, q.as_deref().unwrap_or(""), &headers).await;
     ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE).on_upgrade(move |socket| async move {
         match checked {
-            Ok((role, room)) => Signal::new(s, role, room, socket).run().await,
+            Ok((role, room)) => Signal::new(s, role, room, socket, ip.parse().ok()).run().await,
             Err(e) => refuse(socket, e).await,
         }
     })
@@ -165,6 +166,7 @@ fn rtc_err(e: RtcError) -> AppError {
         RtcError::AlreadyPublishing => AppError::conflict("this stream already has a live publisher"),
         RtcError::NotLive => AppError::not_found("stream is not live"),
         RtcError::Unavailable(why) => AppError::unavailable(why),
+        RtcError::TooMany(why) => AppError::new(ErrorKind::TooManyRequests, why),
     }
 }
 
@@ -208,6 +210,8 @@ struct Signal {
     socket: WebSocket,
     /// The engine session this socket created, if it is running.
     session: Option<String>,
+    /// The peer's address (the engine bounds unconnected viewer sessions per address).
+    client: Option<std::net::IpAddr>,
     offers: u32,
     errors: u32,
     last_state: Option<&'static str>,
@@ -222,7 +226,7 @@ enum Event {
 }
 
 impl Signal {
-    fn new(s: AppState, role: Role, room: Room, socket: WebSocket) -> Self {
+    fn new(s: AppState, role: Role, room: Room, socket: WebSocket, client: Option<std::net::IpAddr>) -> Self {
         Signal {
             s,
             role,
@@ -230,6 +234,7 @@ impl Signal {
             stream: room.stream_name,
             socket,
             session: None,
+            client,
             offers: 0,
             errors: 0,
             last_state: None,
@@ -396,7 +401,10 @@ impl Signal {
                 if room.status != RoomStatus::Live {
                     return Err(AppError::not_found("stream is not live"));
                 }
-                engine.create_webrtc(&room.stream_name, RtcRole::Subscriber, offer).await.map_err(rtc_err)?
+                engine
+                    .create_webrtc(&room.stream_name, RtcRole::Subscriber { client: self.client }, offer)
+                    .await
+                    .map_err(rtc_err)?
             }
         };
         self.session = Some(answer.session_id);

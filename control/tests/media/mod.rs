@@ -270,6 +270,12 @@ impl Server {
     pub async fn stat_json(&self) -> Value {
         self.client.get(format!("{}/stat.json", self.http)).send().await.unwrap().json().await.unwrap()
     }
+
+    /// `/stat.json` with the admin token: with each stream's `clients` (addresses).
+    pub async fn stat_json_admin(&self) -> Value {
+        let r = self.client.get(format!("{}/stat.json", self.http)).bearer_auth(&self.admin_token);
+        r.send().await.unwrap().json().await.unwrap()
+    }
 }
 
 /// `ffprobe -show_streams` of a URL: (codec_name, width, height) per stream.

@@ -25,6 +25,8 @@ network namespace where loopback is the only interface, so patch that in.
 import argparse
 import array
 import asyncio
+import functools
+import http.client as httpclient  # (`http` is the signaling function below)
 import math
 import fractions
 import json
@@ -177,10 +179,21 @@ class ToneAudio(MediaStreamTrack):
         return frame
 
 
+# --source ADDR: the local address of the signaling (HTTP) connections, e.g. to be
+# another client than a test's flood from 127.0.0.1 (control/tests/hostile_engine.rs).
+SOURCE_ADDR = None
+
+
+class _SourceHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(functools.partial(httpclient.HTTPConnection, source_address=(SOURCE_ADDR, 0)), req)
+
+
 def http(method, url, body=None, headers=None):
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    opener = urllib.request.build_opener(_SourceHandler) if SOURCE_ADDR else urllib.request.build_opener()
     try:
-        with urllib.request.urlopen(req, timeout=15) as r:
+        with opener.open(req, timeout=15) as r:
             return r.status, dict(r.headers), r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read().decode()
@@ -368,6 +381,7 @@ def main():
 
         RTCRtpSender._send_keyframe = logged_send_keyframe
     ap = argparse.ArgumentParser()
+    ap.add_argument("--source", help="local address of the HTTP signaling connections")
     sub = ap.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("publish")
     p.add_argument("url")
@@ -388,6 +402,8 @@ def main():
     s.add_argument("--until-ended", action="store_true",
                    help="play until the server ends the session (or --timeout): closed_secs / track_ended_secs in done")
     args = ap.parse_args()
+    global SOURCE_ADDR
+    SOURCE_ADDR = args.source
     asyncio.run(publish(args) if args.mode == "publish" else subscribe(args))
 
 

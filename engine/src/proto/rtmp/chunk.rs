@@ -45,7 +45,9 @@ pub const EXTENDED_TIMESTAMP: u32 = 0xFF_FFFF;
 /// Basic header (≤3) + type 0 message header (11) + extended timestamp (4).
 const MAX_HEADER_LEN: usize = 18;
 /// Initial buffer for a message being reassembled; grows as data arrives so a
-/// header claiming a huge length does not allocate it up front.
+/// header claiming a huge length does not allocate it up front. Also at most
+/// `max_buffered_bytes / max_chunk_streams`, so that headers alone (one per chunk
+/// stream, no payload yet) never reserve more than `max_buffered_bytes` in all.
 const INITIAL_REASSEMBLY_CAPACITY: usize = 64 * 1024;
 
 /// Message type ids the decoder acts on (§5.4).
@@ -88,6 +90,20 @@ impl Default for ChunkLimits {
             max_chunk_size: 16 << 20,
             max_chunk_streams: 64,
             max_buffered_bytes: 32 << 20,
+        }
+    }
+}
+
+impl ChunkLimits {
+    /// Bounds for a connection that only sends commands and control messages
+    /// (before it may publish, and players): 64 KiB per message, 128 KiB held in
+    /// partial messages, 16 chunk streams.
+    pub fn commands() -> Self {
+        ChunkLimits {
+            max_message_size: 64 << 10,
+            max_chunk_streams: 16,
+            max_buffered_bytes: 128 << 10,
+            ..ChunkLimits::default()
         }
     }
 }
@@ -165,6 +181,18 @@ impl ChunkDecoder {
     /// Bytes currently held in partially received messages.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered
+    }
+
+    /// The bounds in force.
+    pub fn limits(&self) -> ChunkLimits {
+        self.limits
+    }
+
+    /// Changes the bounds for the following input (e.g. larger ones once a
+    /// connection is allowed to publish). Limits are checked as bytes and headers
+    /// arrive, so smaller limits apply to the next chunk, not to what is held.
+    pub fn set_limits(&mut self, limits: ChunkLimits) {
+        self.limits = limits;
     }
 
     /// Consumes bytes from the front of `input` until one message completes or
@@ -393,7 +421,10 @@ impl ChunkDecoder {
                 self.on_complete(&msg)?;
                 return Ok(Some(msg));
             }
-            st.partial = Some(BytesMut::with_capacity((st.length as usize).min(INITIAL_REASSEMBLY_CAPACITY)));
+            let initial = INITIAL_REASSEMBLY_CAPACITY
+                .min(self.limits.max_buffered_bytes / self.limits.max_chunk_streams.max(1))
+                .min(st.length as usize);
+            st.partial = Some(BytesMut::with_capacity(initial));
         }
         let received = st.partial.as_ref().map_or(0, |p| p.len() as u32);
         let left = st.length.saturating_sub(received).min(self.chunk_size);

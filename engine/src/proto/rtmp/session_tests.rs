@@ -734,3 +734,122 @@ fn ffmpeg_play_capture() {
     let txns: Vec<f64> = answered.iter().map(|(_, t)| *t).collect();
     assert_eq!(txns, vec![1.0, 2.0, 3.0, 4.0]);
 }
+
+/// A session past the handshake (C0+C1+C2 of zeros), nothing else sent.
+fn after_handshake(config: SessionConfig) -> (ServerSession, Instant) {
+    let now = base();
+    let mut s = ServerSession::new(config, now);
+    let mut input = vec![3u8];
+    input.extend(std::iter::repeat_n(0u8, 2 * HANDSHAKE_SIZE));
+    s.handle_input(now, &input).unwrap();
+    (s, now)
+}
+
+/// A type 0 chunk header on chunk stream `csid` announcing a `len`-byte message.
+fn header_for(csid: u8, len: u32) -> Vec<u8> {
+    let l = len.to_be_bytes();
+    vec![csid, 0, 0, 0, l[1], l[2], l[3], type_id::COMMAND_AMF0, 0, 0, 0, 0]
+}
+
+#[test]
+fn before_publishing_only_small_messages_are_accepted() {
+    let (mut s, now) = after_handshake(SessionConfig::default());
+    // A header announcing the largest message the chunk format allows: refused at
+    // once, before any of its bytes are held.
+    let err = s.handle_input(now, &header_for(3, 0xFF_FFFF)).unwrap_err();
+    assert!(matches!(err, RtmpError::LimitExceeded { what: "message size", .. }), "{err:?}");
+    assert!(s.is_closed());
+
+    // Half messages under the cap on several chunk streams: the total held is capped.
+    let (mut s, now) = after_handshake(SessionConfig::default());
+    // Chunk size 30 000: each message's first chunk ends mid-message.
+    s.handle_input(now, &[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0x75, 0x30]).unwrap();
+    let mut err = None;
+    for csid in 3..10u8 {
+        let mut b = header_for(csid, 60_000);
+        b.extend(std::iter::repeat_n(0u8, 30_000));
+        if let Err(e) = s.handle_input(now, &b) {
+            err = Some(e);
+            break;
+        }
+    }
+    assert!(matches!(err, Some(RtmpError::LimitExceeded { what: "buffered partial messages", .. })), "{err:?}");
+}
+
+#[test]
+fn a_publisher_may_send_large_frames() {
+    let mut p = Pair::publisher("key");
+    p.establish();
+    let big: Vec<u8> = (0..1_000_000u32).map(|b| b as u8).collect();
+    p.client.send_media(MediaKind::Video, 0, &big).unwrap();
+    let ev = p.take_s_events();
+    assert!(p.s_errors.is_empty(), "{:?}", p.s_errors);
+    assert!(ev.iter().any(|e| matches!(e, SessionEvent::Media { payload, .. } if payload.len() == big.len())));
+}
+
+#[test]
+fn a_player_stays_under_the_small_limits() {
+    let mut p = Pair::player("room");
+    p.establish();
+    let err = p.server.handle_input(p.now, &header_for(9, 1 << 20)).unwrap_err();
+    assert!(matches!(err, RtmpError::LimitExceeded { .. }), "{err:?}");
+}
+
+#[test]
+fn dribbled_bytes_do_not_keep_a_session_alive() {
+    let (mut s, mut now) =
+        after_handshake(SessionConfig { ping_interval: None, start_timeout: None, ..SessionConfig::default() });
+    s.handle_input(now, &header_for(3, 60_000)).unwrap();
+    // One byte every 10 s of a message that never completes: idle after 60 s.
+    for _ in 0..5 {
+        now += Duration::from_secs(10);
+        s.handle_input(now, &[0]).unwrap();
+        s.handle_timeout(now);
+        assert!(!s.is_closed());
+    }
+    now += Duration::from_secs(10);
+    s.handle_input(now, &[0]).unwrap();
+    assert!(s.poll_timeout().is_some_and(|t| t <= now));
+    s.handle_timeout(now);
+    assert!(s.is_closed());
+    let ev: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        matches!(ev.last(), Some(SessionEvent::Closed { error: Some(RtmpError::Timeout { what: "idle", .. }) })),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn a_connection_that_never_publishes_or_plays_is_closed() {
+    let (mut s, mut now) = after_handshake(SessionConfig::default());
+    // Complete messages (acknowledgements) every 5 s keep it from idling...
+    let ack = encode_message_bytes(
+        128,
+        &MessageHeader { csid: 2, timestamp: 0, type_id: type_id::ACKNOWLEDGEMENT, stream_id: 0 },
+        &[0, 0, 0, 1],
+    )
+    .unwrap();
+    for _ in 0..5 {
+        now += Duration::from_secs(5);
+        s.handle_input(now, &ack).unwrap();
+        s.handle_timeout(now);
+        assert!(!s.is_closed());
+    }
+    // ...but not past the start timeout (30 s).
+    now += Duration::from_secs(5);
+    s.handle_timeout(now);
+    assert!(s.is_closed());
+    let ev: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        matches!(
+            ev.last(),
+            Some(SessionEvent::Closed { error: Some(RtmpError::Timeout { what: "publish or play", .. }) })
+        ),
+        "{ev:?}"
+    );
+    // Started sessions have no such deadline.
+    let mut p = Pair::player("room");
+    p.establish();
+    p.advance(Duration::from_secs(40));
+    assert!(!p.server.is_closed());
+}

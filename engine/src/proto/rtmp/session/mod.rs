@@ -104,6 +104,10 @@ pub struct ServerSession {
     deferred: VecDeque<Message>,
     deferred_bytes: usize,
     events: VecDeque<SessionEvent>,
+    /// A publish or play has been accepted (ends the start timeout).
+    started: bool,
+    /// A publish has been accepted: the larger `chunk_limits` apply.
+    may_publish: bool,
 }
 
 fn deadline(base: Instant, after: Duration) -> Option<Instant> {
@@ -117,7 +121,7 @@ impl ServerSession {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_os_rng(),
         };
-        let conn = Conn::new(config.chunk_limits, config.amf_limits);
+        let conn = Conn::new(config.command_chunk_limits, config.amf_limits);
         ServerSession {
             config,
             handshake: ServerHandshake::new(),
@@ -137,6 +141,8 @@ impl ServerSession {
             deferred: VecDeque::new(),
             deferred_bytes: 0,
             events: VecDeque::new(),
+            started: false,
+            may_publish: false,
         }
     }
 
@@ -215,22 +221,22 @@ impl ServerSession {
         if self.phase == Phase::Closed {
             return Ok(());
         }
-        self.last_input = now;
         self.conn.count_input(data.len());
-        let res = self.input(data);
+        let res = self.input(now, data);
         if let Err(e) = &res {
             self.close_with(Some(e.clone()));
         }
         res
     }
 
-    fn input(&mut self, data: &[u8]) -> Result<(), RtmpError> {
+    fn input(&mut self, now: Instant, data: &[u8]) -> Result<(), RtmpError> {
         let mut input = data;
         if self.phase == Phase::Handshake {
             if !self.handshake.handle_input(&mut input, &mut self.rng, self.conn.out_buf())? {
                 return Ok(());
             }
             self.phase = Phase::WaitConnect;
+            self.last_input = now;
             if let Some(kind) = self.handshake.kind() {
                 self.events.push_back(SessionEvent::HandshakeComplete { kind });
             }
@@ -239,6 +245,8 @@ impl ServerSession {
             let Some(msg) = self.conn.decoder.decode(&mut input)? else {
                 break;
             };
+            // Idle time counts from the last complete message, not the last byte.
+            self.last_input = now;
             self.on_message(msg)?;
         }
         self.conn.maybe_ack();
@@ -264,6 +272,13 @@ impl ServerSession {
             self.close_with(Some(RtmpError::Timeout { what: "handshake", after: self.config.handshake_timeout }));
             return;
         }
+        if let Some(d) = self.start_deadline()
+            && now >= d
+        {
+            let after = self.config.start_timeout.unwrap_or_default();
+            self.close_with(Some(RtmpError::Timeout { what: "publish or play", after }));
+            return;
+        }
         if deadline(self.last_input, self.config.idle_timeout).is_some_and(|d| now >= d) {
             self.close_with(Some(RtmpError::Timeout { what: "idle", after: self.config.idle_timeout }));
             return;
@@ -273,6 +288,14 @@ impl ServerSession {
             let ms = now.saturating_duration_since(self.created).as_millis() as u32;
             self.conn.send(0, 0, &RtmpMessage::UserControl(UserControl::PingRequest(ms)));
         }
+    }
+
+    /// When the session closes unless a publish or play has been accepted.
+    fn start_deadline(&self) -> Option<Instant> {
+        if self.started {
+            return None;
+        }
+        deadline(self.created, self.config.start_timeout?)
     }
 
     fn next_ping(&self) -> Option<Instant> {
@@ -292,13 +315,10 @@ impl ServerSession {
         match self.phase {
             Phase::Closed => None,
             Phase::Handshake => deadline(self.created, self.config.handshake_timeout),
-            _ => {
-                let idle = deadline(self.last_input, self.config.idle_timeout);
-                match (idle, self.next_ping()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            }
+            _ => [deadline(self.last_input, self.config.idle_timeout), self.next_ping(), self.start_deadline()]
+                .into_iter()
+                .flatten()
+                .min(),
         }
     }
 
@@ -334,11 +354,13 @@ impl ServerSession {
         }
         if self.decision_pending() {
             self.deferred_bytes += msg.payload.len() + DEFERRED_OVERHEAD;
-            if self.deferred_bytes > self.config.max_deferred_bytes {
+            let max =
+                if self.may_publish { self.config.max_deferred_bytes } else { self.config.command_max_deferred_bytes };
+            if self.deferred_bytes > max {
                 return Err(RtmpError::limit(
                     "input held while awaiting a decision",
                     self.deferred_bytes as u64,
-                    self.config.max_deferred_bytes as u64,
+                    max as u64,
                 ));
             }
             self.deferred.push_back(msg);
@@ -503,6 +525,11 @@ impl ServerSession {
     pub fn accept_publish(&mut self, stream_id: u32) -> Result<(), RtmpError> {
         let name = self.pending(stream_id, StreamStatus::PublishPending)?;
         self.set_status(stream_id, StreamStatus::Publishing);
+        self.started = true;
+        if !self.may_publish {
+            self.may_publish = true;
+            self.conn.decoder.set_limits(self.config.chunk_limits);
+        }
         self.conn.send(0, 0, &RtmpMessage::UserControl(UserControl::StreamBegin(stream_id)));
         let text = format!("{name} is now published.");
         self.status(stream_id, "status", "NetStream.Publish.Start", &text);
@@ -525,6 +552,7 @@ impl ServerSession {
     pub fn accept_play(&mut self, stream_id: u32) -> Result<(), RtmpError> {
         let name = self.pending(stream_id, StreamStatus::PlayPending)?;
         self.set_status(stream_id, StreamStatus::Playing);
+        self.started = true;
         self.conn.send(0, 0, &RtmpMessage::UserControl(UserControl::StreamBegin(stream_id)));
         let reset = format!("Playing and resetting {name}.");
         self.status(stream_id, "status", "NetStream.Play.Reset", &reset);

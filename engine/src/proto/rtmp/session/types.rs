@@ -26,21 +26,35 @@ pub struct SessionConfig {
     pub peer_bandwidth: u32,
     /// Time allowed from creation to the end of the handshake. Default 10 s.
     pub handshake_timeout: Duration,
-    /// Time without any input after which the session closes. Default 60 s.
+    /// Time without a complete message (bytes of an unfinished message do not
+    /// count: a peer dribbling a huge message byte by byte is idle) after which the
+    /// session closes. Default 60 s.
     pub idle_timeout: Duration,
+    /// Time from creation until a publish or a play is accepted; the session closes
+    /// if neither happened by then. `None` = no limit. Default 30 s.
+    pub start_timeout: Option<Duration>,
     /// Send a Ping Request after this long without input (§7.1.7), so that quiet
     /// players answer and stay inside `idle_timeout`. Default 20 s; `None` = off.
     pub ping_interval: Option<Duration>,
     /// Most NetStreams one connection may have open (`createStream`). Default 8.
     pub max_streams: usize,
-    /// Chunk decoder bounds.
+    /// Chunk decoder bounds once a publish has been accepted (media frames).
     pub chunk_limits: ChunkLimits,
+    /// Chunk decoder bounds until then, and for players: such a connection sends
+    /// only commands and control messages of a few hundred bytes, so nobody can
+    /// make the server hold megabytes before being authorized. Default 64 KiB per
+    /// message, 128 KiB in partial messages, 16 chunk streams.
+    pub command_chunk_limits: ChunkLimits,
     /// AMF decoding bounds.
     pub amf_limits: Amf0Limits,
     /// Most payload bytes held back while the engine decides on a connect, publish
     /// or play (messages that arrive meanwhile are replayed after the decision).
     /// Default 8 MiB.
     pub max_deferred_bytes: usize,
+    /// [`max_deferred_bytes`](Self::max_deferred_bytes) before a publish has been
+    /// accepted (a publisher's media waiting for its authorization must fit).
+    /// Default 256 KiB.
+    pub command_max_deferred_bytes: usize,
     /// Most bytes of not yet drained output before the session gives up on the
     /// peer. Default 4 MiB.
     pub max_pending_output: usize,
@@ -60,11 +74,14 @@ impl Default for SessionConfig {
             peer_bandwidth: 2_500_000,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            start_timeout: Some(Duration::from_secs(30)),
             ping_interval: Some(Duration::from_secs(20)),
             max_streams: 8,
             chunk_limits: ChunkLimits::default(),
+            command_chunk_limits: ChunkLimits::commands(),
             amf_limits: Amf0Limits::default(),
             max_deferred_bytes: 8 << 20,
+            command_max_deferred_bytes: 256 << 10,
             max_pending_output: 4 << 20,
             fms_version: "FMS/3,0,1,123".to_owned(),
             capabilities: 31.0,
