@@ -291,6 +291,18 @@ impl Default for WebrtcConfig {
     }
 }
 
+/// Where new RTMP/FLV players start (`engine.join_start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinStart {
+    /// Two keyframes and 45 video frames at once: probing players (ffmpeg, VLC)
+    /// show a frame at once, non-probing ones within a second; up to one GOP more
+    /// behind live.
+    QuickStart,
+    /// The latest keyframe: the least latency.
+    LiveEdge,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IoDriver {
@@ -334,6 +346,8 @@ pub struct EngineConfig {
     /// (HLS and the room's `media` ready at once; costs the Opus → AAC transcoding
     /// of each such stream). false: only while RTMP/FLV/HLS players watch.
     pub webrtc_bridge_always: bool,
+    /// Where new RTMP/FLV players start: `quick_start` or `live_edge`.
+    pub join_start: JoinStart,
 }
 
 impl Default for EngineConfig {
@@ -355,6 +369,7 @@ impl Default for EngineConfig {
             player_queue_bytes: 4 << 20,
             idle_timeout_secs: 30,
             webrtc_bridge_always: true,
+            join_start: JoinStart::QuickStart,
         }
     }
 }

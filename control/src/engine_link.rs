@@ -37,6 +37,10 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
         play_wait: Duration::from_secs(e.play_wait_secs),
         ask_stream_known: true,
         webrtc_bridge_always: e.webrtc_bridge_always,
+        join_start: match e.join_start {
+            crate::config::JoinStart::QuickStart => engine::gop::JoinStart::QuickStart,
+            crate::config::JoinStart::LiveEdge => engine::gop::JoinStart::LiveEdge,
+        },
         flv_wait: Duration::from_secs(e.http_wait_secs),
         merge_window: Duration::from_millis(e.merge_window_ms),
         tcp_nodelay: e.tcp_nodelay,

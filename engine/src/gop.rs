@@ -19,6 +19,29 @@ pub const START_VIDEO_FRAMES: usize = 45;
 /// it waits for the next live keyframe (a GOP, seconds).
 pub const START_KEYFRAMES: usize = 2;
 
+/// Where a new RTMP/FLV player starts (the GOP cache keeps what that needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinStart {
+    /// Enough for players that probe (ffmpeg, ffprobe, VLC) to show their first
+    /// frame at once and for ones that do not probe to show one within a second:
+    /// [`START_KEYFRAMES`] keyframes and [`START_VIDEO_FRAMES`] video frames, so the
+    /// player starts up to one GOP further behind live.
+    QuickStart,
+    /// The latest keyframe: the least latency; probing players may take up to
+    /// ~1.3 s to show a first frame, non-probing ones wait for the next keyframe.
+    LiveEdge,
+}
+
+impl JoinStart {
+    /// (keyframes, video frames) a start should hold.
+    fn needs(self) -> (usize, usize) {
+        match self {
+            JoinStart::QuickStart => (START_KEYFRAMES, START_VIDEO_FRAMES),
+            JoinStart::LiveEdge => (1, 0),
+        }
+    }
+}
+
 pub struct GopCache {
     meta: Option<Arc<Frame>>,
     video_header: Option<Arc<Frame>>,
@@ -32,6 +55,7 @@ pub struct GopCache {
     bytes: usize,
     max_bytes: usize,
     max_ms: u32,
+    start: JoinStart,
     /// The current GOP was dropped for size; wait for the next keyframe.
     overflowed: bool,
 }
@@ -47,8 +71,15 @@ impl GopCache {
             bytes: 0,
             max_bytes,
             max_ms: max_duration.as_millis().min(u32::MAX as u128) as u32,
+            start: JoinStart::QuickStart,
             overflowed: false,
         }
+    }
+
+    /// Keeps what a player start of this kind needs (default: quick start).
+    pub fn with_start(mut self, start: JoinStart) -> Self {
+        self.start = start;
+        self
     }
 
     pub fn push(&mut self, f: &Arc<Frame>) {
@@ -85,7 +116,8 @@ impl GopCache {
         self.frames.push_back(f.clone());
         if has_video {
             // Older GOPs go once the ones after them are enough for a start.
-            while self.gops.len() > START_KEYFRAMES && self.gops.iter().skip(1).sum::<usize>() >= START_VIDEO_FRAMES {
+            let (keyframes, video_frames) = self.start.needs();
+            while self.gops.len() > keyframes && self.gops.iter().skip(1).sum::<usize>() >= video_frames {
                 self.drop_first_gop();
             }
             // Bounds: older GOPs first; a single GOP too large waits for the next keyframe.
@@ -139,7 +171,7 @@ impl GopCache {
 
     /// Forgets everything (a new publisher with possibly other codecs).
     pub fn reset(&mut self) {
-        *self = GopCache::new(self.max_bytes, Duration::from_millis(self.max_ms as u64));
+        *self = GopCache::new(self.max_bytes, Duration::from_millis(self.max_ms as u64)).with_start(self.start);
     }
 
     /// Headers first, then the cached media from its first keyframe.
@@ -255,4 +287,30 @@ mod tests {
         assert!(s[0].header);
         assert_eq!(s.iter().map(|f| f.timestamp).collect::<Vec<_>>(), [60_000, 60_000, 60_033]);
     }
+
+    #[test]
+    fn live_edge_keeps_only_the_latest_gop() {
+        let mut g = GopCache::new(1 << 20, Duration::from_secs(10)).with_start(JoinStart::LiveEdge);
+        let mut quick = GopCache::new(1 << 20, Duration::from_secs(10));
+        let video = |ts: u32, key: bool| {
+            let body = if key { vec![0x17, 1, 0, 0, 0, 1, 2, 3] } else { vec![0x27, 1, 0, 0, 0, 4, 5, 6] };
+            Arc::new(Frame::new(MediaKind::Video, ts, Bytes::from(body)))
+        };
+        let header = Arc::new(Frame::new(MediaKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 2])));
+        for c in [&mut g, &mut quick] {
+            c.push(&header);
+            // Two GOPs of 60 frames, then 10 frames of a third.
+            for i in 0..130u32 {
+                c.push(&video(i * 33, i % 60 == 0));
+            }
+        }
+        let media = |c: &GopCache| c.snapshot().into_iter().filter(|f| !f.header).collect::<Vec<_>>();
+        let edge = media(&g);
+        assert_eq!(edge.len(), 10, "the latest GOP only");
+        assert!(edge[0].keyframe && edge[0].timestamp == 120 * 33);
+        let q = media(&quick);
+        assert!(q.len() >= START_VIDEO_FRAMES && q.iter().filter(|f| f.keyframe).count() >= START_KEYFRAMES);
+        assert_eq!(q[0].timestamp, 60 * 33, "one GOP further back");
+    }
+
 }
