@@ -154,6 +154,7 @@ impl EngineControl for EngineHandle {
             serde_json::json!({
                 "video_codec": i.video_codec, "width": i.width, "height": i.height, "fps": i.fps,
                 "audio_codec": i.audio_codec, "audio_sample_rate": i.audio_sample_rate, "audio_channels": i.audio_channels,
+                "bitrate": i.bitrate,
             })
         })
     }

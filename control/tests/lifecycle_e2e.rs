@@ -173,6 +173,23 @@ async fn a_room_is_a_channel() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // The room's media: codecs, size, frame rate and the publisher's bit rate (the
+    // fixture is ~2.6 Mbit/s; measured over 5 s windows).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = s.room_json(room.id).await["media"].clone();
+        if m["bitrate"].as_u64().is_some_and(|b| (1_500_000..4_000_000).contains(&b)) {
+            assert_eq!(
+                (m["video_codec"].as_str(), m["width"].as_u64(), m["audio_codec"].as_str()),
+                (Some("H264"), Some(1280), Some("AAC"))
+            );
+            assert!(m["fps"].as_f64().is_some_and(|f| (f - 30.0).abs() < 1.0), "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no plausible bit rate in the room's media: {m}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     // The publisher stops (OBS "Stop Streaming"): after the grace period the
     // broadcast ends and every player is told.
     publisher.signal("TERM");

@@ -312,5 +312,4 @@ mod tests {
         assert!(q.len() >= START_VIDEO_FRAMES && q.iter().filter(|f| f.keyframe).count() >= START_KEYFRAMES);
         assert_eq!(q[0].timestamp, 60 * 33, "one GOP further back");
     }
-
 }

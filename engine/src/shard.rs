@@ -246,7 +246,14 @@ struct HomeStream {
     hls_error: Option<String>,
     started: Instant,
     bytes_in: u64,
+    /// The publisher's bit rate over the last [`BITRATE_WINDOW`], once measured.
+    bitrate: Option<u64>,
+    /// Where the current bit-rate window started: (instant, `bytes_in` then).
+    rate_mark: (Instant, u64),
 }
+
+/// The window the stream's bit rate is measured over.
+const BITRATE_WINDOW: Duration = Duration::from_secs(5);
 
 struct SubStream {
     room_id: i64,
@@ -723,6 +730,8 @@ impl Shard {
             hls_error: None,
             started: Instant::now(),
             bytes_in: 0,
+            bitrate: None,
+            rate_mark: (Instant::now(), 0),
         })
     }
 
@@ -762,6 +771,8 @@ impl Shard {
             if !h.live {
                 h.started = now;
                 h.bytes_in = 0;
+                h.rate_mark = (now, 0);
+                h.bitrate = None;
             }
             h.live = true;
             h.hls_error = None;
@@ -808,6 +819,20 @@ impl Shard {
                 _ => return, // a replaced publisher's late frame
             }
             h.bytes_in += frame.len() as u64;
+            // The bit rate, every window; the control plane hears of a change of
+            // more than a tenth (room `media.bitrate`).
+            let elapsed = now.saturating_duration_since(h.rate_mark.0);
+            if elapsed >= BITRATE_WINDOW {
+                let rate = h.bytes_in.saturating_sub(h.rate_mark.1) * 8 * 1000 / elapsed.as_millis().max(1) as u64;
+                h.rate_mark = (now, h.bytes_in);
+                if h.bitrate.is_none_or(|old| rate.abs_diff(old) * 10 > old) {
+                    h.bitrate = Some(rate);
+                    let mut info = stream_info(&h.info);
+                    info.warnings = h.warnings.clone();
+                    info.bitrate = h.bitrate;
+                    events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
+                }
+            }
             if frame.is_rtp() {
                 if frame.as_sender_report().is_some() {
                     h.last_sr[usize::from(frame.kind == MediaKind::RtpAudio)] = Some(frame.clone());
@@ -837,6 +862,7 @@ impl Shard {
                         h.warnings = w;
                         let mut info = stream_info(&h.info);
                         info.warnings = h.warnings.clone();
+                        info.bitrate = h.bitrate;
                         events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
                     }
                     for f in flv {
@@ -940,6 +966,7 @@ impl Shard {
             if changed {
                 let mut info = stream_info(&h.info);
                 info.warnings = h.warnings.clone();
+                info.bitrate = h.bitrate;
                 events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
             }
         }
@@ -986,6 +1013,7 @@ impl Shard {
                 h.warnings = bridge.warnings();
                 let mut info = stream_info(&h.info);
                 info.warnings = h.warnings.clone();
+                info.bitrate = h.bitrate;
                 events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
             }
             out.extend(rtp.into_iter().map(Arc::new));
