@@ -80,7 +80,7 @@ async fn openapi_contract_embedded() {
 async fn openapi_contract_postgres_and_redis() {
     let schema = format!("contract_{}", free_port());
     let prefix = format!("{schema}:");
-    let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into());
+    let user = media::pg_user();
     let s = Server::start(&[
         ("MICROVIBE__DATABASE__HOST", "127.0.0.1"),
         ("MICROVIBE__DATABASE__USER", &user),
@@ -94,12 +94,5 @@ async fn openapi_contract_postgres_and_redis() {
     assert_eq!(health["data"]["database_backend"], "postgres", "{health}");
     let t = token(&s).await;
     run(&s, &t);
-    let (client, conn) =
-        tokio_postgres::connect(&format!("host=127.0.0.1 port=5432 user={user} dbname=test"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    let task = tokio::spawn(conn);
-    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.unwrap();
-    drop(client);
-    let _ = task.await;
+    media::drop_pg_schema(&schema).await;
 }

@@ -130,6 +130,20 @@ async fn a_room_is_a_channel() {
     println!("unknown stream refused after: RTMP {rtmp_unknown:?}, HTTP-FLV {flv_unknown_t:?}, HLS {hls_unknown_t:?}");
     assert!(rtmp_unknown < Duration::from_secs(2), "RTMP play of an unknown stream took {rtmp_unknown:?}");
     assert!(flv_unknown_t < Duration::from_secs(1) && hls_unknown_t < Duration::from_secs(1));
+    // WebSocket-FLV's opening handshake (RFC 6455 §4.2.1): version 13 only (426 with the
+    // version we speak), a key that is the base64 of 16 bytes (400).
+    for (version, key, want) in [("99", "dGhlIHNhbXBsZSBub25jZQ==", "426"), ("13", "not*base64", "400")] {
+        let mut sock = TcpStream::connect(s.http.trim_start_matches("http://")).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(sock, "GET /flv/{}.flv HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: {version}\r\nSec-WebSocket-Key: {key}\r\n\r\n", room.name).unwrap();
+        let mut head = String::new();
+        let _ = sock.read_to_string(&mut head);
+        assert!(head.starts_with(&format!("HTTP/1.1 {want}")), "version {version}, key {key}: {head}");
+        if want == "426" {
+            assert!(head.to_ascii_lowercase().contains("sec-websocket-version: 13"), "{head}");
+        }
+    }
+
     // A player of the idle room, started before the publisher, gets the broadcast.
     let early = Command::new("timeout")
         .args(["20", "ffprobe", "-v", "error", "-show_streams", "-of", "json", &rtmp])
@@ -427,7 +441,7 @@ async fn room_state_survives_a_database_outage() {
     let relay = DbRelay::start("127.0.0.1:5432").await;
     let schema = format!("lc_{}", media::free_port());
     let port = relay.port.to_string();
-    let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into());
+    let user = media::pg_user();
     let s = Server::start(&[
         ("MICROVIBE__DATABASE__HOST", "127.0.0.1"),
         ("MICROVIBE__DATABASE__PORT", &port),
@@ -460,12 +474,5 @@ async fn room_state_survives_a_database_outage() {
     assert!(r["ended_at"].is_string());
     assert_eq!(broadcasts(&s, room.id).await["items"][0]["end_reason"], "publisher_left");
 
-    let (client, conn) =
-        tokio_postgres::connect(&format!("host=127.0.0.1 port=5432 user={user} dbname=test"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    let task = tokio::spawn(conn);
-    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.unwrap();
-    drop(client);
-    let _ = task.await;
+    media::drop_pg_schema(&schema).await;
 }

@@ -40,8 +40,12 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
     let cors = cfg.cors_origin.clone();
     let websocket = req.is_websocket();
     let key = req.header("sec-websocket-key").map(str::to_owned);
-    if websocket && key.is_none() {
-        send(&mut stream, &Response::text(400, "missing Sec-WebSocket-Key"), &cors, false, false).await;
+    if websocket && let Err(e) = ws::check_handshake(req.header("sec-websocket-version"), key.as_deref()) {
+        let mut r = Response::text(e.http_status(), &e.to_string());
+        if e == ws::HandshakeError::UnsupportedVersion {
+            r = r.header("Sec-WebSocket-Version", "13");
+        }
+        send(&mut stream, &r, &cors, false, false).await;
         return;
     }
     if let Some(why) = shard.shared.flv_unavailable(&name) {

@@ -12,6 +12,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The PostgreSQL user of the tests (`PGUSER`, default postgres).
+pub fn pg_user() -> String {
+    std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into())
+}
+
+/// Drops a test's PostgreSQL schema in the shared database `test`.
+pub async fn drop_pg_schema(schema: &str) {
+    let conn = format!("host=127.0.0.1 port=5432 user={} dbname=test", pg_user());
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL unreachable at 127.0.0.1:5432: {e}"));
+    let task = tokio::spawn(connection);
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.unwrap();
+    drop(client);
+    let _ = task.await;
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

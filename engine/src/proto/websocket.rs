@@ -15,6 +15,43 @@ pub fn accept_key(client_key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
 
+/// Why an opening handshake is refused (§4.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    #[error("missing Sec-WebSocket-Key")]
+    MissingKey,
+    /// The key is not the base64 of 16 bytes (§4.2.1 item 5).
+    #[error("Sec-WebSocket-Key must be the base64 of 16 bytes")]
+    BadKey,
+    /// Not version 13 (§4.2.1 item 6): answered 426 with `Sec-WebSocket-Version: 13`.
+    #[error("unsupported Sec-WebSocket-Version (this server speaks 13)")]
+    UnsupportedVersion,
+}
+
+impl HandshakeError {
+    /// The HTTP status the handshake is refused with (§4.2.2 item 4).
+    pub fn http_status(self) -> u16 {
+        match self {
+            HandshakeError::UnsupportedVersion => 426,
+            HandshakeError::MissingKey | HandshakeError::BadKey => 400,
+        }
+    }
+}
+
+/// Checks a client's opening handshake headers (`Sec-WebSocket-Version`,
+/// `Sec-WebSocket-Key`).
+pub fn check_handshake(version: Option<&str>, key: Option<&str>) -> Result<(), HandshakeError> {
+    if version.map(str::trim) != Some("13") {
+        return Err(HandshakeError::UnsupportedVersion);
+    }
+    let key = key.ok_or(HandshakeError::MissingKey)?;
+    match base64::engine::general_purpose::STANDARD.decode(key.trim()) {
+        Ok(raw) if raw.len() == 16 => Ok(()),
+        _ => Err(HandshakeError::BadKey),
+    }
+}
+
 pub const OP_CONT: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
 pub const OP_BINARY: u8 = 0x2;
@@ -98,6 +135,19 @@ pub fn parse_client_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Clie
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn handshake_checks_version_and_key() {
+        let key = Some("dGhlIHNhbXBsZSBub25jZQ=="); // RFC 6455's example: 16 bytes
+        assert_eq!(super::check_handshake(Some("13"), key), Ok(()));
+        assert_eq!(super::check_handshake(Some("99"), key), Err(super::HandshakeError::UnsupportedVersion));
+        assert_eq!(super::check_handshake(None, key), Err(super::HandshakeError::UnsupportedVersion));
+        assert_eq!(super::check_handshake(Some("13"), None), Err(super::HandshakeError::MissingKey));
+        assert_eq!(super::check_handshake(Some("13"), Some("not base64!")), Err(super::HandshakeError::BadKey));
+        assert_eq!(super::check_handshake(Some("13"), Some("c2hvcnQ=")), Err(super::HandshakeError::BadKey));
+        assert_eq!(super::HandshakeError::UnsupportedVersion.http_status(), 426);
+        assert_eq!(super::HandshakeError::BadKey.http_status(), 400);
+    }
+
     use super::*;
 
     #[test]
