@@ -30,6 +30,11 @@ pub trait EngineControl: Send + Sync + 'static {
     fn players(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+    /// Viewers of a room connected to this engine now, counted from its own events
+    /// (the truth the cache's count is rebuilt from). None: no engine count.
+    fn viewers(&self, _room_id: i64) -> Option<i64> {
+        None
+    }
 }
 
 #[derive(Clone)]

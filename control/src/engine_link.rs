@@ -95,6 +95,24 @@ fn webrtc_candidates(cfg: &Config) -> anyhow::Result<Vec<std::net::IpAddr>> {
 pub struct EngineHandle {
     pub engine: Arc<Engine>,
     info: Mutex<HashMap<String, StreamInfo>>,
+    /// Viewers per room, from the engine's PlayerJoined/PlayerLeft events: what a
+    /// room's viewer count is, whatever happened to the cache (a Redis restart
+    /// without persistence loses the cache's counters; this never does).
+    viewers: Mutex<HashMap<i64, i64>>,
+}
+
+impl EngineHandle {
+    /// A viewer joined (+1) or left (-1); the room's count after.
+    fn count_viewer(&self, room_id: i64, delta: i64) -> i64 {
+        let mut v = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        let n = v.entry(room_id).or_insert(0);
+        *n = (*n + delta).max(0);
+        let out = *n;
+        if out == 0 {
+            v.remove(&room_id);
+        }
+        out
+    }
 }
 
 #[async_trait::async_trait]
@@ -158,6 +176,10 @@ impl EngineControl for EngineHandle {
             })
         })
     }
+
+    fn viewers(&self, room_id: i64) -> Option<i64> {
+        Some(self.viewers.lock().unwrap_or_else(|p| p.into_inner()).get(&room_id).copied().unwrap_or(0))
+    }
 }
 
 /// Starts the engine; returns its handle for the services.
@@ -173,7 +195,11 @@ pub fn start(cfg: &Config) -> anyhow::Result<Arc<EngineHandle>> {
         let last = udp_base.saturating_add(drivers.len().saturating_sub(1) as u16);
         tracing::info!(bind = %udp_bind, ports = %format!("{udp_base}..{last}"), candidates = ?candidates, "WebRTC UDP ports (one per shard)");
     }
-    Ok(Arc::new(EngineHandle { engine: Arc::new(engine), info: Mutex::new(HashMap::new()) }))
+    Ok(Arc::new(EngineHandle {
+        engine: Arc::new(engine),
+        info: Mutex::new(HashMap::new()),
+        viewers: Mutex::new(HashMap::new()),
+    }))
 }
 
 /// A change of a room's stream, applied to the store in the engine's order.
@@ -294,9 +320,10 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
             }
             EngineEvent::PlayerJoined { room_id, .. } | EngineEvent::PlayerLeft { room_id, .. } => {
                 let delta = if matches!(ev, EngineEvent::PlayerJoined { .. }) { 1 } else { -1 };
+                let n = handle.count_viewer(room_id, delta);
                 let state = state.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = state.viewer_delta(room_id, delta).await {
+                    if let Err(e) = state.viewer_delta(room_id, delta, n).await {
                         tracing::debug!(room = room_id, error = %e, "viewer count not updated");
                     }
                 });

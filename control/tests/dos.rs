@@ -13,6 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "media/redis.rs"]
+mod own_redis;
+use own_redis::OwnRedis;
+
 const BIN: &str = env!("CARGO_BIN_EXE_microvibe");
 
 fn unique(tag: &str) -> String {
@@ -455,45 +459,6 @@ fn api_connection_caps_and_idle_timeout() {
 }
 
 /// A redis-server of our own on `port`, without persistence; killed by its PID.
-struct OwnRedis {
-    child: Child,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> OwnRedis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("redis-server is needed for this test: {e}"));
-        // Killed (by its PID) on drop, whatever happens below.
-        let redis = OwnRedis { child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let pong = TcpStream::connect(("127.0.0.1", port)).ok().and_then(|mut s| {
-                s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-                s.write_all(b"PING\r\n").ok()?;
-                let mut b = [0u8; 7];
-                s.read_exact(&mut b).ok()?;
-                Some(b == *b"+PONG\r\n")
-            });
-            if pong == Some(true) {
-                return redis;
-            }
-            assert!(Instant::now() < deadline, "redis-server on port {port} did not answer PING");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Item 5: a logged-out token stays refused after Redis restarts without persistence
 /// (PostgreSQL + a Redis started by this test on a spare port).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -476,3 +476,44 @@ async fn room_state_survives_a_database_outage() {
 
     media::drop_pg_schema(&schema).await;
 }
+
+/// Viewer counts do not read 0 while players watch after Redis restarts without
+/// persistence: the count is the engine's own, from its events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_counts_survive_a_redis_restart() {
+    let port = media::free_port();
+    let mut redis = media::redis::OwnRedis::start(port);
+    let schema = format!("lcr_{}", media::free_port());
+    let prefix = format!("{schema}:");
+    let (user, port_s) = (media::pg_user(), port.to_string());
+    let s = Server::start(&[
+        ("MICROVIBE__DATABASE__HOST", "127.0.0.1"),
+        ("MICROVIBE__DATABASE__USER", &user),
+        ("MICROVIBE__DATABASE__DBNAME", "test"),
+        ("MICROVIBE__DATABASE__SCHEMA", &schema),
+        ("MICROVIBE__REDIS__HOST", "127.0.0.1"),
+        ("MICROVIBE__REDIS__PORT", &port_s),
+        ("MICROVIBE__REDIS__KEY_PREFIX", &prefix),
+    ])
+    .await;
+    let room = s.room().await;
+    let _publisher = s.publish(&room.key);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    let (http, name) = (s.http.clone(), room.name.clone());
+    let player = std::thread::spawn(move || read_until_end(&http, &name, false, Duration::from_secs(12)));
+    let count = || async { s.room_json(room.id).await["viewer_count"].as_i64() };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count().await != Some(1) {
+        assert!(Instant::now() < deadline, "the player is not counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Redis loses everything.
+    drop(redis);
+    redis = media::redis::OwnRedis::start(port);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = count().await;
+    assert_eq!(after, Some(1), "viewer count after the Redis restart, with the player still watching");
+    let _ = player.join();
+    drop(redis);
+    media::drop_pg_schema(&schema).await;
+}

@@ -236,15 +236,23 @@ impl AppState {
     }
 
     /// A viewer joined (+1) or left (-1). Raises the room's peak when it grows.
-    pub async fn viewer_delta(&self, room_id: i64, delta: i64) -> AppResult<i64> {
-        let n = self.cache.add(&viewers_key(room_id), delta).await.map_err(cache_err)?;
+    /// A viewer joined (+1) or left (-1); `now` is the engine's count after it. The
+    /// peak follows the engine's count; the cache keeps a shared counter too.
+    pub async fn viewer_delta(&self, room_id: i64, delta: i64, now: i64) -> AppResult<i64> {
+        let cached = self.cache.add(&viewers_key(room_id), delta).await;
         if delta > 0 {
-            self.store.raise_peak_viewers(room_id, n).await.map_err(store_err)?;
+            self.store.raise_peak_viewers(room_id, now).await.map_err(store_err)?;
         }
-        Ok(n)
+        cached.map_err(cache_err)?;
+        Ok(now)
     }
 
+    /// Viewers now: the engine's own count when it runs here (it survives a cache
+    /// loss), else the cache's counter.
     pub async fn viewer_count(&self, room_id: i64) -> i64 {
+        if let Some(n) = self.engine.as_ref().and_then(|e| e.viewers(room_id)) {
+            return n;
+        }
         self.cache.get(&viewers_key(room_id)).await.unwrap_or(0)
     }
 

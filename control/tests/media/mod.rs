@@ -3,6 +3,7 @@
 //! FLV fixture (H.264 + AAC, 720p, ~2.5 Mbit/s) made once per target directory.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod rtc;
 
 use serde_json::{Value, json};
