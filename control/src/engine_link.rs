@@ -306,7 +306,7 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
                 let state = state.clone();
                 tokio::spawn(async move {
                     // A store error is no answer: the player waits as for a known room.
-                    let known = state.store.room_by_stream_name(&stream_name).await.map_or(true, |r| r.is_some());
+                    let known = state.room_by_name(&stream_name).await.map_or(true, |r| r.is_some());
                     let _ = reply.send(known);
                 });
             }

@@ -330,6 +330,14 @@ async fn end_by_owner_and_paging(b: Backend) {
 async fn bad_input(b: Backend) {
     let s = start_with(b, |c| c.server.body_limit_bytes = 4096).await;
     let (t, _) = s.user("bi").await;
+    // A stream name no room could have (a NUL, a space) never reaches the store: 404 on
+    // both backends (PostgreSQL refuses a NUL in a query with an error, a 500 before).
+    for name in ["a%00b", "a%20b", "..", "x%0Ay"] {
+        let r = s.raw("POST", &format!("/whep/{name}"), "application/sdp", b"v=0\r\n".to_vec(), None).await;
+        assert_eq!(r.status, 404, "WHEP {name}: {:?}", r.body);
+        let r = s.raw("POST", &format!("/whip/{name}"), "application/sdp", b"v=0\r\n".to_vec(), Some("sk_x")).await;
+        assert_eq!(r.status, 404, "WHIP {name}: {:?}", r.body);
+    }
     // Not JSON, wrong content type, too large, unknown field, wrong enum.
     let r = s.raw("POST", "/api/v1/live/create", "application/json", b"{\"title\":".to_vec(), Some(&t)).await;
     assert_eq!(r.status, 400);

@@ -76,12 +76,7 @@ pub async fn whip_post(
     let key =
         bearer(&parts).map_err(|_| AppError::unauthorized("WHIP needs Authorization: Bearer <stream key>"))?.to_owned();
     let offer = sdp_body(&headers, &body)?;
-    let room = s
-        .store
-        .room_by_stream_name(&name)
-        .await
-        .map_err(crate::services::store_err)?
-        .ok_or_else(|| AppError::not_found("no such stream"))?;
+    let room = s.room_by_name(&name).await?.ok_or_else(|| AppError::not_found("no such stream"))?;
     if !auth::secrets_equal(&room.stream_key, &key) {
         return Err(AppError::forbidden("wrong stream key"));
     }
@@ -114,12 +109,7 @@ pub async fn whep_post(
     body: Bytes,
 ) -> AppResult<Response> {
     let offer = sdp_body(&headers, &body)?;
-    let room = s
-        .store
-        .room_by_stream_name(&name)
-        .await
-        .map_err(crate::services::store_err)?
-        .ok_or_else(|| AppError::not_found("no such stream"))?;
+    let room = s.room_by_name(&name).await?.ok_or_else(|| AppError::not_found("no such stream"))?;
     if room.status != RoomStatus::Live {
         return Err(AppError::not_found("stream is not live"));
     }
@@ -152,12 +142,7 @@ async fn check_whip_key(s: &AppState, headers: &HeaderMap, name: &str) -> AppRes
     let (mut parts, _) = http::Request::new(()).into_parts();
     parts.headers = headers.clone();
     let key = bearer(&parts).map_err(|_| AppError::unauthorized("WHIP needs Authorization: Bearer <stream key>"))?;
-    let room = s
-        .store
-        .room_by_stream_name(name)
-        .await
-        .map_err(crate::services::store_err)?
-        .ok_or_else(|| AppError::not_found("no such stream"))?;
+    let room = s.room_by_name(name).await?.ok_or_else(|| AppError::not_found("no such stream"))?;
     if !auth::secrets_equal(&room.stream_key, key) {
         return Err(AppError::forbidden("wrong stream key"));
     }

@@ -187,6 +187,16 @@ impl AppState {
         Err(AppError::internal("could not allocate a unique stream key"))
     }
 
+    /// The room with this public stream name. A name that no room could have (stream
+    /// names are letters, digits, `_` and `-`) is None without asking the store, so
+    /// that no client string (a NUL, say) ever reaches a query.
+    pub async fn room_by_name(&self, name: &str) -> AppResult<Option<Room>> {
+        if !engine::http::valid_stream_name(name) {
+            return Ok(None);
+        }
+        self.store.room_by_stream_name(name).await.map_err(store_err)
+    }
+
     /// Finds the room a stream key belongs to: lookup by its hash, then a
     /// constant-time comparison of the key itself.
     pub async fn room_by_key(&self, key: &str) -> AppResult<Option<Room>> {
