@@ -235,7 +235,7 @@ impl Proto {
         match target {
             Target::Rtmp { app, name, tc_url, .. } => {
                 let mut cfg = ClientConfig::new(app, tc_url);
-                cfg.rng_seed = Some(seed);
+                cfg.rng_seed = seed;
                 let mut sess = ClientSession::new(cfg, ClientGoal::Play { name: name.clone() }, Instant::now());
                 while let Some(b) = sess.poll_transmit() {
                     out.extend_from_slice(&b);

@@ -767,7 +767,7 @@ pub fn run(cfg: &Config, mut on_tick: impl FnMut(&Tick)) -> Result<Report, Strin
     let start = Instant::now();
     let new_peer = |publisher: bool, sampled: bool, now: Instant| -> Result<Peer, String> {
         Ok(Peer {
-            client: WebRtcClient::new().map_err(|e| format!("client: {e}"))?,
+            client: WebRtcClient::new(&mut rand::rng()).map_err(|e| format!("client: {e}"))?,
             fd: -1,
             server: None,
             publisher,

@@ -145,3 +145,20 @@ mod tests {
         assert_eq!(super::log_safe(&"plain text é"), "plain text é");
     }
 }
+
+/// A WebRTC session the engine refused: the status by the engine's typed reason
+/// ([`engine::rtc::RtcError::refusal`]), its text for the client.
+impl From<engine::rtc::RtcError> for AppError {
+    fn from(e: engine::rtc::RtcError) -> Self {
+        use engine::rtc::RtcRefusal;
+        let kind = match e.refusal() {
+            RtcRefusal::BadOffer => ErrorKind::BadRequest,
+            RtcRefusal::Conflict => ErrorKind::Conflict,
+            RtcRefusal::NotLive => ErrorKind::NotFound,
+            RtcRefusal::Unavailable => ErrorKind::Unavailable,
+            RtcRefusal::TooMany => ErrorKind::TooManyRequests,
+            RtcRefusal::Internal => ErrorKind::Internal,
+        };
+        AppError::new(kind, e.to_string())
+    }
+}

@@ -20,21 +20,6 @@ pub fn is_live(shard: &Shard, name: &str) -> bool {
     shard.is_live(name)
 }
 
-pub fn limits(shard: &Shard) -> PlayerLimits {
-    let c = &shard.shared.cfg;
-    PlayerLimits {
-        max_bytes: c.player_queue_bytes,
-        max_ms: c.player_queue_duration.as_millis().min(u32::MAX as u128) as u32,
-        disconnect_after: c.player_overflow_disconnect,
-        merge: !c.merge_window.is_zero(),
-    }
-}
-
-/// Limits for players that must not wait for the flush tick (WebRTC).
-pub fn limits_unmerged(shard: &Shard) -> PlayerLimits {
-    PlayerLimits { merge: false, ..limits(shard) }
-}
-
 pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, req: Request, name: String) {
     let cfg = &shard.shared.cfg;
     let cors = cfg.cors_origin.clone();
@@ -53,7 +38,8 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
         return;
     }
     let protocol = if websocket { Protocol::WsFlv } else { Protocol::HttpFlv };
-    let player = Rc::new(Player::new(shard.shared.next_id(), protocol, addr, limits(shard)));
+    let player =
+        Rc::new(Player::new(shard.shared.next_id(), protocol, addr, PlayerLimits::from_config(&shard.shared.cfg)));
     player.set_fd(stream.as_raw_fd());
     let room_id = match shard.join(&name, player.clone(), cfg.flv_wait).await {
         Ok(r) => r,

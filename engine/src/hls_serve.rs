@@ -2,8 +2,8 @@
 //! home's segmenter (muxed once per stream); other shards ask for them.
 
 use crate::hls_viewers::HlsClient;
-use crate::http::Response;
 use crate::proto::hls::{HlsEvent, Segmenter};
+use crate::proto::http::Response;
 use crate::shard::{HlsAnswer, Shard, ShardMsg};
 use std::rc::Rc;
 use std::time::{Duration, Instant};

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Poll, Waker};
 
-use crate::engine::ShardStats;
+use crate::stats::ShardStats;
 
 /// Sockets reported per sweep at most.
 pub const SWEEP_EVENTS: usize = 512;

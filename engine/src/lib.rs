@@ -24,11 +24,14 @@ pub mod link;
 pub mod listen;
 pub mod log_limit;
 pub mod player;
-pub mod proto;
 pub mod rtc;
 pub mod rtmp_conn;
 pub mod shard;
 pub mod stat;
+pub mod stats;
+
+/// The sans-IO protocol crate (engine/proto), under the name the shell uses.
+pub use ::proto;
 
 pub use config::{EngineConfig, IoMode};
 pub use engine::{Engine, StartError};

@@ -41,6 +41,23 @@ pub struct PlayerLimits {
     pub merge: bool,
 }
 
+impl PlayerLimits {
+    /// The configured queue bounds; merged writes when there is a merge window.
+    pub fn from_config(c: &crate::config::EngineConfig) -> Self {
+        PlayerLimits {
+            max_bytes: c.player_queue_bytes,
+            max_ms: c.player_queue_duration.as_millis().min(u32::MAX as u128) as u32,
+            disconnect_after: c.player_overflow_disconnect,
+            merge: !c.merge_window.is_zero(),
+        }
+    }
+
+    /// The same bounds for players that must not wait for the flush tick (WebRTC).
+    pub fn unmerged(self) -> Self {
+        PlayerLimits { merge: false, ..self }
+    }
+}
+
 /// Turns a batch of queued frames into the player's wire buffers (framing, and
 /// whatever the protocol session has to send); an empty batch means "only the
 /// session's output". The frames go out on the player's timeline, which starts at
@@ -1197,7 +1214,7 @@ impl Drop for WireGuard<'_> {
 pub async fn write_loop<W: monoio::io::AsyncWriteRent>(
     player: &Player,
     w: &mut W,
-    stats: &crate::engine::ShardStats,
+    stats: &crate::stats::ShardStats,
     wire: Wire,
 ) -> Result<PlayerEnd, std::io::Error> {
     *player.wire.borrow_mut() = Some(wire);
@@ -1285,7 +1302,7 @@ mod tests {
         let (player, reader, mut stream) = loopback_player(1, Some(4096), Duration::from_millis(300), form);
         let p2 = player.clone();
         let writer = monoio::spawn(async move {
-            let stats = crate::engine::ShardStats::default();
+            let stats = crate::stats::ShardStats::default();
             let wire: Wire = if form.is_some() {
                 // The frames start at 0: the player's timeline is the stream's.
                 Box::new(|frames: &[Arc<Frame>], _base: Option<u32>, bufs: &mut Vec<Bytes>| {
@@ -1446,7 +1463,7 @@ mod tests {
         let (player, reader, mut stream) = loopback_player(id, sndbuf, reader_delay, Some(SharedForm::HttpFlv));
         let p2 = player.clone();
         let writer = monoio::spawn(async move {
-            let stats = crate::engine::ShardStats::default();
+            let stats = crate::stats::ShardStats::default();
             let wire: Wire = Box::new(|frames: &[Arc<Frame>], base: Option<u32>, bufs: &mut Vec<Bytes>| {
                 let b = SharedForm::HttpFlv.build(frames, base);
                 if !b.is_empty() {

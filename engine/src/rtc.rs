@@ -13,12 +13,12 @@
 
 use crate::frame::{Frame, MediaKind as FrameKind};
 use crate::link::Protocol;
-use crate::player::{Batch, Player, PlayerEnd};
+use crate::player::{Batch, Player, PlayerEnd, PlayerLimits};
 use crate::proto::webrtc::rtx_cache::RtxStore;
 use crate::proto::webrtc::sdp::Role;
 use crate::proto::webrtc::{
     AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtcpPacket, RtpPacket, SessionConfig, SessionEvent,
-    WebRtcSession, build_answer, stun,
+    WebRtcError, WebRtcSession, build_answer, stun,
 };
 use crate::shard::{PublisherCtl, Shard};
 use std::cell::{Cell, RefCell};
@@ -131,20 +131,73 @@ pub struct RtcAnswer {
     pub sdp: String,
 }
 
-/// Why a session could not be created.
+/// Why a session could not be created. The control plane answers each by its
+/// [`RtcError::refusal`] and says its `Display` text; it never reads the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RtcError {
-    /// The offer is malformed or unusable (reason for the client).
-    BadOffer(String),
+    /// The offer is malformed or asks for what we do not do (the protocol
+    /// code's reason, for the client).
+    Offer(WebRtcError),
+    /// The offer is valid but none of its audio or video sections could be accepted.
+    NothingAccepted,
     /// Another publisher is live on this stream.
     AlreadyPublishing,
     /// Nothing is being published on this stream.
     NotLive,
-    /// WebRTC is disabled, the engine is stopping, or it is full.
+    /// WebRTC is disabled, the engine is stopping, or it is full (why).
     Unavailable(String),
     /// This client (or stream) has too many sessions that are not connected yet.
     TooMany(String),
+    /// The session could not be set up on our side (certificate, crypto).
+    Session(WebRtcError),
 }
+
+/// How signaling answers an [`RtcError`]: the wire reaction sits next to the error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtcRefusal {
+    /// The client's offer: 400.
+    BadOffer,
+    /// The stream has a publisher: 409.
+    Conflict,
+    /// Nothing to watch: 404.
+    NotLive,
+    /// Try later: 503.
+    Unavailable,
+    /// Too many pending sessions: 429.
+    TooMany,
+    /// Our failure: 500.
+    Internal,
+}
+
+impl RtcError {
+    pub fn refusal(&self) -> RtcRefusal {
+        match self {
+            RtcError::Offer(e) if e.http_status() == 400 => RtcRefusal::BadOffer,
+            RtcError::Offer(_) | RtcError::Session(_) => RtcRefusal::Internal,
+            RtcError::NothingAccepted => RtcRefusal::BadOffer,
+            RtcError::AlreadyPublishing => RtcRefusal::Conflict,
+            RtcError::NotLive => RtcRefusal::NotLive,
+            RtcError::Unavailable(_) => RtcRefusal::Unavailable,
+            RtcError::TooMany(_) => RtcRefusal::TooMany,
+        }
+    }
+}
+
+impl std::fmt::Display for RtcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The protocol code's text already names it ("bad SDP offer: …", "unsupported: …").
+            RtcError::Offer(e) => write!(f, "{e}"),
+            RtcError::NothingAccepted => f.write_str("bad SDP offer: no audio or video section could be accepted"),
+            RtcError::AlreadyPublishing => f.write_str("this stream already has a live publisher"),
+            RtcError::NotLive => f.write_str("stream is not live"),
+            RtcError::Unavailable(why) | RtcError::TooMany(why) => f.write_str(why),
+            RtcError::Session(e) => write!(f, "WebRTC session setup failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RtcError {}
 
 struct Sess {
     session: WebRtcSession,
@@ -615,7 +668,7 @@ pub async fn create(
     if full {
         return Err(RtcError::Unavailable("too many WebRTC sessions on this shard".into()));
     }
-    let offer = Offer::parse(&offer).map_err(|e| RtcError::BadOffer(e.to_string()))?;
+    let offer = Offer::parse(&offer).map_err(RtcError::Offer)?;
     let cfg = &shard.shared.cfg;
     let candidates: Vec<SocketAddr> = cfg.webrtc_candidates.iter().map(|ip| SocketAddr::new(*ip, r.port)).collect();
     let ice = IceCredentials::random(&mut rand::rng());
@@ -624,7 +677,7 @@ pub async fn create(
         RtcRole::Subscriber { .. } => (Role::Subscriber, false),
     };
     let cert = shard.shared.cert();
-    let mut opts = AnswerOptions::new(sdp_role, ice.clone(), &cert, candidates);
+    let mut opts = AnswerOptions::new(sdp_role, ice.clone(), &cert, candidates, &mut rand::rng());
     if !is_pub {
         // Subscribers get what the publisher sends (no transcoding between codecs).
         let codecs = shard.shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner()).get(&name).cloned();
@@ -641,9 +694,9 @@ pub async fn create(
             None => opts.video_codecs = vec![crate::proto::webrtc::Codec::H264],
         }
     }
-    let (sdp, negotiated) = build_answer(&offer, &opts).map_err(|e| RtcError::BadOffer(e.to_string()))?;
+    let (sdp, negotiated) = build_answer(&offer, &opts).map_err(RtcError::Offer)?;
     if negotiated.audio.is_none() && negotiated.video.is_none() {
-        return Err(RtcError::BadOffer("no audio or video section could be accepted".into()));
+        return Err(RtcError::NothingAccepted);
     }
     let now = Instant::now();
     // A publisher's media never pauses for seconds: 4 s of silence is a closed tab
@@ -655,8 +708,7 @@ pub async fn create(
         if is_pub { SessionConfig::default().connect_timeout } else { shard.shared.cfg.webrtc_viewer_connect_timeout };
     let config = SessionConfig { shared_rtx: !is_pub, silence_timeout, connect_timeout, ..SessionConfig::default() };
     let rtx_limits = config.rtx_cache;
-    let session =
-        WebRtcSession::new(config, negotiated, &cert, now).map_err(|e| RtcError::Unavailable(e.to_string()))?;
+    let session = WebRtcSession::new(config, negotiated, &cert, now, &mut rand::rng()).map_err(RtcError::Session)?;
     let sid = r.next.get();
     r.next.set(sid + 1);
     let stream: Arc<str> = Arc::from(name.as_str());
@@ -729,7 +781,7 @@ async fn join_viewer(shard: Rc<Shard>, sid: u64, name: Arc<str>, remote: SocketA
         shard.shared.next_id(),
         Protocol::WebRtc,
         remote,
-        crate::flv_play::limits_unmerged(&shard),
+        PlayerLimits::from_config(&shard.shared.cfg).unmerged(),
     ));
     let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.flv_wait).await {
         Ok(id) => id,

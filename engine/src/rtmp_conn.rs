@@ -8,7 +8,7 @@
 
 use crate::frame::{Frame, MediaKind, PLAY_STREAM_ID};
 use crate::link::{EngineEvent, Protocol, PublishDecision};
-use crate::player::{Player, PlayerEnd, write_loop};
+use crate::player::{Player, PlayerEnd, PlayerLimits, write_loop};
 use crate::proto::rtmp::message::MediaKind as RtmpKind;
 use crate::proto::rtmp::{ChunkLimits, ServerSession, SessionConfig, SessionEvent, encode_media};
 use crate::shard::{PlayError, PublisherCtl, Shard};
@@ -67,6 +67,7 @@ fn session_config(shard: &Shard) -> SessionConfig {
         start_timeout: Some(std::time::Duration::from_secs(30).max(c.handshake_timeout + c.play_wait)),
         max_streams: c.max_streams_per_connection as usize,
         chunk_limits: ChunkLimits { max_message_size: c.max_message_size as u32, ..ChunkLimits::default() },
+        rng_seed: rand::random(),
         ..SessionConfig::default()
     }
 }
@@ -349,7 +350,7 @@ impl Conn {
 
     async fn on_play(self: &Rc<Self>, stream_id: u32, name: String) -> Result<(), String> {
         let shard = self.shard.clone();
-        if !matches!(*self.role.borrow(), Role::None) || !crate::http::valid_stream_name(&name) {
+        if !matches!(*self.role.borrow(), Role::None) || !crate::proto::http::valid_stream_name(&name) {
             self.session
                 .borrow_mut()
                 .reject_play(stream_id, "NetStream.Play.StreamNotFound", "no such stream")
@@ -365,8 +366,12 @@ impl Conn {
             self.closing.set(true);
             return Ok(());
         }
-        let player =
-            Rc::new(Player::new(shard.shared.next_id(), Protocol::Rtmp, self.addr, crate::flv_play::limits(&shard)));
+        let player = Rc::new(Player::new(
+            shard.shared.next_id(),
+            Protocol::Rtmp,
+            self.addr,
+            PlayerLimits::from_config(&shard.shared.cfg),
+        ));
         player.set_fd(self.fd);
         let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.play_wait).await {
             Ok(r) => r,

@@ -7,12 +7,13 @@
 //! from local memory. The home sends each frame once to each subscribed shard (an
 //! `Arc` clone through that shard's bounded inbox); shards fan out locally.
 
-use crate::engine::{EngineShared, ShardStats};
+use crate::engine::EngineShared;
 use crate::frame::{Frame, MediaKind};
 use crate::gop::GopCache;
 use crate::link::{Command, EngineEvent, Protocol, StreamInfo};
 use crate::player::{Player, PlayerEnd};
 use crate::proto::codec::MediaInfo;
+use crate::stats::ShardStats;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;

@@ -7,8 +7,8 @@
 //! client counts, bitrates, codecs); per-client details (ids, addresses,
 //! protocols, times) need the token.
 
-use crate::http::{Request, Response};
 use crate::link::{Protocol, StreamInfo};
+use crate::proto::http::{Request, Response};
 use crate::shard::{Shard, ShardMsg};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

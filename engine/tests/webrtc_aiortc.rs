@@ -181,7 +181,7 @@ fn run(codec: Codec) {
     };
     let mut publisher = Peer::spawn("publisher", &["publish", "--codec", codec_arg]);
     let offer = Offer::parse(&publisher.offer()).expect("aiortc publisher offer");
-    let mut opts = AnswerOptions::new(Role::Publisher, IceCredentials::random(&mut rng), &cert, vec![local]);
+    let mut opts = AnswerOptions::new(Role::Publisher, IceCredentials::random(&mut rng), &cert, vec![local], &mut rng);
     opts.video_codecs = vec![codec];
     let (answer, pub_neg) = build_answer(&offer, &opts).expect("answer publisher");
     let pv = pub_neg.video.clone().expect("video negotiated");
@@ -191,7 +191,7 @@ fn run(codec: Codec) {
 
     let t0 = Instant::now();
     let mut sessions: Vec<WebRtcSession> =
-        vec![WebRtcSession::new(SessionConfig::default(), pub_neg.clone(), &cert, t0).unwrap()];
+        vec![WebRtcSession::new(SessionConfig::default(), pub_neg.clone(), &cert, t0, &mut rng).unwrap()];
     const PUB: usize = 0;
     const SUB: usize = 1;
     let mut routes: HashMap<SocketAddr, usize> = HashMap::new();
@@ -210,7 +210,8 @@ fn run(codec: Codec) {
         if subscriber.is_none() && counts.rtp.get(&MediaKind::Video).copied().unwrap_or(0) >= 10 {
             let mut sp = Peer::spawn("subscriber", &["subscribe", "--min-frames", "60"]);
             let offer = Offer::parse(&sp.offer()).expect("aiortc subscriber offer");
-            let mut opts = AnswerOptions::new(Role::Subscriber, IceCredentials::random(&mut rng), &cert, vec![local]);
+            let mut opts =
+                AnswerOptions::new(Role::Subscriber, IceCredentials::random(&mut rng), &cert, vec![local], &mut rng);
             opts.video_codecs = vec![codec];
             if let Some(plid) = pv.fmtp.split(';').find_map(|p| p.trim().strip_prefix("profile-level-id=")) {
                 opts.h264_profiles.insert(0, plid.to_owned());
@@ -218,7 +219,7 @@ fn run(codec: Codec) {
             let (answer, neg) = build_answer(&offer, &opts).expect("answer subscriber");
             eprintln!("subscriber: {}", engine::proto::webrtc::sdp::answer::summary(&neg));
             sp.answer(&answer);
-            sessions.push(WebRtcSession::new(SessionConfig::default(), neg, &cert, now).unwrap());
+            sessions.push(WebRtcSession::new(SessionConfig::default(), neg, &cert, now, &mut rng).unwrap());
             subscriber = Some(sp);
         }
 

@@ -1,3 +1,4 @@
 #![no_main]
-// Thin wrapper: the body is crate code, engine/src/proto/rtmp/fuzz.rs.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| engine::proto::rtmp::fuzz::fuzz_chunk_decoder(data));
+// Thin wrapper: the body is in engine/proto/src/fuzz/ (the `fuzz` feature). Time is
+// passed in: each input starts from a fresh instant.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| proto::fuzz::rtmp::fuzz_chunk_decoder(data));

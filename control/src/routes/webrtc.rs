@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use engine::rtc::{RtcError, RtcRole};
+use engine::rtc::RtcRole;
 
 /// Largest SDP offer accepted.
 const MAX_OFFER: usize = 64 * 1024;
@@ -31,17 +31,6 @@ fn sdp_body(headers: &HeaderMap, body: &Bytes) -> AppResult<String> {
         return Err(AppError::new(ErrorKind::PayloadTooLarge, "body: SDP offer too large"));
     }
     String::from_utf8(body.to_vec()).map_err(|_| AppError::bad_request("body: the SDP offer is not UTF-8"))
-}
-
-fn rtc_err(e: RtcError) -> AppError {
-    match e {
-        RtcError::BadOffer(why) if why.starts_with("bad SDP offer") => AppError::bad_request(why),
-        RtcError::BadOffer(why) => AppError::bad_request(format!("bad SDP offer: {why}")),
-        RtcError::AlreadyPublishing => AppError::conflict("this stream already has a live publisher"),
-        RtcError::NotLive => AppError::not_found("stream is not live"),
-        RtcError::Unavailable(why) => AppError::unavailable(why),
-        RtcError::TooMany(why) => AppError::new(ErrorKind::TooManyRequests, why),
-    }
 }
 
 fn created(kind: &str, name: &str, id: &str, etag: &str, sdp: String) -> Response {
@@ -80,8 +69,10 @@ pub async fn whip_post(
     if !auth::secrets_equal(&room.stream_key, &key) {
         return Err(AppError::forbidden("wrong stream key"));
     }
-    let answer =
-        engine(&s)?.create_webrtc(&name, RtcRole::Publisher { room_id: room.id }, offer).await.map_err(rtc_err)?;
+    let answer = engine(&s)?
+        .create_webrtc(&name, RtcRole::Publisher { room_id: room.id }, offer)
+        .await
+        .map_err(AppError::from)?;
     // The session holds the stream; the room goes live with the engine's
     // PublishStarted event (engine_link).
     let etag = format!("\"{}\"", auth::random_token(9));
@@ -114,7 +105,8 @@ pub async fn whep_post(
         return Err(AppError::not_found("stream is not live"));
     }
     let client = ip.parse().ok();
-    let answer = engine(&s)?.create_webrtc(&name, RtcRole::Subscriber { client }, offer).await.map_err(rtc_err)?;
+    let answer =
+        engine(&s)?.create_webrtc(&name, RtcRole::Subscriber { client }, offer).await.map_err(AppError::from)?;
     let etag = format!("\"{}\"", auth::random_token(9));
     let id = remember(
         &s,

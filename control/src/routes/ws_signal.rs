@@ -30,7 +30,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use engine::rtc::{RtcError, RtcRole};
+use engine::rtc::RtcRole;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -156,18 +156,6 @@ async fn refuse(mut socket: WebSocket, e: AppError) {
     tracing::debug!(error = %crate::error::log_safe(&e), "signaling socket refused");
     let _ = socket.send(error_msg(&e)).await;
     let _ = socket.send(close_msg(4000 + e.kind.code(), &e.message)).await;
-}
-
-fn rtc_err(e: RtcError) -> AppError {
-    match e {
-        // The engine's reason usually says "bad SDP offer: …" already.
-        RtcError::BadOffer(why) if why.starts_with("bad SDP") => AppError::bad_request(why),
-        RtcError::BadOffer(why) => AppError::bad_request(format!("bad SDP offer: {why}")),
-        RtcError::AlreadyPublishing => AppError::conflict("this stream already has a live publisher"),
-        RtcError::NotLive => AppError::not_found("stream is not live"),
-        RtcError::Unavailable(why) => AppError::unavailable(why),
-        RtcError::TooMany(why) => AppError::new(ErrorKind::TooManyRequests, why),
-    }
 }
 
 /// The room's status and viewer count, shared by all sockets of a room for up to
@@ -378,7 +366,7 @@ impl Signal {
                 let a = engine
                     .create_webrtc(&room.stream_name, RtcRole::Publisher { room_id: room.id }, offer)
                     .await
-                    .map_err(rtc_err)?;
+                    .map_err(AppError::from)?;
                 // The session holds the stream; the room goes live with the engine's
                 // PublishStarted event (as for WHIP). The key may have been reset since.
                 let app = self.s.cfg.rtmp.apps.first().cloned().unwrap_or_default();
@@ -404,7 +392,7 @@ impl Signal {
                 engine
                     .create_webrtc(&room.stream_name, RtcRole::Subscriber { client: self.client }, offer)
                     .await
-                    .map_err(rtc_err)?
+                    .map_err(AppError::from)?
             }
         };
         self.session = Some(answer.session_id);

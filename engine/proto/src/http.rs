@@ -1,0 +1,272 @@
+//! HTTP/1.1 for the media port: the request head (parsed by `httparse`, bounded in
+//! size and header count), small complete responses, and the routing of media paths
+//! (HTTP-FLV, HLS, stats, control). No I/O: the shell reads bytes and writes the
+//! bytes [`Response::head`] gives.
+
+use bytes::Bytes;
+
+/// Largest request head (request line + headers).
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Most headers in one request.
+pub const MAX_HEADERS: usize = 48;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Lowercased names.
+    pub headers: Vec<(String, String)>,
+    pub keep_alive: bool,
+    pub has_body: bool,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn query_param(&self, key: &str) -> Option<String> {
+        self.query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == key).then(|| percent_decode(v))
+        })
+    }
+
+    /// An `Upgrade: websocket` request (RFC 6455 §4.2.1).
+    pub fn is_websocket(&self) -> bool {
+        self.header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+            && self.header("connection").is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Why a request head could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadError {
+    /// The peer closed before sending anything (normal end of keep-alive).
+    Closed,
+    TimedOut,
+    TooLarge,
+    Malformed(String),
+    Io,
+}
+
+/// Parses a complete head from `buf`: `Ok(Some((request, used)))`, `Ok(None)` if more
+/// bytes are needed.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let used = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() >= MAX_HEAD { Err(HeadError::TooLarge) } else { Ok(None) };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(e) => return Err(HeadError::Malformed(e.to_string())),
+    };
+    if used > MAX_HEAD {
+        return Err(HeadError::TooLarge);
+    }
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let version = req.version.unwrap_or(1);
+    let headers: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).trim().to_owned()))
+        .collect();
+    let conn = headers.iter().find(|(k, _)| k == "connection").map(|(_, v)| v.to_ascii_lowercase());
+    let keep_alive = match (version, conn.as_deref()) {
+        (_, Some(c)) if c.contains("close") => false,
+        (1, _) => true,
+        (_, Some(c)) => c.contains("keep-alive"),
+        _ => false,
+    };
+    let has_body = headers
+        .iter()
+        .any(|(k, v)| (k == "content-length" && v.trim() != "0") || (k == "transfer-encoding" && !v.is_empty()));
+    Ok(Some((
+        Request {
+            method: req.method.unwrap_or("").to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers,
+            keep_alive,
+            has_body,
+        },
+        used,
+    )))
+}
+
+/// A small complete response.
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        Self { status, content_type, headers: vec![], body: body.into() }
+    }
+
+    pub fn text(status: u16, body: &str) -> Self {
+        Self::new(status, "text/plain; charset=utf-8", Bytes::copy_from_slice(format!("{body}\n").as_bytes()))
+    }
+
+    pub fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.headers.push((k, v.into()));
+        self
+    }
+
+    /// The head bytes; the body follows unless the request was HEAD.
+    pub fn head(&self, cors: &str, keep_alive: bool) -> Vec<u8> {
+        let mut h = format!(
+            "HTTP/1.1 {} {}\r\nServer: microvibe\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type,
+            self.body.len(),
+            if keep_alive { "keep-alive" } else { "close" }
+        );
+        if !cors.is_empty() {
+            h.push_str(&format!("Access-Control-Allow-Origin: {cors}\r\n"));
+        }
+        for (k, v) in &self.headers {
+            h.push_str(&format!("{k}: {v}\r\n"));
+        }
+        h.push_str("\r\n");
+        h.into_bytes()
+    }
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Flv(String),
+    HlsPlaylist(String),
+    HlsSegment(String, u64),
+    Stat,
+    StatJson,
+    ControlDrop(String),
+    NotFound,
+}
+
+/// A stream name as it may appear in a URL.
+pub fn valid_stream_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+pub fn route(path: &str) -> Route {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["flv", file] | ["live", file] => match file.strip_suffix(".flv") {
+            Some(n) if valid_stream_name(n) => Route::Flv(n.to_owned()),
+            _ => Route::NotFound,
+        },
+        ["hls", file] => match file.strip_suffix(".m3u8") {
+            Some(n) if valid_stream_name(n) => Route::HlsPlaylist(n.to_owned()),
+            _ => Route::NotFound,
+        },
+        ["hls", name, file] if valid_stream_name(name) => {
+            match file.strip_suffix(".ts").and_then(|s| s.parse::<u64>().ok()) {
+                Some(seq) => Route::HlsSegment((*name).to_owned(), seq),
+                None => Route::NotFound,
+            }
+        }
+        ["stat"] => Route::Stat,
+        ["stat.json"] => Route::StatJson,
+        ["control", "drop", what] => Route::ControlDrop((*what).to_owned()),
+        _ => Route::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_bounds_heads() {
+        let raw: &[u8] = b"GET /flv/abc.flv?x=1&y=a%20b HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nrest";
+        let (r, n) = parse_head(raw).unwrap().unwrap();
+        assert_eq!((r.method.as_str(), r.path.as_str(), r.query.as_str()), ("GET", "/flv/abc.flv", "x=1&y=a%20b"));
+        assert_eq!(n, raw.len() - 4, "the head ends before the pipelined bytes");
+        assert!(r.is_websocket() && r.keep_alive && !r.has_body);
+        assert_eq!(r.query_param("y").as_deref(), Some("a b"));
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost:").unwrap().map(|x| x.1), None);
+        assert!(matches!(parse_head(b"\x00\x01garbage\r\n\r\n"), Err(HeadError::Malformed(_))));
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(parse_head(big.as_bytes()).err(), Some(HeadError::TooLarge));
+        let many: String = (0..100).map(|i| format!("H{i}: v\r\n")).collect();
+        assert_eq!(parse_head(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).err(), Some(HeadError::TooLarge));
+        let (r, _) = parse_head(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(!r.keep_alive);
+        let (r, _) = parse_head(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").unwrap().unwrap();
+        assert!(r.has_body);
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/flv/live_abc.flv"), Route::Flv("live_abc".into()));
+        assert_eq!(route("/live/x-1.flv"), Route::Flv("x-1".into()));
+        assert_eq!(route("/flv/../etc.flv"), Route::NotFound);
+        assert_eq!(route("/flv/a%2Fb.flv"), Route::NotFound);
+        assert_eq!(route("/hls/s1.m3u8"), Route::HlsPlaylist("s1".into()));
+        assert_eq!(route("/hls/s1/42.ts"), Route::HlsSegment("s1".into(), 42));
+        assert_eq!(route("/hls/s1/x.ts"), Route::NotFound);
+        assert_eq!(route("/stat"), Route::Stat);
+        assert_eq!(route("/control/drop/publisher"), Route::ControlDrop("publisher".into()));
+        assert_eq!(route("/"), Route::NotFound);
+    }
+}

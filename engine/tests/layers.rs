@@ -1,0 +1,205 @@
+//! The engine's layering, checked on every test run:
+//!
+//! - the protocol crate (engine/proto) stays sans-IO: none of the runtime, socket
+//!   or OS crates among its dependencies, and its code (tests aside) reads no clock,
+//!   draws no global randomness, opens no socket, file or thread, keeps no
+//!   thread-local state;
+//! - the shell's top-level modules (engine/src) import each other one way. The
+//!   modules still in an import circle are listed in `STILL_IN_A_CIRCLE`; the test
+//!   fails when another module joins a circle, and when a listed one has left it
+//!   (the list only shrinks).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Shell modules that still import each other in a circle: the shard hub and the
+/// protocol servers it dispatches to. They leave as the hub becomes a state machine
+/// whose outputs the layer above carries out.
+const STILL_IN_A_CIRCLE: &[&str] =
+    &["engine", "flv_play", "hls_serve", "http", "listen", "rtc", "rtmp_conn", "shard", "stat"];
+
+fn engine_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// A test file by the crate's naming (`tests.rs`, `*_tests.rs`, under `tests/`).
+fn is_test_file(path: &Path) -> bool {
+    let name = path.file_name().unwrap().to_string_lossy();
+    name == "tests.rs" || name.ends_with("_tests.rs") || path.components().any(|c| c.as_os_str() == "tests")
+}
+
+/// The code before the file's first `#[cfg(test)]` (test modules sit at the end).
+fn non_test_code(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    match text.find("#[cfg(test)]") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// Lines of `text` that are not comments.
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter(|(_, l)| {
+        let t = l.trim_start();
+        !t.starts_with("//")
+    })
+}
+
+#[test]
+fn the_protocol_crate_has_no_runtime_dependency() {
+    let manifest = std::fs::read_to_string(engine_dir().join("proto/Cargo.toml")).unwrap();
+    let deps = manifest
+        .split("\n[")
+        .find(|section| section.starts_with("dependencies]"))
+        .expect("engine/proto/Cargo.toml has a [dependencies] table");
+    let names: Vec<&str> = code_lines(deps)
+        .filter_map(|(_, l)| l.split(['=', '.', ' ']).next())
+        .filter(|n| !n.is_empty() && !n.starts_with('['))
+        .collect();
+    assert!(names.contains(&"bytes"), "the parse found the dependency names: {names:?}");
+    for banned in [
+        "monoio",
+        "tokio",
+        "async-std",
+        "smol",
+        "mio",
+        "libc",
+        "nix",
+        "socket2",
+        "io-uring",
+        "futures-channel",
+        "rustix",
+    ] {
+        assert!(!names.contains(&banned), "engine/proto depends on `{banned}`: protocol code does no I/O");
+    }
+}
+
+#[test]
+fn protocol_code_reads_no_clock_and_does_no_io() {
+    let mut files = vec![];
+    rust_files(&engine_dir().join("proto/src"), &mut files);
+    assert!(files.len() > 50, "found the protocol sources: {}", files.len());
+    let banned = [
+        ("Instant::now", "reads the clock: take `now` from the caller"),
+        ("SystemTime::now", "reads the wall clock: take it from the caller"),
+        ("rand::rng()", "draws from the thread RNG: take `&mut impl Rng` or a seed"),
+        ("thread_rng", "draws from the thread RNG: take `&mut impl Rng` or a seed"),
+        ("from_os_rng", "draws OS randomness: take a seed"),
+        ("thread_local!", "keeps per-thread state"),
+        ("std::net", "uses the socket module (addresses are in core::net)"),
+        ("std::thread", "starts or parks threads"),
+        ("std::fs", "touches the file system"),
+        ("std::process", "runs processes"),
+        ("static mut", "keeps global mutable state"),
+    ];
+    let mut found = vec![];
+    for path in files.iter().filter(|p| !is_test_file(p)) {
+        let code = non_test_code(path);
+        for (n, line) in code_lines(&code) {
+            for (pattern, why) in banned {
+                if line.contains(pattern) {
+                    found.push(format!("{}:{}: {why}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "protocol code must stay sans-IO:\n{}", found.join("\n"));
+}
+
+/// Each top-level shell module (a file or folder under engine/src) and the other
+/// top-level modules its non-test code names through `crate::`.
+fn shell_imports() -> BTreeMap<String, BTreeSet<String>> {
+    let src = engine_dir().join("src");
+    let mut files = vec![];
+    rust_files(&src, &mut files);
+    let mut modules: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let top = rel.components().next().unwrap().as_os_str().to_string_lossy().trim_end_matches(".rs").to_owned();
+        if top == "lib" || is_test_file(&f) {
+            continue;
+        }
+        modules.entry(top).or_default().push(f);
+    }
+    let names: BTreeSet<String> = modules.keys().cloned().collect();
+    let mut edges = BTreeMap::new();
+    for (module, files) in &modules {
+        let mut to = BTreeSet::new();
+        for f in files {
+            let code = non_test_code(f);
+            for (_, line) in code_lines(&code) {
+                for (i, _) in line.match_indices("crate::") {
+                    let rest = &line[i + "crate::".len()..];
+                    let target: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    if target != *module && names.contains(&target) {
+                        to.insert(target);
+                    }
+                }
+                // `use crate::{a::X, b::Y}` names several.
+                if let Some(group) = line.split("crate::{").nth(1) {
+                    for part in group.split([',', '{', '}']) {
+                        let target = part.trim().split("::").next().unwrap_or("").to_owned();
+                        if target != *module && names.contains(&target) {
+                            to.insert(target);
+                        }
+                    }
+                }
+            }
+        }
+        edges.insert(module.clone(), to);
+    }
+    edges
+}
+
+/// The modules that are in an import circle (strongly connected components of
+/// more than one module).
+fn modules_in_circles(edges: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
+    let reach = |from: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.to_owned()];
+        while let Some(m) = todo.pop() {
+            for n in edges.get(&m).into_iter().flatten() {
+                if seen.insert(n.clone()) {
+                    todo.push(n.clone());
+                }
+            }
+        }
+        seen
+    };
+    edges.keys().filter(|m| reach(m).contains(*m)).cloned().collect()
+}
+
+#[test]
+fn shell_modules_import_one_way() {
+    let edges = shell_imports();
+    assert!(edges.contains_key("shard") && edges.contains_key("player"), "found the shell modules: {edges:?}");
+    assert!(edges["shard"].contains("player"), "the parse sees imports: {edges:?}");
+    let circle = modules_in_circles(&edges);
+    let allowed: BTreeSet<String> = STILL_IN_A_CIRCLE.iter().map(|s| s.to_string()).collect();
+    let joined: Vec<&String> = circle.difference(&allowed).collect();
+    assert!(joined.is_empty(), "these modules now import each other in a circle: {joined:?}\n(imports: {edges:#?})");
+    let left: Vec<&String> = allowed.difference(&circle).collect();
+    assert!(left.is_empty(), "these modules left the circle: take them off STILL_IN_A_CIRCLE: {left:?}");
+}
+
+#[test]
+fn the_circle_check_finds_circles() {
+    let edges: BTreeMap<String, BTreeSet<String>> =
+        [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["a"]), ("d", vec!["a"]), ("e", vec![])]
+            .into_iter()
+            .map(|(m, to)| (m.to_owned(), to.into_iter().map(str::to_owned).collect()))
+            .collect();
+    let circle: Vec<String> = modules_in_circles(&edges).into_iter().collect();
+    assert_eq!(circle, ["a", "b", "c"]);
+}
