@@ -2,7 +2,7 @@
 //! home's segmenter (muxed once per stream); other shards ask for them.
 
 use crate::hls_viewers::HlsClient;
-use crate::proto::hls::{HlsEvent, Segmenter};
+use crate::proto::hls::HlsEvent;
 use crate::proto::http::Response;
 use crate::shard::{HlsAnswer, Shard, ShardMsg};
 use std::rc::Rc;
@@ -78,7 +78,7 @@ pub async fn segment(shard: &Rc<Shard>, name: &str, seq: u64, client: Option<Hls
 
 /// Mirrors segmenter output to `hls.path` (when set): segment files and the playlist,
 /// removing segments that left memory. Small synchronous writes on the home shard.
-pub fn mirror_event(path: &str, name: &str, ev: &HlsEvent, seg: &Segmenter) {
+pub fn mirror_event(path: &str, name: &str, ev: &HlsEvent, playlist: &[u8]) {
     if path.is_empty() {
         return;
     }
@@ -89,7 +89,7 @@ pub fn mirror_event(path: &str, name: &str, ev: &HlsEvent, seg: &Segmenter) {
                 std::fs::create_dir_all(&dir)?;
                 std::fs::write(dir.join(format!("{seq}.ts")), data)?;
                 let tmp = std::path::Path::new(path).join(format!(".{name}.m3u8.tmp"));
-                std::fs::write(&tmp, seg.playlist())?;
+                std::fs::write(&tmp, playlist)?;
                 std::fs::rename(&tmp, std::path::Path::new(path).join(format!("{name}.m3u8")))?;
             }
             HlsEvent::SegmentRemoved { seq, .. } => {
@@ -97,7 +97,7 @@ pub fn mirror_event(path: &str, name: &str, ev: &HlsEvent, seg: &Segmenter) {
             }
             _ => {
                 let tmp = std::path::Path::new(path).join(format!(".{name}.m3u8.tmp"));
-                std::fs::write(&tmp, seg.playlist())?;
+                std::fs::write(&tmp, playlist)?;
                 std::fs::rename(&tmp, std::path::Path::new(path).join(format!("{name}.m3u8")))?;
             }
         }

@@ -18,6 +18,7 @@ pub mod gop;
 pub mod hls_serve;
 pub mod hls_viewers;
 pub mod http;
+pub mod hub;
 pub mod inbox;
 pub mod input_watch;
 pub mod link;

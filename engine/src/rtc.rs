@@ -20,7 +20,7 @@ use crate::proto::webrtc::{
     AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtcpPacket, RtpPacket, SessionConfig, SessionEvent,
     WebRtcError, WebRtcSession, build_answer, stun,
 };
-use crate::shard::{PublisherCtl, Shard};
+use crate::shard::{ClaimError, PublisherCtl, Shard};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -737,7 +737,10 @@ pub async fn create(
             started: Instant::now(),
             bytes_in: Cell::new(0),
         });
-        let pub_id = shard.claim_stream(&name, room_id, ctl.clone()).await.map_err(|_| RtcError::AlreadyPublishing)?;
+        let pub_id = shard.claim_stream(&name, room_id, ctl.clone()).await.map_err(|e| match e {
+            ClaimError::Taken => RtcError::AlreadyPublishing,
+            ClaimError::HomeUnreachable => RtcError::Unavailable(e.to_string()),
+        })?;
         sess.pub_id = pub_id;
         sess.ctl = Some(ctl);
         let v = sess.session.negotiated().video.clone();

@@ -10,7 +10,7 @@ use crate::frame::{Frame, MediaKind, PLAY_STREAM_ID};
 use crate::link::{EngineEvent, Protocol, PublishDecision};
 use crate::player::{Player, PlayerEnd, PlayerLimits, write_loop};
 use crate::proto::rtmp::message::MediaKind as RtmpKind;
-use crate::proto::rtmp::{ChunkLimits, ServerSession, SessionConfig, SessionEvent, encode_media};
+use crate::proto::rtmp::{ChunkLimits, RtmpError, ServerSession, SessionConfig, SessionEvent, encode_media};
 use crate::shard::{PlayError, PublisherCtl, Shard};
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
@@ -88,6 +88,37 @@ pub async fn serve(shard: &Rc<Shard>, stream: TcpStream, addr: SocketAddr) {
     conn.finish(reason).await;
 }
 
+/// Why an RTMP connection ended: logged by kind, never parsed.
+#[derive(Debug)]
+enum ConnEnd {
+    /// The session closed itself: a rejection, a timeout, `deleteStream`, a kick.
+    Closed,
+    /// The peer closed its side.
+    PeerClosed,
+    Read(std::io::Error),
+    Write(std::io::Error),
+    /// The peer broke the protocol.
+    Peer(RtmpError),
+    /// The session refused what we asked of it (an engine bug, logged as such).
+    Local(RtmpError),
+    /// The write half had already gone to a player's writer (an engine bug).
+    NoWriteHalf,
+}
+
+impl std::fmt::Display for ConnEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnEnd::Closed => f.write_str("closed"),
+            ConnEnd::PeerClosed => f.write_str("peer closed"),
+            ConnEnd::Read(e) => write!(f, "read: {e}"),
+            ConnEnd::Write(e) => write!(f, "write: {e}"),
+            ConnEnd::Peer(e) => write!(f, "protocol error ({:?}): {e}", e.kind()),
+            ConnEnd::Local(e) => write!(f, "session refused a call: {e}"),
+            ConnEnd::NoWriteHalf => f.write_str("no write half"),
+        }
+    }
+}
+
 /// Read buffer sizes: connections before publishing, players (a few small messages
 /// now and then), publishers.
 const SMALL_READ: usize = 4 * 1024;
@@ -107,7 +138,7 @@ impl Conn {
         matches!(*self.role.borrow(), Role::Playing { .. })
     }
 
-    async fn run(self: &Rc<Self>, rd: &mut OwnedReadHalf<TcpStream>) -> String {
+    async fn run(self: &Rc<Self>, rd: &mut OwnedReadHalf<TcpStream>) -> ConnEnd {
         // Timers (handshake/idle timeouts, pings) run in their own task: a read is
         // never cancelled by a timeout, because cancelling an io_uring read can lose
         // bytes that the kernel already delivered.
@@ -121,7 +152,7 @@ impl Conn {
         let mut watched: Option<crate::input_watch::Watched> = None;
         loop {
             if self.closing.get() || self.session.borrow().is_closed() {
-                return "closed".into();
+                return ConnEnd::Closed;
             }
             // Players only send acks and pings: a small buffer keeps per-player memory
             // low; publishers switch to a large one (fewer reads per second of media).
@@ -153,9 +184,9 @@ impl Conn {
                 }
             };
             let n = match res {
-                Ok(0) => return "peer closed".into(),
+                Ok(0) => return ConnEnd::PeerClosed,
                 Ok(n) => n,
-                Err(e) => return format!("read: {e}"),
+                Err(e) => return ConnEnd::Read(e),
             };
             self.shard.stats().bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             if let Role::Publishing { ctl, .. } = &*self.role.borrow() {
@@ -165,7 +196,7 @@ impl Conn {
             if let Err(e) = r {
                 peer_log!(self, info, error = %e, "RTMP protocol error; closing");
                 let _ = self.after_input().await;
-                return format!("protocol error: {e}");
+                return if e.is_peer_fault() { ConnEnd::Peer(e) } else { ConnEnd::Local(e) };
             }
             if let Err(e) = self.after_input().await {
                 return e;
@@ -174,7 +205,7 @@ impl Conn {
     }
 
     /// Acts on the session's events, then sends its output.
-    async fn after_input(self: &Rc<Self>) -> Result<(), String> {
+    async fn after_input(self: &Rc<Self>) -> Result<(), ConnEnd> {
         loop {
             let ev = self.session.borrow_mut().poll_event();
             let Some(ev) = ev else { break };
@@ -186,7 +217,7 @@ impl Conn {
     /// Writes the session's output: directly while we own the write half, else by
     /// waking the player's writer. Output stays queued in the session while another
     /// task is writing.
-    async fn flush(&self) -> Result<(), String> {
+    async fn flush(&self) -> Result<(), ConnEnd> {
         let role_player = match &*self.role.borrow() {
             Role::Playing { player, .. } => Some(player.clone()),
             _ => None,
@@ -207,7 +238,7 @@ impl Conn {
             let Some(out) = out else { break };
             let (r, _) = wr.write_all(out).await;
             if let Err(e) = r {
-                result = Err(format!("write: {e}"));
+                result = Err(ConnEnd::Write(e));
                 break;
             }
         }
@@ -215,7 +246,7 @@ impl Conn {
         result
     }
 
-    async fn on_event(self: &Rc<Self>, ev: SessionEvent) -> Result<(), String> {
+    async fn on_event(self: &Rc<Self>, ev: SessionEvent) -> Result<(), ConnEnd> {
         let cfg = &self.shard.shared.cfg;
         match ev {
             SessionEvent::ConnectRequested { app, .. } => {
@@ -226,7 +257,7 @@ impl Conn {
                     peer_log!(self, info, ?app, "unknown RTMP application");
                     s.reject_connect("unknown application")
                 };
-                r.map_err(|e| e.to_string())?;
+                r.map_err(ConnEnd::Local)?;
             }
             SessionEvent::PublishRequested { stream_id, app, name, query, .. } => {
                 self.on_publish(stream_id, app, name, query).await?;
@@ -276,7 +307,7 @@ impl Conn {
         app: String,
         name: String,
         query: Option<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConnEnd> {
         let shard = &self.shard;
         let cfg = &shard.shared.cfg;
         if !matches!(*self.role.borrow(), Role::None) {
@@ -332,29 +363,29 @@ impl Conn {
             Ok(pub_id) => {
                 *self.role.borrow_mut() =
                     Role::Publishing { stream_id, name: Arc::from(stream_name.as_str()), pub_id, ctl };
-                self.session.borrow_mut().accept_publish(stream_id).map_err(|e| e.to_string())?;
+                self.session.borrow_mut().accept_publish(stream_id).map_err(ConnEnd::Local)?;
                 tracing::info!(addr = %self.addr, stream = ?stream_name, room = room_id, "publishing");
                 Ok(())
             }
             Err(why) => {
                 peer_log!(self, info, stream = ?stream_name, %why, "second publisher refused");
                 // The room was marked live by the authorization; the live publisher keeps it.
-                self.reject_publish(stream_id, "NetStream.Publish.BadName", &why)
+                self.reject_publish(stream_id, "NetStream.Publish.BadName", &why.to_string())
             }
         }
     }
 
-    fn reject_publish(&self, stream_id: u32, code: &str, why: &str) -> Result<(), String> {
-        self.session.borrow_mut().reject_publish(stream_id, code, why).map_err(|e| e.to_string())
+    fn reject_publish(&self, stream_id: u32, code: &str, why: &str) -> Result<(), ConnEnd> {
+        self.session.borrow_mut().reject_publish(stream_id, code, why).map_err(ConnEnd::Local)
     }
 
-    async fn on_play(self: &Rc<Self>, stream_id: u32, name: String) -> Result<(), String> {
+    async fn on_play(self: &Rc<Self>, stream_id: u32, name: String) -> Result<(), ConnEnd> {
         let shard = self.shard.clone();
         if !matches!(*self.role.borrow(), Role::None) || !crate::proto::http::valid_stream_name(&name) {
             self.session
                 .borrow_mut()
                 .reject_play(stream_id, "NetStream.Play.StreamNotFound", "no such stream")
-                .map_err(|e| e.to_string())?;
+                .map_err(ConnEnd::Local)?;
             self.closing.set(true);
             return Ok(());
         }
@@ -362,7 +393,7 @@ impl Conn {
             self.session
                 .borrow_mut()
                 .reject_play(stream_id, "NetStream.Play.StreamNotFound", &why)
-                .map_err(|e| e.to_string())?;
+                .map_err(ConnEnd::Local)?;
             self.closing.set(true);
             return Ok(());
         }
@@ -381,14 +412,14 @@ impl Conn {
                 self.session
                     .borrow_mut()
                     .reject_play(stream_id, "NetStream.Play.StreamNotFound", why)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(ConnEnd::Local)?;
                 self.closing.set(true);
                 return Ok(());
             }
         };
         if let Err(e) = self.session.borrow_mut().accept_play(stream_id) {
             shard.leave(&name, &player, room_id);
-            return Err(e.to_string());
+            return Err(ConnEnd::Local(e));
         }
         // Play.Start must precede media: write it before handing the socket over.
         if let Err(e) = self.flush().await {
@@ -397,7 +428,7 @@ impl Conn {
         }
         let Some(wr) = self.wr.borrow_mut().take() else {
             shard.leave(&name, &player, room_id);
-            return Err("no write half".into());
+            return Err(ConnEnd::NoWriteHalf);
         };
         tracing::info!(addr = %self.addr, stream = ?name, "RTMP player joined");
         let writer = monoio::spawn(player_writer(self.clone(), player.clone(), wr, stream_id));
@@ -424,8 +455,13 @@ impl Conn {
         }
     }
 
-    async fn finish(self: &Rc<Self>, reason: String) {
-        tracing::debug!(addr = %self.addr, %reason, "RTMP connection ending");
+    async fn finish(self: &Rc<Self>, reason: ConnEnd) {
+        match &reason {
+            ConnEnd::Local(_) | ConnEnd::NoWriteHalf => {
+                tracing::warn!(addr = %self.addr, %reason, "RTMP connection ending on an engine error")
+            }
+            _ => tracing::debug!(addr = %self.addr, %reason, "RTMP connection ending"),
+        }
         self.session.borrow_mut().close();
         while self.session.borrow_mut().poll_event().is_some() {}
         self.end_role(PlayerEnd::Kicked).await;

@@ -8,11 +8,12 @@
 //! `Arc` clone through that shard's bounded inbox); shards fan out locally.
 
 use crate::engine::EngineShared;
-use crate::frame::{Frame, MediaKind};
+use crate::frame::Frame;
 use crate::gop::GopCache;
-use crate::link::{Command, EngineEvent, Protocol, StreamInfo};
+pub use crate::hub::ClaimError;
+use crate::hub::{HomeStream, HubConfig, HubOutput};
+use crate::link::{Command, EngineEvent, Protocol};
 use crate::player::{Player, PlayerEnd};
-use crate::proto::codec::MediaInfo;
 use crate::stats::ShardStats;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ pub enum ShardMsg {
         room_id: i64,
         pub_id: u64,
         shard: usize,
-        reply: Reply<Result<(), String>>,
+        reply: Reply<Result<(), ClaimError>>,
     },
     /// To the home: a publisher's media.
     PublisherFrame {
@@ -158,104 +159,6 @@ impl PublisherCtl {
     }
 }
 
-struct PubRef {
-    pub_id: u64,
-    shard: usize,
-    last_media: Instant,
-}
-
-/// How long the WebRTC → RTMP bridge keeps running after its last RTMP/FLV player.
-const FLV_BRIDGE_LINGER: Duration = Duration::from_secs(15);
-
-/// Timestamp continuity across publishers: output = input + offset.
-#[derive(Default)]
-struct Rebase {
-    offset: i64,
-    /// Set on a new publisher: the next frame fixes the offset.
-    pending: bool,
-    last_out: Option<u32>,
-    /// Last media timestamp out, per track (video, audio).
-    track_last: [Option<u32>; 2],
-    /// After a publisher change: the earliest time each track's first frame may
-    /// take (its previous frame + [`REBASE_GAP_MS`]).
-    floor: [Option<u32>; 2],
-}
-
-/// A new publisher's media starts this long after the previous one's last frame
-/// (more than a frame at 30 fps: players that time frames in frame units would
-/// otherwise see two in one slot).
-const REBASE_GAP_MS: i64 = 40;
-
-impl Rebase {
-    fn new_publisher(&mut self) {
-        self.pending = true;
-        self.floor = self.track_last.map(|t| t.map(|t| t.saturating_add(REBASE_GAP_MS as u32)));
-    }
-
-    /// A new publisher's tracks may start apart from each other by its own clock
-    /// (a bridged WebRTC publisher's second track is placed by its sender reports,
-    /// possibly before the first): when a track's first frame would land before
-    /// its floor, the whole clock moves on (a small forward step of the other track,
-    /// never a step back of this one).
-    fn apply_floor(&mut self, track: usize, out_ts: u32) -> u32 {
-        match self.floor[track].take() {
-            Some(f) if out_ts < f => {
-                self.offset += (f - out_ts) as i64;
-                f
-            }
-            _ => out_ts,
-        }
-    }
-}
-
-struct HomeStream {
-    /// The name, shared by every cross-shard frame message (no allocation per frame).
-    name: Arc<str>,
-    room_id: i64,
-    publisher: Option<PubRef>,
-    cache: GopCache,
-    subscribers: Vec<usize>,
-    seq: u64,
-    rebase: Rebase,
-    info: MediaInfo,
-    /// Bumped when a publisher arrives or leaves; a grace timer only fires for its generation.
-    generation: u64,
-    live: bool,
-    hls: Option<crate::proto::hls::Segmenter>,
-    /// Shards with WebRTC viewers of this stream.
-    rtp_wanted: Vec<usize>,
-    /// RTMP → WebRTC bridge, while someone watches over WebRTC.
-    to_rtc: Option<crate::bridge::RtmpToRtc>,
-    /// Shards with RTMP/FLV players of this stream.
-    flv_wanted: Vec<usize>,
-    /// Last HLS request (keeps the WebRTC → HLS bridge running for a while).
-    hls_requested: Option<Instant>,
-    /// When the last RTMP/FLV player left (the bridge lingers: players reconnect,
-    /// and a restarted bridge waits for a keyframe and leaves a gap in the timeline).
-    flv_left: Option<Instant>,
-    /// WebRTC → RTMP/FLV/HLS bridge, while someone watches that side.
-    to_rtmp: Option<crate::bridge::RtcToRtmp>,
-    /// A WebRTC publisher's last RTCP sender reports (video, audio), for a bridge
-    /// that starts later.
-    last_sr: [Option<Arc<Frame>>; 2],
-    /// When the current publisher started: the WebRTC → RTMP bridge's clock origin,
-    /// so that a bridge stopped and started again (viewers left and came back)
-    /// continues the timeline instead of restarting it.
-    publisher_since: Instant,
-    warnings: Vec<String>,
-    /// Why this stream cannot be muxed to HLS, if it cannot.
-    hls_error: Option<String>,
-    started: Instant,
-    bytes_in: u64,
-    /// The publisher's bit rate over the last [`BITRATE_WINDOW`], once measured.
-    bitrate: Option<u64>,
-    /// Where the current bit-rate window started: (instant, `bytes_in` then).
-    rate_mark: (Instant, u64),
-}
-
-/// The window the stream's bit rate is measured over.
-const BITRATE_WINDOW: Duration = Duration::from_secs(5);
-
 struct SubStream {
     room_id: i64,
     players: Vec<Rc<Player>>,
@@ -286,6 +189,8 @@ struct State {
 pub struct Shard {
     pub index: usize,
     pub shared: Arc<EngineShared>,
+    /// What every home stream of this shard is configured with.
+    hub_cfg: Arc<HubConfig>,
     st: RefCell<State>,
     /// Where RTMP players' input is watched, swept by the flush tick; `None` when
     /// there is no tick (merge window 0) or no epoll: players then keep a read.
@@ -318,7 +223,9 @@ impl Shard {
                 .inspect_err(|e| tracing::warn!(shard = index, error = %e, "no input watch; players keep a read"))
                 .ok()
         };
-        let shard = Rc::new(Shard { index, shared: shared.clone(), st: RefCell::new(State::default()), input_watch });
+        let hub_cfg = Arc::new(HubConfig::from_engine(&shared.cfg));
+        let shard =
+            Rc::new(Shard { index, shared: shared.clone(), hub_cfg, st: RefCell::new(State::default()), input_watch });
         SHARD.with(|s| *s.borrow_mut() = Some(shard.clone()));
         // Before any player or cohort exists: they take their lanes from it.
         crate::player::set_lanes(crate::player::lanes_for(shared.cfg.merge_window));
@@ -441,8 +348,8 @@ impl Shard {
             ShardMsg::Unsubscribe { name, shard } => {
                 let mut st = self.st.borrow_mut();
                 if let Some(h) = st.homes.get_mut(&name) {
-                    h.subscribers.retain(|s| *s != shard);
-                    if h.subscribers.is_empty() && h.publisher.is_none() && !h.live {
+                    h.unsubscribe(shard);
+                    if h.is_unused() {
                         st.homes.remove(&name);
                     }
                 }
@@ -505,40 +412,25 @@ impl Shard {
             ShardMsg::KeyframeRequest { name } => crate::rtc::keyframe_request(self, &name),
             ShardMsg::WantFlv { name, shard, want } => {
                 let mut st = self.st.borrow_mut();
-                let h = self.home_entry(&mut st, &name);
-                h.flv_wanted.retain(|s| *s != shard);
-                if want {
-                    h.flv_wanted.push(shard);
-                } else if h.flv_wanted.is_empty() {
-                    h.flv_left = Some(Instant::now());
-                }
+                self.home_entry(&mut st, &name).want_flv(Instant::now(), shard, want);
             }
             ShardMsg::WantRtp { name, shard, want } => {
                 let mut st = self.st.borrow_mut();
-                let h = self.home_entry(&mut st, &name);
-                h.rtp_wanted.retain(|s| *s != shard);
-                if want {
-                    h.rtp_wanted.push(shard);
-                } else if h.rtp_wanted.is_empty() {
-                    // Nobody watches over WebRTC: stop bridging (and transcoding).
-                    h.to_rtc = None;
-                }
+                self.home_entry(&mut st, &name).want_rtp(shard, want);
             }
         }
     }
 
     fn hls_answer(&self, name: &str, seq: Option<u64>) -> HlsAnswer {
         if let Some(h) = self.st.borrow_mut().homes.get_mut(name) {
-            h.hls_requested = Some(Instant::now());
+            h.hls_requested(Instant::now());
         }
         let st = self.st.borrow();
         let seg = match st.homes.get(name) {
-            Some(h) if h.live => {
-                if let Some(e) = &h.hls_error {
-                    return HlsAnswer::Unsupported(e.clone());
-                }
-                h.hls.as_ref()
-            }
+            Some(h) if h.is_live() => match h.hls() {
+                Ok(seg) => seg,
+                Err(e) => return HlsAnswer::Unsupported(e.to_owned()),
+            },
             _ => st.ended_hls.get(name).map(|(s, _)| s),
         };
         let Some(seg) = seg else { return HlsAnswer::NoStream };
@@ -554,7 +446,7 @@ impl Shard {
     fn hls_viewer(&self, name: &str, client: &crate::hls_viewers::HlsClient, bytes: u64) {
         let joined = {
             let mut st = self.st.borrow_mut();
-            let Some(room_id) = st.homes.get(name).filter(|h| h.live).map(|h| h.room_id) else { return };
+            let Some(room_id) = st.homes.get(name).filter(|h| h.is_live()).map(|h| h.room_id()) else { return };
             let shared = &self.shared;
             st.hls_viewers.touch(name, room_id, client, bytes, Instant::now(), || shared.next_id())
         };
@@ -588,8 +480,7 @@ impl Shard {
             let State { hls_viewers, homes, .. } = &mut *st;
             let fallback = self.shared.cfg.hls_fragment.as_secs().max(1);
             hls_viewers.sweep(Instant::now(), |name| {
-                let target =
-                    homes.get(name).and_then(|h| h.hls.as_ref()).map_or(fallback, |s| s.target_duration_secs());
+                let target = homes.get(name).and_then(|h| h.hls_target_secs()).unwrap_or(fallback);
                 Duration::from_secs(target.max(1)) * crate::hls_viewers::IDLE_TARGETS
             })
         };
@@ -609,7 +500,7 @@ impl Shard {
     /// Whether `name` is live as far as this shard knows.
     pub fn is_live(&self, name: &str) -> bool {
         let st = self.st.borrow();
-        st.subs.get(name).is_some_and(|s| s.live) || st.homes.get(name).is_some_and(|h| h.live)
+        st.subs.get(name).is_some_and(|s| s.live) || st.homes.get(name).is_some_and(|h| h.is_live())
     }
 
     fn snapshot(&self) -> crate::stat::ShardSnapshot {
@@ -618,24 +509,20 @@ impl Shard {
         let now = Instant::now();
         let mut snap = ShardSnapshot { index: self.index, ..Default::default() };
         for (name, h) in &st.homes {
-            if !h.live {
+            if !h.is_live() {
                 continue;
             }
+            let v = h.view(now);
             snap.homes.push(HomeSnap {
                 name: name.clone(),
-                room_id: h.room_id,
-                info: stream_info(&h.info),
-                uptime_ms: now.duration_since(h.started).as_millis() as u64,
-                bytes_in: h.bytes_in,
-                publishing: h.publisher.is_some(),
-                hls_error: h.hls_error.clone(),
-                audio_transcode_ms: (h.to_rtc.as_ref().map_or(Duration::ZERO, |b| b.audio_cpu)
-                    + h.to_rtmp.as_ref().map_or(Duration::ZERO, |b| b.audio_cpu))
-                .as_millis() as u64,
-                bridges: [h.to_rtc.as_ref().map(|_| "rtmp->webrtc"), h.to_rtmp.as_ref().map(|_| "webrtc->rtmp")]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
+                room_id: v.room_id,
+                info: v.info,
+                uptime_ms: v.uptime.as_millis() as u64,
+                bytes_in: v.bytes_in,
+                publishing: v.publishing,
+                hls_error: v.hls_error,
+                audio_transcode_ms: v.audio_transcode.as_millis() as u64,
+                bridges: v.bridges,
             });
         }
         for p in st.publishers.values() {
@@ -706,339 +593,95 @@ impl Shard {
     // ---- home side ----
 
     fn home_entry<'a>(&self, st: &'a mut State, name: &str) -> &'a mut HomeStream {
-        let cfg = &self.shared.cfg;
-        st.homes.entry(name.to_owned()).or_insert_with(|| HomeStream {
-            name: Arc::from(name),
-            room_id: 0,
-            publisher: None,
-            cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration).with_start(cfg.join_start),
-            subscribers: vec![],
-            seq: 0,
-            rebase: Rebase::default(),
-            info: MediaInfo::default(),
-            generation: 0,
-            live: false,
-            hls: None,
-            rtp_wanted: vec![],
-            to_rtc: None,
-            flv_wanted: vec![],
-            hls_requested: None,
-            to_rtmp: None,
-            last_sr: [None, None],
-            publisher_since: Instant::now(),
-            flv_left: None,
-            warnings: vec![],
-            hls_error: None,
-            started: Instant::now(),
-            bytes_in: 0,
-            bitrate: None,
-            rate_mark: (Instant::now(), 0),
-        })
+        st.homes.entry(name.to_owned()).or_insert_with(|| HomeStream::new(name, self.hub_cfg.clone(), Instant::now()))
     }
 
-    fn new_segmenter(&self, name: &str) -> crate::proto::hls::Segmenter {
-        let c = &self.shared.cfg;
-        crate::proto::hls::Segmenter::new(crate::proto::hls::HlsConfig {
-            fragment: c.hls_fragment,
-            playlist_length: c.hls_window,
-            uri_prefix: format!("{name}/"),
-            ..Default::default()
-        })
+    /// Carries out what `name`'s home stream asked for (see [`HubOutput`]).
+    fn run_home(&self, name: &str) {
+        loop {
+            let (output, subs, shared_name) = {
+                let mut st = self.st.borrow_mut();
+                let Some(h) = st.homes.get_mut(name) else { return };
+                let Some(o) = h.poll_output() else { return };
+                let subs = matches!(o, HubOutput::Frame { .. }).then(|| h.subscribers().to_vec());
+                (o, subs, h.name().clone())
+            };
+            match output {
+                HubOutput::Frame { frame, seq } => {
+                    for s in subs.unwrap_or_default() {
+                        self.to(s, ShardMsg::Frame { name: shared_name.clone(), frame: frame.clone(), seq });
+                    }
+                }
+                HubOutput::Snapshot { shard, room_id, frames, seq } => {
+                    self.to(shard, ShardMsg::Snapshot { name: name.to_owned(), room_id, frames, seq })
+                }
+                HubOutput::Kick { shard, pub_id } => self.to(shard, ShardMsg::Kick { pub_id }),
+                HubOutput::Event(ev) => self.shared.events.send(ev),
+                HubOutput::RequestKeyframe => crate::rtc::keyframe_request(self, name),
+                HubOutput::HlsMirror { event, playlist } => {
+                    crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &event, &playlist)
+                }
+                HubOutput::Ended { subscribers } => {
+                    {
+                        let mut st = self.st.borrow_mut();
+                        self.finish_home(&mut st, name);
+                    }
+                    self.end_hls_viewers(name);
+                    for s in subscribers {
+                        self.to(s, ShardMsg::StreamEnded { name: name.to_owned() });
+                    }
+                    // The finished home's last outputs (HLS mirror) were carried out
+                    // by `finish_home`.
+                    return;
+                }
+            }
+        }
     }
 
-    fn claim(&self, name: &str, room_id: i64, pub_id: u64, shard: usize) -> Result<(), String> {
-        let now = Instant::now();
-        let idle = self.shared.cfg.idle_publisher_timeout;
-        let (subs, snapshot_seq, kick) = {
+    fn claim(&self, name: &str, room_id: i64, pub_id: u64, shard: usize) -> Result<(), ClaimError> {
+        {
             let mut st = self.st.borrow_mut();
+            let ended = st.ended_hls.remove(name).map(|(seg, _)| seg);
             let h = self.home_entry(&mut st, name);
-            let mut kick = None;
-            if let Some(p) = &h.publisher {
-                if now.duration_since(p.last_media) < idle {
-                    return Err("the stream is already being published".into());
-                }
-                tracing::info!(stream = %name, old = p.pub_id, new = pub_id, "publisher silent; taking over");
-                kick = Some((p.shard, p.pub_id));
+            if let Err(e) = h.handle_claim(Instant::now(), room_id, pub_id, shard, ended) {
+                return Err(e);
             }
-            h.publisher = Some(PubRef { pub_id, shard, last_media: now });
-            h.room_id = room_id;
-            h.generation += 1;
-            h.cache.reset();
-            h.rebase.new_publisher();
-            h.to_rtc = None;
-            h.to_rtmp = None;
-            h.last_sr = [None, None];
-            h.publisher_since = now;
-            if !h.live {
-                h.started = now;
-                h.bytes_in = 0;
-                h.rate_mark = (now, 0);
-                h.bitrate = None;
-            }
-            h.live = true;
-            h.hls_error = None;
-            match &mut h.hls {
-                // A new publisher of a stream already being segmented: a discontinuity.
-                Some(seg) => seg.discontinuity(),
-                None => {
-                    let seg = match st.ended_hls.remove(name) {
-                        Some((mut seg, _)) => {
-                            seg.discontinuity();
-                            seg
-                        }
-                        None => self.new_segmenter(name),
-                    };
-                    let h = st.homes.get_mut(name).expect("entry created above");
-                    h.hls = Some(seg);
-                }
-            }
-            let h = st.homes.get_mut(name).expect("entry created above");
-            (h.subscribers.clone(), h.seq, kick)
-        };
-        if let Some((s, id)) = kick {
-            self.to(s, ShardMsg::Kick { pub_id: id });
         }
-        // Subscribers reset their mirrors (new headers follow); players stay connected.
-        for s in subs {
-            self.to(s, ShardMsg::Snapshot { name: name.to_owned(), room_id, frames: vec![], seq: snapshot_seq });
-        }
-        self.shared.events.send(EngineEvent::PublishStarted { room_id, stream_name: name.to_owned() });
+        self.run_home(name);
         Ok(())
     }
 
     fn home_frame(&self, name: &str, pub_id: u64, frame: Arc<Frame>) {
-        let now = Instant::now();
-        let mut out: Vec<Arc<Frame>> = Vec::with_capacity(4);
-        let mut events: Vec<EngineEvent> = Vec::new();
-        let mut want_keyframe = false;
-        let mut flv_reset = None;
-        let (subs, first_seq, shared_name) = {
+        {
             let mut st = self.st.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
-            match &mut h.publisher {
-                Some(p) if p.pub_id == pub_id => p.last_media = now,
-                _ => return, // a replaced publisher's late frame
-            }
-            h.bytes_in += frame.len() as u64;
-            // The bit rate, every window; the control plane hears of a change of
-            // more than a tenth (room `media.bitrate`).
-            let elapsed = now.saturating_duration_since(h.rate_mark.0);
-            if elapsed >= BITRATE_WINDOW {
-                let rate = h.bytes_in.saturating_sub(h.rate_mark.1) * 8 * 1000 / elapsed.as_millis().max(1) as u64;
-                h.rate_mark = (now, h.bytes_in);
-                if h.bitrate.is_none_or(|old| rate.abs_diff(old) * 10 > old) {
-                    h.bitrate = Some(rate);
-                    let mut info = stream_info(&h.info);
-                    info.warnings = h.warnings.clone();
-                    info.bitrate = h.bitrate;
-                    events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
-                }
-            }
-            if frame.is_rtp() {
-                if frame.as_sender_report().is_some() {
-                    h.last_sr[usize::from(frame.kind == MediaKind::RtpAudio)] = Some(frame.clone());
-                }
-                // WebRTC → RTMP/FLV/HLS, only while someone watches that side.
-                if self.flv_wanted(h, now) {
-                    let (last_sr, origin) = (&h.last_sr, h.publisher_since);
-                    let bridge = h.to_rtmp.get_or_insert_with(|| {
-                        let h264 = self
-                            .shared
-                            .rtc_codecs
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .get(name)
-                            .is_some_and(|c| c.video == Some(crate::proto::webrtc::Codec::H264));
-                        want_keyframe = true;
-                        let mut b = crate::bridge::RtcToRtmp::new(origin, h264);
-                        for sr in last_sr.iter().flatten() {
-                            b.push(now, sr, &mut vec![]);
-                        }
-                        b
-                    });
-                    let mut flv = vec![];
-                    want_keyframe |= bridge.push(now, &frame, &mut flv);
-                    let w = bridge.warnings();
-                    if w != h.warnings {
-                        h.warnings = w;
-                        let mut info = stream_info(&h.info);
-                        info.warnings = h.warnings.clone();
-                        info.bitrate = h.bitrate;
-                        events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
-                    }
-                    for f in flv {
-                        self.home_flv(h, name, Arc::new(f), &mut out, &mut events);
-                    }
-                } else if h.to_rtmp.take().is_some() {
-                    tracing::info!(stream = %name, "WebRTC → RTMP bridge stopped: no viewers on that side");
-                    // Its GOP goes too, here and in the mirrors: the next player would
-                    // otherwise start on stale frames followed by a jump to the live
-                    // ones of the next bridge (ffmpeg then mistimes the stream).
-                    h.cache.reset();
-                    flv_reset = Some((h.room_id, h.seq));
-                }
-                // Sender reports stop here (the bridge's clock); WebRTC viewers get the
-                // engine's own.
-                if frame.as_sender_report().is_none() {
-                    out.push(frame);
-                }
-            } else {
-                self.home_flv(h, name, frame, &mut out, &mut events);
-            }
-            let first = h.seq + 1;
-            h.seq += out.len() as u64;
-            (h.subscribers.clone(), first, h.name.clone())
-        };
-        for ev in events {
-            self.shared.events.send(ev);
-        }
-        if want_keyframe {
-            crate::rtc::keyframe_request(self, name);
-        }
-        if let Some((room_id, seq)) = flv_reset {
-            for s in &subs {
-                self.to(*s, ShardMsg::Snapshot { name: name.to_owned(), room_id, frames: vec![], seq });
-            }
-        }
-        for (i, frame) in out.iter().enumerate() {
-            let seq = first_seq + i as u64;
-            for s in &subs {
-                self.to(*s, ShardMsg::Frame { name: shared_name.clone(), frame: frame.clone(), seq });
-            }
-        }
-    }
-
-    /// Whether FLV-side output (RTMP/FLV players, HLS) is wanted for a WebRTC stream.
-    fn flv_wanted(&self, h: &HomeStream, now: Instant) -> bool {
-        self.shared.cfg.webrtc_bridge_always
-            || !h.flv_wanted.is_empty()
-            || h.hls_requested.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60))
-            || h.flv_left.is_some_and(|t| now.duration_since(t) < FLV_BRIDGE_LINGER)
-    }
-
-    /// One FLV-tag frame at the home: timestamp rebase, codec info, GOP cache,
-    /// HLS, and the RTMP → WebRTC bridge while WebRTC viewers exist.
-    fn home_flv(
-        &self,
-        h: &mut HomeStream,
-        name: &str,
-        frame: Arc<Frame>,
-        out: &mut Vec<Arc<Frame>>,
-        events: &mut Vec<EngineEvent>,
-    ) {
-        // Rebase timestamps so that players see one continuous clock across publishers.
-        let r = &mut h.rebase;
-        let out_ts = if r.pending {
-            // The new publisher's first media frame fixes the offset; its codec headers,
-            // which come first, are stamped where its media will start (not with the
-            // old publisher's offset, which would put them seconds back).
-            let target = r.last_out.map_or(0, |t| t as i64 + REBASE_GAP_MS);
-            if !frame.header {
-                r.offset = target - frame.timestamp as i64;
-                r.pending = false;
-            }
-            target.clamp(0, u32::MAX as i64) as u32
-        } else {
-            (frame.timestamp as i64 + r.offset).clamp(0, u32::MAX as i64) as u32
-        };
-        let track = match frame.kind {
-            MediaKind::Video => Some(0),
-            MediaKind::Audio => Some(1),
-            _ => None,
-        };
-        let out_ts = match track {
-            Some(t) if !frame.header => r.apply_floor(t, out_ts),
-            _ => out_ts,
-        };
-        let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
-        if !frame.header {
-            // The later of the tracks: a new publisher continues after both.
-            r.last_out = Some(r.last_out.map_or(out_ts, |l| l.max(out_ts)));
-            if let Some(t) = track {
-                r.track_last[t] = Some(out_ts);
-            }
-        }
-        if frame.header {
-            let changed = match frame.kind {
-                MediaKind::Video => h.info.update_from_video_tag(&frame.payload).unwrap_or(false),
-                MediaKind::Audio => h.info.update_from_audio_tag(&frame.payload).unwrap_or(false),
-                _ => false,
+            let shared = &self.shared;
+            let h264 = || {
+                let codecs = shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner());
+                codecs.get(name).is_some_and(|c| c.video == Some(crate::proto::webrtc::Codec::H264))
             };
-            if changed {
-                let mut info = stream_info(&h.info);
-                info.warnings = h.warnings.clone();
-                info.bitrate = h.bitrate;
-                events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
-            }
+            h.handle_frame(Instant::now(), pub_id, frame, &h264);
         }
-        h.cache.push(&frame);
-        if let (Some(seg), None) = (&mut h.hls, &h.hls_error) {
-            let kind = match frame.kind {
-                MediaKind::Video => Some(crate::proto::hls::MediaKind::Video),
-                MediaKind::Audio => Some(crate::proto::hls::MediaKind::Audio),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                if let Err(e) = seg.push_flv_tag(kind, frame.timestamp, &frame.payload) {
-                    if matches!(e, crate::proto::hls::HlsError::UnsupportedCodec(_)) {
-                        tracing::warn!(stream = %name, error = %e, "HLS unavailable for this stream");
-                        h.hls_error = Some(e.to_string());
-                    } else {
-                        tracing::debug!(stream = %name, error = %e, "HLS: frame skipped");
-                    }
-                }
-                while let Some(ev) = seg.poll_event() {
-                    crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &ev, seg);
-                }
-            }
-        }
-        out.push(frame.clone());
-        // RTMP → WebRTC, only while WebRTC viewers exist (never for frames that
-        // came from WebRTC in the first place).
-        if !h.rtp_wanted.is_empty() && h.to_rtmp.is_none() {
-            let cache = &h.cache;
-            let bridge = h.to_rtc.get_or_insert_with(|| {
-                let mut b = crate::bridge::RtmpToRtc::new();
-                // Start from the codec headers and the cached GOP (a keyframe first).
-                let mut start = vec![];
-                for f in cache.snapshot() {
-                    if !Arc::ptr_eq(&f, &frame) {
-                        b.push(&f, &mut start);
-                    }
-                }
-                out.extend(start.into_iter().map(Arc::new));
-                b
-            });
-            let mut rtp = vec![];
-            if bridge.push(&frame, &mut rtp) {
-                h.warnings = bridge.warnings();
-                let mut info = stream_info(&h.info);
-                info.warnings = h.warnings.clone();
-                info.bitrate = h.bitrate;
-                events.push(EngineEvent::StreamInfo { room_id: h.room_id, stream_name: name.to_owned(), info });
-            }
-            out.extend(rtp.into_iter().map(Arc::new));
-        }
+        self.run_home(name);
     }
 
     fn publisher_gone(&self, name: &str, pub_id: u64) {
-        let generation = {
+        let deadline = {
             let mut st = self.st.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
-            if !h.publisher.as_ref().is_some_and(|p| p.pub_id == pub_id) {
-                return;
-            }
-            h.publisher = None;
-            h.generation += 1;
-            h.generation
+            h.handle_publisher_gone(Instant::now(), pub_id);
+            h.poll_timeout()
         };
         // Keep players for a reconnect; end the stream if nobody comes back.
-        let grace = self.shared.cfg.unpublish_grace;
+        let Some(deadline) = deadline else { return };
         let shard = self.self_rc();
         let name = name.to_owned();
         monoio::spawn(async move {
-            monoio::time::sleep(grace).await;
-            shard.end_if_abandoned(&name, generation);
+            monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await;
+            let due = shard.st.borrow_mut().homes.get_mut(&name).map(|h| h.handle_timeout(Instant::now()));
+            if due.is_some() {
+                shard.run_home(&name);
+            }
         });
     }
 
@@ -1046,54 +689,29 @@ impl Shard {
         SHARD.with(|s| s.borrow().clone()).expect("the shard is registered for its thread")
     }
 
-    fn end_if_abandoned(&self, name: &str, generation: u64) {
-        let (subs, room_id) = {
-            let mut st = self.st.borrow_mut();
-            let Some(h) = st.homes.get_mut(name) else { return };
-            if h.generation != generation || h.publisher.is_some() || !h.live {
-                return;
-            }
-            let out = (std::mem::take(&mut h.subscribers), h.room_id);
-            self.finish_home(&mut st, name);
-            out
-        };
-        tracing::info!(stream = %name, "publisher gone; stream ended");
-        self.end_hls_viewers(name);
-        self.shared.events.send(EngineEvent::PublishEnded { room_id, stream_name: name.to_owned() });
-        for s in subs {
-            self.to(s, ShardMsg::StreamEnded { name: name.to_owned() });
-        }
-    }
-
     /// The home stream is over: its HLS playlist gets `#EXT-X-ENDLIST` and stays
     /// served for the playlist's length (players see the end, not a 404), and the
     /// home entry goes.
     fn finish_home(&self, st: &mut State, name: &str) {
         let Some(mut h) = st.homes.remove(name) else { return };
-        h.live = false;
-        if let Some(mut seg) = h.hls.take() {
-            seg.end();
-            while let Some(ev) = seg.poll_event() {
-                crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &ev, &seg);
-            }
+        if let Some(seg) = h.finish() {
             st.ended_hls.insert(name.to_owned(), (seg, Instant::now()));
+        }
+        while let Some(o) = h.poll_output() {
+            if let HubOutput::HlsMirror { event, playlist } = o {
+                crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &event, &playlist);
+            }
         }
         let keep = self.shared.cfg.hls_window;
         st.ended_hls.retain(|_, (_, at)| at.elapsed() < keep);
     }
 
     fn subscribe(&self, name: &str, shard: usize) {
-        let snapshot = {
+        {
             let mut st = self.st.borrow_mut();
-            let h = self.home_entry(&mut st, name);
-            if !h.subscribers.contains(&shard) {
-                h.subscribers.push(shard);
-            }
-            h.live.then(|| (h.room_id, h.cache.snapshot(), h.seq))
-        };
-        if let Some((room_id, frames, seq)) = snapshot {
-            self.to(shard, ShardMsg::Snapshot { name: name.to_owned(), room_id, frames, seq });
+            self.home_entry(&mut st, name).subscribe(shard);
         }
+        self.run_home(name);
     }
 
     fn drop_stream(&self, name: &str) {
@@ -1335,7 +953,7 @@ impl Shard {
     // ---- publisher side (the connection's shard) ----
 
     /// Registers a local publisher connection and claims the stream at its home.
-    pub async fn claim_stream(&self, name: &str, room_id: i64, ctl: Rc<PublisherCtl>) -> Result<u64, String> {
+    pub async fn claim_stream(&self, name: &str, room_id: i64, ctl: Rc<PublisherCtl>) -> Result<u64, ClaimError> {
         let pub_id = self.shared.next_id();
         ctl.id.set(pub_id);
         self.st.borrow_mut().publishers.insert(pub_id, ctl);
@@ -1346,7 +964,7 @@ impl Shard {
         );
         let r = match monoio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(r)) => r,
-            _ => Err("the stream's shard did not answer".into()),
+            _ => Err(ClaimError::HomeUnreachable),
         };
         match r {
             Ok(()) => {
@@ -1381,50 +999,7 @@ impl Shard {
     }
 }
 
-/// The codec summary the control plane gets.
-pub fn stream_info(m: &MediaInfo) -> StreamInfo {
-    StreamInfo {
-        video_codec: m.video.as_ref().map(|v| v.codec.name().to_owned()),
-        width: m.video.as_ref().map(|v| v.width).filter(|w| *w > 0),
-        height: m.video.as_ref().map(|v| v.height).filter(|h| *h > 0),
-        fps: m.video.as_ref().and_then(|v| v.fps),
-        audio_codec: m.audio.as_ref().map(|a| a.codec.name().to_owned()),
-        audio_sample_rate: m.audio.as_ref().map(|a| a.sample_rate).filter(|r| *r > 0),
-        audio_channels: m.audio.as_ref().map(|a| a.channels).filter(|c| *c > 0),
-        bitrate: None,
-        warnings: vec![],
-    }
-}
-
 thread_local! {
     /// The shard of this thread (for tasks spawned from `&self` methods).
     pub static SHARD: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A new publisher whose second track starts before its first (by its own
-    /// clock) moves its clock on instead of stepping that track back.
-    #[test]
-    fn rebase_keeps_each_track_after_the_previous_publisher() {
-        let mut r = Rebase::default();
-        // The old publisher ended with video at 1000, audio at 1010.
-        (r.last_out, r.track_last) = (Some(1010), [Some(1000), Some(1010)]);
-        r.new_publisher();
-        // The new publisher's first frame (video, its ts 5000) fixes the offset.
-        assert!(r.pending);
-        let target = r.last_out.unwrap() as i64 + REBASE_GAP_MS;
-        r.offset = target - 5000;
-        r.pending = false;
-        assert_eq!(r.apply_floor(0, 1050), 1050, "video: after the old video + gap");
-        // Its audio starts 100 ms earlier by its clock (ts 4900 → 950): moved to 1050.
-        let audio = (4900 + r.offset) as u32;
-        assert_eq!(r.apply_floor(1, audio), 1050);
-        assert_eq!(r.offset, target - 5000 + 100, "the whole clock moved on 100 ms");
-        // Floors apply once per track.
-        assert_eq!(r.apply_floor(1, 900), 900);
-        assert_eq!(r.floor, [None, None]);
-    }
 }
