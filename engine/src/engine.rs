@@ -4,146 +4,18 @@
 use crate::config::{EngineConfig, IoMode};
 use crate::inbox::Inbox;
 use crate::link::{Command, EngineEvent, EventSink};
-use crate::shard::{Shard, ShardMsg};
+use crate::shard::{EngineShared, Shard, ShardMsg, StartError};
 pub use crate::stats::ShardStats;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// What every shard shares (all `Sync`): config, the shards' inboxes, admission
-/// counters, the event sink.
-pub struct EngineShared {
-    pub cfg: EngineConfig,
-    pub inboxes: Vec<Arc<Inbox<ShardMsg>>>,
-    pub stats: Vec<Arc<ShardStats>>,
-    pub events: EventSink,
-    next_id: AtomicU64,
-    connections: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    pub shutting_down: AtomicBool,
-    pub started: Instant,
-    /// The DTLS certificate of every WebRTC session of this process.
-    cert: crate::proto::webrtc::DtlsCertificate,
-    next_subscriber_shard: AtomicUsize,
-    /// What each WebRTC publisher sends (video codec, H.264 profile), so that
-    /// subscribers on any shard answer with the same codec. Touched only when
-    /// sessions are created, never on the media path.
-    pub rtc_codecs: Mutex<HashMap<String, crate::rtc::PublisherCodecs>>,
-    /// WebRTC viewer sessions not connected yet (see [`crate::rtc::PendingSlot`]).
-    pub rtc_pending: Mutex<crate::rtc::PendingCounts>,
-    /// Lines about peers' bad input: one per address per interval.
-    pub peer_log: Mutex<crate::log_limit::LogLimiter>,
-}
-
-impl EngineShared {
-    /// Whether a line about a peer's bad input from `ip` may be logged now (see
-    /// [`crate::log_limit`]): `Some(suppressed since the last one)`.
-    pub fn peer_log(&self, ip: IpAddr) -> Option<u64> {
-        self.peer_log.lock().unwrap_or_else(|p| p.into_inner()).check(ip, Instant::now())
-    }
-
-    pub fn shard_count(&self) -> usize {
-        self.inboxes.len()
-    }
-
-    /// The home shard of a stream: a stable hash of its name.
-    pub fn home_of(&self, stream_name: &str) -> usize {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        stream_name.hash(&mut h);
-        (h.finish() % self.inboxes.len() as u64) as usize
-    }
-
-    /// Why `stream_name` cannot be played over FLV/RTMP/HLS, if it cannot: a WebRTC
-    /// publisher whose video is not H.264.
-    pub fn flv_unavailable(&self, stream_name: &str) -> Option<String> {
-        let codecs = self.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner());
-        let c = codecs.get(stream_name)?;
-        match c.video {
-            Some(crate::proto::webrtc::Codec::H264) | None => None,
-            Some(v) => Some(format!(
-                "the WebRTC publisher sends {v:?} video; RTMP, HTTP-FLV and HLS need H.264 (publish H.264, or watch over WebRTC)"
-            )),
-        }
-    }
-
-    pub fn cert(&self) -> crate::proto::webrtc::DtlsCertificate {
-        self.cert.clone()
-    }
-
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Admits a new connection under the total and per-IP limits.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admission> {
-        if self.shutting_down.load(Ordering::Relaxed) {
-            return None;
-        }
-        if self.connections.fetch_add(1, Ordering::AcqRel) >= self.cfg.max_connections {
-            self.connections.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        let mut m = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= self.cfg.max_connections_per_ip {
-            drop(m);
-            self.connections.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        *n += 1;
-        Some(Admission { shared: self.clone(), ip })
-    }
-
-    /// Sends a message to a shard's inbox; a full inbox drops it (counted).
-    pub fn send(&self, shard: usize, msg: ShardMsg) -> bool {
-        match self.inboxes.get(shard) {
-            Some(i) => i.push(msg).is_ok(),
-            None => false,
-        }
-    }
-
-    pub fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
-    }
-}
-
-/// Held for the life of an admitted connection.
-pub struct Admission {
-    shared: Arc<EngineShared>,
-    ip: IpAddr,
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        self.shared.connections.fetch_sub(1, Ordering::AcqRel);
-        let mut m = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// A started engine, held by the control plane.
 pub struct Engine {
     shared: Arc<EngineShared>,
     events: Arc<Inbox<EngineEvent>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot listen on {addr} ({key}): {source}")]
-    Bind { addr: std::net::SocketAddr, key: &'static str, source: std::io::Error },
-    #[error("shard {shard}: cannot start the {driver} runtime: {source}")]
-    Runtime { shard: usize, driver: &'static str, source: std::io::Error },
-    #[error("cannot start shard thread: {0}")]
-    Thread(std::io::Error),
 }
 
 /// Checks that nobody else holds `addr` (a plain bind, without SO_REUSEPORT, fails
@@ -159,23 +31,7 @@ impl Engine {
         probe(cfg.http_listen, "http_media.listen")?;
         let n = cfg.shard_count();
         let events = Arc::new(Inbox::new(65_536));
-        let shared = Arc::new(EngineShared {
-            inboxes: (0..n).map(|_| Arc::new(Inbox::new(cfg.shard_queue))).collect(),
-            stats: (0..n).map(|_| Arc::new(ShardStats::default())).collect(),
-            events: EventSink::new(events.clone()),
-            next_id: AtomicU64::new(0),
-            connections: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-            shutting_down: AtomicBool::new(false),
-            started: Instant::now(),
-            cert: crate::proto::webrtc::DtlsCertificate::generate()
-                .map_err(|e| StartError::Thread(std::io::Error::other(format!("DTLS certificate: {e}"))))?,
-            next_subscriber_shard: AtomicUsize::new(0),
-            rtc_codecs: Mutex::new(HashMap::new()),
-            rtc_pending: Mutex::new(crate::rtc::PendingCounts::default()),
-            peer_log: Mutex::new(crate::log_limit::LogLimiter::default()),
-            cfg,
-        });
+        let shared = Arc::new(EngineShared::new(cfg, EventSink::new(events.clone()))?);
         let mut threads = vec![];
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
         for i in 0..n {
@@ -250,7 +106,13 @@ impl Engine {
             }
         };
         let (tx, rx) = futures_channel::oneshot::channel();
-        let msg = ShardMsg::RtcCreate { role, name: stream_name.to_owned(), offer, pending, reply: tx };
+        let name = stream_name.to_owned();
+        let msg = ShardMsg::Run(Box::new(move |shard: &Rc<Shard>| {
+            let shard = shard.clone();
+            monoio::spawn(async move {
+                let _ = tx.send(crate::rtc::create(shard, role, name, offer, pending).await);
+            });
+        }));
         if !self.shared.send(shard, msg) {
             return Err(RtcError::Unavailable("engine busy".into()));
         }
@@ -268,7 +130,10 @@ impl Engine {
             return false;
         }
         let (tx, rx) = futures_channel::oneshot::channel();
-        if !self.shared.send(shard, ShardMsg::RtcDelete { sid, reply: tx }) {
+        let msg = ShardMsg::Run(Box::new(move |shard: &Rc<Shard>| {
+            let _ = tx.send(crate::rtc::delete(shard, sid));
+        }));
+        if !self.shared.send(shard, msg) {
             return false;
         }
         rx.await.unwrap_or(false)
@@ -341,7 +206,7 @@ fn run_shard(i: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender
             Ok(mut rt) => {
                 *shared.stats[i].driver.lock().unwrap_or_else(|p| p.into_inner()) = "io_uring";
                 tracing::info!(shard = i, driver = "io_uring", "shard started");
-                rt.block_on(Shard::run(i, shared, ready));
+                rt.block_on(shard_main(i, shared, ready));
                 return;
             }
             Err(e) if mode == IoMode::IoUring => {
@@ -355,10 +220,107 @@ fn run_shard(i: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender
         Ok(mut rt) => {
             *shared.stats[i].driver.lock().unwrap_or_else(|p| p.into_inner()) = "epoll";
             tracing::info!(shard = i, driver = "epoll", "shard started");
-            rt.block_on(Shard::run(i, shared, ready));
+            rt.block_on(shard_main(i, shared, ready));
         }
         Err(e) => {
             let _ = ready.send(Err(StartError::Runtime { shard: i, driver: "epoll", source: e }));
         }
     }
+}
+
+/// A shard's main task: listeners, then the inbox loop until shutdown.
+async fn shard_main(index: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender<Result<(), StartError>>) {
+    let merge = shared.cfg.merge_window;
+    let input_watch = if merge.is_zero() {
+        None
+    } else {
+        crate::input_watch::InputWatch::new(shared.stats[index].clone())
+            .inspect_err(|e| tracing::warn!(shard = index, error = %e, "no input watch; players keep a read"))
+            .ok()
+    };
+    let shard = Shard::new(index, shared.clone(), input_watch, Box::new(crate::rtc::RtcHooks));
+    // Before any player or cohort exists: they take their lanes from it.
+    crate::player::set_lanes(crate::player::lanes_for(shared.cfg.merge_window));
+    shared.stats[index].flush_lanes.store(crate::player::lanes() as u64, Ordering::Relaxed);
+    let listeners = match crate::listen::start(&shard) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if let Err(source) = crate::rtc::start(&shard) {
+        let addr = std::net::SocketAddr::new(shared.cfg.webrtc_bind, shared.cfg.webrtc_port_base + index as u16);
+        let _ = ready.send(Err(StartError::Bind { addr, key: "webrtc.udp_port_base", source }));
+        listeners.close();
+        return;
+    }
+    let _ = ready.send(Ok(()));
+    if !merge.is_zero() {
+        let shared = shared.clone();
+        let watch = shard.input_watch.clone();
+        monoio::spawn(async move {
+            // The merge window is split into lanes (player::lanes_for), each flushed
+            // once per window at its own phase. A fixed period (the flush's own time
+            // is inside it, not added to it); under load, lanes whose turn passed
+            // are flushed at once, at most one window's worth, and the rest of the
+            // missed turns are skipped, not bunched.
+            let lanes = crate::player::lanes();
+            let period = merge / lanes as u32;
+            let start = monoio::time::Instant::now();
+            let mut done: u64 = 0;
+            loop {
+                let at = Duration::from_nanos((period.as_nanos() * u128::from(done + 1)) as u64);
+                monoio::time::sleep_until(start + at).await;
+                let due = (start.elapsed().as_nanos() / period.as_nanos()) as u64;
+                let turns = crate::player::turns_due(done, due, lanes);
+                let to = *turns.end();
+                for turn in turns {
+                    let f = crate::player::flush_lane((turn % lanes as u64) as usize);
+                    if f.bytes > 0 {
+                        shared.stats[index].bytes_out.fetch_add(f.bytes, Ordering::Relaxed);
+                    }
+                    if f.in_step > 0 {
+                        shared.stats[index].in_step_writes.fetch_add(f.in_step as u64, Ordering::Relaxed);
+                    }
+                }
+                done = to;
+                // Players' input (acknowledgements, commands, end of stream), in
+                // this same wake-up.
+                if let Some(w) = &watch {
+                    w.sweep();
+                }
+            }
+        });
+    }
+    {
+        // HLS viewers leave by going quiet: look for them every second.
+        let weak = Rc::downgrade(&shard);
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(Duration::from_secs(1)).await;
+                match weak.upgrade() {
+                    Some(s) => s.sweep_hls_viewers(),
+                    None => break,
+                }
+            }
+        });
+    }
+    let inbox = shared.inboxes[index].clone();
+    loop {
+        let msg = inbox.recv().await;
+        if let ShardMsg::Command(Command::Shutdown) = msg {
+            break;
+        }
+        shard.handle(msg);
+    }
+    // Shutdown: stop accepting, end players cleanly, close publishers, then give
+    // the connection tasks a moment to say goodbye.
+    listeners.close();
+    shard.end_everything();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while shard.stats().connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!(shard = index, "shard stopped");
 }

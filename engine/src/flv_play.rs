@@ -2,9 +2,10 @@
 //! once per frame and shared), as HTTP/1.1 chunks or binary WebSocket frames.
 
 use crate::frame::Frame;
-use crate::http::{Request, Response, send};
+use crate::http_io::send;
 use crate::link::Protocol;
 use crate::player::{Player, PlayerEnd, PlayerLimits, SharedForm, write_loop};
+use crate::proto::http::{Request, Response};
 use crate::proto::websocket as ws;
 use crate::shard::{PlayError, Shard};
 use bytes::Bytes;

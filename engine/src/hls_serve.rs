@@ -2,7 +2,6 @@
 //! home's segmenter (muxed once per stream); other shards ask for them.
 
 use crate::hls_viewers::HlsClient;
-use crate::proto::hls::HlsEvent;
 use crate::proto::http::Response;
 use crate::shard::{HlsAnswer, Shard, ShardMsg};
 use std::rc::Rc;
@@ -74,36 +73,4 @@ const FIRST_SEGMENT_SLACK: Duration = Duration::from_secs(3);
 
 pub async fn segment(shard: &Rc<Shard>, name: &str, seq: u64, client: Option<HlsClient>) -> Response {
     answer(ask(shard, name, Some(seq), client).await, false)
-}
-
-/// Mirrors segmenter output to `hls.path` (when set): segment files and the playlist,
-/// removing segments that left memory. Small synchronous writes on the home shard.
-pub fn mirror_event(path: &str, name: &str, ev: &HlsEvent, playlist: &[u8]) {
-    if path.is_empty() {
-        return;
-    }
-    let dir = std::path::Path::new(path).join(name);
-    let res = (|| -> std::io::Result<()> {
-        match ev {
-            HlsEvent::SegmentCompleted { seq, data, .. } => {
-                std::fs::create_dir_all(&dir)?;
-                std::fs::write(dir.join(format!("{seq}.ts")), data)?;
-                let tmp = std::path::Path::new(path).join(format!(".{name}.m3u8.tmp"));
-                std::fs::write(&tmp, playlist)?;
-                std::fs::rename(&tmp, std::path::Path::new(path).join(format!("{name}.m3u8")))?;
-            }
-            HlsEvent::SegmentRemoved { seq, .. } => {
-                let _ = std::fs::remove_file(dir.join(format!("{seq}.ts")));
-            }
-            _ => {
-                let tmp = std::path::Path::new(path).join(format!(".{name}.m3u8.tmp"));
-                std::fs::write(&tmp, playlist)?;
-                std::fs::rename(&tmp, std::path::Path::new(path).join(format!("{name}.m3u8")))?;
-            }
-        }
-        Ok(())
-    })();
-    if let Err(e) = res {
-        tracing::warn!(stream = %name, error = %e, "cannot mirror HLS to disk");
-    }
 }

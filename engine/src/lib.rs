@@ -18,6 +18,7 @@ pub mod gop;
 pub mod hls_serve;
 pub mod hls_viewers;
 pub mod http;
+pub mod http_io;
 pub mod hub;
 pub mod inbox;
 pub mod input_watch;
@@ -35,5 +36,6 @@ pub mod stats;
 pub use ::proto;
 
 pub use config::{EngineConfig, IoMode};
-pub use engine::{Engine, StartError};
+pub use engine::Engine;
 pub use link::{Command, EngineEvent, Protocol, PublishDecision, StreamInfo};
+pub use shard::StartError;

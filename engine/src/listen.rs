@@ -1,8 +1,8 @@
 //! The shard's listeners: every shard accepts on the RTMP and HTTP media addresses
 //! with SO_REUSEPORT, so the kernel spreads connections over the shards.
 
-use crate::engine::StartError;
 use crate::shard::Shard;
+use crate::shard::StartError;
 use monoio::net::{ListenerOpts, TcpListener};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;

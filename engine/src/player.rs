@@ -64,6 +64,9 @@ impl PlayerLimits {
 /// the given base on the stream's (`Player::base`, see `Frame::ts_on`).
 pub type Wire = Box<dyn FnMut(&[Arc<Frame>], Option<u32>, &mut Vec<Bytes>)>;
 
+// Thread-local because each shard is one thread running one monoio runtime: a
+// player (`Rc`) never leaves its shard, and its pushes and the flush tick share
+// these lists and buffers without a lock or a pointer to the shard.
 thread_local! {
     /// Per lane: players with frames waiting for the lane's next flush.
     static FLUSH_LISTS: RefCell<Vec<Vec<Rc<Player>>>> = RefCell::new(vec![Vec::new()]);

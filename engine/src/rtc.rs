@@ -20,7 +20,7 @@ use crate::proto::webrtc::{
     AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtcpPacket, RtpPacket, SessionConfig, SessionEvent,
     WebRtcError, WebRtcSession, build_answer, stun,
 };
-use crate::shard::{ClaimError, PublisherCtl, Shard};
+use crate::shard::{ClaimError, PublisherCodecs, PublisherCtl, Shard, ShardHooks};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,19 +43,10 @@ pub enum RtcRole {
     },
 }
 
-/// Viewer sessions not connected yet, by client address and by stream, for the
-/// whole engine.
-#[derive(Debug, Default)]
-pub struct PendingCounts {
-    total: usize,
-    per_ip: HashMap<std::net::IpAddr, usize>,
-    per_stream: HashMap<String, usize>,
-}
-
 /// A viewer session's place among those not connected yet: taken before the
 /// session is created, given back (on drop) when it connects or ends.
 pub struct PendingSlot {
-    shared: Arc<crate::engine::EngineShared>,
+    shared: Arc<crate::shard::EngineShared>,
     client: Option<std::net::IpAddr>,
     stream: String,
 }
@@ -69,7 +60,7 @@ impl std::fmt::Debug for PendingSlot {
 impl PendingSlot {
     /// Takes a place, or says which bound is reached.
     pub fn reserve(
-        shared: &Arc<crate::engine::EngineShared>,
+        shared: &Arc<crate::shard::EngineShared>,
         client: Option<std::net::IpAddr>,
         stream: &str,
     ) -> Result<PendingSlot, RtcError> {
@@ -114,14 +105,6 @@ impl Drop for PendingSlot {
         }
         release(&mut m.per_stream, &self.stream);
     }
-}
-
-/// What a WebRTC publisher sends: subscribers must be answered with the same.
-#[derive(Debug, Clone)]
-pub struct PublisherCodecs {
-    pub video: Option<crate::proto::webrtc::Codec>,
-    /// The H.264 `profile-level-id` in use, if H.264.
-    pub h264_profile: Option<String>,
 }
 
 /// A created session: its id (for PATCH/DELETE) and the SDP answer.
@@ -268,7 +251,11 @@ impl ParsedFrames {
     }
 }
 
+// Thread-local because the WebRTC sessions belong to their shard's thread (its UDP
+// socket task and the shard's hooks reach them) while the shard, a layer below,
+// holds no WebRTC type.
 thread_local! {
+    /// This shard's WebRTC sessions (set by `start`).
     static RTC: RefCell<Option<Rc<RtcShard>>> = const { RefCell::new(None) };
 }
 
@@ -849,6 +836,19 @@ pub fn session_count() -> usize {
 }
 
 /// Asks this (home) shard's publisher session for a keyframe.
+/// What the shard asks of its WebRTC sessions.
+pub struct RtcHooks;
+
+impl ShardHooks for RtcHooks {
+    fn request_keyframe(&self, shard: &Shard, name: &str) {
+        keyframe_request(shard, name);
+    }
+
+    fn stream_dropped(&self, shard: &Rc<Shard>, name: &str) {
+        drop_stream(shard, name);
+    }
+}
+
 pub fn keyframe_request(shard: &Shard, name: &str) {
     if let Some(r) = rtc() {
         r.keyframe_request(shard, name);

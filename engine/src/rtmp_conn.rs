@@ -512,6 +512,7 @@ const TIMER_GRID: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// `t` rounded up to the shard's timer grid (see [`TIMER_GRID`]).
 fn on_timer_grid(t: Instant) -> Instant {
+    // Per thread: the grid's origin, the first time a connection of this shard asks.
     thread_local! {
         static EPOCH: Instant = Instant::now();
     }

@@ -7,67 +7,14 @@
 //! client counts, bitrates, codecs); per-client details (ids, addresses,
 //! protocols, times) need the token.
 
-use crate::link::{Protocol, StreamInfo};
 use crate::proto::http::{Request, Response};
 use crate::shard::{Shard, ShardMsg};
+pub use crate::stats::{ClientSnap, DropFilter, HomeSnap, ShardSnapshot};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-#[derive(Debug, Clone)]
-pub struct ClientSnap {
-    pub id: u64,
-    pub stream: String,
-    pub addr: SocketAddr,
-    pub protocol: Protocol,
-    pub publishing: bool,
-    pub time_ms: u64,
-    pub bytes: u64,
-    pub dropped: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct HomeSnap {
-    pub name: String,
-    pub room_id: i64,
-    pub info: StreamInfo,
-    pub uptime_ms: u64,
-    pub bytes_in: u64,
-    pub publishing: bool,
-    pub hls_error: Option<String>,
-    /// CPU spent transcoding this stream's audio (AAC → Opus, Opus → AAC), ms.
-    pub audio_transcode_ms: u64,
-    /// Bridges running for this stream ("rtmp->webrtc", "webrtc->rtmp").
-    pub bridges: Vec<&'static str>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ShardSnapshot {
-    pub index: usize,
-    pub homes: Vec<HomeSnap>,
-    pub clients: Vec<ClientSnap>,
-}
-
-/// Which clients `/control/drop` drops.
-#[derive(Debug, Clone, Default)]
-pub struct DropFilter {
-    pub publishers: bool,
-    pub players: bool,
-    pub name: Option<String>,
-    pub addr: Option<String>,
-    pub clientid: Option<u64>,
-}
-
-impl DropFilter {
-    pub fn matches(&self, stream: &str, addr: &SocketAddr, id: u64) -> bool {
-        self.name.as_deref().is_none_or(|n| n == stream)
-            && self.addr.as_deref().is_none_or(|a| a == addr.ip().to_string() || a == addr.to_string())
-            && self.clientid.is_none_or(|c| c == id)
-    }
-}
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 

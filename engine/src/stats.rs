@@ -1,8 +1,9 @@
 //! Counters of each shard, written by the shard's thread and read by any (the
-//! control plane's metrics, `/stat`). The lowest layer of the shell: it knows only
-//! the protocol names.
+//! control plane's metrics, `/stat`), and the snapshot a shard gives of what it
+//! holds. A low layer of the shell: it knows only the link's types.
 
-use crate::link::Protocol;
+use crate::link::{Protocol, StreamInfo};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
@@ -41,5 +42,58 @@ impl ShardStats {
             Protocol::Hls => 3,
             Protocol::WebRtc => 4,
         }
+    }
+}
+
+/// What one shard holds, for `/stat`.
+#[derive(Debug, Clone)]
+pub struct ClientSnap {
+    pub id: u64,
+    pub stream: String,
+    pub addr: SocketAddr,
+    pub protocol: Protocol,
+    pub publishing: bool,
+    pub time_ms: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct HomeSnap {
+    pub name: String,
+    pub room_id: i64,
+    pub info: StreamInfo,
+    pub uptime_ms: u64,
+    pub bytes_in: u64,
+    pub publishing: bool,
+    pub hls_error: Option<String>,
+    /// CPU spent transcoding this stream's audio (AAC → Opus, Opus → AAC), ms.
+    pub audio_transcode_ms: u64,
+    /// Bridges running for this stream ("rtmp->webrtc", "webrtc->rtmp").
+    pub bridges: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ShardSnapshot {
+    pub index: usize,
+    pub homes: Vec<HomeSnap>,
+    pub clients: Vec<ClientSnap>,
+}
+
+/// Which clients `/control/drop` drops.
+#[derive(Debug, Clone, Default)]
+pub struct DropFilter {
+    pub publishers: bool,
+    pub players: bool,
+    pub name: Option<String>,
+    pub addr: Option<String>,
+    pub clientid: Option<u64>,
+}
+
+impl DropFilter {
+    pub fn matches(&self, stream: &str, addr: &SocketAddr, id: u64) -> bool {
+        self.name.as_deref().is_none_or(|n| n == stream)
+            && self.addr.as_deref().is_none_or(|a| a == addr.ip().to_string() || a == addr.to_string())
+            && self.clientid.is_none_or(|c| c == id)
     }
 }

@@ -7,14 +7,16 @@
 //! from local memory. The home sends each frame once to each subscribed shard (an
 //! `Arc` clone through that shard's bounded inbox); shards fan out locally.
 
-use crate::engine::EngineShared;
+mod shared;
+pub use shared::{Admission, EngineShared, PendingCounts, PublisherCodecs, StartError};
+
 use crate::frame::Frame;
 use crate::gop::GopCache;
 pub use crate::hub::ClaimError;
 use crate::hub::{HomeStream, HubConfig, HubOutput};
 use crate::link::{Command, EngineEvent, Protocol};
 use crate::player::{Player, PlayerEnd};
-use crate::stats::ShardStats;
+use crate::stats::{ClientSnap, DropFilter, HomeSnap, ShardSnapshot, ShardStats};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -23,6 +25,44 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub type Reply<T> = futures_channel::oneshot::Sender<T>;
+
+/// What a layer above the shard does for it: the shard's streams need the WebRTC
+/// sessions (which live above, in `rtc`) now and then.
+pub trait ShardHooks {
+    /// Ask `name`'s WebRTC publisher, if it is on this shard, for a keyframe.
+    fn request_keyframe(&self, shard: &Shard, name: &str);
+    /// The control plane dropped `name`: end its WebRTC sessions on this shard.
+    fn stream_dropped(&self, shard: &Rc<Shard>, name: &str);
+}
+
+/// Mirrors a home stream's HLS output to `hls.path` (when set): segment files and
+/// the playlist, removing segments that left memory. Small synchronous writes on
+/// the home shard.
+fn mirror_hls(path: &str, name: &str, ev: &crate::proto::hls::HlsEvent, playlist: &[u8]) {
+    use crate::proto::hls::HlsEvent;
+    if path.is_empty() {
+        return;
+    }
+    let dir = std::path::Path::new(path).join(name);
+    let write_playlist = || -> std::io::Result<()> {
+        let tmp = std::path::Path::new(path).join(format!(".{name}.m3u8.tmp"));
+        std::fs::write(&tmp, playlist)?;
+        std::fs::rename(&tmp, std::path::Path::new(path).join(format!("{name}.m3u8")))
+    };
+    let res = match ev {
+        HlsEvent::SegmentCompleted { seq, data, .. } => std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join(format!("{seq}.ts")), data))
+            .and_then(|()| write_playlist()),
+        HlsEvent::SegmentRemoved { seq, .. } => {
+            let _ = std::fs::remove_file(dir.join(format!("{seq}.ts")));
+            Ok(())
+        }
+        _ => write_playlist(),
+    };
+    if let Err(e) = res {
+        tracing::warn!(stream = %name, error = %e, "cannot mirror HLS to disk");
+    }
+}
 
 /// Messages between shards (and commands from the control plane).
 pub enum ShardMsg {
@@ -86,27 +126,16 @@ pub enum ShardMsg {
     },
     /// To every shard: what it holds, for /stat.
     Stats {
-        reply: Reply<crate::stat::ShardSnapshot>,
+        reply: Reply<ShardSnapshot>,
     },
     /// To every shard: drop matching clients; replies with the count.
     DropClients {
-        filter: crate::stat::DropFilter,
+        filter: DropFilter,
         reply: Reply<usize>,
     },
-    /// Create a WebRTC session on this shard.
-    RtcCreate {
-        role: crate::rtc::RtcRole,
-        name: String,
-        offer: String,
-        /// A viewer's place among the sessions not connected yet.
-        pending: Option<crate::rtc::PendingSlot>,
-        reply: Reply<Result<crate::rtc::RtcAnswer, crate::rtc::RtcError>>,
-    },
-    /// End a WebRTC session of this shard.
-    RtcDelete {
-        sid: u64,
-        reply: Reply<bool>,
-    },
+    /// Work of a layer above the shard (creating or ending a WebRTC session) to run
+    /// on this shard's thread.
+    Run(Box<dyn FnOnce(&Rc<Shard>) + Send>),
     /// To the home: a subscriber wants a keyframe from the publisher.
     KeyframeRequest {
         name: String,
@@ -191,6 +220,8 @@ pub struct Shard {
     pub shared: Arc<EngineShared>,
     /// What every home stream of this shard is configured with.
     hub_cfg: Arc<HubConfig>,
+    /// What the layers above do for the shard (WebRTC sessions).
+    hooks: Box<dyn ShardHooks>,
     st: RefCell<State>,
     /// Where RTMP players' input is watched, swept by the flush tick; `None` when
     /// there is no tick (merge window 0) or no epoll: players then keep a read.
@@ -209,111 +240,21 @@ impl Shard {
         &self.shared.stats[self.index]
     }
 
-    /// The shard's main task: listeners, then the inbox loop until shutdown.
-    pub async fn run(
+    /// A shard for this thread (registered for the tasks its methods spawn).
+    pub fn new(
         index: usize,
         shared: Arc<EngineShared>,
-        ready: std::sync::mpsc::Sender<Result<(), crate::engine::StartError>>,
-    ) {
-        let merge = shared.cfg.merge_window;
-        let input_watch = if merge.is_zero() {
-            None
-        } else {
-            crate::input_watch::InputWatch::new(shared.stats[index].clone())
-                .inspect_err(|e| tracing::warn!(shard = index, error = %e, "no input watch; players keep a read"))
-                .ok()
-        };
+        input_watch: Option<Rc<crate::input_watch::InputWatch>>,
+        hooks: Box<dyn ShardHooks>,
+    ) -> Rc<Shard> {
         let hub_cfg = Arc::new(HubConfig::from_engine(&shared.cfg));
-        let shard =
-            Rc::new(Shard { index, shared: shared.clone(), hub_cfg, st: RefCell::new(State::default()), input_watch });
+        let shard = Rc::new(Shard { index, shared, hub_cfg, hooks, st: RefCell::new(State::default()), input_watch });
         SHARD.with(|s| *s.borrow_mut() = Some(shard.clone()));
-        // Before any player or cohort exists: they take their lanes from it.
-        crate::player::set_lanes(crate::player::lanes_for(shared.cfg.merge_window));
-        shared.stats[index].flush_lanes.store(crate::player::lanes() as u64, Ordering::Relaxed);
-        let listeners = match crate::listen::start(&shard) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return;
-            }
-        };
-        if let Err(source) = crate::rtc::start(&shard) {
-            let addr = std::net::SocketAddr::new(shared.cfg.webrtc_bind, shared.cfg.webrtc_port_base + index as u16);
-            let _ = ready.send(Err(crate::engine::StartError::Bind { addr, key: "webrtc.udp_port_base", source }));
-            listeners.close();
-            return;
-        }
-        let _ = ready.send(Ok(()));
-        if !merge.is_zero() {
-            let shared = shared.clone();
-            let watch = shard.input_watch.clone();
-            monoio::spawn(async move {
-                // The merge window is split into lanes (player::lanes_for), each flushed
-                // once per window at its own phase. A fixed period (the flush's own time
-                // is inside it, not added to it); under load, lanes whose turn passed
-                // are flushed at once, at most one window's worth, and the rest of the
-                // missed turns are skipped, not bunched.
-                let lanes = crate::player::lanes();
-                let period = merge / lanes as u32;
-                let start = monoio::time::Instant::now();
-                let mut done: u64 = 0;
-                loop {
-                    let at = Duration::from_nanos((period.as_nanos() * u128::from(done + 1)) as u64);
-                    monoio::time::sleep_until(start + at).await;
-                    let due = (start.elapsed().as_nanos() / period.as_nanos()) as u64;
-                    let turns = crate::player::turns_due(done, due, lanes);
-                    let to = *turns.end();
-                    for turn in turns {
-                        let f = crate::player::flush_lane((turn % lanes as u64) as usize);
-                        if f.bytes > 0 {
-                            shared.stats[index].bytes_out.fetch_add(f.bytes, Ordering::Relaxed);
-                        }
-                        if f.in_step > 0 {
-                            shared.stats[index].in_step_writes.fetch_add(f.in_step as u64, Ordering::Relaxed);
-                        }
-                    }
-                    done = to;
-                    // Players' input (acknowledgements, commands, end of stream), in
-                    // this same wake-up.
-                    if let Some(w) = &watch {
-                        w.sweep();
-                    }
-                }
-            });
-        }
-        {
-            // HLS viewers leave by going quiet: look for them every second.
-            let weak = Rc::downgrade(&shard);
-            monoio::spawn(async move {
-                loop {
-                    monoio::time::sleep(Duration::from_secs(1)).await;
-                    match weak.upgrade() {
-                        Some(s) => s.sweep_hls_viewers(),
-                        None => break,
-                    }
-                }
-            });
-        }
-        let inbox = shared.inboxes[index].clone();
-        loop {
-            let msg = inbox.recv().await;
-            if let ShardMsg::Command(Command::Shutdown) = msg {
-                break;
-            }
-            shard.handle(msg);
-        }
-        // Shutdown: stop accepting, end players cleanly, close publishers, then give
-        // the connection tasks a moment to say goodbye.
-        listeners.close();
-        shard.end_everything();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while shard.stats().connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
-            monoio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tracing::info!(shard = index, "shard stopped");
+        shard
     }
 
-    fn end_everything(&self) {
+    /// Ends every player (stream ended) and every publisher: the engine stops.
+    pub fn end_everything(&self) {
         let st = self.st.borrow();
         for s in st.subs.values() {
             for p in &s.players {
@@ -400,16 +341,8 @@ impl Shard {
             ShardMsg::DropClients { filter, reply } => {
                 let _ = reply.send(self.drop_clients(&filter));
             }
-            ShardMsg::RtcCreate { role, name, offer, pending, reply } => {
-                let shard = self.self_rc();
-                monoio::spawn(async move {
-                    let _ = reply.send(crate::rtc::create(shard, role, name, offer, pending).await);
-                });
-            }
-            ShardMsg::RtcDelete { sid, reply } => {
-                let _ = reply.send(crate::rtc::delete(&self.self_rc(), sid));
-            }
-            ShardMsg::KeyframeRequest { name } => crate::rtc::keyframe_request(self, &name),
+            ShardMsg::Run(work) => work(&self.self_rc()),
+            ShardMsg::KeyframeRequest { name } => self.hooks.request_keyframe(self, &name),
             ShardMsg::WantFlv { name, shard, want } => {
                 let mut st = self.st.borrow_mut();
                 self.home_entry(&mut st, &name).want_flv(Instant::now(), shard, want);
@@ -503,8 +436,7 @@ impl Shard {
         st.subs.get(name).is_some_and(|s| s.live) || st.homes.get(name).is_some_and(|h| h.is_live())
     }
 
-    fn snapshot(&self) -> crate::stat::ShardSnapshot {
-        use crate::stat::{ClientSnap, HomeSnap, ShardSnapshot};
+    fn snapshot(&self) -> ShardSnapshot {
         let st = self.st.borrow();
         let now = Instant::now();
         let mut snap = ShardSnapshot { index: self.index, ..Default::default() };
@@ -566,7 +498,7 @@ impl Shard {
         snap
     }
 
-    fn drop_clients(&self, f: &crate::stat::DropFilter) -> usize {
+    fn drop_clients(&self, f: &DropFilter) -> usize {
         let st = self.st.borrow();
         let mut n = 0;
         if f.publishers {
@@ -617,9 +549,9 @@ impl Shard {
                 }
                 HubOutput::Kick { shard, pub_id } => self.to(shard, ShardMsg::Kick { pub_id }),
                 HubOutput::Event(ev) => self.shared.events.send(ev),
-                HubOutput::RequestKeyframe => crate::rtc::keyframe_request(self, name),
+                HubOutput::RequestKeyframe => self.hooks.request_keyframe(self, name),
                 HubOutput::HlsMirror { event, playlist } => {
-                    crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &event, &playlist)
+                    mirror_hls(&self.shared.cfg.hls_path, name, &event, &playlist)
                 }
                 HubOutput::Ended { subscribers } => {
                     {
@@ -699,7 +631,7 @@ impl Shard {
         }
         while let Some(o) = h.poll_output() {
             if let HubOutput::HlsMirror { event, playlist } = o {
-                crate::hls_serve::mirror_event(&self.shared.cfg.hls_path, name, &event, &playlist);
+                mirror_hls(&self.shared.cfg.hls_path, name, &event, &playlist);
             }
         }
         let keep = self.shared.cfg.hls_window;
@@ -715,7 +647,7 @@ impl Shard {
     }
 
     fn drop_stream(&self, name: &str) {
-        crate::rtc::drop_stream(&self.self_rc(), name);
+        self.hooks.stream_dropped(&self.self_rc(), name);
         let home = self.shared.home_of(name) == self.index;
         let mut st = self.st.borrow_mut();
         for p in st.publishers.values() {
@@ -999,6 +931,8 @@ impl Shard {
     }
 }
 
+// Thread-local because a task spawned from a `&self` method needs its shard's
+// `Rc`, and the runtime carries no per-task context: one shard per thread.
 thread_local! {
     /// The shard of this thread (for tasks spawned from `&self` methods).
     pub static SHARD: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
