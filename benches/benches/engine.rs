@@ -22,7 +22,7 @@
 use benches::micro::{self, Gop, VIDEO_HEADER};
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use engine::frame::{Frame, MediaKind};
+use engine::frame::{Frame, FrameKind};
 use engine::proto::flv::{TagType, encode_tag};
 use engine::proto::rtmp::chunk::{ChunkEncoder, MessageHeader, encode_message_bytes};
 use std::hint::black_box;
@@ -60,13 +60,13 @@ fn flv_tag(c: &mut Criterion) {
     });
     g.bench_function("frame_new_and_flv_wire_10k", |b| {
         b.iter(|| {
-            let f = Frame::new(MediaKind::Video, 123_456, payload.clone());
+            let f = Frame::new(FrameKind::Video, 123_456, payload.clone());
             black_box(f.flv_wire())
         })
     });
     g.bench_function("frame_new_and_rtmp_parts_10k", |b| {
         b.iter(|| {
-            let f = Frame::new(MediaKind::Video, 123_456, payload.clone());
+            let f = Frame::new(FrameKind::Video, 123_456, payload.clone());
             black_box(f.rtmp_parts(4096, 0))
         })
     });

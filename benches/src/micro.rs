@@ -4,11 +4,12 @@
 //! code on the same inputs.
 
 use bytes::{Bytes, BytesMut};
-use engine::frame::{Frame, MediaKind};
+use engine::frame::{Frame, FrameKind};
 use engine::link::Protocol;
 use engine::player::{Batch, IoVecs, Player, PlayerLimits, SharedForm, flush_tick};
+use engine::proto::Track;
 use engine::proto::flv::{FlvReader, FlvTag, TagType};
-use engine::proto::hls::{HlsConfig, HlsEvent, MediaKind as HlsKind, Segmenter};
+use engine::proto::hls::{HlsConfig, HlsEvent, Segmenter};
 use engine::proto::rtmp::chunk::{ChunkDecoder, ChunkLimits, MessageHeader, encode_message};
 use std::future::Future;
 use std::rc::Rc;
@@ -101,8 +102,8 @@ impl Gop {
         self.gop.iter().map(|t| t.body.len()).sum()
     }
 
-    fn kind(t: &FlvTag) -> HlsKind {
-        if t.tag_type == TagType::Video { HlsKind::Video } else { HlsKind::Audio }
+    fn kind(t: &FlvTag) -> Track {
+        if t.tag_type == TagType::Video { Track::Video } else { Track::Audio }
     }
 
     /// A segmenter that has seen the sequence headers.
@@ -146,9 +147,9 @@ pub fn fanout_batch(ts: &mut u32) -> Vec<Arc<Frame>> {
     for i in 0..15u32 {
         *ts += 13;
         let f = if i % 5 < 2 {
-            Frame::new(MediaKind::Video, *ts, video_payload(10_000))
+            Frame::new(FrameKind::Video, *ts, video_payload(10_000))
         } else {
-            Frame::new(MediaKind::Audio, *ts, Bytes::from_static(&[0xaf, 1, 0x21, 0x10, 0x04, 0x60, 0x8c, 0x1c]))
+            Frame::new(FrameKind::Audio, *ts, Bytes::from_static(&[0xaf, 1, 0x21, 0x10, 0x04, 0x60, 0x8c, 0x1c]))
         };
         v.push(Arc::new(f));
     }

@@ -9,7 +9,7 @@
 //!
 //! Outputs are ordinary [`Frame`]s that the home forwards like any other.
 
-use crate::frame::{Frame, MediaKind};
+use crate::frame::{Frame, FrameKind};
 use crate::proto::audio_bridge::{AacToOpus, AacToOpusConfig};
 use crate::proto::rtp_h264::{BFrameDetector, H264Packetizer, H264PacketizerConfig, H264RtpPacket};
 use crate::proto::webrtc::rtp::RtpHeader;
@@ -75,7 +75,7 @@ impl RtmpToRtc {
     pub fn push(&mut self, f: &Frame, out: &mut Vec<Frame>) -> bool {
         let before = (self.bframes.has_b_frames(), self.audio_failed.is_some());
         match f.kind {
-            MediaKind::Video => {
+            FrameKind::Video => {
                 self.bframes.observe_tag(f.timestamp, &f.payload);
                 // The frame's presentation time: what its RTP timestamp says too.
                 let cts = crate::proto::codec::VideoTag::parse(&f.payload).map_or(0, |t| t.composition_time_ms);
@@ -86,13 +86,13 @@ impl RtmpToRtc {
                 }
                 for p in self.scratch.drain(..) {
                     out.push(Frame::rtp_at(
-                        MediaKind::RtpVideo,
+                        FrameKind::RtpVideo,
                         rtp_bytes(VIDEO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload),
                         media_ms,
                     ));
                 }
             }
-            MediaKind::Audio => {
+            FrameKind::Audio => {
                 if let Some(a) = &mut self.audio {
                     let t0 = Instant::now();
                     let r = a.handle_audio_tag(f.timestamp, &f.payload);
@@ -104,7 +104,7 @@ impl RtmpToRtc {
                                 // delay): back to ms, relative to this tag (wrap-proof).
                                 let ahead = (f.timestamp.wrapping_mul(48)).wrapping_sub(p.timestamp) as i32 / 48;
                                 out.push(Frame::rtp_at(
-                                    MediaKind::RtpAudio,
+                                    FrameKind::RtpAudio,
                                     rtp_bytes(AUDIO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload),
                                     (i64::from(f.timestamp) - i64::from(ahead)) as u32,
                                 ));
@@ -306,11 +306,11 @@ impl RtcToRtmp {
     /// track (even forward) shows up as an irregular frame interval, from which
     /// players such as ffmpeg guess a wrong frame rate, and some senders' reports
     /// are only accurate to a frame anyway.
-    fn sender_report(&mut self, kind: MediaKind, ssrc: u32, ntp: u64, rtp: u32) {
+    fn sender_report(&mut self, kind: FrameKind, ssrc: u32, ntp: u64, rtp: u32) {
         if ntp == 0 {
             return;
         }
-        let clock = if kind == MediaKind::RtpVideo { &mut self.vclock } else { &mut self.aclock };
+        let clock = if kind == FrameKind::RtpVideo { &mut self.vclock } else { &mut self.aclock };
         clock.sr = Some((ssrc, ntp_to_us(ntp), rtp));
     }
 
@@ -326,7 +326,7 @@ impl RtcToRtmp {
         let arrival = now.saturating_duration_since(self.origin).as_millis() as i64;
         let mut pli = false;
         match f.kind {
-            MediaKind::RtpVideo => {
+            FrameKind::RtpVideo => {
                 // Video waits for the AAC sequence header: a track that appears after
                 // media started makes the HLS segmenter cut a segment with a
                 // discontinuity (a one-frame segment at every publisher start), so the
@@ -350,12 +350,12 @@ impl RtcToRtmp {
                         DepacketizerOutput::ParameterSets { sps, pps } => {
                             if let Ok(body) = crate::proto::rtp_h264::avc_sequence_header_tag_body(&sps, &pps) {
                                 let ts = self.vclock.header_ms(p.timestamp, arrival);
-                                out.push(Frame::new(MediaKind::Video, ts, Bytes::from(body)));
+                                out.push(Frame::new(FrameKind::Video, ts, Bytes::from(body)));
                             }
                         }
                         DepacketizerOutput::AccessUnit(au) => {
                             let ts = self.vclock.ms(au.rtp_timestamp, arrival);
-                            let f = Frame::new(MediaKind::Video, ts, au.flv_tag_body);
+                            let f = Frame::new(FrameKind::Video, ts, au.flv_tag_body);
                             let since = *self.video_held_since.get_or_insert(now);
                             let wait = aac_to_come && now.saturating_duration_since(since) < AAC_HEADER_WAIT;
                             if wait && self.held_video.len() < MAX_HELD_VIDEO {
@@ -370,7 +370,7 @@ impl RtcToRtmp {
                     }
                 }
             }
-            MediaKind::RtpAudio => {
+            FrameKind::RtpAudio => {
                 #[cfg(feature = "fdk-aac")]
                 if let Some(a) = &mut self.audio {
                     self.audio_ssrc = Some(p.ssrc);
@@ -394,7 +394,7 @@ impl RtcToRtmp {
                             if !self.sent_aac_header {
                                 if let Some(h) = a.sequence_header_tag_body() {
                                     let ts = self.aclock.header_ms(p.timestamp, arrival);
-                                    out.push(Frame::new(MediaKind::Audio, ts, Bytes::from(h)));
+                                    out.push(Frame::new(FrameKind::Audio, ts, Bytes::from(h)));
                                     self.sent_aac_header = true;
                                     if !self.held_video.is_empty() {
                                         self.video_started = true;
@@ -416,7 +416,7 @@ impl RtcToRtmp {
                                     continue;
                                 }
                                 let ts = self.aclock.ms(fr.rtp_timestamp, arrival);
-                                out.push(Frame::new(MediaKind::Audio, ts, fr.flv_tag_body));
+                                out.push(Frame::new(FrameKind::Audio, ts, fr.flv_tag_body));
                             }
                         }
                         Err(crate::proto::audio_bridge::AudioBridgeError::Malformed(_)) => {}
@@ -467,15 +467,15 @@ mod tests {
         let mut b = RtcToRtmp::new(Instant::now(), true);
         (b.video_ssrc, b.audio_ssrc) = (Some(1), Some(2));
         b.aclock.first = Some((480_000, 2_000)); // audio RTP 480 000 = sender time 10 s
-        b.sender_report(MediaKind::RtpAudio, 2, 10 * NTP_SEC, 480_000);
-        b.sender_report(MediaKind::RtpVideo, 1, 10 * NTP_SEC, 90_000); // video RTP 90 000 = 10 s
+        b.sender_report(FrameKind::RtpAudio, 2, 10 * NTP_SEC, 480_000);
+        b.sender_report(FrameKind::RtpVideo, 1, 10 * NTP_SEC, 90_000); // video RTP 90 000 = 10 s
         // Video's first packet, captured at 10.5 s, arrives "late" (at 1 900 ms + headroom).
         assert!(anchor_on(&mut b.vclock, b.video_ssrc, &b.aclock, b.audio_ssrc, 135_000, 1_900));
         assert_eq!(b.vclock.ms(135_000, 0), 2_500, "on audio's timeline, not at its arrival");
         assert_eq!(b.aclock.ms(480_000 + 24_000, 0), 2_500);
         // A later report that disagrees by 50 ms changes nothing that runs.
         let (v0, a0) = (b.vclock.first, b.aclock.first);
-        b.sender_report(MediaKind::RtpAudio, 2, 20 * NTP_SEC + NTP_SEC / 20, 960_000);
+        b.sender_report(FrameKind::RtpAudio, 2, 20 * NTP_SEC + NTP_SEC / 20, 960_000);
         assert_eq!((b.vclock.first, b.aclock.first), (v0, a0));
         assert_eq!(b.aclock.ms(960_000, 0), 12_000);
         // Reports of another SSRC (an old track) do not anchor anything.
@@ -507,8 +507,8 @@ mod tests {
         let mut b = RtcToRtmp::new(Instant::now(), true);
         (b.video_ssrc, b.audio_ssrc) = (Some(1), Some(2));
         b.vclock.first = Some((90_000, 3_000)); // video RTP 90 000 = sender time 10 s
-        b.sender_report(MediaKind::RtpVideo, 1, 10 * NTP_SEC, 90_000);
-        b.sender_report(MediaKind::RtpAudio, 2, 10 * NTP_SEC, 480_000);
+        b.sender_report(FrameKind::RtpVideo, 1, 10 * NTP_SEC, 90_000);
+        b.sender_report(FrameKind::RtpAudio, 2, 10 * NTP_SEC, 480_000);
         // Audio captured at 9.8 s arrives at 2 100 ms (+ headroom): it goes 200 ms
         // before video's first frame, as captured.
         assert!(anchor_on(&mut b.aclock, b.audio_ssrc, &b.vclock, b.video_ssrc, 480_000 - 9_600, 2_100));

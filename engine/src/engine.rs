@@ -174,20 +174,9 @@ impl Engine {
     }
 }
 
-fn pin(i: usize) {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it; the call only
-    // affects this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(i % cores, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 fn run_shard(i: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender<Result<(), StartError>>) {
     if shared.cfg.pin_cores {
-        pin(i);
+        crate::sys::pin_to_core(i);
     }
     let mode = shared.cfg.io;
     let try_uring = mode != IoMode::Epoll && monoio::utils::detect_uring();

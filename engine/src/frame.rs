@@ -9,7 +9,7 @@ use bytes::Bytes;
 use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaKind {
+pub enum FrameKind {
     Audio,
     Video,
     /// Script data (onMetaData).
@@ -28,7 +28,7 @@ pub const PLAY_STREAM_ID: u32 = 1;
 
 #[derive(Debug)]
 pub struct Frame {
-    pub kind: MediaKind,
+    pub kind: FrameKind,
     /// Milliseconds (FLV/RTMP clock), already rebased by the stream's home shard.
     pub timestamp: u32,
     /// The FLV tag body / RTMP message payload.
@@ -46,16 +46,16 @@ pub struct Frame {
 
 impl Frame {
     /// Classifies a publisher message by its FLV tag header (legacy and Enhanced RTMP).
-    pub fn new(kind: MediaKind, timestamp: u32, payload: Bytes) -> Frame {
+    pub fn new(kind: FrameKind, timestamp: u32, payload: Bytes) -> Frame {
         let (keyframe, header) = match kind {
-            MediaKind::Video => match VideoTag::parse(&payload) {
+            FrameKind::Video => match VideoTag::parse(&payload) {
                 Ok(t) => (t.is_keyframe() && !t.is_sequence_header(), t.is_sequence_header()),
                 // Unparseable (e.g. an unknown codec): forward it, treat by the frame-type bits.
                 Err(_) => (payload.first().is_some_and(|b| (b >> 4) & 7 == 1), false),
             },
-            MediaKind::Audio => (false, AudioTag::parse(&payload).is_ok_and(|t| t.is_sequence_header())),
-            MediaKind::Data => (false, true),
-            MediaKind::RtpAudio | MediaKind::RtpVideo => (false, false),
+            FrameKind::Audio => (false, AudioTag::parse(&payload).is_ok_and(|t| t.is_sequence_header())),
+            FrameKind::Data => (false, true),
+            FrameKind::RtpAudio | FrameKind::RtpVideo => (false, false),
         };
         Frame {
             kind,
@@ -70,7 +70,7 @@ impl Frame {
     }
 
     /// A WebRTC publisher's RTP packet (`payload` is the whole plain RTP packet).
-    pub fn rtp(kind: MediaKind, packet: Bytes) -> Frame {
+    pub fn rtp(kind: FrameKind, packet: Bytes) -> Frame {
         Frame {
             kind,
             timestamp: 0,
@@ -84,7 +84,7 @@ impl Frame {
     }
 
     /// An RTP packet made from FLV media at `media_ms` on the stream's clock.
-    pub fn rtp_at(kind: MediaKind, packet: Bytes, media_ms: u32) -> Frame {
+    pub fn rtp_at(kind: FrameKind, packet: Bytes, media_ms: u32) -> Frame {
         Frame { timestamp: media_ms, media_clock: true, ..Frame::rtp(kind, packet) }
     }
 
@@ -93,7 +93,7 @@ impl Frame {
     /// `header` (RTP frames are never headers otherwise); it goes from the session to
     /// the stream's home, where the WebRTC → RTMP bridge syncs audio to video with it,
     /// and no further (never to viewers).
-    pub fn sender_report(kind: MediaKind, ssrc: u32, ntp_time: u64, rtp_time: u32) -> Frame {
+    pub fn sender_report(kind: FrameKind, ssrc: u32, ntp_time: u64, rtp_time: u32) -> Frame {
         let mut b = Vec::with_capacity(16);
         b.extend_from_slice(&ssrc.to_be_bytes());
         b.extend_from_slice(&ntp_time.to_be_bytes());
@@ -114,7 +114,7 @@ impl Frame {
 
     /// RTP (WebRTC) rather than FLV-tag media.
     pub fn is_rtp(&self) -> bool {
-        matches!(self.kind, MediaKind::RtpAudio | MediaKind::RtpVideo)
+        matches!(self.kind, FrameKind::RtpAudio | FrameKind::RtpVideo)
     }
 
     /// A copy with another timestamp (the wire forms are rebuilt lazily).
@@ -141,9 +141,9 @@ impl Frame {
 
     fn type_id(&self) -> u8 {
         match self.kind {
-            MediaKind::Audio | MediaKind::RtpAudio => 8,
-            MediaKind::Video | MediaKind::RtpVideo => 9,
-            MediaKind::Data => 18,
+            FrameKind::Audio | FrameKind::RtpAudio => 8,
+            FrameKind::Video | FrameKind::RtpVideo => 9,
+            FrameKind::Data => 18,
         }
     }
 
@@ -154,7 +154,7 @@ impl Frame {
     /// stream's header only at time 0, and at any other time as a packet of an extra
     /// (text) stream, which then has no other packet.
     pub fn ts_on(&self, base: Option<u32>) -> u32 {
-        if self.kind == MediaKind::Data {
+        if self.kind == FrameKind::Data {
             return 0;
         }
         match base {
@@ -182,9 +182,9 @@ impl Frame {
 
     fn rtmp_header(&self, timestamp: u32) -> MessageHeader {
         let csid = match self.kind {
-            MediaKind::Audio | MediaKind::RtpAudio => CSID_AUDIO,
-            MediaKind::Video | MediaKind::RtpVideo => CSID_VIDEO,
-            MediaKind::Data => CSID_DATA,
+            FrameKind::Audio | FrameKind::RtpAudio => CSID_AUDIO,
+            FrameKind::Video | FrameKind::RtpVideo => CSID_VIDEO,
+            FrameKind::Data => CSID_DATA,
         };
         MessageHeader { csid, timestamp, type_id: self.type_id(), stream_id: PLAY_STREAM_ID }
     }
@@ -231,9 +231,9 @@ impl Frame {
         self.flv
             .get_or_init(|| {
                 let t = match self.kind {
-                    MediaKind::Audio | MediaKind::RtpAudio => TagType::Audio,
-                    MediaKind::Video | MediaKind::RtpVideo => TagType::Video,
-                    MediaKind::Data => TagType::Script,
+                    FrameKind::Audio | FrameKind::RtpAudio => TagType::Audio,
+                    FrameKind::Video | FrameKind::RtpVideo => TagType::Video,
+                    FrameKind::Data => TagType::Script,
                 };
                 crate::proto::flv::writer::encode_tag(t, self.timestamp, &self.payload).unwrap_or_default()
             })

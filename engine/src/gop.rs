@@ -1,7 +1,7 @@
 //! The GOP cache: codec headers, metadata and the media since the last keyframe,
 //! bounded in bytes and media duration. A new player starts from it at once.
 
-use crate::frame::{Frame, MediaKind};
+use crate::frame::{Frame, FrameKind};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,15 +89,15 @@ impl GopCache {
         }
         if f.header {
             match f.kind {
-                MediaKind::Video => self.video_header = Some(f.clone()),
-                MediaKind::Audio => self.audio_header = Some(f.clone()),
-                MediaKind::Data => self.meta = Some(f.clone()),
-                MediaKind::RtpAudio | MediaKind::RtpVideo => {}
+                FrameKind::Video => self.video_header = Some(f.clone()),
+                FrameKind::Audio => self.audio_header = Some(f.clone()),
+                FrameKind::Data => self.meta = Some(f.clone()),
+                FrameKind::RtpAudio | FrameKind::RtpVideo => {}
             }
             return;
         }
         let has_video = self.video_header.is_some();
-        if f.kind == MediaKind::Video && f.keyframe {
+        if f.kind == FrameKind::Video && f.keyframe {
             if self.overflowed || !has_video {
                 self.clear_frames();
             }
@@ -107,7 +107,7 @@ impl GopCache {
             // No keyframe to start from yet.
             return;
         }
-        if f.kind == MediaKind::Video
+        if f.kind == FrameKind::Video
             && let Some(g) = self.gops.back_mut()
         {
             *g += 1;
@@ -156,7 +156,7 @@ impl GopCache {
         if let Some(x) = self.frames.pop_front() {
             self.bytes -= x.len();
         }
-        while self.frames.front().is_some_and(|x| !(x.kind == MediaKind::Video && x.keyframe)) {
+        while self.frames.front().is_some_and(|x| !(x.kind == FrameKind::Video && x.keyframe)) {
             if let Some(x) = self.frames.pop_front() {
                 self.bytes -= x.len();
             }
@@ -217,14 +217,14 @@ mod tests {
         // FLV AVC NALU tag: frame type 1 (key) / 2 (inter), codec 7, packet type 1, cts 0, one NAL.
         let b0 = if key { 0x17 } else { 0x27 };
         Arc::new(Frame::new(
-            MediaKind::Video,
+            FrameKind::Video,
             ts,
             Bytes::from(vec![b0, 1, 0, 0, 0, 0, 0, 0, 1, if key { 0x65 } else { 0x41 }]),
         ))
     }
     fn vheader() -> Arc<Frame> {
         Arc::new(Frame::new(
-            MediaKind::Video,
+            FrameKind::Video,
             0,
             Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe0, 0xe0]),
         ))
@@ -294,9 +294,9 @@ mod tests {
         let mut quick = GopCache::new(1 << 20, Duration::from_secs(10));
         let video = |ts: u32, key: bool| {
             let body = if key { vec![0x17, 1, 0, 0, 0, 1, 2, 3] } else { vec![0x27, 1, 0, 0, 0, 4, 5, 6] };
-            Arc::new(Frame::new(MediaKind::Video, ts, Bytes::from(body)))
+            Arc::new(Frame::new(FrameKind::Video, ts, Bytes::from(body)))
         };
-        let header = Arc::new(Frame::new(MediaKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 2])));
+        let header = Arc::new(Frame::new(FrameKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 2])));
         for c in [&mut g, &mut quick] {
             c.push(&header);
             // Two GOPs of 60 frames, then 10 frames of a third.

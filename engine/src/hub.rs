@@ -8,7 +8,7 @@
 //! test that runs in microseconds.
 
 use crate::bridge::{RtcToRtmp, RtmpToRtc};
-use crate::frame::{Frame, MediaKind};
+use crate::frame::{Frame, FrameKind};
 use crate::gop::{GopCache, JoinStart};
 use crate::link::{EngineEvent, StreamInfo};
 use crate::proto::codec::MediaInfo;
@@ -168,8 +168,8 @@ impl Rebase {
             (frame.timestamp as i64 + self.offset).clamp(0, u32::MAX as i64) as u32
         };
         let track = match frame.kind {
-            MediaKind::Video => Some(0),
-            MediaKind::Audio => Some(1),
+            FrameKind::Video => Some(0),
+            FrameKind::Audio => Some(1),
             _ => None,
         };
         let out_ts = match track {
@@ -409,7 +409,7 @@ impl HomeStream {
             return;
         }
         if frame.as_sender_report().is_some() {
-            self.last_sr[usize::from(frame.kind == MediaKind::RtpAudio)] = Some(frame.clone());
+            self.last_sr[usize::from(frame.kind == FrameKind::RtpAudio)] = Some(frame.clone());
         }
         // WebRTC → RTMP/FLV/HLS, only while someone watches that side.
         if self.flv_wanted(now) {
@@ -479,8 +479,8 @@ impl HomeStream {
         let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
         if frame.header {
             let changed = match frame.kind {
-                MediaKind::Video => self.info.update_from_video_tag(&frame.payload).unwrap_or(false),
-                MediaKind::Audio => self.info.update_from_audio_tag(&frame.payload).unwrap_or(false),
+                FrameKind::Video => self.info.update_from_video_tag(&frame.payload).unwrap_or(false),
+                FrameKind::Audio => self.info.update_from_audio_tag(&frame.payload).unwrap_or(false),
                 _ => false,
             };
             if changed {
@@ -521,8 +521,8 @@ impl HomeStream {
     fn segment(&mut self, frame: &Frame) {
         let (Some(seg), None) = (&mut self.hls, &self.hls_error) else { return };
         let kind = match frame.kind {
-            MediaKind::Video => crate::proto::hls::MediaKind::Video,
-            MediaKind::Audio => crate::proto::hls::MediaKind::Audio,
+            FrameKind::Video => crate::proto::Track::Video,
+            FrameKind::Audio => crate::proto::Track::Audio,
             _ => return,
         };
         if let Err(e) = seg.push_flv_tag(kind, frame.timestamp, &frame.payload) {

@@ -19,13 +19,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Poll, Waker};
 
 use crate::stats::ShardStats;
+use crate::sys::{Epoll, EpollEvent};
 
 /// Sockets reported per sweep at most.
 pub const SWEEP_EVENTS: usize = 512;
@@ -38,7 +39,7 @@ struct Readiness {
 
 /// One shard's watch (the shard's thread only).
 pub struct InputWatch {
-    epfd: OwnedFd,
+    epoll: Epoll,
     next: Cell<u64>,
     watched: RefCell<HashMap<u64, Rc<Readiness>>>,
     /// `watched_inputs` is kept equal to the number of watched sockets.
@@ -47,14 +48,7 @@ pub struct InputWatch {
 
 impl InputWatch {
     pub fn new(stats: Arc<ShardStats>) -> io::Result<Rc<Self>> {
-        // SAFETY: plain system call; the result is checked.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor that nothing else owns.
-        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Rc::new(InputWatch { epfd, next: Cell::new(1), watched: RefCell::default(), stats }))
+        Ok(Rc::new(InputWatch { epoll: Epoll::new()?, next: Cell::new(1), watched: RefCell::default(), stats }))
     }
 
     /// Sockets being watched.
@@ -71,11 +65,7 @@ impl InputWatch {
     pub fn watch(self: &Rc<Self>, fd: RawFd) -> io::Result<Watched> {
         let token = self.next.get();
         self.next.set(token + 1);
-        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32, u64: token };
-        // SAFETY: `ev` outlives the call; errors are checked.
-        if unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        self.epoll.add(fd, token)?;
         let readiness = Rc::new(Readiness::default());
         self.watched.borrow_mut().insert(token, readiness.clone());
         self.stats.watched_inputs.fetch_add(1, Ordering::Relaxed);
@@ -88,15 +78,14 @@ impl InputWatch {
         if self.watched.borrow().is_empty() {
             return 0;
         }
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; SWEEP_EVENTS];
-        // SAFETY: the buffer holds SWEEP_EVENTS events; timeout 0 never blocks.
-        let n = unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), evs.as_mut_ptr(), SWEEP_EVENTS as i32, 0) };
-        if n <= 0 {
+        let mut evs = [EpollEvent { events: 0, u64: 0 }; SWEEP_EVENTS];
+        let n = self.epoll.poll_now(&mut evs);
+        if n == 0 {
             return 0;
         }
         let watched = self.watched.borrow();
         let mut woken = 0;
-        for ev in &evs[..n as usize] {
+        for ev in &evs[..n] {
             let token = ev.u64;
             if let Some(r) = watched.get(&token) {
                 r.ready.set(true);
@@ -123,12 +112,10 @@ impl Watched {
     /// it ready when it has nothing. `Ok(0)` is the end of the stream.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            // SAFETY: `buf` is valid for `buf.len()` bytes; the socket is ours.
-            let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
+            let e = match crate::sys::recv_nonblocking(self.fd, buf) {
+                Ok(n) => return Ok(n),
+                Err(e) => e,
+            };
             match e.kind() {
                 io::ErrorKind::WouldBlock => self.ready().await,
                 io::ErrorKind::Interrupted => {}
@@ -155,11 +142,7 @@ impl Drop for Watched {
     fn drop(&mut self) {
         self.watch.watched.borrow_mut().remove(&self.token);
         self.watch.stats.watched_inputs.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: removing our own socket from our own set; the event argument is
-        // ignored for EPOLL_CTL_DEL. Fails harmlessly if the socket is gone already.
-        unsafe {
-            libc::epoll_ctl(self.watch.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, self.fd, std::ptr::null_mut());
-        }
+        self.watch.epoll.remove(self.fd);
     }
 }
 

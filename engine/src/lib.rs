@@ -31,6 +31,7 @@ pub mod rtmp_conn;
 pub mod shard;
 pub mod stat;
 pub mod stats;
+pub mod sys;
 
 /// The sans-IO protocol crate (engine/proto), under the name the shell uses.
 pub use ::proto;

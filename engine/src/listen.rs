@@ -16,10 +16,8 @@ pub struct Listeners {
 impl Listeners {
     pub fn close(&self) {
         for fd in &self.fds {
-            // SAFETY: shutting down our own listening socket; it wakes a pending accept.
-            unsafe {
-                libc::shutdown(*fd, libc::SHUT_RDWR);
-            }
+            // Our own listening socket: a pending accept wakes.
+            crate::sys::shutdown(*fd);
         }
     }
 }

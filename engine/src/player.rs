@@ -20,7 +20,7 @@
 //! pending frames copied to its queue, and goes the per-player way above until a
 //! tick finds it in step again.
 
-use crate::frame::{Frame, MediaKind};
+use crate::frame::{Frame, FrameKind};
 use crate::link::Protocol;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
@@ -492,7 +492,7 @@ impl Cohort {
                 // meets the error with its own write and ends.
                 let (sent, total) = match &bytes {
                     Some(b) if b.is_empty() => continue,
-                    Some(b) => (send_one(slot.fd, b).unwrap_or(0), b.len()),
+                    Some(b) => (crate::sys::send_nonblocking(slot.fd, b).unwrap_or(0), b.len()),
                     None => {
                         pieces.clear();
                         form.pieces(&frames, base, &mut pieces);
@@ -675,7 +675,7 @@ impl Player {
         if q.end.is_some() {
             return;
         }
-        if f.kind == MediaKind::Video && !f.header {
+        if f.kind == FrameKind::Video && !f.header {
             if q.awaiting_key && !f.keyframe {
                 self.dropped.set(self.dropped.get() + 1);
                 return;
@@ -700,7 +700,7 @@ impl Player {
                 self.end(PlayerEnd::Kicked);
                 return;
             }
-            if f.kind == MediaKind::Video && !f.header && !f.keyframe {
+            if f.kind == FrameKind::Video && !f.header && !f.keyframe {
                 self.dropped.set(self.dropped.get() + 1);
                 return;
             }
@@ -960,7 +960,7 @@ impl Player {
             let keys: Vec<usize> = media
                 .iter()
                 .enumerate()
-                .filter(|(_, f)| f.kind == MediaKind::Video && f.keyframe)
+                .filter(|(_, f)| f.kind == FrameKind::Video && f.keyframe)
                 .map(|(i, _)| i)
                 .collect();
             from = keys.iter().copied().find(|&i| fits(i)).or(keys.last().copied()).unwrap_or(0);
@@ -995,11 +995,8 @@ impl Player {
         }
         drop(q);
         if how == PlayerEnd::Kicked && self.fd.get() >= 0 {
-            // SAFETY: shutting down the player's own socket; the connection task still owns
-            // (and later closes) the fd.
-            unsafe {
-                libc::shutdown(self.fd.get(), libc::SHUT_RDWR);
-            }
+            // The player's own socket; the connection task still owns (and later closes) it.
+            crate::sys::shutdown(self.fd.get());
         }
         self.wake();
     }
@@ -1133,52 +1130,13 @@ pub async fn write_all_vectored<W: monoio::io::AsyncWriteRent>(
     Ok(total)
 }
 
-/// Sends one buffer with a non-blocking `send` on a player's socket (open while its
-/// writer task, idle in `next_batch`, holds the write half).
-fn send_one(fd: i32, one: &[u8]) -> std::io::Result<usize> {
-    loop {
-        // SAFETY: `one` is alive for the call; `fd` is the player's socket (a member's
-        // slot is freed before its writer task, which owns the socket, ends).
-        let n = unsafe {
-            libc::send(fd, one.as_ptr() as *const libc::c_void, one.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-/// Sends `bufs` (at most `MAX_IOVECS` of them) with one non-blocking `sendmsg`.
+/// Sends `bufs` (at most `MAX_IOVECS` of them) without blocking: one `send` for one
+/// buffer, one `sendmsg` for more. `fd` is the player's socket, open while its
+/// writer task (idle in `next_batch`) holds the write half.
 fn send_now(fd: i32, bufs: &[Bytes], iov: &mut Vec<libc::iovec>) -> std::io::Result<usize> {
-    if let [one] = bufs {
-        return send_one(fd, one);
-    }
-    iov.clear();
-    iov.extend(
-        bufs.iter()
-            .filter(|b| !b.is_empty())
-            .take(MAX_IOVECS)
-            .map(|b| libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() }),
-    );
-    // SAFETY: msghdr is plain data; zeroed is a valid (empty) value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = iov.len() as _;
-    loop {
-        // SAFETY: the iovecs point into `bufs`, alive for the call; `fd` is the player's
-        // socket, open while its writer task (idle in `next_batch`) holds the write half.
-        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
+    match bufs {
+        [one] => crate::sys::send_nonblocking(fd, one),
+        _ => crate::sys::sendmsg_nonblocking(fd, bufs, MAX_IOVECS, iov),
     }
 }
 
@@ -1252,6 +1210,54 @@ mod tests {
     /// with send buffer `sndbuf` (the system's without), whose reader thread starts
     /// reading after `reader_delay` and returns every byte it got; the player's end of
     /// the socket as a monoio stream for its writer task.
+    /// A player that does not read: at its queue bound, queued media goes (codec
+    /// headers stay), video resumes at the next keyframe, and a player still
+    /// overflowing after `disconnect_after` is ended.
+    #[test]
+    fn a_slow_player_skips_to_the_next_keyframe_then_is_dropped() {
+        let limits = PlayerLimits {
+            max_bytes: 10_000,
+            max_ms: 600_000,
+            disconnect_after: Duration::from_secs(15),
+            merge: false,
+        };
+        let p = Rc::new(Player::new(1, Protocol::HttpFlv, "127.0.0.1:9".parse().unwrap(), limits));
+        let video = |ts: u32, key: bool, len: usize| {
+            let mut body = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+            body.resize(len, 0xAB);
+            Arc::new(Frame::new(FrameKind::Video, ts, Bytes::from(body)))
+        };
+        let header =
+            Arc::new(Frame::new(FrameKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f])));
+        assert!(header.header);
+        let t0 = Instant::now();
+        p.push(&header, t0);
+        p.push(&video(0, true, 3000), t0);
+        p.push(&video(33, false, 3000), t0);
+        p.push(&video(66, false, 3000), t0);
+        assert_eq!(p.q.borrow().frames.len(), 4);
+        // The next frame would pass 10 000 bytes: media goes, the header stays, and
+        // this inter frame is dropped too (it needs the frames before it).
+        p.push(&video(99, false, 3000), t0);
+        let kept: Vec<bool> = p.q.borrow().frames.iter().map(|f| f.header).collect();
+        assert_eq!(kept, [true]);
+        assert_eq!(p.dropped.get(), 4);
+        // Inter frames wait for a keyframe; the keyframe restarts the queue.
+        p.push(&video(132, false, 100), t0);
+        assert_eq!(p.q.borrow().frames.len(), 1);
+        p.push(&video(165, true, 100), t0);
+        p.push(&video(198, false, 100), t0);
+        assert_eq!(p.q.borrow().frames.len(), 3);
+        assert_eq!(p.dropped.get(), 5);
+        assert!(p.q.borrow().end.is_none());
+        // Still overflowing 15 s after the first overflow: the player is ended.
+        let big = |ts| video(ts, true, 12_000);
+        p.push(&big(231), t0 + Duration::from_secs(10));
+        assert!(p.q.borrow().end.is_none(), "within the allowance");
+        p.push(&big(264), t0 + Duration::from_secs(16));
+        assert!(matches!(p.q.borrow().end, Some(PlayerEnd::Kicked)), "dropped after 15 s of overflow");
+    }
+
     fn loopback_player(
         id: u64,
         sndbuf: Option<libc::c_int>,
@@ -1337,7 +1343,7 @@ mod tests {
                 // AAC frames (always queued), 3 KiB each, numbered in every byte.
                 let mut payload = vec![0xaf, 0x01];
                 payload.resize(3072, n);
-                let f = Arc::new(Frame::new(MediaKind::Audio, round * 100 + i, Bytes::from(payload)));
+                let f = Arc::new(Frame::new(FrameKind::Audio, round * 100 + i, Bytes::from(payload)));
                 if form.is_some() {
                     expected.extend_from_slice(&f.flv_wire());
                 } else {
@@ -1393,9 +1399,9 @@ mod tests {
         let frames: Vec<Arc<Frame>> = (0..5u32)
             .map(|i| {
                 let (kind, body) = if i % 2 == 0 {
-                    (MediaKind::Video, vec![0x17, 1, 0, 0, 0, i as u8, 9, 9])
+                    (FrameKind::Video, vec![0x17, 1, 0, 0, 0, i as u8, 9, 9])
                 } else {
-                    (MediaKind::Audio, vec![0xaf, 1, i as u8])
+                    (FrameKind::Audio, vec![0xaf, 1, i as u8])
                 };
                 Arc::new(Frame::new(kind, i * 20, Bytes::from(body)))
             })
@@ -1411,9 +1417,9 @@ mod tests {
             .iter()
             .flat_map(|f| {
                 let h = MessageHeader {
-                    csid: if f.kind == MediaKind::Video { 6 } else { 4 },
+                    csid: if f.kind == FrameKind::Video { 6 } else { 4 },
                     timestamp: f.timestamp,
-                    type_id: if f.kind == MediaKind::Video { 9 } else { 8 },
+                    type_id: if f.kind == FrameKind::Video { 9 } else { 8 },
                     stream_id: 1,
                 };
                 encode_message_bytes(4096, &h, &f.payload).unwrap().to_vec()
@@ -1515,14 +1521,14 @@ mod tests {
                 for (p, _, _) in &players {
                     p.resync();
                 }
-                let key = Frame::new(MediaKind::Video, round * 100, Bytes::from_static(&[0x17, 1, 0, 0, 0, 7, 7]));
+                let key = Frame::new(FrameKind::Video, round * 100, Bytes::from_static(&[0x17, 1, 0, 0, 0, 7, 7]));
                 deliver(Arc::new(key), &mut expected);
             }
             for i in 0..8u32 {
                 let n = (round * 8 + i) as u8;
                 let mut payload = vec![0xaf, 0x01];
                 payload.resize(3072, n);
-                deliver(Arc::new(Frame::new(MediaKind::Audio, round * 100 + i, Bytes::from(payload))), &mut expected);
+                deliver(Arc::new(Frame::new(FrameKind::Audio, round * 100 + i, Bytes::from(payload))), &mut expected);
                 // The lanes' turns, spread over the round's frames.
                 let turn = i as usize * lanes / 8;
                 if (i as usize + 1) * lanes / 8 == turn {
@@ -1548,7 +1554,7 @@ mod tests {
         }
         // Frames the cohort holds when the stream ends still go out.
         for i in 0..3u32 {
-            deliver(Arc::new(Frame::new(MediaKind::Audio, 7000 + i, Bytes::from_static(&[0xaf, 1, 5]))), &mut expected);
+            deliver(Arc::new(Frame::new(FrameKind::Audio, 7000 + i, Bytes::from_static(&[0xaf, 1, 5]))), &mut expected);
         }
         let mut got = vec![];
         for (p, r, w) in players {

@@ -11,13 +11,13 @@
 //! - Sends use `sendto(2)` on the non-blocking socket directly (a full socket
 //!   buffer drops the datagram, which RTP tolerates and NACK repairs).
 
-use crate::frame::{Frame, MediaKind as FrameKind};
+use crate::frame::{Frame, FrameKind};
 use crate::link::Protocol;
 use crate::player::{Batch, Player, PlayerEnd, PlayerLimits};
 use crate::proto::webrtc::rtx_cache::RtxStore;
 use crate::proto::webrtc::sdp::Role;
 use crate::proto::webrtc::{
-    AnswerOptions, IceCredentials, MediaKind, MediaPacket, Offer, RtcpPacket, RtpPacket, SessionConfig, SessionEvent,
+    AnswerOptions, IceCredentials, MediaPacket, Offer, RtcpPacket, RtpPacket, SessionConfig, SessionEvent, Track,
     WebRtcError, WebRtcSession, build_answer, stun,
 };
 use crate::shard::{ClaimError, PublisherCodecs, PublisherCtl, Shard, ShardHooks};
@@ -310,7 +310,7 @@ pub fn start(shard: &Rc<Shard>) -> std::io::Result<()> {
                     // before the subscriber writers woken by this one run: each then
                     // wakes once per burst instead of once per packet.
                     for _ in 0..RECV_DRAIN {
-                        let Some((n, from)) = recv_now(rr.fd, &mut more) else { break };
+                        let Some((n, from)) = crate::sys::recv_from_nonblocking(rr.fd, &mut more) else { break };
                         sh.stats().bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                         rr.on_datagram(&sh, from, &more[..n]);
                     }
@@ -340,20 +340,8 @@ pub fn start(shard: &Rc<Shard>) -> std::io::Result<()> {
 
 impl RtcShard {
     fn send_to(&self, shard: &Shard, to: SocketAddr, data: &[u8]) {
-        let (addr, len) = sockaddr(to);
-        // SAFETY: a sendto on our own non-blocking socket with a valid buffer and
-        // sockaddr; failures (EAGAIN) drop the datagram.
-        let n = unsafe {
-            libc::sendto(
-                self.fd,
-                data.as_ptr() as *const libc::c_void,
-                data.len(),
-                0,
-                &addr as *const _ as *const libc::sockaddr,
-                len,
-            )
-        };
-        if n > 0 {
+        // A full socket buffer drops the datagram, as the network may.
+        if let Ok(n) = crate::sys::send_to_nonblocking(self.fd, to, data) {
             shard.stats().bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
@@ -449,8 +437,8 @@ impl RtcShard {
                         packet: RtcpPacket::SenderReport { ssrc, ntp_time, rtp_time, .. },
                     } if s.ctl.is_some() => {
                         let fk = match kind {
-                            MediaKind::Audio => FrameKind::RtpAudio,
-                            MediaKind::Video => FrameKind::RtpVideo,
+                            Track::Audio => FrameKind::RtpAudio,
+                            Track::Video => FrameKind::RtpVideo,
                         };
                         frames.push((s.stream.clone(), s.pub_id, Frame::sender_report(fk, ssrc, ntp_time, rtp_time)));
                     }
@@ -550,90 +538,16 @@ impl RtcShard {
 }
 
 /// A publisher's RTP packet as a frame for the fan-out.
-fn rtp_frame(kind: MediaKind, p: &RtpPacket) -> Frame {
+fn rtp_frame(kind: Track, p: &RtpPacket) -> Frame {
     let fk = match kind {
-        MediaKind::Audio => FrameKind::RtpAudio,
-        MediaKind::Video => FrameKind::RtpVideo,
+        Track::Audio => FrameKind::RtpAudio,
+        Track::Video => FrameKind::RtpVideo,
     };
     Frame::rtp(fk, p.raw().clone())
 }
 
 /// Datagrams read without waiting after each awaited one.
 const RECV_DRAIN: usize = 32;
-
-/// A datagram already queued on the non-blocking socket, if any (longer ones are
-/// truncated to `buf`, as the awaited receive does).
-fn recv_now(fd: i32, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: a recvfrom on our own socket into a valid buffer and address.
-    let n = unsafe {
-        libc::recvfrom(
-            fd,
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-            libc::MSG_DONTWAIT,
-            &mut ss as *mut _ as *mut libc::sockaddr,
-            &mut len,
-        )
-    };
-    if n < 0 {
-        return None;
-    }
-    let from = match ss.ss_family as i32 {
-        libc::AF_INET => {
-            // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
-            let sin = unsafe { *(&ss as *const _ as *const libc::sockaddr_in) };
-            SocketAddr::new(
-                std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into(),
-                u16::from_be(sin.sin_port),
-            )
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
-            let sin6 = unsafe { *(&ss as *const _ as *const libc::sockaddr_in6) };
-            SocketAddr::V6(std::net::SocketAddrV6::new(
-                sin6.sin6_addr.s6_addr.into(),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            ))
-        }
-        _ => return None,
-    };
-    Some((n as usize, from))
-}
-
-fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    match a {
-        SocketAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in fits in sockaddr_storage.
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
-            (ss, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
-        }
-        SocketAddr::V6(v6) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
-                sin6_scope_id: v6.scope_id(),
-            };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            (ss, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
-        }
-    }
-}
 
 /// Creates a session on this shard (called through [`ShardMsg::RtcCreate`]).
 pub async fn create(
@@ -875,8 +789,8 @@ async fn subscriber_writer(shard: Rc<Shard>, r: Rc<RtcShard>, sid: u64, player: 
                 let mut parsed = r.parsed.borrow_mut();
                 for f in &frames {
                     let kind = match f.kind {
-                        FrameKind::RtpAudio => MediaKind::Audio,
-                        FrameKind::RtpVideo => MediaKind::Video,
+                        FrameKind::RtpAudio => Track::Audio,
+                        FrameKind::RtpVideo => Track::Video,
                         _ => continue,
                     };
                     if s.session.negotiated().media(kind).is_none() {
@@ -914,15 +828,18 @@ mod tests {
             a.set_nonblocking(true).unwrap();
             let b = std::net::UdpSocket::bind(bind).unwrap();
             let mut buf = [0u8; 16];
-            assert!(recv_now(a.as_raw_fd(), &mut buf).is_none(), "nothing queued: no wait, None");
+            assert!(
+                crate::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf).is_none(),
+                "nothing queued: no wait, None"
+            );
             b.send_to(b"one", a.local_addr().unwrap()).unwrap();
             b.send_to(&[7u8; 40], a.local_addr().unwrap()).unwrap();
             std::thread::sleep(Duration::from_millis(20));
-            assert_eq!(recv_now(a.as_raw_fd(), &mut buf), Some((3, b.local_addr().unwrap())));
+            assert_eq!(crate::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf), Some((3, b.local_addr().unwrap())));
             assert_eq!(&buf[..3], b"one");
             // Longer than the buffer: truncated to it.
-            assert_eq!(recv_now(a.as_raw_fd(), &mut buf), Some((16, b.local_addr().unwrap())));
-            assert!(recv_now(a.as_raw_fd(), &mut buf).is_none());
+            assert_eq!(crate::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf), Some((16, b.local_addr().unwrap())));
+            assert!(crate::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf).is_none());
         }
     }
 }

@@ -6,10 +6,10 @@
 //! pings, status) and the shared pre-chunked media in one vectored write per merge
 //! window.
 
-use crate::frame::{Frame, MediaKind, PLAY_STREAM_ID};
+use crate::frame::{Frame, FrameKind, PLAY_STREAM_ID};
 use crate::link::{EngineEvent, Protocol, PublishDecision};
 use crate::player::{Player, PlayerEnd, PlayerLimits, write_loop};
-use crate::proto::rtmp::message::MediaKind as RtmpKind;
+use crate::proto::rtmp::MediaType;
 use crate::proto::rtmp::{ChunkLimits, RtmpError, ServerSession, SessionConfig, SessionEvent, encode_media};
 use crate::shard::{PlayError, PublisherCtl, Shard};
 use bytes::Bytes;
@@ -269,11 +269,11 @@ impl Conn {
                 if let Role::Publishing { stream_id: sid, name, pub_id, .. } = &*self.role.borrow() {
                     if *sid == stream_id {
                         let kind = match kind {
-                            RtmpKind::Audio => MediaKind::Audio,
-                            RtmpKind::Video => MediaKind::Video,
-                            RtmpKind::Data => MediaKind::Data,
+                            MediaType::Audio => FrameKind::Audio,
+                            MediaType::Video => FrameKind::Video,
+                            MediaType::Data => FrameKind::Data,
                         };
-                        if kind == MediaKind::Data && !is_metadata(&payload) {
+                        if kind == FrameKind::Data && !is_metadata(&payload) {
                             return Ok(());
                         }
                         self.shard.publish_frame(name, *pub_id, Frame::new(kind, timestamp, payload));
@@ -494,10 +494,8 @@ async fn timer(weak: std::rc::Weak<Conn>) {
         let _ = conn.flush().await;
         if conn.session.borrow().is_closed() {
             peer_log!(conn, info, "RTMP session timed out");
-            // SAFETY: shutting down our own socket so that the read loop ends.
-            unsafe {
-                libc::shutdown(conn.fd, libc::SHUT_RDWR);
-            }
+            // Our own socket: the read loop ends.
+            crate::sys::shutdown(conn.fd);
             break;
         }
     }
@@ -551,9 +549,9 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
                 continue;
             }
             let kind = match f.kind {
-                MediaKind::Audio => RtmpKind::Audio,
-                MediaKind::Video => RtmpKind::Video,
-                _ => RtmpKind::Data,
+                FrameKind::Audio => MediaType::Audio,
+                FrameKind::Video => MediaType::Video,
+                _ => MediaType::Data,
             };
             if let Ok(b) = encode_media(chunk_size, kind, stream_id, f.ts_on(base), &f.payload) {
                 bufs.push(b);
@@ -570,10 +568,8 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
         }
         let _ = crate::player::write_all_vectored(&mut wr, out).await;
         conn.closing.set(true);
-        // SAFETY: shutting down our own socket so that the reader sees EOF.
-        unsafe {
-            libc::shutdown(conn.fd, libc::SHUT_RDWR);
-        }
+        // Our own socket: the reader sees the end.
+        crate::sys::shutdown(conn.fd);
     }
     let _ = wr.shutdown().await;
 }

@@ -181,6 +181,25 @@ fn shell_modules_import_one_way() {
     assert!(circle.is_empty(), "these modules import each other in a circle: {circle:?}\n(imports: {edges:#?})");
 }
 
+/// The shell's system calls are in `sys`, behind safe functions; elsewhere only the
+/// monoio buffer trait (whose contract is about memory, not a call) is `unsafe`.
+#[test]
+fn unsafe_code_is_in_sys_only() {
+    let src = engine_dir().join("src");
+    let mut files = vec![];
+    rust_files(&src, &mut files);
+    let mut found = vec![];
+    for f in files.iter().filter(|f| !is_test_file(f) && !f.ends_with("sys.rs")) {
+        let code = non_test_code(f);
+        for (n, line) in code_lines(&code) {
+            if line.contains("unsafe") && !line.contains("unsafe impl monoio::buf::IoVecBuf") {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "unsafe outside engine/src/sys.rs:\n{}", found.join("\n"));
+}
+
 #[test]
 fn the_circle_check_finds_circles() {
     let edges: BTreeMap<String, BTreeSet<String>> =

@@ -26,7 +26,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use engine::proto::webrtc::sdp::{AnswerOptions, Codec, MediaKind, Offer, Role, build_answer};
+use engine::proto::webrtc::sdp::{AnswerOptions, Codec, Offer, Role, Track, build_answer};
 use engine::proto::webrtc::stun::{local_ufrag, peek_username};
 use engine::proto::webrtc::{DtlsCertificate, IceCredentials, SessionConfig, SessionEvent, WebRtcSession};
 
@@ -146,7 +146,7 @@ impl Drop for Peer {
 
 #[derive(Default, Debug)]
 struct Counts {
-    rtp: HashMap<MediaKind, u64>,
+    rtp: HashMap<Track, u64>,
     bad_payloads: u64,
     forwarded: u64,
     keyframe_requests: u64,
@@ -207,7 +207,7 @@ fn run(codec: Codec) {
         assert!(now < deadline, "timed out: {counts:?} subscriber={sub_stats}");
 
         // --- (b) start the subscriber once the publisher's video flows ---
-        if subscriber.is_none() && counts.rtp.get(&MediaKind::Video).copied().unwrap_or(0) >= 10 {
+        if subscriber.is_none() && counts.rtp.get(&Track::Video).copied().unwrap_or(0) >= 10 {
             let mut sp = Peer::spawn("subscriber", &["subscribe", "--min-frames", "60"]);
             let offer = Offer::parse(&sp.offer()).expect("aiortc subscriber offer");
             let mut opts =
@@ -264,7 +264,7 @@ fn run(codec: Codec) {
                     }
                     SessionEvent::Rtp { kind, packet, .. } if i == PUB => {
                         *counts.rtp.entry(kind).or_default() += 1;
-                        let c = if kind == MediaKind::Video { codec } else { Codec::Opus };
+                        let c = if kind == Track::Video { codec } else { Codec::Opus };
                         if !payload_ok(c, &packet.payload()) {
                             counts.bad_payloads += 1;
                         }
@@ -336,8 +336,8 @@ fn run(codec: Codec) {
     if let Some(mut sp) = subscriber {
         sp.stop();
     }
-    let video = counts.rtp.get(&MediaKind::Video).copied().unwrap_or(0);
-    let audio = counts.rtp.get(&MediaKind::Audio).copied().unwrap_or(0);
+    let video = counts.rtp.get(&Track::Video).copied().unwrap_or(0);
+    let audio = counts.rtp.get(&Track::Audio).copied().unwrap_or(0);
     assert!(video >= 60, "video RTP from aiortc: {video}");
     assert!(audio >= 20, "audio RTP from aiortc: {audio}");
     assert_eq!(counts.bad_payloads, 0, "payloads that do not parse as {codec:?}/Opus");

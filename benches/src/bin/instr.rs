@@ -14,7 +14,7 @@
 
 use benches::micro::{self, Gop, VIDEO_HEADER};
 use bytes::Bytes;
-use engine::frame::{Frame, MediaKind};
+use engine::frame::{Frame, FrameKind};
 use engine::proto::flv::{TagType, encode_tag};
 use engine::proto::hls::Segmenter;
 use engine::proto::rtmp::chunk::encode_message_bytes;
@@ -73,9 +73,9 @@ fn measured(op: &str, iterations: usize, input: &mut Input) -> usize {
                 sum += match op {
                     "rtmp_encode_10k" => encode_message_bytes(4096, &VIDEO_HEADER, p).unwrap().len(),
                     "flv_encode_tag_10k" => encode_tag(TagType::Video, 123_456, p).unwrap().len(),
-                    "frame_flv_wire_10k" => Frame::new(MediaKind::Video, 123_456, p.clone()).flv_wire().len(),
+                    "frame_flv_wire_10k" => Frame::new(FrameKind::Video, 123_456, p.clone()).flv_wire().len(),
                     _ => {
-                        let (head, rest) = Frame::new(MediaKind::Video, 123_456, p.clone()).rtmp_parts(4096, 0);
+                        let (head, rest) = Frame::new(FrameKind::Video, 123_456, p.clone()).rtmp_parts(4096, 0);
                         head.len() + rest.map_or(0, |r| r.len())
                     }
                 };

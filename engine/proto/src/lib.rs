@@ -10,8 +10,11 @@ pub mod http;
 pub mod mpegts;
 pub mod rtmp;
 pub mod rtp_h264;
+pub mod track;
 pub mod webrtc;
 pub mod websocket;
+
+pub use track::Track;
 
 /// Fuzz bodies, wrapped one-per-target by fuzz/fuzz_targets (the `fuzz` feature);
 /// unit tests run them on real input too. Not part of a release build.

@@ -30,8 +30,8 @@ fn media() -> Vec<Arc<Frame>> {
     let mut frames = vec![];
     while let Some(tag) = reader.poll_tag().unwrap() {
         let kind = match tag.tag_type {
-            TagType::Video => MediaKind::Video,
-            TagType::Audio => MediaKind::Audio,
+            TagType::Video => FrameKind::Video,
+            TagType::Audio => FrameKind::Audio,
             TagType::Script => continue,
         };
         frames.push(Arc::new(Frame::new(kind, tag.timestamp_ms, tag.body)));
@@ -203,8 +203,8 @@ fn timestamps_continue_across_publishers() {
 #[test]
 fn rebase_keeps_each_track_after_the_previous_publisher() {
     let mut r = Rebase::default();
-    let video = |ts| Frame::new(MediaKind::Video, ts, Bytes::from_static(&[0x27, 1, 0, 0, 0]));
-    let audio = |ts| Frame::new(MediaKind::Audio, ts, Bytes::from_static(&[0xAF, 1, 0]));
+    let video = |ts| Frame::new(FrameKind::Video, ts, Bytes::from_static(&[0x27, 1, 0, 0, 0]));
+    let audio = |ts| Frame::new(FrameKind::Audio, ts, Bytes::from_static(&[0xAF, 1, 0]));
     assert_eq!(r.map(&video(1000)), 1000);
     assert_eq!(r.map(&audio(1010)), 1010);
     r.new_publisher();
@@ -267,7 +267,7 @@ fn hls_marks_a_discontinuity_at_a_new_publisher() {
 fn rtp(seq: u16) -> Frame {
     let mut p = vec![0x80, 96, (seq >> 8) as u8, seq as u8, 0, 0, 0, 1, 0, 0, 0, 9];
     p.extend_from_slice(&[0x41, 0x9a, 0x00]);
-    Frame::rtp(MediaKind::RtpVideo, Bytes::from(p))
+    Frame::rtp(FrameKind::RtpVideo, Bytes::from(p))
 }
 
 #[test]

@@ -181,10 +181,8 @@ pub struct PublisherCtl {
 impl PublisherCtl {
     pub fn kick(&self) {
         self.kicked.set(true);
-        // SAFETY: shutting down a socket we own; the fd stays open until the task drops it.
-        unsafe {
-            libc::shutdown(self.fd, libc::SHUT_RDWR);
-        }
+        // A socket we own; the fd stays open until the task drops it.
+        crate::sys::shutdown(self.fd);
     }
 }
 

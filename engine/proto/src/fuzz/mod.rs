@@ -25,7 +25,7 @@ use crate::codec::{
     VideoPacket, VideoTag, annexb_nalus, avcc_contains_idr, avcc_nalus, avcc_to_annexb, nal_unit_type,
 };
 use crate::flv::{FlvReader, FlvTag, encode_tag, file_header};
-use crate::hls::{HlsConfig, HlsEvent, MediaKind, Segmenter};
+use crate::hls::{HlsConfig, HlsEvent, Segmenter, Track};
 use crate::mpegts::{SYNC_BYTE, TS_PACKET_LEN, TsMuxerConfig};
 use crate::websocket::{self, ClientFrame};
 
@@ -281,7 +281,7 @@ pub fn fuzz_ts_mux(data: &[u8]) {
         let (body, after) = tail.split_at(len);
         rest = after;
         timestamp = timestamp.wrapping_add_signed(i32::from(i16::from_be_bytes([*d0, *d1])));
-        let media = if kind & 1 == 1 { MediaKind::Video } else { MediaKind::Audio };
+        let media = if kind & 1 == 1 { Track::Video } else { Track::Audio };
         let _ = seg.push_flv_tag(media, timestamp, body);
         if kind & 0x80 != 0 {
             if kind & 0x40 != 0 {

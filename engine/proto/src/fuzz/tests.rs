@@ -195,7 +195,7 @@ fn seeds_reach_deep_states() {
         let (body, after) = tail.split_at(usize::from(u16::from_be_bytes([*l0, *l1])));
         rest = after;
         timestamp = timestamp.wrapping_add_signed(i32::from(i16::from_be_bytes([*d0, *d1])));
-        let kind = if kind & 1 == 1 { MediaKind::Video } else { MediaKind::Audio };
+        let kind = if kind & 1 == 1 { Track::Video } else { Track::Audio };
         seg.push_flv_tag(kind, timestamp, body).unwrap();
     }
     seg.end();

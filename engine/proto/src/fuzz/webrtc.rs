@@ -37,7 +37,7 @@ use crate::webrtc::rtcp::{self, RtcpFeedback, RtcpPacket};
 use crate::webrtc::rtp::{RtpHeader, RtpPacket, SeqExtender, rtx_payload, rtx_unwrap};
 use crate::webrtc::rtx_cache::{CachedRtp, ENTRY_OVERHEAD, RtxCache, RtxCacheLimits};
 use crate::webrtc::sdp::{
-    AnswerOptions, Codec, LocalSsrcs, MediaKind, Negotiated, NegotiatedMedia, Offer, PREFERRED_H264_PROFILES, Role,
+    AnswerOptions, Codec, LocalSsrcs, Negotiated, NegotiatedMedia, Offer, PREFERRED_H264_PROFILES, Role, Track,
     build_answer,
 };
 use crate::webrtc::stun::{self, IceCredentials, StunOutcome, StunReject};
@@ -537,11 +537,11 @@ fn check_answer(offer: &Offer, opts: &AnswerOptions, sdp: &str, n: &Negotiated) 
             .expect("a negotiated section was offered");
         assert!(offered.codecs.iter().any(|c| c.payload_type == nm.payload_type));
         assert_eq!(nm.codec.kind(), nm.kind);
-        let allowed = if nm.kind == MediaKind::Audio { &opts.audio_codecs } else { &opts.video_codecs };
+        let allowed = if nm.kind == Track::Audio { &opts.audio_codecs } else { &opts.video_codecs };
         assert!(allowed.contains(&nm.codec));
-        assert!(nm.rtx_payload_type.is_none() || (opts.rtx && nm.kind == MediaKind::Video));
+        assert!(nm.rtx_payload_type.is_none() || (opts.rtx && nm.kind == Track::Video));
         assert!(nm.mid_extension_id.is_none_or(|id| (1..=14).contains(&id)));
-        let ssrc = if nm.kind == MediaKind::Audio { opts.ssrcs.audio } else { opts.ssrcs.video };
+        let ssrc = if nm.kind == Track::Audio { opts.ssrcs.audio } else { opts.ssrcs.video };
         assert_eq!(nm.local_ssrc, ssrc);
     }
 

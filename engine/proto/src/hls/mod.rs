@@ -17,7 +17,7 @@ pub mod segmenter;
 mod tests;
 
 pub use playlist::{PlaylistHeader, PlaylistSegment, render_media_playlist};
-pub use segmenter::{HlsConfig, HlsEvent, MediaFrame, MediaKind, Segmenter};
+pub use segmenter::{HlsConfig, HlsEvent, MediaFrame, Segmenter, Track};
 
 use crate::codec::CodecError;
 use crate::mpegts::TsError;

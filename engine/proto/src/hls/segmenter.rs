@@ -60,20 +60,13 @@ const MAX_BACKWARD_MS: u64 = 5_000;
 /// A timestamp this far beyond the newest one seen is a discontinuity.
 const MAX_FORWARD_MS: u64 = 30_000;
 
-/// Which elementary stream a frame belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    /// H.264 video.
-    Video,
-    /// AAC audio.
-    Audio,
-}
+pub use crate::Track;
 
 /// One coded frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MediaFrame<'a> {
     /// Audio or video.
-    pub kind: MediaKind,
+    pub kind: Track,
     /// Decode timestamp in milliseconds (RTMP/FLV time; wraps at 2^32).
     pub timestamp_ms: u32,
     /// PTS − DTS in milliseconds (video; 0 for audio).
@@ -277,9 +270,9 @@ impl Segmenter {
     /// headers set the configurations, coded frames are pushed, other
     /// packets are ignored. Codecs other than H.264 and AAC are refused with
     /// [`HlsError::UnsupportedCodec`].
-    pub fn push_flv_tag(&mut self, kind: MediaKind, timestamp_ms: u32, body: &[u8]) -> Result<(), HlsError> {
+    pub fn push_flv_tag(&mut self, kind: Track, timestamp_ms: u32, body: &[u8]) -> Result<(), HlsError> {
         match kind {
-            MediaKind::Video => {
+            Track::Video => {
                 let tag = VideoTag::parse(body)?;
                 if tag.codec != VideoCodec::Avc {
                     return Err(HlsError::UnsupportedCodec(tag.codec.name()));
@@ -296,7 +289,7 @@ impl Segmenter {
                     _ => {}
                 }
             }
-            MediaKind::Audio => {
+            Track::Audio => {
                 let tag = AudioTag::parse(body)?;
                 if tag.codec != AudioCodec::Aac {
                     return Err(HlsError::UnsupportedCodec(tag.codec.name()));
@@ -332,8 +325,8 @@ impl Segmenter {
             self.rebuild_playlist(true);
         }
         match frame.kind {
-            MediaKind::Video => self.push_video(frame),
-            MediaKind::Audio => self.push_audio(frame),
+            Track::Video => self.push_video(frame),
+            Track::Audio => self.push_audio(frame),
         }
     }
 

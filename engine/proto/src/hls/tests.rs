@@ -50,7 +50,7 @@ fn feed(seg: &mut Segmenter, start_ms: u32, secs: u32, gop: u32, with_audio: boo
             while audio_index * 1024 * 1000 / 48_000 <= u64::from(video_ms) {
                 let ts = start_ms.wrapping_add((audio_index * 1024 * 1000 / 48_000) as u32);
                 seg.push(&MediaFrame {
-                    kind: MediaKind::Audio,
+                    kind: Track::Audio,
                     timestamp_ms: ts,
                     composition_time_ms: 0,
                     keyframe: false,
@@ -64,7 +64,7 @@ fn feed(seg: &mut Segmenter, start_ms: u32, secs: u32, gop: u32, with_audio: boo
             let key = i % gop == 0;
             let au = access_unit(key, if key { 2000 } else { 300 });
             seg.push(&MediaFrame {
-                kind: MediaKind::Video,
+                kind: Track::Video,
                 timestamp_ms: start_ms.wrapping_add(video_ms),
                 composition_time_ms: 0,
                 keyframe: key,
@@ -215,7 +215,7 @@ fn waits_for_keyframe_and_drops_audio_before_it() {
     let inter = access_unit(false, 100);
     for ts in [0, 40] {
         seg.push(&MediaFrame {
-            kind: MediaKind::Video,
+            kind: Track::Video,
             timestamp_ms: ts,
             composition_time_ms: 0,
             keyframe: false,
@@ -224,7 +224,7 @@ fn waits_for_keyframe_and_drops_audio_before_it() {
         .unwrap();
     }
     seg.push(&MediaFrame {
-        kind: MediaKind::Audio,
+        kind: Track::Audio,
         timestamp_ms: 50,
         composition_time_ms: 0,
         keyframe: false,
@@ -251,7 +251,7 @@ fn discontinuity_then_endlist() {
     // Configs are forgotten until the new publisher's headers arrive.
     let au = access_unit(true, 10);
     let frame =
-        MediaFrame { kind: MediaKind::Video, timestamp_ms: 0, composition_time_ms: 0, keyframe: true, payload: &au };
+        MediaFrame { kind: Track::Video, timestamp_ms: 0, composition_time_ms: 0, keyframe: true, payload: &au };
     assert!(seg.push(&frame).is_err());
     seg.set_video_config(avc_config());
     seg.set_audio_config(aac_config()).unwrap();
@@ -313,13 +313,13 @@ fn empty_playlist_before_media() {
 #[test]
 fn refuses_other_codecs_and_bad_data() {
     let mut seg = Segmenter::new(HlsConfig::default());
-    assert_eq!(seg.push_flv_tag(MediaKind::Audio, 0, &[0x2F, 0xFF]), Err(HlsError::UnsupportedCodec("MP3")));
+    assert_eq!(seg.push_flv_tag(Track::Audio, 0, &[0x2F, 0xFF]), Err(HlsError::UnsupportedCodec("MP3")));
     let mut hevc = vec![0x90];
     hevc.extend_from_slice(b"hvc1");
-    assert_eq!(seg.push_flv_tag(MediaKind::Video, 0, &hevc), Err(HlsError::UnsupportedCodec("HEVC")));
+    assert_eq!(seg.push_flv_tag(Track::Video, 0, &hevc), Err(HlsError::UnsupportedCodec("HEVC")));
     seg.set_video_config(avc_config());
-    assert!(seg.push_flv_tag(MediaKind::Video, 0, &[0x17, 1, 0, 0, 0, 0, 0, 0, 9, 0x65]).is_err());
-    assert!(seg.push_flv_tag(MediaKind::Video, 0, &[]).is_err());
+    assert!(seg.push_flv_tag(Track::Video, 0, &[0x17, 1, 0, 0, 0, 0, 0, 0, 9, 0x65]).is_err());
+    assert!(seg.push_flv_tag(Track::Video, 0, &[]).is_err());
 }
 
 /// The ffmpeg-made FLV through `push_flv_tag`; with `MEDIA_DUMP_DIR` set the
@@ -332,8 +332,8 @@ fn real_flv_to_hls() {
         reader.handle_input(&testdata(file));
         while let Some(tag) = reader.poll_tag().unwrap() {
             let kind = match tag.tag_type {
-                TagType::Video => MediaKind::Video,
-                TagType::Audio => MediaKind::Audio,
+                TagType::Video => Track::Video,
+                TagType::Audio => Track::Audio,
                 TagType::Script => continue,
             };
             seg.push_flv_tag(kind, tag.timestamp_ms, &tag.body).unwrap();

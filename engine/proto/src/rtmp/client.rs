@@ -16,7 +16,7 @@ use super::chunk::{ChunkLimits, Message};
 use super::conn::Conn;
 use super::error::RtmpError;
 use super::handshake::{ClientHandshake, HandshakeKind};
-use super::message::{Command, MediaKind, RtmpMessage, UserControl, media_header};
+use super::message::{Command, MediaType, RtmpMessage, UserControl, media_header};
 
 /// Configuration of a [`ClientSession`].
 #[derive(Debug, Clone)]
@@ -111,7 +111,7 @@ pub enum ClientEvent {
     /// Media received while playing.
     Media {
         /// Audio, video or data.
-        kind: MediaKind,
+        kind: MediaType,
         /// Timestamp in milliseconds.
         timestamp: u32,
         /// Payload.
@@ -237,7 +237,7 @@ impl ClientSession {
 
     /// Sends a media message on the publishing stream (stateful header
     /// compression; audio on chunk stream 4, data 5, video 6).
-    pub fn send_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) -> Result<(), RtmpError> {
+    pub fn send_media(&mut self, kind: MediaType, timestamp: u32, payload: &[u8]) -> Result<(), RtmpError> {
         match (self.phase, self.stream_id, &self.goal) {
             (Phase::Active, Some(id), ClientGoal::Publish { .. }) => {
                 self.conn.send_raw(&media_header(kind, id, timestamp), payload)
@@ -313,7 +313,7 @@ impl ClientSession {
             }
             RtmpMessage::Command { command, .. } => self.on_command(msg.stream_id, command),
             RtmpMessage::Audio(p) | RtmpMessage::Video(p) | RtmpMessage::Data { payload: p, .. } => {
-                let kind = MediaKind::from_type_id(msg.type_id).unwrap_or(MediaKind::Data);
+                let kind = MediaType::from_type_id(msg.type_id).unwrap_or(MediaType::Data);
                 if self.phase == Phase::Active {
                     self.events.push_back(ClientEvent::Media { kind, timestamp: msg.timestamp, payload: p });
                 }

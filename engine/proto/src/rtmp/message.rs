@@ -454,9 +454,9 @@ impl RtmpMessage {
     }
 }
 
-/// The kind of a media message.
+/// The type of a media message (8 audio, 9 video, 18/15 data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
+pub enum MediaType {
     /// Type 8, an FLV audio tag body.
     Audio,
     /// Type 9, an FLV video tag body.
@@ -465,38 +465,38 @@ pub enum MediaKind {
     Data,
 }
 
-impl MediaKind {
+impl MediaType {
     /// The message type id.
     pub fn type_id(self) -> u8 {
         match self {
-            MediaKind::Audio => type_id::AUDIO,
-            MediaKind::Video => type_id::VIDEO,
-            MediaKind::Data => type_id::DATA_AMF0,
+            MediaType::Audio => type_id::AUDIO,
+            MediaType::Video => type_id::VIDEO,
+            MediaType::Data => type_id::DATA_AMF0,
         }
     }
 
     /// The chunk stream id media of this kind uses (see [`csid`]).
     pub fn csid(self) -> u32 {
         match self {
-            MediaKind::Audio => csid::AUDIO,
-            MediaKind::Video => csid::VIDEO,
-            MediaKind::Data => csid::DATA,
+            MediaType::Audio => csid::AUDIO,
+            MediaType::Video => csid::VIDEO,
+            MediaType::Data => csid::DATA,
         }
     }
 
     /// The kind of a message type id, if it is media.
-    pub fn from_type_id(t: u8) -> Option<MediaKind> {
+    pub fn from_type_id(t: u8) -> Option<MediaType> {
         match t {
-            type_id::AUDIO => Some(MediaKind::Audio),
-            type_id::VIDEO => Some(MediaKind::Video),
-            type_id::DATA_AMF0 | type_id::DATA_AMF3 => Some(MediaKind::Data),
+            type_id::AUDIO => Some(MediaType::Audio),
+            type_id::VIDEO => Some(MediaType::Video),
+            type_id::DATA_AMF0 | type_id::DATA_AMF3 => Some(MediaType::Data),
             _ => None,
         }
     }
 }
 
 /// The header for a media message of `kind` on the play/publish stream `stream_id`.
-pub fn media_header(kind: MediaKind, stream_id: u32, timestamp: u32) -> MessageHeader {
+pub fn media_header(kind: MediaType, stream_id: u32, timestamp: u32) -> MessageHeader {
     MessageHeader { csid: kind.csid(), timestamp, type_id: kind.type_id(), stream_id }
 }
 
@@ -505,7 +505,7 @@ pub fn media_header(kind: MediaKind, stream_id: u32, timestamp: u32) -> MessageH
 /// play stream id is `stream_id`.
 pub fn encode_media(
     chunk_size: u32,
-    kind: MediaKind,
+    kind: MediaType,
     stream_id: u32,
     timestamp: u32,
     payload: &[u8],
@@ -667,7 +667,7 @@ mod tests {
 
     #[test]
     fn media_bytes_decode() {
-        let bytes = encode_media(4096, MediaKind::Video, 1, 40, &[0x17, 0x01]).unwrap();
+        let bytes = encode_media(4096, MediaType::Video, 1, 40, &[0x17, 0x01]).unwrap();
         assert_eq!(bytes[0], 0x06);
         assert_eq!(&bytes[1..4], &[0, 0, 40]);
         assert_eq!(bytes[7], 9);

@@ -50,5 +50,5 @@ pub use chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, Message, MessageHeader}
 pub use client::{ClientConfig, ClientEvent, ClientGoal, ClientSession};
 pub use error::{ErrorKind, RtmpError};
 pub use handshake::{DigestScheme, HandshakeKind};
-pub use message::{MediaKind, RtmpMessage, encode_media};
+pub use message::{MediaType, RtmpMessage, encode_media};
 pub use session::{PublishType, ServerSession, SessionConfig, SessionEvent, StreamStatus};

@@ -10,7 +10,7 @@ use super::chunk::{ChunkDecoder, ChunkLimits, Message, MessageHeader, encode_mes
 use super::client::{ClientConfig, ClientEvent, ClientGoal, ClientSession};
 use super::error::RtmpError;
 use super::handshake::{DigestScheme, HANDSHAKE_SIZE, HandshakeKind};
-use super::message::{Command, MediaKind, RtmpMessage, UserControl, encode_media, type_id};
+use super::message::{Command, MediaType, RtmpMessage, UserControl, encode_media, type_id};
 use super::session::{PublishType, ServerSession, SessionConfig, SessionEvent, StreamStatus};
 
 struct Pair {
@@ -262,15 +262,15 @@ fn publish_flow_with_media() {
     assert_eq!(status.0, 1);
     assert_eq!(status.1.info().unwrap().get_str("code"), Some("NetStream.Publish.Start"));
 
-    p.client.send_media(MediaKind::Data, 0, &metadata()).unwrap();
+    p.client.send_media(MediaType::Data, 0, &metadata()).unwrap();
     let mut sent = Vec::new();
     for i in 0..300u32 {
         let video: Vec<u8> = (0..(500 + i * 37 % 9000)).map(|b| b as u8).collect();
-        p.client.send_media(MediaKind::Video, i * 33, &video).unwrap();
-        sent.push((MediaKind::Video, i * 33, video));
+        p.client.send_media(MediaType::Video, i * 33, &video).unwrap();
+        sent.push((MediaType::Video, i * 33, video));
         let audio = vec![0xAF, 0x01, i as u8];
-        p.client.send_media(MediaKind::Audio, i * 33 + 5, &audio).unwrap();
-        sent.push((MediaKind::Audio, i * 33 + 5, audio));
+        p.client.send_media(MediaType::Audio, i * 33 + 5, &audio).unwrap();
+        sent.push((MediaType::Audio, i * 33 + 5, audio));
     }
     let ev = p.take_s_events();
     let media: Vec<_> = ev
@@ -281,7 +281,7 @@ fn publish_flow_with_media() {
         })
         .collect();
     let (meta_kind, _, meta) = &media[0];
-    assert_eq!(*meta_kind, MediaKind::Data);
+    assert_eq!(*meta_kind, MediaType::Data);
     // @setDataFrame stripped: the payload starts with "onMetaData".
     assert_eq!(&meta[..13], b"\x02\x00\x0aonMetaData");
     assert_eq!(&media[1..], &sent[..]);
@@ -312,7 +312,7 @@ fn media_sent_before_accept_is_held_back() {
             _ => None,
         })
         .collect();
-    assert_eq!(kinds, vec![MediaKind::Data, MediaKind::Video]);
+    assert_eq!(kinds, vec![MediaType::Data, MediaType::Video]);
 }
 
 #[test]
@@ -347,7 +347,7 @@ fn play_flow_with_shared_media_and_eof() {
     let mut expected = Vec::new();
     for i in 0..200u32 {
         let payload: Vec<u8> = (0..(100 + i * 97 % 20_000)).map(|b| (b * 7) as u8).collect();
-        let kind = if i % 2 == 0 { MediaKind::Video } else { MediaKind::Audio };
+        let kind = if i % 2 == 0 { MediaType::Video } else { MediaType::Audio };
         // Timestamps crossing the extended timestamp boundary.
         let ts = 0xFF_FF00 + i * 20;
         let bytes = encode_media(chunk_size, kind, 1, ts, &payload).unwrap();
@@ -370,7 +370,7 @@ fn client_acknowledges_the_server_window() {
     p.establish();
     let payload = vec![0u8; 100_000];
     for i in 0..60 {
-        let bytes = encode_media(4096, MediaKind::Video, 1, i * 40, &payload).unwrap();
+        let bytes = encode_media(4096, MediaType::Video, 1, i * 40, &payload).unwrap();
         p.deliver_to_client(&bytes);
     }
     p.drive();
@@ -397,7 +397,7 @@ fn server_acknowledges_and_answers_pings() {
         b.extend_from_slice(&encode_message_bytes(4096, &h, &m.payload_bytes()).unwrap());
     }
     p.server.handle_input(p.now, &b).unwrap();
-    p.client.send_media(MediaKind::Video, 0, &[0u8; 3000]).unwrap();
+    p.client.send_media(MediaType::Video, 0, &[0u8; 3000]).unwrap();
     p.drive();
     let msgs = p.server_messages();
     assert!(msgs.iter().any(|(_, m)| *m == RtmpMessage::UserControl(UserControl::PingResponse(42))));
@@ -508,13 +508,13 @@ fn aggregate_messages_are_split() {
         vec![
             SessionEvent::Media {
                 stream_id: 1,
-                kind: MediaKind::Video,
+                kind: MediaType::Video,
                 timestamp: 1000,
                 payload: Bytes::from_static(b"vid")
             },
             SessionEvent::Media {
                 stream_id: 1,
-                kind: MediaKind::Audio,
+                kind: MediaType::Audio,
                 timestamp: 1020,
                 payload: Bytes::from_static(b"au")
             },
@@ -610,17 +610,17 @@ fn relay_two_minutes_of_media() {
     let play_id = player.establish();
     player.c_events.clear(); // |RtmpSampleAccess
     let chunk_size = player.server.out_chunk_size();
-    publisher.client.send_media(MediaKind::Data, 0, &metadata()).unwrap();
+    publisher.client.send_media(MediaType::Data, 0, &metadata()).unwrap();
     let (mut sent, mut received) = (0usize, 0usize);
     for ms in (0..120_000u32).step_by(10) {
         if ms % 33 < 10 {
             let len = if ms % 2000 < 10 { 30_000 } else { 1500 };
             let payload: Vec<u8> = (0..len).map(|i| (i as u32 ^ ms) as u8).collect();
-            publisher.client.send_media(MediaKind::Video, ms, &payload).unwrap();
+            publisher.client.send_media(MediaType::Video, ms, &payload).unwrap();
             sent += 1;
         }
         if ms % 23 < 10 {
-            publisher.client.send_media(MediaKind::Audio, ms, &[0xAF, 1, 2, 3]).unwrap();
+            publisher.client.send_media(MediaType::Audio, ms, &[0xAF, 1, 2, 3]).unwrap();
             sent += 1;
         }
         publisher.now += Duration::from_millis(10);
@@ -698,14 +698,14 @@ fn ffmpeg_publish_capture() {
         .collect();
     assert_eq!(media.len(), 100);
     let (kind, meta) = &media[0];
-    assert_eq!(*kind, MediaKind::Data);
+    assert_eq!(*kind, MediaType::Data);
     let values = amf0::decode_all(meta, Default::default()).unwrap();
     assert_eq!(values[0].as_str(), Some("onMetaData"));
     assert_eq!(values[1].get_f64("width"), Some(160.0));
     // AVC sequence header, AAC sequence header.
     assert_eq!(&media[1].1[..2], &[0x17, 0x00]);
     assert_eq!(&media[2].1[..2], &[0xAF, 0x00]);
-    assert_eq!(media.iter().filter(|(k, _)| *k == MediaKind::Video).count(), 32);
+    assert_eq!(media.iter().filter(|(k, _)| *k == MediaType::Video).count(), 32);
     // FCUnpublish ends the stream; deleteStream then removes it.
     assert_eq!(ev.last(), Some(&SessionEvent::StreamClosed { stream_id: 1 }));
     assert_eq!(whole.stream_status(1), None);
@@ -782,7 +782,7 @@ fn a_publisher_may_send_large_frames() {
     let mut p = Pair::publisher("key");
     p.establish();
     let big: Vec<u8> = (0..1_000_000u32).map(|b| b as u8).collect();
-    p.client.send_media(MediaKind::Video, 0, &big).unwrap();
+    p.client.send_media(MediaType::Video, 0, &big).unwrap();
     let ev = p.take_s_events();
     assert!(p.s_errors.is_empty(), "{:?}", p.s_errors);
     assert!(ev.iter().any(|e| matches!(e, SessionEvent::Media { payload, .. } if payload.len() == big.len())));

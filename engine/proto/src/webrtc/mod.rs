@@ -44,6 +44,6 @@ pub use cert::DtlsCertificate;
 pub use error::WebRtcError;
 pub use rtcp::{RtcpFeedback, RtcpPacket};
 pub use rtp::RtpPacket;
-pub use sdp::{AnswerOptions, Codec, MediaKind, Negotiated, Offer, Role, build_answer};
+pub use sdp::{AnswerOptions, Codec, Negotiated, Offer, Role, Track, build_answer};
 pub use session::{CloseReason, MediaPacket, SessionConfig, SessionEvent, SessionStats, WebRtcSession};
 pub use stun::IceCredentials;

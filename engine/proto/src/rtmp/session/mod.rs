@@ -20,7 +20,7 @@ use super::conn::Conn;
 use super::error::RtmpError;
 use super::handshake::{HandshakeKind, ServerHandshake};
 use super::message::{
-    Command, MediaKind, PeerBandwidthLimit, RtmpMessage, UserControl, data_name, split_aggregate, strip_set_data_frame,
+    Command, MediaType, PeerBandwidthLimit, RtmpMessage, UserControl, data_name, split_aggregate, strip_set_data_frame,
     type_id,
 };
 
@@ -386,13 +386,13 @@ impl ServerSession {
         let (sid, ts) = (msg.stream_id, msg.timestamp);
         match parsed {
             RtmpMessage::Command { command, .. } => self.on_command(sid, command),
-            RtmpMessage::Audio(p) => self.on_media(sid, MediaKind::Audio, ts, p),
-            RtmpMessage::Video(p) => self.on_media(sid, MediaKind::Video, ts, p),
+            RtmpMessage::Audio(p) => self.on_media(sid, MediaType::Audio, ts, p),
+            RtmpMessage::Video(p) => self.on_media(sid, MediaType::Video, ts, p),
             RtmpMessage::Data { payload, .. } => self.on_data(sid, ts, &payload),
             RtmpMessage::Aggregate(p) => {
                 for sub in split_aggregate(&p, ts)? {
-                    match MediaKind::from_type_id(sub.type_id) {
-                        Some(MediaKind::Data) => self.on_data(sid, sub.timestamp, &sub.payload)?,
+                    match MediaType::from_type_id(sub.type_id) {
+                        Some(MediaType::Data) => self.on_data(sid, sub.timestamp, &sub.payload)?,
                         Some(kind) => self.on_media(sid, kind, sub.timestamp, sub.payload)?,
                         None => {}
                     }
@@ -409,10 +409,10 @@ impl ServerSession {
         if data_name(&body).as_deref() == Some("@clearDataFrame") {
             return Ok(());
         }
-        self.on_media(stream_id, MediaKind::Data, timestamp, body)
+        self.on_media(stream_id, MediaType::Data, timestamp, body)
     }
 
-    fn on_media(&mut self, stream_id: u32, kind: MediaKind, timestamp: u32, payload: Bytes) -> Result<(), RtmpError> {
+    fn on_media(&mut self, stream_id: u32, kind: MediaType, timestamp: u32, payload: Bytes) -> Result<(), RtmpError> {
         if self.stream_status(stream_id) == Some(StreamStatus::Publishing) {
             self.events.push_back(SessionEvent::Media { stream_id, kind, timestamp, payload });
         } else {

@@ -8,7 +8,7 @@ use super::super::amf0::Amf0Limits;
 use super::super::chunk::ChunkLimits;
 use super::super::error::RtmpError;
 use super::super::handshake::HandshakeKind;
-use super::super::message::MediaKind;
+use super::super::message::MediaType;
 
 /// Configuration of a [`ServerSession`](super::ServerSession).
 #[derive(Debug, Clone)]
@@ -164,7 +164,7 @@ pub enum SessionEvent {
         /// Message stream id.
         stream_id: u32,
         /// Audio, video or data.
-        kind: MediaKind,
+        kind: MediaType,
         /// Timestamp in milliseconds.
         timestamp: u32,
         /// The FLV tag body / AMF0 data.

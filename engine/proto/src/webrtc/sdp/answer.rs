@@ -29,9 +29,7 @@ use super::super::cert::DtlsCertificate;
 use super::super::error::WebRtcError;
 use super::super::stun::IceCredentials;
 use super::offer::{Offer, OfferedCodec, OfferedMedia};
-use super::{
-    Codec, Direction, MID_EXTENSION_URI, MediaKind, Negotiated, NegotiatedMedia, PREFERRED_H264_PROFILES, Role,
-};
+use super::{Codec, Direction, MID_EXTENSION_URI, Negotiated, NegotiatedMedia, PREFERRED_H264_PROFILES, Role, Track};
 
 /// Our SSRCs (RFC 3550 §8: random, distinct, non-zero).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,10 +120,10 @@ impl AnswerOptions {
         }
     }
 
-    fn codecs(&self, kind: MediaKind) -> &[Codec] {
+    fn codecs(&self, kind: Track) -> &[Codec] {
         match kind {
-            MediaKind::Audio => &self.audio_codecs,
-            MediaKind::Video => &self.video_codecs,
+            Track::Audio => &self.audio_codecs,
+            Track::Video => &self.video_codecs,
         }
     }
 }
@@ -149,8 +147,8 @@ pub fn build_answer(offer: &Offer, opts: &AnswerOptions) -> Result<(String, Nego
         let choice = accept_section(offer, m, opts, &negotiated)?;
         if let Some((nm, _)) = &choice {
             match nm.kind {
-                MediaKind::Audio => negotiated.audio = Some(nm.clone()),
-                MediaKind::Video => negotiated.video = Some(nm.clone()),
+                Track::Audio => negotiated.audio = Some(nm.clone()),
+                Track::Video => negotiated.video = Some(nm.clone()),
             }
             negotiated.bundle.push(nm.mid.clone());
         }
@@ -241,10 +239,10 @@ fn accept_section<'o>(
     let Some((codec, offered)) = choose_codec(m, opts.codecs(kind), opts) else {
         return Ok(None);
     };
-    let rtx = (opts.rtx && kind == MediaKind::Video)
+    let rtx = (opts.rtx && kind == Track::Video)
         .then(|| m.codecs.iter().find(|c| c.name.eq_ignore_ascii_case("rtx") && c.apt() == Some(offered.payload_type)))
         .flatten();
-    let video = kind == MediaKind::Video;
+    let video = kind == Track::Video;
     let fmtp = match codec {
         Codec::Opus if offered.fmtp.is_empty() => "minptime=10;useinbandfec=1".to_owned(),
         _ => offered.fmtp.clone(),
@@ -258,8 +256,8 @@ fn accept_section<'o>(
         None => (m.ssrcs.clone(), None),
     };
     let (local_ssrc, local_rtx_ssrc) = match kind {
-        MediaKind::Audio => (opts.ssrcs.audio, None),
-        MediaKind::Video => {
+        Track::Audio => (opts.ssrcs.audio, None),
+        Track::Video => {
             (opts.ssrcs.video, (rtx.is_some() && opts.role == Role::Subscriber).then_some(opts.ssrcs.video_rtx))
         }
     };

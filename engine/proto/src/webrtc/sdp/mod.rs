@@ -31,24 +31,7 @@ pub enum Role {
     Subscriber,
 }
 
-/// Audio or video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MediaKind {
-    /// `m=audio`.
-    Audio,
-    /// `m=video`.
-    Video,
-}
-
-impl MediaKind {
-    /// The SDP media type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MediaKind::Audio => "audio",
-            MediaKind::Video => "video",
-        }
-    }
-}
+pub use crate::Track;
 
 /// Direction attribute of a media section (RFC 8866 §6.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,10 +82,10 @@ pub enum Codec {
 
 impl Codec {
     /// The kind of media the codec carries.
-    pub fn kind(self) -> MediaKind {
+    pub fn kind(self) -> Track {
         match self {
-            Codec::Opus => MediaKind::Audio,
-            Codec::H264 | Codec::Vp8 => MediaKind::Video,
+            Codec::Opus => Track::Audio,
+            Codec::H264 | Codec::Vp8 => Track::Video,
         }
     }
 
@@ -130,7 +113,7 @@ pub struct NegotiatedMedia {
     /// `a=mid` of the section.
     pub mid: String,
     /// Audio or video.
-    pub kind: MediaKind,
+    pub kind: Track,
     /// The chosen codec.
     pub codec: Codec,
     /// Its payload type (the offer's number, kept).
@@ -185,10 +168,10 @@ pub struct Negotiated {
 
 impl Negotiated {
     /// The section of `kind`, if negotiated.
-    pub fn media(&self, kind: MediaKind) -> Option<&NegotiatedMedia> {
+    pub fn media(&self, kind: Track) -> Option<&NegotiatedMedia> {
         match kind {
-            MediaKind::Audio => self.audio.as_ref(),
-            MediaKind::Video => self.video.as_ref(),
+            Track::Audio => self.audio.as_ref(),
+            Track::Video => self.video.as_ref(),
         }
     }
 }

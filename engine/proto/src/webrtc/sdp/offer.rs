@@ -27,7 +27,7 @@ use rtc_sdp::description::session::SessionDescription;
 
 use super::super::cert::parse_sha256_fingerprint;
 use super::super::error::WebRtcError;
-use super::{Direction, MediaKind, Setup};
+use super::{Direction, Setup, Track};
 
 /// Longest offer accepted (bytes). Real offers are 2–12 KiB.
 pub const MAX_OFFER_LEN: usize = 64 * 1024;
@@ -77,7 +77,7 @@ pub struct OfferedMedia {
     /// The media type as written (`audio`, `video`, `application`, ...).
     pub media_type: String,
     /// `Some` for audio and video sections.
-    pub kind: Option<MediaKind>,
+    pub kind: Option<Track>,
     /// `a=mid` ("" if absent, which only a lone section may do).
     pub mid: String,
     /// Port of the `m=` line (0 = rejected by the offerer, or bundle-only).
@@ -290,8 +290,8 @@ fn parse_media(index: usize, md: &rtc_sdp::description::media::MediaDescription)
     let a = &md.attributes;
     let media_type = md.media_name.media.clone();
     let kind = match media_type.as_str() {
-        "audio" => Some(MediaKind::Audio),
-        "video" => Some(MediaKind::Video),
+        "audio" => Some(Track::Audio),
+        "video" => Some(Track::Video),
         _ => None,
     };
     let port = u16::try_from(md.media_name.port.value).unwrap_or(0);

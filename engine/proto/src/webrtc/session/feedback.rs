@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::super::rtp::{RtpHeader, rtx_payload};
 use super::super::rtx_cache::CachedRtp;
-use super::super::sdp::MediaKind;
+use super::super::sdp::Track;
 use super::types::{NackedPacket, SessionEvent};
 use super::{KINDS, NTP_UNIX_OFFSET, WebRtcSession, idx};
 
@@ -63,10 +63,10 @@ impl WebRtcSession {
     /// peer's decoder cannot get past that gap without a new keyframe, so video asks
     /// the publisher for one (throttled there) instead of waiting for the peer to
     /// give up on its NACKs and send a PLI itself.
-    fn unrepairable(&mut self, kind: MediaKind) {
+    fn unrepairable(&mut self, kind: Track) {
         // One request per batch of misses (the shell resends a NACK's packets one by one).
         let queued = self.events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { .. }));
-        if kind == MediaKind::Video && !queued {
+        if kind == Track::Video && !queued {
             self.stats.miss_keyframe_requests += 1;
             self.push_event(SessionEvent::KeyframeRequested { kind });
         }
@@ -74,7 +74,7 @@ impl WebRtcSession {
 
     /// Answers one [`SessionEvent::Nacked`] packet with the source packet the shell
     /// found (`None`: no longer kept, counted as a miss).
-    pub fn retransmit(&mut self, kind: MediaKind, nacked: &NackedPacket, source: Option<(bool, u32, &Bytes)>) {
+    pub fn retransmit(&mut self, kind: Track, nacked: &NackedPacket, source: Option<(bool, u32, &Bytes)>) {
         let Some((marker, source_ts, payload)) = source else {
             self.stats.nack_misses += 1;
             self.unrepairable(kind);
@@ -90,7 +90,7 @@ impl WebRtcSession {
         self.resend(kind, nacked.seq, &cached);
     }
 
-    fn resend(&mut self, kind: MediaKind, seq: u16, cached: &CachedRtp) {
+    fn resend(&mut self, kind: Track, seq: u16, cached: &CachedRtp) {
         let Some(to) = self.selected else { return };
         let Some(stream) = self.send[idx(kind)].as_mut() else {
             return;

@@ -24,7 +24,7 @@ use super::error::WebRtcError;
 use super::rtcp::{self, RtcpFeedback, RtcpPacket};
 use super::rtp::{RtpHeader, RtpPacket};
 use super::rtx_cache::{CachedRtp, RtxCache};
-use super::sdp::{MediaKind, Negotiated, Role};
+use super::sdp::{Negotiated, Role, Track};
 use super::srtp::SrtpSession;
 use super::stun::{StunOutcome, handle_binding};
 
@@ -130,14 +130,14 @@ impl std::fmt::Debug for WebRtcSession {
     }
 }
 
-fn idx(kind: MediaKind) -> usize {
+fn idx(kind: Track) -> usize {
     match kind {
-        MediaKind::Audio => 0,
-        MediaKind::Video => 1,
+        Track::Audio => 0,
+        Track::Video => 1,
     }
 }
 
-const KINDS: [MediaKind; 2] = [MediaKind::Audio, MediaKind::Video];
+const KINDS: [Track; 2] = [Track::Audio, Track::Video];
 
 impl WebRtcSession {
     /// A session for an answered offer ([`super::sdp::build_answer`]), created
@@ -239,7 +239,7 @@ impl WebRtcSession {
     }
 
     /// The peer's SSRC for `kind` (declared in SDP or learned from RTP).
-    pub fn remote_ssrc(&self, kind: MediaKind) -> Option<u32> {
+    pub fn remote_ssrc(&self, kind: Track) -> Option<u32> {
         self.recv[idx(kind)]
             .as_ref()
             .map(|r| r.ssrc)
@@ -394,7 +394,7 @@ impl WebRtcSession {
         true
     }
 
-    fn kind_of_ssrc(&self, ssrc: u32) -> Option<MediaKind> {
+    fn kind_of_ssrc(&self, ssrc: u32) -> Option<Track> {
         KINDS.into_iter().find(|&k| {
             self.recv[idx(k)].as_ref().is_some_and(|r| r.ssrc == ssrc)
                 || self.send[idx(k)].as_ref().is_some_and(|s| s.ssrc == ssrc || s.rtx_ssrc == Some(ssrc))
@@ -479,7 +479,7 @@ impl WebRtcSession {
     }
 
     /// RFC 4588 §4: the original packet from an RTX packet.
-    fn unwrap_rtx(&mut self, kind: MediaKind, rtx: &RtpPacket) -> Option<RtpPacket> {
+    fn unwrap_rtx(&mut self, kind: Track, rtx: &RtpPacket) -> Option<RtpPacket> {
         let m = self.negotiated.media(kind)?;
         let ssrc = self.recv[idx(kind)].as_ref().map(|r| r.ssrc).or_else(|| m.remote_ssrcs.first().copied())?;
         let (osn, payload) = super::rtp::rtx_unwrap(&rtx.payload())?;
@@ -536,10 +536,10 @@ impl WebRtcSession {
                 }
                 RtcpPacket::Nack { media_ssrc, lost, .. } => self.answer_nack(now, *media_ssrc, lost),
                 RtcpPacket::Pli { .. } | RtcpPacket::Fir { .. }
-                    if kind == Some(MediaKind::Video) && self.negotiated.role == Role::Subscriber =>
+                    if kind == Some(Track::Video) && self.negotiated.role == Role::Subscriber =>
                 {
                     self.stats.keyframe_requests_in += 1;
-                    self.push_event(SessionEvent::KeyframeRequested { kind: MediaKind::Video });
+                    self.push_event(SessionEvent::KeyframeRequested { kind: Track::Video });
                 }
                 _ => {}
             }
@@ -636,7 +636,7 @@ impl WebRtcSession {
     /// Sends one media packet of `kind` (subscribers; see the type docs).
     /// Returns `Ok(false)` when it was dropped (not connected yet, or the
     /// transmit queue is full), an error when `kind` was not negotiated.
-    pub fn send_rtp(&mut self, now: Instant, kind: MediaKind, packet: &MediaPacket) -> Result<bool, WebRtcError> {
+    pub fn send_rtp(&mut self, now: Instant, kind: Track, packet: &MediaPacket) -> Result<bool, WebRtcError> {
         if self.phase == Phase::Closed {
             return Ok(false);
         }
@@ -687,13 +687,13 @@ impl WebRtcSession {
     }
 
     /// Convenience: [`send_rtp`](Self::send_rtp) with a received packet.
-    pub fn send_rtp_packet(&mut self, now: Instant, kind: MediaKind, packet: &RtpPacket) -> Result<bool, WebRtcError> {
+    pub fn send_rtp_packet(&mut self, now: Instant, kind: Track, packet: &RtpPacket) -> Result<bool, WebRtcError> {
         self.send_rtp(now, kind, &MediaPacket::from(packet))
     }
 
     /// Sends RTCP feedback about `kind` (e.g. a PLI or NACK to a publisher),
     /// as a compound with a receiver report unless `rtcp-rsize` was agreed.
-    pub fn send_rtcp(&mut self, _now: Instant, kind: MediaKind, feedback: &RtcpFeedback) -> Result<(), WebRtcError> {
+    pub fn send_rtcp(&mut self, _now: Instant, kind: Track, feedback: &RtcpFeedback) -> Result<(), WebRtcError> {
         let sender = self
             .negotiated
             .media(kind)
@@ -734,7 +734,7 @@ impl WebRtcSession {
         let Some(m) = self.negotiated.video.as_ref() else {
             return false;
         };
-        let Some(media_ssrc) = self.remote_ssrc(MediaKind::Video) else {
+        let Some(media_ssrc) = self.remote_ssrc(Track::Video) else {
             return false;
         };
         let fb = if m.pli || !m.fir {
@@ -743,7 +743,7 @@ impl WebRtcSession {
             self.fir_seq = self.fir_seq.wrapping_add(1);
             RtcpFeedback::Fir { media_ssrc, seq: self.fir_seq }
         };
-        if self.send_rtcp(now, MediaKind::Video, &fb).is_ok() {
+        if self.send_rtcp(now, Track::Video, &fb).is_ok() {
             self.last_keyframe_request = Some(now);
             self.stats.keyframe_requests_out += 1;
             true

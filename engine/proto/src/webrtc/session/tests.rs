@@ -11,7 +11,7 @@ use super::super::cert::DtlsCertificate;
 use super::super::client::{ClientEvent, WebRtcClient, pt};
 use super::super::rtcp::{RtcpFeedback, RtcpPacket};
 use super::super::rtp::{RtpHeader, RtpPacket, rtx_payload};
-use super::super::sdp::{AnswerOptions, Codec, MediaKind, Offer, Role, build_answer};
+use super::super::sdp::{AnswerOptions, Codec, Offer, Role, Track, build_answer};
 use super::super::stun::IceCredentials;
 use super::*;
 
@@ -36,7 +36,7 @@ struct Pair {
 
 impl Pair {
     /// The `Nacked` events the server raised so far.
-    fn nacked(&self) -> Vec<(MediaKind, Vec<NackedPacket>)> {
+    fn nacked(&self) -> Vec<(Track, Vec<NackedPacket>)> {
         self.server_events
             .iter()
             .filter_map(|e| match e {
@@ -151,7 +151,7 @@ impl Pair {
         panic!("did not connect: {:?} {:?}", self.server, self.server_events);
     }
 
-    fn server_rtp(&self) -> Vec<(MediaKind, RtpPacket, bool)> {
+    fn server_rtp(&self) -> Vec<(Track, RtpPacket, bool)> {
         self.server_events
             .iter()
             .filter_map(|e| match e {
@@ -226,8 +226,8 @@ fn publisher_connects_and_media_flows_with_nack_and_rtx_repair() {
         p.advance(Duration::from_millis(5));
     }
     let rtp = p.server_rtp();
-    let video: Vec<_> = rtp.iter().filter(|(k, ..)| *k == MediaKind::Video).collect();
-    let audio: Vec<_> = rtp.iter().filter(|(k, ..)| *k == MediaKind::Audio).collect();
+    let video: Vec<_> = rtp.iter().filter(|(k, ..)| *k == Track::Video).collect();
+    let audio: Vec<_> = rtp.iter().filter(|(k, ..)| *k == Track::Audio).collect();
     assert_eq!(video.len(), 98);
     assert_eq!(audio.len(), 50);
     let (_, v20, _) = video.iter().find(|(_, p, _)| p.sequence_number == 20).unwrap();
@@ -303,7 +303,7 @@ fn shared_rtx_store_answers_nacks_across_a_restart() {
             payload: Bytes::from(body),
             media_ms: None,
         };
-        assert!(p.server.send_rtp(t, MediaKind::Video, &pkt).unwrap());
+        assert!(p.server.send_rtp(t, Track::Video, &pkt).unwrap());
         store.insert(t, ssrc, seq, pkt.marker, ts, &pkt.payload);
     };
     for i in 0..5u16 {
@@ -329,7 +329,7 @@ fn shared_rtx_store_answers_nacks_across_a_restart() {
     let nacked = p.nacked();
     assert_eq!(nacked.len(), 1);
     let (kind, packets) = &nacked[0];
-    assert_eq!(*kind, MediaKind::Video);
+    assert_eq!(*kind, Track::Video);
     // The unsent one maps to source C's seq 110, which the store does not have.
     let sources: Vec<_> = packets.iter().map(|n| (n.source_ssrc, n.source_seq)).collect();
     assert_eq!(sources, vec![(0xAAAA, 0), (0xCCCC, 103), (0xCCCC, 109)]);
@@ -350,7 +350,7 @@ fn shared_rtx_store_answers_nacks_across_a_restart() {
     assert_eq!(p.server.stats().retransmits, 2);
     // The packet nobody can resend: a keyframe is asked for instead.
     assert_eq!(p.server.stats().miss_keyframe_requests, 1);
-    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { kind: MediaKind::Video })));
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { kind: Track::Video })));
 }
 
 /// A packet dropped because the session's transmit queue was full keeps its sequence
@@ -377,7 +377,7 @@ fn a_packet_dropped_for_a_full_queue_is_repaired_from_the_shared_store() {
             media_ms: None,
         };
         store.insert(t, 0xBBBB, seq, true, pkt.timestamp, &pkt.payload);
-        sent.push(p.server.send_rtp(t, MediaKind::Video, &pkt).unwrap());
+        sent.push(p.server.send_rtp(t, Track::Video, &pkt).unwrap());
         // The first two go out back to back (the second finds the queue full); the
         // third after the queue drained.
         if seq == 11 {
@@ -426,14 +426,14 @@ fn a_late_packet_does_not_start_a_subscribers_numbering() {
     };
     // While connecting, 101 and 102 go by unsent.
     for seq in [101, 102] {
-        assert!(!p.server.send_rtp(p.now, MediaKind::Video, &pkt(seq)).unwrap());
+        assert!(!p.server.send_rtp(p.now, Track::Video, &pkt(seq)).unwrap());
     }
     p.connect();
     // The late repair of 100 would start the numbering behind them: not sent.
-    assert!(!p.server.send_rtp(p.now, MediaKind::Video, &pkt(100)).unwrap());
+    assert!(!p.server.send_rtp(p.now, Track::Video, &pkt(100)).unwrap());
     // 103 starts it; 105 is missing upstream and comes late, after 106: sent.
     for seq in [103, 104, 106, 105] {
-        assert!(p.server.send_rtp(p.now, MediaKind::Video, &pkt(seq)).unwrap(), "{seq}");
+        assert!(p.server.send_rtp(p.now, Track::Video, &pkt(seq)).unwrap(), "{seq}");
     }
     p.pump();
     let got: Vec<_> = p.client_rtp().into_iter().filter(|r| r.ssrc == v.local_ssrc).collect();
@@ -462,7 +462,7 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
             payload: Bytes::from(format!("vp8 {i}")),
             media_ms: None,
         };
-        assert!(p.server.send_rtp(t, MediaKind::Video, &pkt).unwrap());
+        assert!(p.server.send_rtp(t, Track::Video, &pkt).unwrap());
         let apkt = MediaPacket {
             source_ssrc: 0xBBBB,
             sequence_number: i,
@@ -471,7 +471,7 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
             payload: Bytes::from_static(b"opus"),
             media_ms: None,
         };
-        assert!(p.server.send_rtp(t, MediaKind::Audio, &apkt).unwrap());
+        assert!(p.server.send_rtp(t, Track::Audio, &apkt).unwrap());
         t += Duration::from_millis(20);
     }
     p.pump();
@@ -501,7 +501,7 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
     assert_eq!(p.server.stats().nack_misses, 1);
     // The missing one cannot be resent: the publisher is asked for a keyframe.
     assert_eq!(p.server.stats().miss_keyframe_requests, 1);
-    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { kind: MediaKind::Video })));
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { kind: Track::Video })));
     // An audio packet that cannot be resent asks for nothing.
     p.server_events.clear();
     let audio_gap = audio[0].sequence_number.wrapping_add(1000);
@@ -514,7 +514,7 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
     // PLI from the player becomes a keyframe request.
     p.client.send_rtcp(&RtcpFeedback::Pli { media_ssrc: v.local_ssrc }).unwrap();
     p.pump();
-    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { kind: MediaKind::Video })));
+    assert!(p.server_events.iter().any(|e| matches!(e, SessionEvent::KeyframeRequested { kind: Track::Video })));
 
     // Publisher restart: new SSRC, unrelated numbers; the player sees continuity.
     let last = (*video.last().unwrap()).clone();
@@ -522,7 +522,7 @@ fn subscriber_receives_rewritten_media_and_gets_rtx_for_nacks() {
     p.server
         .send_rtp(
             t2,
-            MediaKind::Video,
+            Track::Video,
             &MediaPacket {
                 source_ssrc: 0xCCCC,
                 sequence_number: 7,
@@ -692,7 +692,7 @@ fn peer_reflexive_address_change_follows_use_candidate() {
         payload: Bytes::from_static(b"x"),
         media_ms: None,
     };
-    assert!(p.server.send_rtp(p.now, MediaKind::Video, &pkt).unwrap());
+    assert!(p.server.send_rtp(p.now, Track::Video, &pkt).unwrap());
     p.pump();
     assert!(p.client_rtp().iter().any(|r| r.ssrc == v.local_ssrc));
 }
@@ -708,11 +708,11 @@ fn sending_before_connect_is_dropped_not_an_error() {
         payload: Bytes::from_static(b"x"),
         media_ms: None,
     };
-    assert!(!p.server.send_rtp(p.now, MediaKind::Video, &pkt).unwrap());
+    assert!(!p.server.send_rtp(p.now, Track::Video, &pkt).unwrap());
     assert_eq!(p.server.stats().dropped_out, 1);
     let mut p2 = Pair::new(Role::Publisher, Codec::H264);
     p2.connect();
-    assert!(p2.server.send_rtp(p2.now, MediaKind::Video, &pkt).is_err());
+    assert!(p2.server.send_rtp(p2.now, Track::Video, &pkt).is_err());
     let _ = &mut p;
 }
 
@@ -737,7 +737,7 @@ fn sender_reports_follow_the_media_clock_when_there_is_one() {
             payload: Bytes::from_static(b"v"),
             media_ms: Some(ms),
         };
-        assert!(p.server.send_rtp(t, MediaKind::Video, &vp).unwrap());
+        assert!(p.server.send_rtp(t, Track::Video, &vp).unwrap());
         let ap = MediaPacket {
             source_ssrc: 2,
             sequence_number: i as u16,
@@ -746,7 +746,7 @@ fn sender_reports_follow_the_media_clock_when_there_is_one() {
             payload: Bytes::from_static(b"a"),
             media_ms: Some(ms),
         };
-        assert!(p.server.send_rtp(t + Duration::from_millis(40), MediaKind::Audio, &ap).unwrap());
+        assert!(p.server.send_rtp(t + Duration::from_millis(40), Track::Audio, &ap).unwrap());
         t += Duration::from_millis(33);
     }
     p.pump();

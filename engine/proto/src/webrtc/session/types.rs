@@ -10,7 +10,7 @@ use super::super::error::WebRtcError;
 use super::super::rtcp::RtcpPacket;
 use super::super::rtp::RtpPacket;
 use super::super::rtx_cache::RtxCacheLimits;
-use super::super::sdp::MediaKind;
+use super::super::sdp::Track;
 use super::super::srtp::{ReplayWindows, SrtpProfile};
 
 /// Configuration of a [`WebRtcSession`](super::WebRtcSession).
@@ -120,7 +120,7 @@ pub enum SessionEvent {
     /// came as RTX are unwrapped into the original stream (`repaired`).
     Rtp {
         /// Audio or video.
-        kind: MediaKind,
+        kind: Track,
         /// The packet (plain RTP, the payload shares the buffer).
         packet: RtpPacket,
         /// True if it arrived as an RTX retransmission.
@@ -129,7 +129,7 @@ pub enum SessionEvent {
     /// A parsed RTCP packet from the peer (NACKs for us are already answered).
     Rtcp {
         /// The kind the packet concerns, if it names one of our or the peer's SSRCs.
-        kind: Option<MediaKind>,
+        kind: Option<Track>,
         /// The packet.
         packet: RtcpPacket,
     },
@@ -137,7 +137,7 @@ pub enum SessionEvent {
     /// answer each with [`retransmit`](super::WebRtcSession::retransmit).
     Nacked {
         /// The stream they belong to.
-        kind: MediaKind,
+        kind: Track,
         /// What was lost, mapped back to the source.
         packets: Vec<NackedPacket>,
     },
@@ -145,7 +145,7 @@ pub enum SessionEvent {
     /// the publisher (throttled there).
     KeyframeRequested {
         /// Always video today.
-        kind: MediaKind,
+        kind: Track,
     },
     /// The session is over; flush `poll_transmit` and forget it.
     Closed {
