@@ -80,15 +80,10 @@ async fn openapi_contract_embedded() {
 async fn openapi_contract_postgres_and_redis() {
     let schema = format!("contract_{}", free_port());
     let prefix = format!("{schema}:");
-    let user = media::pg_user();
-    let s = Server::start(&[
-        ("MICROVIBE__DATABASE__HOST", "127.0.0.1"),
-        ("MICROVIBE__DATABASE__USER", &user),
-        ("MICROVIBE__DATABASE__DBNAME", "test"),
-        ("MICROVIBE__DATABASE__SCHEMA", &schema),
-        ("MICROVIBE__REDIS__HOST", "127.0.0.1"),
-        ("MICROVIBE__REDIS__KEY_PREFIX", &prefix),
-    ])
+    let s = Server::start_postgres(
+        &schema,
+        &[("MICROVIBE__REDIS__HOST", "127.0.0.1"), ("MICROVIBE__REDIS__KEY_PREFIX", &prefix)],
+    )
     .await;
     let health: Value = s.client.get(format!("{}/health", s.api)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["data"]["database_backend"], "postgres", "{health}");

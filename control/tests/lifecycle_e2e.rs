@@ -441,15 +441,7 @@ async fn room_state_survives_a_database_outage() {
     let relay = DbRelay::start("127.0.0.1:5432").await;
     let schema = format!("lc_{}", media::free_port());
     let port = relay.port.to_string();
-    let user = media::pg_user();
-    let s = Server::start(&[
-        ("MICROVIBE__DATABASE__HOST", "127.0.0.1"),
-        ("MICROVIBE__DATABASE__PORT", &port),
-        ("MICROVIBE__DATABASE__USER", &user),
-        ("MICROVIBE__DATABASE__DBNAME", "test"),
-        ("MICROVIBE__DATABASE__SCHEMA", &schema),
-    ])
-    .await;
+    let s = Server::start_postgres(&schema, &[("MICROVIBE__DATABASE__PORT", &port)]).await;
     let room = s.room().await;
     let mut publisher = s.publish(&room.key);
     s.wait_status(room.id, "live", Duration::from_secs(10)).await;
@@ -485,16 +477,15 @@ async fn viewer_counts_survive_a_redis_restart() {
     let mut redis = media::redis::OwnRedis::start(port);
     let schema = format!("lcr_{}", media::free_port());
     let prefix = format!("{schema}:");
-    let (user, port_s) = (media::pg_user(), port.to_string());
-    let s = Server::start(&[
-        ("MICROVIBE__DATABASE__HOST", "127.0.0.1"),
-        ("MICROVIBE__DATABASE__USER", &user),
-        ("MICROVIBE__DATABASE__DBNAME", "test"),
-        ("MICROVIBE__DATABASE__SCHEMA", &schema),
-        ("MICROVIBE__REDIS__HOST", "127.0.0.1"),
-        ("MICROVIBE__REDIS__PORT", &port_s),
-        ("MICROVIBE__REDIS__KEY_PREFIX", &prefix),
-    ])
+    let port_s = port.to_string();
+    let s = Server::start_postgres(
+        &schema,
+        &[
+            ("MICROVIBE__REDIS__HOST", "127.0.0.1"),
+            ("MICROVIBE__REDIS__PORT", &port_s),
+            ("MICROVIBE__REDIS__KEY_PREFIX", &prefix),
+        ],
+    )
     .await;
     let room = s.room().await;
     let _publisher = s.publish(&room.key);

@@ -159,6 +159,20 @@ pub struct Room {
 }
 
 impl Server {
+    /// Starts the binary on the CI's PostgreSQL (database `test`, in its own
+    /// `schema`; drop it with [`drop_pg_schema`]), with `extra` settings.
+    pub async fn start_postgres(schema: &str, extra: &[(&str, &str)]) -> Server {
+        let user = pg_user();
+        let mut env = vec![
+            ("MICROVIBE__DATABASE__HOST", "127.0.0.1"),
+            ("MICROVIBE__DATABASE__USER", user.as_str()),
+            ("MICROVIBE__DATABASE__DBNAME", "test"),
+            ("MICROVIBE__DATABASE__SCHEMA", schema),
+        ];
+        env.extend_from_slice(extra);
+        Server::start(&env).await
+    }
+
     /// Starts the binary with test-friendly timeouts; `env` overrides.
     pub async fn start(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
