@@ -60,38 +60,6 @@ fn open_flv(http: &str, name: &str, websocket: bool) -> (TcpStream, Vec<u8>) {
     }
 }
 
-/// Takes whole HTTP chunks or WebSocket frames off `pending`, returning their payload.
-fn unframe(pending: &mut Vec<u8>, websocket: bool) -> Vec<u8> {
-    let mut payload = vec![];
-    loop {
-        if websocket {
-            if pending.len() < 2 {
-                break;
-            }
-            let (len, hl) = match pending[1] & 0x7F {
-                126 if pending.len() >= 4 => (u16::from_be_bytes([pending[2], pending[3]]) as usize, 4),
-                127 if pending.len() >= 10 => (u64::from_be_bytes(pending[2..10].try_into().unwrap()) as usize, 10),
-                126 | 127 => break,
-                l => (l as usize, 2),
-            };
-            if pending.len() < hl + len {
-                break;
-            }
-            payload.extend_from_slice(&pending[hl..hl + len]);
-            pending.drain(..hl + len);
-        } else {
-            let Some(p) = pending.windows(2).position(|w| w == b"\r\n") else { break };
-            let len = usize::from_str_radix(std::str::from_utf8(&pending[..p]).unwrap().trim(), 16).unwrap();
-            if pending.len() < p + 2 + len + 2 {
-                break;
-            }
-            payload.extend_from_slice(&pending[p + 2..p + 2 + len]);
-            pending.drain(..p + 2 + len + 2);
-        }
-    }
-    payload
-}
-
 /// A WebSocket-FLV player that unwraps the frames into `out` (ffprobe's stdin) until
 /// the reader goes away.
 fn ws_feed(http: String, name: String) -> Box<dyn FnOnce(std::process::ChildStdin) + Send> {
@@ -99,7 +67,7 @@ fn ws_feed(http: String, name: String) -> Box<dyn FnOnce(std::process::ChildStdi
         let (mut sock, mut pending) = open_flv(&http, &name, true);
         let mut buf = vec![0u8; 65536];
         loop {
-            let payload = unframe(&mut pending, true);
+            let payload = media::unframe(&mut pending, true);
             if out.write_all(&payload).is_err() {
                 return;
             }
@@ -123,7 +91,7 @@ fn flv_tags(http: &str, name: &str, secs: u64, websocket: bool) -> (u8, Vec<Tag>
     let mut buf = vec![0u8; 65536];
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
-        let payload = unframe(&mut pending, websocket);
+        let payload = media::unframe(&mut pending, websocket);
         if flags.is_none() && payload.len() >= 5 {
             flags = Some(payload[4]);
         }

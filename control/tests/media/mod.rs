@@ -384,6 +384,44 @@ pub fn copy_player(url: &str, secs: u32) -> Proc {
     )
 }
 
+/// Takes the whole HTTP chunks or WebSocket frames off the front of `pending`,
+/// returning the media they carry (the rest waits for more bytes).
+pub fn unframe(pending: &mut Vec<u8>, websocket: bool) -> Vec<u8> {
+    let mut payload = vec![];
+    loop {
+        if websocket {
+            if pending.len() < 2 {
+                break;
+            }
+            let (len, hl) = match pending[1] & 0x7F {
+                126 if pending.len() >= 4 => (u16::from_be_bytes([pending[2], pending[3]]) as usize, 4),
+                127 if pending.len() >= 10 => (u64::from_be_bytes(pending[2..10].try_into().unwrap()) as usize, 10),
+                126 | 127 => break,
+                l => (l as usize, 2),
+            };
+            if pending.len() < hl + len {
+                break;
+            }
+            // Media comes in binary frames; a control frame (the close at the end) carries none.
+            let control = pending[0] & 0x0F >= 8;
+            assert!(pending[0] == 0x82 || control, "binary frames, not {:#x}", pending[0]);
+            if !control {
+                payload.extend_from_slice(&pending[hl..hl + len]);
+            }
+            pending.drain(..hl + len);
+        } else {
+            let Some(p) = pending.windows(2).position(|w| w == b"\r\n") else { break };
+            let len = usize::from_str_radix(std::str::from_utf8(&pending[..p]).unwrap().trim(), 16).unwrap();
+            if pending.len() < p + 2 + len + 2 {
+                break;
+            }
+            payload.extend_from_slice(&pending[p + 2..p + 2 + len]);
+            pending.drain(..p + 2 + len + 2);
+        }
+    }
+    payload
+}
+
 /// Reads an HTTP-FLV stream for `secs`, returning (video tags, audio tags, keyframe first).
 pub fn read_flv(mut sock: impl Read, secs: u64, websocket: bool) -> (usize, usize, bool) {
     let mut reader = engine::proto::flv::FlvReader::new(8 << 20);
@@ -413,35 +451,7 @@ pub fn read_flv(mut sock: impl Read, secs: u64, websocket: bool) -> (usize, usiz
         } else {
             pending.extend_from_slice(&buf[..n]);
         }
-        // Unframe: HTTP chunked or WebSocket binary frames.
-        let mut payload = Vec::new();
-        loop {
-            if websocket {
-                if pending.len() < 2 {
-                    break;
-                }
-                let (len, hl) = match pending[1] & 0x7F {
-                    126 if pending.len() >= 4 => (u16::from_be_bytes([pending[2], pending[3]]) as usize, 4),
-                    127 if pending.len() >= 10 => (u64::from_be_bytes(pending[2..10].try_into().unwrap()) as usize, 10),
-                    126 | 127 => break,
-                    l => (l as usize, 2),
-                };
-                if pending.len() < hl + len {
-                    break;
-                }
-                assert_eq!(pending[0], 0x82, "binary frames");
-                payload.extend_from_slice(&pending[hl..hl + len]);
-                pending.drain(..hl + len);
-            } else {
-                let Some(p) = pending.windows(2).position(|w| w == b"\r\n") else { break };
-                let len = usize::from_str_radix(std::str::from_utf8(&pending[..p]).unwrap().trim(), 16).unwrap();
-                if pending.len() < p + 2 + len + 2 {
-                    break;
-                }
-                payload.extend_from_slice(&pending[p + 2..p + 2 + len]);
-                pending.drain(..p + 2 + len + 2);
-            }
-        }
+        let payload = unframe(&mut pending, websocket);
         reader.handle_input(&payload);
         while let Some(tag) = reader.poll_tag().unwrap() {
             match tag.tag_type {
