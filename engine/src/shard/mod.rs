@@ -526,19 +526,26 @@ impl Shard {
         st.homes.entry(name.to_owned()).or_insert_with(|| HomeStream::new(name, self.hub_cfg.clone(), Instant::now()))
     }
 
-    /// Carries out what `name`'s home stream asked for (see [`HubOutput`]).
+    /// Carries out what `name`'s home stream asked for (see [`HubOutput`]): taken in
+    /// one borrow (with the subscribers as they are now), then done in order without
+    /// it: a message to this same shard is handled at once and may reach the home.
     fn run_home(&self, name: &str) {
-        loop {
-            let (output, subs, shared_name) = {
-                let mut st = self.st.borrow_mut();
-                let Some(h) = st.homes.get_mut(name) else { return };
-                let Some(o) = h.poll_output() else { return };
-                let subs = matches!(o, HubOutput::Frame { .. }).then(|| h.subscribers().to_vec());
-                (o, subs, h.name().clone())
-            };
+        let (outputs, subs, shared_name) = {
+            let mut st = self.st.borrow_mut();
+            let Some(h) = st.homes.get_mut(name) else { return };
+            let mut outputs = Vec::with_capacity(4);
+            while let Some(o) = h.poll_output() {
+                outputs.push(o);
+            }
+            if outputs.is_empty() {
+                return;
+            }
+            (outputs, h.subscribers().to_vec(), h.name().clone())
+        };
+        for output in outputs {
             match output {
                 HubOutput::Frame { frame, seq } => {
-                    for s in subs.unwrap_or_default() {
+                    for &s in &subs {
                         self.to(s, ShardMsg::Frame { name: shared_name.clone(), frame: frame.clone(), seq });
                     }
                 }
@@ -560,9 +567,6 @@ impl Shard {
                     for s in subscribers {
                         self.to(s, ShardMsg::StreamEnded { name: name.to_owned() });
                     }
-                    // The finished home's last outputs (HLS mirror) were carried out
-                    // by `finish_home`.
-                    return;
                 }
             }
         }

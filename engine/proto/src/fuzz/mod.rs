@@ -382,5 +382,32 @@ fn mask_client_frame(frame: &ClientFrame, mask: [u8; 4]) -> Vec<u8> {
     out
 }
 
+/// xorshift64*: deterministic pseudo-random bytes for the fuzz bodies' tests, without
+/// a dependency.
+#[cfg(test)]
+pub(crate) struct XorShift(pub(crate) u64);
+
+#[cfg(test)]
+impl XorShift {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+
+    pub(crate) fn pick<'a>(&mut self, seeds: &'a [Vec<u8>]) -> &'a [u8] {
+        &seeds[self.below(seeds.len())]
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,27 +1,8 @@
 use super::*;
+use crate::fuzz::XorShift;
 use crate::rtmp::amf0::Value;
 use crate::rtmp::chunk::{MessageHeader, encode_message};
 use crate::rtmp::message::{Command, type_id};
-
-/// xorshift64*: deterministic pseudo-random bytes without a dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// Random bit flips, byte changes, truncation and splicing of a valid input.
 fn mutate(rng: &mut XorShift, seed: &[u8]) -> Vec<u8> {

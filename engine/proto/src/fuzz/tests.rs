@@ -1,31 +1,6 @@
 use super::*;
 use crate::codec::test_util::{hex, testdata};
 
-/// xorshift64*: deterministic pseudo-random bytes without a dependency
-/// (the same generator as `rtmp::fuzz`'s tests).
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-
-    fn pick<'a>(&mut self, seeds: &'a [Vec<u8>]) -> &'a [u8] {
-        &seeds[self.below(seeds.len())]
-    }
-}
-
 /// Random bit flips, byte changes, truncation, insertion and interesting
 /// boundary values spliced into a valid input.
 fn mutate(rng: &mut XorShift, seed: &[u8]) -> Vec<u8> {

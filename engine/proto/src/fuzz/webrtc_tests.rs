@@ -1,25 +1,5 @@
 use super::*;
-
-/// xorshift64*: deterministic pseudo-random bytes without a dependency
-/// (the generator of the other fuzz bodies' tests).
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+use crate::fuzz::XorShift;
 
 /// Bit flips, byte changes, truncation, insertion and boundary values in
 /// a valid input.
