@@ -22,9 +22,9 @@
 use benches::micro::{self, Gop, VIDEO_HEADER};
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use engine::frame::{Frame, FrameKind};
 use engine::proto::flv::{TagType, encode_tag};
 use engine::proto::rtmp::chunk::{ChunkEncoder, MessageHeader, encode_message_bytes};
+use engine::stream::frame::{Frame, FrameKind};
 use std::hint::black_box;
 
 fn rtmp_chunk(c: &mut Criterion) {

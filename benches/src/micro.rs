@@ -4,13 +4,13 @@
 //! code on the same inputs.
 
 use bytes::{Bytes, BytesMut};
-use engine::frame::{Frame, FrameKind};
+use engine::fanout::player::{Batch, IoVecs, Player, PlayerLimits, SharedForm, flush_tick};
 use engine::link::Protocol;
-use engine::player::{Batch, IoVecs, Player, PlayerLimits, SharedForm, flush_tick};
 use engine::proto::Track;
 use engine::proto::flv::{FlvReader, FlvTag, TagType};
 use engine::proto::hls::{HlsConfig, HlsEvent, Segmenter};
 use engine::proto::rtmp::chunk::{ChunkDecoder, ChunkLimits, MessageHeader, encode_message};
+use engine::stream::frame::{Frame, FrameKind};
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;

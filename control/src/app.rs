@@ -14,9 +14,9 @@ pub trait EngineControl: Send + Sync + 'static {
     async fn create_webrtc(
         &self,
         stream_name: &str,
-        role: engine::rtc::RtcRole,
+        role: engine::serve::rtc::RtcRole,
         offer: String,
-    ) -> Result<engine::rtc::RtcAnswer, engine::rtc::RtcError>;
+    ) -> Result<engine::serve::rtc::RtcAnswer, engine::serve::rtc::RtcError>;
     /// Ends a WebRTC session by its engine id.
     async fn delete_webrtc(&self, engine_session: &str) -> bool;
     /// Disconnects the publisher and players of a stream (room ended or deleted).

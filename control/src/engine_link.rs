@@ -38,8 +38,8 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
         ask_stream_known: true,
         webrtc_bridge_always: e.webrtc_bridge_always,
         join_start: match e.join_start {
-            crate::config::JoinStart::QuickStart => engine::gop::JoinStart::QuickStart,
-            crate::config::JoinStart::LiveEdge => engine::gop::JoinStart::LiveEdge,
+            crate::config::JoinStart::QuickStart => engine::stream::gop::JoinStart::QuickStart,
+            crate::config::JoinStart::LiveEdge => engine::stream::gop::JoinStart::LiveEdge,
         },
         flv_wait: Duration::from_secs(e.http_wait_secs),
         merge_window: Duration::from_millis(e.merge_window_ms),
@@ -120,9 +120,9 @@ impl EngineControl for EngineHandle {
     async fn create_webrtc(
         &self,
         stream_name: &str,
-        role: engine::rtc::RtcRole,
+        role: engine::serve::rtc::RtcRole,
         offer: String,
-    ) -> Result<engine::rtc::RtcAnswer, engine::rtc::RtcError> {
+    ) -> Result<engine::serve::rtc::RtcAnswer, engine::serve::rtc::RtcError> {
         self.engine.create_webrtc(stream_name, role, offer).await
     }
 

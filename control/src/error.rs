@@ -141,7 +141,7 @@ pub fn ok_status<T: serde::Serialize>(status: StatusCode, data: T) -> Response {
 mod tests {
     use super::{AppError, ErrorKind};
     use engine::proto::webrtc::WebRtcError;
-    use engine::rtc::RtcError;
+    use engine::serve::rtc::RtcError;
 
     /// Each refusal gets its status from the engine's typed reason, and the client
     /// reads the reason's text.
@@ -178,10 +178,10 @@ mod tests {
 }
 
 /// A WebRTC session the engine refused: the status by the engine's typed reason
-/// ([`engine::rtc::RtcError::refusal`]), its text for the client.
-impl From<engine::rtc::RtcError> for AppError {
-    fn from(e: engine::rtc::RtcError) -> Self {
-        use engine::rtc::RtcRefusal;
+/// ([`engine::serve::rtc::RtcError::refusal`]), its text for the client.
+impl From<engine::serve::rtc::RtcError> for AppError {
+    fn from(e: engine::serve::rtc::RtcError) -> Self {
+        use engine::serve::rtc::RtcRefusal;
         let kind = match e.refusal() {
             RtcRefusal::BadOffer => ErrorKind::BadRequest,
             RtcRefusal::Conflict => ErrorKind::Conflict,

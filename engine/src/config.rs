@@ -69,7 +69,7 @@ pub struct EngineConfig {
     pub gop_cache_bytes: usize,
     pub gop_cache_duration: Duration,
     /// Where new RTMP/FLV players start: a quick first frame, or the least latency.
-    pub join_start: crate::gop::JoinStart,
+    pub join_start: crate::stream::gop::JoinStart,
     /// Capacity of each cross-shard queue (messages).
     pub shard_queue: usize,
     /// Token for /control on the HTTP media port; empty disables /control.
@@ -126,7 +126,7 @@ impl Default for EngineConfig {
             player_overflow_disconnect: Duration::from_secs(15),
             gop_cache_bytes: 16 << 20,
             gop_cache_duration: Duration::from_secs(12),
-            join_start: crate::gop::JoinStart::QuickStart,
+            join_start: crate::stream::gop::JoinStart::QuickStart,
             shard_queue: 8192,
             admin_token: String::new(),
             cors_origin: "*".into(),

@@ -2,7 +2,7 @@
 //! monoio runtime (io_uring or epoll), and the handle the control plane holds.
 
 use crate::config::{EngineConfig, IoMode};
-use crate::inbox::Inbox;
+use crate::link::inbox::Inbox;
 use crate::link::{Command, EngineEvent, EventSink};
 use crate::shard::{EngineShared, Shard, ShardMsg, StartError};
 pub use crate::stats::ShardStats;
@@ -88,10 +88,10 @@ impl Engine {
     pub async fn create_webrtc(
         &self,
         stream_name: &str,
-        role: crate::rtc::RtcRole,
+        role: crate::serve::rtc::RtcRole,
         offer: String,
-    ) -> Result<crate::rtc::RtcAnswer, crate::rtc::RtcError> {
-        use crate::rtc::{RtcError, RtcRole};
+    ) -> Result<crate::serve::rtc::RtcAnswer, crate::serve::rtc::RtcError> {
+        use crate::serve::rtc::{RtcError, RtcRole};
         if self.shared.cfg.webrtc_port_base == 0 {
             return Err(RtcError::Unavailable("WebRTC is disabled (webrtc.udp_port_base = 0)".into()));
         }
@@ -101,7 +101,7 @@ impl Engine {
             RtcRole::Subscriber { client } => {
                 // Viewers need no credentials: bound the sessions that have not
                 // connected yet, per address, per stream and in all.
-                let slot = crate::rtc::PendingSlot::reserve(&self.shared, client, stream_name)?;
+                let slot = crate::serve::rtc::PendingSlot::reserve(&self.shared, client, stream_name)?;
                 (self.shared.next_subscriber_shard.fetch_add(1, Ordering::Relaxed) % n, Some(slot))
             }
         };
@@ -110,7 +110,7 @@ impl Engine {
         let msg = ShardMsg::Run(Box::new(move |shard: &Rc<Shard>| {
             let shard = shard.clone();
             monoio::spawn(async move {
-                let _ = tx.send(crate::rtc::create(shard, role, name, offer, pending).await);
+                let _ = tx.send(crate::serve::rtc::create(shard, role, name, offer, pending).await);
             });
         }));
         if !self.shared.send(shard, msg) {
@@ -131,7 +131,7 @@ impl Engine {
         }
         let (tx, rx) = futures_channel::oneshot::channel();
         let msg = ShardMsg::Run(Box::new(move |shard: &Rc<Shard>| {
-            let _ = tx.send(crate::rtc::delete(shard, sid));
+            let _ = tx.send(crate::serve::rtc::delete(shard, sid));
         }));
         if !self.shared.send(shard, msg) {
             return false;
@@ -176,7 +176,7 @@ impl Engine {
 
 fn run_shard(i: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender<Result<(), StartError>>) {
     if shared.cfg.pin_cores {
-        crate::sys::pin_to_core(i);
+        crate::net::sys::pin_to_core(i);
     }
     let mode = shared.cfg.io;
     let try_uring = mode != IoMode::Epoll && monoio::utils::detect_uring();
@@ -223,22 +223,22 @@ async fn shard_main(index: usize, shared: Arc<EngineShared>, ready: std::sync::m
     let input_watch = if merge.is_zero() {
         None
     } else {
-        crate::input_watch::InputWatch::new(shared.stats[index].clone())
+        crate::net::input_watch::InputWatch::new(shared.stats[index].clone())
             .inspect_err(|e| tracing::warn!(shard = index, error = %e, "no input watch; players keep a read"))
             .ok()
     };
-    let shard = Shard::new(index, shared.clone(), input_watch, Box::new(crate::rtc::RtcHooks));
+    let shard = Shard::new(index, shared.clone(), input_watch, Box::new(crate::serve::rtc::RtcHooks));
     // Before any player or cohort exists: they take their lanes from it.
-    crate::player::set_lanes(crate::player::lanes_for(shared.cfg.merge_window));
-    shared.stats[index].flush_lanes.store(crate::player::lanes() as u64, Ordering::Relaxed);
-    let listeners = match crate::listen::start(&shard) {
+    crate::fanout::player::set_lanes(crate::fanout::player::lanes_for(shared.cfg.merge_window));
+    shared.stats[index].flush_lanes.store(crate::fanout::player::lanes() as u64, Ordering::Relaxed);
+    let listeners = match crate::serve::listen::start(&shard) {
         Ok(l) => l,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    if let Err(source) = crate::rtc::start(&shard) {
+    if let Err(source) = crate::serve::rtc::start(&shard) {
         let addr = std::net::SocketAddr::new(shared.cfg.webrtc_bind, shared.cfg.webrtc_port_base + index as u16);
         let _ = ready.send(Err(StartError::Bind { addr, key: "webrtc.udp_port_base", source }));
         listeners.close();
@@ -254,7 +254,7 @@ async fn shard_main(index: usize, shared: Arc<EngineShared>, ready: std::sync::m
             // is inside it, not added to it); under load, lanes whose turn passed
             // are flushed at once, at most one window's worth, and the rest of the
             // missed turns are skipped, not bunched.
-            let lanes = crate::player::lanes();
+            let lanes = crate::fanout::player::lanes();
             let period = merge / lanes as u32;
             let start = monoio::time::Instant::now();
             let mut done: u64 = 0;
@@ -262,10 +262,10 @@ async fn shard_main(index: usize, shared: Arc<EngineShared>, ready: std::sync::m
                 let at = Duration::from_nanos((period.as_nanos() * u128::from(done + 1)) as u64);
                 monoio::time::sleep_until(start + at).await;
                 let due = (start.elapsed().as_nanos() / period.as_nanos()) as u64;
-                let turns = crate::player::turns_due(done, due, lanes);
+                let turns = crate::fanout::player::turns_due(done, due, lanes);
                 let to = *turns.end();
                 for turn in turns {
-                    let f = crate::player::flush_lane((turn % lanes as u64) as usize);
+                    let f = crate::fanout::player::flush_lane((turn % lanes as u64) as usize);
                     if f.bytes > 0 {
                         shared.stats[index].bytes_out.fetch_add(f.bytes, Ordering::Relaxed);
                     }

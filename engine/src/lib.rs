@@ -9,29 +9,19 @@
 //! player's pending frames as one vectored write per merge window. The control
 //! plane talks to the engine over the lock-free [`link`].
 
-pub mod bridge;
+// Layers, from the bottom up (engine/tests/layers.rs checks that no module reaches
+// one that reaches it back): `link`, `log_limit`, `stats`, `config`; `stream`;
+// `net`; `fanout`; `shard`; `serve`; `engine`.
 pub mod config;
 pub mod engine;
-pub mod flv_play;
-pub mod frame;
-pub mod gop;
-pub mod hls_serve;
-pub mod hls_viewers;
-pub mod http;
-pub mod http_io;
-pub mod hub;
-pub mod inbox;
-pub mod input_watch;
+pub mod fanout;
 pub mod link;
-pub mod listen;
 pub mod log_limit;
-pub mod player;
-pub mod rtc;
-pub mod rtmp_conn;
+pub mod net;
+pub mod serve;
 pub mod shard;
-pub mod stat;
 pub mod stats;
-pub mod sys;
+pub mod stream;
 
 /// The sans-IO protocol crate (engine/proto), under the name the shell uses.
 pub use ::proto;

@@ -4,8 +4,10 @@
 //!   or OS crates among its dependencies, and its code (tests aside) reads no clock,
 //!   draws no global randomness, opens no socket, file or thread, keeps no
 //!   thread-local state;
-//! - the shell's top-level modules (engine/src) import each other one way: no
-//!   module reaches, through `crate::` paths, a module that reaches it back.
+//! - the shell's layers (engine/src's top-level modules and folders) import each
+//!   other one way: no layer reaches, through `crate::` paths, one that reaches it
+//!   back; inside each layer folder, its modules do the same;
+//! - `unsafe` is in `net/sys.rs` only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -175,10 +177,61 @@ fn modules_in_circles(edges: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<St
 #[test]
 fn shell_modules_import_one_way() {
     let edges = shell_imports();
-    assert!(edges.contains_key("shard") && edges.contains_key("player"), "found the shell modules: {edges:?}");
-    assert!(edges["shard"].contains("player"), "the parse sees imports: {edges:?}");
+    for layer in ["link", "stream", "net", "fanout", "shard", "serve", "engine"] {
+        assert!(edges.contains_key(layer), "found the shell's layers: {edges:?}");
+    }
+    assert!(edges["shard"].contains("fanout"), "the parse sees imports: {edges:?}");
     let circle = modules_in_circles(&edges);
     assert!(circle.is_empty(), "these modules import each other in a circle: {circle:?}\n(imports: {edges:#?})");
+}
+
+/// Inside each layer folder, the modules import each other one way too.
+#[test]
+fn modules_inside_a_layer_import_one_way() {
+    let src = engine_dir().join("src");
+    let mut files = vec![];
+    rust_files(&src, &mut files);
+    let mut folders: BTreeMap<String, BTreeMap<String, Vec<PathBuf>>> = BTreeMap::new();
+    for f in files.iter().filter(|f| !is_test_file(f)) {
+        let rel: Vec<String> =
+            f.strip_prefix(&src).unwrap().components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        if rel.len() < 2 {
+            continue;
+        }
+        let sub = rel[1].trim_end_matches(".rs").to_owned();
+        if sub == "mod" {
+            continue;
+        }
+        folders.entry(rel[0].clone()).or_default().entry(sub).or_default().push(f.clone());
+    }
+    assert!(folders.get("serve").is_some_and(|m| m.len() >= 5), "found the layer folders: {folders:?}");
+    for (folder, modules) in &folders {
+        let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (module, paths) in modules {
+            let mut to = BTreeSet::new();
+            for p in paths {
+                let code = non_test_code(p);
+                for (_, line) in code_lines(&code) {
+                    for prefix in [format!("crate::{folder}::"), "super::".to_owned()] {
+                        for (i, _) in line.match_indices(&prefix) {
+                            let rest = &line[i + prefix.len()..];
+                            let target: String =
+                                rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                            if target != *module && modules.contains_key(&target) {
+                                to.insert(target);
+                            }
+                        }
+                    }
+                }
+            }
+            edges.insert(module.clone(), to);
+        }
+        if folder == "serve" {
+            assert!(edges["http"].contains("flv_play"), "the parse sees imports inside a folder: {edges:?}");
+        }
+        let circle = modules_in_circles(&edges);
+        assert!(circle.is_empty(), "in {folder}/, these modules import each other in a circle: {circle:?} ({edges:?})");
+    }
 }
 
 /// The shell's system calls are in `sys`, behind safe functions; elsewhere only the

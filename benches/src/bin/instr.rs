@@ -14,10 +14,10 @@
 
 use benches::micro::{self, Gop, VIDEO_HEADER};
 use bytes::Bytes;
-use engine::frame::{Frame, FrameKind};
 use engine::proto::flv::{TagType, encode_tag};
 use engine::proto::hls::Segmenter;
 use engine::proto::rtmp::chunk::encode_message_bytes;
+use engine::stream::frame::{Frame, FrameKind};
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -40,7 +40,7 @@ enum Input {
     Payload(Bytes),
     Wire(Bytes),
     Gop(Gop, Vec<Segmenter>),
-    Fanout(Vec<Rc<engine::player::Player>>, Vec<Vec<Arc<Frame>>>),
+    Fanout(Vec<Rc<engine::fanout::player::Player>>, Vec<Vec<Arc<Frame>>>),
 }
 
 fn prepare(op: &str, iterations: usize) -> Option<Input> {

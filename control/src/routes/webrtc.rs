@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use engine::rtc::RtcRole;
+use engine::serve::rtc::RtcRole;
 
 /// Largest SDP offer accepted.
 const MAX_OFFER: usize = 64 * 1024;

@@ -10,13 +10,13 @@
 mod shared;
 pub use shared::{Admission, EngineShared, PendingCounts, PublisherCodecs, StartError};
 
-use crate::frame::Frame;
-use crate::gop::GopCache;
-pub use crate::hub::ClaimError;
-use crate::hub::{HomeStream, HubConfig, HubOutput};
+use crate::fanout::player::{Player, PlayerEnd};
 use crate::link::{Command, EngineEvent, Protocol};
-use crate::player::{Player, PlayerEnd};
 use crate::stats::{ClientSnap, DropFilter, HomeSnap, ShardSnapshot, ShardStats};
+use crate::stream::frame::Frame;
+use crate::stream::gop::GopCache;
+pub use crate::stream::hub::ClaimError;
+use crate::stream::hub::{HomeStream, HubConfig, HubOutput};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -61,6 +61,21 @@ fn mirror_hls(path: &str, name: &str, ev: &crate::proto::hls::HlsEvent, playlist
     };
     if let Err(e) = res {
         tracing::warn!(stream = %name, error = %e, "cannot mirror HLS to disk");
+    }
+}
+
+/// The home streams' settings, from the engine config.
+fn hub_config(c: &crate::config::EngineConfig) -> HubConfig {
+    HubConfig {
+        gop_cache_bytes: c.gop_cache_bytes,
+        gop_cache_duration: c.gop_cache_duration,
+        join_start: c.join_start,
+        idle_publisher_timeout: c.idle_publisher_timeout,
+        unpublish_grace: c.unpublish_grace,
+        hls_fragment: c.hls_fragment,
+        hls_window: c.hls_window,
+        hls_mirror: !c.hls_path.is_empty(),
+        bridge_always: c.webrtc_bridge_always,
     }
 }
 
@@ -121,7 +136,7 @@ pub enum ShardMsg {
     Hls {
         name: String,
         seq: Option<u64>,
-        client: Option<crate::hls_viewers::HlsClient>,
+        client: Option<crate::fanout::hls_viewers::HlsClient>,
         reply: Reply<HlsAnswer>,
     },
     /// To every shard: what it holds, for /stat.
@@ -182,7 +197,7 @@ impl PublisherCtl {
     pub fn kick(&self) {
         self.kicked.set(true);
         // A socket we own; the fd stays open until the task drops it.
-        crate::sys::shutdown(self.fd);
+        crate::net::sys::shutdown(self.fd);
     }
 }
 
@@ -196,7 +211,7 @@ struct SubStream {
     cache: GopCache,
     /// The RTMP/FLV players that are in step: a frame is queued once for them all
     /// (none without a merge window: there is no tick).
-    cohort: Option<Rc<crate::player::Cohort>>,
+    cohort: Option<Rc<crate::fanout::player::Cohort>>,
     live: bool,
     waiting: usize,
     next_seq: u64,
@@ -210,7 +225,7 @@ struct State {
     subs: HashMap<String, SubStream>,
     publishers: HashMap<u64, Rc<PublisherCtl>>,
     /// HLS viewer sessions of the streams homed here.
-    hls_viewers: crate::hls_viewers::HlsViewers,
+    hls_viewers: crate::fanout::hls_viewers::HlsViewers,
 }
 
 pub struct Shard {
@@ -223,7 +238,7 @@ pub struct Shard {
     st: RefCell<State>,
     /// Where RTMP players' input is watched, swept by the flush tick; `None` when
     /// there is no tick (merge window 0) or no epoll: players then keep a read.
-    pub input_watch: Option<Rc<crate::input_watch::InputWatch>>,
+    pub input_watch: Option<Rc<crate::net::input_watch::InputWatch>>,
 }
 
 /// Why a play request failed.
@@ -242,10 +257,10 @@ impl Shard {
     pub fn new(
         index: usize,
         shared: Arc<EngineShared>,
-        input_watch: Option<Rc<crate::input_watch::InputWatch>>,
+        input_watch: Option<Rc<crate::net::input_watch::InputWatch>>,
         hooks: Box<dyn ShardHooks>,
     ) -> Rc<Shard> {
-        let hub_cfg = Arc::new(HubConfig::from_engine(&shared.cfg));
+        let hub_cfg = Arc::new(hub_config(&shared.cfg));
         let shard = Rc::new(Shard { index, shared, hub_cfg, hooks, st: RefCell::new(State::default()), input_watch });
         SHARD.with(|s| *s.borrow_mut() = Some(shard.clone()));
         shard
@@ -374,7 +389,7 @@ impl Shard {
 
     /// Counts an answered HLS request of a live stream homed here: its client's
     /// session is refreshed, or joins (a viewer of the room, like any player).
-    fn hls_viewer(&self, name: &str, client: &crate::hls_viewers::HlsClient, bytes: u64) {
+    fn hls_viewer(&self, name: &str, client: &crate::fanout::hls_viewers::HlsClient, bytes: u64) {
         let joined = {
             let mut st = self.st.borrow_mut();
             let Some(room_id) = st.homes.get(name).filter(|h| h.is_live()).map(|h| h.room_id()) else { return };
@@ -386,7 +401,7 @@ impl Shard {
         }
     }
 
-    fn hls_changed(&self, c: crate::hls_viewers::Change, joined: bool) {
+    fn hls_changed(&self, c: crate::fanout::hls_viewers::Change, joined: bool) {
         let slot = &self.stats().players[ShardStats::player_slot(Protocol::Hls)];
         let (room_id, stream_name, protocol) = (c.room_id, c.stream, Protocol::Hls);
         if joined {
@@ -401,7 +416,7 @@ impl Shard {
     /// Ends the HLS sessions idle for [`hls_viewers::IDLE_TARGETS`] target durations
     /// (the stream's, at least a second each).
     ///
-    /// [`hls_viewers::IDLE_TARGETS`]: crate::hls_viewers::IDLE_TARGETS
+    /// [`hls_viewers::IDLE_TARGETS`]: crate::fanout::hls_viewers::IDLE_TARGETS
     pub fn sweep_hls_viewers(&self) {
         let left = {
             let mut st = self.st.borrow_mut();
@@ -412,7 +427,7 @@ impl Shard {
             let fallback = self.shared.cfg.hls_fragment.as_secs().max(1);
             hls_viewers.sweep(Instant::now(), |name| {
                 let target = homes.get(name).and_then(|h| h.hls_target_secs()).unwrap_or(fallback);
-                Duration::from_secs(target.max(1)) * crate::hls_viewers::IDLE_TARGETS
+                Duration::from_secs(target.max(1)) * crate::fanout::hls_viewers::IDLE_TARGETS
             })
         };
         for c in left {
@@ -728,7 +743,7 @@ impl Shard {
                     rtc_players: 0,
                     flv_players: 0,
                     cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration).with_start(cfg.join_start),
-                    cohort: (!cfg.merge_window.is_zero()).then(crate::player::Cohort::new),
+                    cohort: (!cfg.merge_window.is_zero()).then(crate::fanout::player::Cohort::new),
                     live: false,
                     waiting: 0,
                     next_seq: 0,

@@ -4,8 +4,8 @@
 
 use super::ShardMsg;
 use crate::config::EngineConfig;
-use crate::inbox::Inbox;
 use crate::link::EventSink;
+use crate::link::inbox::Inbox;
 use crate::stats::ShardStats;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

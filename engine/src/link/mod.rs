@@ -4,7 +4,9 @@
 //! flow into each shard through its own inbox. The only engine operation that waits
 //! on the control plane is a publish authorization (one per publish, with a timeout).
 
-use crate::inbox::Inbox;
+pub mod inbox;
+
+use crate::link::inbox::Inbox;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

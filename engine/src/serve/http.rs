@@ -8,12 +8,12 @@ use monoio::net::TcpStream;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-pub use crate::http_io::{HEAD_TIMEOUT, read_head, send};
+pub use crate::serve::http_io::{HEAD_TIMEOUT, read_head, send};
 pub use proto::http::{HeadError, MAX_HEAD, Request, Response, Route, parse_head, route, valid_stream_name};
 
 /// The HLS viewer an HLS request counts for; none for HEAD (link checkers, probes).
-fn hls_client(req: &Request, addr: SocketAddr) -> Option<crate::hls_viewers::HlsClient> {
-    (req.method != "HEAD").then(|| crate::hls_viewers::HlsClient::new(addr.ip(), req.header("user-agent")))
+fn hls_client(req: &Request, addr: SocketAddr) -> Option<crate::fanout::hls_viewers::HlsClient> {
+    (req.method != "HEAD").then(|| crate::fanout::hls_viewers::HlsClient::new(addr.ip(), req.header("user-agent")))
 }
 
 /// Serves one HTTP connection.
@@ -64,7 +64,7 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr) {
             Route::Flv(name) => {
                 if head_only {
                     // HEAD of a live stream: the headers a GET would get, no body.
-                    let live = crate::flv_play::is_live(shard, &name);
+                    let live = crate::serve::flv_play::is_live(shard, &name);
                     let r = if live {
                         Response::new(200, "video/x-flv", Bytes::new()).header("Cache-Control", "no-cache")
                     } else {
@@ -72,16 +72,18 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr) {
                     };
                     r
                 } else {
-                    crate::flv_play::serve(shard, stream, addr, req, name).await;
+                    crate::serve::flv_play::serve(shard, stream, addr, req, name).await;
                     return;
                 }
             }
-            Route::HlsPlaylist(name) => crate::hls_serve::playlist(shard, &name, hls_client(&req, addr)).await,
-            Route::HlsSegment(name, seq) => crate::hls_serve::segment(shard, &name, seq, hls_client(&req, addr)).await,
+            Route::HlsPlaylist(name) => crate::serve::hls_serve::playlist(shard, &name, hls_client(&req, addr)).await,
+            Route::HlsSegment(name, seq) => {
+                crate::serve::hls_serve::segment(shard, &name, seq, hls_client(&req, addr)).await
+            }
             // Per-client details (addresses) only for the admin.
-            Route::Stat => crate::stat::xml(shard, crate::stat::is_admin(shard, &req)).await,
-            Route::StatJson => crate::stat::json(shard, crate::stat::is_admin(shard, &req)).await,
-            Route::ControlDrop(what) => crate::stat::control_drop(shard, &req, &what).await,
+            Route::Stat => crate::serve::stat::xml(shard, crate::serve::stat::is_admin(shard, &req)).await,
+            Route::StatJson => crate::serve::stat::json(shard, crate::serve::stat::is_admin(shard, &req)).await,
+            Route::ControlDrop(what) => crate::serve::stat::control_drop(shard, &req, &what).await,
             Route::NotFound => Response::text(404, "not found"),
         };
         if !send(&mut stream, &resp, &cors, req.keep_alive, head_only).await || !req.keep_alive {

@@ -7,12 +7,12 @@
 //! Nothing here sends, sleeps or reads a clock, so every rule below has a unit
 //! test that runs in microseconds.
 
-use crate::bridge::{RtcToRtmp, RtmpToRtc};
-use crate::frame::{Frame, FrameKind};
-use crate::gop::{GopCache, JoinStart};
 use crate::link::{EngineEvent, StreamInfo};
 use crate::proto::codec::MediaInfo;
 use crate::proto::hls::{HlsConfig, HlsError, HlsEvent, Segmenter};
+use crate::stream::bridge::{RtcToRtmp, RtmpToRtc};
+use crate::stream::frame::{Frame, FrameKind};
+use crate::stream::gop::{GopCache, JoinStart};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -49,20 +49,6 @@ pub struct HubConfig {
 }
 
 impl HubConfig {
-    pub fn from_engine(c: &crate::config::EngineConfig) -> Self {
-        HubConfig {
-            gop_cache_bytes: c.gop_cache_bytes,
-            gop_cache_duration: c.gop_cache_duration,
-            join_start: c.join_start,
-            idle_publisher_timeout: c.idle_publisher_timeout,
-            unpublish_grace: c.unpublish_grace,
-            hls_fragment: c.hls_fragment,
-            hls_window: c.hls_window,
-            hls_mirror: !c.hls_path.is_empty(),
-            bridge_always: c.webrtc_bridge_always,
-        }
-    }
-
     fn segmenter(&self, name: &str) -> Segmenter {
         Segmenter::new(HlsConfig {
             fragment: self.hls_fragment,

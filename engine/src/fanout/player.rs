@@ -20,8 +20,8 @@
 //! pending frames copied to its queue, and goes the per-player way above until a
 //! tick finds it in step again.
 
-use crate::frame::{Frame, FrameKind};
 use crate::link::Protocol;
+use crate::stream::frame::{Frame, FrameKind};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -492,7 +492,7 @@ impl Cohort {
                 // meets the error with its own write and ends.
                 let (sent, total) = match &bytes {
                     Some(b) if b.is_empty() => continue,
-                    Some(b) => (crate::sys::send_nonblocking(slot.fd, b).unwrap_or(0), b.len()),
+                    Some(b) => (crate::net::sys::send_nonblocking(slot.fd, b).unwrap_or(0), b.len()),
                     None => {
                         pieces.clear();
                         form.pieces(&frames, base, &mut pieces);
@@ -996,7 +996,7 @@ impl Player {
         drop(q);
         if how == PlayerEnd::Kicked && self.fd.get() >= 0 {
             // The player's own socket; the connection task still owns (and later closes) it.
-            crate::sys::shutdown(self.fd.get());
+            crate::net::sys::shutdown(self.fd.get());
         }
         self.wake();
     }
@@ -1135,8 +1135,8 @@ pub async fn write_all_vectored<W: monoio::io::AsyncWriteRent>(
 /// writer task (idle in `next_batch`) holds the write half.
 fn send_now(fd: i32, bufs: &[Bytes], iov: &mut Vec<libc::iovec>) -> std::io::Result<usize> {
     match bufs {
-        [one] => crate::sys::send_nonblocking(fd, one),
-        _ => crate::sys::sendmsg_nonblocking(fd, bufs, MAX_IOVECS, iov),
+        [one] => crate::net::sys::send_nonblocking(fd, one),
+        _ => crate::net::sys::sendmsg_nonblocking(fd, bufs, MAX_IOVECS, iov),
     }
 }
 

@@ -1,13 +1,13 @@
 //! HTTP-FLV and WebSocket-FLV players: the FLV header, then the stream's tags (built
 //! once per frame and shared), as HTTP/1.1 chunks or binary WebSocket frames.
 
-use crate::frame::Frame;
-use crate::http_io::send;
+use crate::fanout::player::{Player, PlayerEnd, PlayerLimits, SharedForm, write_loop};
 use crate::link::Protocol;
-use crate::player::{Player, PlayerEnd, PlayerLimits, SharedForm, write_loop};
 use crate::proto::http::{Request, Response};
 use crate::proto::websocket as ws;
+use crate::serve::http_io::send;
 use crate::shard::{PlayError, Shard};
+use crate::stream::frame::Frame;
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;

@@ -9,10 +9,10 @@
 //!
 //! Outputs are ordinary [`Frame`]s that the home forwards like any other.
 
-use crate::frame::{Frame, FrameKind};
 use crate::proto::audio_bridge::{AacToOpus, AacToOpusConfig};
 use crate::proto::rtp_h264::{BFrameDetector, H264Packetizer, H264PacketizerConfig, H264RtpPacket};
 use crate::proto::webrtc::rtp::RtpHeader;
+use crate::stream::frame::{Frame, FrameKind};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 

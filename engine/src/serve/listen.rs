@@ -17,7 +17,7 @@ impl Listeners {
     pub fn close(&self) {
         for fd in &self.fds {
             // Our own listening socket: a pending accept wakes.
-            crate::sys::shutdown(*fd);
+            crate::net::sys::shutdown(*fd);
         }
     }
 }
@@ -71,8 +71,8 @@ fn spawn_accept(shard: Rc<Shard>, listener: TcpListener, kind: Kind) {
             monoio::spawn(async move {
                 shard.stats().connections.fetch_add(1, Ordering::Relaxed);
                 match kind {
-                    Kind::Rtmp => crate::rtmp_conn::serve(&shard, stream, addr).await,
-                    Kind::Http => crate::http::serve(&shard, stream, addr).await,
+                    Kind::Rtmp => crate::serve::rtmp_conn::serve(&shard, stream, addr).await,
+                    Kind::Http => crate::serve::http::serve(&shard, stream, addr).await,
                 }
                 shard.stats().connections.fetch_sub(1, Ordering::Relaxed);
                 drop(admission);

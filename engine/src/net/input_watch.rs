@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Poll, Waker};
 
+use crate::net::sys::{Epoll, EpollEvent};
 use crate::stats::ShardStats;
-use crate::sys::{Epoll, EpollEvent};
 
 /// Sockets reported per sweep at most.
 pub const SWEEP_EVENTS: usize = 512;
@@ -112,7 +112,7 @@ impl Watched {
     /// it ready when it has nothing. `Ok(0)` is the end of the stream.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let e = match crate::sys::recv_nonblocking(self.fd, buf) {
+            let e = match crate::net::sys::recv_nonblocking(self.fd, buf) {
                 Ok(n) => return Ok(n),
                 Err(e) => e,
             };

@@ -1,7 +1,7 @@
 //! Serving HLS from the stream's home shard: the playlist and segments live in the
 //! home's segmenter (muxed once per stream); other shards ask for them.
 
-use crate::hls_viewers::HlsClient;
+use crate::fanout::hls_viewers::HlsClient;
 use crate::proto::http::Response;
 use crate::shard::{HlsAnswer, Shard, ShardMsg};
 use std::rc::Rc;

@@ -11,9 +11,8 @@
 //! - Sends use `sendto(2)` on the non-blocking socket directly (a full socket
 //!   buffer drops the datagram, which RTP tolerates and NACK repairs).
 
-use crate::frame::{Frame, FrameKind};
+use crate::fanout::player::{Batch, Player, PlayerEnd, PlayerLimits};
 use crate::link::Protocol;
-use crate::player::{Batch, Player, PlayerEnd, PlayerLimits};
 use crate::proto::webrtc::rtx_cache::RtxStore;
 use crate::proto::webrtc::sdp::Role;
 use crate::proto::webrtc::{
@@ -21,6 +20,7 @@ use crate::proto::webrtc::{
     WebRtcError, WebRtcSession, build_answer, stun,
 };
 use crate::shard::{ClaimError, PublisherCodecs, PublisherCtl, Shard, ShardHooks};
+use crate::stream::frame::{Frame, FrameKind};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -310,7 +310,7 @@ pub fn start(shard: &Rc<Shard>) -> std::io::Result<()> {
                     // before the subscriber writers woken by this one run: each then
                     // wakes once per burst instead of once per packet.
                     for _ in 0..RECV_DRAIN {
-                        let Some((n, from)) = crate::sys::recv_from_nonblocking(rr.fd, &mut more) else { break };
+                        let Some((n, from)) = crate::net::sys::recv_from_nonblocking(rr.fd, &mut more) else { break };
                         sh.stats().bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                         rr.on_datagram(&sh, from, &more[..n]);
                     }
@@ -341,7 +341,7 @@ pub fn start(shard: &Rc<Shard>) -> std::io::Result<()> {
 impl RtcShard {
     fn send_to(&self, shard: &Shard, to: SocketAddr, data: &[u8]) {
         // A full socket buffer drops the datagram, as the network may.
-        if let Ok(n) = crate::sys::send_to_nonblocking(self.fd, to, data) {
+        if let Ok(n) = crate::net::sys::send_to_nonblocking(self.fd, to, data) {
             shard.stats().bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
@@ -829,17 +829,23 @@ mod tests {
             let b = std::net::UdpSocket::bind(bind).unwrap();
             let mut buf = [0u8; 16];
             assert!(
-                crate::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf).is_none(),
+                crate::net::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf).is_none(),
                 "nothing queued: no wait, None"
             );
             b.send_to(b"one", a.local_addr().unwrap()).unwrap();
             b.send_to(&[7u8; 40], a.local_addr().unwrap()).unwrap();
             std::thread::sleep(Duration::from_millis(20));
-            assert_eq!(crate::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf), Some((3, b.local_addr().unwrap())));
+            assert_eq!(
+                crate::net::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf),
+                Some((3, b.local_addr().unwrap()))
+            );
             assert_eq!(&buf[..3], b"one");
             // Longer than the buffer: truncated to it.
-            assert_eq!(crate::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf), Some((16, b.local_addr().unwrap())));
-            assert!(crate::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf).is_none());
+            assert_eq!(
+                crate::net::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf),
+                Some((16, b.local_addr().unwrap()))
+            );
+            assert!(crate::net::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf).is_none());
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The GOP cache: codec headers, metadata and the media since the last keyframe,
 //! bounded in bytes and media duration. A new player starts from it at once.
 
-use crate::frame::{Frame, FrameKind};
+use crate::stream::frame::{Frame, FrameKind};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;

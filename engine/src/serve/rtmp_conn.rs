@@ -6,12 +6,12 @@
 //! pings, status) and the shared pre-chunked media in one vectored write per merge
 //! window.
 
-use crate::frame::{Frame, FrameKind, PLAY_STREAM_ID};
+use crate::fanout::player::{Player, PlayerEnd, PlayerLimits, write_loop};
 use crate::link::{EngineEvent, Protocol, PublishDecision};
-use crate::player::{Player, PlayerEnd, PlayerLimits, write_loop};
 use crate::proto::rtmp::MediaType;
 use crate::proto::rtmp::{ChunkLimits, RtmpError, ServerSession, SessionConfig, SessionEvent, encode_media};
 use crate::shard::{PlayError, PublisherCtl, Shard};
+use crate::stream::frame::{Frame, FrameKind, PLAY_STREAM_ID};
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
@@ -149,7 +149,7 @@ impl Conn {
         // read that wakes the shard for every acknowledgement (see `input_watch`).
         // Only between reads is the role looked at, so no read is ever in flight
         // when the way of reading changes.
-        let mut watched: Option<crate::input_watch::Watched> = None;
+        let mut watched: Option<crate::net::input_watch::Watched> = None;
         loop {
             if self.closing.get() || self.session.borrow().is_closed() {
                 return ConnEnd::Closed;
@@ -495,7 +495,7 @@ async fn timer(weak: std::rc::Weak<Conn>) {
         if conn.session.borrow().is_closed() {
             peer_log!(conn, info, "RTMP session timed out");
             // Our own socket: the read loop ends.
-            crate::sys::shutdown(conn.fd);
+            crate::net::sys::shutdown(conn.fd);
             break;
         }
     }
@@ -532,7 +532,7 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
     let stats = &shard.shared.stats[shard.index];
     let chunk_size = conn.session.borrow().out_chunk_size();
     if stream_id == PLAY_STREAM_ID {
-        player.set_shared_form(Some(crate::player::SharedForm::Rtmp { chunk_size }));
+        player.set_shared_form(Some(crate::fanout::player::SharedForm::Rtmp { chunk_size }));
     }
     let c = conn.clone();
     let wire = Box::new(move |frames: &[Arc<Frame>], base: Option<u32>, bufs: &mut Vec<Bytes>| {
@@ -541,7 +541,7 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
         }
         if stream_id == PLAY_STREAM_ID {
             // The player's timeline: its own chunk headers, the chunks shared.
-            crate::player::SharedForm::Rtmp { chunk_size }.pieces(frames, base, bufs);
+            crate::fanout::player::SharedForm::Rtmp { chunk_size }.pieces(frames, base, bufs);
             return;
         }
         for f in frames {
@@ -566,10 +566,10 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
         while let Some(b) = conn.session.borrow_mut().poll_transmit() {
             out.push(b);
         }
-        let _ = crate::player::write_all_vectored(&mut wr, out).await;
+        let _ = crate::fanout::player::write_all_vectored(&mut wr, out).await;
         conn.closing.set(true);
         // Our own socket: the reader sees the end.
-        crate::sys::shutdown(conn.fd);
+        crate::net::sys::shutdown(conn.fd);
     }
     let _ = wr.shutdown().await;
 }
