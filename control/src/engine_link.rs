@@ -41,7 +41,7 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
             crate::config::JoinStart::QuickStart => engine::stream::gop::JoinStart::QuickStart,
             crate::config::JoinStart::LiveEdge => engine::stream::gop::JoinStart::LiveEdge,
         },
-        flv_wait: Duration::from_secs(e.http_wait_secs),
+        http_wait: Duration::from_secs(e.http_wait_secs),
         merge_window: Duration::from_millis(e.merge_window_ms),
         tcp_nodelay: e.tcp_nodelay,
         player_queue_bytes: e.player_queue_bytes,

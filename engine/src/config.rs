@@ -50,7 +50,7 @@ pub struct EngineConfig {
     pub webrtc_bridge_always: bool,
     /// How long an HTTP-FLV / HLS request waits for a stream that is not live yet
     /// before answering 404.
-    pub flv_wait: Duration,
+    pub http_wait: Duration,
     /// Per-player write coalescing: pending messages are merged into one write per
     /// window. 0 writes as soon as a message arrives (lowest latency, most syscalls).
     pub merge_window: Duration,
@@ -118,7 +118,7 @@ impl Default for EngineConfig {
             play_wait: Duration::from_secs(10),
             ask_stream_known: false,
             webrtc_bridge_always: false,
-            flv_wait: Duration::from_secs(3),
+            http_wait: Duration::from_secs(3),
             merge_window: Duration::from_millis(30),
             tcp_nodelay: true,
             player_queue_bytes: 4 << 20,

@@ -34,7 +34,7 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
         send(&mut stream, &r, &cors, false, false).await;
         return;
     }
-    if let Some(why) = shard.shared.flv_unavailable(&name) {
+    if let Some(why) = shard.shared.tags_unavailable(&name) {
         send(&mut stream, &Response::text(404, &why), &cors, false, false).await;
         return;
     }
@@ -42,7 +42,7 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
     let player =
         Rc::new(Player::new(shard.shared.next_id(), protocol, addr, PlayerLimits::from_config(&shard.shared.cfg)));
     player.set_fd(stream.as_raw_fd());
-    let room_id = match shard.join(&name, player.clone(), cfg.flv_wait).await {
+    let room_id = match shard.join(&name, player.clone(), cfg.http_wait).await {
         Ok(r) => r,
         Err(PlayError::NotFound) => {
             send(&mut stream, &Response::text(404, "stream not found or not live"), &cors, false, false).await;

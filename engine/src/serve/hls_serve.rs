@@ -36,18 +36,18 @@ fn answer(a: HlsAnswer, playlist: bool) -> Response {
 }
 
 pub async fn playlist(shard: &Rc<Shard>, name: &str, client: Option<HlsClient>) -> Response {
-    if let Some(why) = shard.shared.flv_unavailable(name) {
+    if let Some(why) = shard.shared.tags_unavailable(name) {
         return Response::text(404, &format!("HLS is not available for this stream: {why}"));
     }
-    // A room about to go live: wait briefly (`flv_wait`) for it (an unknown name is
+    // A room about to go live: wait briefly (`http_wait`) for it (an unknown name is
     // a 404 at once). A live stream whose first segment is still being cut: wait for
     // it (a keyframe, then a target duration of media), so that a player opened at
     // the start of a broadcast gets a playlist, not an error. Players such as hls.js
     // allow a manifest request far longer than this.
     let started = Instant::now();
-    let idle_deadline = started + shard.shared.cfg.flv_wait;
+    let idle_deadline = started + shard.shared.cfg.http_wait;
     let live_deadline =
-        started + shard.shared.cfg.flv_wait.max(2 * shard.shared.cfg.hls_fragment + FIRST_SEGMENT_SLACK);
+        started + shard.shared.cfg.http_wait.max(2 * shard.shared.cfg.hls_fragment + FIRST_SEGMENT_SLACK);
     let mut known = false;
     loop {
         let a = ask(shard, name, None, client.clone()).await;

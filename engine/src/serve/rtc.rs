@@ -687,7 +687,7 @@ async fn join_viewer(shard: Rc<Shard>, sid: u64, name: Arc<str>, remote: SocketA
         remote,
         PlayerLimits::from_config(&shard.shared.cfg).unmerged(),
     ));
-    let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.flv_wait).await {
+    let room_id = match shard.join(&name, player.clone(), shard.shared.cfg.http_wait).await {
         Ok(id) => id,
         Err(e) => {
             tracing::info!(stream = %name, session = sid, error = ?e, "WebRTC viewer's stream is not live; closing");

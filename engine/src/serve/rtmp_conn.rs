@@ -389,7 +389,7 @@ impl Conn {
             self.closing.set(true);
             return Ok(());
         }
-        if let Some(why) = shard.shared.flv_unavailable(&name) {
+        if let Some(why) = shard.shared.tags_unavailable(&name) {
             self.session
                 .borrow_mut()
                 .reject_play(stream_id, "NetStream.Play.StreamNotFound", &why)

@@ -162,7 +162,7 @@ pub enum ShardMsg {
         want: bool,
     },
     /// To the home: `shard` has (`want`) or no longer has RTMP/FLV players of `name`.
-    WantFlv {
+    WantTags {
         name: String,
         shard: usize,
         want: bool,
@@ -207,7 +207,7 @@ struct SubStream {
     /// How many of `players` are WebRTC viewers.
     rtc_players: usize,
     /// How many are RTMP/FLV players.
-    flv_players: usize,
+    tag_players: usize,
     cache: GopCache,
     /// The RTMP/FLV players that are in step: a frame is queued once for them all
     /// (none without a merge window: there is no tick).
@@ -356,9 +356,9 @@ impl Shard {
             }
             ShardMsg::Run(work) => work(&self.self_rc()),
             ShardMsg::KeyframeRequest { name } => self.hooks.request_keyframe(self, &name),
-            ShardMsg::WantFlv { name, shard, want } => {
+            ShardMsg::WantTags { name, shard, want } => {
                 let mut st = self.st.borrow_mut();
-                self.home_entry(&mut st, &name).want_flv(Instant::now(), shard, want);
+                self.home_entry(&mut st, &name).want_tags(Instant::now(), shard, want);
             }
             ShardMsg::WantRtp { name, shard, want } => {
                 let mut st = self.st.borrow_mut();
@@ -741,7 +741,7 @@ impl Shard {
                     room_id: 0,
                     players: vec![],
                     rtc_players: 0,
-                    flv_players: 0,
+                    tag_players: 0,
                     cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration).with_start(cfg.join_start),
                     cohort: (!cfg.merge_window.is_zero()).then(crate::fanout::player::Cohort::new),
                     live: false,
@@ -783,8 +783,8 @@ impl Shard {
                             s.rtc_players += 1;
                             s.rtc_players == 1
                         } else {
-                            s.flv_players += 1;
-                            s.flv_players == 1
+                            s.tag_players += 1;
+                            s.tag_players == 1
                         };
                         drop(st);
                         if !rtc {
@@ -797,7 +797,7 @@ impl Shard {
                             let msg = if rtc {
                                 ShardMsg::WantRtp { name, shard, want: true }
                             } else {
-                                ShardMsg::WantFlv { name, shard, want: true }
+                                ShardMsg::WantTags { name, shard, want: true }
                             };
                             self.to(home, msg);
                         }
@@ -871,7 +871,7 @@ impl Shard {
                     let before = s.players.len();
                     s.players.retain(|p| p.id != player.id);
                     let removed = s.players.len() < before;
-                    let n = if rtc { &mut s.rtc_players } else { &mut s.flv_players };
+                    let n = if rtc { &mut s.rtc_players } else { &mut s.tag_players };
                     removed && {
                         *n = n.saturating_sub(1);
                         *n == 0
@@ -885,7 +885,7 @@ impl Shard {
             let msg = if rtc {
                 ShardMsg::WantRtp { name: n, shard, want: false }
             } else {
-                ShardMsg::WantFlv { name: n, shard, want: false }
+                ShardMsg::WantTags { name: n, shard, want: false }
             };
             self.to(self.shared.home_of(name), msg);
         }

@@ -109,7 +109,7 @@ impl EngineShared {
 
     /// Why `stream_name` cannot be played over FLV/RTMP/HLS, if it cannot: a WebRTC
     /// publisher whose video is not H.264.
-    pub fn flv_unavailable(&self, stream_name: &str) -> Option<String> {
+    pub fn tags_unavailable(&self, stream_name: &str) -> Option<String> {
         let codecs = self.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner());
         let c = codecs.get(stream_name)?;
         match c.video {

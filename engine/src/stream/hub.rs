@@ -6,6 +6,10 @@
 //! is a deadline ([`HomeStream::poll_timeout`] / [`HomeStream::handle_timeout`]).
 //! Nothing here sends, sleeps or reads a clock, so every rule below has a unit
 //! test that runs in microseconds.
+//!
+//! A stream has two sides: the *tag side* (media as FLV tags, for RTMP, HTTP-FLV,
+//! WebSocket-FLV and HLS) and the *RTP side* (WebRTC). A publisher feeds one; the
+//! other is bridged while someone watches it (`want_tags`, `want_rtp`).
 
 use crate::link::{EngineEvent, StreamInfo};
 use crate::proto::codec::MediaInfo;
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long the WebRTC → RTMP bridge keeps running after its last RTMP/FLV player.
-pub const FLV_BRIDGE_LINGER: Duration = Duration::from_secs(15);
+pub const TAGS_BRIDGE_LINGER: Duration = Duration::from_secs(15);
 /// How long an HLS request keeps the WebRTC → RTMP bridge (which feeds HLS) running.
 pub const HLS_BRIDGE_LINGER: Duration = Duration::from_secs(60);
 /// The window the stream's bit rate is measured over.
@@ -194,12 +198,12 @@ pub struct HomeStream {
     /// RTMP → WebRTC bridge, while someone watches over WebRTC.
     to_rtc: Option<RtmpToRtc>,
     /// Shards with RTMP/FLV players of this stream.
-    flv_wanted: Vec<usize>,
+    tags_wanted: Vec<usize>,
     /// Last HLS request (keeps the WebRTC → HLS bridge running for a while).
     hls_requested: Option<Instant>,
     /// When the last RTMP/FLV player left (the bridge lingers: players reconnect,
     /// and a restarted bridge waits for a keyframe and leaves a gap in the timeline).
-    flv_left: Option<Instant>,
+    tags_left: Option<Instant>,
     /// WebRTC → RTMP/FLV/HLS bridge, while someone watches that side.
     to_rtmp: Option<RtcToRtmp>,
     /// A WebRTC publisher's last RTCP sender reports (video, audio), for a bridge
@@ -250,12 +254,12 @@ impl HomeStream {
             hls: None,
             rtp_wanted: vec![],
             to_rtc: None,
-            flv_wanted: vec![],
+            tags_wanted: vec![],
             hls_requested: None,
             to_rtmp: None,
             last_sr: [None, None],
             publisher_since: now,
-            flv_left: None,
+            tags_left: None,
             warnings: vec![],
             hls_error: None,
             started: now,
@@ -391,14 +395,14 @@ impl HomeStream {
             }
         }
         if !frame.is_rtp() {
-            self.home_flv(frame);
+            self.home_tag(frame);
             return;
         }
         if frame.as_sender_report().is_some() {
             self.last_sr[usize::from(frame.kind == FrameKind::RtpAudio)] = Some(frame.clone());
         }
         // WebRTC → RTMP/FLV/HLS, only while someone watches that side.
-        if self.flv_wanted(now) {
+        if self.tags_needed(now) {
             let mut want_keyframe = false;
             let (last_sr, origin) = (&self.last_sr, self.publisher_since);
             let bridge = self.to_rtmp.get_or_insert_with(|| {
@@ -409,8 +413,8 @@ impl HomeStream {
                 }
                 b
             });
-            let mut flv = vec![];
-            want_keyframe |= bridge.push(now, &frame, &mut flv);
+            let mut tags = vec![];
+            want_keyframe |= bridge.push(now, &frame, &mut tags);
             let w = bridge.warnings();
             if want_keyframe {
                 self.out.push_back(HubOutput::RequestKeyframe);
@@ -419,8 +423,8 @@ impl HomeStream {
                 self.warnings = w;
                 self.info_event();
             }
-            for f in flv {
-                self.home_flv(Arc::new(f));
+            for f in tags {
+                self.home_tag(Arc::new(f));
             }
         } else if self.to_rtmp.take().is_some() {
             tracing::info!(stream = %self.name, "WebRTC → RTMP bridge stopped: no viewers on that side");
@@ -450,16 +454,16 @@ impl HomeStream {
     }
 
     /// Whether FLV-side output (RTMP/FLV players, HLS) is wanted for a WebRTC stream.
-    fn flv_wanted(&self, now: Instant) -> bool {
+    fn tags_needed(&self, now: Instant) -> bool {
         self.cfg.bridge_always
-            || !self.flv_wanted.is_empty()
+            || !self.tags_wanted.is_empty()
             || self.hls_requested.is_some_and(|t| now.saturating_duration_since(t) < HLS_BRIDGE_LINGER)
-            || self.flv_left.is_some_and(|t| now.saturating_duration_since(t) < FLV_BRIDGE_LINGER)
+            || self.tags_left.is_some_and(|t| now.saturating_duration_since(t) < TAGS_BRIDGE_LINGER)
     }
 
     /// One FLV-tag frame: timestamp rebase, codec info, GOP cache, HLS, and the
     /// RTMP → WebRTC bridge while WebRTC viewers exist.
-    fn home_flv(&mut self, frame: Arc<Frame>) {
+    fn home_tag(&mut self, frame: Arc<Frame>) {
         // Rebase timestamps so that players see one continuous clock across publishers.
         let out_ts = self.rebase.map(&frame);
         let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
@@ -592,12 +596,12 @@ impl HomeStream {
     }
 
     /// `shard` has (`want`) or no longer has RTMP/FLV players.
-    pub fn want_flv(&mut self, now: Instant, shard: usize, want: bool) {
-        self.flv_wanted.retain(|s| *s != shard);
+    pub fn want_tags(&mut self, now: Instant, shard: usize, want: bool) {
+        self.tags_wanted.retain(|s| *s != shard);
         if want {
-            self.flv_wanted.push(shard);
-        } else if self.flv_wanted.is_empty() {
-            self.flv_left = Some(now);
+            self.tags_wanted.push(shard);
+        } else if self.tags_wanted.is_empty() {
+            self.tags_left = Some(now);
         }
     }
 

@@ -281,16 +281,16 @@ fn the_webrtc_to_rtmp_bridge_runs_while_watched_and_asks_for_keyframes() {
     assert_eq!((d.frames.len(), d.keyframe_requests), (1, 0));
     assert!(h.view(t0).bridges.is_empty());
     // An RTMP player's shard wants it: the bridge starts and asks for a keyframe.
-    h.want_flv(t0, SUB, true);
+    h.want_tags(t0, SUB, true);
     h.handle_frame(t0, 100, Arc::new(rtp(2)), &|| true);
     assert_eq!(drain(&mut h).keyframe_requests, 1);
     assert_eq!(h.view(t0).bridges, ["webrtc->rtmp"]);
     // The last player leaves: the bridge lingers, then stops, and the mirrors reset.
-    h.want_flv(t0, SUB, false);
+    h.want_tags(t0, SUB, false);
     h.handle_frame(t0 + Duration::from_secs(1), 100, Arc::new(rtp(3)), &|| true);
     assert_eq!(h.view(t0).bridges, ["webrtc->rtmp"], "lingers for players that come back");
     drain(&mut h);
-    h.handle_frame(t0 + FLV_BRIDGE_LINGER + Duration::from_secs(1), 100, Arc::new(rtp(4)), &|| true);
+    h.handle_frame(t0 + TAGS_BRIDGE_LINGER + Duration::from_secs(1), 100, Arc::new(rtp(4)), &|| true);
     let d = drain(&mut h);
     assert!(h.view(t0).bridges.is_empty());
     assert_eq!(d.snapshots.len(), 1, "the mirror drops the bridge's stale GOP");
