@@ -159,7 +159,7 @@ impl EngineControl for EngineHandle {
         [Protocol::Rtmp, Protocol::HttpFlv, Protocol::WsFlv, Protocol::Hls, Protocol::WebRtc]
             .into_iter()
             .map(|p| {
-                let slot = engine::engine::ShardStats::player_slot(p);
+                let slot = engine::stats::ShardStats::player_slot(p);
                 let n = stats.iter().map(|s| s.players[slot].load(std::sync::atomic::Ordering::Relaxed)).sum();
                 (p.as_str(), n)
             })

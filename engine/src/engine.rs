@@ -5,7 +5,6 @@ use crate::config::{EngineConfig, IoMode};
 use crate::link::inbox::Inbox;
 use crate::link::{Command, EngineEvent, EventSink};
 use crate::shard::{EngineShared, Shard, ShardMsg, StartError};
-pub use crate::stats::ShardStats;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

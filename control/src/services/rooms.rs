@@ -191,7 +191,7 @@ impl AppState {
     /// names are letters, digits, `_` and `-`) is None without asking the store, so
     /// that no client string (a NUL, say) ever reaches a query.
     pub async fn room_by_name(&self, name: &str) -> AppResult<Option<Room>> {
-        if !engine::serve::http::valid_stream_name(name) {
+        if !engine::proto::http::valid_stream_name(name) {
             return Ok(None);
         }
         self.store.room_by_stream_name(name).await.map_err(store_err)

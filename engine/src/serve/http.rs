@@ -8,8 +8,8 @@ use monoio::net::TcpStream;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-pub use crate::serve::http_io::{HEAD_TIMEOUT, read_head, send};
-pub use proto::http::{HeadError, MAX_HEAD, Request, Response, Route, parse_head, route, valid_stream_name};
+use crate::proto::http::{HeadError, Request, Response, Route, route};
+use crate::serve::http_io::{read_head, send};
 
 /// The HLS viewer an HLS request counts for; none for HEAD (link checkers, probes).
 fn hls_client(req: &Request, addr: SocketAddr) -> Option<crate::fanout::hls_viewers::HlsClient> {

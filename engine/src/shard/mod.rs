@@ -590,7 +590,13 @@ impl Shard {
     fn claim(&self, name: &str, room_id: i64, pub_id: u64, shard: usize) -> Result<(), ClaimError> {
         {
             let mut st = self.st.borrow_mut();
-            let ended = st.ended_hls.remove(name).map(|(seg, _)| seg);
+            // An ended broadcast's HLS continues (after a discontinuity) only in a
+            // home that is not live: a live one keeps its own, and a refused claim
+            // must not lose it.
+            let ended = match st.homes.get(name) {
+                Some(h) if h.is_live() => None,
+                _ => st.ended_hls.remove(name).map(|(seg, _)| seg),
+            };
             let h = self.home_entry(&mut st, name);
             if let Err(e) = h.handle_claim(Instant::now(), room_id, pub_id, shard, ended) {
                 return Err(e);
