@@ -35,6 +35,14 @@ pub trait EngineControl: Send + Sync + 'static {
     fn viewers(&self, _room_id: i64) -> Option<i64> {
         None
     }
+    /// Media bytes sent since start (all shards).
+    fn bytes_out(&self) -> u64 {
+        0
+    }
+    /// Viewers connected to this engine now, by room id.
+    fn room_viewers(&self) -> Vec<(i64, i64)> {
+        Vec::new()
+    }
 }
 
 #[derive(Clone)]
@@ -51,6 +59,8 @@ pub struct AppState {
     pub engine: Option<Arc<dyn EngineControl>>,
     /// WHIP/WHEP sessions by their public (unguessable) id.
     pub rtc_sessions: Arc<std::sync::Mutex<std::collections::HashMap<String, RtcSessionRef>>>,
+    /// Cluster mode: membership, origin leases and placement (None: one node).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// What the control plane remembers of a WHIP/WHEP session.
@@ -85,11 +95,17 @@ impl AppState {
             revocations_reload: Arc::default(),
             engine: None,
             rtc_sessions: Arc::default(),
+            cluster: None,
         }
     }
 
     pub fn with_engine(mut self, engine: Arc<dyn EngineControl>) -> Self {
         self.engine = Some(engine);
+        self
+    }
+
+    pub fn with_cluster(mut self, cluster: Arc<crate::cluster::Cluster>) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 

@@ -30,6 +30,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub streaming: StreamingConfig,
     pub sfu: SfuConfig,
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -47,6 +48,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             streaming: StreamingConfig::default(),
             sfu: SfuConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -425,6 +427,145 @@ impl Default for SfuConfig {
     }
 }
 
+/// How placement picks a node (`sfu.load_balance_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBalance {
+    /// Each pick the next node in id order (a counter shared in Redis).
+    RoundRobin,
+    /// The node with the lowest load score (players + 10 per stream it originates).
+    LeastLoad,
+    /// A node at random.
+    Random,
+}
+
+impl LoadBalance {
+    /// The old stack's spellings too (`roundrobin`).
+    pub fn parse(s: &str) -> Option<LoadBalance> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "roundrobin" | "round_robin" | "rr" => Some(LoadBalance::RoundRobin),
+            "least_load" | "leastload" | "least_loaded" => Some(LoadBalance::LeastLoad),
+            "random" => Some(LoadBalance::Random),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadBalance::RoundRobin => "round_robin",
+            LoadBalance::LeastLoad => "least_load",
+            LoadBalance::Random => "random",
+        }
+    }
+}
+
+impl SfuConfig {
+    /// The placement method (validated at load, so never None after [`Config::validate`]).
+    pub fn method(&self) -> LoadBalance {
+        LoadBalance::parse(&self.load_balance_method).unwrap_or(LoadBalance::RoundRobin)
+    }
+}
+
+/// `[cluster]`: several nodes on one PostgreSQL + Redis (see docs/cluster.md).
+/// On when `enabled` or `sfu.mode = "cluster"` (the old stack's `SFU_MODE=cluster`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    pub enabled: bool,
+    /// This node's name, unique in the cluster (letters, digits, `.`, `_`, `-`);
+    /// empty: the advertised host.
+    pub node_id: String,
+    /// The address other nodes and clients reach this node at; empty: `server.host`
+    /// when it is a specific address.
+    pub advertise_host: String,
+    /// Base URLs given to clients; empty: built from `advertise_host` and the listen ports.
+    pub api_url: String,
+    pub rtmp_url: String,
+    pub media_url: String,
+    /// How often a node refreshes its registration and its streams' leases.
+    pub heartbeat_ms: u64,
+    /// A node (and its leases) not refreshed for this long is gone.
+    pub node_ttl_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            node_id: String::new(),
+            advertise_host: String::new(),
+            api_url: String::new(),
+            rtmp_url: String::new(),
+            media_url: String::new(),
+            heartbeat_ms: 2000,
+            node_ttl_ms: 6000,
+        }
+    }
+}
+
+impl Config {
+    /// Cluster mode: `cluster.enabled` or `sfu.mode = "cluster"`.
+    pub fn cluster_on(&self) -> bool {
+        self.cluster.enabled || self.sfu.mode == SfuMode::Cluster
+    }
+
+    /// The host this node advertises (validated when the cluster is on).
+    pub fn advertise_host(&self) -> String {
+        let h = self.cluster.advertise_host.trim();
+        if !h.is_empty() {
+            return h.to_owned();
+        }
+        let host = self.server.host.trim();
+        if host.is_empty() || host == "0.0.0.0" || host == "::" || host == "[::]" {
+            return String::new();
+        }
+        host.to_owned()
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| Err(ConfigError::Invalid { key: key.into(), message });
+        if LoadBalance::parse(&self.sfu.load_balance_method).is_none() {
+            return bad(
+                "sfu.load_balance_method",
+                format!("{:?}: use roundrobin, least_load or random", self.sfu.load_balance_method),
+            );
+        }
+        if !self.cluster_on() {
+            return Ok(());
+        }
+        if !self.database.is_postgres() || !self.redis.is_redis() {
+            return bad(
+                "sfu.mode",
+                "cluster mode needs PostgreSQL (database.host) and Redis (redis.host): the embedded SQLite store and in-process cache serve one node".into(),
+            );
+        }
+        if crate::auth::is_public_secret(&self.jwt.secret) {
+            return bad(
+                "jwt.secret",
+                "cluster mode needs one secret shared by every node (each verifies the others' tokens); set JWT_SECRET"
+                    .into(),
+            );
+        }
+        let id = &self.cluster.node_id;
+        if id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            return bad("cluster.node_id", format!("{id:?}: at most 64 letters, digits, '.', '_' or '-'"));
+        }
+        if self.advertise_host().is_empty() {
+            return bad(
+                "cluster.advertise_host",
+                "cluster mode needs the address other nodes and clients reach this node at (server.host is unspecified)".into(),
+            );
+        }
+        if self.cluster.heartbeat_ms < 100 || self.cluster.node_ttl_ms < 2 * self.cluster.heartbeat_ms {
+            return bad(
+                "cluster.node_ttl_ms",
+                "heartbeat_ms must be at least 100 and node_ttl_ms at least twice heartbeat_ms".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Where a loaded configuration came from (for the startup log).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigSource {
@@ -611,6 +752,7 @@ impl Config {
                 });
             }
         }
+        self.validate_cluster()?;
         if self.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 key: "server.body_limit_bytes".into(),

@@ -6,6 +6,7 @@ use crate::app::{AppState, EngineControl};
 use crate::config::{Config, IoDriver};
 use crate::error::ErrorKind;
 use crate::store::{EndReason, RoomFilter, RoomStatus};
+use engine::link::StreamAnswer;
 use engine::{Command, Engine, EngineConfig, EngineEvent, IoMode, PublishDecision, StreamInfo};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,13 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
         tcp_nodelay: e.tcp_nodelay,
         player_queue_bytes: e.player_queue_bytes,
         admin_token: cfg.server.admin_token.clone(),
+        // Cluster nodes show it when they pull a stream from each other (relays are
+        // not viewers); derived from the secret every node shares.
+        relay_token: if cfg.cluster_on() {
+            crate::auth::key_hash(&format!("microvibe-relay:{}", cfg.jwt.secret))
+        } else {
+            String::new()
+        },
         cors_origin: cfg.http_media.cors_origin.clone(),
         hls_fragment: Duration::from_secs(cfg.hls.fragment_secs),
         hls_window: Duration::from_secs(cfg.hls.playlist_secs),
@@ -180,6 +188,14 @@ impl EngineControl for EngineHandle {
     fn viewers(&self, room_id: i64) -> Option<i64> {
         Some(self.viewers.lock().unwrap_or_else(|p| p.into_inner()).get(&room_id).copied().unwrap_or(0))
     }
+
+    fn bytes_out(&self) -> u64 {
+        self.engine.shared().stats.iter().map(|s| s.bytes_out.load(std::sync::atomic::Ordering::Relaxed)).sum()
+    }
+
+    fn room_viewers(&self) -> Vec<(i64, i64)> {
+        self.viewers.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(r, n)| (*r, *n)).collect()
+    }
 }
 
 /// Starts the engine; returns its handle for the services.
@@ -203,24 +219,53 @@ pub fn start(cfg: &Config) -> anyhow::Result<Arc<EngineHandle>> {
 }
 
 /// A change of a room's stream, applied to the store in the engine's order.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum RoomChange {
-    Started(i64),
-    Ended(i64),
+    Started(i64, String),
+    Ended(i64, String),
 }
 
 /// Applies stream starts and ends to the rooms one at a time, in the order the engine
 /// reported them (a publisher leaving and the next one arriving must not swap), and
 /// retries a change the store could not take (an outage) until it lands.
 /// Rooms left live by an earlier run are reconciled first, before any change of this run.
+///
+/// In cluster mode a start first takes the stream's origin lease, and an end whose
+/// lease another node has taken over (a newer publisher there) leaves the room live;
+/// rooms left live by dead nodes are the cluster sweep's (`cluster::Cluster::run`).
 async fn apply_room_changes(state: AppState, mut rx: tokio::sync::mpsc::UnboundedReceiver<RoomChange>) {
-    reconcile_rooms(&state).await;
+    if state.cluster.is_none() {
+        reconcile_rooms(&state).await;
+    }
     while let Some(change) = rx.recv().await {
+        if let Some(cluster) = &state.cluster {
+            match &change {
+                RoomChange::Started(id, stream) => match cluster.acquire(stream, *id).await {
+                    Ok(Some(prev)) => {
+                        tracing::info!(room = id, stream = %stream, previous = %prev.node, "publisher moved here from another node; this node is the origin now")
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(room = id, stream = %stream, error = %e, "origin lease not taken; retrying with the heartbeat")
+                    }
+                },
+                RoomChange::Ended(id, stream) => match cluster.release(stream).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(room = id, stream = %stream, "publisher left; another node is the origin now, the broadcast goes on");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(room = id, stream = %stream, error = %e, "origin lease not released (Redis unreachable); ending the broadcast")
+                    }
+                },
+            }
+        }
         let mut wait = Duration::from_millis(250);
         loop {
-            let res = match change {
-                RoomChange::Started(id) => state.stream_started(id).await.map(|_| ()),
-                RoomChange::Ended(id) => state.stream_ended(id, EndReason::PublisherLeft).await.map(|_| ()),
+            let res = match &change {
+                RoomChange::Started(id, _) => state.stream_started(*id).await.map(|_| ()),
+                RoomChange::Ended(id, _) => state.stream_ended(*id, EndReason::PublisherLeft).await.map(|_| ()),
             };
             match res {
                 Ok(()) => break,
@@ -300,14 +345,25 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
             }
             EngineEvent::PublishStarted { room_id, stream_name } => {
                 tracing::info!(room = room_id, stream = %stream_name, "stream started");
-                let _ = changes.send(RoomChange::Started(room_id));
+                let _ = changes.send(RoomChange::Started(room_id, stream_name));
             }
             EngineEvent::StreamQuery { stream_name, reply } => {
                 let state = state.clone();
                 tokio::spawn(async move {
                     // A store error is no answer: the player waits as for a known room.
-                    let known = state.room_by_name(&stream_name).await.map_or(true, |r| r.is_some());
-                    let _ = reply.send(known);
+                    let answer = match state.room_by_name(&stream_name).await {
+                        Ok(None) => StreamAnswer::Unknown,
+                        Err(_) => StreamAnswer::Wait,
+                        // Live on another node: this node relays it from there.
+                        Ok(Some(room)) => match &state.cluster {
+                            Some(c) => match c.origin_media_addr(&stream_name).await {
+                                Ok(Some(origin)) => StreamAnswer::Relay { origin, room_id: room.id },
+                                _ => StreamAnswer::Wait,
+                            },
+                            None => StreamAnswer::Wait,
+                        },
+                    };
+                    let _ = reply.send(answer);
                 });
             }
             EngineEvent::StreamInfo { room_id, stream_name, info } => {
@@ -316,7 +372,7 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
             }
             EngineEvent::PublishEnded { room_id, stream_name } => {
                 handle.info.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream_name);
-                let _ = changes.send(RoomChange::Ended(room_id));
+                let _ = changes.send(RoomChange::Ended(room_id, stream_name));
             }
             EngineEvent::PlayerJoined { room_id, .. } | EngineEvent::PlayerLeft { room_id, .. } => {
                 let delta = if matches!(ev, EngineEvent::PlayerJoined { .. }) { 1 } else { -1 };

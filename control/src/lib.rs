@@ -4,10 +4,12 @@
 //!
 //! Layers: `routes` (HTTP shapes, auth extraction) → `services` (methods on
 //! [`app::AppState`]) → the [`store::Store`] and [`cache::Cache`] traits → backends.
+//! [`cluster`]: several nodes on one PostgreSQL + Redis (membership, leases, placement).
 
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod engine_link;
 pub mod error;

@@ -118,10 +118,18 @@ async fn serve(mut cfg: Config, source: &ConfigSource, no_migrate: bool) -> anyh
         "control API listening"
     );
     let engine = if cfg.engine.enabled { Some(control::engine_link::start(&cfg)?) } else { None };
+    let cluster =
+        if cfg.cluster_on() { Some(std::sync::Arc::new(control::cluster::Cluster::new(&cfg)?)) } else { None };
     let mut state = AppState::new(cfg, store, cache);
+    if let Some(c) = &cluster {
+        state = state.with_cluster(c.clone());
+    }
     if let Some(e) = &engine {
         state = state.with_engine(e.clone());
         tokio::spawn(control::engine_link::run_events(state.clone(), e.clone()));
+    }
+    if let Some(c) = cluster {
+        tokio::spawn(c.run(state.clone()));
     }
     let result = server::serve(state, listener, limits, server::shutdown_signal()).await;
     if let Some(e) = engine {

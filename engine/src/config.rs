@@ -74,6 +74,9 @@ pub struct EngineConfig {
     pub shard_queue: usize,
     /// Token for /control on the HTTP media port; empty disables /control.
     pub admin_token: String,
+    /// The secret a cluster node's relay pull shows (`X-Microvibe-Relay`): such a
+    /// player is not counted as a viewer. Empty: no relays (every player counts).
+    pub relay_token: String,
     /// Access-Control-Allow-Origin for the HTTP media port.
     pub cors_origin: String,
     pub hls_fragment: Duration,
@@ -129,6 +132,7 @@ impl Default for EngineConfig {
             join_start: crate::stream::gop::JoinStart::QuickStart,
             shard_queue: 8192,
             admin_token: String::new(),
+            relay_token: String::new(),
             cors_origin: "*".into(),
             hls_fragment: Duration::from_secs(3),
             hls_window: Duration::from_secs(60),

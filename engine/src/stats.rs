@@ -52,6 +52,8 @@ pub struct ClientSnap {
     pub stream: String,
     pub addr: SocketAddr,
     pub protocol: Protocol,
+    /// Another node's relay pull (cluster), not a viewer.
+    pub relay: bool,
     pub publishing: bool,
     pub time_ms: u64,
     pub bytes: u64,

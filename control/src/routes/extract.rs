@@ -72,6 +72,26 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// An operator's request: `Authorization: Bearer <server.admin_token>` (compared in
+/// constant time). 403 when no admin token is configured.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let want = &state.cfg.server.admin_token;
+        if want.is_empty() {
+            return Err(AppError::forbidden("the admin API is disabled: set server.admin_token"));
+        }
+        let token = bearer(parts)?;
+        if !crate::auth::secrets_equal(token, want) {
+            return Err(AppError::unauthorized("admin token required (Authorization: Bearer <server.admin_token>)"));
+        }
+        Ok(Admin)
+    }
+}
+
 /// The authenticated user if a bearer token is present and valid, else `None`.
 pub struct MaybeUser(pub Option<Claims>);
 

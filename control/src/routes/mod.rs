@@ -1,6 +1,7 @@
 //! HTTP routes of the control plane: shapes and auth extraction only; the work is
 //! in the services.
 
+mod cluster;
 mod extract;
 mod live;
 pub mod openapi;
@@ -43,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/live/auth/publish"),
     ("POST", "/api/v1/live/auth/publish_done"),
     ("GET", "/api/v1/live/ws"),
+    ("GET", "/api/v1/cluster/nodes"),
     ("POST", "/whip/{stream_name}"),
     ("OPTIONS", "/whip/{stream_name}"),
     ("PATCH", "/whip/{stream_name}/{session_id}"),
@@ -65,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/login", post(users::login))
         .route("/api/v1/auth/logout", post(users::logout))
         .route("/api/v1/users/me", get(users::me))
+        .route("/api/v1/cluster/nodes", get(cluster::nodes))
         .route("/api/v1/live/create", post(live::create))
         .route("/api/v1/live/list", get(live::list))
         .route("/api/v1/live/my", get(live::my))

@@ -199,6 +199,18 @@ fn ops() -> Vec<Op> {
             ],
         },
         Op {
+            method: "get",
+            path: "/api/v1/cluster/nodes",
+            summary: "Cluster nodes (Authorization: Bearer <server.admin_token>): each live node's addresses, load and streams, and the totals; one node (this one) outside cluster mode",
+            auth: false,
+            body: None,
+            statuses: &[
+                ("401", "No or wrong admin token"),
+                ("403", "Admin API disabled"),
+                ("503", "Redis unreachable"),
+            ],
+        },
+        Op {
             method: "post",
             path: "/whip/{stream_name}",
             summary: "WHIP (RFC 9725): publish over WebRTC. Authorization: Bearer <stream key>; body: SDP offer; answer: 201 + Location + ETag + SDP answer",

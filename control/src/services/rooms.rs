@@ -251,7 +251,12 @@ impl AppState {
     pub async fn viewer_delta(&self, room_id: i64, delta: i64, now: i64) -> AppResult<i64> {
         let cached = self.cache.add(&viewers_key(room_id), delta).await;
         if delta > 0 {
-            self.store.raise_peak_viewers(room_id, now).await.map_err(store_err)?;
+            // In a cluster the peak is of every node's viewers together.
+            let total = match &self.cluster {
+                Some(c) => c.viewers(room_id, Some(now)).await.unwrap_or(now),
+                None => now,
+            };
+            self.store.raise_peak_viewers(room_id, total).await.map_err(store_err)?;
         }
         cached.map_err(cache_err)?;
         Ok(now)
@@ -260,7 +265,13 @@ impl AppState {
     /// Viewers now: the engine's own count when it runs here (it survives a cache
     /// loss), else the cache's counter.
     pub async fn viewer_count(&self, room_id: i64) -> i64 {
-        if let Some(n) = self.engine.as_ref().and_then(|e| e.viewers(room_id)) {
+        let local = self.engine.as_ref().and_then(|e| e.viewers(room_id));
+        if let Some(c) = &self.cluster {
+            if let Ok(n) = c.viewers(room_id, local).await {
+                return n;
+            }
+        }
+        if let Some(n) = local {
             return n;
         }
         self.cache.get(&viewers_key(room_id)).await.unwrap_or(0)
@@ -269,9 +280,35 @@ impl AppState {
     /// The JSON form of a room. The key and push URLs only when `owner` is true;
     /// play URLs carry the public stream name, never the key.
     pub async fn room_json(&self, r: &Room, owner: bool) -> Value {
-        let s = &self.cfg.streaming;
         let base = |b: &str| b.trim_end_matches('/').to_owned();
         let name = &r.stream_name;
+        // Cluster: the URLs of the nodes placement picks (the configured ones, e.g. a
+        // load balancer's, when the registry cannot be read).
+        let placed = match &self.cluster {
+            Some(c) => match c.place(r.id, name).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!(room = r.id, error = %e, "placement unavailable; giving the configured URLs");
+                    None
+                }
+            },
+            None => None,
+        };
+        let node_urls;
+        let s = match &placed {
+            Some(p) => {
+                node_urls = crate::config::StreamingConfig {
+                    rtmp_server: p.push.rtmp.clone(),
+                    whip_server: format!("{}/whip", p.push.api),
+                    rtmp_play_server: p.play.rtmp.clone(),
+                    flv_server: format!("{}/flv", p.play.media),
+                    hls_server: format!("{}/hls", p.play.media),
+                    whep_server: format!("{}/whep", p.play.api),
+                };
+                &node_urls
+            }
+            None => &self.cfg.streaming,
+        };
         let viewers = if r.status == RoomStatus::Live { self.viewer_count(r.id).await } else { 0 };
         let mut v = json!({
             "id": r.id,
@@ -297,6 +334,9 @@ impl AppState {
             "warnings": self.engine_warnings(name),
             "media": if r.status == RoomStatus::Live { self.engine_media(name) } else { None },
         });
+        if let Some(p) = &placed {
+            v["nodes"] = json!({ "push": p.push.id, "play": p.play.id });
+        }
         if owner {
             v["stream_key"] = json!(r.stream_key);
             v["push"] = json!({

@@ -81,6 +81,9 @@ pub enum EndReason {
     PublishDone,
     /// Found live at start-up with no stream behind it (the server had stopped).
     ServerRestart,
+    /// Cluster: the origin node's lease ran out (the node died) and no publisher
+    /// came back on any node within the grace period.
+    NodeLost,
 }
 
 impl EndReason {
@@ -90,6 +93,7 @@ impl EndReason {
             EndReason::EndedByOwner => "ended_by_owner",
             EndReason::PublishDone => "publish_done",
             EndReason::ServerRestart => "server_restart",
+            EndReason::NodeLost => "node_lost",
         }
     }
 }

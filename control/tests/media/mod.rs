@@ -162,6 +162,11 @@ impl Server {
     /// Starts the binary on the CI's PostgreSQL (database `test`, in its own
     /// `schema`; drop it with [`drop_pg_schema`]), with `extra` settings.
     pub async fn start_postgres(schema: &str, extra: &[(&str, &str)]) -> Server {
+        Server::start_postgres_on("127.0.0.1", schema, extra).await
+    }
+
+    /// [`Server::start_postgres`] with every listener on `host`.
+    pub async fn start_postgres_on(host: &str, schema: &str, extra: &[(&str, &str)]) -> Server {
         let user = pg_user();
         let mut env = vec![
             ("MICROVIBE__DATABASE__HOST", "127.0.0.1"),
@@ -170,21 +175,27 @@ impl Server {
             ("MICROVIBE__DATABASE__SCHEMA", schema),
         ];
         env.extend_from_slice(extra);
-        Server::start(&env).await
+        Server::start_on(host, &env).await
     }
 
     /// Starts the binary with test-friendly timeouts; `env` overrides.
     pub async fn start(env: &[(&str, &str)]) -> Server {
+        Server::start_on("127.0.0.1", env).await
+    }
+
+    /// [`Server::start`] with every listener on `host` (127.0.0.2, 127.0.0.3...: one
+    /// machine's loopback holds several nodes of a cluster).
+    pub async fn start_on(host: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let [api, rtmp, http] = free_ports::<3>();
         let token = "test-admin-token-0123456789".to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_microvibe"));
         cmd.current_dir(dir.path())
-            .env("MICROVIBE__SERVER__HOST", "127.0.0.1")
+            .env("MICROVIBE__SERVER__HOST", host)
             .env("MICROVIBE__SERVER__PORT", api.to_string())
             .env("MICROVIBE__SERVER__ADMIN_TOKEN", &token)
-            .env("MICROVIBE__RTMP__LISTEN", format!("127.0.0.1:{rtmp}"))
-            .env("MICROVIBE__HTTP_MEDIA__LISTEN", format!("127.0.0.1:{http}"))
+            .env("MICROVIBE__RTMP__LISTEN", format!("{host}:{rtmp}"))
+            .env("MICROVIBE__HTTP_MEDIA__LISTEN", format!("{host}:{http}"))
             .env("MICROVIBE__DATABASE__SQLITE_PATH", dir.path().join("t.db"))
             .env("MICROVIBE__ENGINE__SHARDS", "2")
             // The WebRTC UDP ports (one per shard): free ones, not the default 5000+.
@@ -192,10 +203,10 @@ impl Server {
             .env("MICROVIBE__ENGINE__IDLE_PUBLISHER_TIMEOUT_SECS", "2")
             .env("MICROVIBE__ENGINE__UNPUBLISH_GRACE_SECS", "2")
             .env("MICROVIBE__ENGINE__PLAY_WAIT_SECS", "5")
-            .env("MICROVIBE__STREAMING__RTMP_SERVER", format!("rtmp://127.0.0.1:{rtmp}/live"))
-            .env("MICROVIBE__STREAMING__RTMP_PLAY_SERVER", format!("rtmp://127.0.0.1:{rtmp}/live"))
-            .env("MICROVIBE__STREAMING__FLV_SERVER", format!("http://127.0.0.1:{http}/flv"))
-            .env("MICROVIBE__STREAMING__HLS_SERVER", format!("http://127.0.0.1:{http}/hls"))
+            .env("MICROVIBE__STREAMING__RTMP_SERVER", format!("rtmp://{host}:{rtmp}/live"))
+            .env("MICROVIBE__STREAMING__RTMP_PLAY_SERVER", format!("rtmp://{host}:{rtmp}/live"))
+            .env("MICROVIBE__STREAMING__FLV_SERVER", format!("http://{host}:{http}/flv"))
+            .env("MICROVIBE__STREAMING__HLS_SERVER", format!("http://{host}:{http}/hls"))
             // MICROVIBE_TEST_LOG: the server's RUST_LOG when debugging a test.
             .env("RUST_LOG", std::env::var("MICROVIBE_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
@@ -206,9 +217,9 @@ impl Server {
         let proc = Proc(cmd.spawn().expect("spawn microvibe"));
         let s = Server {
             proc,
-            api: format!("http://127.0.0.1:{api}"),
-            rtmp: format!("rtmp://127.0.0.1:{rtmp}/live"),
-            http: format!("http://127.0.0.1:{http}"),
+            api: format!("http://{host}:{api}"),
+            rtmp: format!("rtmp://{host}:{rtmp}/live"),
+            http: format!("http://{host}:{http}"),
             admin_token: token,
             dir,
             client: reqwest::Client::new(),

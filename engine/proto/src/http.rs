@@ -232,6 +232,86 @@ pub fn route(path: &str) -> Route {
     }
 }
 
+/// The status code and whether the body is chunked, of a response head in `buf`;
+/// with the head's length. `Ok(None)`: the head is not complete yet.
+pub fn parse_response_head(buf: &[u8]) -> Result<Option<(u16, bool, usize)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(used)) => {
+            let chunked = resp.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("transfer-encoding")
+                    && std::str::from_utf8(h.value).is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+            });
+            Ok(Some((resp.code.unwrap_or(0), chunked, used)))
+        }
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(HeadError::Malformed(e.to_string())),
+    }
+}
+
+/// Decodes an HTTP/1.1 chunked body as it arrives (sans-IO: bytes in, bytes out).
+/// Chunk sizes are bounded by what `usize` holds; extensions and trailers are skipped.
+#[derive(Debug, Default)]
+pub struct ChunkedDecoder {
+    /// Bytes of a size line not complete yet.
+    line: Vec<u8>,
+    /// Body bytes left in the current chunk, then its CRLF (2 bytes).
+    left: usize,
+    crlf: u8,
+    done: bool,
+}
+
+/// A chunked body that is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkError;
+
+impl ChunkedDecoder {
+    /// The terminating zero-size chunk was seen.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Appends the body bytes of `input` to `out`.
+    pub fn decode(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), ChunkError> {
+        while !input.is_empty() && !self.done {
+            if self.left > 0 {
+                let n = self.left.min(input.len());
+                out.extend_from_slice(&input[..n]);
+                self.left -= n;
+                input = &input[n..];
+                if self.left == 0 {
+                    self.crlf = 2;
+                }
+            } else if self.crlf > 0 {
+                self.crlf -= 1;
+                input = &input[1..];
+            } else {
+                let Some(end) = input.iter().position(|&b| b == b'\n') else {
+                    if self.line.len() + input.len() > 256 {
+                        return Err(ChunkError);
+                    }
+                    self.line.extend_from_slice(input);
+                    return Ok(());
+                };
+                self.line.extend_from_slice(&input[..end]);
+                input = &input[end + 1..];
+                let line = std::mem::take(&mut self.line);
+                let text = std::str::from_utf8(&line).map_err(|_| ChunkError)?;
+                let size = text.split(';').next().unwrap_or("").trim();
+                let size = usize::from_str_radix(size, 16).map_err(|_| ChunkError)?;
+                if size == 0 {
+                    self.done = true;
+                } else {
+                    self.left = size;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +348,24 @@ mod tests {
         assert_eq!(route("/stat"), Route::Stat);
         assert_eq!(route("/control/drop/publisher"), Route::ControlDrop("publisher".into()));
         assert_eq!(route("/"), Route::NotFound);
+    }
+
+    #[test]
+    fn chunked_bodies_decode_across_any_split() {
+        let wire = b"4\r\nWiki\r\n6;x=y\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\n\r\n";
+        for split in 1..wire.len() {
+            let mut d = ChunkedDecoder::default();
+            let mut out = vec![];
+            for part in wire.chunks(split) {
+                d.decode(part, &mut out).unwrap();
+            }
+            assert_eq!(out, b"Wikipedia in \r\n\r\nchunks.", "split {split}");
+            assert!(d.is_done());
+        }
+        assert_eq!(ChunkedDecoder::default().decode(b"zz\r\n", &mut vec![]), Err(ChunkError));
+        assert_eq!(ChunkedDecoder::default().decode(&[b'1'; 300], &mut vec![]), Err(ChunkError));
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nrest";
+        assert_eq!(parse_response_head(head), Ok(Some((200, true, head.len() - 4))));
+        assert_eq!(parse_response_head(b"HTTP/1.1 404 Not"), Ok(None));
     }
 }

@@ -560,6 +560,8 @@ pub enum Batch {
 }
 
 pub struct Player {
+    /// Another node's relay pull (cluster): not a viewer, not counted as one.
+    pub relay: Cell<bool>,
     pub id: u64,
     pub protocol: Protocol,
     pub addr: SocketAddr,
@@ -631,6 +633,7 @@ impl Player {
             in_outside: Cell::new(false),
             base: Cell::new(None),
             tracks: Cell::new(None),
+            relay: Cell::new(false),
         }
     }
 

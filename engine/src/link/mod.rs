@@ -45,6 +45,18 @@ pub enum PublishDecision {
     },
 }
 
+/// Where a stream that is not live here can be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamAnswer {
+    /// No room has this name: the player is refused at once.
+    Unknown,
+    /// A room has it: the player waits for its publisher here.
+    Wait,
+    /// Live on another node (cluster) whose HTTP media port is `origin`: this node
+    /// pulls it from there once (a relay) and its players wait for that.
+    Relay { origin: SocketAddr, room_id: i64 },
+}
+
 /// What a live stream carries, once its codec headers are known.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamInfo {
@@ -76,12 +88,12 @@ pub enum EngineEvent {
         room_id: i64,
         stream_name: String,
     },
-    /// A player asks for a stream that is not live: does a room have this name?
-    /// `true`: the player waits for the publisher; `false`: it is refused at once.
-    /// No answer (or a dropped sender) counts as `true`.
+    /// A player asks for a stream that is not live here: does a room have this name,
+    /// and is it live on another node? No answer (or a dropped sender) counts as
+    /// [`StreamAnswer::Wait`].
     StreamQuery {
         stream_name: String,
-        reply: futures_channel::oneshot::Sender<bool>,
+        reply: futures_channel::oneshot::Sender<StreamAnswer>,
     },
     /// Codec information became known (or changed).
     StreamInfo {

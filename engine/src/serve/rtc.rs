@@ -638,7 +638,7 @@ pub async fn create(
             started: Instant::now(),
             bytes_in: Cell::new(0),
         });
-        let pub_id = shard.claim_stream(&name, room_id, ctl.clone()).await.map_err(|e| match e {
+        let pub_id = shard.claim_stream(&name, room_id, ctl.clone(), false).await.map_err(|e| match e {
             ClaimError::Taken => RtcError::AlreadyPublishing,
             ClaimError::HomeUnreachable => RtcError::Unavailable(e.to_string()),
         })?;
@@ -760,6 +760,10 @@ impl ShardHooks for RtcHooks {
 
     fn stream_dropped(&self, shard: &Rc<Shard>, name: &str) {
         drop_stream(shard, name);
+    }
+
+    fn start_relay(&self, shard: &Rc<Shard>, name: &str, origin: std::net::SocketAddr, room_id: i64) {
+        crate::serve::relay::start(shard, name, origin, room_id);
     }
 }
 

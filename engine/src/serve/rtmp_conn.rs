@@ -359,7 +359,7 @@ impl Conn {
             started: Instant::now(),
             bytes_in: Cell::new(0),
         });
-        match shard.claim_stream(&stream_name, room_id, ctl.clone()).await {
+        match shard.claim_stream(&stream_name, room_id, ctl.clone(), false).await {
             Ok(pub_id) => {
                 *self.role.borrow_mut() =
                     Role::Publishing { stream_id, name: Arc::from(stream_name.as_str()), pub_id, ctl };

@@ -269,10 +269,11 @@ pub async fn json(shard: &Rc<Shard>, clients: bool) -> Response {
             }
             let _ = write!(
                 x,
-                "{{\"id\":{},\"address\":{},\"protocol\":{},\"publishing\":{},\"time_ms\":{},\"bytes\":{},\"dropped\":{}}}",
+                "{{\"id\":{},\"address\":{},\"protocol\":{},\"relay\":{},\"publishing\":{},\"time_ms\":{},\"bytes\":{},\"dropped\":{}}}",
                 c.id,
                 json_str(&c.addr.to_string()),
                 json_str(c.protocol.as_str()),
+                c.relay,
                 c.publishing,
                 c.time_ms,
                 c.bytes,

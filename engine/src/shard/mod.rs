@@ -11,7 +11,7 @@ mod shared;
 pub use shared::{Admission, EngineShared, PendingCounts, PublisherCodecs, StartError};
 
 use crate::fanout::player::{Player, PlayerEnd};
-use crate::link::{Command, EngineEvent, Protocol};
+use crate::link::{Command, EngineEvent, Protocol, StreamAnswer};
 use crate::stats::{ClientSnap, DropFilter, HomeSnap, ShardSnapshot, ShardStats};
 use crate::stream::frame::Frame;
 use crate::stream::gop::GopCache;
@@ -33,6 +33,9 @@ pub trait ShardHooks {
     fn request_keyframe(&self, shard: &Shard, name: &str);
     /// The control plane dropped `name`: end its WebRTC sessions on this shard.
     fn stream_dropped(&self, shard: &Rc<Shard>, name: &str);
+    /// Pull `name` from another node's HTTP media port `origin` (cluster relay);
+    /// called on the stream's home shard when no relay of it runs here.
+    fn start_relay(&self, shard: &Rc<Shard>, name: &str, origin: std::net::SocketAddr, room_id: i64);
 }
 
 /// Mirrors a home stream's HLS output to `hls.path` (when set): segment files and
@@ -88,7 +91,16 @@ pub enum ShardMsg {
         room_id: i64,
         pub_id: u64,
         shard: usize,
+        /// A relay from another node (cluster): no PublishStarted/Ended, and a local
+        /// publisher takes the stream from it at once.
+        relay: bool,
         reply: Reply<Result<(), ClaimError>>,
+    },
+    /// To the home: pull `name` from the node whose HTTP media port is `origin`.
+    Relay {
+        name: String,
+        origin: std::net::SocketAddr,
+        room_id: i64,
     },
     /// To the home: a publisher's media.
     PublisherFrame {
@@ -226,6 +238,8 @@ struct State {
     publishers: HashMap<u64, Rc<PublisherCtl>>,
     /// HLS viewer sessions of the streams homed here.
     hls_viewers: crate::fanout::hls_viewers::HlsViewers,
+    /// Streams homed here that a relay task is pulling from another node.
+    relays: std::collections::HashSet<String>,
 }
 
 pub struct Shard {
@@ -292,9 +306,19 @@ impl Shard {
         match msg {
             ShardMsg::Command(Command::DropStream { stream_name }) => self.drop_stream(&stream_name),
             ShardMsg::Command(Command::Shutdown) => {}
-            ShardMsg::Claim { name, room_id, pub_id, shard, reply } => {
-                let r = self.claim(&name, room_id, pub_id, shard);
+            ShardMsg::Claim { name, room_id, pub_id, shard, relay, reply } => {
+                let r = self.claim(&name, room_id, pub_id, shard, relay);
                 let _ = reply.send(r);
+            }
+            ShardMsg::Relay { name, origin, room_id } => {
+                let start = {
+                    let mut st = self.st.borrow_mut();
+                    let local = st.homes.get(&name).is_some_and(|h| h.has_publisher() && !h.relayed());
+                    !local && st.relays.insert(name.clone())
+                };
+                if start {
+                    self.hooks.start_relay(&self.self_rc(), &name, origin, room_id);
+                }
             }
             ShardMsg::PublisherFrame { name, pub_id, frame } => self.home_frame(&name, pub_id, frame),
             ShardMsg::PublisherGone { name, pub_id } => self.publisher_gone(&name, pub_id),
@@ -476,6 +500,7 @@ impl Shard {
                 stream: p.name.clone(),
                 addr: p.addr,
                 protocol: p.protocol,
+                relay: false,
                 publishing: true,
                 time_ms: now.duration_since(p.started).as_millis() as u64,
                 bytes: p.bytes_in.get(),
@@ -488,6 +513,7 @@ impl Shard {
                 stream: name.to_owned(),
                 addr: std::net::SocketAddr::new(v.ip, 0),
                 protocol: Protocol::Hls,
+                relay: false,
                 publishing: false,
                 time_ms: now.duration_since(v.joined).as_millis() as u64,
                 bytes: v.bytes,
@@ -501,6 +527,7 @@ impl Shard {
                     stream: name.clone(),
                     addr: p.addr,
                     protocol: p.protocol,
+                    relay: p.relay.get(),
                     publishing: false,
                     time_ms: now.duration_since(p.joined).as_millis() as u64,
                     bytes: p.bytes_sent(),
@@ -587,7 +614,7 @@ impl Shard {
         }
     }
 
-    fn claim(&self, name: &str, room_id: i64, pub_id: u64, shard: usize) -> Result<(), ClaimError> {
+    fn claim(&self, name: &str, room_id: i64, pub_id: u64, shard: usize, relay: bool) -> Result<(), ClaimError> {
         {
             let mut st = self.st.borrow_mut();
             // An ended broadcast's HLS continues (after a discontinuity) only in a
@@ -598,7 +625,7 @@ impl Shard {
                 _ => st.ended_hls.remove(name).map(|(seg, _)| seg),
             };
             let h = self.home_entry(&mut st, name);
-            if let Err(e) = h.handle_claim(Instant::now(), room_id, pub_id, shard, ended) {
+            if let Err(e) = h.handle_claim(Instant::now(), room_id, pub_id, shard, ended, relay) {
                 return Err(e);
             }
         }
@@ -807,12 +834,15 @@ impl Shard {
                             };
                             self.to(home, msg);
                         }
-                        self.stats().players[ShardStats::player_slot(player.protocol)].fetch_add(1, Ordering::Relaxed);
-                        self.shared.events.send(EngineEvent::PlayerJoined {
-                            room_id,
-                            stream_name: name.to_owned(),
-                            protocol: player.protocol,
-                        });
+                        if !player.relay.get() {
+                            self.stats().players[ShardStats::player_slot(player.protocol)]
+                                .fetch_add(1, Ordering::Relaxed);
+                            self.shared.events.send(EngineEvent::PlayerJoined {
+                                room_id,
+                                stream_name: name.to_owned(),
+                                protocol: player.protocol,
+                            });
+                        }
                         return Ok(room_id);
                     }
                 }
@@ -827,17 +857,43 @@ impl Shard {
 
     /// Whether a room has this stream name, by the control plane (when
     /// `ask_stream_known` is on; otherwise every name is). An unanswered question
-    /// counts as known: the player then waits as it would have.
+    /// counts as known: the player then waits as it would have. A stream live on
+    /// another node is pulled from there (its home starts one relay).
     pub async fn stream_known(&self, name: &str) -> bool {
+        match self.ask_stream(name).await {
+            StreamAnswer::Unknown => false,
+            StreamAnswer::Wait => true,
+            StreamAnswer::Relay { origin, room_id } => {
+                self.to(self.shared.home_of(name), ShardMsg::Relay { name: name.to_owned(), origin, room_id });
+                true
+            }
+        }
+    }
+
+    /// Asks the control plane where `name` is ([`StreamAnswer::Wait`] unasked or unanswered).
+    pub async fn ask_stream(&self, name: &str) -> StreamAnswer {
         if !self.shared.cfg.ask_stream_known {
-            return true;
+            return StreamAnswer::Wait;
         }
         let (reply, rx) = futures_channel::oneshot::channel();
         self.shared.events.send(EngineEvent::StreamQuery { stream_name: name.to_owned(), reply });
         match monoio::time::timeout(Duration::from_secs(2), rx).await {
-            Ok(Ok(known)) => known,
-            _ => true,
+            Ok(Ok(answer)) => answer,
+            _ => StreamAnswer::Wait,
         }
+    }
+
+    /// On the home shard: whether `name` has any audience (players on any shard,
+    /// waiting players, or HLS viewer sessions).
+    pub fn has_audience(&self, name: &str) -> bool {
+        let st = self.st.borrow();
+        st.homes.get(name).is_some_and(|h| !h.subscribers().is_empty())
+            || st.hls_viewers.sessions().any(|(stream, _)| stream == name)
+    }
+
+    /// On the home shard: the relay of `name` stopped.
+    pub fn relay_ended(&self, name: &str) {
+        self.st.borrow_mut().relays.remove(name);
     }
 
     fn unwait(&self, name: &str) {
@@ -895,27 +951,35 @@ impl Shard {
             };
             self.to(self.shared.home_of(name), msg);
         }
-        self.stats().players[ShardStats::player_slot(player.protocol)].fetch_sub(1, Ordering::Relaxed);
         self.stats().dropped_frames.fetch_add(player.dropped.get(), Ordering::Relaxed);
-        self.shared.events.send(EngineEvent::PlayerLeft {
-            room_id,
-            stream_name: name.to_owned(),
-            protocol: player.protocol,
-        });
+        if !player.relay.get() {
+            self.stats().players[ShardStats::player_slot(player.protocol)].fetch_sub(1, Ordering::Relaxed);
+            self.shared.events.send(EngineEvent::PlayerLeft {
+                room_id,
+                stream_name: name.to_owned(),
+                protocol: player.protocol,
+            });
+        }
         self.maybe_unsubscribe(name);
     }
 
     // ---- publisher side (the connection's shard) ----
 
     /// Registers a local publisher connection and claims the stream at its home.
-    pub async fn claim_stream(&self, name: &str, room_id: i64, ctl: Rc<PublisherCtl>) -> Result<u64, ClaimError> {
+    pub async fn claim_stream(
+        &self,
+        name: &str,
+        room_id: i64,
+        ctl: Rc<PublisherCtl>,
+        relay: bool,
+    ) -> Result<u64, ClaimError> {
         let pub_id = self.shared.next_id();
         ctl.id.set(pub_id);
         self.st.borrow_mut().publishers.insert(pub_id, ctl);
         let (tx, rx) = futures_channel::oneshot::channel();
         self.to(
             self.shared.home_of(name),
-            ShardMsg::Claim { name: name.to_owned(), room_id, pub_id, shard: self.index, reply: tx },
+            ShardMsg::Claim { name: name.to_owned(), room_id, pub_id, shard: self.index, relay, reply: tx },
         );
         let r = match monoio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(r)) => r,

@@ -105,6 +105,8 @@ struct PubRef {
     pub_id: u64,
     shard: usize,
     last_media: Instant,
+    /// A relay from another node (cluster), not a publisher of this node.
+    relay: bool,
 }
 
 /// Timestamp continuity across publishers: output = input + offset.
@@ -190,6 +192,8 @@ pub struct HomeStream {
     rebase: Rebase,
     info: MediaInfo,
     live: bool,
+    /// The current (or last) publisher is a relay from another node.
+    relayed: bool,
     /// When the stream ends if its publisher does not come back.
     grace_until: Option<Instant>,
     hls: Option<Segmenter>,
@@ -250,6 +254,7 @@ impl HomeStream {
             rebase: Rebase::default(),
             info: MediaInfo::default(),
             live: false,
+            relayed: false,
             grace_until: None,
             hls: None,
             rtp_wanted: vec![],
@@ -285,6 +290,11 @@ impl HomeStream {
 
     pub fn has_publisher(&self) -> bool {
         self.publisher.is_some()
+    }
+
+    /// Whether the stream's media comes (or last came) from another node's relay.
+    pub fn relayed(&self) -> bool {
+        self.relayed
     }
 
     /// The shards mirroring this stream.
@@ -326,15 +336,20 @@ impl HomeStream {
         pub_id: u64,
         shard: usize,
         ended_hls: Option<Segmenter>,
+        relay: bool,
     ) -> Result<(), ClaimError> {
         if let Some(p) = &self.publisher {
-            if now.saturating_duration_since(p.last_media) < self.cfg.idle_publisher_timeout {
+            // A publisher of this node replaces a relay at once (the stream moved here).
+            let relay_replaced = p.relay && !relay;
+            if !relay_replaced && now.saturating_duration_since(p.last_media) < self.cfg.idle_publisher_timeout {
                 return Err(ClaimError::Taken);
             }
-            tracing::info!(stream = %self.name, old = p.pub_id, new = pub_id, "publisher silent; taking over");
+            tracing::info!(stream = %self.name, old = p.pub_id, new = pub_id, relay_replaced, "taking over from the publisher");
             self.out.push_back(HubOutput::Kick { shard: p.shard, pub_id: p.pub_id });
         }
-        self.publisher = Some(PubRef { pub_id, shard, last_media: now });
+        self.publisher = Some(PubRef { pub_id, shard, last_media: now, relay });
+        let was_relayed = std::mem::replace(&mut self.relayed, relay);
+        let was_live = self.live;
         self.grace_until = None;
         self.room_id = room_id;
         self.cache.reset();
@@ -365,7 +380,13 @@ impl HomeStream {
             self.out.push_back(HubOutput::Snapshot { shard: s, room_id, frames: vec![], seq: self.seq });
         }
         let stream_name = self.name.to_string();
-        self.out.push_back(HubOutput::Event(EngineEvent::PublishStarted { room_id, stream_name }));
+        if !relay {
+            self.out.push_back(HubOutput::Event(EngineEvent::PublishStarted { room_id, stream_name }));
+        } else if was_live && !was_relayed {
+            // A relay after a publisher of this node (it moved away within the grace):
+            // the local broadcast is over for this node's control plane.
+            self.out.push_back(HubOutput::Event(EngineEvent::PublishEnded { room_id, stream_name }));
+        }
         Ok(())
     }
 
@@ -559,7 +580,9 @@ impl HomeStream {
         }
         tracing::info!(stream = %self.name, "publisher gone; stream ended");
         let (room_id, stream_name) = (self.room_id, self.name.to_string());
-        self.out.push_back(HubOutput::Event(EngineEvent::PublishEnded { room_id, stream_name }));
+        if !self.relayed {
+            self.out.push_back(HubOutput::Event(EngineEvent::PublishEnded { room_id, stream_name }));
+        }
         let subscribers = std::mem::take(&mut self.subscribers);
         self.out.push_back(HubOutput::Ended { subscribers });
     }

@@ -1,0 +1,570 @@
+//! Three nodes on 127.0.0.1 / 127.0.0.2 / 127.0.0.3 sharing the CI's PostgreSQL and
+//! Redis (one schema and one key prefix per test): registration, placement, origin
+//! leases, a publisher moving between nodes, and a node killed with SIGKILL.
+
+mod media;
+use media::redis::OwnRedis;
+use media::{Proc, Server, copy_player, decode, drop_pg_schema, fixture, free_port};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const HOSTS: [&str; 3] = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+
+/// A cluster's shared settings: one schema, one Redis key prefix (and Redis port).
+struct Shared {
+    schema: String,
+    prefix: String,
+    redis_port: u16,
+    method: &'static str,
+}
+
+impl Shared {
+    fn new(tag: &str, method: &'static str) -> Shared {
+        let n = free_port();
+        Shared { schema: format!("cl_{tag}_{n}"), prefix: format!("cl_{tag}_{n}:"), redis_port: 6379, method }
+    }
+
+    /// Starts node `i` (id "node-<i>") on HOSTS[i]; node 0 first, so that it alone
+    /// runs the migrations.
+    async fn node(&self, i: usize) -> Server {
+        let id = format!("node-{i}");
+        let port = self.redis_port.to_string();
+        Server::start_postgres_on(
+            HOSTS[i],
+            &self.schema,
+            &[
+                ("SFU_MODE", "cluster"),
+                ("MICROVIBE__ENGINE__UNPUBLISH_GRACE_SECS", "5"),
+                ("JWT_SECRET", "cluster-test-secret-cluster-test-secret-0123"),
+                ("SFU_LOAD_BALANCE_METHOD", self.method),
+                ("MICROVIBE__CLUSTER__NODE_ID", &id),
+                ("MICROVIBE__REDIS__HOST", "127.0.0.1"),
+                ("MICROVIBE__REDIS__PORT", &port),
+                ("MICROVIBE__REDIS__KEY_PREFIX", &self.prefix),
+            ],
+        )
+        .await
+    }
+
+    async fn nodes(&self) -> Vec<Server> {
+        let mut out = vec![self.node(0).await];
+        out.push(self.node(1).await);
+        out.push(self.node(2).await);
+        out
+    }
+}
+
+async fn get(s: &Server, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut r = s.client.get(format!("{}{path}", s.api));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// The node ids `s` lists, once it lists `want` of them.
+async fn wait_nodes(s: &Server, want: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, v) = get(s, "/api/v1/cluster/nodes", Some(&s.admin_token)).await;
+        let nodes = v["data"]["nodes"].as_array().cloned().unwrap_or_default();
+        if status == 200 && nodes.len() == want {
+            return nodes;
+        }
+        assert!(Instant::now() < deadline, "{} lists {} nodes, not {want}: {v}", s.api, nodes.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A user and `n` rooms created through `s`; returns (token, rooms' JSON).
+async fn rooms(s: &Server, n: usize) -> (String, Vec<Value>) {
+    let user = format!("u{}", free_port());
+    s.post("/api/v1/auth/register", None, json!({"username": user, "password": "password123"})).await;
+    let v = s.post("/api/v1/auth/login", None, json!({"username": user, "password": "password123"})).await;
+    let token = v["data"]["token"].as_str().unwrap().to_owned();
+    let mut out = vec![];
+    for i in 0..n {
+        let v = s
+            .post("/api/v1/live/create", Some(&token), json!({"title": format!("r{i}"), "push_protocol": "rtmp"}))
+            .await;
+        assert!(v["data"]["id"].is_i64(), "{v}");
+        out.push(v["data"].clone());
+    }
+    (token, out)
+}
+
+/// ffmpeg publishing the fixture, reconnecting as OBS does: when a connection ends it
+/// tries the next URL of `urls` (a load balancer moving it to a live node).
+struct PublishLoop {
+    stop: Arc<AtomicBool>,
+    current: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PublishLoop {
+    fn start(urls: Vec<String>) -> PublishLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let current = Arc::new(AtomicUsize::new(0));
+        let (stop2, current2) = (stop.clone(), current.clone());
+        let fx = fixture();
+        let thread = std::thread::spawn(move || {
+            // Bounded: at most 200 connections, and only until the test stops it.
+            for i in 0..200 {
+                if stop2.load(Ordering::Relaxed) {
+                    return;
+                }
+                current2.store(i % urls.len(), Ordering::Relaxed);
+                let mut child = Proc(
+                    Command::new("ffmpeg")
+                        .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
+                        .arg(&fx)
+                        .args(["-c", "copy", "-f", "flv"])
+                        .arg(&urls[i % urls.len()])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap(),
+                );
+                while !stop2.load(Ordering::Relaxed) {
+                    if child.0.try_wait().unwrap().is_some() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                drop(child);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        PublishLoop { stop, current, thread: Some(thread) }
+    }
+}
+
+impl Drop for PublishLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn publish(s: &Server, key: &str) -> Proc {
+    s.publish(key)
+}
+
+#[tokio::test]
+async fn cluster_mode_refuses_the_embedded_store_in_one_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_microvibe"))
+        .arg("config")
+        .env("SFU_MODE", "cluster")
+        .env("MICROVIBE__SERVER__HOST", "127.0.0.1")
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cluster mode needs PostgreSQL") && err.contains("Redis"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_microvibe"))
+        .arg("config")
+        .env("SFU_LOAD_BALANCE_METHOD", "fastest")
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("sfu.load_balance_method") && err.contains("roundrobin"), "{err}");
+}
+
+/// Three nodes see each other; six rooms are placed round robin (two per node), a
+/// room's URLs are its node's, and the nodes API needs the admin token.
+#[tokio::test]
+async fn three_nodes_register_and_place_rooms_round_robin() {
+    let shared = Shared::new("rr", "roundrobin");
+    let nodes = shared.nodes().await;
+    for n in &nodes {
+        let listed = wait_nodes(n, 3, Duration::from_secs(10)).await;
+        let ids: Vec<&str> = listed.iter().map(|v| v["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["node-0", "node-1", "node-2"]);
+        for (i, v) in listed.iter().enumerate() {
+            assert_eq!(v["api"], format!("http://{}:{}", HOSTS[i], nodes[i].api.rsplit(':').next().unwrap()));
+            assert_eq!(v["rtmp"], nodes[i].rtmp, "{v}");
+            assert_eq!(v["media"], nodes[i].http, "{v}");
+        }
+    }
+    let (status, _) = get(&nodes[0], "/api/v1/cluster/nodes", None).await;
+    assert_eq!(status, 401);
+    let (status, _) = get(&nodes[0], "/api/v1/cluster/nodes", Some("wrong-token")).await;
+    assert_eq!(status, 401);
+
+    let (_, created) = rooms(&nodes[1], 6).await;
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &created {
+        let node = r["nodes"]["push"].as_str().unwrap_or_else(|| panic!("no placement: {r}")).to_owned();
+        let i: usize = node.trim_start_matches("node-").parse().unwrap();
+        assert_eq!(r["push"]["rtmp_url"], nodes[i].rtmp, "{r}");
+        assert_eq!(r["push"]["whip_url"], format!("{}/whip/{}", nodes[i].api, r["stream_name"].as_str().unwrap()));
+        assert_eq!(r["play"]["flv"], format!("{}/flv/{}.flv", nodes[i].http, r["stream_name"].as_str().unwrap()));
+        // A room keeps its node: the same answer from any node.
+        let again = nodes[(i + 1) % 3].room_json(r["id"].as_i64().unwrap()).await;
+        assert_eq!(again["nodes"]["push"], node.as_str(), "{again}");
+        *per_node.entry(node).or_default() += 1;
+    }
+    assert_eq!(per_node.values().copied().collect::<Vec<_>>(), [2, 2, 2], "{per_node:?}");
+    drop(nodes);
+    drop_pg_schema(&shared.schema).await;
+}
+
+/// `least_load` sends new rooms to the idle node: with a publisher on node 0 and
+/// one on node 1, every new room goes to node 2.
+#[tokio::test]
+async fn least_load_prefers_the_idle_node() {
+    let shared = Shared::new("ll", "least_load");
+    let nodes = shared.nodes().await;
+    wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
+    let (owner, busy) = rooms(&nodes[0], 2).await;
+    let _p0 = publish(&nodes[0], busy[0]["stream_key"].as_str().unwrap());
+    let _p1 = publish(&nodes[1], busy[1]["stream_key"].as_str().unwrap());
+    // Both registrations carry their stream.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let listed = wait_nodes(&nodes[2], 3, Duration::from_secs(5)).await;
+        let streams: Vec<u64> = listed.iter().map(|v| v["load"]["streams"].as_u64().unwrap()).collect();
+        if streams == [1, 1, 0] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "loads not seen: {listed:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (_, fresh) = rooms(&nodes[0], 4).await;
+    for r in &fresh {
+        assert_eq!(r["nodes"]["push"], "node-2", "{r}");
+    }
+    // A live room's URLs are its origin's, whatever the method says.
+    let (_, live) = get(&nodes[2], &format!("/api/v1/live/{}", busy[1]["id"]), Some(&owner)).await;
+    let live = &live["data"];
+    assert_eq!(live["nodes"]["push"], "node-1", "{live}");
+    assert_eq!(live["push"]["rtmp_url"], nodes[1].rtmp, "{live}");
+    drop(nodes);
+    drop_pg_schema(&shared.schema).await;
+}
+
+/// The origin node is killed with SIGKILL while live: the publisher's reconnect
+/// lands on node 1, which becomes the origin; the room stays live with the same
+/// broadcast all along, its URLs move to node 1, and node 2 sees node 0 gone.
+/// Then node 1 is killed and nobody publishes: the room ends ("node_lost").
+#[tokio::test]
+async fn origin_killed_publisher_moves_and_the_room_stays_live() {
+    let shared = Shared::new("kill", "roundrobin");
+    let mut nodes = shared.nodes().await;
+    wait_nodes(&nodes[2], 3, Duration::from_secs(10)).await;
+    let (_, created) = rooms(&nodes[2], 1).await;
+    let (id, key, name) = (
+        created[0]["id"].as_i64().unwrap(),
+        created[0]["stream_key"].as_str().unwrap().to_owned(),
+        created[0]["stream_name"].as_str().unwrap().to_owned(),
+    );
+    let publisher = PublishLoop::start(vec![format!("{}/{key}", nodes[0].rtmp), format!("{}/{key}", nodes[1].rtmp)]);
+    let live = nodes[2].wait_status(id, "live", Duration::from_secs(15)).await;
+    let broadcast = live["broadcast_id"].clone();
+    assert_eq!(live["nodes"]["push"], "node-0", "{live}");
+    let (ok, err) = decode(&format!("{}/flv/{name}.flv", nodes[0].http), 2);
+    assert!(ok, "HTTP-FLV on the origin: {err}");
+    // An HTTP-FLV player on node 2 (an edge: it relays from node 0) that must keep
+    // its connection through the failover: the longest gap between its reads.
+    let edge_player = EdgeReader::start(&nodes[2].http, &name);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(edge_player.bytes() > 0, "the edge player got nothing:\n{}", nodes[2].log());
+
+    let killed = Instant::now();
+    nodes[0].proc.signal("KILL");
+    // Watch the room from node 2 until node 1 serves the stream.
+    let mut moved_after = None;
+    let mut playable_after = None;
+    while killed.elapsed() < Duration::from_secs(30) {
+        let r = nodes[2].room_json(id).await;
+        assert_eq!(r["status"], "live", "the room left live while the publisher moved: {r}\n{}", nodes[2].log());
+        assert_eq!(r["broadcast_id"], broadcast, "{r}");
+        if moved_after.is_none() && r["nodes"]["push"] == "node-1" {
+            moved_after = Some(killed.elapsed());
+            assert_ne!(r["nodes"]["play"], "node-0", "{r}");
+        }
+        if moved_after.is_some() {
+            let (ok, _) = decode(&format!("{}/flv/{name}.flv", nodes[1].http), 2);
+            if ok {
+                playable_after = Some(killed.elapsed());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let moved = moved_after.unwrap_or_else(|| panic!("the room never moved to node 1:\n{}", nodes[1].log()));
+    let playable = playable_after.expect("HTTP-FLV on node 1 never played");
+    eprintln!("origin killed: room placed on node 1 after {moved:?}, HTTP-FLV playing there after {playable:?}");
+    assert_eq!(publisher.current.load(Ordering::Relaxed), 1);
+    // The edge player resumed on its connection: media after the failover.
+    let before = edge_player.bytes();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (gap, open) = edge_player.stop();
+    eprintln!("origin killed: the edge HTTP-FLV player kept its connection; longest gap {gap:?}");
+    assert!(open, "the edge player's connection ended:\n{}", nodes[2].log());
+    assert!(edge_player_grew(before, &edge_player), "no media on the edge after the failover:\n{}", nodes[2].log());
+    assert!(gap < Duration::from_secs(5), "gap {gap:?}");
+    // Node 0 leaves the registry within its TTL (6 s) and a sweep.
+    let listed = wait_nodes(&nodes[2], 2, Duration::from_secs(12)).await;
+    assert!(listed.iter().all(|v| v["id"] != "node-0"), "{listed:?}");
+    // The room stays live well past the lease TTL and the grace.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(nodes[2].room_json(id).await["status"], "live");
+
+    // Now the origin dies for good and the publisher has nowhere to go.
+    drop(publisher);
+    nodes[1].proc.signal("KILL");
+    let ended_at = Instant::now();
+    let r = nodes[2].wait_status(id, "idle", Duration::from_secs(25)).await;
+    eprintln!("origin killed with no publisher back: room idle after {:?}", ended_at.elapsed());
+    let (_, b) = get(&nodes[2], &format!("/api/v1/live/{id}/broadcasts"), None).await;
+    assert_eq!(b["data"]["items"][0]["end_reason"], "node_lost", "{b}\n{r}");
+    assert_eq!(b["data"]["items"].as_array().unwrap().len(), 1, "one broadcast for the whole show: {b}");
+    nodes.clear();
+    drop_pg_schema(&shared.schema).await;
+}
+
+/// A second publisher with the same key on another node takes the stream over (the
+/// newest wins, as on one node): the first node drops its publisher within a
+/// heartbeat, the room stays live in the same broadcast; when the new publisher
+/// leaves, the room ends once (its node held the lease).
+#[tokio::test]
+async fn a_publisher_on_another_node_takes_over() {
+    let shared = Shared::new("take", "roundrobin");
+    let nodes = shared.nodes().await;
+    wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
+    let (_, created) = rooms(&nodes[0], 1).await;
+    let id = created[0]["id"].as_i64().unwrap();
+    let key = created[0]["stream_key"].as_str().unwrap();
+    let mut first = publish(&nodes[0], key);
+    let live = nodes[2].wait_status(id, "live", Duration::from_secs(15)).await;
+    let second = publish(&nodes[1], key);
+    // The first publisher is dropped by node 0 once it sees the lease moved.
+    let (_, _) = first
+        .wait_for(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("node 0 kept its publisher:\n{}", nodes[0].log()));
+    let r = nodes[2].room_json(id).await;
+    assert_eq!(r["status"], "live");
+    assert_eq!(r["broadcast_id"], live["broadcast_id"]);
+    assert_eq!(r["nodes"]["push"], "node-1", "{r}");
+    assert!(nodes[0].log().contains("another node took this stream over"), "{}", nodes[0].log());
+    drop(second);
+    nodes[2].wait_status(id, "idle", Duration::from_secs(15)).await;
+    let (_, b) = get(&nodes[2], &format!("/api/v1/live/{id}/broadcasts"), None).await;
+    assert_eq!(b["data"]["items"].as_array().unwrap().len(), 1, "{b}");
+    assert_eq!(b["data"]["items"][0]["end_reason"], "publisher_left", "{b}");
+    drop(nodes);
+    drop_pg_schema(&shared.schema).await;
+}
+
+/// Redis restarts and loses every key: the nodes register again, the origin takes
+/// its lease back (no second origin), media keeps flowing, the room stays live.
+#[tokio::test]
+async fn redis_restart_nodes_register_again_and_the_lease_comes_back() {
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    let mut shared = Shared::new("redis", "roundrobin");
+    shared.redis_port = port;
+    let nodes = shared.nodes().await;
+    wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
+    let (_, created) = rooms(&nodes[0], 1).await;
+    let (id, key, name) = (
+        created[0]["id"].as_i64().unwrap(),
+        created[0]["stream_key"].as_str().unwrap(),
+        created[0]["stream_name"].as_str().unwrap(),
+    );
+    let _publisher = publish(&nodes[0], key);
+    let live = nodes[1].wait_status(id, "live", Duration::from_secs(15)).await;
+    let player = media::copy_player(&format!("{}/flv/{name}.flv", nodes[0].http), 20);
+
+    drop(redis);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis = OwnRedis::start(port);
+    // Everyone is back within a few heartbeats, with the lease on node 0 again.
+    wait_nodes(&nodes[2], 3, Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = nodes[2].room_json(id).await;
+        if r["nodes"]["push"] == "node-0" {
+            assert_eq!(r["status"], "live");
+            assert_eq!(r["broadcast_id"], live["broadcast_id"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "lease not back on node 0: {r}\n{}", nodes[0].log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(nodes[0].log().contains("taken back"), "{}", nodes[0].log());
+    // The player never noticed.
+    let mut player = player;
+    assert!(player.0.try_wait().unwrap().is_none(), "the player stopped during the Redis restart");
+    let (ok, err) = decode(&format!("{}/flv/{name}.flv", nodes[0].http), 2);
+    assert!(ok, "{err}");
+    let _ = player.0.kill();
+    drop(nodes);
+    drop(redis);
+    drop_pg_schema(&shared.schema).await;
+}
+
+/// The stream's players on every node; the clients of `name` on `s` by kind:
+/// (relay pulls, viewers).
+async fn origin_clients(s: &Server, name: &str) -> (usize, usize) {
+    let stat = s.stat_json_admin().await;
+    let streams = stat["streams"].as_array().cloned().unwrap_or_default();
+    let Some(st) = streams.iter().find(|v| v["name"] == name) else { return (0, 0) };
+    let clients = st["clients"].as_array().cloned().unwrap_or_default();
+    let watching: Vec<&Value> = clients.iter().filter(|c| c["publishing"] == false).collect();
+    let relays = watching.iter().filter(|c| c["relay"] == true).count();
+    (relays, watching.len() - relays)
+}
+
+/// RTMP publish on node 0; players on nodes 1 and 2 over RTMP, HTTP-FLV and HLS
+/// decode; node 0 serves exactly one relay per edge whatever the number of players
+/// there, and counts none of them as viewers; the room's viewer count is the
+/// cluster's. When the players leave, the relays stop.
+#[tokio::test]
+async fn edges_serve_every_protocol_through_one_relay_each() {
+    let shared = Shared::new("relay", "roundrobin");
+    let nodes = shared.nodes().await;
+    wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
+    let (_, created) = rooms(&nodes[0], 1).await;
+    let (id, key, name) = (
+        created[0]["id"].as_i64().unwrap(),
+        created[0]["stream_key"].as_str().unwrap(),
+        created[0]["stream_name"].as_str().unwrap(),
+    );
+    let _publisher = publish(&nodes[0], key);
+    nodes[1].wait_status(id, "live", Duration::from_secs(15)).await;
+
+    // Five HTTP-FLV players on node 1 and one RTMP, two HTTP-FLV on node 2.
+    let mut players: Vec<Proc> = vec![];
+    for _ in 0..5 {
+        players.push(copy_player(&format!("{}/flv/{name}.flv", nodes[1].http), 20));
+    }
+    players.push(copy_player(&format!("{}/{name}", nodes[1].rtmp), 20));
+    for _ in 0..2 {
+        players.push(copy_player(&format!("{}/flv/{name}.flv", nodes[2].http), 20));
+    }
+    for (i, url) in [
+        (1, format!("{}/{name}", nodes[1].rtmp)),
+        (2, format!("{}/flv/{name}.flv", nodes[2].http)),
+        (2, format!("{}/hls/{name}.m3u8", nodes[2].http)),
+        (1, format!("{}/hls/{name}.m3u8", nodes[1].http)),
+    ] {
+        let (ok, err) = decode(&url, 3);
+        assert!(ok, "{url} on node {i}: {err}\n{}", nodes[i].log());
+    }
+    let (relays, viewers) = origin_clients(&nodes[0], name).await;
+    assert_eq!((relays, viewers), (2, 0), "the origin serves one relay per edge and no viewer");
+    for p in &mut players {
+        assert!(p.0.try_wait().unwrap().is_none(), "an edge player stopped early");
+    }
+    // The room counts every node's viewers (edges report theirs with the heartbeat).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = nodes[0].room_json(id).await["viewer_count"].as_i64().unwrap_or(0);
+        if n >= 8 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "viewer count {n}, want at least 8");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The players leave: each edge stops its relay after its idle time (HLS viewers
+    // count until three target durations without a request).
+    drop(players);
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while origin_clients(&nodes[0], name).await.0 > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "relays still pulling after the players left: {:?}\n{}",
+            nodes[0].stat_json_admin().await,
+            nodes[1]
+                .log()
+                .lines()
+                .filter(|l| l.contains("relay") || l.contains("player"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(nodes[1].log().contains("relay: no players left"), "{}", nodes[1].log());
+    drop(nodes);
+    drop_pg_schema(&shared.schema).await;
+}
+
+fn edge_player_grew(before: usize, r: &EdgeReader) -> bool {
+    r.bytes() > before
+}
+
+/// Reads an HTTP-FLV stream on a thread, recording the bytes and the longest pause.
+struct EdgeReader {
+    bytes: Arc<AtomicUsize>,
+    gap_ms: Arc<AtomicUsize>,
+    open: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl EdgeReader {
+    fn start(http: &str, name: &str) -> EdgeReader {
+        use std::io::{Read, Write};
+        let mut sock = std::net::TcpStream::connect(http.trim_start_matches("http://")).unwrap();
+        write!(sock, "GET /flv/{name}.flv HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let r = EdgeReader {
+            bytes: Arc::default(),
+            gap_ms: Arc::default(),
+            open: Arc::new(AtomicBool::new(true)),
+            stop: Arc::default(),
+        };
+        let (bytes, gap, open, stop) = (r.bytes.clone(), r.gap_ms.clone(), r.open.clone(), r.stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut last: Option<Instant> = None;
+            // Bounded: 120 s at most.
+            let until = Instant::now() + Duration::from_secs(120);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                match sock.read(&mut buf) {
+                    Ok(0) => {
+                        open.store(false, Ordering::Relaxed);
+                        return;
+                    }
+                    Ok(n) => {
+                        if let Some(t) = last {
+                            gap.fetch_max(t.elapsed().as_millis() as usize, Ordering::Relaxed);
+                        }
+                        last = Some(Instant::now());
+                        bytes.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                    Err(_) => {
+                        open.store(false, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+        });
+        r
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Stops reading: (longest gap, still open).
+    fn stop(&self) -> (Duration, bool) {
+        let open = self.open.load(Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+        (Duration::from_millis(self.gap_ms.load(Ordering::Relaxed) as u64), open)
+    }
+}
