@@ -482,6 +482,9 @@ pub struct ClusterConfig {
     pub api_url: String,
     pub rtmp_url: String,
     pub media_url: String,
+    /// Where other nodes pull this node's streams from (HTTP-FLV, e.g. a pod's own
+    /// address behind a public `media_url`); empty: `media_url`.
+    pub relay_url: String,
     /// How often a node refreshes its registration and its streams' leases.
     pub heartbeat_ms: u64,
     /// A node (and its leases) not refreshed for this long is gone.
@@ -497,6 +500,7 @@ impl Default for ClusterConfig {
             api_url: String::new(),
             rtmp_url: String::new(),
             media_url: String::new(),
+            relay_url: String::new(),
             heartbeat_ms: 2000,
             node_ttl_ms: 6000,
         }

@@ -3,7 +3,9 @@
 //! leases, a publisher moving between nodes, and a node killed with SIGKILL.
 
 mod media;
+use media::pg::OwnPostgres;
 use media::redis::OwnRedis;
+use media::rtc::{Peer, enter_netns};
 use media::{Proc, Server, copy_player, decode, drop_pg_schema, fixture, free_port};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -60,6 +62,16 @@ impl Shared {
 
 async fn get(s: &Server, path: &str, token: Option<&str>) -> (u16, Value) {
     let mut r = s.client.get(format!("{}{path}", s.api));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// A call to the admin API of the cluster; (status, body).
+async fn admin_call(s: &Server, method: reqwest::Method, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut r = s.client.request(method, format!("{}{path}", s.api));
     if let Some(t) = token {
         r = r.bearer_auth(t);
     }
@@ -222,7 +234,7 @@ async fn three_nodes_register_and_place_rooms_round_robin() {
 }
 
 /// `least_load` sends new rooms to the idle node: with a publisher on node 0 and
-/// one on node 1, every new room goes to node 2.
+/// one on node 1, every new room goes to node 2 — until node 2 is drained.
 #[tokio::test]
 async fn least_load_prefers_the_idle_node() {
     let shared = Shared::new("ll", "least_load");
@@ -246,6 +258,31 @@ async fn least_load_prefers_the_idle_node() {
     for r in &fresh {
         assert_eq!(r["nodes"]["push"], "node-2", "{r}");
     }
+    // Drained, node 2 gets nothing new (the two busy nodes share the new rooms),
+    // and every node's list shows the mark at once; undrained, it is the pick again.
+    let drain_path = "/api/v1/cluster/nodes/node-2/drain";
+    assert_eq!(admin_call(&nodes[1], reqwest::Method::POST, drain_path, None).await.0, 401);
+    let (status, v) = admin_call(&nodes[1], reqwest::Method::POST, drain_path, Some(&nodes[1].admin_token)).await;
+    assert_eq!((status, &v["data"]["draining"]), (200, &json!(true)), "{v}");
+    let (status, _) =
+        admin_call(&nodes[1], reqwest::Method::POST, "/api/v1/cluster/nodes/node-9/drain", Some(&nodes[1].admin_token))
+            .await;
+    assert_eq!(status, 404);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for n in &nodes {
+        let listed = wait_nodes(n, 3, Duration::from_secs(5)).await;
+        let marks: Vec<bool> = listed.iter().map(|v| v["draining"].as_bool().unwrap()).collect();
+        assert_eq!(marks, [false, false, true], "{listed:?}");
+    }
+    let (_, while_drained) = rooms(&nodes[2], 4).await;
+    let mut placed: Vec<&str> = while_drained.iter().map(|r| r["nodes"]["push"].as_str().unwrap()).collect();
+    placed.sort();
+    assert_eq!(placed, ["node-0", "node-0", "node-1", "node-1"], "{while_drained:?}");
+    let (status, _) = admin_call(&nodes[0], reqwest::Method::DELETE, drain_path, Some(&nodes[0].admin_token)).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, after) = rooms(&nodes[1], 1).await;
+    assert_eq!(after[0]["nodes"]["push"], "node-2", "{after:?}");
     // A live room's URLs are its origin's, whatever the method says.
     let (_, live) = get(&nodes[2], &format!("/api/v1/live/{}", busy[1]["id"]), Some(&owner)).await;
     let live = &live["data"];
@@ -567,4 +604,92 @@ impl EdgeReader {
         self.stop.store(true, Ordering::Relaxed);
         (Duration::from_millis(self.gap_ms.load(Ordering::Relaxed) as u64), open)
     }
+}
+
+/// The output of an aiortc viewer's "done" line, within `within`.
+async fn whep_done(url: String, within: Duration) -> Value {
+    tokio::task::spawn_blocking(move || {
+        let sub = Peer::spawn(&["subscribe", &url, "--min-frames", "60", "--timeout", "40", "--delete"]);
+        sub.wait("done", within)
+    })
+    .await
+    .unwrap()
+}
+
+fn assert_720p_with_tone(done: &Value, what: &str) {
+    assert!(done["video_frames"].as_u64().unwrap_or(0) >= 60, "{what}: {done}");
+    assert_eq!((done["width"].as_u64(), done["height"].as_u64()), (Some(1280), Some(720)), "{what}: {done}");
+    assert!(done["audio_frames"].as_u64().unwrap_or(0) > 50, "{what}: {done}");
+    let tone = done["audio_tone_hz"].as_f64().unwrap_or(0.0);
+    assert!((380.0..500.0).contains(&tone), "{what}: expected the 440 Hz tone, measured {tone} Hz: {done}");
+}
+
+/// WebRTC across nodes, in a network namespace of the test's own (with its own
+/// PostgreSQL and Redis, the machine's are outside it): an RTMP publisher on node 0
+/// is watched over WHEP on nodes 1 and 2 (each through its relay; H.264 at the
+/// fixture's 1280x720, the 440 Hz tone in Opus); then a WHIP publisher on node 1 is
+/// played over HTTP-FLV (H.264 + AAC) on node 2 and over WHEP on node 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_players_and_publishers_on_different_nodes() {
+    if !enter_netns("webrtc_players_and_publishers_on_different_nodes") {
+        return;
+    }
+    let _pg = OwnPostgres::start(5432);
+    let _redis = OwnRedis::start(6379);
+    let shared = Shared::new("rtc", "roundrobin");
+    let nodes = shared.nodes().await;
+    wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
+    let (_, created) = rooms(&nodes[0], 2).await;
+    let (id, key, name) = (
+        created[0]["id"].as_i64().unwrap(),
+        created[0]["stream_key"].as_str().unwrap(),
+        created[0]["stream_name"].as_str().unwrap(),
+    );
+    let _publisher = publish(&nodes[0], key);
+    nodes[2].wait_status(id, "live", Duration::from_secs(15)).await;
+    let (on1, on2) = tokio::join!(
+        whep_done(format!("{}/whep/{name}", nodes[1].api), Duration::from_secs(55)),
+        whep_done(format!("{}/whep/{name}", nodes[2].api), Duration::from_secs(55)),
+    );
+    println!("WHEP on node 1: {on1}\nWHEP on node 2: {on2}");
+    assert_720p_with_tone(&on1, &format!("WHEP on node 1\n{}", nodes[1].log()));
+    assert_720p_with_tone(&on2, "WHEP on node 2");
+    let (relays, viewers) = origin_clients(&nodes[0], name).await;
+    assert!(relays <= 2 && viewers == 0, "the origin served {relays} relays and {viewers} viewers");
+
+    // WHIP on node 1 (H.264 + Opus), played on the other two.
+    let (id2, key2, name2) = (
+        created[1]["id"].as_i64().unwrap(),
+        created[1]["stream_key"].as_str().unwrap().to_owned(),
+        created[1]["stream_name"].as_str().unwrap().to_owned(),
+    );
+    let whip = format!("{}/whip/{name2}", nodes[1].api);
+    let publisher = Peer::spawn(&["publish", &whip, "--key", &key2, "--codec", "h264", "--seconds", "60", "--tone"]);
+    let created_whip = tokio::task::spawn_blocking(move || {
+        let c = publisher.wait("created", Duration::from_secs(20));
+        (publisher, c)
+    })
+    .await
+    .unwrap();
+    assert_eq!(created_whip.1["status"], 201, "{}", created_whip.1);
+    nodes[0].wait_status(id2, "live", Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let flv = format!("{}/flv/{name2}.flv", nodes[2].http);
+    let streams = tokio::task::spawn_blocking({
+        let flv = flv.clone();
+        move || media::ffprobe(&flv)
+    })
+    .await
+    .unwrap();
+    let codecs: Vec<&str> = streams.iter().map(|(c, _, _)| c.as_str()).collect();
+    assert!(codecs.contains(&"h264") && codecs.contains(&"aac"), "HTTP-FLV on node 2: {streams:?}\n{}", nodes[2].log());
+    let (ok, err) = tokio::task::spawn_blocking(move || decode(&flv, 3)).await.unwrap();
+    assert!(ok, "HTTP-FLV on node 2 of a WHIP stream: {err}");
+    let on0 = whep_done(format!("{}/whep/{name2}", nodes[0].api), Duration::from_secs(55)).await;
+    println!("HTTP-FLV on node 2 of the WHIP stream: {streams:?}\nWHEP on node 0 of it: {on0}");
+    assert!(on0["video_frames"].as_u64().unwrap_or(0) >= 60, "WHEP on node 0 of a WHIP stream: {on0}");
+    let tone = on0["audio_tone_hz"].as_f64().unwrap_or(0.0);
+    assert!((380.0..500.0).contains(&tone), "WHEP on node 0: the tone measured {tone} Hz: {on0}");
+    drop(created_whip);
+    drop(nodes);
 }

@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 const NODES_FRESH: Duration = Duration::from_millis(500);
 /// How long a room keeps the node its push URLs were placed on.
 const PLACEMENT_TTL_SECS: u64 = 24 * 3600;
+/// How long a drain mark lasts unless taken off (a node drained and never undrained
+/// is usually gone for good).
+const DRAIN_TTL_SECS: u64 = 30 * 24 * 3600;
 /// How long a stream's epoch counter outlives its last lease.
 const EPOCH_TTL_SECS: u64 = 7 * 24 * 3600;
 
@@ -150,6 +153,7 @@ impl Cluster {
             api: or(&c.api_url, format!("http://{host}:{}", cfg.server.port)),
             rtmp: or(&c.rtmp_url, format!("rtmp://{host}:{}/{app}", port(&cfg.rtmp.listen))),
             media: or(&c.media_url, format!("http://{host}:{}", port(&cfg.http_media.listen))),
+            relay: or(&c.relay_url, or(&c.media_url, format!("http://{host}:{}", port(&cfg.http_media.listen)))),
             webrtc_ports,
             webrtc_candidates: cfg.webrtc.candidates.clone(),
             capacity: Capacity { shards, max_connections: cfg.engine.max_connections },
@@ -305,7 +309,8 @@ impl Cluster {
         let Some(node) = nodes.iter().find(|n| n.id == holder.node && n.instance == holder.instance) else {
             return Ok(None);
         };
-        let hostport = node.media.split("://").nth(1).unwrap_or(&node.media);
+        let base = if node.relay.is_empty() { &node.media } else { &node.relay };
+        let hostport = base.split("://").nth(1).unwrap_or(base);
         let hostport = hostport.split('/').next().unwrap_or(hostport);
         Ok(tokio::net::lookup_host(hostport).await.ok().and_then(|mut a| a.next()))
     }
@@ -313,8 +318,10 @@ impl Cluster {
     /// Writes this node's record and renews its leases. Returns the streams whose
     /// lease another node now holds (their publisher must go).
     async fn beat(&self, state: &AppState) -> Result<Vec<String>, CacheError> {
-        let record = self.refresh_record(state);
         let mut c = self.conn().await?;
+        let draining: Option<String> = c.get(self.key(&format!("drain:{}", self.id))).await.map_err(map)?;
+        self.me.lock().unwrap_or_else(|p| p.into_inner()).draining = draining.is_some();
+        let record = self.refresh_record(state);
         let json = serde_json::to_string(&record).unwrap_or_default();
         let _: () =
             c.pset_ex(self.key(&format!("node:{}", self.id)), json, self.ttl.as_millis() as u64).await.map_err(map)?;
@@ -416,9 +423,36 @@ impl Cluster {
         out.retain(|n| n.id != me.id);
         out.push(me);
         out.sort_by(|a, b| a.id.cmp(&b.id));
+        // Drain flags act at once (not at the drained node's next heartbeat).
+        let keys: Vec<String> = out.iter().map(|n| self.key(&format!("drain:{}", n.id))).collect();
+        let flags: Vec<Option<String>> = ::redis::cmd("MGET").arg(&keys).query_async(&mut c).await.map_err(map)?;
+        for (n, flag) in out.iter_mut().zip(flags) {
+            n.draining = flag.is_some();
+        }
         let out = Arc::new(out);
         *self.nodes.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), out.clone()));
         Ok(out)
+    }
+
+    /// Marks a registered node draining (it takes no new placements; its streams and
+    /// players stay until they leave) or takes the mark off. False: no such node.
+    pub async fn set_draining(&self, node: &str, draining: bool) -> Result<bool, CacheError> {
+        *self.nodes.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if !self.nodes().await?.iter().any(|n| n.id == node) {
+            return Ok(false);
+        }
+        let mut c = self.conn().await?;
+        let key = self.key(&format!("drain:{node}"));
+        if draining {
+            let _: () = c.set_ex(&key, unix_ms(), DRAIN_TTL_SECS).await.map_err(map)?;
+        } else {
+            let _: i64 = c.del(&key).await.map_err(map)?;
+        }
+        if node == self.id {
+            self.me.lock().unwrap_or_else(|p| p.into_inner()).draining = draining;
+        }
+        *self.nodes.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(true)
     }
 
     async fn counter(&self, name: &str) -> Result<u64, CacheError> {

@@ -23,6 +23,9 @@ pub struct NodeRecord {
     pub api: String,
     pub rtmp: String,
     pub media: String,
+    /// Where other nodes pull this node's streams (HTTP-FLV base URL).
+    #[serde(default)]
+    pub relay: String,
     /// WebRTC: the UDP ports (first, last; none when off) and the ICE candidates.
     pub webrtc_ports: Option<(u16, u16)>,
     pub webrtc_candidates: Vec<String>,

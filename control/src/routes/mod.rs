@@ -45,6 +45,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/live/auth/publish_done"),
     ("GET", "/api/v1/live/ws"),
     ("GET", "/api/v1/cluster/nodes"),
+    ("POST", "/api/v1/cluster/nodes/{id}/drain"),
+    ("DELETE", "/api/v1/cluster/nodes/{id}/drain"),
     ("POST", "/whip/{stream_name}"),
     ("OPTIONS", "/whip/{stream_name}"),
     ("PATCH", "/whip/{stream_name}/{session_id}"),
@@ -68,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/logout", post(users::logout))
         .route("/api/v1/users/me", get(users::me))
         .route("/api/v1/cluster/nodes", get(cluster::nodes))
+        .route("/api/v1/cluster/nodes/{id}/drain", post(cluster::drain).delete(cluster::undrain))
         .route("/api/v1/live/create", post(live::create))
         .route("/api/v1/live/list", get(live::list))
         .route("/api/v1/live/my", get(live::my))

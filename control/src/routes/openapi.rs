@@ -212,6 +212,36 @@ fn ops() -> Vec<Op> {
         },
         Op {
             method: "post",
+            path: "/api/v1/cluster/nodes/{id}/drain",
+            summary: "Drain a cluster node (admin token): placement sends it no new rooms or players; its live streams and players stay. Node id in the path",
+            auth: false,
+            body: None,
+            statuses: &[
+                ("400", "Not a node id"),
+                ("401", "No or wrong admin token"),
+                ("403", "Admin API disabled"),
+                ("404", "No such live node"),
+                ("409", "Not in cluster mode"),
+                ("503", "Redis unreachable"),
+            ],
+        },
+        Op {
+            method: "delete",
+            path: "/api/v1/cluster/nodes/{id}/drain",
+            summary: "Take a cluster node's drain mark off (admin token): it takes new rooms and players again",
+            auth: false,
+            body: None,
+            statuses: &[
+                ("400", "Not a node id"),
+                ("401", "No or wrong admin token"),
+                ("403", "Admin API disabled"),
+                ("404", "No such live node"),
+                ("409", "Not in cluster mode"),
+                ("503", "Redis unreachable"),
+            ],
+        },
+        Op {
+            method: "post",
             path: "/whip/{stream_name}",
             summary: "WHIP (RFC 9725): publish over WebRTC. Authorization: Bearer <stream key>; body: SDP offer; answer: 201 + Location + ETag + SDP answer",
             auth: false,
@@ -346,7 +376,9 @@ pub fn document(server_url: &str) -> Value {
         if let Some(b) = op.body {
             o["requestBody"] = json!({ "required": true, "content": b });
         }
-        if op.path.contains("{id}") {
+        if op.path.starts_with("/api/v1/cluster/") {
+            o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" } }]);
+        } else if op.path.contains("{id}") {
             o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } }]);
         }
         if op.path == "/api/v1/live/{id}/broadcasts" {

@@ -3,6 +3,7 @@
 //! FLV fixture (H.264 + AAC, 720p, ~2.5 Mbit/s) made once per target directory.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod redis;
 pub mod rtc;
 
@@ -211,6 +212,10 @@ impl Server {
             .env("RUST_LOG", std::env::var("MICROVIBE_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(dir.path().join("server.log")).unwrap()));
+        if host != "127.0.0.1" {
+            // WebRTC answers from the node's own address (its ICE candidate).
+            cmd.env("MICROVIBE__WEBRTC__BIND", host);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

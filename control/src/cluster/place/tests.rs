@@ -10,6 +10,7 @@ fn node(id: &str, players: u64, streams: u64) -> NodeRecord {
         api: format!("http://{id}:8080"),
         rtmp: format!("rtmp://{id}:1935/live"),
         media: format!("http://{id}:8081"),
+        relay: format!("http://{id}:8081"),
         webrtc_ports: None,
         webrtc_candidates: vec![],
         capacity: Capacity::default(),
