@@ -43,6 +43,8 @@ pub trait EngineControl: Send + Sync + 'static {
     fn room_viewers(&self) -> Vec<(i64, i64)> {
         Vec::new()
     }
+    /// The `cluster` object of `/stat.json` (a JSON object; cluster mode only).
+    fn set_cluster_stat(&self, _json: String) {}
 }
 
 #[derive(Clone)]

@@ -193,6 +193,10 @@ impl EngineControl for EngineHandle {
         self.engine.shared().stats.iter().map(|s| s.bytes_out.load(std::sync::atomic::Ordering::Relaxed)).sum()
     }
 
+    fn set_cluster_stat(&self, json: String) {
+        *self.engine.shared().cluster_stat.lock().unwrap_or_else(|p| p.into_inner()) = Some(json.into());
+    }
+
     fn room_viewers(&self) -> Vec<(i64, i64)> {
         self.viewers.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(r, n)| (*r, *n)).collect()
     }

@@ -27,6 +27,11 @@ pub struct ProtocolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
     pub status: String,
 }
@@ -45,6 +50,10 @@ pub struct Metrics {
     pub backend_up: Family<BackendLabels, Gauge>,
     pub live_viewers: Gauge,
     pub players: Family<ProtocolLabels, Gauge>,
+    /// Cluster mode: live nodes, and each node's players and originated streams.
+    pub cluster_nodes: Gauge,
+    pub cluster_node_players: Family<NodeLabels, Gauge>,
+    pub cluster_node_streams: Family<NodeLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -74,7 +83,32 @@ impl Metrics {
             "Players connected to the media engine by protocol (HLS: viewer sessions)",
             players.clone(),
         );
-        Self { registry: Mutex::new(registry), requests, latency, rooms, backend_up, live_viewers, players }
+        let cluster_nodes = Gauge::default();
+        let cluster_node_players = Family::<NodeLabels, Gauge>::default();
+        let cluster_node_streams = Family::<NodeLabels, Gauge>::default();
+        registry.register("cluster_nodes", "Cluster mode: live nodes in the registry", cluster_nodes.clone());
+        registry.register(
+            "cluster_node_players",
+            "Cluster mode: players connected to each node (as of its last heartbeat)",
+            cluster_node_players.clone(),
+        );
+        registry.register(
+            "cluster_node_streams",
+            "Cluster mode: live streams each node is the origin of",
+            cluster_node_streams.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            rooms,
+            backend_up,
+            live_viewers,
+            players,
+            cluster_nodes,
+            cluster_node_players,
+            cluster_node_streams,
+        }
     }
 
     pub fn observe(&self, route: &str, method: &str, status: u16, secs: f64) {

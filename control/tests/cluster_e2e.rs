@@ -507,16 +507,36 @@ async fn edges_serve_every_protocol_through_one_relay_each() {
     for p in &mut players {
         assert!(p.0.try_wait().unwrap().is_none(), "an edge player stopped early");
     }
-    // The room counts every node's viewers (edges report theirs with the heartbeat).
+    // The room counts every node's viewers (edges report theirs with the heartbeat),
+    // and every node's /stat.json and /metrics show the cluster's totals and each node.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let n = nodes[0].room_json(id).await["viewer_count"].as_i64().unwrap_or(0);
-        if n >= 8 {
+        let stat = nodes[0].stat_json().await;
+        let cluster = &stat["cluster"];
+        let per_node: Vec<u64> = cluster["per_node"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v["players"].as_u64().unwrap()).collect())
+            .unwrap_or_default();
+        if n >= 8
+            && cluster["nodes"] == 3
+            && cluster["players"].as_u64() >= Some(8)
+            && per_node[1] >= 6
+            && per_node[2] >= 2
+        {
+            assert_eq!(cluster["streams"], 1, "{cluster}");
+            assert!(!cluster.to_string().contains("127.0.0."), "addresses in the public stat: {cluster}");
             break;
         }
-        assert!(Instant::now() < deadline, "viewer count {n}, want at least 8");
+        assert!(Instant::now() < deadline, "viewer count {n}, want at least 8; cluster stat {cluster}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let metrics = nodes[2].client.get(format!("{}/metrics", nodes[2].api)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("microvibe_cluster_nodes 3"), "{metrics}");
+    for node in ["node-0", "node-1", "node-2"] {
+        assert!(metrics.contains(&format!("microvibe_cluster_node_players{{node=\"{node}\"}}")), "{metrics}");
+    }
+    assert!(metrics.contains("microvibe_cluster_node_streams{node=\"node-0\"} 1"), "{metrics}");
     // The players leave: each edge stops its relay after its idle time (HLS viewers
     // count until three target durations without a request).
     drop(players);

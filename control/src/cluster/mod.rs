@@ -595,6 +595,9 @@ impl Cluster {
                         tracing::warn!(stream = %stream, "another node took this stream over (a newer publisher there); dropping it here");
                         state.engine_drop_stream(&stream);
                     }
+                    if let (Some(engine), Ok(nodes)) = (&state.engine, self.nodes().await) {
+                        engine.set_cluster_stat(place::summary(&self.id, &nodes).to_string());
+                    }
                 }
                 Err(e) => {
                     if !down {

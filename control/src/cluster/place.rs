@@ -106,6 +106,39 @@ pub fn pick<'a>(method: LoadBalance, nodes: &[&'a NodeRecord], counter: u64, ran
     }
 }
 
+/// The cluster's totals and each node's figures, as `/stat.json` shows them under
+/// `cluster` (counts only: no addresses, which only the admin API lists).
+pub fn summary(me: &str, nodes: &[NodeRecord]) -> serde_json::Value {
+    let per_node: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "id": n.id,
+                "streams": n.load.streams,
+                "players": n.load.players_total(),
+                "egress_mbps": n.load.egress_mbps,
+                "cpu": n.load.cpu,
+                "draining": n.draining,
+            })
+        })
+        .collect();
+    let mut players: BTreeMap<&str, u64> = BTreeMap::new();
+    for n in nodes {
+        for (protocol, count) in &n.load.players {
+            *players.entry(protocol).or_default() += count;
+        }
+    }
+    serde_json::json!({
+        "node": me,
+        "nodes": nodes.len(),
+        "streams": nodes.iter().map(|n| n.load.streams).sum::<u64>(),
+        "players": nodes.iter().map(|n| n.load.players_total()).sum::<u64>(),
+        "players_by_protocol": players,
+        "egress_mbps": (nodes.iter().map(|n| n.load.egress_mbps).sum::<f64>() * 1000.0).round() / 1000.0,
+        "per_node": per_node,
+    })
+}
+
 /// `host` as it goes into a URL (an IPv6 address in brackets).
 pub fn url_host(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() }

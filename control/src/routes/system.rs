@@ -2,7 +2,7 @@
 
 use crate::app::AppState;
 use crate::error::ok;
-use crate::metrics::{BackendLabels, ProtocolLabels, StatusLabels};
+use crate::metrics::{BackendLabels, NodeLabels, ProtocolLabels, StatusLabels};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
@@ -51,6 +51,19 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
         m.live_viewers.set(players.iter().map(|(_, n)| *n as i64).sum());
         for (protocol, n) in players {
             m.players.get_or_create(&ProtocolLabels { protocol: protocol.into() }).set(n as i64);
+        }
+    }
+    if let Some(cluster) = &s.cluster {
+        if let Ok(Ok(nodes)) = tokio::time::timeout(PROBE_TIMEOUT, cluster.nodes()).await {
+            m.cluster_nodes.set(nodes.len() as i64);
+            // Only live nodes: a node that left has no series.
+            m.cluster_node_players.clear();
+            m.cluster_node_streams.clear();
+            for n in nodes.iter() {
+                let labels = NodeLabels { node: n.id.clone() };
+                m.cluster_node_players.get_or_create(&labels).set(n.load.players_total() as i64);
+                m.cluster_node_streams.get_or_create(&labels).set(n.load.streams as i64);
+            }
         }
     }
     if db {

@@ -282,7 +282,13 @@ pub async fn json(shard: &Rc<Shard>, clients: bool) -> Response {
         }
         x.push_str("]}");
     }
-    x.push_str("]}");
+    x.push(']');
+    let cluster = shared.cluster_stat.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(c) = cluster {
+        x.push_str(",\"cluster\":");
+        x.push_str(&c);
+    }
+    x.push('}');
     Response::new(200, "application/json", x.into_bytes())
         .header("Cache-Control", "no-cache")
         .header("Vary", "Authorization")

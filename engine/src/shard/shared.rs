@@ -64,6 +64,9 @@ pub struct EngineShared {
     pub rtc_pending: Mutex<PendingCounts>,
     /// Lines about peers' bad input: one per address per interval.
     pub peer_log: Mutex<crate::log_limit::LogLimiter>,
+    /// A JSON object the control plane keeps current (cluster mode: the cluster's
+    /// totals and each node's figures), shown as `cluster` in `/stat.json`.
+    pub cluster_stat: Mutex<Option<Arc<str>>>,
 }
 
 impl EngineShared {
@@ -86,6 +89,7 @@ impl EngineShared {
             rtc_codecs: Mutex::new(HashMap::new()),
             rtc_pending: Mutex::new(PendingCounts::default()),
             peer_log: Mutex::new(crate::log_limit::LogLimiter::default()),
+            cluster_stat: Mutex::new(None),
             cfg,
         })
     }

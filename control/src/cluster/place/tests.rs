@@ -66,3 +66,20 @@ fn random_stays_in_range_and_ipv6_hosts_get_brackets() {
     assert_eq!(url_host("::1"), "[::1]");
     assert_eq!(url_host("127.0.0.2"), "127.0.0.2");
 }
+
+#[test]
+fn the_summary_adds_every_node_up_and_names_no_address() {
+    let mut all = vec![node("a", 5, 1), node("b", 3, 0)];
+    all[1].load.players.insert("hls".into(), 2);
+    all[1].load.egress_mbps = 12.5;
+    let s = summary("a", &all);
+    assert_eq!(s["nodes"], 2);
+    assert_eq!(s["streams"], 1);
+    assert_eq!(s["players"], 10);
+    assert_eq!(s["players_by_protocol"]["rtmp"], 8);
+    assert_eq!(s["players_by_protocol"]["hls"], 2);
+    assert_eq!(s["egress_mbps"], 12.5);
+    assert_eq!(s["per_node"][1]["players"], 5);
+    let text = s.to_string();
+    assert!(!text.contains("8080") && !text.contains("://"), "{text}");
+}
