@@ -713,3 +713,59 @@ async fn webrtc_players_and_publishers_on_different_nodes() {
     drop(created_whip);
     drop(nodes);
 }
+
+/// The room WebSocket across nodes, with Chromium (in a network namespace of the
+/// test's own, with its own PostgreSQL and Redis): the viewer's socket is on node 1,
+/// the publisher's on node 0. The viewer is told the room is idle, then live, offers
+/// to node 1 (which relays the stream from node 0), and plays video and audio; both
+/// sockets get `viewer_count` ≥ 1 (the cluster's count) and the publisher is told when
+/// the stream ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_websocket_publisher_and_viewer_on_different_nodes() {
+    if !enter_netns("room_websocket_publisher_and_viewer_on_different_nodes") {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    media::require_browser_tools(&root.join("tests/browser"));
+    let _pg = OwnPostgres::start(5432);
+    let _redis = OwnRedis::start(6379);
+    let shared = Shared::new("ws", "roundrobin");
+    let nodes = shared.nodes().await;
+    wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
+    let (token, created) = rooms(&nodes[0], 1).await;
+    let id = created[0]["id"].as_i64().unwrap();
+    let args = json!({
+        "api": nodes[0].api,
+        "ws": {"room_id": id, "token": token, "publisher_api": nodes[0].api, "viewer_api": nodes[1].api},
+        "timeout_secs": 30,
+    })
+    .to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("timeout")
+            .args(["-k", "10", "180", "node", "tests/browser/webrtc.mjs"])
+            .arg(&args)
+            .current_dir(&root)
+            .output()
+            .expect("run node tests/browser/webrtc.mjs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let r: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["scenario"] == "ws")
+        .unwrap_or_else(|| panic!("no ws result: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let ctx = || format!("{r}\nnode 1 log:\n{}", nodes[1].log());
+    println!("viewer on node 1: {}", r["viewer"]);
+    assert!(r["viewer"]["frames_decoded"].as_u64().unwrap_or(0) > 0, "no video decoded on node 1: {}", ctx());
+    let samples = r["viewer"]["audio_samples"].as_array().cloned().unwrap_or_default();
+    let grew = samples.len() == 2 && samples[1].as_u64() > samples[0].as_u64() && samples[0].as_u64() > Some(0);
+    assert!(grew, "no audio on node 1: {}", ctx());
+    assert_eq!(r["viewer_messages"]["ok"], true, "viewer: viewer_count >= 1 and live: {}", ctx());
+    assert_eq!(r["publisher_messages"]["ok"], true, "publisher: viewer_count >= 1 and live: {}", ctx());
+    assert_eq!(r["publisher_ended"]["ok"], true, "publisher told the stream ended: {}", ctx());
+    assert_eq!(r["ok"], true, "{}", ctx());
+    assert!(nodes[1].log().contains("relay: pulling the stream from its origin node"), "{}", nodes[1].log());
+    nodes[2].wait_status(id, "idle", Duration::from_secs(15)).await;
+}

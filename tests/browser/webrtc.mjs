@@ -7,7 +7,7 @@
 //
 // Usage: node tests/browser/webrtc.mjs '{"api":"http://127.0.0.1:PORT",
 //          "whip":{"name":STREAM_NAME,"key":STREAM_KEY},
-//          "ws":{"room_id":ID,"token":OWNER_JWT},
+//          "ws":{"room_id":ID,"token":OWNER_JWT[,"viewer_api":URL,"publisher_api":URL]},
 //          "errors":{"room_id":ID,"token":OWNER_JWT,"other_token":JWT}}'
 // Each scenario runs when its key is present (each needs its own fresh room: a room
 // ends when its publisher stops):
@@ -154,13 +154,16 @@ async function scenarioWhep(a) {
 async function scenarioWs(a) {
   const consoleLines = [];
   const r = { scenario: 'ws', ok: false, console: consoleLines };
+  // Cluster: the viewer's and the publisher's sockets may go to different nodes.
+  const viewerApi = (a.viewer_api ?? api).replace(/\/$/, '');
+  const publisherApi = (a.publisher_api ?? api).replace(/\/$/, '');
   // The viewer connects first: it is told the stream is idle, then live, and offers.
   const view = await newPage('viewer', consoleLines);
   await view.evaluate(({ api, room_id }) => {
     window.msgs = [];
     window.playing = mv.wsPlay(api, room_id, document.getElementById('remote'), (m) => window.msgs.push(m))
       .then((s) => { window.session = s; }, (e) => { window.playError = String(e); });
-  }, { api, room_id: a.room_id });
+  }, { api: viewerApi, room_id: a.room_id });
   // The messages each page got (answers shortened to their SDP's size).
   const msgs = (p) => p.evaluate(() => window.msgs.map((m) => (m.type === 'answer' ? { type: 'answer', sdp_bytes: m.sdp.length } : m)));
   r.viewer_idle = await until(() => msgs(view), (m) => m.some((x) => x.type === 'stream_state'), 'viewer told the state', 10);
@@ -170,7 +173,7 @@ async function scenarioWs(a) {
     const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
     document.getElementById('local').srcObject = stream;
     window.session = await mv.wsPublish(api, room_id, token, stream, (m) => window.msgs.push(m));
-  }, { api, ...a });
+  }, { ...a, api: publisherApi });
   r.publisher = await until(() => stats(pub), sending, 'publisher connected and sending');
   if (!r.publisher.ok) return r;
   const joined = Date.now();
