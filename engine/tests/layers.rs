@@ -7,7 +7,10 @@
 //! - the shell's layers (engine/src's top-level modules and folders) import each
 //!   other one way: no layer reaches, through `crate::` paths, one that reaches it
 //!   back; inside each layer folder, its modules do the same;
-//! - `unsafe` is in `net/sys.rs` only.
+//! - `unsafe` is in `net/sys.rs` only;
+//! - unit tests of a module `foo` are in `foo/tests.rs`, declared `mod tests;` at
+//!   the end of `foo.rs` (engine, engine/proto and control alike): no inline test
+//!   module, no `#[path]` or `*_tests.rs` test file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -27,10 +30,11 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// A test file by the crate's naming (`tests.rs`, `*_tests.rs`, under `tests/`).
+/// A test file by the crates' naming (`tests.rs`, test helpers `test_*.rs`, under
+/// `tests/`).
 fn is_test_file(path: &Path) -> bool {
     let name = path.file_name().unwrap().to_string_lossy();
-    name == "tests.rs" || name.ends_with("_tests.rs") || path.components().any(|c| c.as_os_str() == "tests")
+    name == "tests.rs" || name.starts_with("test_") || path.components().any(|c| c.as_os_str() == "tests")
 }
 
 /// The code before the file's first `#[cfg(test)]` (test modules sit at the end).
@@ -262,4 +266,64 @@ fn the_circle_check_finds_circles() {
             .collect();
     let circle: Vec<String> = modules_in_circles(&edges).into_iter().collect();
     assert_eq!(circle, ["a", "b", "c"]);
+}
+
+/// What breaks the test-file convention in one source file: an inline test
+/// module (`mod tests {`, or any `mod x {` under `#[cfg(test)]`), a `#[path]`
+/// module, or a file named `*_tests.rs`.
+fn test_layout_problems(path: &Path, text: &str) -> Vec<String> {
+    let mut found = vec![];
+    let name = path.file_name().unwrap().to_string_lossy();
+    if name.ends_with("_tests.rs") {
+        found.push(format!("{}: a `*_tests.rs` file (move it to `<module>/tests.rs`)", path.display()));
+    }
+    let mut under_cfg_test = false;
+    for (n, line) in code_lines(text) {
+        let t = line.trim();
+        let inline_mod = (t.starts_with("mod ") || t.starts_with("pub mod ") || t.starts_with("pub(crate) mod "))
+            && t.ends_with('{');
+        if t.starts_with("#[path") {
+            found.push(format!("{}:{}: a `#[path]` module: {t}", path.display(), n + 1));
+        } else if inline_mod && (under_cfg_test || t.contains("mod tests")) {
+            found.push(format!("{}:{}: an inline test module: {t}", path.display(), n + 1));
+        }
+        if t == "#[cfg(test)]" {
+            under_cfg_test = true;
+        } else if !t.starts_with("#[") {
+            under_cfg_test = false;
+        }
+    }
+    found
+}
+
+/// Unit tests of module `foo` live in `foo/tests.rs` (`mod tests;` at the end of
+/// `foo.rs` or `foo/mod.rs`), in the engine, the protocol crate and the control
+/// plane alike.
+#[test]
+fn unit_tests_live_in_tests_files() {
+    let mut files = vec![];
+    for dir in ["src", "proto/src", "../control/src"] {
+        let before = files.len();
+        rust_files(&engine_dir().join(dir), &mut files);
+        assert!(files.len() > before + 10, "found the sources in {dir}");
+    }
+    let mut found = vec![];
+    for path in &files {
+        found.extend(test_layout_problems(path, &std::fs::read_to_string(path).unwrap()));
+    }
+    assert!(found.is_empty(), "unit tests go in `<module>/tests.rs`:\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_test_file_check_finds_inline_and_path_modules() {
+    let file = Path::new("src/foo.rs");
+    let ok = "fn f() {}\n\n#[cfg(test)]\nmod tests;\n";
+    assert!(test_layout_problems(file, ok).is_empty());
+    let inline = "fn f() {}\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n}\n";
+    assert_eq!(test_layout_problems(file, inline).len(), 1);
+    let other_name = "#[cfg(test)]\n#[allow(unused)]\nmod checks {\n}\n";
+    assert_eq!(test_layout_problems(file, other_name).len(), 1);
+    let path = "#[cfg(test)]\n#[path = \"foo_tests.rs\"]\nmod tests;\n";
+    assert_eq!(test_layout_problems(file, path).len(), 1);
+    assert_eq!(test_layout_problems(Path::new("src/foo_tests.rs"), "").len(), 1);
 }

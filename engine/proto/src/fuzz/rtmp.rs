@@ -159,5 +159,4 @@ fn drive_engine(s: &mut ServerSession, flags: u8) {
 }
 
 #[cfg(test)]
-#[path = "rtmp_tests.rs"]
 mod tests;

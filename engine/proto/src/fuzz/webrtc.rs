@@ -580,5 +580,4 @@ fn check_answer(offer: &Offer, opts: &AnswerOptions, sdp: &str, n: &Negotiated) 
 }
 
 #[cfg(test)]
-#[path = "webrtc_tests.rs"]
 mod tests;

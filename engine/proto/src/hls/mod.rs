@@ -13,9 +13,6 @@
 pub mod playlist;
 pub mod segmenter;
 
-#[cfg(test)]
-mod tests;
-
 pub use playlist::{PlaylistHeader, PlaylistSegment, render_media_playlist};
 pub use segmenter::{HlsConfig, HlsEvent, MediaFrame, Segmenter, Track};
 
@@ -38,3 +35,6 @@ pub enum HlsError {
     #[error("codec {0} is not supported for HLS")]
     UnsupportedCodec(&'static str),
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,9 +16,6 @@ pub mod psi;
 
 #[cfg(test)]
 pub(crate) mod test_demux;
-#[cfg(test)]
-mod tests;
-
 pub use muxer::{
     AUDIO_PID, PCR_DELAY_90K, PMT_PID, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, TIMESTAMP_OFFSET_90K, TsMuxer,
     TsMuxerConfig, VIDEO_PID,
@@ -45,3 +42,6 @@ pub enum TsError {
     #[error("access unit of {0} bytes is too large")]
     TooLarge(usize),
 }
+
+#[cfg(test)]
+mod tests;

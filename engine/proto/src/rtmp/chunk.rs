@@ -691,5 +691,4 @@ impl ChunkEncoder {
 }
 
 #[cfg(test)]
-#[path = "chunk_tests.rs"]
 mod tests;

@@ -43,8 +43,6 @@ pub mod handshake;
 pub mod message;
 mod reader;
 pub mod session;
-#[cfg(test)]
-mod session_tests;
 
 pub use chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, Message, MessageHeader};
 pub use client::{ClientConfig, ClientEvent, ClientGoal, ClientSession};
@@ -52,3 +50,6 @@ pub use error::{ErrorKind, RtmpError};
 pub use handshake::{DigestScheme, HandshakeKind};
 pub use message::{MediaType, RtmpMessage, encode_media};
 pub use session::{PublishType, ServerSession, SessionConfig, SessionEvent, StreamStatus};
+
+#[cfg(test)]
+mod tests;

@@ -342,5 +342,4 @@ impl DtlsTransport {
 }
 
 #[cfg(test)]
-#[path = "dtls_tests.rs"]
 mod tests;

@@ -298,5 +298,4 @@ impl RtxStore {
 }
 
 #[cfg(test)]
-#[path = "rtx_cache_tests.rs"]
 mod tests;

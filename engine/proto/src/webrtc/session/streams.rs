@@ -352,5 +352,4 @@ impl SendStream {
 }
 
 #[cfg(test)]
-#[path = "streams_tests.rs"]
 mod tests;

@@ -203,7 +203,7 @@ fn rtp_rtcp_seeds() -> Vec<Vec<u8>> {
 
 macro_rules! offer {
     ($name:literal) => {
-        include_str!(concat!("../../../testdata/webrtc/", $name, ".sdp"))
+        include_str!(concat!("../../../../testdata/webrtc/", $name, ".sdp"))
     };
 }
 
