@@ -705,7 +705,22 @@ async fn webrtc_players_and_publishers_on_different_nodes() {
     assert!(codecs.contains(&"h264") && codecs.contains(&"aac"), "HTTP-FLV on node 2: {streams:?}\n{}", nodes[2].log());
     let (ok, err) = tokio::task::spawn_blocking(move || decode(&flv, 3)).await.unwrap();
     assert!(ok, "HTTP-FLV on node 2 of a WHIP stream: {err}");
-    let on0 = whep_done(format!("{}/whep/{name2}", nodes[0].api), Duration::from_secs(55)).await;
+    // Node 0's WebRTC viewer gets the publisher's Opus as it came through the relay:
+    // the stream's bridges there say "opus-relayed" while it plays.
+    let viewer = tokio::spawn(whep_done(format!("{}/whep/{name2}", nodes[0].api), Duration::from_secs(55)));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let relayed = loop {
+        let stat = nodes[0].stat_json().await;
+        let st = stat["streams"].as_array().and_then(|a| a.iter().find(|s| s["name"] == name2.as_str()).cloned());
+        let bridges = st.as_ref().map(|s| s["bridges"].to_string()).unwrap_or_default();
+        if bridges.contains("opus-relayed") {
+            break st.unwrap();
+        }
+        assert!(Instant::now() < deadline, "no Opus passthrough on node 0: {st:?}\n{}", nodes[0].log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let on0 = viewer.await.unwrap();
+    println!("node 0's stream while relaying Opus: {relayed}");
     println!("HTTP-FLV on node 2 of the WHIP stream: {streams:?}\nWHEP on node 0 of it: {on0}");
     assert!(on0["video_frames"].as_u64().unwrap_or(0) >= 60, "WHEP on node 0 of a WHIP stream: {on0}");
     let tone = on0["audio_tone_hz"].as_f64().unwrap_or(0.0);

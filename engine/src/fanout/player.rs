@@ -417,7 +417,7 @@ impl Cohort {
     /// Queues a frame for every member (RTP frames are for WebRTC viewers, which are
     /// never members).
     pub fn push(self: &Rc<Self>, f: &Arc<Frame>) {
-        if self.stepped.get() == 0 || f.is_rtp() {
+        if self.stepped.get() == 0 || f.is_rtp() || f.relay_only() {
             return;
         }
         for (i, lane) in self.lanes.iter().enumerate() {
@@ -674,6 +674,9 @@ impl Player {
             // The cohort has it.
             return;
         }
+        if f.relay_only() && !self.relay.get() {
+            return;
+        }
         let mut q = self.q.borrow_mut();
         if q.end.is_some() {
             return;
@@ -712,7 +715,7 @@ impl Player {
         if !f.header && q.first_media.is_none() {
             q.first_media = Some(f.timestamp);
         }
-        if !f.header && !f.is_rtp() && self.base.get().is_none() {
+        if !f.header && !f.is_rtp() && !f.relay_only() && self.base.get().is_none() {
             self.base.set(Some(f.timestamp));
         }
         q.frames.push_back(f.clone());

@@ -39,18 +39,19 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
         return;
     }
     let protocol = if websocket { Protocol::WsFlv } else { Protocol::HttpFlv };
-    let player =
-        Rc::new(Player::new(shard.shared.next_id(), protocol, addr, PlayerLimits::from_config(&shard.shared.cfg)));
-    player.set_fd(stream.as_raw_fd());
     // Another node of the cluster pulling this stream for its players (one per node).
     let relay_token = &shard.shared.cfg.relay_token;
-    if !relay_token.is_empty()
+    let relay = !relay_token.is_empty()
         && req
             .header("x-microvibe-relay")
-            .is_some_and(|t| crate::serve::stat::constant_time_eq(t.as_bytes(), relay_token.as_bytes()))
-    {
-        player.relay.set(true);
-    }
+            .is_some_and(|t| crate::serve::stat::constant_time_eq(t.as_bytes(), relay_token.as_bytes()));
+    let limits = PlayerLimits::from_config(&shard.shared.cfg);
+    // A relay takes frames the other players do not (a WebRTC publisher's Opus), so
+    // it is never one of a cohort's members, which all take the same bytes.
+    let limits = if relay { limits.unmerged() } else { limits };
+    let player = Rc::new(Player::new(shard.shared.next_id(), protocol, addr, limits));
+    player.set_fd(stream.as_raw_fd());
+    player.relay.set(relay);
     let room_id = match shard.join(&name, player.clone(), cfg.http_wait).await {
         Ok(r) => r,
         Err(PlayError::NotFound) => {

@@ -185,6 +185,8 @@ async fn feed(
             match flv.poll_tag() {
                 Ok(Some(tag)) => {
                     let kind = match tag.tag_type {
+                        // The origin's WebRTC publisher's own Opus, beside its AAC.
+                        TagType::Audio if Frame::is_opus_tag_body(&tag.body) => FrameKind::OpusTag,
                         TagType::Audio => FrameKind::Audio,
                         TagType::Video => FrameKind::Video,
                         TagType::Script => FrameKind::Data,

@@ -37,7 +37,18 @@ pub struct RtmpToRtc {
     /// Time spent transcoding audio (for stats).
     pub audio_cpu: Duration,
     pub audio_frames: u64,
+    /// A relayed WebRTC stream's own Opus (see [`FrameKind::OpusTag`]): passed
+    /// through, and the AAC beside it not transcoded, while it keeps coming. The
+    /// stream time of the last one, and the RTP sequence number to go on with.
+    opus_passthrough: Option<u32>,
+    next_audio_seq: u16,
+    /// The AAC sequence header (a new encoder after a passthrough starts from it).
+    aac_header: Option<(u32, Bytes)>,
 }
+
+/// The AAC is transcoded again when a relayed stream's Opus has been missing for
+/// this long (its origin's publisher changed to an RTMP one, say).
+const OPUS_PASSTHROUGH_LAPSE_MS: u32 = 1000;
 
 impl Default for RtmpToRtc {
     fn default() -> Self {
@@ -55,6 +66,9 @@ impl RtmpToRtc {
             scratch: Vec::new(),
             audio_cpu: Duration::ZERO,
             audio_frames: 0,
+            opus_passthrough: None,
+            next_audio_seq: 0,
+            aac_header: None,
         }
     }
 
@@ -68,6 +82,11 @@ impl RtmpToRtc {
             w.push(format!("audio cannot be transcoded to Opus ({e}): WebRTC viewers get video only"));
         }
         w
+    }
+
+    /// Whether a relayed stream's own Opus is passed through now (no transcoding).
+    pub fn passing_opus(&self) -> bool {
+        self.opus_passthrough.is_some()
     }
 
     /// Converts one FLV-tag frame; the RTP frames go to WebRTC viewers.
@@ -92,7 +111,39 @@ impl RtmpToRtc {
                     ));
                 }
             }
+            FrameKind::OpusTag => {
+                if let Some(packet) = f.opus_packet().filter(|p| !p.is_empty()) {
+                    self.opus_passthrough = Some(f.timestamp);
+                    let seq = self.next_audio_seq;
+                    self.next_audio_seq = seq.wrapping_add(1);
+                    let ts = f.timestamp.wrapping_mul(48);
+                    out.push(Frame::rtp_at(
+                        FrameKind::RtpAudio,
+                        rtp_bytes(AUDIO_SSRC, seq, ts, false, packet),
+                        f.timestamp,
+                    ));
+                }
+            }
             FrameKind::Audio => {
+                if f.header {
+                    self.aac_header = Some((f.timestamp, f.payload.clone()));
+                }
+                if let Some(last) = self.opus_passthrough {
+                    // The AAC made from the Opus lags it a little (the transcoder's
+                    // delay): only AAC well past the last Opus means the Opus stopped.
+                    if (f.timestamp.wrapping_sub(last) as i32) < OPUS_PASSTHROUGH_LAPSE_MS as i32 || f.header {
+                        return false;
+                    }
+                    tracing::info!("relayed Opus stopped: transcoding the AAC again");
+                    self.opus_passthrough = None;
+                    if self.audio_failed.is_none() {
+                        let mut a = AacToOpus::new(AacToOpusConfig::default());
+                        if let Some((ts, h)) = &self.aac_header {
+                            let _ = a.handle_audio_tag(*ts, h);
+                        }
+                        self.audio = Some(a);
+                    }
+                }
                 if let Some(a) = &mut self.audio {
                     let t0 = Instant::now();
                     let r = a.handle_audio_tag(f.timestamp, &f.payload);
@@ -100,6 +151,7 @@ impl RtmpToRtc {
                         Ok(()) => {
                             while let Some(p) = a.poll_output() {
                                 self.audio_frames += 1;
+                                self.next_audio_seq = p.sequence_number.wrapping_add(1);
                                 // Opus timestamps are the FLV clock × 48 (less the decoder
                                 // delay): back to ms, relative to this tag (wrap-proof).
                                 let ahead = (f.timestamp.wrapping_mul(48)).wrapping_sub(p.timestamp) as i32 / 48;
@@ -427,6 +479,14 @@ impl RtcToRtmp {
                         }
                     }
                     self.audio_cpu += t0.elapsed();
+                }
+                // The publisher's Opus as it came, for cluster relays (their edges'
+                // WebRTC viewers), on the same clock as the AAC made from it.
+                let packet = p.payload();
+                if !packet.is_empty() {
+                    self.audio_ssrc.get_or_insert(p.ssrc);
+                    let ts = self.aclock.at(p.timestamp, arrival);
+                    out.push(Frame::opus_tag(ts, &packet));
                 }
             }
             _ => {}

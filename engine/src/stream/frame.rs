@@ -17,7 +17,16 @@ pub enum FrameKind {
     /// A WebRTC publisher's RTP packet (decrypted), audio or video.
     RtpAudio,
     RtpVideo,
+    /// A WebRTC publisher's Opus packet as an Enhanced-FLV audio tag (FourCC `Opus`),
+    /// beside the AAC made from it, for cluster relays only: an edge node then gives
+    /// its WebRTC viewers the publisher's Opus untouched instead of Opus re-encoded
+    /// from that AAC. No other player, cache or muxer takes it.
+    OpusTag,
 }
+
+/// The first bytes of an [`FrameKind::OpusTag`] body: Enhanced-FLV audio (sound
+/// format 9, packet type 1 = coded frames) with the FourCC `Opus`.
+const OPUS_TAG_HEAD: [u8; 5] = [0x91, b'O', b'p', b'u', b's'];
 
 /// Chunk stream ids of outgoing media (distinct from the session's 2 and 3).
 pub const CSID_AUDIO: u32 = 4;
@@ -55,7 +64,7 @@ impl Frame {
             },
             FrameKind::Audio => (false, AudioTag::parse(&payload).is_ok_and(|t| t.is_sequence_header())),
             FrameKind::Data => (false, true),
-            FrameKind::RtpAudio | FrameKind::RtpVideo => (false, false),
+            FrameKind::RtpAudio | FrameKind::RtpVideo | FrameKind::OpusTag => (false, false),
         };
         Frame {
             kind,
@@ -67,6 +76,30 @@ impl Frame {
             rtmp: OnceLock::new(),
             flv: OnceLock::new(),
         }
+    }
+
+    /// An Opus packet at `timestamp` as an [`FrameKind::OpusTag`] frame.
+    pub fn opus_tag(timestamp: u32, packet: &[u8]) -> Frame {
+        let mut body = Vec::with_capacity(OPUS_TAG_HEAD.len() + packet.len());
+        body.extend_from_slice(&OPUS_TAG_HEAD);
+        body.extend_from_slice(packet);
+        Frame::new(FrameKind::OpusTag, timestamp, Bytes::from(body))
+    }
+
+    /// Whether an FLV audio tag body is an [`FrameKind::OpusTag`]'s (a relay reading
+    /// its origin's HTTP-FLV tells the two kinds of audio tag apart by this).
+    pub fn is_opus_tag_body(body: &[u8]) -> bool {
+        body.starts_with(&OPUS_TAG_HEAD)
+    }
+
+    /// The Opus packet of an [`FrameKind::OpusTag`] frame.
+    pub fn opus_packet(&self) -> Option<&[u8]> {
+        (self.kind == FrameKind::OpusTag).then(|| self.payload.get(OPUS_TAG_HEAD.len()..)).flatten()
+    }
+
+    /// For cluster relays only (see [`FrameKind::OpusTag`]).
+    pub fn relay_only(&self) -> bool {
+        self.kind == FrameKind::OpusTag
     }
 
     /// A WebRTC publisher's RTP packet (`payload` is the whole plain RTP packet).
@@ -141,7 +174,7 @@ impl Frame {
 
     fn type_id(&self) -> u8 {
         match self.kind {
-            FrameKind::Audio | FrameKind::RtpAudio => 8,
+            FrameKind::Audio | FrameKind::RtpAudio | FrameKind::OpusTag => 8,
             FrameKind::Video | FrameKind::RtpVideo => 9,
             FrameKind::Data => 18,
         }
@@ -182,7 +215,7 @@ impl Frame {
 
     fn rtmp_header(&self, timestamp: u32) -> MessageHeader {
         let csid = match self.kind {
-            FrameKind::Audio | FrameKind::RtpAudio => CSID_AUDIO,
+            FrameKind::Audio | FrameKind::RtpAudio | FrameKind::OpusTag => CSID_AUDIO,
             FrameKind::Video | FrameKind::RtpVideo => CSID_VIDEO,
             FrameKind::Data => CSID_DATA,
         };
@@ -231,7 +264,7 @@ impl Frame {
         self.flv
             .get_or_init(|| {
                 let t = match self.kind {
-                    FrameKind::Audio | FrameKind::RtpAudio => TagType::Audio,
+                    FrameKind::Audio | FrameKind::RtpAudio | FrameKind::OpusTag => TagType::Audio,
                     FrameKind::Video | FrameKind::RtpVideo => TagType::Video,
                     FrameKind::Data => TagType::Script,
                 };

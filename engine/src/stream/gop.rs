@@ -83,8 +83,9 @@ impl GopCache {
     }
 
     pub fn push(&mut self, f: &Arc<Frame>) {
-        if f.is_rtp() {
-            // WebRTC joiners get a keyframe by PLI, not from a cache.
+        if f.is_rtp() || f.relay_only() {
+            // WebRTC joiners get a keyframe by PLI, not from a cache; a relay's Opus
+            // starts with the live stream (its edge transcodes the cached AAC till then).
             return;
         }
         if f.header {
@@ -92,7 +93,7 @@ impl GopCache {
                 FrameKind::Video => self.video_header = Some(f.clone()),
                 FrameKind::Audio => self.audio_header = Some(f.clone()),
                 FrameKind::Data => self.meta = Some(f.clone()),
-                FrameKind::RtpAudio | FrameKind::RtpVideo => {}
+                FrameKind::RtpAudio | FrameKind::RtpVideo | FrameKind::OpusTag => {}
             }
             return;
         }

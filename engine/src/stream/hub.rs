@@ -667,10 +667,15 @@ impl HomeStream {
             hls_error: self.hls_error.clone(),
             audio_transcode: self.to_rtc.as_ref().map_or(Duration::ZERO, |b| b.audio_cpu)
                 + self.to_rtmp.as_ref().map_or(Duration::ZERO, |b| b.audio_cpu),
-            bridges: [self.to_rtc.as_ref().map(|_| "rtmp->webrtc"), self.to_rtmp.as_ref().map(|_| "webrtc->rtmp")]
-                .into_iter()
-                .flatten()
-                .collect(),
+            bridges: [
+                self.to_rtc.as_ref().map(|_| "rtmp->webrtc"),
+                self.to_rtmp.as_ref().map(|_| "webrtc->rtmp"),
+                // A relayed WebRTC stream's Opus goes to WebRTC viewers as it came.
+                self.to_rtc.as_ref().filter(|b| b.passing_opus()).map(|_| "opus-relayed"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         }
     }
 }

@@ -81,3 +81,54 @@ fn audio_starting_after_video_is_anchored_on_video_by_reports() {
     let v = ClockMap { sr: None, ..ClockMap::new(90_000) };
     assert!(!anchor_on(&mut a, Some(2), &v, Some(1), 0, 0));
 }
+
+/// A relayed WebRTC stream's Opus reaches WebRTC viewers as it came (no AAC → Opus
+/// transcode while it keeps coming); when it stops, the AAC is transcoded again.
+#[test]
+fn relayed_opus_goes_through_untouched_and_aac_takes_over_when_it_stops() {
+    let mut b = RtmpToRtc::new();
+    let mut out = vec![];
+    let packets: [&[u8]; 2] = [b"\x78opus-one", b"\x78opus-two"];
+    for (i, p) in packets.iter().enumerate() {
+        b.push(&Frame::opus_tag(1000 + 20 * i as u32, p), &mut out);
+    }
+    assert!(b.passing_opus());
+    let sent: Vec<(u16, u32, Vec<u8>)> = out
+        .iter()
+        .map(|f| {
+            assert_eq!(f.kind, FrameKind::RtpAudio);
+            let p = crate::proto::webrtc::RtpPacket::parse(f.payload.clone()).unwrap();
+            (p.sequence_number, p.timestamp, p.payload().to_vec())
+        })
+        .collect();
+    assert_eq!(sent, [(0, 48_000, packets[0].to_vec()), (1, 48_960, packets[1].to_vec())]);
+    // The AAC beside it (a little behind: the transcoder's delay) is not transcoded meanwhile.
+    out.clear();
+    b.push(&Frame::new(FrameKind::Audio, 990, Bytes::from_static(&[0xaf, 0x01, 0x21, 0x10])), &mut out);
+    assert!(b.passing_opus());
+    b.push(&Frame::new(FrameKind::Audio, 1030, Bytes::from_static(&[0xaf, 0x01, 0x21, 0x10])), &mut out);
+    assert!(out.is_empty() && b.audio_frames == 0 && b.audio_cpu == Duration::ZERO);
+    // A second without Opus: the AAC is the source again.
+    b.push(&Frame::new(FrameKind::Audio, 2100, Bytes::from_static(&[0xaf, 0x01, 0x21, 0x10])), &mut out);
+    assert!(!b.passing_opus());
+}
+
+/// The WebRTC → RTMP bridge carries the publisher's Opus packets untouched as
+/// relay-only tags beside the AAC, on the audio clock.
+#[test]
+fn webrtc_opus_is_also_carried_as_relay_only_tags() {
+    let t0 = Instant::now();
+    let mut b = RtcToRtmp::new(t0, true);
+    let mut out = vec![];
+    let opus = b"\x78\x01\x02\x03";
+    for i in 0..3u16 {
+        let packet = rtp_bytes(7, i, 960 * u32::from(i), false, opus);
+        b.push(t0 + Duration::from_millis(20 * u64::from(i)), &Frame::rtp(FrameKind::RtpAudio, packet), &mut out);
+    }
+    let tags: Vec<&Frame> = out.iter().filter(|f| f.kind == FrameKind::OpusTag).collect();
+    assert_eq!(tags.len(), 3, "{out:?}");
+    assert!(tags.iter().all(|f| f.opus_packet() == Some(&opus[..]) && f.relay_only()));
+    let ts: Vec<u32> = tags.iter().map(|f| f.timestamp).collect();
+    assert_eq!([ts[1] - ts[0], ts[2] - ts[1]], [20, 20], "the audio clock: {ts:?}");
+    assert!(Frame::is_opus_tag_body(&tags[0].payload) && !Frame::is_opus_tag_body(&[0xaf, 1]));
+}
