@@ -243,10 +243,11 @@ async fn least_load_prefers_the_idle_node() {
     let (owner, busy) = rooms(&nodes[0], 2).await;
     let _p0 = publish(&nodes[0], busy[0]["stream_key"].as_str().unwrap());
     let _p1 = publish(&nodes[1], busy[1]["stream_key"].as_str().unwrap());
-    // Both registrations carry their stream.
+    // Both registrations carry their stream, as node 0 (which places the new rooms)
+    // sees them: its list is its placement's (cached for half a second).
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let listed = wait_nodes(&nodes[2], 3, Duration::from_secs(5)).await;
+        let listed = wait_nodes(&nodes[0], 3, Duration::from_secs(5)).await;
         let streams: Vec<u64> = listed.iter().map(|v| v["load"]["streams"].as_u64().unwrap()).collect();
         if streams == [1, 1, 0] {
             break;
@@ -574,10 +575,25 @@ struct EdgeReader {
 
 impl EdgeReader {
     fn start(http: &str, name: &str) -> EdgeReader {
-        use std::io::{Read, Write};
+        EdgeReader::http(http, name, false)
+    }
+
+    /// An HTTP-FLV (or WebSocket-FLV) player of `name` at `http`.
+    fn http(http: &str, name: &str, websocket: bool) -> EdgeReader {
+        use std::io::Write;
         let mut sock = std::net::TcpStream::connect(http.trim_start_matches("http://")).unwrap();
-        write!(sock, "GET /flv/{name}.flv HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let upgrade = if websocket {
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        } else {
+            ""
+        };
+        write!(sock, "GET /flv/{name}.flv HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n").unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        EdgeReader::from_reader(sock)
+    }
+
+    /// Reads `src` on a thread (at most 120 s), recording the bytes and the longest pause.
+    fn from_reader(mut src: impl std::io::Read + Send + 'static) -> EdgeReader {
         let r = EdgeReader {
             bytes: Arc::default(),
             gap_ms: Arc::default(),
@@ -591,7 +607,7 @@ impl EdgeReader {
             // Bounded: 120 s at most.
             let until = Instant::now() + Duration::from_secs(120);
             while !stop.load(Ordering::Relaxed) && Instant::now() < until {
-                match sock.read(&mut buf) {
+                match src.read(&mut buf) {
                     Ok(0) => {
                         open.store(false, Ordering::Relaxed);
                         return;
@@ -783,4 +799,127 @@ async fn room_websocket_publisher_and_viewer_on_different_nodes() {
     assert_eq!(r["ok"], true, "{}", ctx());
     assert!(nodes[1].log().contains("relay: pulling the stream from its origin node"), "{}", nodes[1].log());
     nodes[2].wait_status(id, "idle", Duration::from_secs(15)).await;
+}
+
+/// The newest HLS segment's sequence number in a media playlist.
+fn last_segment(playlist: &str) -> Option<u64> {
+    let first: u64 = playlist.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))?.trim().parse().ok()?;
+    let n = playlist.lines().filter(|l| l.starts_with("#EXTINF")).count() as u64;
+    n.checked_sub(1).map(|k| first + k)
+}
+
+/// Polls an HLS playlist as a player does (every 200 ms) until `stop`: the longest
+/// time without a new segment, and whether a discontinuity was marked.
+async fn watch_hls(url: String, stop: Arc<AtomicBool>) -> (Duration, bool) {
+    let client = reqwest::Client::new();
+    let (mut last, mut since, mut longest, mut discontinuity) = (None, Instant::now(), Duration::ZERO, false);
+    // Bounded: 120 s at most.
+    let until = Instant::now() + Duration::from_secs(120);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+        if let Ok(r) = client.get(&url).send().await {
+            let text = r.text().await.unwrap_or_default();
+            discontinuity |= text.contains("#EXT-X-DISCONTINUITY\n");
+            let seg = last_segment(&text);
+            if seg.is_some() && seg != last {
+                if last.is_some() {
+                    longest = longest.max(since.elapsed());
+                }
+                (last, since) = (seg, Instant::now());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (longest.max(since.elapsed()), discontinuity)
+}
+
+/// The origin killed while an edge serves every protocol (in a network namespace
+/// with the test's own PostgreSQL and Redis, for WebRTC): the publisher's reconnect
+/// makes node 1 the origin and node 2's players go on. Measured per protocol: the
+/// longest pause in what each received, and whether it kept its connection (HTTP-FLV,
+/// WS-FLV, RTMP and WHEP keep theirs; HLS players poll and see the next segment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_killed_edge_players_of_every_protocol_go_on() {
+    if !enter_netns("origin_killed_edge_players_of_every_protocol_go_on") {
+        return;
+    }
+    let _pg = OwnPostgres::start(5432);
+    let _redis = OwnRedis::start(6379);
+    let shared = Shared::new("gaps", "roundrobin");
+    let mut nodes = shared.nodes().await;
+    wait_nodes(&nodes[2], 3, Duration::from_secs(10)).await;
+    let (_, created) = rooms(&nodes[2], 1).await;
+    let (id, key, name) = (
+        created[0]["id"].as_i64().unwrap(),
+        created[0]["stream_key"].as_str().unwrap().to_owned(),
+        created[0]["stream_name"].as_str().unwrap().to_owned(),
+    );
+    let publisher = PublishLoop::start(vec![format!("{}/{key}", nodes[0].rtmp), format!("{}/{key}", nodes[1].rtmp)]);
+    nodes[2].wait_status(id, "live", Duration::from_secs(15)).await;
+    let edge = &nodes[2];
+    let flv = EdgeReader::http(&edge.http, &name, false);
+    let ws = EdgeReader::http(&edge.http, &name, true);
+    let mut rtmp_proc = Proc(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(format!("{}/{name}", edge.rtmp))
+            .args(["-c", "copy", "-f", "flv", "pipe:1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rtmp = EdgeReader::from_reader(rtmp_proc.0.stdout.take().unwrap());
+    let hls_stop = Arc::new(AtomicBool::new(false));
+    let hls = tokio::spawn(watch_hls(format!("{}/hls/{name}.m3u8", edge.http), hls_stop.clone()));
+    // 20 s of WebRTC: 600 frames at 30 fps, on either side of the failover.
+    let whep = format!("{}/whep/{name}", edge.api);
+    let webrtc = tokio::task::spawn_blocking(move || {
+        let sub = Peer::spawn(&["subscribe", &whep, "--min-frames", "600", "--timeout", "40"]);
+        sub.wait("done", Duration::from_secs(50))
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (what, r) in [("HTTP-FLV", &flv), ("WS-FLV", &ws), ("RTMP", &rtmp)] {
+        assert!(r.bytes() > 0, "the edge's {what} player got nothing:\n{}", edge.log());
+    }
+
+    let killed = Instant::now();
+    nodes[0].proc.signal("KILL");
+    let mut moved = None;
+    while killed.elapsed() < Duration::from_secs(20) {
+        let r = nodes[2].room_json(id).await;
+        assert_eq!(r["status"], "live", "the room left live: {r}");
+        if r["nodes"]["push"] == "node-1" {
+            moved = Some(killed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let moved = moved.expect("the stream never moved to node 1");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rtmp_alive = rtmp_proc.0.try_wait().unwrap().is_none();
+    let gaps = [("HTTP-FLV", flv.stop()), ("WS-FLV", ws.stop()), ("RTMP", rtmp.stop())];
+    hls_stop.store(true, Ordering::Relaxed);
+    let (hls_gap, hls_discontinuity) = hls.await.unwrap();
+    let done = webrtc.await.unwrap();
+    println!("origin killed: the stream moved to node 1 after {moved:?}");
+    for (what, (gap, open)) in &gaps {
+        println!("edge {what} player: longest pause {gap:?}, connection kept: {open}");
+    }
+    println!(
+        "edge HLS player: longest time without a new segment {hls_gap:?}, discontinuity marked: {hls_discontinuity}"
+    );
+    println!("edge WHEP viewer: {done}");
+    for (what, (gap, open)) in &gaps {
+        assert!(*open, "the edge's {what} player lost its connection:\n{}", nodes[2].log());
+        assert!(*gap < Duration::from_secs(5), "the edge's {what} player paused {gap:?}");
+    }
+    assert!(rtmp_alive, "the RTMP player (ffmpeg) stopped");
+    assert!(hls_gap < Duration::from_secs(10), "HLS: {hls_gap:?} without a new segment");
+    assert_eq!(done["state"], "connected", "the WHEP viewer's session ended: {done}");
+    assert!(done["video_frames"].as_u64().unwrap_or(0) >= 600, "{done}");
+    let webrtc_gap = done["max_gap_secs"].as_f64().unwrap_or(f64::MAX);
+    assert!(webrtc_gap < 5.0, "the WHEP viewer paused {webrtc_gap} s: {done}");
+    drop(publisher);
+    nodes.clear();
 }
