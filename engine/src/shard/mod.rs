@@ -642,7 +642,7 @@ impl Shard {
                 let codecs = shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner());
                 codecs.get(name).is_some_and(|c| c.video == Some(crate::proto::webrtc::Codec::H264))
             };
-            h.handle_frame(Instant::now(), pub_id, frame, &h264);
+            h.handle_frame(Instant::now(), &Instant::now, pub_id, frame, &h264);
         }
         self.run_home(name);
     }

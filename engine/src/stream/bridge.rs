@@ -71,8 +71,9 @@ impl RtmpToRtc {
     }
 
     /// Converts one FLV-tag frame; the RTP frames go to WebRTC viewers.
-    /// Returns whether the warnings changed.
-    pub fn push(&mut self, f: &Frame, out: &mut Vec<Frame>) -> bool {
+    /// Returns whether the warnings changed. `clock` gives the time, read around
+    /// the audio transcoding to measure its CPU.
+    pub fn push(&mut self, clock: &dyn Fn() -> Instant, f: &Frame, out: &mut Vec<Frame>) -> bool {
         let before = (self.bframes.has_b_frames(), self.audio_failed.is_some());
         match f.kind {
             FrameKind::Video => {
@@ -94,7 +95,7 @@ impl RtmpToRtc {
             }
             FrameKind::Audio => {
                 if let Some(a) = &mut self.audio {
-                    let t0 = Instant::now();
+                    let started = clock();
                     let r = a.handle_audio_tag(f.timestamp, &f.payload);
                     match r {
                         Ok(()) => {
@@ -120,7 +121,7 @@ impl RtmpToRtc {
                             self.audio = None;
                         }
                     }
-                    self.audio_cpu += t0.elapsed();
+                    self.audio_cpu += clock().saturating_duration_since(started);
                 }
             }
             _ => {}
@@ -315,8 +316,9 @@ impl RtcToRtmp {
     }
 
     /// Converts one RTP frame into FLV-tag frames; returns true when the publisher
-    /// should be asked for a keyframe (loss, or a start mid-GOP).
-    pub fn push(&mut self, now: Instant, f: &Frame, out: &mut Vec<Frame>) -> bool {
+    /// should be asked for a keyframe (loss, or a start mid-GOP). `now` is the
+    /// frame's arrival; `clock` gives the time around the audio transcoding (its CPU).
+    pub fn push(&mut self, now: Instant, clock: &dyn Fn() -> Instant, f: &Frame, out: &mut Vec<Frame>) -> bool {
         use crate::proto::rtp_h264::DepacketizerOutput;
         if let Some((ssrc, ntp, rtp)) = f.as_sender_report() {
             self.sender_report(f.kind, ssrc, ntp, rtp);
@@ -388,7 +390,7 @@ impl RtcToRtmp {
                     {
                         tracing::info!("WebRTC → RTMP: audio started on video's timeline (synced by sender reports)");
                     }
-                    let t0 = Instant::now();
+                    let started = clock();
                     match a.handle_packet(p.timestamp, &p.payload()) {
                         Ok(()) => {
                             if !self.sent_aac_header {
@@ -426,7 +428,7 @@ impl RtcToRtmp {
                             self.audio = None;
                         }
                     }
-                    self.audio_cpu += t0.elapsed();
+                    self.audio_cpu += clock().saturating_duration_since(started);
                 }
             }
             _ => {}

@@ -4,7 +4,8 @@
 //! (`handle_*` with the time) and carries out what it asks for ([`HubOutput`],
 //! drained with [`HomeStream::poll_output`]); the grace after a publisher leaves
 //! is a deadline ([`HomeStream::poll_timeout`] / [`HomeStream::handle_timeout`]).
-//! Nothing here sends, sleeps or reads a clock, so every rule below has a unit
+//! Nothing here sends, sleeps or reads a clock (the time, and a clock for the
+//! bridges' CPU measurements, come from the shard), so every rule below has a unit
 //! test that runs in microseconds.
 //!
 //! A stream has two sides: the *tag side* (media as FLV tags, for RTMP, HTTP-FLV,
@@ -390,11 +391,13 @@ impl HomeStream {
         Ok(())
     }
 
-    /// A publisher's frame. `publisher_sends_h264` tells, when asked, whether a
-    /// WebRTC publisher's video is H.264 (the WebRTC → RTMP bridge needs it).
+    /// A publisher's frame, arrived at `now`. `publisher_sends_h264` tells, when
+    /// asked, whether a WebRTC publisher's video is H.264 (the WebRTC → RTMP bridge
+    /// needs it); `clock` gives the time for the bridges' CPU measurements.
     pub fn handle_frame(
         &mut self,
         now: Instant,
+        clock: &dyn Fn() -> Instant,
         pub_id: u64,
         frame: Arc<Frame>,
         publisher_sends_h264: &dyn Fn() -> bool,
@@ -416,7 +419,7 @@ impl HomeStream {
             }
         }
         if !frame.is_rtp() {
-            self.home_tag(frame);
+            self.home_tag(clock, frame);
             return;
         }
         if frame.as_sender_report().is_some() {
@@ -430,12 +433,12 @@ impl HomeStream {
                 want_keyframe = true;
                 let mut b = RtcToRtmp::new(origin, publisher_sends_h264());
                 for sr in last_sr.iter().flatten() {
-                    b.push(now, sr, &mut vec![]);
+                    b.push(now, clock, sr, &mut vec![]);
                 }
                 b
             });
             let mut tags = vec![];
-            want_keyframe |= bridge.push(now, &frame, &mut tags);
+            want_keyframe |= bridge.push(now, clock, &frame, &mut tags);
             let w = bridge.warnings();
             if want_keyframe {
                 self.out.push_back(HubOutput::RequestKeyframe);
@@ -445,7 +448,7 @@ impl HomeStream {
                 self.info_event();
             }
             for f in tags {
-                self.home_tag(Arc::new(f));
+                self.home_tag(clock, Arc::new(f));
             }
         } else if self.to_rtmp.take().is_some() {
             tracing::info!(stream = %self.name, "WebRTC → RTMP bridge stopped: no viewers on that side");
@@ -484,7 +487,7 @@ impl HomeStream {
 
     /// One FLV-tag frame: timestamp rebase, codec info, GOP cache, HLS, and the
     /// RTMP → WebRTC bridge while WebRTC viewers exist.
-    fn home_tag(&mut self, frame: Arc<Frame>) {
+    fn home_tag(&mut self, clock: &dyn Fn() -> Instant, frame: Arc<Frame>) {
         // Rebase timestamps so that players see one continuous clock across publishers.
         let out_ts = self.rebase.map(&frame);
         let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
@@ -511,13 +514,13 @@ impl HomeStream {
                 // Start from the codec headers and the cached GOP (a keyframe first).
                 for f in cache.snapshot() {
                     if !Arc::ptr_eq(&f, &frame) {
-                        b.push(&f, &mut start);
+                        b.push(clock, &f, &mut start);
                     }
                 }
                 b
             });
             let mut rtp = vec![];
-            let warned = bridge.push(&frame, &mut rtp);
+            let warned = bridge.push(clock, &frame, &mut rtp);
             let w = warned.then(|| bridge.warnings());
             for f in start.into_iter().chain(rtp) {
                 self.forward(Arc::new(f));

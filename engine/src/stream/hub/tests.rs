@@ -80,7 +80,7 @@ fn drain(h: &mut HomeStream) -> Drained {
 fn feed(h: &mut HomeStream, t: Instant, pub_id: u64, frames: &[Arc<Frame>]) -> Instant {
     let mut now = t;
     for f in frames {
-        h.handle_frame(now, pub_id, f.clone(), &never_h264);
+        h.handle_frame(now, &Instant::now, pub_id, f.clone(), &never_h264);
         now += Duration::from_millis(33);
     }
     now
@@ -130,9 +130,9 @@ fn a_silent_publisher_is_taken_over_and_its_late_frames_are_ignored() {
     assert_eq!(d.kicks, [(PUB_SHARD, 100)]);
     assert_eq!(d.snapshots.iter().map(|s| s.0).collect::<Vec<_>>(), [SUB], "the mirror resets; players stay");
     // The old publisher's late frame goes nowhere; the new one's does.
-    h.handle_frame(later, 100, media[10].clone(), &never_h264);
+    h.handle_frame(later, &Instant::now, 100, media[10].clone(), &never_h264);
     assert!(drain(&mut h).frames.is_empty());
-    h.handle_frame(later, 200, media[0].clone(), &never_h264);
+    h.handle_frame(later, &Instant::now, 200, media[0].clone(), &never_h264);
     assert_eq!(drain(&mut h).frames.len(), 1);
 }
 
@@ -276,28 +276,28 @@ fn the_webrtc_to_rtmp_bridge_runs_while_watched_and_asks_for_keyframes() {
     let mut h = live_home(t0);
     drain(&mut h);
     // Nobody watches over RTMP/FLV/HLS: RTP is forwarded, no bridge.
-    h.handle_frame(t0, 100, Arc::new(rtp(1)), &never_h264);
+    h.handle_frame(t0, &Instant::now, 100, Arc::new(rtp(1)), &never_h264);
     let d = drain(&mut h);
     assert_eq!((d.frames.len(), d.keyframe_requests), (1, 0));
     assert!(h.view(t0).bridges.is_empty());
     // An RTMP player's shard wants it: the bridge starts and asks for a keyframe.
     h.want_tags(t0, SUB, true);
-    h.handle_frame(t0, 100, Arc::new(rtp(2)), &|| true);
+    h.handle_frame(t0, &Instant::now, 100, Arc::new(rtp(2)), &|| true);
     assert_eq!(drain(&mut h).keyframe_requests, 1);
     assert_eq!(h.view(t0).bridges, ["webrtc->rtmp"]);
     // The last player leaves: the bridge lingers, then stops, and the mirrors reset.
     h.want_tags(t0, SUB, false);
-    h.handle_frame(t0 + Duration::from_secs(1), 100, Arc::new(rtp(3)), &|| true);
+    h.handle_frame(t0 + Duration::from_secs(1), &Instant::now, 100, Arc::new(rtp(3)), &|| true);
     assert_eq!(h.view(t0).bridges, ["webrtc->rtmp"], "lingers for players that come back");
     drain(&mut h);
-    h.handle_frame(t0 + TAGS_BRIDGE_LINGER + Duration::from_secs(1), 100, Arc::new(rtp(4)), &|| true);
+    h.handle_frame(t0 + TAGS_BRIDGE_LINGER + Duration::from_secs(1), &Instant::now, 100, Arc::new(rtp(4)), &|| true);
     let d = drain(&mut h);
     assert!(h.view(t0).bridges.is_empty());
     assert_eq!(d.snapshots.len(), 1, "the mirror drops the bridge's stale GOP");
     // An HLS request alone brings it back.
     let t = t0 + Duration::from_secs(30);
     h.hls_requested(t);
-    h.handle_frame(t, 100, Arc::new(rtp(5)), &|| true);
+    h.handle_frame(t, &Instant::now, 100, Arc::new(rtp(5)), &|| true);
     assert_eq!(drain(&mut h).keyframe_requests, 1);
 }
 
@@ -328,7 +328,7 @@ fn the_bit_rate_is_told_each_window() {
     feed(&mut h, t0, 100, &media);
     drain(&mut h);
     let t = t0 + BITRATE_WINDOW;
-    h.handle_frame(t, 100, media[5].clone(), &never_h264);
+    h.handle_frame(t, &Instant::now, 100, media[5].clone(), &never_h264);
     let d = drain(&mut h);
     let bitrate = d.events.iter().find_map(|e| match e {
         EngineEvent::StreamInfo { info, .. } => info.bitrate,
