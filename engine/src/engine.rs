@@ -4,6 +4,7 @@
 use crate::config::{EngineConfig, IoMode};
 use crate::link::inbox::Inbox;
 use crate::link::{Command, EngineEvent, EventSink};
+use crate::proto::http::StreamName;
 use crate::shard::{EngineShared, Shard, ShardMsg, StartError};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -86,7 +87,7 @@ impl Engine {
     /// subscriber on the next shard in turn. Returns the SDP answer.
     pub async fn create_webrtc(
         &self,
-        stream_name: &str,
+        stream_name: &StreamName,
         role: crate::serve::rtc::RtcRole,
         offer: String,
     ) -> Result<crate::serve::rtc::RtcAnswer, crate::serve::rtc::RtcError> {
@@ -105,7 +106,7 @@ impl Engine {
             }
         };
         let (tx, rx) = futures_channel::oneshot::channel();
-        let name = stream_name.to_owned();
+        let name = stream_name.clone();
         let msg = ShardMsg::Run(Box::new(move |shard: &Rc<Shard>| {
             let shard = shard.clone();
             monoio::spawn(async move {
@@ -122,17 +123,15 @@ impl Engine {
     }
 
     /// Ends a WebRTC session by the id `create_webrtc` returned.
-    pub async fn delete_webrtc(&self, session_id: &str) -> bool {
-        let Some((shard, sid)) = session_id.split_once('-') else { return false };
-        let (Ok(shard), Ok(sid)) = (shard.parse::<usize>(), sid.parse::<u64>()) else { return false };
-        if shard >= self.shared.shard_count() {
+    pub async fn delete_webrtc(&self, session_id: crate::serve::rtc::RtcSessionId) -> bool {
+        if session_id.shard >= self.shared.shard_count() {
             return false;
         }
         let (tx, rx) = futures_channel::oneshot::channel();
         let msg = ShardMsg::Run(Box::new(move |shard: &Rc<Shard>| {
-            let _ = tx.send(crate::serve::rtc::delete(shard, sid));
+            let _ = tx.send(crate::serve::rtc::delete(shard, session_id.number));
         }));
-        if !self.shared.send(shard, msg) {
+        if !self.shared.send(session_id.shard, msg) {
             return false;
         }
         rx.await.unwrap_or(false)

@@ -364,7 +364,11 @@ impl Signal {
         let answer = match self.role {
             Role::Publisher => {
                 let a = engine
-                    .create_webrtc(&room.stream_name, RtcRole::Publisher { room_id: room.id }, offer)
+                    .create_webrtc(
+                        &room.stream_name,
+                        RtcRole::Publisher { room_id: engine::link::RoomId(room.id) },
+                        offer,
+                    )
                     .await
                     .map_err(AppError::from)?;
                 // The session holds the stream; the room goes live with the engine's
@@ -379,7 +383,7 @@ impl Signal {
                     Err(e) => Some(e),
                 };
                 if let Some(e) = denied {
-                    engine.delete_webrtc(&a.session_id).await;
+                    engine.delete_webrtc(&a.session_id.to_string()).await;
                     return Err(e);
                 }
                 tracing::info!(room = room.id, stream = %room.stream_name, "WebSocket publisher session created");
@@ -395,7 +399,7 @@ impl Signal {
                     .map_err(AppError::from)?
             }
         };
-        self.session = Some(answer.session_id);
+        self.session = Some(answer.session_id.to_string());
         Ok(answer.sdp)
     }
 

@@ -7,7 +7,8 @@
 //! window.
 
 use crate::fanout::player::{Player, PlayerEnd, PlayerLimits, write_loop};
-use crate::link::{EngineEvent, Protocol, PublishDecision};
+use crate::link::{EngineEvent, Protocol, PublishDecision, RoomId};
+use crate::proto::http::StreamName;
 use crate::proto::rtmp::MediaType;
 use crate::proto::rtmp::{ChunkLimits, RtmpError, ServerSession, SessionConfig, SessionEvent, encode_media};
 use crate::shard::{PlayError, PublisherCtl, Shard};
@@ -41,8 +42,19 @@ macro_rules! peer_log {
 /// What this connection is doing.
 enum Role {
     None,
-    Publishing { stream_id: u32, name: Arc<str>, pub_id: u64, ctl: Rc<PublisherCtl> },
-    Playing { stream_id: u32, name: String, room_id: i64, player: Rc<Player>, writer: monoio::task::JoinHandle<()> },
+    Publishing {
+        stream_id: u32,
+        name: StreamName,
+        pub_id: u64,
+        ctl: Rc<PublisherCtl>,
+    },
+    Playing {
+        stream_id: u32,
+        name: StreamName,
+        room_id: RoomId,
+        player: Rc<Player>,
+        writer: monoio::task::JoinHandle<()>,
+    },
 }
 
 struct Conn {
@@ -361,10 +373,9 @@ impl Conn {
         });
         match shard.claim_stream(&stream_name, room_id, ctl.clone(), false).await {
             Ok(pub_id) => {
-                *self.role.borrow_mut() =
-                    Role::Publishing { stream_id, name: Arc::from(stream_name.as_str()), pub_id, ctl };
+                *self.role.borrow_mut() = Role::Publishing { stream_id, name: stream_name.clone(), pub_id, ctl };
                 self.session.borrow_mut().accept_publish(stream_id).map_err(ConnEnd::Local)?;
-                tracing::info!(addr = %self.addr, stream = ?stream_name, room = room_id, "publishing");
+                tracing::info!(addr = %self.addr, stream = ?stream_name, room = room_id.0, "publishing");
                 Ok(())
             }
             Err(why) => {
@@ -381,14 +392,17 @@ impl Conn {
 
     async fn on_play(self: &Rc<Self>, stream_id: u32, name: String) -> Result<(), ConnEnd> {
         let shard = self.shard.clone();
-        if !matches!(*self.role.borrow(), Role::None) || !crate::proto::http::valid_stream_name(&name) {
-            self.session
-                .borrow_mut()
-                .reject_play(stream_id, "NetStream.Play.StreamNotFound", "no such stream")
-                .map_err(ConnEnd::Local)?;
-            self.closing.set(true);
-            return Ok(());
-        }
+        let name = match StreamName::parse(&name) {
+            Some(name) if matches!(*self.role.borrow(), Role::None) => name,
+            _ => {
+                self.session
+                    .borrow_mut()
+                    .reject_play(stream_id, "NetStream.Play.StreamNotFound", "no such stream")
+                    .map_err(ConnEnd::Local)?;
+                self.closing.set(true);
+                return Ok(());
+            }
+        };
         if let Some(why) = shard.shared.tags_unavailable(&name) {
             self.session
                 .borrow_mut()

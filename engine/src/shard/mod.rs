@@ -11,7 +11,8 @@ mod shared;
 pub use shared::{Admission, EngineShared, PendingCounts, PublisherCodecs, StartError};
 
 use crate::fanout::player::{Player, PlayerEnd};
-use crate::link::{Command, EngineEvent, Protocol, StreamAnswer};
+use crate::link::{Command, EngineEvent, Protocol, RoomId, StreamAnswer};
+use crate::proto::http::StreamName;
 use crate::stats::{ClientSnap, DropFilter, HomeSnap, ShardSnapshot, ShardStats};
 use crate::stream::frame::Frame;
 use crate::stream::gop::GopCache;
@@ -30,12 +31,12 @@ pub type Reply<T> = futures_channel::oneshot::Sender<T>;
 /// sessions (which live above, in `rtc`) now and then.
 pub trait ShardHooks {
     /// Ask `name`'s WebRTC publisher, if it is on this shard, for a keyframe.
-    fn request_keyframe(&self, shard: &Shard, name: &str);
+    fn request_keyframe(&self, shard: &Shard, name: &StreamName);
     /// The control plane dropped `name`: end its WebRTC sessions on this shard.
-    fn stream_dropped(&self, shard: &Rc<Shard>, name: &str);
+    fn stream_dropped(&self, shard: &Rc<Shard>, name: &StreamName);
     /// Pull `name` from another node's HTTP media port `origin` (cluster relay);
     /// called on the stream's home shard when no relay of it runs here.
-    fn start_relay(&self, shard: &Rc<Shard>, name: &str, origin: std::net::SocketAddr, room_id: i64);
+    fn start_relay(&self, shard: &Rc<Shard>, name: &StreamName, origin: std::net::SocketAddr, room_id: RoomId);
 }
 
 /// Mirrors a home stream's HLS output to `hls.path` (when set): segment files and
@@ -87,8 +88,8 @@ pub enum ShardMsg {
     Command(Command),
     /// To the home: a publisher (on `shard`) wants the stream.
     Claim {
-        name: String,
-        room_id: i64,
+        name: StreamName,
+        room_id: RoomId,
         pub_id: u64,
         shard: usize,
         /// A relay from another node (cluster): no PublishStarted/Ended, and a local
@@ -98,46 +99,46 @@ pub enum ShardMsg {
     },
     /// To the home: pull `name` from the node whose HTTP media port is `origin`.
     Relay {
-        name: String,
+        name: StreamName,
         origin: std::net::SocketAddr,
-        room_id: i64,
+        room_id: RoomId,
     },
     /// To the home: a publisher's media.
     PublisherFrame {
-        name: Arc<str>,
+        name: StreamName,
         pub_id: u64,
         frame: Arc<Frame>,
     },
     /// To the home: a publisher's connection ended.
     PublisherGone {
-        name: String,
+        name: StreamName,
         pub_id: u64,
     },
     /// To the home: `shard` has players (or waiting players) of `name`.
     Subscribe {
-        name: String,
+        name: StreamName,
         shard: usize,
     },
     Unsubscribe {
-        name: String,
+        name: StreamName,
         shard: usize,
     },
     /// Home → subscriber: the stream's current start (headers + GOP).
     Snapshot {
-        name: String,
-        room_id: i64,
+        name: StreamName,
+        room_id: RoomId,
         frames: Vec<Arc<Frame>>,
         seq: u64,
     },
     /// Home → subscriber: one frame.
     Frame {
-        name: Arc<str>,
+        name: StreamName,
         frame: Arc<Frame>,
         seq: u64,
     },
     /// Home → subscriber: the stream is over.
     StreamEnded {
-        name: String,
+        name: StreamName,
     },
     /// Home → a publisher's shard: disconnect it (replaced after going silent).
     Kick {
@@ -146,7 +147,7 @@ pub enum ShardMsg {
     /// To the home: an HLS playlist (`seq: None`) or segment, for `client` (counted
     /// as a viewer session, see `hls_viewers`).
     Hls {
-        name: String,
+        name: StreamName,
         seq: Option<u64>,
         client: Option<crate::fanout::hls_viewers::HlsClient>,
         reply: Reply<HlsAnswer>,
@@ -165,17 +166,17 @@ pub enum ShardMsg {
     Run(Box<dyn FnOnce(&Rc<Shard>) + Send>),
     /// To the home: a subscriber wants a keyframe from the publisher.
     KeyframeRequest {
-        name: String,
+        name: StreamName,
     },
     /// To the home: `shard` has (`want`) or no longer has WebRTC viewers of `name`.
     WantRtp {
-        name: String,
+        name: StreamName,
         shard: usize,
         want: bool,
     },
     /// To the home: `shard` has (`want`) or no longer has RTMP/FLV players of `name`.
     WantTags {
-        name: String,
+        name: StreamName,
         shard: usize,
         want: bool,
     },
@@ -195,7 +196,7 @@ pub enum HlsAnswer {
 
 /// A local publisher connection, so that it can be kicked.
 pub struct PublisherCtl {
-    pub name: String,
+    pub name: StreamName,
     pub fd: i32,
     pub kicked: std::cell::Cell<bool>,
     pub id: std::cell::Cell<u64>,
@@ -214,7 +215,7 @@ impl PublisherCtl {
 }
 
 struct SubStream {
-    room_id: i64,
+    room_id: RoomId,
     players: Vec<Rc<Player>>,
     /// How many of `players` are WebRTC viewers.
     rtc_players: usize,
@@ -232,14 +233,14 @@ struct SubStream {
 #[derive(Default)]
 struct State {
     /// Ended streams' HLS, kept for a while so that players see EXT-X-ENDLIST.
-    ended_hls: HashMap<String, (crate::proto::hls::Segmenter, Instant)>,
-    homes: HashMap<String, HomeStream>,
-    subs: HashMap<String, SubStream>,
+    ended_hls: HashMap<StreamName, (crate::proto::hls::Segmenter, Instant)>,
+    homes: HashMap<StreamName, HomeStream>,
+    subs: HashMap<StreamName, SubStream>,
     publishers: HashMap<u64, Rc<PublisherCtl>>,
     /// HLS viewer sessions of the streams homed here.
     hls_viewers: crate::fanout::hls_viewers::HlsViewers,
     /// Streams homed here that a relay task is pulling from another node.
-    relays: std::collections::HashSet<String>,
+    relays: std::collections::HashSet<StreamName>,
 }
 
 pub struct Shard {
@@ -391,7 +392,7 @@ impl Shard {
         }
     }
 
-    fn hls_answer(&self, name: &str, seq: Option<u64>) -> HlsAnswer {
+    fn hls_answer(&self, name: &StreamName, seq: Option<u64>) -> HlsAnswer {
         if let Some(h) = self.st.borrow_mut().homes.get_mut(name) {
             h.hls_requested(Instant::now());
         }
@@ -413,7 +414,7 @@ impl Shard {
 
     /// Counts an answered HLS request of a live stream homed here: its client's
     /// session is refreshed, or joins (a viewer of the room, like any player).
-    fn hls_viewer(&self, name: &str, client: &crate::fanout::hls_viewers::HlsClient, bytes: u64) {
+    fn hls_viewer(&self, name: &StreamName, client: &crate::fanout::hls_viewers::HlsClient, bytes: u64) {
         let joined = {
             let mut st = self.st.borrow_mut();
             let Some(room_id) = st.homes.get(name).filter(|h| h.is_live()).map(|h| h.room_id()) else { return };
@@ -460,7 +461,7 @@ impl Shard {
     }
 
     /// Ends the HLS sessions of a stream that is gone.
-    fn end_hls_viewers(&self, name: &str) {
+    fn end_hls_viewers(&self, name: &StreamName) {
         let left = self.st.borrow_mut().hls_viewers.end_stream(name);
         for c in left {
             self.hls_changed(c, false);
@@ -468,7 +469,7 @@ impl Shard {
     }
 
     /// Whether `name` is live as far as this shard knows.
-    pub fn is_live(&self, name: &str) -> bool {
+    pub fn is_live(&self, name: &StreamName) -> bool {
         let st = self.st.borrow();
         st.subs.get(name).is_some_and(|s| s.live) || st.homes.get(name).is_some_and(|h| h.is_live())
     }
@@ -510,7 +511,7 @@ impl Shard {
         for (name, v) in st.hls_viewers.sessions() {
             snap.clients.push(ClientSnap {
                 id: v.id,
-                stream: name.to_owned(),
+                stream: name.clone(),
                 addr: std::net::SocketAddr::new(v.ip, 0),
                 protocol: Protocol::Hls,
                 relay: false,
@@ -564,14 +565,14 @@ impl Shard {
 
     // ---- home side ----
 
-    fn home_entry<'a>(&self, st: &'a mut State, name: &str) -> &'a mut HomeStream {
-        st.homes.entry(name.to_owned()).or_insert_with(|| HomeStream::new(name, self.hub_cfg.clone(), Instant::now()))
+    fn home_entry<'a>(&self, st: &'a mut State, name: &StreamName) -> &'a mut HomeStream {
+        st.homes.entry(name.clone()).or_insert_with(|| HomeStream::new(name, self.hub_cfg.clone(), Instant::now()))
     }
 
     /// Carries out what `name`'s home stream asked for (see [`HubOutput`]): taken in
     /// one borrow (with the subscribers as they are now), then done in order without
     /// it: a message to this same shard is handled at once and may reach the home.
-    fn run_home(&self, name: &str) {
+    fn run_home(&self, name: &StreamName) {
         let (outputs, subs, shared_name) = {
             let mut st = self.st.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
@@ -592,7 +593,7 @@ impl Shard {
                     }
                 }
                 HubOutput::Snapshot { shard, room_id, frames, seq } => {
-                    self.to(shard, ShardMsg::Snapshot { name: name.to_owned(), room_id, frames, seq })
+                    self.to(shard, ShardMsg::Snapshot { name: name.clone(), room_id, frames, seq })
                 }
                 HubOutput::Kick { shard, pub_id } => self.to(shard, ShardMsg::Kick { pub_id }),
                 HubOutput::Event(ev) => self.shared.events.send(ev),
@@ -607,14 +608,21 @@ impl Shard {
                     }
                     self.end_hls_viewers(name);
                     for s in subscribers {
-                        self.to(s, ShardMsg::StreamEnded { name: name.to_owned() });
+                        self.to(s, ShardMsg::StreamEnded { name: name.clone() });
                     }
                 }
             }
         }
     }
 
-    fn claim(&self, name: &str, room_id: i64, pub_id: u64, shard: usize, relay: bool) -> Result<(), ClaimError> {
+    fn claim(
+        &self,
+        name: &StreamName,
+        room_id: RoomId,
+        pub_id: u64,
+        shard: usize,
+        relay: bool,
+    ) -> Result<(), ClaimError> {
         {
             let mut st = self.st.borrow_mut();
             // An ended broadcast's HLS continues (after a discontinuity) only in a
@@ -633,7 +641,7 @@ impl Shard {
         Ok(())
     }
 
-    fn home_frame(&self, name: &str, pub_id: u64, frame: Arc<Frame>) {
+    fn home_frame(&self, name: &StreamName, pub_id: u64, frame: Arc<Frame>) {
         {
             let mut st = self.st.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
@@ -647,7 +655,7 @@ impl Shard {
         self.run_home(name);
     }
 
-    fn publisher_gone(&self, name: &str, pub_id: u64) {
+    fn publisher_gone(&self, name: &StreamName, pub_id: u64) {
         let deadline = {
             let mut st = self.st.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
@@ -657,7 +665,7 @@ impl Shard {
         // Keep players for a reconnect; end the stream if nobody comes back.
         let Some(deadline) = deadline else { return };
         let shard = self.self_rc();
-        let name = name.to_owned();
+        let name = name.clone();
         monoio::spawn(async move {
             monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await;
             let due = shard.st.borrow_mut().homes.get_mut(&name).map(|h| h.handle_timeout(Instant::now()));
@@ -674,10 +682,10 @@ impl Shard {
     /// The home stream is over: its HLS playlist gets `#EXT-X-ENDLIST` and stays
     /// served for the playlist's length (players see the end, not a 404), and the
     /// home entry goes.
-    fn finish_home(&self, st: &mut State, name: &str) {
+    fn finish_home(&self, st: &mut State, name: &StreamName) {
         let Some(mut h) = st.homes.remove(name) else { return };
         if let Some(seg) = h.finish() {
-            st.ended_hls.insert(name.to_owned(), (seg, Instant::now()));
+            st.ended_hls.insert(name.clone(), (seg, Instant::now()));
         }
         while let Some(o) = h.poll_output() {
             if let HubOutput::HlsMirror { event, playlist } = o {
@@ -688,7 +696,7 @@ impl Shard {
         st.ended_hls.retain(|_, (_, at)| at.elapsed() < keep);
     }
 
-    fn subscribe(&self, name: &str, shard: usize) {
+    fn subscribe(&self, name: &StreamName, shard: usize) {
         {
             let mut st = self.st.borrow_mut();
             self.home_entry(&mut st, name).subscribe(shard);
@@ -696,12 +704,12 @@ impl Shard {
         self.run_home(name);
     }
 
-    fn drop_stream(&self, name: &str) {
+    fn drop_stream(&self, name: &StreamName) {
         self.hooks.stream_dropped(&self.self_rc(), name);
         let home = self.shared.home_of(name) == self.index;
         let mut st = self.st.borrow_mut();
         for p in st.publishers.values() {
-            if p.name == name {
+            if p.name == *name {
                 p.kick();
             }
         }
@@ -722,7 +730,7 @@ impl Shard {
 
     // ---- subscriber side ----
 
-    fn deliver(&self, name: &str, frame: &Arc<Frame>, seq: u64) {
+    fn deliver(&self, name: &StreamName, frame: &Arc<Frame>, seq: u64) {
         let mut st = self.st.borrow_mut();
         let Some(s) = st.subs.get_mut(name) else { return };
         if !s.live {
@@ -758,7 +766,7 @@ impl Shard {
 
     /// Adds a player of `name` on this shard, waiting up to `wait` for the stream to
     /// go live. Returns the room id.
-    pub async fn join(&self, name: &str, player: Rc<Player>, wait: Duration) -> Result<i64, PlayError> {
+    pub async fn join(&self, name: &StreamName, player: Rc<Player>, wait: Duration) -> Result<RoomId, PlayError> {
         let live_here = self.st.borrow().subs.get(name).is_some_and(|s| s.live);
         if !live_here && !self.stream_known(name).await {
             return Err(PlayError::NotFound);
@@ -768,10 +776,10 @@ impl Shard {
             let mut st = self.st.borrow_mut();
             let cfg = &self.shared.cfg;
             let mut first = false;
-            let s = st.subs.entry(name.to_owned()).or_insert_with(|| {
+            let s = st.subs.entry(name.clone()).or_insert_with(|| {
                 first = true;
                 SubStream {
-                    room_id: 0,
+                    room_id: RoomId::default(),
                     players: vec![],
                     rtc_players: 0,
                     tag_players: 0,
@@ -786,7 +794,7 @@ impl Shard {
             first
         };
         if first {
-            self.to(home, ShardMsg::Subscribe { name: name.to_owned(), shard: self.index });
+            self.to(home, ShardMsg::Subscribe { name: name.clone(), shard: self.index });
         }
         let deadline = Instant::now() + wait;
         loop {
@@ -826,7 +834,7 @@ impl Shard {
                             self.request_keyframe(name);
                         }
                         if first {
-                            let (name, shard) = (name.to_owned(), self.index);
+                            let (name, shard) = (name.clone(), self.index);
                             let msg = if rtc {
                                 ShardMsg::WantRtp { name, shard, want: true }
                             } else {
@@ -839,7 +847,7 @@ impl Shard {
                                 .fetch_add(1, Ordering::Relaxed);
                             self.shared.events.send(EngineEvent::PlayerJoined {
                                 room_id,
-                                stream_name: name.to_owned(),
+                                stream_name: name.clone(),
                                 protocol: player.protocol,
                             });
                         }
@@ -859,24 +867,24 @@ impl Shard {
     /// `ask_stream_known` is on; otherwise every name is). An unanswered question
     /// counts as known: the player then waits as it would have. A stream live on
     /// another node is pulled from there (its home starts one relay).
-    pub async fn stream_known(&self, name: &str) -> bool {
+    pub async fn stream_known(&self, name: &StreamName) -> bool {
         match self.ask_stream(name).await {
             StreamAnswer::Unknown => false,
             StreamAnswer::Wait => true,
             StreamAnswer::Relay { origin, room_id } => {
-                self.to(self.shared.home_of(name), ShardMsg::Relay { name: name.to_owned(), origin, room_id });
+                self.to(self.shared.home_of(name), ShardMsg::Relay { name: name.clone(), origin, room_id });
                 true
             }
         }
     }
 
     /// Asks the control plane where `name` is ([`StreamAnswer::Wait`] unasked or unanswered).
-    pub async fn ask_stream(&self, name: &str) -> StreamAnswer {
+    pub async fn ask_stream(&self, name: &StreamName) -> StreamAnswer {
         if !self.shared.cfg.ask_stream_known {
             return StreamAnswer::Wait;
         }
         let (reply, rx) = futures_channel::oneshot::channel();
-        self.shared.events.send(EngineEvent::StreamQuery { stream_name: name.to_owned(), reply });
+        self.shared.events.send(EngineEvent::StreamQuery { stream_name: name.clone(), reply });
         match monoio::time::timeout(Duration::from_secs(2), rx).await {
             Ok(Ok(answer)) => answer,
             _ => StreamAnswer::Wait,
@@ -885,18 +893,18 @@ impl Shard {
 
     /// On the home shard: whether `name` has any audience (players on any shard,
     /// waiting players, or HLS viewer sessions).
-    pub fn has_audience(&self, name: &str) -> bool {
+    pub fn has_audience(&self, name: &StreamName) -> bool {
         let st = self.st.borrow();
         st.homes.get(name).is_some_and(|h| !h.subscribers().is_empty())
             || st.hls_viewers.sessions().any(|(stream, _)| stream == name)
     }
 
     /// On the home shard: the relay of `name` stopped.
-    pub fn relay_ended(&self, name: &str) {
+    pub fn relay_ended(&self, name: &StreamName) {
         self.st.borrow_mut().relays.remove(name);
     }
 
-    fn unwait(&self, name: &str) {
+    fn unwait(&self, name: &StreamName) {
         let mut st = self.st.borrow_mut();
         if let Some(s) = st.subs.get_mut(name) {
             s.waiting = s.waiting.saturating_sub(1);
@@ -905,7 +913,7 @@ impl Shard {
         self.maybe_unsubscribe(name);
     }
 
-    fn maybe_unsubscribe(&self, name: &str) {
+    fn maybe_unsubscribe(&self, name: &StreamName) {
         let gone = {
             let mut st = self.st.borrow_mut();
             match st.subs.get(name) {
@@ -918,12 +926,12 @@ impl Shard {
             }
         };
         if gone {
-            self.to(self.shared.home_of(name), ShardMsg::Unsubscribe { name: name.to_owned(), shard: self.index });
+            self.to(self.shared.home_of(name), ShardMsg::Unsubscribe { name: name.clone(), shard: self.index });
         }
     }
 
     /// Removes a player (its connection ended).
-    pub fn leave(&self, name: &str, player: &Rc<Player>, room_id: i64) {
+    pub fn leave(&self, name: &StreamName, player: &Rc<Player>, room_id: RoomId) {
         player.set_cohort(None);
         let rtc = player.protocol == Protocol::WebRtc;
         let last = {
@@ -943,7 +951,7 @@ impl Shard {
             }
         };
         if last {
-            let (n, shard) = (name.to_owned(), self.index);
+            let (n, shard) = (name.clone(), self.index);
             let msg = if rtc {
                 ShardMsg::WantRtp { name: n, shard, want: false }
             } else {
@@ -956,7 +964,7 @@ impl Shard {
             self.stats().players[ShardStats::player_slot(player.protocol)].fetch_sub(1, Ordering::Relaxed);
             self.shared.events.send(EngineEvent::PlayerLeft {
                 room_id,
-                stream_name: name.to_owned(),
+                stream_name: name.clone(),
                 protocol: player.protocol,
             });
         }
@@ -968,8 +976,8 @@ impl Shard {
     /// Registers a local publisher connection and claims the stream at its home.
     pub async fn claim_stream(
         &self,
-        name: &str,
-        room_id: i64,
+        name: &StreamName,
+        room_id: RoomId,
         ctl: Rc<PublisherCtl>,
         relay: bool,
     ) -> Result<u64, ClaimError> {
@@ -979,7 +987,7 @@ impl Shard {
         let (tx, rx) = futures_channel::oneshot::channel();
         self.to(
             self.shared.home_of(name),
-            ShardMsg::Claim { name: name.to_owned(), room_id, pub_id, shard: self.index, relay, reply: tx },
+            ShardMsg::Claim { name: name.clone(), room_id, pub_id, shard: self.index, relay, reply: tx },
         );
         let r = match monoio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(r)) => r,
@@ -998,12 +1006,12 @@ impl Shard {
     }
 
     /// Asks the stream's publisher (on its home) for a keyframe.
-    pub fn request_keyframe(&self, name: &str) {
-        self.to(self.shared.home_of(name), ShardMsg::KeyframeRequest { name: name.to_owned() });
+    pub fn request_keyframe(&self, name: &StreamName) {
+        self.to(self.shared.home_of(name), ShardMsg::KeyframeRequest { name: name.clone() });
     }
 
     /// Sends a publisher's frame to the stream's home.
-    pub fn publish_frame(&self, name: &Arc<str>, pub_id: u64, frame: Frame) {
+    pub fn publish_frame(&self, name: &StreamName, pub_id: u64, frame: Frame) {
         self.to(
             self.shared.home_of(name),
             ShardMsg::PublisherFrame { name: name.clone(), pub_id, frame: Arc::new(frame) },
@@ -1011,10 +1019,10 @@ impl Shard {
     }
 
     /// A local publisher's connection ended.
-    pub fn unpublish(&self, name: &str, pub_id: u64) {
+    pub fn unpublish(&self, name: &StreamName, pub_id: u64) {
         self.st.borrow_mut().publishers.remove(&pub_id);
         self.stats().publishers.fetch_sub(1, Ordering::Relaxed);
-        self.to(self.shared.home_of(name), ShardMsg::PublisherGone { name: name.to_owned(), pub_id });
+        self.to(self.shared.home_of(name), ShardMsg::PublisherGone { name: name.clone(), pub_id });
     }
 }
 

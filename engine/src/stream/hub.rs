@@ -12,9 +12,10 @@
 //! WebSocket-FLV and HLS) and the *RTP side* (WebRTC). A publisher feeds one; the
 //! other is bridged while someone watches it (`want_tags`, `want_rtp`).
 
-use crate::link::{EngineEvent, StreamInfo};
+use crate::link::{EngineEvent, RoomId, StreamInfo};
 use crate::proto::codec::MediaInfo;
 use crate::proto::hls::{HlsConfig, HlsError, HlsEvent, Segmenter};
+use crate::proto::http::StreamName;
 use crate::stream::bridge::{RtcToRtmp, RtmpToRtc};
 use crate::stream::frame::{Frame, FrameKind};
 use crate::stream::gop::{GopCache, JoinStart};
@@ -70,7 +71,7 @@ pub enum HubOutput {
     /// One frame, numbered, for every subscribing shard ([`HomeStream::subscribers`]).
     Frame { frame: Arc<Frame>, seq: u64 },
     /// Start a shard's mirror of the stream (`frames` empty: reset it, new headers follow).
-    Snapshot { shard: usize, room_id: i64, frames: Vec<Arc<Frame>>, seq: u64 },
+    Snapshot { shard: usize, room_id: RoomId, frames: Vec<Arc<Frame>>, seq: u64 },
     /// Disconnect a replaced publisher (it went silent).
     Kick { shard: usize, pub_id: u64 },
     /// Tell the control plane.
@@ -183,9 +184,9 @@ impl Rebase {
 /// One stream at its home shard.
 pub struct HomeStream {
     /// The name, shared by every cross-shard frame message (no allocation per frame).
-    name: Arc<str>,
+    name: StreamName,
     cfg: Arc<HubConfig>,
-    room_id: i64,
+    room_id: RoomId,
     publisher: Option<PubRef>,
     cache: GopCache,
     subscribers: Vec<usize>,
@@ -233,7 +234,7 @@ pub struct HomeStream {
 /// What `/stat` shows of a home stream.
 #[derive(Debug, Clone)]
 pub struct HomeView {
-    pub room_id: i64,
+    pub room_id: RoomId,
     pub info: StreamInfo,
     pub uptime: Duration,
     pub bytes_in: u64,
@@ -244,10 +245,10 @@ pub struct HomeView {
 }
 
 impl HomeStream {
-    pub fn new(name: &str, cfg: Arc<HubConfig>, now: Instant) -> Self {
+    pub fn new(name: &StreamName, cfg: Arc<HubConfig>, now: Instant) -> Self {
         HomeStream {
-            name: Arc::from(name),
-            room_id: 0,
+            name: name.clone(),
+            room_id: RoomId::default(),
             publisher: None,
             cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration).with_start(cfg.join_start),
             subscribers: vec![],
@@ -277,11 +278,11 @@ impl HomeStream {
         }
     }
 
-    pub fn name(&self) -> &Arc<str> {
+    pub fn name(&self) -> &StreamName {
         &self.name
     }
 
-    pub fn room_id(&self) -> i64 {
+    pub fn room_id(&self) -> RoomId {
         self.room_id
     }
 
@@ -322,7 +323,7 @@ impl HomeStream {
         let mut info = stream_info(&self.info);
         info.warnings = self.warnings.clone();
         info.bitrate = self.bitrate;
-        let (room_id, stream_name) = (self.room_id, self.name.to_string());
+        let (room_id, stream_name) = (self.room_id, self.name.clone());
         self.out.push_back(HubOutput::Event(EngineEvent::StreamInfo { room_id, stream_name, info }));
     }
 
@@ -333,7 +334,7 @@ impl HomeStream {
     pub fn handle_claim(
         &mut self,
         now: Instant,
-        room_id: i64,
+        room_id: RoomId,
         pub_id: u64,
         shard: usize,
         ended_hls: Option<Segmenter>,
@@ -380,7 +381,7 @@ impl HomeStream {
         for &s in &self.subscribers {
             self.out.push_back(HubOutput::Snapshot { shard: s, room_id, frames: vec![], seq: self.seq });
         }
-        let stream_name = self.name.to_string();
+        let stream_name = self.name.clone();
         if !relay {
             self.out.push_back(HubOutput::Event(EngineEvent::PublishStarted { room_id, stream_name }));
         } else if was_live && !was_relayed {
@@ -582,7 +583,7 @@ impl HomeStream {
             return;
         }
         tracing::info!(stream = %self.name, "publisher gone; stream ended");
-        let (room_id, stream_name) = (self.room_id, self.name.to_string());
+        let (room_id, stream_name) = (self.room_id, self.name.clone());
         if !self.relayed {
             self.out.push_back(HubOutput::Event(EngineEvent::PublishEnded { room_id, stream_name }));
         }

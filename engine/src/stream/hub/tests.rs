@@ -5,6 +5,10 @@
 use super::*;
 use crate::proto::flv::{FlvReader, TagType};
 
+fn name(s: &str) -> StreamName {
+    StreamName::parse(s).unwrap()
+}
+
 const SUB: usize = 1;
 const PUB_SHARD: usize = 2;
 
@@ -87,9 +91,9 @@ fn feed(h: &mut HomeStream, t: Instant, pub_id: u64, frames: &[Arc<Frame>]) -> I
 }
 
 fn live_home(t0: Instant) -> HomeStream {
-    let mut h = HomeStream::new("cam", cfg(), t0);
+    let mut h = HomeStream::new(&name("cam"), cfg(), t0);
     h.subscribe(SUB);
-    h.handle_claim(t0, 7, 100, PUB_SHARD, None, false).unwrap();
+    h.handle_claim(t0, RoomId(7), 100, PUB_SHARD, None, false).unwrap();
     h
 }
 
@@ -99,7 +103,7 @@ fn frames_are_numbered_for_the_subscribers_and_a_late_subscriber_gets_the_gop() 
     let mut h = live_home(t0);
     let d = drain(&mut h);
     assert_eq!(d.snapshots.len(), 1, "the subscriber's mirror is reset on claim");
-    assert!(matches!(&d.events[..], [EngineEvent::PublishStarted { room_id: 7, .. }]));
+    assert!(matches!(&d.events[..], [EngineEvent::PublishStarted { room_id: RoomId(7), .. }]));
     let media = media();
     feed(&mut h, t0, 100, &media[..40]);
     let d = drain(&mut h);
@@ -121,11 +125,11 @@ fn a_silent_publisher_is_taken_over_and_its_late_frames_are_ignored() {
     let t = feed(&mut h, t0, 100, &media[..10]);
     drain(&mut h);
     // Still sending: a second publisher is refused.
-    assert_eq!(h.handle_claim(t, 7, 200, 5, None, false), Err(ClaimError::Taken));
+    assert_eq!(h.handle_claim(t, RoomId(7), 200, 5, None, false), Err(ClaimError::Taken));
     assert!(drain(&mut h).kicks.is_empty());
     // Silent past the idle timeout: the newcomer takes over; the old one is kicked.
     let later = t + Duration::from_secs(11);
-    h.handle_claim(later, 7, 200, 5, None, false).unwrap();
+    h.handle_claim(later, RoomId(7), 200, 5, None, false).unwrap();
     let d = drain(&mut h);
     assert_eq!(d.kicks, [(PUB_SHARD, 100)]);
     assert_eq!(d.snapshots.iter().map(|s| s.0).collect::<Vec<_>>(), [SUB], "the mirror resets; players stay");
@@ -152,7 +156,7 @@ fn the_unpublish_grace_keeps_players_and_its_expiry_ends_the_stream() {
     assert!(drain(&mut h).ended.is_empty() && h.is_live(), "not before the grace ends");
     h.handle_timeout(deadline);
     let d = drain(&mut h);
-    assert!(matches!(&d.events[..], [EngineEvent::PublishEnded { room_id: 7, .. }]));
+    assert!(matches!(&d.events[..], [EngineEvent::PublishEnded { room_id: RoomId(7), .. }]));
     assert_eq!(d.ended, [vec![SUB]], "the subscribers' players end");
     let seg = h.finish().expect("the HLS of the ended stream is kept");
     assert!(String::from_utf8_lossy(&seg.playlist()).contains("#EXT-X-ENDLIST"));
@@ -166,7 +170,7 @@ fn a_publisher_back_within_the_grace_continues_the_stream() {
     let t = feed(&mut h, t0, 100, &media()[..10]);
     h.handle_publisher_gone(t, 100);
     let back = t + Duration::from_secs(2);
-    h.handle_claim(back, 7, 101, PUB_SHARD, None, false).unwrap();
+    h.handle_claim(back, RoomId(7), 101, PUB_SHARD, None, false).unwrap();
     assert_eq!(h.poll_timeout(), None, "the grace is over");
     h.handle_timeout(t + Duration::from_secs(6));
     let d = drain(&mut h);
@@ -182,7 +186,7 @@ fn timestamps_continue_across_publishers() {
     let t = feed(&mut h, t0, 100, &media);
     let last = drain(&mut h).frames.iter().filter(|(f, _)| !f.header).map(|(f, _)| f.timestamp).max().unwrap();
     h.handle_publisher_gone(t, 100);
-    h.handle_claim(t + Duration::from_secs(1), 7, 101, PUB_SHARD, None, false).unwrap();
+    h.handle_claim(t + Duration::from_secs(1), RoomId(7), 101, PUB_SHARD, None, false).unwrap();
     // The new publisher's clock is somewhere else entirely.
     let shifted: Vec<Arc<Frame>> = media.iter().map(|f| Arc::new(f.with_timestamp(f.timestamp + 50_000))).collect();
     feed(&mut h, t + Duration::from_secs(1), 101, &shifted[..20]);
@@ -229,7 +233,7 @@ fn the_gop_cache_starts_over_with_a_new_publisher() {
     let cached = drain(&mut h).snapshots.remove(0).1.len();
     assert!(cached >= 20, "the first publisher's GOP is cached: {cached}");
     h.handle_publisher_gone(t, 100);
-    h.handle_claim(t, 7, 101, PUB_SHARD, None, false).unwrap();
+    h.handle_claim(t, RoomId(7), 101, PUB_SHARD, None, false).unwrap();
     feed(&mut h, t, 101, &media[..3]);
     drain(&mut h);
     h.subscribe(5);
@@ -248,7 +252,7 @@ fn hls_marks_a_discontinuity_at_a_new_publisher() {
     let before = String::from_utf8_lossy(&h.hls().unwrap().unwrap().playlist()).into_owned();
     assert!(before.contains("#EXTINF") && !before.contains("#EXT-X-DISCONTINUITY\n"), "{before}");
     h.handle_publisher_gone(t, 100);
-    h.handle_claim(t, 7, 101, PUB_SHARD, None, false).unwrap();
+    h.handle_claim(t, RoomId(7), 101, PUB_SHARD, None, false).unwrap();
     feed(&mut h, t, 101, &media);
     let after = String::from_utf8_lossy(&h.hls().unwrap().unwrap().playlist()).into_owned();
     assert!(after.contains("#EXT-X-DISCONTINUITY\n"), "{after}");
@@ -256,8 +260,8 @@ fn hls_marks_a_discontinuity_at_a_new_publisher() {
     h.handle_publisher_gone(t, 101);
     h.handle_timeout(t + Duration::from_secs(5));
     let kept = h.finish().unwrap();
-    let mut again = HomeStream::new("cam", cfg(), t);
-    again.handle_claim(t, 7, 102, PUB_SHARD, Some(kept), false).unwrap();
+    let mut again = HomeStream::new(&name("cam"), cfg(), t);
+    again.handle_claim(t, RoomId(7), 102, PUB_SHARD, Some(kept), false).unwrap();
     feed(&mut again, t, 102, &media);
     let text = String::from_utf8_lossy(&again.hls().unwrap().unwrap().playlist()).into_owned();
     assert!(!text.contains("#EXT-X-ENDLIST") && text.matches("#EXT-X-DISCONTINUITY\n").count() >= 2, "{text}");
