@@ -138,10 +138,10 @@ impl Engine {
     }
 
     /// Sends a command to every shard.
-    pub fn command(&self, c: Command) {
+    pub fn command(&self, command: Command) {
         for i in 0..self.shared.shard_count() {
             // Commands must not be lost: retry briefly if a shard's inbox is full.
-            let mut msg = ShardMsg::Command(c.clone());
+            let mut msg = ShardMsg::Command(command.clone());
             for _ in 0..1000 {
                 match self.shared.inboxes[i].push(msg) {
                     Ok(()) => break,
@@ -172,15 +172,15 @@ impl Engine {
     }
 }
 
-fn run_shard(i: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender<Result<(), StartError>>) {
+fn run_shard(index: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender<Result<(), StartError>>) {
     if shared.cfg.pin_cores {
-        crate::net::sys::pin_to_core(i);
+        crate::net::sys::pin_to_core(index);
     }
     let mode = shared.cfg.io;
     let try_uring = mode != IoMode::Epoll && monoio::utils::detect_uring();
     if mode == IoMode::IoUring && !try_uring {
         let _ = ready.send(Err(StartError::Runtime {
-            shard: i,
+            shard: index,
             driver: "io_uring",
             source: std::io::Error::other(
                 "io_uring is not available (kernel, seccomp or RLIMIT_MEMLOCK); use engine.io = \"epoll\" or \"auto\"",
@@ -191,26 +191,26 @@ fn run_shard(i: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender
     if try_uring {
         match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().with_entries(1024).enable_timer().build() {
             Ok(mut rt) => {
-                *shared.stats[i].driver.lock().unwrap_or_else(|p| p.into_inner()) = "io_uring";
-                tracing::info!(shard = i, driver = "io_uring", "shard started");
-                rt.block_on(shard_main(i, shared, ready));
+                *shared.stats[index].driver.lock().unwrap_or_else(|p| p.into_inner()) = "io_uring";
+                tracing::info!(shard = index, driver = "io_uring", "shard started");
+                rt.block_on(shard_main(index, shared, ready));
                 return;
             }
             Err(e) if mode == IoMode::IoUring => {
-                let _ = ready.send(Err(StartError::Runtime { shard: i, driver: "io_uring", source: e }));
+                let _ = ready.send(Err(StartError::Runtime { shard: index, driver: "io_uring", source: e }));
                 return;
             }
-            Err(e) => tracing::warn!(shard = i, error = %e, "io_uring unavailable, falling back to epoll"),
+            Err(e) => tracing::warn!(shard = index, error = %e, "io_uring unavailable, falling back to epoll"),
         }
     }
     match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build() {
         Ok(mut rt) => {
-            *shared.stats[i].driver.lock().unwrap_or_else(|p| p.into_inner()) = "epoll";
-            tracing::info!(shard = i, driver = "epoll", "shard started");
-            rt.block_on(shard_main(i, shared, ready));
+            *shared.stats[index].driver.lock().unwrap_or_else(|p| p.into_inner()) = "epoll";
+            tracing::info!(shard = index, driver = "epoll", "shard started");
+            rt.block_on(shard_main(index, shared, ready));
         }
         Err(e) => {
-            let _ = ready.send(Err(StartError::Runtime { shard: i, driver: "epoll", source: e }));
+            let _ = ready.send(Err(StartError::Runtime { shard: index, driver: "epoll", source: e }));
         }
     }
 }

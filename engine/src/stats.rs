@@ -35,8 +35,8 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
-    pub fn player_slot(p: Protocol) -> usize {
-        match p {
+    pub fn player_slot(protocol: Protocol) -> usize {
+        match protocol {
             Protocol::Rtmp => 0,
             Protocol::HttpFlv => 1,
             Protocol::WsFlv => 2,

@@ -69,17 +69,17 @@ fn mirror_hls(path: &str, name: &str, ev: &crate::proto::hls::HlsEvent, playlist
 }
 
 /// The home streams' settings, from the engine config.
-fn hub_config(c: &crate::config::EngineConfig) -> HubConfig {
+fn hub_config(config: &crate::config::EngineConfig) -> HubConfig {
     HubConfig {
-        gop_cache_bytes: c.gop_cache_bytes,
-        gop_cache_duration: c.gop_cache_duration,
-        join_start: c.join_start,
-        idle_publisher_timeout: c.idle_publisher_timeout,
-        unpublish_grace: c.unpublish_grace,
-        hls_fragment: c.hls_fragment,
-        hls_window: c.hls_window,
-        hls_mirror: !c.hls_path.is_empty(),
-        bridge_always: c.webrtc_bridge_always,
+        gop_cache_bytes: config.gop_cache_bytes,
+        gop_cache_duration: config.gop_cache_duration,
+        join_start: config.join_start,
+        idle_publisher_timeout: config.idle_publisher_timeout,
+        unpublish_grace: config.unpublish_grace,
+        hls_fragment: config.hls_fragment,
+        hls_window: config.hls_window,
+        hls_mirror: !config.hls_path.is_empty(),
+        bridge_always: config.webrtc_bridge_always,
     }
 }
 
@@ -250,7 +250,7 @@ pub struct Shard {
     hub_cfg: Arc<HubConfig>,
     /// What the layers above do for the shard (WebRTC sessions).
     hooks: Box<dyn ShardHooks>,
-    st: RefCell<State>,
+    state: RefCell<State>,
     /// Where RTMP players' input is watched, swept by the flush tick; `None` when
     /// there is no tick (merge window 0) or no epoll: players then keep a read.
     pub input_watch: Option<Rc<crate::net::input_watch::InputWatch>>,
@@ -276,14 +276,15 @@ impl Shard {
         hooks: Box<dyn ShardHooks>,
     ) -> Rc<Shard> {
         let hub_cfg = Arc::new(hub_config(&shared.cfg));
-        let shard = Rc::new(Shard { index, shared, hub_cfg, hooks, st: RefCell::new(State::default()), input_watch });
+        let shard =
+            Rc::new(Shard { index, shared, hub_cfg, hooks, state: RefCell::new(State::default()), input_watch });
         SHARD.with(|s| *s.borrow_mut() = Some(shard.clone()));
         shard
     }
 
     /// Ends every player (stream ended) and every publisher: the engine stops.
     pub fn end_everything(&self) {
-        let st = self.st.borrow();
+        let st = self.state.borrow();
         for s in st.subs.values() {
             for p in &s.players {
                 p.end(PlayerEnd::StreamEnded);
@@ -313,7 +314,7 @@ impl Shard {
             }
             ShardMsg::Relay { name, origin, room_id } => {
                 let start = {
-                    let mut st = self.st.borrow_mut();
+                    let mut st = self.state.borrow_mut();
                     let local = st.homes.get(&name).is_some_and(|h| h.has_publisher() && !h.relayed());
                     !local && st.relays.insert(name.clone())
                 };
@@ -325,7 +326,7 @@ impl Shard {
             ShardMsg::PublisherGone { name, pub_id } => self.publisher_gone(&name, pub_id),
             ShardMsg::Subscribe { name, shard } => self.subscribe(&name, shard),
             ShardMsg::Unsubscribe { name, shard } => {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 if let Some(h) = st.homes.get_mut(&name) {
                     h.unsubscribe(shard);
                     if h.is_unused() {
@@ -334,7 +335,7 @@ impl Shard {
                 }
             }
             ShardMsg::Snapshot { name, room_id, frames, seq } => {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 let Some(s) = st.subs.get_mut(&name) else { return };
                 s.cache.reset();
                 for f in &frames {
@@ -346,7 +347,7 @@ impl Shard {
             }
             ShardMsg::Frame { name, frame, seq } => self.deliver(&name, &frame, seq),
             ShardMsg::StreamEnded { name } => {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 if let Some(mut s) = st.subs.remove(&name) {
                     for p in s.players.drain(..) {
                         p.end(PlayerEnd::StreamEnded);
@@ -362,7 +363,7 @@ impl Shard {
                 }
             }
             ShardMsg::Kick { pub_id } => {
-                if let Some(p) = self.st.borrow().publishers.get(&pub_id) {
+                if let Some(p) = self.state.borrow().publishers.get(&pub_id) {
                     p.kick();
                 }
             }
@@ -382,21 +383,21 @@ impl Shard {
             ShardMsg::Run(work) => work(&self.self_rc()),
             ShardMsg::KeyframeRequest { name } => self.hooks.request_keyframe(self, &name),
             ShardMsg::WantTags { name, shard, want } => {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 self.home_entry(&mut st, &name).want_tags(Instant::now(), shard, want);
             }
             ShardMsg::WantRtp { name, shard, want } => {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 self.home_entry(&mut st, &name).want_rtp(shard, want);
             }
         }
     }
 
     fn hls_answer(&self, name: &StreamName, seq: Option<u64>) -> HlsAnswer {
-        if let Some(h) = self.st.borrow_mut().homes.get_mut(name) {
+        if let Some(h) = self.state.borrow_mut().homes.get_mut(name) {
             h.hls_requested(Instant::now());
         }
-        let st = self.st.borrow();
+        let st = self.state.borrow();
         let seg = match st.homes.get(name) {
             Some(h) if h.is_live() => match h.hls() {
                 Ok(seg) => seg,
@@ -416,7 +417,7 @@ impl Shard {
     /// session is refreshed, or joins (a viewer of the room, like any player).
     fn hls_viewer(&self, name: &StreamName, client: &crate::fanout::hls_viewers::HlsClient, bytes: u64) {
         let joined = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let Some(room_id) = st.homes.get(name).filter(|h| h.is_live()).map(|h| h.room_id()) else { return };
             let shared = &self.shared;
             st.hls_viewers.touch(name, room_id, client, bytes, Instant::now(), || shared.next_id())
@@ -426,9 +427,9 @@ impl Shard {
         }
     }
 
-    fn hls_changed(&self, c: crate::fanout::hls_viewers::Change, joined: bool) {
+    fn hls_changed(&self, change: crate::fanout::hls_viewers::Change, joined: bool) {
         let slot = &self.stats().players[ShardStats::player_slot(Protocol::Hls)];
-        let (room_id, stream_name, protocol) = (c.room_id, c.stream, Protocol::Hls);
+        let (room_id, stream_name, protocol) = (change.room_id, change.stream, Protocol::Hls);
         if joined {
             slot.fetch_add(1, Ordering::Relaxed);
             self.shared.events.send(EngineEvent::PlayerJoined { room_id, stream_name, protocol });
@@ -444,7 +445,7 @@ impl Shard {
     /// [`hls_viewers::IDLE_TARGETS`]: crate::fanout::hls_viewers::IDLE_TARGETS
     pub fn sweep_hls_viewers(&self) {
         let left = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             if st.hls_viewers.total() == 0 {
                 return;
             }
@@ -462,7 +463,7 @@ impl Shard {
 
     /// Ends the HLS sessions of a stream that is gone.
     fn end_hls_viewers(&self, name: &StreamName) {
-        let left = self.st.borrow_mut().hls_viewers.end_stream(name);
+        let left = self.state.borrow_mut().hls_viewers.end_stream(name);
         for c in left {
             self.hls_changed(c, false);
         }
@@ -470,12 +471,12 @@ impl Shard {
 
     /// Whether `name` is live as far as this shard knows.
     pub fn is_live(&self, name: &StreamName) -> bool {
-        let st = self.st.borrow();
+        let st = self.state.borrow();
         st.subs.get(name).is_some_and(|s| s.live) || st.homes.get(name).is_some_and(|h| h.is_live())
     }
 
     fn snapshot(&self) -> ShardSnapshot {
-        let st = self.st.borrow();
+        let st = self.state.borrow();
         let now = Instant::now();
         let mut snap = ShardSnapshot { index: self.index, ..Default::default() };
         for (name, h) in &st.homes {
@@ -539,21 +540,21 @@ impl Shard {
         snap
     }
 
-    fn drop_clients(&self, f: &DropFilter) -> usize {
-        let st = self.st.borrow();
+    fn drop_clients(&self, filter: &DropFilter) -> usize {
+        let st = self.state.borrow();
         let mut n = 0;
-        if f.publishers {
+        if filter.publishers {
             for p in st.publishers.values() {
-                if f.matches(&p.name, &p.addr, p.id.get()) {
+                if filter.matches(&p.name, &p.addr, p.id.get()) {
                     p.kick();
                     n += 1;
                 }
             }
         }
-        if f.players {
+        if filter.players {
             for (name, s) in &st.subs {
                 for p in &s.players {
-                    if f.matches(name, &p.addr, p.id) {
+                    if filter.matches(name, &p.addr, p.id) {
                         p.end(PlayerEnd::Kicked);
                         n += 1;
                     }
@@ -565,8 +566,8 @@ impl Shard {
 
     // ---- home side ----
 
-    fn home_entry<'a>(&self, st: &'a mut State, name: &StreamName) -> &'a mut HomeStream {
-        st.homes.entry(name.clone()).or_insert_with(|| HomeStream::new(name, self.hub_cfg.clone(), Instant::now()))
+    fn home_entry<'a>(&self, state: &'a mut State, name: &StreamName) -> &'a mut HomeStream {
+        state.homes.entry(name.clone()).or_insert_with(|| HomeStream::new(name, self.hub_cfg.clone(), Instant::now()))
     }
 
     /// Carries out what `name`'s home stream asked for (see [`HubOutput`]): taken in
@@ -574,7 +575,7 @@ impl Shard {
     /// it: a message to this same shard is handled at once and may reach the home.
     fn run_home(&self, name: &StreamName) {
         let (outputs, subs, shared_name) = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
             let mut outputs = Vec::with_capacity(4);
             while let Some(o) = h.poll_output() {
@@ -603,7 +604,7 @@ impl Shard {
                 }
                 HubOutput::Ended { subscribers } => {
                     {
-                        let mut st = self.st.borrow_mut();
+                        let mut st = self.state.borrow_mut();
                         self.finish_home(&mut st, name);
                     }
                     self.end_hls_viewers(name);
@@ -624,7 +625,7 @@ impl Shard {
         relay: bool,
     ) -> Result<(), ClaimError> {
         {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             // An ended broadcast's HLS continues (after a discontinuity) only in a
             // home that is not live: a live one keeps its own, and a refused claim
             // must not lose it.
@@ -643,7 +644,7 @@ impl Shard {
 
     fn home_frame(&self, name: &StreamName, pub_id: u64, frame: Arc<Frame>) {
         {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
             let shared = &self.shared;
             let h264 = || {
@@ -657,7 +658,7 @@ impl Shard {
 
     fn publisher_gone(&self, name: &StreamName, pub_id: u64) {
         let deadline = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
             h.handle_publisher_gone(Instant::now(), pub_id);
             h.poll_timeout()
@@ -668,7 +669,7 @@ impl Shard {
         let name = name.clone();
         monoio::spawn(async move {
             monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await;
-            let due = shard.st.borrow_mut().homes.get_mut(&name).map(|h| h.handle_timeout(Instant::now()));
+            let due = shard.state.borrow_mut().homes.get_mut(&name).map(|h| h.handle_timeout(Instant::now()));
             if due.is_some() {
                 shard.run_home(&name);
             }
@@ -682,10 +683,10 @@ impl Shard {
     /// The home stream is over: its HLS playlist gets `#EXT-X-ENDLIST` and stays
     /// served for the playlist's length (players see the end, not a 404), and the
     /// home entry goes.
-    fn finish_home(&self, st: &mut State, name: &StreamName) {
-        let Some(mut h) = st.homes.remove(name) else { return };
+    fn finish_home(&self, state: &mut State, name: &StreamName) {
+        let Some(mut h) = state.homes.remove(name) else { return };
         if let Some(seg) = h.finish() {
-            st.ended_hls.insert(name.clone(), (seg, Instant::now()));
+            state.ended_hls.insert(name.clone(), (seg, Instant::now()));
         }
         while let Some(o) = h.poll_output() {
             if let HubOutput::HlsMirror { event, playlist } = o {
@@ -693,12 +694,12 @@ impl Shard {
             }
         }
         let keep = self.shared.cfg.hls_window;
-        st.ended_hls.retain(|_, (_, at)| at.elapsed() < keep);
+        state.ended_hls.retain(|_, (_, at)| at.elapsed() < keep);
     }
 
     fn subscribe(&self, name: &StreamName, shard: usize) {
         {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             self.home_entry(&mut st, name).subscribe(shard);
         }
         self.run_home(name);
@@ -707,7 +708,7 @@ impl Shard {
     fn drop_stream(&self, name: &StreamName) {
         self.hooks.stream_dropped(&self.self_rc(), name);
         let home = self.shared.home_of(name) == self.index;
-        let mut st = self.st.borrow_mut();
+        let mut st = self.state.borrow_mut();
         for p in st.publishers.values() {
             if p.name == *name {
                 p.kick();
@@ -731,7 +732,7 @@ impl Shard {
     // ---- subscriber side ----
 
     fn deliver(&self, name: &StreamName, frame: &Arc<Frame>, seq: u64) {
-        let mut st = self.st.borrow_mut();
+        let mut st = self.state.borrow_mut();
         let Some(s) = st.subs.get_mut(name) else { return };
         if !s.live {
             return;
@@ -767,13 +768,13 @@ impl Shard {
     /// Adds a player of `name` on this shard, waiting up to `wait` for the stream to
     /// go live. Returns the room id.
     pub async fn join(&self, name: &StreamName, player: Rc<Player>, wait: Duration) -> Result<RoomId, PlayError> {
-        let live_here = self.st.borrow().subs.get(name).is_some_and(|s| s.live);
+        let live_here = self.state.borrow().subs.get(name).is_some_and(|s| s.live);
         if !live_here && !self.stream_known(name).await {
             return Err(PlayError::NotFound);
         }
         let home = self.shared.home_of(name);
         let first = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let cfg = &self.shared.cfg;
             let mut first = false;
             let s = st.subs.entry(name.clone()).or_insert_with(|| {
@@ -803,7 +804,7 @@ impl Shard {
                 return Err(PlayError::ShuttingDown);
             }
             {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 if let Some(s) = st.subs.get_mut(name) {
                     if s.live {
                         s.waiting -= 1;
@@ -894,18 +895,18 @@ impl Shard {
     /// On the home shard: whether `name` has any audience (players on any shard,
     /// waiting players, or HLS viewer sessions).
     pub fn has_audience(&self, name: &StreamName) -> bool {
-        let st = self.st.borrow();
+        let st = self.state.borrow();
         st.homes.get(name).is_some_and(|h| !h.subscribers().is_empty())
             || st.hls_viewers.sessions().any(|(stream, _)| stream == name)
     }
 
     /// On the home shard: the relay of `name` stopped.
     pub fn relay_ended(&self, name: &StreamName) {
-        self.st.borrow_mut().relays.remove(name);
+        self.state.borrow_mut().relays.remove(name);
     }
 
     fn unwait(&self, name: &StreamName) {
-        let mut st = self.st.borrow_mut();
+        let mut st = self.state.borrow_mut();
         if let Some(s) = st.subs.get_mut(name) {
             s.waiting = s.waiting.saturating_sub(1);
         }
@@ -915,7 +916,7 @@ impl Shard {
 
     fn maybe_unsubscribe(&self, name: &StreamName) {
         let gone = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             match st.subs.get(name) {
                 Some(s) if s.players.is_empty() && s.waiting == 0 => {
                     st.subs.remove(name);
@@ -935,7 +936,7 @@ impl Shard {
         player.set_cohort(None);
         let rtc = player.protocol == Protocol::WebRtc;
         let last = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             match st.subs.get_mut(name) {
                 Some(s) => {
                     let before = s.players.len();
@@ -983,7 +984,7 @@ impl Shard {
     ) -> Result<u64, ClaimError> {
         let pub_id = self.shared.next_id();
         ctl.id.set(pub_id);
-        self.st.borrow_mut().publishers.insert(pub_id, ctl);
+        self.state.borrow_mut().publishers.insert(pub_id, ctl);
         let (tx, rx) = futures_channel::oneshot::channel();
         self.to(
             self.shared.home_of(name),
@@ -999,7 +1000,7 @@ impl Shard {
                 Ok(pub_id)
             }
             Err(e) => {
-                self.st.borrow_mut().publishers.remove(&pub_id);
+                self.state.borrow_mut().publishers.remove(&pub_id);
                 Err(e)
             }
         }
@@ -1020,7 +1021,7 @@ impl Shard {
 
     /// A local publisher's connection ended.
     pub fn unpublish(&self, name: &StreamName, pub_id: u64) {
-        self.st.borrow_mut().publishers.remove(&pub_id);
+        self.state.borrow_mut().publishers.remove(&pub_id);
         self.stats().publishers.fetch_sub(1, Ordering::Relaxed);
         self.to(self.shared.home_of(name), ShardMsg::PublisherGone { name: name.clone(), pub_id });
     }

@@ -143,7 +143,7 @@ struct ClockMap {
     first: Option<(u32, i64)>,
     last: Option<u32>,
     /// The last sender report of this track: (SSRC, NTP time in µs, RTP time).
-    sr: Option<(u32, i64, u32)>,
+    sender_report: Option<(u32, i64, u32)>,
 }
 
 /// The bridge's clock starts this far in, so that output stamped slightly before the
@@ -152,7 +152,7 @@ const CLOCK_HEADROOM_MS: i64 = 1000;
 
 impl ClockMap {
     fn new(rate: u32) -> Self {
-        Self { rate, first: None, last: None, sr: None }
+        Self { rate, first: None, last: None, sender_report: None }
     }
 
     fn ticks_to_us(&self, delta: u32) -> i64 {
@@ -186,7 +186,7 @@ impl ClockMap {
 
     /// The sender's clock (µs) at an RTP time of `ssrc`, from the last sender report.
     fn sender_us(&self, ssrc: u32, rtp: u32) -> Option<i64> {
-        let (s, ntp_us, sr_rtp) = self.sr?;
+        let (s, ntp_us, sr_rtp) = self.sender_report?;
         (s == ssrc).then(|| ntp_us + self.ticks_to_us(rtp.wrapping_sub(sr_rtp)))
     }
 }
@@ -209,11 +209,18 @@ fn aligned_ms(a: &ClockMap, a_ssrc: u32, b: &ClockMap, b_ssrc: u32, b_rtp: u32) 
 /// sender reports are known, the track starts on the other's timeline instead of at
 /// its arrival. Either may come first (audio is transcoded, video waits for a
 /// keyframe). True when it did.
-fn anchor_on(c: &mut ClockMap, cs: Option<u32>, other: &ClockMap, os: Option<u32>, rtp: u32, arrival_ms: i64) -> bool {
-    let (Some(cs), Some(os)) = (cs, os) else { return false };
-    match aligned_ms(other, os, c, cs, rtp) {
+fn anchor_on(
+    clock: &mut ClockMap,
+    ssrc: Option<u32>,
+    other: &ClockMap,
+    other_ssrc: Option<u32>,
+    rtp: u32,
+    arrival_ms: i64,
+) -> bool {
+    let (Some(ssrc), Some(other_ssrc)) = (ssrc, other_ssrc) else { return false };
+    match aligned_ms(other, other_ssrc, clock, ssrc, rtp) {
         Some(m) if (m - (arrival_ms + CLOCK_HEADROOM_MS)).abs() < MAX_SR_CORRECTION_MS => {
-            c.first = Some((rtp, m));
+            clock.first = Some((rtp, m));
             true
         }
         _ => false,
@@ -312,7 +319,7 @@ impl RtcToRtmp {
             return;
         }
         let clock = if kind == FrameKind::RtpVideo { &mut self.vclock } else { &mut self.aclock };
-        clock.sr = Some((ssrc, ntp_to_us(ntp), rtp));
+        clock.sender_report = Some((ssrc, ntp_to_us(ntp), rtp));
     }
 
     /// Converts one RTP frame into FLV-tag frames; returns true when the publisher

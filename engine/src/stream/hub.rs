@@ -680,15 +680,15 @@ impl HomeStream {
 }
 
 /// The codec summary the control plane gets.
-pub fn stream_info(m: &MediaInfo) -> StreamInfo {
+pub fn stream_info(media: &MediaInfo) -> StreamInfo {
     StreamInfo {
-        video_codec: m.video.as_ref().map(|v| v.codec.name().to_owned()),
-        width: m.video.as_ref().map(|v| v.width).filter(|w| *w > 0),
-        height: m.video.as_ref().map(|v| v.height).filter(|h| *h > 0),
-        fps: m.video.as_ref().and_then(|v| v.fps),
-        audio_codec: m.audio.as_ref().map(|a| a.codec.name().to_owned()),
-        audio_sample_rate: m.audio.as_ref().map(|a| a.sample_rate).filter(|r| *r > 0),
-        audio_channels: m.audio.as_ref().map(|a| a.channels).filter(|c| *c > 0),
+        video_codec: media.video.as_ref().map(|v| v.codec.name().to_owned()),
+        width: media.video.as_ref().map(|v| v.width).filter(|w| *w > 0),
+        height: media.video.as_ref().map(|v| v.height).filter(|h| *h > 0),
+        fps: media.video.as_ref().and_then(|v| v.fps),
+        audio_codec: media.audio.as_ref().map(|a| a.codec.name().to_owned()),
+        audio_sample_rate: media.audio.as_ref().map(|a| a.sample_rate).filter(|r| *r > 0),
+        audio_channels: media.audio.as_ref().map(|a| a.channels).filter(|c| *c > 0),
         bitrate: None,
         warnings: vec![],
     }

@@ -41,7 +41,7 @@ fn sender_reports_start_video_on_audio_and_leave_running_clocks_alone() {
     assert_eq!(b.aclock.ms(960_000, 0), 12_000);
     // Reports of another SSRC (an old track) do not anchor anything.
     let mut v = ClockMap::new(90_000);
-    v.sr = Some((9, 0, 0));
+    v.sender_report = Some((9, 0, 0));
     assert!(!anchor_on(&mut v, Some(1), &b.aclock, Some(2), 0, 0));
 }
 
@@ -49,15 +49,15 @@ fn sender_reports_start_video_on_audio_and_leave_running_clocks_alone() {
 fn video_starting_late_is_anchored_on_audio_by_reports() {
     let mut a = ClockMap::new(48_000);
     a.first = Some((0, 1_000));
-    a.sr = Some((2, ntp_to_us(5 * NTP_SEC) as i64, 0));
+    a.sender_report = Some((2, ntp_to_us(5 * NTP_SEC) as i64, 0));
     let mut v = ClockMap::new(90_000);
-    v.sr = Some((1, ntp_to_us(5 * NTP_SEC) as i64, 0));
+    v.sender_report = Some((1, ntp_to_us(5 * NTP_SEC) as i64, 0));
     // Video's first frame, captured 0.5 s after audio's first, arrives 300 ms later still.
     assert!(anchor_on(&mut v, Some(1), &a, Some(2), 45_000, 800));
     assert_eq!(v.ms(45_000, 800), 1_500);
     // Reports that disagree with arrival by more than 5 s are not believed.
     let mut v2 = ClockMap::new(90_000);
-    v2.sr = Some((1, ntp_to_us(500 * NTP_SEC) as i64, 0));
+    v2.sender_report = Some((1, ntp_to_us(500 * NTP_SEC) as i64, 0));
     assert!(!anchor_on(&mut v2, Some(1), &a, Some(2), 45_000, 800));
 }
 
@@ -77,7 +77,7 @@ fn audio_starting_after_video_is_anchored_on_video_by_reports() {
     assert_eq!(b.aclock.ms(480_000, 0), 3_000);
     // Without video's report nothing is anchored.
     let mut a = ClockMap::new(48_000);
-    a.sr = b.aclock.sr;
-    let v = ClockMap { sr: None, ..ClockMap::new(90_000) };
+    a.sender_report = b.aclock.sender_report;
+    let v = ClockMap { sender_report: None, ..ClockMap::new(90_000) };
     assert!(!anchor_on(&mut a, Some(2), &v, Some(1), 0, 0));
 }
