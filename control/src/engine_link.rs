@@ -6,7 +6,8 @@ use crate::app::{AppState, EngineControl};
 use crate::config::{Config, IoDriver};
 use crate::error::ErrorKind;
 use crate::store::{EndReason, RoomFilter, RoomStatus};
-use engine::link::StreamAnswer;
+use engine::link::{RoomId, StreamAnswer};
+use engine::proto::http::StreamName;
 use engine::{Command, Engine, EngineConfig, EngineEvent, IoMode, PublishDecision, StreamInfo};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -131,15 +132,24 @@ impl EngineControl for EngineHandle {
         role: engine::serve::rtc::RtcRole,
         offer: String,
     ) -> Result<engine::serve::rtc::RtcAnswer, engine::serve::rtc::RtcError> {
-        self.engine.create_webrtc(stream_name, role, offer).await
+        // Rooms' names are checked when they are made: no other name is live.
+        let Some(stream_name) = StreamName::parse(stream_name) else {
+            return Err(engine::serve::rtc::RtcError::NotLive);
+        };
+        self.engine.create_webrtc(&stream_name, role, offer).await
     }
 
     async fn delete_webrtc(&self, engine_session: &str) -> bool {
-        self.engine.delete_webrtc(engine_session).await
+        match engine::serve::rtc::RtcSessionId::parse(engine_session) {
+            Some(id) => self.engine.delete_webrtc(id).await,
+            None => false,
+        }
     }
 
     fn drop_stream(&self, stream_name: &str) {
-        self.engine.command(Command::DropStream { stream_name: stream_name.to_owned() });
+        if let Some(stream_name) = StreamName::parse(stream_name) {
+            self.engine.command(Command::DropStream { stream_name });
+        }
     }
 
     fn warnings(&self, stream_name: &str) -> Vec<String> {
@@ -332,7 +342,11 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
                 let state = state.clone();
                 tokio::spawn(async move {
                     let decision = match state.authorize_publish(&app, &key).await {
-                        Ok(Ok(g)) => PublishDecision::Allow { room_id: g.room_id, stream_name: g.stream_name },
+                        Ok(Ok(g)) => match StreamName::parse(&g.stream_name) {
+                            Some(stream_name) => PublishDecision::Allow { room_id: RoomId(g.room_id), stream_name },
+                            // Rooms' names are checked when they are made.
+                            None => PublishDecision::Deny { reason: "the room's stream name is not valid".into() },
+                        },
                         Ok(Err(why)) => {
                             // The engine logs refusals at INFO, one line per address per
                             // interval (a key-guessing client would flood the log).
@@ -348,6 +362,7 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
                 });
             }
             EngineEvent::PublishStarted { room_id, stream_name } => {
+                let (room_id, stream_name) = (room_id.0, stream_name.to_string());
                 tracing::info!(room = room_id, stream = %stream_name, "stream started");
                 let _ = changes.send(RoomChange::Started(room_id, stream_name));
             }
@@ -361,7 +376,7 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
                         // Live on another node: this node relays it from there.
                         Ok(Some(room)) => match &state.cluster {
                             Some(c) => match c.origin_media_addr(&stream_name).await {
-                                Ok(Some(origin)) => StreamAnswer::Relay { origin, room_id: room.id },
+                                Ok(Some(origin)) => StreamAnswer::Relay { origin, room_id: RoomId(room.id) },
                                 _ => StreamAnswer::Wait,
                             },
                             None => StreamAnswer::Wait,
@@ -371,14 +386,17 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
                 });
             }
             EngineEvent::StreamInfo { room_id, stream_name, info } => {
+                let (room_id, stream_name) = (room_id.0, stream_name.to_string());
                 tracing::info!(room = room_id, stream = %stream_name, ?info, "stream media");
                 handle.info.lock().unwrap_or_else(|p| p.into_inner()).insert(stream_name, info);
             }
             EngineEvent::PublishEnded { room_id, stream_name } => {
+                let (room_id, stream_name) = (room_id.0, stream_name.to_string());
                 handle.info.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream_name);
                 let _ = changes.send(RoomChange::Ended(room_id, stream_name));
             }
             EngineEvent::PlayerJoined { room_id, .. } | EngineEvent::PlayerLeft { room_id, .. } => {
+                let room_id = room_id.0;
                 let delta = if matches!(ev, EngineEvent::PlayerJoined { .. }) { 1 } else { -1 };
                 let n = handle.count_viewer(room_id, delta);
                 let state = state.clone();

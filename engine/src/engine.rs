@@ -4,6 +4,7 @@
 use crate::config::{EngineConfig, IoMode};
 use crate::link::inbox::Inbox;
 use crate::link::{Command, EngineEvent, EventSink};
+use crate::proto::http::StreamName;
 use crate::shard::{EngineShared, Shard, ShardMsg, StartError};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -86,7 +87,7 @@ impl Engine {
     /// subscriber on the next shard in turn. Returns the SDP answer.
     pub async fn create_webrtc(
         &self,
-        stream_name: &str,
+        stream_name: &StreamName,
         role: crate::serve::rtc::RtcRole,
         offer: String,
     ) -> Result<crate::serve::rtc::RtcAnswer, crate::serve::rtc::RtcError> {
@@ -105,7 +106,7 @@ impl Engine {
             }
         };
         let (tx, rx) = futures_channel::oneshot::channel();
-        let name = stream_name.to_owned();
+        let name = stream_name.clone();
         let msg = ShardMsg::Run(Box::new(move |shard: &Rc<Shard>| {
             let shard = shard.clone();
             monoio::spawn(async move {
@@ -122,27 +123,25 @@ impl Engine {
     }
 
     /// Ends a WebRTC session by the id `create_webrtc` returned.
-    pub async fn delete_webrtc(&self, session_id: &str) -> bool {
-        let Some((shard, sid)) = session_id.split_once('-') else { return false };
-        let (Ok(shard), Ok(sid)) = (shard.parse::<usize>(), sid.parse::<u64>()) else { return false };
-        if shard >= self.shared.shard_count() {
+    pub async fn delete_webrtc(&self, session_id: crate::serve::rtc::RtcSessionId) -> bool {
+        if session_id.shard >= self.shared.shard_count() {
             return false;
         }
         let (tx, rx) = futures_channel::oneshot::channel();
         let msg = ShardMsg::Run(Box::new(move |shard: &Rc<Shard>| {
-            let _ = tx.send(crate::serve::rtc::delete(shard, sid));
+            let _ = tx.send(crate::serve::rtc::delete(shard, session_id.number));
         }));
-        if !self.shared.send(shard, msg) {
+        if !self.shared.send(session_id.shard, msg) {
             return false;
         }
         rx.await.unwrap_or(false)
     }
 
     /// Sends a command to every shard.
-    pub fn command(&self, c: Command) {
+    pub fn command(&self, command: Command) {
         for i in 0..self.shared.shard_count() {
             // Commands must not be lost: retry briefly if a shard's inbox is full.
-            let mut msg = ShardMsg::Command(c.clone());
+            let mut msg = ShardMsg::Command(command.clone());
             for _ in 0..1000 {
                 match self.shared.inboxes[i].push(msg) {
                     Ok(()) => break,
@@ -173,15 +172,15 @@ impl Engine {
     }
 }
 
-fn run_shard(i: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender<Result<(), StartError>>) {
+fn run_shard(index: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender<Result<(), StartError>>) {
     if shared.cfg.pin_cores {
-        crate::net::sys::pin_to_core(i);
+        crate::net::sys::pin_to_core(index);
     }
     let mode = shared.cfg.io;
     let try_uring = mode != IoMode::Epoll && monoio::utils::detect_uring();
     if mode == IoMode::IoUring && !try_uring {
         let _ = ready.send(Err(StartError::Runtime {
-            shard: i,
+            shard: index,
             driver: "io_uring",
             source: std::io::Error::other(
                 "io_uring is not available (kernel, seccomp or RLIMIT_MEMLOCK); use engine.io = \"epoll\" or \"auto\"",
@@ -192,26 +191,26 @@ fn run_shard(i: usize, shared: Arc<EngineShared>, ready: std::sync::mpsc::Sender
     if try_uring {
         match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().with_entries(1024).enable_timer().build() {
             Ok(mut rt) => {
-                *shared.stats[i].driver.lock().unwrap_or_else(|p| p.into_inner()) = "io_uring";
-                tracing::info!(shard = i, driver = "io_uring", "shard started");
-                rt.block_on(shard_main(i, shared, ready));
+                *shared.stats[index].driver.lock().unwrap_or_else(|p| p.into_inner()) = "io_uring";
+                tracing::info!(shard = index, driver = "io_uring", "shard started");
+                rt.block_on(shard_main(index, shared, ready));
                 return;
             }
             Err(e) if mode == IoMode::IoUring => {
-                let _ = ready.send(Err(StartError::Runtime { shard: i, driver: "io_uring", source: e }));
+                let _ = ready.send(Err(StartError::Runtime { shard: index, driver: "io_uring", source: e }));
                 return;
             }
-            Err(e) => tracing::warn!(shard = i, error = %e, "io_uring unavailable, falling back to epoll"),
+            Err(e) => tracing::warn!(shard = index, error = %e, "io_uring unavailable, falling back to epoll"),
         }
     }
     match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build() {
         Ok(mut rt) => {
-            *shared.stats[i].driver.lock().unwrap_or_else(|p| p.into_inner()) = "epoll";
-            tracing::info!(shard = i, driver = "epoll", "shard started");
-            rt.block_on(shard_main(i, shared, ready));
+            *shared.stats[index].driver.lock().unwrap_or_else(|p| p.into_inner()) = "epoll";
+            tracing::info!(shard = index, driver = "epoll", "shard started");
+            rt.block_on(shard_main(index, shared, ready));
         }
         Err(e) => {
-            let _ = ready.send(Err(StartError::Runtime { shard: i, driver: "epoll", source: e }));
+            let _ = ready.send(Err(StartError::Runtime { shard: index, driver: "epoll", source: e }));
         }
     }
 }

@@ -2,7 +2,8 @@
 //! control plane's metrics, `/stat`), and the snapshot a shard gives of what it
 //! holds. A low layer of the shell: it knows only the link's types.
 
-use crate::link::{Protocol, StreamInfo};
+use crate::link::{Protocol, RoomId, StreamInfo};
+use crate::proto::http::StreamName;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
@@ -34,8 +35,8 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
-    pub fn player_slot(p: Protocol) -> usize {
-        match p {
+    pub fn player_slot(protocol: Protocol) -> usize {
+        match protocol {
             Protocol::Rtmp => 0,
             Protocol::HttpFlv => 1,
             Protocol::WsFlv => 2,
@@ -49,7 +50,7 @@ impl ShardStats {
 #[derive(Debug, Clone)]
 pub struct ClientSnap {
     pub id: u64,
-    pub stream: String,
+    pub stream: StreamName,
     pub addr: SocketAddr,
     pub protocol: Protocol,
     /// Another node's relay pull (cluster), not a viewer.
@@ -62,8 +63,8 @@ pub struct ClientSnap {
 
 #[derive(Debug, Clone)]
 pub struct HomeSnap {
-    pub name: String,
-    pub room_id: i64,
+    pub name: StreamName,
+    pub room_id: RoomId,
     pub info: StreamInfo,
     pub uptime_ms: u64,
     pub bytes_in: u64,

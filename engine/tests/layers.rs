@@ -8,6 +8,8 @@
 //!   other one way: no layer reaches, through `crate::` paths, one that reaches it
 //!   back; inside each layer folder, its modules do the same;
 //! - `unsafe` is in `net/sys.rs` only;
+//! - the shell's stream code (engine/src/stream) reads no clock: the shard hands it
+//!   the time;
 //! - unit tests of a module `foo` are in `foo/tests.rs`, declared `mod tests;` at
 //!   the end of `foo.rs` (engine, engine/proto and control alike): no inline test
 //!   module, no `#[path]` or `*_tests.rs` test file.
@@ -266,6 +268,32 @@ fn the_circle_check_finds_circles() {
             .collect();
     let circle: Vec<String> = modules_in_circles(&edges).into_iter().collect();
     assert_eq!(circle, ["a", "b", "c"]);
+}
+
+/// The non-test lines of each non-test file under `dir` that name a clock read.
+fn clock_reads(dir: &Path) -> Vec<String> {
+    let mut files = vec![];
+    rust_files(dir, &mut files);
+    let mut found = vec![];
+    for path in files.iter().filter(|p| !is_test_file(p)) {
+        let code = non_test_code(path);
+        for (n, line) in code_lines(&code) {
+            if line.contains("Instant::now") || line.contains("SystemTime::now") {
+                found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+/// The stream layer measures time (transcoding CPU included) with the clock the
+/// shard passes in, so its code runs the same under a test's clock.
+#[test]
+fn stream_code_reads_no_clock() {
+    let stream = engine_dir().join("src/stream");
+    assert!(stream.join("bridge.rs").exists(), "found the stream layer");
+    let found = clock_reads(&stream);
+    assert!(found.is_empty(), "stream code must take the time from its caller:\n{}", found.join("\n"));
 }
 
 /// What breaks the test-file convention in one source file: an inline test

@@ -35,12 +35,12 @@ fn live(e: &Entry, now: Instant) -> bool {
     e.expires.is_none_or(|t| t > now)
 }
 
-fn make_room(m: &mut HashMap<String, Entry>, now: Instant) -> bool {
-    if m.len() < MAX_ENTRIES {
+fn make_room(entries: &mut HashMap<String, Entry>, now: Instant) -> bool {
+    if entries.len() < MAX_ENTRIES {
         return true;
     }
-    m.retain(|_, e| live(e, now));
-    m.len() < MAX_ENTRIES
+    entries.retain(|_, e| live(e, now));
+    entries.len() < MAX_ENTRIES
 }
 
 #[async_trait]

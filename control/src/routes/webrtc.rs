@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use engine::link::RoomId;
 use engine::serve::rtc::RtcRole;
 
 /// Largest SDP offer accepted.
@@ -70,7 +71,7 @@ pub async fn whip_post(
         return Err(AppError::forbidden("wrong stream key"));
     }
     let answer = engine(&s)?
-        .create_webrtc(&name, RtcRole::Publisher { room_id: room.id }, offer)
+        .create_webrtc(&name, RtcRole::Publisher { room_id: RoomId(room.id) }, offer)
         .await
         .map_err(AppError::from)?;
     // The session holds the stream; the room goes live with the engine's
@@ -79,7 +80,7 @@ pub async fn whip_post(
     let id = remember(
         &s,
         RtcSessionRef {
-            engine_id: answer.session_id,
+            engine_id: answer.session_id.to_string(),
             stream_name: name.clone(),
             publisher: true,
             room_id: room.id,
@@ -111,7 +112,7 @@ pub async fn whep_post(
     let id = remember(
         &s,
         RtcSessionRef {
-            engine_id: answer.session_id,
+            engine_id: answer.session_id.to_string(),
             stream_name: name.clone(),
             publisher: false,
             room_id: room.id,

@@ -191,7 +191,7 @@ async fn snapshot(s: &AppState, room_id: i64, fresh: bool) -> Option<(Option<(Ro
 
 /// One signaling socket.
 struct Signal {
-    s: AppState,
+    state: AppState,
     role: Role,
     room_id: i64,
     stream: String,
@@ -214,9 +214,9 @@ enum Event {
 }
 
 impl Signal {
-    fn new(s: AppState, role: Role, room: Room, socket: WebSocket, client: Option<std::net::IpAddr>) -> Self {
+    fn new(state: AppState, role: Role, room: Room, socket: WebSocket, client: Option<std::net::IpAddr>) -> Self {
         Signal {
-            s,
+            state,
             role,
             room_id: room.id,
             stream: room.stream_name,
@@ -358,19 +358,24 @@ impl Signal {
 
     /// Creates the engine session; the SDP answer.
     async fn create(&mut self, offer: String) -> AppResult<String> {
-        let engine = self.s.engine.clone().ok_or_else(|| AppError::unavailable("the media engine is not running"))?;
-        let room = self.s.room(self.room_id).await?;
+        let engine =
+            self.state.engine.clone().ok_or_else(|| AppError::unavailable("the media engine is not running"))?;
+        let room = self.state.room(self.room_id).await?;
         self.stream = room.stream_name.clone();
         let answer = match self.role {
             Role::Publisher => {
                 let a = engine
-                    .create_webrtc(&room.stream_name, RtcRole::Publisher { room_id: room.id }, offer)
+                    .create_webrtc(
+                        &room.stream_name,
+                        RtcRole::Publisher { room_id: engine::link::RoomId(room.id) },
+                        offer,
+                    )
                     .await
                     .map_err(AppError::from)?;
                 // The session holds the stream; the room goes live with the engine's
                 // PublishStarted event (as for WHIP). The key may have been reset since.
-                let app = self.s.cfg.rtmp.apps.first().cloned().unwrap_or_default();
-                let denied = match self.s.authorize_publish(&app, &room.stream_key).await {
+                let app = self.state.cfg.rtmp.apps.first().cloned().unwrap_or_default();
+                let denied = match self.state.authorize_publish(&app, &room.stream_key).await {
                     Ok(Ok(_)) => None,
                     Ok(Err(why)) => Some(AppError::forbidden(match why {
                         PublishDenied::UnknownKey => "the room's stream key changed",
@@ -379,7 +384,7 @@ impl Signal {
                     Err(e) => Some(e),
                 };
                 if let Some(e) = denied {
-                    engine.delete_webrtc(&a.session_id).await;
+                    engine.delete_webrtc(&a.session_id.to_string()).await;
                     return Err(e);
                 }
                 tracing::info!(room = room.id, stream = %room.stream_name, "WebSocket publisher session created");
@@ -395,13 +400,13 @@ impl Signal {
                     .map_err(AppError::from)?
             }
         };
-        self.session = Some(answer.session_id);
+        self.session = Some(answer.session_id.to_string());
         Ok(answer.sdp)
     }
 
     async fn end_session(&mut self, why: &str) {
         let Some(id) = self.session.take() else { return };
-        let existed = match &self.s.engine {
+        let existed = match &self.state.engine {
             Some(e) => e.delete_webrtc(&id).await,
             None => false,
         };
@@ -411,7 +416,7 @@ impl Signal {
     /// Pushes `stream_state` and `viewer_count` when they changed; false when the
     /// socket is gone.
     async fn push_updates(&mut self, fresh: bool) -> bool {
-        let Some((status, count)) = snapshot(&self.s, self.room_id, fresh).await else { return true };
+        let Some((status, count)) = snapshot(&self.state, self.room_id, fresh).await else { return true };
         let seen_live = matches!(self.last_state, Some("live" | "ended"));
         let (state, broadcast) = match status {
             Some((RoomStatus::Live, b)) => ("live", b),

@@ -69,12 +69,12 @@ pub fn validate_title(title: &str) -> AppResult<String> {
     Ok(t.to_owned())
 }
 
-pub fn validate_description(d: &str) -> AppResult<String> {
-    super::reject_control("description", d, true)?;
-    if d.chars().count() > DESCRIPTION_MAX {
+pub fn validate_description(description: &str) -> AppResult<String> {
+    super::reject_control("description", description, true)?;
+    if description.chars().count() > DESCRIPTION_MAX {
         return Err(AppError::field("description", &format!("at most {DESCRIPTION_MAX} characters")));
     }
-    Ok(d.to_owned())
+    Ok(description.to_owned())
 }
 
 impl AppState {
@@ -279,16 +279,16 @@ impl AppState {
 
     /// The JSON form of a room. The key and push URLs only when `owner` is true;
     /// play URLs carry the public stream name, never the key.
-    pub async fn room_json(&self, r: &Room, owner: bool) -> Value {
+    pub async fn room_json(&self, room: &Room, owner: bool) -> Value {
         let base = |b: &str| b.trim_end_matches('/').to_owned();
-        let name = &r.stream_name;
+        let name = &room.stream_name;
         // Cluster: the URLs of the nodes placement picks (the configured ones, e.g. a
         // load balancer's, when the registry cannot be read).
         let placed = match &self.cluster {
-            Some(c) => match c.place(r.id, name).await {
+            Some(c) => match c.place(room.id, name).await {
                 Ok(p) => p,
                 Err(e) => {
-                    tracing::debug!(room = r.id, error = %e, "placement unavailable; giving the configured URLs");
+                    tracing::debug!(room = room.id, error = %e, "placement unavailable; giving the configured URLs");
                     None
                 }
             },
@@ -309,22 +309,22 @@ impl AppState {
             }
             None => &self.cfg.streaming,
         };
-        let viewers = if r.status == RoomStatus::Live { self.viewer_count(r.id).await } else { 0 };
+        let viewers = if room.status == RoomStatus::Live { self.viewer_count(room.id).await } else { 0 };
         let mut v = json!({
-            "id": r.id,
-            "owner_id": r.owner_id,
-            "title": r.title,
-            "description": r.description,
+            "id": room.id,
+            "owner_id": room.owner_id,
+            "title": room.title,
+            "description": room.description,
             "stream_name": name,
-            "push_protocol": r.push_protocol.as_str(),
-            "status": r.status.as_str(),
-            "started_at": r.started_at,
-            "ended_at": r.ended_at,
-            "peak_viewers": r.peak_viewers,
-            "broadcast_id": r.broadcast_id,
+            "push_protocol": room.push_protocol.as_str(),
+            "status": room.status.as_str(),
+            "started_at": room.started_at,
+            "ended_at": room.ended_at,
+            "peak_viewers": room.peak_viewers,
+            "broadcast_id": room.broadcast_id,
             "viewer_count": viewers,
-            "created_at": r.created_at,
-            "updated_at": r.updated_at,
+            "created_at": room.created_at,
+            "updated_at": room.updated_at,
             "play": {
                 "rtmp": format!("{}/{name}", base(&s.rtmp_play_server)),
                 "flv": format!("{}/{name}.flv", base(&s.flv_server)),
@@ -332,17 +332,17 @@ impl AppState {
                 "whep": format!("{}/{name}", base(&s.whep_server)),
             },
             "warnings": self.engine_warnings(name),
-            "media": if r.status == RoomStatus::Live { self.engine_media(name) } else { None },
+            "media": if room.status == RoomStatus::Live { self.engine_media(name) } else { None },
         });
         if let Some(p) = &placed {
             v["nodes"] = json!({ "push": p.push.id, "play": p.play.id });
         }
         if owner {
-            v["stream_key"] = json!(r.stream_key);
+            v["stream_key"] = json!(room.stream_key);
             v["push"] = json!({
                 "rtmp_url": base(&s.rtmp_server),
-                "stream_key": r.stream_key,
-                "rtmp_full_url": format!("{}/{}", base(&s.rtmp_server), r.stream_key),
+                "stream_key": room.stream_key,
+                "rtmp_full_url": format!("{}/{}", base(&s.rtmp_server), room.stream_key),
                 "whip_url": format!("{}/{name}", base(&s.whip_server)),
             });
         }

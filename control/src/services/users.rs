@@ -22,12 +22,12 @@ fn revoked_key(jti: &str) -> String {
     format!("revoked:{jti}")
 }
 
-fn validate_username(u: &str) -> AppResult<()> {
-    let n = u.chars().count();
+fn validate_username(username: &str) -> AppResult<()> {
+    let n = username.chars().count();
     if !(USERNAME_MIN..=USERNAME_MAX).contains(&n) {
         return Err(AppError::field("username", &format!("must be {USERNAME_MIN} to {USERNAME_MAX} characters")));
     }
-    if !u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+    if !username.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
         return Err(AppError::field("username", "may contain only letters, digits, '_', '-' and '.'"));
     }
     Ok(())

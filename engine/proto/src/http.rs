@@ -194,9 +194,9 @@ pub fn reason(status: u16) -> &'static str {
 /// What a request asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
-    Flv(String),
-    HlsPlaylist(String),
-    HlsSegment(String, u64),
+    Flv(StreamName),
+    HlsPlaylist(StreamName),
+    HlsSegment(StreamName, u64),
     Stat,
     StatJson,
     ControlDrop(String),
@@ -208,21 +208,81 @@ pub fn valid_stream_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// A stream name that passed [`valid_stream_name`]: what the engine's layers hand
+/// each other for a stream. Cheap to clone (shared text); compares, hashes and
+/// borrows as its text, so maps keyed by it are looked up with a `&str`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamName(std::sync::Arc<str>);
+
+impl StreamName {
+    /// The name, if `s` is a valid stream name.
+    pub fn parse(s: &str) -> Option<StreamName> {
+        valid_stream_name(s).then(|| StreamName(s.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StreamName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for StreamName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::ops::Deref for StreamName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for StreamName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for StreamName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for StreamName {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for StreamName {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
 pub fn route(path: &str) -> Route {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
-        ["flv", file] | ["live", file] => match file.strip_suffix(".flv") {
-            Some(n) if valid_stream_name(n) => Route::Flv(n.to_owned()),
-            _ => Route::NotFound,
+        ["flv", file] | ["live", file] => match file.strip_suffix(".flv").and_then(StreamName::parse) {
+            Some(name) => Route::Flv(name),
+            None => Route::NotFound,
         },
-        ["hls", file] => match file.strip_suffix(".m3u8") {
-            Some(n) if valid_stream_name(n) => Route::HlsPlaylist(n.to_owned()),
-            _ => Route::NotFound,
+        ["hls", file] => match file.strip_suffix(".m3u8").and_then(StreamName::parse) {
+            Some(name) => Route::HlsPlaylist(name),
+            None => Route::NotFound,
         },
-        ["hls", name, file] if valid_stream_name(name) => {
-            match file.strip_suffix(".ts").and_then(|s| s.parse::<u64>().ok()) {
-                Some(seq) => Route::HlsSegment((*name).to_owned(), seq),
-                None => Route::NotFound,
+        ["hls", name, file] => {
+            match (StreamName::parse(name), file.strip_suffix(".ts").and_then(|s| s.parse::<u64>().ok())) {
+                (Some(name), Some(seq)) => Route::HlsSegment(name, seq),
+                _ => Route::NotFound,
             }
         }
         ["stat"] => Route::Stat,

@@ -514,7 +514,7 @@ pub struct H264Depacketizer {
     late_in_a_row: u32,
     // Access unit in progress.
     au_timestamp: Option<u32>,
-    au: BytesMut,
+    access_unit: BytesMut,
     au_nal_units: usize,
     au_has_idr: bool,
     au_broken: bool,
@@ -545,7 +545,7 @@ impl H264Depacketizer {
             buffer: BTreeMap::new(),
             late_in_a_row: 0,
             au_timestamp: None,
-            au: BytesMut::new(),
+            access_unit: BytesMut::new(),
             au_nal_units: 0,
             au_has_idr: false,
             au_broken: false,
@@ -714,8 +714,8 @@ impl H264Depacketizer {
         }
         if self.au_timestamp.is_none() {
             self.au_timestamp = Some(p.timestamp);
-            self.au.reserve(FLV_VIDEO_HEADER_LEN + p.payload.len());
-            self.au.put_bytes(0, FLV_VIDEO_HEADER_LEN);
+            self.access_unit.reserve(FLV_VIDEO_HEADER_LEN + p.payload.len());
+            self.access_unit.put_bytes(0, FLV_VIDEO_HEADER_LEN);
             // The start of this access unit may be what was lost: then it is
             // accepted only if its first slice starts at macroblock 0.
             self.au_after_loss = std::mem::take(&mut self.loss_before_next_au);
@@ -782,14 +782,14 @@ impl H264Depacketizer {
                 if self.au_broken {
                     return;
                 }
-                if self.au.len() + 4 + nal.len() > self.config.max_access_unit_size {
+                if self.access_unit.len() + 4 + nal.len() > self.config.max_access_unit_size {
                     self.au_broken = true;
                     return;
                 }
                 self.note_slice(t, nal.get(1..).unwrap_or_default());
                 // A NAL unit from one RTP payload is below 64 KiB.
-                self.au.put_u32(nal.len() as u32);
-                self.au.put_slice(nal);
+                self.access_unit.put_u32(nal.len() as u32);
+                self.access_unit.put_slice(nal);
                 self.au_nal_units += 1;
             }
         }
@@ -818,7 +818,7 @@ impl H264Depacketizer {
         if start {
             if let Some(f) = self.fragment.take() {
                 // The previous fragmented NAL unit never ended.
-                self.au.truncate(f.length_at);
+                self.access_unit.truncate(f.length_at);
                 self.broken_by_malformed();
             }
             if start && end {
@@ -830,9 +830,9 @@ impl H264Depacketizer {
                 return;
             }
             self.note_slice(nal_header & 0x1F, data);
-            self.fragment = Some(Fragment { length_at: self.au.len() });
-            self.au.put_u32(0);
-            self.au.put_u8(nal_header);
+            self.fragment = Some(Fragment { length_at: self.access_unit.len() });
+            self.access_unit.put_u32(0);
+            self.access_unit.put_u8(nal_header);
         } else if self.fragment.is_none() {
             // A continuation whose start we never saw.
             if !self.au_broken {
@@ -844,22 +844,22 @@ impl H264Depacketizer {
             self.fragment = None;
             return;
         }
-        if self.au.len() + data.len() > self.config.max_access_unit_size {
+        if self.access_unit.len() + data.len() > self.config.max_access_unit_size {
             self.au_broken = true;
             self.fragment = None;
             return;
         }
-        self.au.put_slice(data);
+        self.access_unit.put_slice(data);
         if end {
             let Some(f) = self.fragment.take() else {
                 return;
             };
             let nal_start = f.length_at + 4;
-            let len = self.au.len() - nal_start;
+            let len = self.access_unit.len() - nal_start;
             match nal_header & 0x1F {
                 t @ (nal_type::SPS | nal_type::PPS | nal_type::AUD | FILLER_DATA) => {
-                    let nal = Bytes::copy_from_slice(&self.au[nal_start..]);
-                    self.au.truncate(f.length_at);
+                    let nal = Bytes::copy_from_slice(&self.access_unit[nal_start..]);
+                    self.access_unit.truncate(f.length_at);
                     if t == nal_type::SPS {
                         self.sps = Some(nal);
                     } else if t == nal_type::PPS {
@@ -868,7 +868,7 @@ impl H264Depacketizer {
                 }
                 _ => {
                     // Bounded by max_access_unit_size (< 4 GiB).
-                    self.au[f.length_at..nal_start].copy_from_slice(&(len as u32).to_be_bytes());
+                    self.access_unit[f.length_at..nal_start].copy_from_slice(&(len as u32).to_be_bytes());
                     self.au_nal_units += 1;
                 }
             }
@@ -877,7 +877,7 @@ impl H264Depacketizer {
 
     fn clear_au(&mut self) {
         self.au_timestamp = None;
-        self.au.clear();
+        self.access_unit.clear();
         self.au_nal_units = 0;
         self.au_has_idr = false;
         self.au_broken = false;
@@ -925,7 +925,7 @@ impl H264Depacketizer {
             }
         }
         let keyframe = self.au_has_idr;
-        let mut body = std::mem::take(&mut self.au);
+        let mut body = std::mem::take(&mut self.access_unit);
         body[..FLV_VIDEO_HEADER_LEN].copy_from_slice(&flv_video_header(keyframe, 0));
         self.stats.access_units += 1;
         self.queue(DepacketizerOutput::AccessUnit(H264AccessUnit {

@@ -22,6 +22,8 @@
 //! request over a bound is served but not counted. User-Agents are kept as hashes
 //! only, and never logged.
 
+use crate::link::RoomId;
+use crate::proto::http::StreamName;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -69,7 +71,7 @@ pub struct Session {
 }
 
 struct StreamSessions {
-    room_id: i64,
+    room_id: RoomId,
     by_key: HashMap<(IpAddr, u64), Session>,
     per_addr: HashMap<IpAddr, usize>,
 }
@@ -77,13 +79,13 @@ struct StreamSessions {
 /// A session that joined or left: (room id, stream name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    pub room_id: i64,
-    pub stream: String,
+    pub room_id: RoomId,
+    pub stream: StreamName,
 }
 
 /// The sessions of the streams homed on one shard.
 pub struct HlsViewers {
-    streams: HashMap<String, StreamSessions>,
+    streams: HashMap<StreamName, StreamSessions>,
     total: usize,
     hasher: RandomState,
 }
@@ -99,8 +101,8 @@ impl HlsViewers {
     /// `bytes`: refreshes its session, or opens one (returned) within the bounds.
     pub fn touch(
         &mut self,
-        stream: &str,
-        room_id: i64,
+        stream: &StreamName,
+        room_id: RoomId,
         client: &HlsClient,
         bytes: u64,
         now: Instant,
@@ -117,7 +119,7 @@ impl HlsViewers {
         if self.total >= MAX_TOTAL {
             return None;
         }
-        let s = self.streams.entry(stream.to_owned()).or_insert_with(|| StreamSessions {
+        let s = self.streams.entry(stream.clone()).or_insert_with(|| StreamSessions {
             room_id,
             by_key: HashMap::new(),
             per_addr: HashMap::new(),
@@ -133,7 +135,7 @@ impl HlsViewers {
         s.by_key.insert(key, Session { id: new_id(), ip: client.ip, joined: now, last: now, bytes });
         *s.per_addr.entry(client.ip).or_insert(0) += 1;
         self.total += 1;
-        Some(Change { room_id, stream: stream.to_owned() })
+        Some(Change { room_id, stream: stream.clone() })
     }
 
     /// Ends the sessions idle for longer than `idle` (given per stream).
@@ -163,15 +165,15 @@ impl HlsViewers {
     }
 
     /// Ends every session of `stream` (it ended or was dropped).
-    pub fn end_stream(&mut self, stream: &str) -> Vec<Change> {
+    pub fn end_stream(&mut self, stream: &StreamName) -> Vec<Change> {
         let Some(s) = self.streams.remove(stream) else { return vec![] };
         self.total = self.total.saturating_sub(s.by_key.len());
-        s.by_key.values().map(|_| Change { room_id: s.room_id, stream: stream.to_owned() }).collect()
+        s.by_key.values().map(|_| Change { room_id: s.room_id, stream: stream.clone() }).collect()
     }
 
     /// Every session: (stream, session).
-    pub fn sessions(&self) -> impl Iterator<Item = (&str, &Session)> {
-        self.streams.iter().flat_map(|(n, s)| s.by_key.values().map(move |x| (n.as_str(), x)))
+    pub fn sessions(&self) -> impl Iterator<Item = (&StreamName, &Session)> {
+        self.streams.iter().flat_map(|(n, s)| s.by_key.values().map(move |x| (n, x)))
     }
 
     pub fn total(&self) -> usize {

@@ -43,12 +43,12 @@ pub struct PlayerLimits {
 
 impl PlayerLimits {
     /// The configured queue bounds; merged writes when there is a merge window.
-    pub fn from_config(c: &crate::config::EngineConfig) -> Self {
+    pub fn from_config(config: &crate::config::EngineConfig) -> Self {
         PlayerLimits {
-            max_bytes: c.player_queue_bytes,
-            max_ms: c.player_queue_duration.as_millis().min(u32::MAX as u128) as u32,
-            disconnect_after: c.player_overflow_disconnect,
-            merge: !c.merge_window.is_zero(),
+            max_bytes: config.player_queue_bytes,
+            max_ms: config.player_queue_duration.as_millis().min(u32::MAX as u128) as u32,
+            disconnect_after: config.player_overflow_disconnect,
+            merge: !config.merge_window.is_zero(),
         }
     }
 
@@ -566,7 +566,7 @@ pub struct Player {
     pub protocol: Protocol,
     pub addr: SocketAddr,
     limits: PlayerLimits,
-    q: RefCell<Queue>,
+    queue: RefCell<Queue>,
     waker: Cell<Option<Waker>>,
     /// Counters for stats.
     pub dropped: Cell<u64>,
@@ -617,7 +617,7 @@ impl Player {
             limits,
             // Video starts at a keyframe: the GOP snapshot begins with one; without a
             // cached GOP the player waits for the next keyframe.
-            q: RefCell::new(Queue { awaiting_key: true, ..Queue::default() }),
+            queue: RefCell::new(Queue { awaiting_key: true, ..Queue::default() }),
             waker: Cell::new(None),
             dropped: Cell::new(0),
             sent_bytes: Cell::new(0),
@@ -677,7 +677,7 @@ impl Player {
         if f.relay_only() && !self.relay.get() {
             return;
         }
-        let mut q = self.q.borrow_mut();
+        let mut q = self.queue.borrow_mut();
         if q.end.is_some() {
             return;
         }
@@ -735,13 +735,13 @@ impl Player {
     /// The flush tick's work for this player: `Some(bytes)` when it wrote (or had
     /// nothing to write) without waking the writer task, `None` when the task was
     /// woken or is busy.
-    fn flush_direct(&self, sc: &mut Scratch) -> Option<usize> {
+    fn flush_direct(&self, scratch: &mut Scratch) -> Option<usize> {
         self.listed.set(false);
         // No waker: the writer is busy with a write and drains the queue after it.
         let waker = self.waker.take()?;
         let fd = self.fd.get();
         let (simple, nothing) = {
-            let q = self.q.borrow();
+            let q = self.queue.borrow();
             let quiet = q.end.is_none() && !q.notified;
             (quiet && !q.frames.is_empty(), quiet && q.frames.is_empty())
         };
@@ -755,42 +755,42 @@ impl Player {
             waker.wake();
             return None;
         };
-        sc.bufs.clear();
+        scratch.bufs.clear();
         {
-            let mut q = self.q.borrow_mut();
+            let mut q = self.queue.borrow_mut();
             q.bytes = 0;
             q.overflow_since = None;
             q.first_media = None;
             if let Some(form) = self.shared_form.get() {
                 // Only media: the player's own output (session messages, pongs) comes
                 // with a notify(), which sends this player down the writer's path.
-                let mut bufs = std::mem::take(&mut sc.bufs);
-                sc.shared(form, q.frames.make_contiguous(), self.base.get(), &mut bufs);
-                sc.bufs = bufs;
+                let mut bufs = std::mem::take(&mut scratch.bufs);
+                scratch.shared(form, q.frames.make_contiguous(), self.base.get(), &mut bufs);
+                scratch.bufs = bufs;
                 q.frames.clear();
             } else {
-                sc.frames.extend(q.frames.drain(..));
+                scratch.frames.extend(q.frames.drain(..));
             }
         }
         if self.shared_form.get().is_none() {
-            wire(&sc.frames, self.base.get(), &mut sc.bufs);
-            sc.frames.clear();
+            wire(&scratch.frames, self.base.get(), &mut scratch.bufs);
+            scratch.frames.clear();
         }
-        let total: usize = sc.bufs.iter().map(Bytes::len).sum();
+        let total: usize = scratch.bufs.iter().map(Bytes::len).sum();
         if total == 0 {
             self.waker.set(Some(waker));
             return Some(0);
         }
         // Full (EAGAIN) or broken (0): the writer task waits for the socket, or meets
         // the error with its own write and ends.
-        let sent = send_now(fd, &sc.bufs, &mut sc.iov).unwrap_or_default();
+        let sent = send_now(fd, &scratch.bufs, &mut scratch.iov).unwrap_or_default();
         self.sent_bytes.set(self.sent_bytes.get() + sent as u64);
         if sent == total {
-            sc.bufs.clear();
+            scratch.bufs.clear();
             self.waker.set(Some(waker));
             return Some(sent);
         }
-        *self.carry.borrow_mut() = rest_after(&mut sc.bufs, sent);
+        *self.carry.borrow_mut() = rest_after(&mut scratch.bufs, sent);
         waker.wake();
         None
     }
@@ -839,7 +839,7 @@ impl Player {
         let cohort = self.cohort.borrow();
         let Some(c) = cohort.as_ref() else { return };
         {
-            let q = self.q.borrow();
+            let q = self.queue.borrow();
             if !q.frames.is_empty() || q.awaiting_key || q.end.is_some() || q.notified {
                 return;
             }
@@ -930,7 +930,7 @@ impl Player {
         if frames.is_empty() {
             return;
         }
-        let mut q = self.q.borrow_mut();
+        let mut q = self.queue.borrow_mut();
         for f in frames {
             q.bytes += f.len();
             if !f.header && q.first_media.is_none() {
@@ -989,13 +989,13 @@ impl Player {
     /// Frames were lost upstream: skip video until the next keyframe.
     pub fn resync(&self) {
         self.step_out(None, None);
-        self.q.borrow_mut().awaiting_key = true;
+        self.queue.borrow_mut().awaiting_key = true;
     }
 
     pub fn end(&self, how: PlayerEnd) {
         // A stream's end sends what the cohort still has for this player first.
         self.step_out(None, None);
-        let mut q = self.q.borrow_mut();
+        let mut q = self.queue.borrow_mut();
         if q.end.is_none() || how == PlayerEnd::Kicked {
             q.end = Some(how);
         }
@@ -1008,25 +1008,25 @@ impl Player {
     }
 
     pub fn is_ended(&self) -> bool {
-        self.q.borrow().end.is_some()
+        self.queue.borrow().end.is_some()
     }
 
     /// Wakes the writer without media (the session has output to send).
     pub fn notify(&self) {
         self.step_out(None, None);
-        self.q.borrow_mut().notified = true;
+        self.queue.borrow_mut().notified = true;
         self.wake();
     }
 
     pub fn queued_bytes(&self) -> usize {
-        self.q.borrow().bytes
+        self.queue.borrow().bytes
     }
 
     /// Waits until woken with work (by the flush tick, or at once without merging),
     /// then drains the queue.
     pub async fn next_batch(&self) -> Batch {
         poll_fn(|cx| {
-            let q = self.q.borrow();
+            let q = self.queue.borrow();
             if !q.frames.is_empty() || q.end.is_some() || q.notified || !self.carry.borrow().is_empty() {
                 // A registered waker means "idle" to the flush tick: never leave one
                 // behind while the writer works.
@@ -1038,7 +1038,7 @@ impl Player {
             }
         })
         .await;
-        let mut q = self.q.borrow_mut();
+        let mut q = self.queue.borrow_mut();
         q.notified = false;
         if q.end == Some(PlayerEnd::Kicked) {
             return Batch::End(PlayerEnd::Kicked);
@@ -1108,7 +1108,7 @@ unsafe impl monoio::buf::IoVecBuf for IoVecs {
 /// base after a partial write (`IoVecMeta::consume` drops the `add`), so it would
 /// resend bytes already sent and corrupt the stream of any player whose socket fills.
 pub async fn write_all_vectored<W: monoio::io::AsyncWriteRent>(
-    w: &mut W,
+    writer: &mut W,
     mut bufs: Vec<Bytes>,
 ) -> std::io::Result<usize> {
     let mut total = 0;
@@ -1119,7 +1119,7 @@ pub async fn write_all_vectored<W: monoio::io::AsyncWriteRent>(
         if len == 0 {
             continue;
         }
-        let (res, v) = w.writev(v).await;
+        let (res, v) = writer.writev(v).await;
         let n = match res {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
@@ -1180,7 +1180,7 @@ impl Drop for WireGuard<'_> {
 /// is idle.
 pub async fn write_loop<W: monoio::io::AsyncWriteRent>(
     player: &Player,
-    w: &mut W,
+    writer: &mut W,
     stats: &crate::stats::ShardStats,
     wire: Wire,
 ) -> Result<PlayerEnd, std::io::Error> {
@@ -1197,7 +1197,7 @@ pub async fn write_loop<W: monoio::io::AsyncWriteRent>(
                 if bufs.is_empty() {
                     continue;
                 }
-                let n = write_all_vectored(w, bufs).await?;
+                let n = write_all_vectored(writer, bufs).await?;
                 player.sent_bytes.set(player.sent_bytes.get() + n as u64);
                 stats.bytes_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             }

@@ -7,8 +7,20 @@
 pub mod inbox;
 
 use crate::link::inbox::Inbox;
+use crate::proto::http::StreamName;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// A room of the control plane (its id in the control plane's store): what a
+/// stream's publisher, players and events belong to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId(pub i64);
+
+impl std::fmt::Display for RoomId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Which protocol a publisher or player speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,8 +48,8 @@ impl Protocol {
 #[derive(Debug, Clone)]
 pub enum PublishDecision {
     Allow {
-        room_id: i64,
-        stream_name: String,
+        room_id: RoomId,
+        stream_name: StreamName,
     },
     /// `reason` is shown to the client (no secrets).
     Deny {
@@ -54,7 +66,7 @@ pub enum StreamAnswer {
     Wait,
     /// Live on another node (cluster) whose HTTP media port is `origin`: this node
     /// pulls it from there once (a relay) and its players wait for that.
-    Relay { origin: SocketAddr, room_id: i64 },
+    Relay { origin: SocketAddr, room_id: RoomId },
 }
 
 /// What a live stream carries, once its codec headers are known.
@@ -85,35 +97,35 @@ pub enum EngineEvent {
         reply: futures_channel::oneshot::Sender<PublishDecision>,
     },
     PublishStarted {
-        room_id: i64,
-        stream_name: String,
+        room_id: RoomId,
+        stream_name: StreamName,
     },
     /// A player asks for a stream that is not live here: does a room have this name,
     /// and is it live on another node? No answer (or a dropped sender) counts as
     /// [`StreamAnswer::Wait`].
     StreamQuery {
-        stream_name: String,
+        stream_name: StreamName,
         reply: futures_channel::oneshot::Sender<StreamAnswer>,
     },
     /// Codec information became known (or changed).
     StreamInfo {
-        room_id: i64,
-        stream_name: String,
+        room_id: RoomId,
+        stream_name: StreamName,
         info: StreamInfo,
     },
     /// The publisher is gone for good (after the grace period).
     PublishEnded {
-        room_id: i64,
-        stream_name: String,
+        room_id: RoomId,
+        stream_name: StreamName,
     },
     PlayerJoined {
-        room_id: i64,
-        stream_name: String,
+        room_id: RoomId,
+        stream_name: StreamName,
         protocol: Protocol,
     },
     PlayerLeft {
-        room_id: i64,
-        stream_name: String,
+        room_id: RoomId,
+        stream_name: StreamName,
         protocol: Protocol,
     },
 }
@@ -122,7 +134,7 @@ pub enum EngineEvent {
 #[derive(Debug, Clone)]
 pub enum Command {
     /// Disconnect the publisher and every player of a stream (room ended/deleted).
-    DropStream { stream_name: String },
+    DropStream { stream_name: StreamName },
     /// Stop accepting, end every connection cleanly, and stop.
     Shutdown,
 }

@@ -3,7 +3,7 @@
 
 use crate::fanout::player::{Player, PlayerEnd, PlayerLimits, SharedForm, write_loop};
 use crate::link::Protocol;
-use crate::proto::http::{Request, Response};
+use crate::proto::http::{Request, Response, StreamName};
 use crate::proto::websocket as ws;
 use crate::serve::http_io::send;
 use crate::shard::{PlayError, Shard};
@@ -17,11 +17,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 /// Whether `name` has live media on this shard or its home (for HEAD).
-pub fn is_live(shard: &Shard, name: &str) -> bool {
+pub fn is_live(shard: &Shard, name: &StreamName) -> bool {
     shard.is_live(name)
 }
 
-pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, req: Request, name: String) {
+pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, req: Request, name: StreamName) {
     let cfg = &shard.shared.cfg;
     let cors = cfg.cors_origin.clone();
     let websocket = req.is_websocket();

@@ -2,15 +2,15 @@
 //! home's segmenter (muxed once per stream); other shards ask for them.
 
 use crate::fanout::hls_viewers::HlsClient;
-use crate::proto::http::Response;
+use crate::proto::http::{Response, StreamName};
 use crate::shard::{HlsAnswer, Shard, ShardMsg};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-async fn ask(shard: &Rc<Shard>, name: &str, seq: Option<u64>, client: Option<HlsClient>) -> HlsAnswer {
+async fn ask(shard: &Rc<Shard>, name: &StreamName, seq: Option<u64>, client: Option<HlsClient>) -> HlsAnswer {
     let home = shard.shared.home_of(name);
     let (tx, rx) = futures_channel::oneshot::channel();
-    let msg = ShardMsg::Hls { name: name.to_owned(), seq, client, reply: tx };
+    let msg = ShardMsg::Hls { name: name.clone(), seq, client, reply: tx };
     if home == shard.index {
         shard.handle(msg);
     } else if !shard.shared.send(home, msg) {
@@ -35,7 +35,7 @@ fn answer(a: HlsAnswer, playlist: bool) -> Response {
     }
 }
 
-pub async fn playlist(shard: &Rc<Shard>, name: &str, client: Option<HlsClient>) -> Response {
+pub async fn playlist(shard: &Rc<Shard>, name: &StreamName, client: Option<HlsClient>) -> Response {
     if let Some(why) = shard.shared.tags_unavailable(name) {
         return Response::text(404, &format!("HLS is not available for this stream: {why}"));
     }
@@ -71,6 +71,6 @@ pub async fn playlist(shard: &Rc<Shard>, name: &str, client: Option<HlsClient>) 
 /// stream's first segment (the publisher's next keyframe may take that long).
 const FIRST_SEGMENT_SLACK: Duration = Duration::from_secs(3);
 
-pub async fn segment(shard: &Rc<Shard>, name: &str, seq: u64, client: Option<HlsClient>) -> Response {
+pub async fn segment(shard: &Rc<Shard>, name: &StreamName, seq: u64, client: Option<HlsClient>) -> Response {
     answer(ask(shard, name, Some(seq), client).await, false)
 }

@@ -11,10 +11,10 @@
 //! last one has been gone for [`IDLE_STOP`], and follows the stream when its origin
 //! changes (the connection ends: the control plane is asked again where it is).
 
-use crate::link::{Protocol, StreamAnswer};
+use crate::link::{Protocol, RoomId, StreamAnswer};
 use crate::proto::flv::TagType;
 use crate::proto::flv::reader::FlvReader;
-use crate::proto::http::{ChunkedDecoder, parse_response_head};
+use crate::proto::http::{ChunkedDecoder, StreamName, parse_response_head};
 use crate::shard::{PublisherCtl, Shard};
 use crate::stream::frame::{Frame, FrameKind};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -23,7 +23,6 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A relay with no audience for this long stops.
@@ -47,8 +46,8 @@ enum End {
 }
 
 /// Starts pulling `name` from `origin` on this (home) shard.
-pub fn start(shard: &Rc<Shard>, name: &str, origin: SocketAddr, room_id: i64) {
-    let (shard, name) = (shard.clone(), name.to_owned());
+pub fn start(shard: &Rc<Shard>, name: &StreamName, origin: SocketAddr, room_id: RoomId) {
+    let (shard, name) = (shard.clone(), name.clone());
     monoio::spawn(async move {
         tracing::info!(stream = %name, %origin, "relay: pulling the stream from its origin node");
         follow(&shard, &name, origin, room_id).await;
@@ -56,7 +55,7 @@ pub fn start(shard: &Rc<Shard>, name: &str, origin: SocketAddr, room_id: i64) {
     });
 }
 
-async fn follow(shard: &Rc<Shard>, name: &str, mut origin: SocketAddr, mut room_id: i64) {
+async fn follow(shard: &Rc<Shard>, name: &StreamName, mut origin: SocketAddr, mut room_id: RoomId) {
     let mut lost_since: Option<Instant> = None;
     loop {
         match pull(shard, name, origin, room_id, &mut lost_since).await {
@@ -95,7 +94,13 @@ async fn follow(shard: &Rc<Shard>, name: &str, mut origin: SocketAddr, mut room_
 
 /// One connection to the origin: claims the stream once the origin answers 200 and
 /// feeds it the tags until the connection ends.
-async fn pull(shard: &Rc<Shard>, name: &str, origin: SocketAddr, room_id: i64, lost: &mut Option<Instant>) -> End {
+async fn pull(
+    shard: &Rc<Shard>,
+    name: &StreamName,
+    origin: SocketAddr,
+    room_id: RoomId,
+    lost: &mut Option<Instant>,
+) -> End {
     let mut stream = match monoio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(origin)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return End::Lost(format!("connect: {e}")),
@@ -130,7 +135,7 @@ async fn pull(shard: &Rc<Shard>, name: &str, origin: SocketAddr, room_id: i64, l
         }
     };
     let ctl = Rc::new(PublisherCtl {
-        name: name.to_owned(),
+        name: name.clone(),
         fd: stream.as_raw_fd(),
         kicked: Cell::new(false),
         id: Cell::new(0),
@@ -152,14 +157,13 @@ async fn pull(shard: &Rc<Shard>, name: &str, origin: SocketAddr, room_id: i64, l
 
 async fn feed(
     shard: &Rc<Shard>,
-    name: &str,
+    name: &StreamName,
     pub_id: u64,
     ctl: &PublisherCtl,
     stream: &mut TcpStream,
     chunked: bool,
     first: Vec<u8>,
 ) -> End {
-    let name_arc: Arc<str> = Arc::from(name);
     let mut dechunk = chunked.then(ChunkedDecoder::default);
     let mut flv = FlvReader::new(MAX_TAG);
     let mut body = Vec::new();
@@ -191,7 +195,7 @@ async fn feed(
                         TagType::Video => FrameKind::Video,
                         TagType::Script => FrameKind::Data,
                     };
-                    shard.publish_frame(&name_arc, pub_id, Frame::new(kind, tag.timestamp_ms, tag.body));
+                    shard.publish_frame(name, pub_id, Frame::new(kind, tag.timestamp_ms, tag.body));
                 }
                 Ok(None) => break,
                 Err(e) => return End::Lost(format!("bad FLV from the origin: {e}")),

@@ -12,7 +12,8 @@
 //!   buffer drops the datagram, which RTP tolerates and NACK repairs).
 
 use crate::fanout::player::{Batch, Player, PlayerEnd, PlayerLimits};
-use crate::link::Protocol;
+use crate::link::{Protocol, RoomId};
+use crate::proto::http::StreamName;
 use crate::proto::webrtc::rtx_cache::RtxStore;
 use crate::proto::webrtc::sdp::Role;
 use crate::proto::webrtc::{
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub enum RtcRole {
     Publisher {
-        room_id: i64,
+        room_id: RoomId,
     },
     /// A viewer; `client` is the address that asked (for the per-address bound on
     /// sessions that have not connected yet), when known.
@@ -48,7 +49,7 @@ pub enum RtcRole {
 pub struct PendingSlot {
     shared: Arc<crate::shard::EngineShared>,
     client: Option<std::net::IpAddr>,
-    stream: String,
+    stream: StreamName,
 }
 
 impl std::fmt::Debug for PendingSlot {
@@ -62,7 +63,7 @@ impl PendingSlot {
     pub fn reserve(
         shared: &Arc<crate::shard::EngineShared>,
         client: Option<std::net::IpAddr>,
-        stream: &str,
+        stream: &StreamName,
     ) -> Result<PendingSlot, RtcError> {
         let cfg = &shared.cfg;
         let mut m = shared.rtc_pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -83,8 +84,8 @@ impl PendingSlot {
         if let Some(ip) = client {
             *m.per_ip.entry(ip).or_insert(0) += 1;
         }
-        *m.per_stream.entry(stream.to_owned()).or_insert(0) += 1;
-        Ok(PendingSlot { shared: shared.clone(), client, stream: stream.to_owned() })
+        *m.per_stream.entry(stream.clone()).or_insert(0) += 1;
+        Ok(PendingSlot { shared: shared.clone(), client, stream: stream.clone() })
     }
 }
 
@@ -110,8 +111,31 @@ impl Drop for PendingSlot {
 /// A created session: its id (for PATCH/DELETE) and the SDP answer.
 #[derive(Debug, Clone)]
 pub struct RtcAnswer {
-    pub session_id: String,
+    pub session_id: RtcSessionId,
     pub sdp: String,
+}
+
+/// A WebRTC session's id in the engine: the shard that runs the session and the
+/// session's number on that shard. Its text, `{shard}-{number}`, is what the
+/// control plane keeps and hands back to end the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RtcSessionId {
+    pub shard: usize,
+    pub number: u64,
+}
+
+impl RtcSessionId {
+    /// The id written as `{shard}-{number}`, if `s` is one.
+    pub fn parse(s: &str) -> Option<RtcSessionId> {
+        let (shard, number) = s.split_once('-')?;
+        Some(RtcSessionId { shard: shard.parse().ok()?, number: number.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for RtcSessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.shard, self.number)
+    }
 }
 
 /// Why a session could not be created. The control plane answers each by its
@@ -184,12 +208,12 @@ impl std::error::Error for RtcError {}
 
 struct Sess {
     session: WebRtcSession,
-    stream: Arc<str>,
+    stream: StreamName,
     /// Publisher: its publisher id; subscriber: its player.
     pub_id: u64,
     ctl: Option<Rc<PublisherCtl>>,
     player: Option<Rc<Player>>,
-    room_id: i64,
+    room_id: RoomId,
     addrs: Vec<SocketAddr>,
     ufrag: String,
     /// Subscribers: the stream's packets kept for NACKs, shared with the
@@ -210,11 +234,11 @@ pub struct RtcShard {
     by_addr: RefCell<HashMap<SocketAddr, u64>>,
     by_ufrag: RefCell<HashMap<String, u64>>,
     /// Stream name → the publisher session on this (home) shard.
-    publishers: RefCell<HashMap<Arc<str>, u64>>,
+    publishers: RefCell<HashMap<StreamName, u64>>,
     next: Cell<u64>,
     /// Stream name → its retransmission store on this shard (while it has
     /// subscribers here).
-    rtx_stores: RefCell<HashMap<Arc<str>, Rc<RefCell<RtxStore>>>>,
+    rtx_stores: RefCell<HashMap<StreamName, Rc<RefCell<RtxStore>>>>,
     /// The last frames' parsed RTP, shared by every subscriber writer (they all
     /// send the same `Arc<Frame>`s, one after another).
     parsed: RefCell<ParsedFrames>,
@@ -402,9 +426,9 @@ impl RtcShard {
     /// Acts on a session's events and sends its output.
     fn process(&self, shard: &Rc<Shard>, sid: u64, now: Instant) {
         let mut closed = false;
-        let mut frames: Vec<(Arc<str>, u64, Frame)> = Vec::new();
-        let mut keyframe_for: Option<Arc<str>> = None;
-        let mut joins: Vec<(Arc<str>, SocketAddr)> = Vec::new();
+        let mut frames: Vec<(StreamName, u64, Frame)> = Vec::new();
+        let mut keyframe_for: Option<StreamName> = None;
+        let mut joins: Vec<(StreamName, SocketAddr)> = Vec::new();
         {
             let mut sessions = self.sessions.borrow_mut();
             let Some(s) = sessions.get_mut(&sid) else { return };
@@ -494,7 +518,7 @@ impl RtcShard {
             let mine = self.publishers.borrow().get(&s.stream) == Some(&sid);
             if mine {
                 self.publishers.borrow_mut().remove(&s.stream);
-                shard.shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner()).remove(&*s.stream);
+                shard.shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner()).remove(&s.stream);
             }
             shard.unpublish(&s.stream, s.pub_id);
         }
@@ -523,7 +547,7 @@ impl RtcShard {
     }
 
     /// Sends a keyframe request to the publisher of `name` (this is its home).
-    pub fn keyframe_request(&self, shard: &Shard, name: &str) {
+    pub fn keyframe_request(&self, shard: &Shard, name: &StreamName) {
         let Some(sid) = self.publishers.borrow().get(name).copied() else { return };
         if let Some(s) = self.sessions.borrow_mut().get_mut(&sid) {
             if s.session.request_keyframe(Instant::now()) {
@@ -532,8 +556,8 @@ impl RtcShard {
         }
     }
 
-    fn sessions_for(&self, name: &str) -> Vec<u64> {
-        self.sessions.borrow().iter().filter(|(_, s)| &*s.stream == name).map(|(k, _)| *k).collect()
+    fn sessions_for(&self, name: &StreamName) -> Vec<u64> {
+        self.sessions.borrow().iter().filter(|(_, s)| s.stream == *name).map(|(k, _)| *k).collect()
     }
 }
 
@@ -553,7 +577,7 @@ const RECV_DRAIN: usize = 32;
 pub async fn create(
     shard: Rc<Shard>,
     role: RtcRole,
-    name: String,
+    name: StreamName,
     offer: String,
     pending: Option<PendingSlot>,
 ) -> Result<RtcAnswer, RtcError> {
@@ -612,14 +636,14 @@ pub async fn create(
     let session = WebRtcSession::new(config, negotiated, &cert, now, &mut rand::rng()).map_err(RtcError::Session)?;
     let sid = r.next.get();
     r.next.set(sid + 1);
-    let stream: Arc<str> = Arc::from(name.as_str());
+    let stream = name.clone();
     let mut sess = Sess {
         session,
         stream: stream.clone(),
         pub_id: 0,
         ctl: None,
         player: None,
-        room_id: 0,
+        room_id: RoomId::default(),
         addrs: vec![],
         ufrag: ice.ufrag.clone(),
         rtx: None,
@@ -674,12 +698,12 @@ pub async fn create(
     r.sessions.borrow_mut().insert(sid, sess);
     shard.stats().webrtc_sessions.fetch_add(1, Ordering::Relaxed);
     tracing::info!(stream = %name, publisher = is_pub, session = sid, "WebRTC session created");
-    Ok(RtcAnswer { session_id: format!("{}-{sid}", shard.index), sdp })
+    Ok(RtcAnswer { session_id: RtcSessionId { shard: shard.index, number: sid }, sdp })
 }
 
 /// A viewer session has connected: joins its stream (the viewer counts from now),
 /// then starts sending it media. A stream that is not live ends the session.
-async fn join_viewer(shard: Rc<Shard>, sid: u64, name: Arc<str>, remote: SocketAddr) {
+async fn join_viewer(shard: Rc<Shard>, sid: u64, name: StreamName, remote: SocketAddr) {
     let Some(r) = rtc() else { return };
     let player = Rc::new(Player::new(
         shard.shared.next_id(),
@@ -737,7 +761,7 @@ pub fn delete(shard: &Rc<Shard>, sid: u64) -> bool {
 }
 
 /// Closes every session of a stream on this shard (room ended or dropped).
-pub fn drop_stream(shard: &Rc<Shard>, name: &str) {
+pub fn drop_stream(shard: &Rc<Shard>, name: &StreamName) {
     let Some(r) = rtc() else { return };
     for sid in r.sessions_for(name) {
         delete(shard, sid);
@@ -754,20 +778,20 @@ pub fn session_count() -> usize {
 pub struct RtcHooks;
 
 impl ShardHooks for RtcHooks {
-    fn request_keyframe(&self, shard: &Shard, name: &str) {
+    fn request_keyframe(&self, shard: &Shard, name: &StreamName) {
         keyframe_request(shard, name);
     }
 
-    fn stream_dropped(&self, shard: &Rc<Shard>, name: &str) {
+    fn stream_dropped(&self, shard: &Rc<Shard>, name: &StreamName) {
         drop_stream(shard, name);
     }
 
-    fn start_relay(&self, shard: &Rc<Shard>, name: &str, origin: std::net::SocketAddr, room_id: i64) {
+    fn start_relay(&self, shard: &Rc<Shard>, name: &StreamName, origin: std::net::SocketAddr, room_id: RoomId) {
         crate::serve::relay::start(shard, name, origin, room_id);
     }
 }
 
-pub fn keyframe_request(shard: &Shard, name: &str) {
+pub fn keyframe_request(shard: &Shard, name: &StreamName) {
     if let Some(r) = rtc() {
         r.keyframe_request(shard, name);
     }

@@ -7,7 +7,8 @@
 //! window.
 
 use crate::fanout::player::{Player, PlayerEnd, PlayerLimits, write_loop};
-use crate::link::{EngineEvent, Protocol, PublishDecision};
+use crate::link::{EngineEvent, Protocol, PublishDecision, RoomId};
+use crate::proto::http::StreamName;
 use crate::proto::rtmp::MediaType;
 use crate::proto::rtmp::{ChunkLimits, RtmpError, ServerSession, SessionConfig, SessionEvent, encode_media};
 use crate::shard::{PlayError, PublisherCtl, Shard};
@@ -41,8 +42,19 @@ macro_rules! peer_log {
 /// What this connection is doing.
 enum Role {
     None,
-    Publishing { stream_id: u32, name: Arc<str>, pub_id: u64, ctl: Rc<PublisherCtl> },
-    Playing { stream_id: u32, name: String, room_id: i64, player: Rc<Player>, writer: monoio::task::JoinHandle<()> },
+    Publishing {
+        stream_id: u32,
+        name: StreamName,
+        pub_id: u64,
+        ctl: Rc<PublisherCtl>,
+    },
+    Playing {
+        stream_id: u32,
+        name: StreamName,
+        room_id: RoomId,
+        player: Rc<Player>,
+        writer: monoio::task::JoinHandle<()>,
+    },
 }
 
 struct Conn {
@@ -51,7 +63,7 @@ struct Conn {
     fd: i32,
     session: RefCell<ServerSession>,
     /// The write half while no player writer owns it.
-    wr: RefCell<Option<Wr>>,
+    write_half: RefCell<Option<Wr>>,
     role: RefCell<Role>,
     closing: Cell<bool>,
 }
@@ -80,7 +92,7 @@ pub async fn serve(shard: &Rc<Shard>, stream: TcpStream, addr: SocketAddr) {
         addr,
         fd,
         session: RefCell::new(ServerSession::new(session_config(shard), Instant::now())),
-        wr: RefCell::new(Some(wr)),
+        write_half: RefCell::new(Some(wr)),
         role: RefCell::new(Role::None),
         closing: Cell::new(false),
     });
@@ -138,7 +150,7 @@ impl Conn {
         matches!(*self.role.borrow(), Role::Playing { .. })
     }
 
-    async fn run(self: &Rc<Self>, rd: &mut OwnedReadHalf<TcpStream>) -> ConnEnd {
+    async fn run(self: &Rc<Self>, read_half: &mut OwnedReadHalf<TcpStream>) -> ConnEnd {
         // Timers (handshake/idle timeouts, pings) run in their own task: a read is
         // never cancelled by a timeout, because cancelling an io_uring read can lose
         // bytes that the kernel already delivered.
@@ -178,7 +190,7 @@ impl Conn {
                     w.recv(&mut buf).await
                 }
                 None => {
-                    let (res, b) = rd.read(buf).await;
+                    let (res, b) = read_half.read(buf).await;
                     buf = b;
                     res
                 }
@@ -230,7 +242,7 @@ impl Conn {
             }
             return Ok(());
         }
-        let wr = self.wr.borrow_mut().take();
+        let wr = self.write_half.borrow_mut().take();
         let Some(mut wr) = wr else { return Ok(()) };
         let mut result = Ok(());
         loop {
@@ -242,7 +254,7 @@ impl Conn {
                 break;
             }
         }
-        *self.wr.borrow_mut() = Some(wr);
+        *self.write_half.borrow_mut() = Some(wr);
         result
     }
 
@@ -361,10 +373,9 @@ impl Conn {
         });
         match shard.claim_stream(&stream_name, room_id, ctl.clone(), false).await {
             Ok(pub_id) => {
-                *self.role.borrow_mut() =
-                    Role::Publishing { stream_id, name: Arc::from(stream_name.as_str()), pub_id, ctl };
+                *self.role.borrow_mut() = Role::Publishing { stream_id, name: stream_name.clone(), pub_id, ctl };
                 self.session.borrow_mut().accept_publish(stream_id).map_err(ConnEnd::Local)?;
-                tracing::info!(addr = %self.addr, stream = ?stream_name, room = room_id, "publishing");
+                tracing::info!(addr = %self.addr, stream = ?stream_name, room = room_id.0, "publishing");
                 Ok(())
             }
             Err(why) => {
@@ -381,14 +392,17 @@ impl Conn {
 
     async fn on_play(self: &Rc<Self>, stream_id: u32, name: String) -> Result<(), ConnEnd> {
         let shard = self.shard.clone();
-        if !matches!(*self.role.borrow(), Role::None) || !crate::proto::http::valid_stream_name(&name) {
-            self.session
-                .borrow_mut()
-                .reject_play(stream_id, "NetStream.Play.StreamNotFound", "no such stream")
-                .map_err(ConnEnd::Local)?;
-            self.closing.set(true);
-            return Ok(());
-        }
+        let name = match StreamName::parse(&name) {
+            Some(name) if matches!(*self.role.borrow(), Role::None) => name,
+            _ => {
+                self.session
+                    .borrow_mut()
+                    .reject_play(stream_id, "NetStream.Play.StreamNotFound", "no such stream")
+                    .map_err(ConnEnd::Local)?;
+                self.closing.set(true);
+                return Ok(());
+            }
+        };
         if let Some(why) = shard.shared.tags_unavailable(&name) {
             self.session
                 .borrow_mut()
@@ -426,7 +440,7 @@ impl Conn {
             shard.leave(&name, &player, room_id);
             return Err(e);
         }
-        let Some(wr) = self.wr.borrow_mut().take() else {
+        let Some(wr) = self.write_half.borrow_mut().take() else {
             shard.leave(&name, &player, room_id);
             return Err(ConnEnd::NoWriteHalf);
         };
@@ -467,7 +481,7 @@ impl Conn {
         self.end_role(PlayerEnd::Kicked).await;
         // Say goodbye (rejections, errors) if we still own the socket.
         let _ = self.flush().await;
-        let wr = self.wr.borrow_mut().take();
+        let wr = self.write_half.borrow_mut().take();
         if let Some(mut wr) = wr {
             let _ = wr.shutdown().await;
         }
@@ -527,7 +541,7 @@ fn is_metadata(payload: &[u8]) -> bool {
     payload.get(..13) == Some(b"\x02\x00\x0aonMetaData")
 }
 
-async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id: u32) {
+async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut write_half: Wr, stream_id: u32) {
     let shard = conn.shard.clone();
     let stats = &shard.shared.stats[shard.index];
     let chunk_size = conn.session.borrow().out_chunk_size();
@@ -558,7 +572,7 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
             }
         }
     });
-    let end = write_loop(&player, &mut wr, stats, wire).await;
+    let end = write_loop(&player, &mut write_half, stats, wire).await;
     if let Ok(PlayerEnd::StreamEnded) = end {
         // StreamEOF + UnpublishNotify + Play.Stop, then close.
         let _ = conn.session.borrow_mut().send_stream_eof(stream_id);
@@ -566,12 +580,12 @@ async fn player_writer(conn: Rc<Conn>, player: Rc<Player>, mut wr: Wr, stream_id
         while let Some(b) = conn.session.borrow_mut().poll_transmit() {
             out.push(b);
         }
-        let _ = crate::fanout::player::write_all_vectored(&mut wr, out).await;
+        let _ = crate::fanout::player::write_all_vectored(&mut write_half, out).await;
         conn.closing.set(true);
         // Our own socket: the reader sees the end.
         crate::net::sys::shutdown(conn.fd);
     }
-    let _ = wr.shutdown().await;
+    let _ = write_half.shutdown().await;
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ mod shared;
 pub use shared::{Admission, EngineShared, PendingCounts, PublisherCodecs, StartError};
 
 use crate::fanout::player::{Player, PlayerEnd};
-use crate::link::{Command, EngineEvent, Protocol, StreamAnswer};
+use crate::link::{Command, EngineEvent, Protocol, RoomId, StreamAnswer};
+use crate::proto::http::StreamName;
 use crate::stats::{ClientSnap, DropFilter, HomeSnap, ShardSnapshot, ShardStats};
 use crate::stream::frame::Frame;
 use crate::stream::gop::GopCache;
@@ -30,12 +31,12 @@ pub type Reply<T> = futures_channel::oneshot::Sender<T>;
 /// sessions (which live above, in `rtc`) now and then.
 pub trait ShardHooks {
     /// Ask `name`'s WebRTC publisher, if it is on this shard, for a keyframe.
-    fn request_keyframe(&self, shard: &Shard, name: &str);
+    fn request_keyframe(&self, shard: &Shard, name: &StreamName);
     /// The control plane dropped `name`: end its WebRTC sessions on this shard.
-    fn stream_dropped(&self, shard: &Rc<Shard>, name: &str);
+    fn stream_dropped(&self, shard: &Rc<Shard>, name: &StreamName);
     /// Pull `name` from another node's HTTP media port `origin` (cluster relay);
     /// called on the stream's home shard when no relay of it runs here.
-    fn start_relay(&self, shard: &Rc<Shard>, name: &str, origin: std::net::SocketAddr, room_id: i64);
+    fn start_relay(&self, shard: &Rc<Shard>, name: &StreamName, origin: std::net::SocketAddr, room_id: RoomId);
 }
 
 /// Mirrors a home stream's HLS output to `hls.path` (when set): segment files and
@@ -68,17 +69,17 @@ fn mirror_hls(path: &str, name: &str, ev: &crate::proto::hls::HlsEvent, playlist
 }
 
 /// The home streams' settings, from the engine config.
-fn hub_config(c: &crate::config::EngineConfig) -> HubConfig {
+fn hub_config(config: &crate::config::EngineConfig) -> HubConfig {
     HubConfig {
-        gop_cache_bytes: c.gop_cache_bytes,
-        gop_cache_duration: c.gop_cache_duration,
-        join_start: c.join_start,
-        idle_publisher_timeout: c.idle_publisher_timeout,
-        unpublish_grace: c.unpublish_grace,
-        hls_fragment: c.hls_fragment,
-        hls_window: c.hls_window,
-        hls_mirror: !c.hls_path.is_empty(),
-        bridge_always: c.webrtc_bridge_always,
+        gop_cache_bytes: config.gop_cache_bytes,
+        gop_cache_duration: config.gop_cache_duration,
+        join_start: config.join_start,
+        idle_publisher_timeout: config.idle_publisher_timeout,
+        unpublish_grace: config.unpublish_grace,
+        hls_fragment: config.hls_fragment,
+        hls_window: config.hls_window,
+        hls_mirror: !config.hls_path.is_empty(),
+        bridge_always: config.webrtc_bridge_always,
     }
 }
 
@@ -87,8 +88,8 @@ pub enum ShardMsg {
     Command(Command),
     /// To the home: a publisher (on `shard`) wants the stream.
     Claim {
-        name: String,
-        room_id: i64,
+        name: StreamName,
+        room_id: RoomId,
         pub_id: u64,
         shard: usize,
         /// A relay from another node (cluster): no PublishStarted/Ended, and a local
@@ -98,46 +99,46 @@ pub enum ShardMsg {
     },
     /// To the home: pull `name` from the node whose HTTP media port is `origin`.
     Relay {
-        name: String,
+        name: StreamName,
         origin: std::net::SocketAddr,
-        room_id: i64,
+        room_id: RoomId,
     },
     /// To the home: a publisher's media.
     PublisherFrame {
-        name: Arc<str>,
+        name: StreamName,
         pub_id: u64,
         frame: Arc<Frame>,
     },
     /// To the home: a publisher's connection ended.
     PublisherGone {
-        name: String,
+        name: StreamName,
         pub_id: u64,
     },
     /// To the home: `shard` has players (or waiting players) of `name`.
     Subscribe {
-        name: String,
+        name: StreamName,
         shard: usize,
     },
     Unsubscribe {
-        name: String,
+        name: StreamName,
         shard: usize,
     },
     /// Home → subscriber: the stream's current start (headers + GOP).
     Snapshot {
-        name: String,
-        room_id: i64,
+        name: StreamName,
+        room_id: RoomId,
         frames: Vec<Arc<Frame>>,
         seq: u64,
     },
     /// Home → subscriber: one frame.
     Frame {
-        name: Arc<str>,
+        name: StreamName,
         frame: Arc<Frame>,
         seq: u64,
     },
     /// Home → subscriber: the stream is over.
     StreamEnded {
-        name: String,
+        name: StreamName,
     },
     /// Home → a publisher's shard: disconnect it (replaced after going silent).
     Kick {
@@ -146,7 +147,7 @@ pub enum ShardMsg {
     /// To the home: an HLS playlist (`seq: None`) or segment, for `client` (counted
     /// as a viewer session, see `hls_viewers`).
     Hls {
-        name: String,
+        name: StreamName,
         seq: Option<u64>,
         client: Option<crate::fanout::hls_viewers::HlsClient>,
         reply: Reply<HlsAnswer>,
@@ -165,17 +166,17 @@ pub enum ShardMsg {
     Run(Box<dyn FnOnce(&Rc<Shard>) + Send>),
     /// To the home: a subscriber wants a keyframe from the publisher.
     KeyframeRequest {
-        name: String,
+        name: StreamName,
     },
     /// To the home: `shard` has (`want`) or no longer has WebRTC viewers of `name`.
     WantRtp {
-        name: String,
+        name: StreamName,
         shard: usize,
         want: bool,
     },
     /// To the home: `shard` has (`want`) or no longer has RTMP/FLV players of `name`.
     WantTags {
-        name: String,
+        name: StreamName,
         shard: usize,
         want: bool,
     },
@@ -195,7 +196,7 @@ pub enum HlsAnswer {
 
 /// A local publisher connection, so that it can be kicked.
 pub struct PublisherCtl {
-    pub name: String,
+    pub name: StreamName,
     pub fd: i32,
     pub kicked: std::cell::Cell<bool>,
     pub id: std::cell::Cell<u64>,
@@ -214,7 +215,7 @@ impl PublisherCtl {
 }
 
 struct SubStream {
-    room_id: i64,
+    room_id: RoomId,
     players: Vec<Rc<Player>>,
     /// How many of `players` are WebRTC viewers.
     rtc_players: usize,
@@ -232,14 +233,14 @@ struct SubStream {
 #[derive(Default)]
 struct State {
     /// Ended streams' HLS, kept for a while so that players see EXT-X-ENDLIST.
-    ended_hls: HashMap<String, (crate::proto::hls::Segmenter, Instant)>,
-    homes: HashMap<String, HomeStream>,
-    subs: HashMap<String, SubStream>,
+    ended_hls: HashMap<StreamName, (crate::proto::hls::Segmenter, Instant)>,
+    homes: HashMap<StreamName, HomeStream>,
+    subs: HashMap<StreamName, SubStream>,
     publishers: HashMap<u64, Rc<PublisherCtl>>,
     /// HLS viewer sessions of the streams homed here.
     hls_viewers: crate::fanout::hls_viewers::HlsViewers,
     /// Streams homed here that a relay task is pulling from another node.
-    relays: std::collections::HashSet<String>,
+    relays: std::collections::HashSet<StreamName>,
 }
 
 pub struct Shard {
@@ -249,7 +250,7 @@ pub struct Shard {
     hub_cfg: Arc<HubConfig>,
     /// What the layers above do for the shard (WebRTC sessions).
     hooks: Box<dyn ShardHooks>,
-    st: RefCell<State>,
+    state: RefCell<State>,
     /// Where RTMP players' input is watched, swept by the flush tick; `None` when
     /// there is no tick (merge window 0) or no epoll: players then keep a read.
     pub input_watch: Option<Rc<crate::net::input_watch::InputWatch>>,
@@ -275,14 +276,15 @@ impl Shard {
         hooks: Box<dyn ShardHooks>,
     ) -> Rc<Shard> {
         let hub_cfg = Arc::new(hub_config(&shared.cfg));
-        let shard = Rc::new(Shard { index, shared, hub_cfg, hooks, st: RefCell::new(State::default()), input_watch });
+        let shard =
+            Rc::new(Shard { index, shared, hub_cfg, hooks, state: RefCell::new(State::default()), input_watch });
         SHARD.with(|s| *s.borrow_mut() = Some(shard.clone()));
         shard
     }
 
     /// Ends every player (stream ended) and every publisher: the engine stops.
     pub fn end_everything(&self) {
-        let st = self.st.borrow();
+        let st = self.state.borrow();
         for s in st.subs.values() {
             for p in &s.players {
                 p.end(PlayerEnd::StreamEnded);
@@ -312,7 +314,7 @@ impl Shard {
             }
             ShardMsg::Relay { name, origin, room_id } => {
                 let start = {
-                    let mut st = self.st.borrow_mut();
+                    let mut st = self.state.borrow_mut();
                     let local = st.homes.get(&name).is_some_and(|h| h.has_publisher() && !h.relayed());
                     !local && st.relays.insert(name.clone())
                 };
@@ -324,7 +326,7 @@ impl Shard {
             ShardMsg::PublisherGone { name, pub_id } => self.publisher_gone(&name, pub_id),
             ShardMsg::Subscribe { name, shard } => self.subscribe(&name, shard),
             ShardMsg::Unsubscribe { name, shard } => {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 if let Some(h) = st.homes.get_mut(&name) {
                     h.unsubscribe(shard);
                     if h.is_unused() {
@@ -333,7 +335,7 @@ impl Shard {
                 }
             }
             ShardMsg::Snapshot { name, room_id, frames, seq } => {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 let Some(s) = st.subs.get_mut(&name) else { return };
                 s.cache.reset();
                 for f in &frames {
@@ -345,7 +347,7 @@ impl Shard {
             }
             ShardMsg::Frame { name, frame, seq } => self.deliver(&name, &frame, seq),
             ShardMsg::StreamEnded { name } => {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 if let Some(mut s) = st.subs.remove(&name) {
                     for p in s.players.drain(..) {
                         p.end(PlayerEnd::StreamEnded);
@@ -361,7 +363,7 @@ impl Shard {
                 }
             }
             ShardMsg::Kick { pub_id } => {
-                if let Some(p) = self.st.borrow().publishers.get(&pub_id) {
+                if let Some(p) = self.state.borrow().publishers.get(&pub_id) {
                     p.kick();
                 }
             }
@@ -381,21 +383,21 @@ impl Shard {
             ShardMsg::Run(work) => work(&self.self_rc()),
             ShardMsg::KeyframeRequest { name } => self.hooks.request_keyframe(self, &name),
             ShardMsg::WantTags { name, shard, want } => {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 self.home_entry(&mut st, &name).want_tags(Instant::now(), shard, want);
             }
             ShardMsg::WantRtp { name, shard, want } => {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 self.home_entry(&mut st, &name).want_rtp(shard, want);
             }
         }
     }
 
-    fn hls_answer(&self, name: &str, seq: Option<u64>) -> HlsAnswer {
-        if let Some(h) = self.st.borrow_mut().homes.get_mut(name) {
+    fn hls_answer(&self, name: &StreamName, seq: Option<u64>) -> HlsAnswer {
+        if let Some(h) = self.state.borrow_mut().homes.get_mut(name) {
             h.hls_requested(Instant::now());
         }
-        let st = self.st.borrow();
+        let st = self.state.borrow();
         let seg = match st.homes.get(name) {
             Some(h) if h.is_live() => match h.hls() {
                 Ok(seg) => seg,
@@ -413,9 +415,9 @@ impl Shard {
 
     /// Counts an answered HLS request of a live stream homed here: its client's
     /// session is refreshed, or joins (a viewer of the room, like any player).
-    fn hls_viewer(&self, name: &str, client: &crate::fanout::hls_viewers::HlsClient, bytes: u64) {
+    fn hls_viewer(&self, name: &StreamName, client: &crate::fanout::hls_viewers::HlsClient, bytes: u64) {
         let joined = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let Some(room_id) = st.homes.get(name).filter(|h| h.is_live()).map(|h| h.room_id()) else { return };
             let shared = &self.shared;
             st.hls_viewers.touch(name, room_id, client, bytes, Instant::now(), || shared.next_id())
@@ -425,9 +427,9 @@ impl Shard {
         }
     }
 
-    fn hls_changed(&self, c: crate::fanout::hls_viewers::Change, joined: bool) {
+    fn hls_changed(&self, change: crate::fanout::hls_viewers::Change, joined: bool) {
         let slot = &self.stats().players[ShardStats::player_slot(Protocol::Hls)];
-        let (room_id, stream_name, protocol) = (c.room_id, c.stream, Protocol::Hls);
+        let (room_id, stream_name, protocol) = (change.room_id, change.stream, Protocol::Hls);
         if joined {
             slot.fetch_add(1, Ordering::Relaxed);
             self.shared.events.send(EngineEvent::PlayerJoined { room_id, stream_name, protocol });
@@ -443,7 +445,7 @@ impl Shard {
     /// [`hls_viewers::IDLE_TARGETS`]: crate::fanout::hls_viewers::IDLE_TARGETS
     pub fn sweep_hls_viewers(&self) {
         let left = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             if st.hls_viewers.total() == 0 {
                 return;
             }
@@ -460,21 +462,21 @@ impl Shard {
     }
 
     /// Ends the HLS sessions of a stream that is gone.
-    fn end_hls_viewers(&self, name: &str) {
-        let left = self.st.borrow_mut().hls_viewers.end_stream(name);
+    fn end_hls_viewers(&self, name: &StreamName) {
+        let left = self.state.borrow_mut().hls_viewers.end_stream(name);
         for c in left {
             self.hls_changed(c, false);
         }
     }
 
     /// Whether `name` is live as far as this shard knows.
-    pub fn is_live(&self, name: &str) -> bool {
-        let st = self.st.borrow();
+    pub fn is_live(&self, name: &StreamName) -> bool {
+        let st = self.state.borrow();
         st.subs.get(name).is_some_and(|s| s.live) || st.homes.get(name).is_some_and(|h| h.is_live())
     }
 
     fn snapshot(&self) -> ShardSnapshot {
-        let st = self.st.borrow();
+        let st = self.state.borrow();
         let now = Instant::now();
         let mut snap = ShardSnapshot { index: self.index, ..Default::default() };
         for (name, h) in &st.homes {
@@ -510,7 +512,7 @@ impl Shard {
         for (name, v) in st.hls_viewers.sessions() {
             snap.clients.push(ClientSnap {
                 id: v.id,
-                stream: name.to_owned(),
+                stream: name.clone(),
                 addr: std::net::SocketAddr::new(v.ip, 0),
                 protocol: Protocol::Hls,
                 relay: false,
@@ -538,21 +540,21 @@ impl Shard {
         snap
     }
 
-    fn drop_clients(&self, f: &DropFilter) -> usize {
-        let st = self.st.borrow();
+    fn drop_clients(&self, filter: &DropFilter) -> usize {
+        let st = self.state.borrow();
         let mut n = 0;
-        if f.publishers {
+        if filter.publishers {
             for p in st.publishers.values() {
-                if f.matches(&p.name, &p.addr, p.id.get()) {
+                if filter.matches(&p.name, &p.addr, p.id.get()) {
                     p.kick();
                     n += 1;
                 }
             }
         }
-        if f.players {
+        if filter.players {
             for (name, s) in &st.subs {
                 for p in &s.players {
-                    if f.matches(name, &p.addr, p.id) {
+                    if filter.matches(name, &p.addr, p.id) {
                         p.end(PlayerEnd::Kicked);
                         n += 1;
                     }
@@ -564,16 +566,16 @@ impl Shard {
 
     // ---- home side ----
 
-    fn home_entry<'a>(&self, st: &'a mut State, name: &str) -> &'a mut HomeStream {
-        st.homes.entry(name.to_owned()).or_insert_with(|| HomeStream::new(name, self.hub_cfg.clone(), Instant::now()))
+    fn home_entry<'a>(&self, state: &'a mut State, name: &StreamName) -> &'a mut HomeStream {
+        state.homes.entry(name.clone()).or_insert_with(|| HomeStream::new(name, self.hub_cfg.clone(), Instant::now()))
     }
 
     /// Carries out what `name`'s home stream asked for (see [`HubOutput`]): taken in
     /// one borrow (with the subscribers as they are now), then done in order without
     /// it: a message to this same shard is handled at once and may reach the home.
-    fn run_home(&self, name: &str) {
+    fn run_home(&self, name: &StreamName) {
         let (outputs, subs, shared_name) = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
             let mut outputs = Vec::with_capacity(4);
             while let Some(o) = h.poll_output() {
@@ -592,7 +594,7 @@ impl Shard {
                     }
                 }
                 HubOutput::Snapshot { shard, room_id, frames, seq } => {
-                    self.to(shard, ShardMsg::Snapshot { name: name.to_owned(), room_id, frames, seq })
+                    self.to(shard, ShardMsg::Snapshot { name: name.clone(), room_id, frames, seq })
                 }
                 HubOutput::Kick { shard, pub_id } => self.to(shard, ShardMsg::Kick { pub_id }),
                 HubOutput::Event(ev) => self.shared.events.send(ev),
@@ -602,21 +604,28 @@ impl Shard {
                 }
                 HubOutput::Ended { subscribers } => {
                     {
-                        let mut st = self.st.borrow_mut();
+                        let mut st = self.state.borrow_mut();
                         self.finish_home(&mut st, name);
                     }
                     self.end_hls_viewers(name);
                     for s in subscribers {
-                        self.to(s, ShardMsg::StreamEnded { name: name.to_owned() });
+                        self.to(s, ShardMsg::StreamEnded { name: name.clone() });
                     }
                 }
             }
         }
     }
 
-    fn claim(&self, name: &str, room_id: i64, pub_id: u64, shard: usize, relay: bool) -> Result<(), ClaimError> {
+    fn claim(
+        &self,
+        name: &StreamName,
+        room_id: RoomId,
+        pub_id: u64,
+        shard: usize,
+        relay: bool,
+    ) -> Result<(), ClaimError> {
         {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             // An ended broadcast's HLS continues (after a discontinuity) only in a
             // home that is not live: a live one keeps its own, and a refused claim
             // must not lose it.
@@ -633,23 +642,23 @@ impl Shard {
         Ok(())
     }
 
-    fn home_frame(&self, name: &str, pub_id: u64, frame: Arc<Frame>) {
+    fn home_frame(&self, name: &StreamName, pub_id: u64, frame: Arc<Frame>) {
         {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
             let shared = &self.shared;
             let h264 = || {
                 let codecs = shared.rtc_codecs.lock().unwrap_or_else(|p| p.into_inner());
                 codecs.get(name).is_some_and(|c| c.video == Some(crate::proto::webrtc::Codec::H264))
             };
-            h.handle_frame(Instant::now(), pub_id, frame, &h264);
+            h.handle_frame(Instant::now(), &Instant::now, pub_id, frame, &h264);
         }
         self.run_home(name);
     }
 
-    fn publisher_gone(&self, name: &str, pub_id: u64) {
+    fn publisher_gone(&self, name: &StreamName, pub_id: u64) {
         let deadline = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let Some(h) = st.homes.get_mut(name) else { return };
             h.handle_publisher_gone(Instant::now(), pub_id);
             h.poll_timeout()
@@ -657,10 +666,10 @@ impl Shard {
         // Keep players for a reconnect; end the stream if nobody comes back.
         let Some(deadline) = deadline else { return };
         let shard = self.self_rc();
-        let name = name.to_owned();
+        let name = name.clone();
         monoio::spawn(async move {
             monoio::time::sleep_until(monoio::time::Instant::from_std(deadline)).await;
-            let due = shard.st.borrow_mut().homes.get_mut(&name).map(|h| h.handle_timeout(Instant::now()));
+            let due = shard.state.borrow_mut().homes.get_mut(&name).map(|h| h.handle_timeout(Instant::now()));
             if due.is_some() {
                 shard.run_home(&name);
             }
@@ -674,10 +683,10 @@ impl Shard {
     /// The home stream is over: its HLS playlist gets `#EXT-X-ENDLIST` and stays
     /// served for the playlist's length (players see the end, not a 404), and the
     /// home entry goes.
-    fn finish_home(&self, st: &mut State, name: &str) {
-        let Some(mut h) = st.homes.remove(name) else { return };
+    fn finish_home(&self, state: &mut State, name: &StreamName) {
+        let Some(mut h) = state.homes.remove(name) else { return };
         if let Some(seg) = h.finish() {
-            st.ended_hls.insert(name.to_owned(), (seg, Instant::now()));
+            state.ended_hls.insert(name.clone(), (seg, Instant::now()));
         }
         while let Some(o) = h.poll_output() {
             if let HubOutput::HlsMirror { event, playlist } = o {
@@ -685,23 +694,23 @@ impl Shard {
             }
         }
         let keep = self.shared.cfg.hls_window;
-        st.ended_hls.retain(|_, (_, at)| at.elapsed() < keep);
+        state.ended_hls.retain(|_, (_, at)| at.elapsed() < keep);
     }
 
-    fn subscribe(&self, name: &str, shard: usize) {
+    fn subscribe(&self, name: &StreamName, shard: usize) {
         {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             self.home_entry(&mut st, name).subscribe(shard);
         }
         self.run_home(name);
     }
 
-    fn drop_stream(&self, name: &str) {
+    fn drop_stream(&self, name: &StreamName) {
         self.hooks.stream_dropped(&self.self_rc(), name);
         let home = self.shared.home_of(name) == self.index;
-        let mut st = self.st.borrow_mut();
+        let mut st = self.state.borrow_mut();
         for p in st.publishers.values() {
-            if p.name == name {
+            if p.name == *name {
                 p.kick();
             }
         }
@@ -722,8 +731,8 @@ impl Shard {
 
     // ---- subscriber side ----
 
-    fn deliver(&self, name: &str, frame: &Arc<Frame>, seq: u64) {
-        let mut st = self.st.borrow_mut();
+    fn deliver(&self, name: &StreamName, frame: &Arc<Frame>, seq: u64) {
+        let mut st = self.state.borrow_mut();
         let Some(s) = st.subs.get_mut(name) else { return };
         if !s.live {
             return;
@@ -758,20 +767,20 @@ impl Shard {
 
     /// Adds a player of `name` on this shard, waiting up to `wait` for the stream to
     /// go live. Returns the room id.
-    pub async fn join(&self, name: &str, player: Rc<Player>, wait: Duration) -> Result<i64, PlayError> {
-        let live_here = self.st.borrow().subs.get(name).is_some_and(|s| s.live);
+    pub async fn join(&self, name: &StreamName, player: Rc<Player>, wait: Duration) -> Result<RoomId, PlayError> {
+        let live_here = self.state.borrow().subs.get(name).is_some_and(|s| s.live);
         if !live_here && !self.stream_known(name).await {
             return Err(PlayError::NotFound);
         }
         let home = self.shared.home_of(name);
         let first = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let cfg = &self.shared.cfg;
             let mut first = false;
-            let s = st.subs.entry(name.to_owned()).or_insert_with(|| {
+            let s = st.subs.entry(name.clone()).or_insert_with(|| {
                 first = true;
                 SubStream {
-                    room_id: 0,
+                    room_id: RoomId::default(),
                     players: vec![],
                     rtc_players: 0,
                     tag_players: 0,
@@ -786,7 +795,7 @@ impl Shard {
             first
         };
         if first {
-            self.to(home, ShardMsg::Subscribe { name: name.to_owned(), shard: self.index });
+            self.to(home, ShardMsg::Subscribe { name: name.clone(), shard: self.index });
         }
         let deadline = Instant::now() + wait;
         loop {
@@ -795,7 +804,7 @@ impl Shard {
                 return Err(PlayError::ShuttingDown);
             }
             {
-                let mut st = self.st.borrow_mut();
+                let mut st = self.state.borrow_mut();
                 if let Some(s) = st.subs.get_mut(name) {
                     if s.live {
                         s.waiting -= 1;
@@ -826,7 +835,7 @@ impl Shard {
                             self.request_keyframe(name);
                         }
                         if first {
-                            let (name, shard) = (name.to_owned(), self.index);
+                            let (name, shard) = (name.clone(), self.index);
                             let msg = if rtc {
                                 ShardMsg::WantRtp { name, shard, want: true }
                             } else {
@@ -839,7 +848,7 @@ impl Shard {
                                 .fetch_add(1, Ordering::Relaxed);
                             self.shared.events.send(EngineEvent::PlayerJoined {
                                 room_id,
-                                stream_name: name.to_owned(),
+                                stream_name: name.clone(),
                                 protocol: player.protocol,
                             });
                         }
@@ -859,24 +868,24 @@ impl Shard {
     /// `ask_stream_known` is on; otherwise every name is). An unanswered question
     /// counts as known: the player then waits as it would have. A stream live on
     /// another node is pulled from there (its home starts one relay).
-    pub async fn stream_known(&self, name: &str) -> bool {
+    pub async fn stream_known(&self, name: &StreamName) -> bool {
         match self.ask_stream(name).await {
             StreamAnswer::Unknown => false,
             StreamAnswer::Wait => true,
             StreamAnswer::Relay { origin, room_id } => {
-                self.to(self.shared.home_of(name), ShardMsg::Relay { name: name.to_owned(), origin, room_id });
+                self.to(self.shared.home_of(name), ShardMsg::Relay { name: name.clone(), origin, room_id });
                 true
             }
         }
     }
 
     /// Asks the control plane where `name` is ([`StreamAnswer::Wait`] unasked or unanswered).
-    pub async fn ask_stream(&self, name: &str) -> StreamAnswer {
+    pub async fn ask_stream(&self, name: &StreamName) -> StreamAnswer {
         if !self.shared.cfg.ask_stream_known {
             return StreamAnswer::Wait;
         }
         let (reply, rx) = futures_channel::oneshot::channel();
-        self.shared.events.send(EngineEvent::StreamQuery { stream_name: name.to_owned(), reply });
+        self.shared.events.send(EngineEvent::StreamQuery { stream_name: name.clone(), reply });
         match monoio::time::timeout(Duration::from_secs(2), rx).await {
             Ok(Ok(answer)) => answer,
             _ => StreamAnswer::Wait,
@@ -885,19 +894,19 @@ impl Shard {
 
     /// On the home shard: whether `name` has any audience (players on any shard,
     /// waiting players, or HLS viewer sessions).
-    pub fn has_audience(&self, name: &str) -> bool {
-        let st = self.st.borrow();
+    pub fn has_audience(&self, name: &StreamName) -> bool {
+        let st = self.state.borrow();
         st.homes.get(name).is_some_and(|h| !h.subscribers().is_empty())
             || st.hls_viewers.sessions().any(|(stream, _)| stream == name)
     }
 
     /// On the home shard: the relay of `name` stopped.
-    pub fn relay_ended(&self, name: &str) {
-        self.st.borrow_mut().relays.remove(name);
+    pub fn relay_ended(&self, name: &StreamName) {
+        self.state.borrow_mut().relays.remove(name);
     }
 
-    fn unwait(&self, name: &str) {
-        let mut st = self.st.borrow_mut();
+    fn unwait(&self, name: &StreamName) {
+        let mut st = self.state.borrow_mut();
         if let Some(s) = st.subs.get_mut(name) {
             s.waiting = s.waiting.saturating_sub(1);
         }
@@ -905,9 +914,9 @@ impl Shard {
         self.maybe_unsubscribe(name);
     }
 
-    fn maybe_unsubscribe(&self, name: &str) {
+    fn maybe_unsubscribe(&self, name: &StreamName) {
         let gone = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             match st.subs.get(name) {
                 Some(s) if s.players.is_empty() && s.waiting == 0 => {
                     st.subs.remove(name);
@@ -918,16 +927,16 @@ impl Shard {
             }
         };
         if gone {
-            self.to(self.shared.home_of(name), ShardMsg::Unsubscribe { name: name.to_owned(), shard: self.index });
+            self.to(self.shared.home_of(name), ShardMsg::Unsubscribe { name: name.clone(), shard: self.index });
         }
     }
 
     /// Removes a player (its connection ended).
-    pub fn leave(&self, name: &str, player: &Rc<Player>, room_id: i64) {
+    pub fn leave(&self, name: &StreamName, player: &Rc<Player>, room_id: RoomId) {
         player.set_cohort(None);
         let rtc = player.protocol == Protocol::WebRtc;
         let last = {
-            let mut st = self.st.borrow_mut();
+            let mut st = self.state.borrow_mut();
             match st.subs.get_mut(name) {
                 Some(s) => {
                     let before = s.players.len();
@@ -943,7 +952,7 @@ impl Shard {
             }
         };
         if last {
-            let (n, shard) = (name.to_owned(), self.index);
+            let (n, shard) = (name.clone(), self.index);
             let msg = if rtc {
                 ShardMsg::WantRtp { name: n, shard, want: false }
             } else {
@@ -956,7 +965,7 @@ impl Shard {
             self.stats().players[ShardStats::player_slot(player.protocol)].fetch_sub(1, Ordering::Relaxed);
             self.shared.events.send(EngineEvent::PlayerLeft {
                 room_id,
-                stream_name: name.to_owned(),
+                stream_name: name.clone(),
                 protocol: player.protocol,
             });
         }
@@ -968,18 +977,18 @@ impl Shard {
     /// Registers a local publisher connection and claims the stream at its home.
     pub async fn claim_stream(
         &self,
-        name: &str,
-        room_id: i64,
+        name: &StreamName,
+        room_id: RoomId,
         ctl: Rc<PublisherCtl>,
         relay: bool,
     ) -> Result<u64, ClaimError> {
         let pub_id = self.shared.next_id();
         ctl.id.set(pub_id);
-        self.st.borrow_mut().publishers.insert(pub_id, ctl);
+        self.state.borrow_mut().publishers.insert(pub_id, ctl);
         let (tx, rx) = futures_channel::oneshot::channel();
         self.to(
             self.shared.home_of(name),
-            ShardMsg::Claim { name: name.to_owned(), room_id, pub_id, shard: self.index, relay, reply: tx },
+            ShardMsg::Claim { name: name.clone(), room_id, pub_id, shard: self.index, relay, reply: tx },
         );
         let r = match monoio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(r)) => r,
@@ -991,19 +1000,19 @@ impl Shard {
                 Ok(pub_id)
             }
             Err(e) => {
-                self.st.borrow_mut().publishers.remove(&pub_id);
+                self.state.borrow_mut().publishers.remove(&pub_id);
                 Err(e)
             }
         }
     }
 
     /// Asks the stream's publisher (on its home) for a keyframe.
-    pub fn request_keyframe(&self, name: &str) {
-        self.to(self.shared.home_of(name), ShardMsg::KeyframeRequest { name: name.to_owned() });
+    pub fn request_keyframe(&self, name: &StreamName) {
+        self.to(self.shared.home_of(name), ShardMsg::KeyframeRequest { name: name.clone() });
     }
 
     /// Sends a publisher's frame to the stream's home.
-    pub fn publish_frame(&self, name: &Arc<str>, pub_id: u64, frame: Frame) {
+    pub fn publish_frame(&self, name: &StreamName, pub_id: u64, frame: Frame) {
         self.to(
             self.shared.home_of(name),
             ShardMsg::PublisherFrame { name: name.clone(), pub_id, frame: Arc::new(frame) },
@@ -1011,10 +1020,10 @@ impl Shard {
     }
 
     /// A local publisher's connection ended.
-    pub fn unpublish(&self, name: &str, pub_id: u64) {
-        self.st.borrow_mut().publishers.remove(&pub_id);
+    pub fn unpublish(&self, name: &StreamName, pub_id: u64) {
+        self.state.borrow_mut().publishers.remove(&pub_id);
         self.stats().publishers.fetch_sub(1, Ordering::Relaxed);
-        self.to(self.shared.home_of(name), ShardMsg::PublisherGone { name: name.to_owned(), pub_id });
+        self.to(self.shared.home_of(name), ShardMsg::PublisherGone { name: name.clone(), pub_id });
     }
 }
 

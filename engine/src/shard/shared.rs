@@ -6,6 +6,7 @@ use super::ShardMsg;
 use crate::config::EngineConfig;
 use crate::link::EventSink;
 use crate::link::inbox::Inbox;
+use crate::proto::http::StreamName;
 use crate::stats::ShardStats;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -30,7 +31,7 @@ pub enum StartError {
 pub struct PendingCounts {
     pub(crate) total: usize,
     pub(crate) per_ip: HashMap<std::net::IpAddr, usize>,
-    pub(crate) per_stream: HashMap<String, usize>,
+    pub(crate) per_stream: HashMap<StreamName, usize>,
 }
 
 /// What a WebRTC publisher sends: subscribers must be answered with the same.
@@ -59,7 +60,7 @@ pub struct EngineShared {
     /// What each WebRTC publisher sends (video codec, H.264 profile), so that
     /// subscribers on any shard answer with the same codec. Touched only when
     /// sessions are created, never on the media path.
-    pub rtc_codecs: Mutex<HashMap<String, PublisherCodecs>>,
+    pub rtc_codecs: Mutex<HashMap<StreamName, PublisherCodecs>>,
     /// WebRTC viewer sessions not connected yet (see `rtc::PendingSlot`).
     pub rtc_pending: Mutex<PendingCounts>,
     /// Lines about peers' bad input: one per address per interval.

@@ -90,8 +90,9 @@ impl RtmpToRtc {
     }
 
     /// Converts one FLV-tag frame; the RTP frames go to WebRTC viewers.
-    /// Returns whether the warnings changed.
-    pub fn push(&mut self, f: &Frame, out: &mut Vec<Frame>) -> bool {
+    /// Returns whether the warnings changed. `clock` gives the time, read around
+    /// the audio transcoding to measure its CPU.
+    pub fn push(&mut self, clock: &dyn Fn() -> Instant, f: &Frame, out: &mut Vec<Frame>) -> bool {
         let before = (self.bframes.has_b_frames(), self.audio_failed.is_some());
         match f.kind {
             FrameKind::Video => {
@@ -145,7 +146,7 @@ impl RtmpToRtc {
                     }
                 }
                 if let Some(a) = &mut self.audio {
-                    let t0 = Instant::now();
+                    let started = clock();
                     let r = a.handle_audio_tag(f.timestamp, &f.payload);
                     match r {
                         Ok(()) => {
@@ -172,7 +173,7 @@ impl RtmpToRtc {
                             self.audio = None;
                         }
                     }
-                    self.audio_cpu += t0.elapsed();
+                    self.audio_cpu += clock().saturating_duration_since(started);
                 }
             }
             _ => {}
@@ -194,7 +195,7 @@ struct ClockMap {
     first: Option<(u32, i64)>,
     last: Option<u32>,
     /// The last sender report of this track: (SSRC, NTP time in µs, RTP time).
-    sr: Option<(u32, i64, u32)>,
+    sender_report: Option<(u32, i64, u32)>,
 }
 
 /// The bridge's clock starts this far in, so that output stamped slightly before the
@@ -203,7 +204,7 @@ const CLOCK_HEADROOM_MS: i64 = 1000;
 
 impl ClockMap {
     fn new(rate: u32) -> Self {
-        Self { rate, first: None, last: None, sr: None }
+        Self { rate, first: None, last: None, sender_report: None }
     }
 
     fn ticks_to_us(&self, delta: u32) -> i64 {
@@ -237,7 +238,7 @@ impl ClockMap {
 
     /// The sender's clock (µs) at an RTP time of `ssrc`, from the last sender report.
     fn sender_us(&self, ssrc: u32, rtp: u32) -> Option<i64> {
-        let (s, ntp_us, sr_rtp) = self.sr?;
+        let (s, ntp_us, sr_rtp) = self.sender_report?;
         (s == ssrc).then(|| ntp_us + self.ticks_to_us(rtp.wrapping_sub(sr_rtp)))
     }
 }
@@ -260,11 +261,18 @@ fn aligned_ms(a: &ClockMap, a_ssrc: u32, b: &ClockMap, b_ssrc: u32, b_rtp: u32) 
 /// sender reports are known, the track starts on the other's timeline instead of at
 /// its arrival. Either may come first (audio is transcoded, video waits for a
 /// keyframe). True when it did.
-fn anchor_on(c: &mut ClockMap, cs: Option<u32>, other: &ClockMap, os: Option<u32>, rtp: u32, arrival_ms: i64) -> bool {
-    let (Some(cs), Some(os)) = (cs, os) else { return false };
-    match aligned_ms(other, os, c, cs, rtp) {
+fn anchor_on(
+    clock: &mut ClockMap,
+    ssrc: Option<u32>,
+    other: &ClockMap,
+    other_ssrc: Option<u32>,
+    rtp: u32,
+    arrival_ms: i64,
+) -> bool {
+    let (Some(ssrc), Some(other_ssrc)) = (ssrc, other_ssrc) else { return false };
+    match aligned_ms(other, other_ssrc, clock, ssrc, rtp) {
         Some(m) if (m - (arrival_ms + CLOCK_HEADROOM_MS)).abs() < MAX_SR_CORRECTION_MS => {
-            c.first = Some((rtp, m));
+            clock.first = Some((rtp, m));
             true
         }
         _ => false,
@@ -363,12 +371,13 @@ impl RtcToRtmp {
             return;
         }
         let clock = if kind == FrameKind::RtpVideo { &mut self.vclock } else { &mut self.aclock };
-        clock.sr = Some((ssrc, ntp_to_us(ntp), rtp));
+        clock.sender_report = Some((ssrc, ntp_to_us(ntp), rtp));
     }
 
     /// Converts one RTP frame into FLV-tag frames; returns true when the publisher
-    /// should be asked for a keyframe (loss, or a start mid-GOP).
-    pub fn push(&mut self, now: Instant, f: &Frame, out: &mut Vec<Frame>) -> bool {
+    /// should be asked for a keyframe (loss, or a start mid-GOP). `now` is the
+    /// frame's arrival; `clock` gives the time around the audio transcoding (its CPU).
+    pub fn push(&mut self, now: Instant, clock: &dyn Fn() -> Instant, f: &Frame, out: &mut Vec<Frame>) -> bool {
         use crate::proto::rtp_h264::DepacketizerOutput;
         if let Some((ssrc, ntp, rtp)) = f.as_sender_report() {
             self.sender_report(f.kind, ssrc, ntp, rtp);
@@ -440,7 +449,7 @@ impl RtcToRtmp {
                     {
                         tracing::info!("WebRTC → RTMP: audio started on video's timeline (synced by sender reports)");
                     }
-                    let t0 = Instant::now();
+                    let started = clock();
                     match a.handle_packet(p.timestamp, &p.payload()) {
                         Ok(()) => {
                             if !self.sent_aac_header {
@@ -478,7 +487,7 @@ impl RtcToRtmp {
                             self.audio = None;
                         }
                     }
-                    self.audio_cpu += t0.elapsed();
+                    self.audio_cpu += clock().saturating_duration_since(started);
                 }
                 // The publisher's Opus as it came, for cluster relays (their edges'
                 // WebRTC viewers), on the same clock as the AAC made from it.

@@ -4,16 +4,18 @@
 //! (`handle_*` with the time) and carries out what it asks for ([`HubOutput`],
 //! drained with [`HomeStream::poll_output`]); the grace after a publisher leaves
 //! is a deadline ([`HomeStream::poll_timeout`] / [`HomeStream::handle_timeout`]).
-//! Nothing here sends, sleeps or reads a clock, so every rule below has a unit
+//! Nothing here sends, sleeps or reads a clock (the time, and a clock for the
+//! bridges' CPU measurements, come from the shard), so every rule below has a unit
 //! test that runs in microseconds.
 //!
 //! A stream has two sides: the *tag side* (media as FLV tags, for RTMP, HTTP-FLV,
 //! WebSocket-FLV and HLS) and the *RTP side* (WebRTC). A publisher feeds one; the
 //! other is bridged while someone watches it (`want_tags`, `want_rtp`).
 
-use crate::link::{EngineEvent, StreamInfo};
+use crate::link::{EngineEvent, RoomId, StreamInfo};
 use crate::proto::codec::MediaInfo;
 use crate::proto::hls::{HlsConfig, HlsError, HlsEvent, Segmenter};
+use crate::proto::http::StreamName;
 use crate::stream::bridge::{RtcToRtmp, RtmpToRtc};
 use crate::stream::frame::{Frame, FrameKind};
 use crate::stream::gop::{GopCache, JoinStart};
@@ -69,7 +71,7 @@ pub enum HubOutput {
     /// One frame, numbered, for every subscribing shard ([`HomeStream::subscribers`]).
     Frame { frame: Arc<Frame>, seq: u64 },
     /// Start a shard's mirror of the stream (`frames` empty: reset it, new headers follow).
-    Snapshot { shard: usize, room_id: i64, frames: Vec<Arc<Frame>>, seq: u64 },
+    Snapshot { shard: usize, room_id: RoomId, frames: Vec<Arc<Frame>>, seq: u64 },
     /// Disconnect a replaced publisher (it went silent).
     Kick { shard: usize, pub_id: u64 },
     /// Tell the control plane.
@@ -182,9 +184,9 @@ impl Rebase {
 /// One stream at its home shard.
 pub struct HomeStream {
     /// The name, shared by every cross-shard frame message (no allocation per frame).
-    name: Arc<str>,
+    name: StreamName,
     cfg: Arc<HubConfig>,
-    room_id: i64,
+    room_id: RoomId,
     publisher: Option<PubRef>,
     cache: GopCache,
     subscribers: Vec<usize>,
@@ -232,7 +234,7 @@ pub struct HomeStream {
 /// What `/stat` shows of a home stream.
 #[derive(Debug, Clone)]
 pub struct HomeView {
-    pub room_id: i64,
+    pub room_id: RoomId,
     pub info: StreamInfo,
     pub uptime: Duration,
     pub bytes_in: u64,
@@ -243,10 +245,10 @@ pub struct HomeView {
 }
 
 impl HomeStream {
-    pub fn new(name: &str, cfg: Arc<HubConfig>, now: Instant) -> Self {
+    pub fn new(name: &StreamName, cfg: Arc<HubConfig>, now: Instant) -> Self {
         HomeStream {
-            name: Arc::from(name),
-            room_id: 0,
+            name: name.clone(),
+            room_id: RoomId::default(),
             publisher: None,
             cache: GopCache::new(cfg.gop_cache_bytes, cfg.gop_cache_duration).with_start(cfg.join_start),
             subscribers: vec![],
@@ -276,11 +278,11 @@ impl HomeStream {
         }
     }
 
-    pub fn name(&self) -> &Arc<str> {
+    pub fn name(&self) -> &StreamName {
         &self.name
     }
 
-    pub fn room_id(&self) -> i64 {
+    pub fn room_id(&self) -> RoomId {
         self.room_id
     }
 
@@ -321,7 +323,7 @@ impl HomeStream {
         let mut info = stream_info(&self.info);
         info.warnings = self.warnings.clone();
         info.bitrate = self.bitrate;
-        let (room_id, stream_name) = (self.room_id, self.name.to_string());
+        let (room_id, stream_name) = (self.room_id, self.name.clone());
         self.out.push_back(HubOutput::Event(EngineEvent::StreamInfo { room_id, stream_name, info }));
     }
 
@@ -332,7 +334,7 @@ impl HomeStream {
     pub fn handle_claim(
         &mut self,
         now: Instant,
-        room_id: i64,
+        room_id: RoomId,
         pub_id: u64,
         shard: usize,
         ended_hls: Option<Segmenter>,
@@ -379,7 +381,7 @@ impl HomeStream {
         for &s in &self.subscribers {
             self.out.push_back(HubOutput::Snapshot { shard: s, room_id, frames: vec![], seq: self.seq });
         }
-        let stream_name = self.name.to_string();
+        let stream_name = self.name.clone();
         if !relay {
             self.out.push_back(HubOutput::Event(EngineEvent::PublishStarted { room_id, stream_name }));
         } else if was_live && !was_relayed {
@@ -390,11 +392,13 @@ impl HomeStream {
         Ok(())
     }
 
-    /// A publisher's frame. `publisher_sends_h264` tells, when asked, whether a
-    /// WebRTC publisher's video is H.264 (the WebRTC → RTMP bridge needs it).
+    /// A publisher's frame, arrived at `now`. `publisher_sends_h264` tells, when
+    /// asked, whether a WebRTC publisher's video is H.264 (the WebRTC → RTMP bridge
+    /// needs it); `clock` gives the time for the bridges' CPU measurements.
     pub fn handle_frame(
         &mut self,
         now: Instant,
+        clock: &dyn Fn() -> Instant,
         pub_id: u64,
         frame: Arc<Frame>,
         publisher_sends_h264: &dyn Fn() -> bool,
@@ -416,7 +420,7 @@ impl HomeStream {
             }
         }
         if !frame.is_rtp() {
-            self.home_tag(frame);
+            self.home_tag(clock, frame);
             return;
         }
         if frame.as_sender_report().is_some() {
@@ -430,12 +434,12 @@ impl HomeStream {
                 want_keyframe = true;
                 let mut b = RtcToRtmp::new(origin, publisher_sends_h264());
                 for sr in last_sr.iter().flatten() {
-                    b.push(now, sr, &mut vec![]);
+                    b.push(now, clock, sr, &mut vec![]);
                 }
                 b
             });
             let mut tags = vec![];
-            want_keyframe |= bridge.push(now, &frame, &mut tags);
+            want_keyframe |= bridge.push(now, clock, &frame, &mut tags);
             let w = bridge.warnings();
             if want_keyframe {
                 self.out.push_back(HubOutput::RequestKeyframe);
@@ -445,7 +449,7 @@ impl HomeStream {
                 self.info_event();
             }
             for f in tags {
-                self.home_tag(Arc::new(f));
+                self.home_tag(clock, Arc::new(f));
             }
         } else if self.to_rtmp.take().is_some() {
             tracing::info!(stream = %self.name, "WebRTC → RTMP bridge stopped: no viewers on that side");
@@ -484,7 +488,7 @@ impl HomeStream {
 
     /// One FLV-tag frame: timestamp rebase, codec info, GOP cache, HLS, and the
     /// RTMP → WebRTC bridge while WebRTC viewers exist.
-    fn home_tag(&mut self, frame: Arc<Frame>) {
+    fn home_tag(&mut self, clock: &dyn Fn() -> Instant, frame: Arc<Frame>) {
         // Rebase timestamps so that players see one continuous clock across publishers.
         let out_ts = self.rebase.map(&frame);
         let frame = if out_ts != frame.timestamp { Arc::new(frame.with_timestamp(out_ts)) } else { frame };
@@ -511,13 +515,13 @@ impl HomeStream {
                 // Start from the codec headers and the cached GOP (a keyframe first).
                 for f in cache.snapshot() {
                     if !Arc::ptr_eq(&f, &frame) {
-                        b.push(&f, &mut start);
+                        b.push(clock, &f, &mut start);
                     }
                 }
                 b
             });
             let mut rtp = vec![];
-            let warned = bridge.push(&frame, &mut rtp);
+            let warned = bridge.push(clock, &frame, &mut rtp);
             let w = warned.then(|| bridge.warnings());
             for f in start.into_iter().chain(rtp) {
                 self.forward(Arc::new(f));
@@ -579,7 +583,7 @@ impl HomeStream {
             return;
         }
         tracing::info!(stream = %self.name, "publisher gone; stream ended");
-        let (room_id, stream_name) = (self.room_id, self.name.to_string());
+        let (room_id, stream_name) = (self.room_id, self.name.clone());
         if !self.relayed {
             self.out.push_back(HubOutput::Event(EngineEvent::PublishEnded { room_id, stream_name }));
         }
@@ -681,15 +685,15 @@ impl HomeStream {
 }
 
 /// The codec summary the control plane gets.
-pub fn stream_info(m: &MediaInfo) -> StreamInfo {
+pub fn stream_info(media: &MediaInfo) -> StreamInfo {
     StreamInfo {
-        video_codec: m.video.as_ref().map(|v| v.codec.name().to_owned()),
-        width: m.video.as_ref().map(|v| v.width).filter(|w| *w > 0),
-        height: m.video.as_ref().map(|v| v.height).filter(|h| *h > 0),
-        fps: m.video.as_ref().and_then(|v| v.fps),
-        audio_codec: m.audio.as_ref().map(|a| a.codec.name().to_owned()),
-        audio_sample_rate: m.audio.as_ref().map(|a| a.sample_rate).filter(|r| *r > 0),
-        audio_channels: m.audio.as_ref().map(|a| a.channels).filter(|c| *c > 0),
+        video_codec: media.video.as_ref().map(|v| v.codec.name().to_owned()),
+        width: media.video.as_ref().map(|v| v.width).filter(|w| *w > 0),
+        height: media.video.as_ref().map(|v| v.height).filter(|h| *h > 0),
+        fps: media.video.as_ref().and_then(|v| v.fps),
+        audio_codec: media.audio.as_ref().map(|a| a.codec.name().to_owned()),
+        audio_sample_rate: media.audio.as_ref().map(|a| a.sample_rate).filter(|r| *r > 0),
+        audio_channels: media.audio.as_ref().map(|a| a.channels).filter(|c| *c > 0),
         bitrate: None,
         warnings: vec![],
     }

@@ -178,7 +178,7 @@ pub struct AudioSpecificConfig {
     /// SBR (HE-AAC) explicitly signalled.
     pub sbr: bool,
     /// Parametric stereo (HE-AAC v2) explicitly signalled.
-    pub ps: bool,
+    pub parametric_stereo: bool,
 }
 
 /// `GetAudioObjectType()`: 5 bits, escape 31 → 32 + 6 bits.
@@ -215,10 +215,10 @@ impl AudioSpecificConfig {
         let channel_config = r.read_bits(4)? as u8;
         let mut core_object_type = object_type;
         let mut output_sample_rate = sample_rate;
-        let (mut sbr, mut ps) = (false, false);
+        let (mut sbr, mut parametric_stereo) = (false, false);
         if object_type == 5 || object_type == 29 {
             sbr = true;
-            ps = object_type == 29;
+            parametric_stereo = object_type == 29;
             (_, output_sample_rate) = read_frequency(&mut r)?;
             core_object_type = read_object_type(&mut r)?;
             if core_object_type == 22 {
@@ -240,7 +240,7 @@ impl AudioSpecificConfig {
             channel_config,
             frame_length,
             sbr,
-            ps,
+            parametric_stereo,
         })
     }
 

@@ -136,22 +136,20 @@ pub fn fuzz_server_session(data: &[u8], now: Instant) {
 }
 
 /// Plays the engine: accepts or rejects requests according to `flags`.
-fn drive_engine(s: &mut ServerSession, flags: u8) {
-    while let Some(ev) = s.poll_event() {
+fn drive_engine(session: &mut ServerSession, flags: u8) {
+    while let Some(ev) = session.poll_event() {
         let _ = match ev {
-            SessionEvent::ConnectRequested { .. } if flags & 1 == 0 => s.accept_connect(),
-            SessionEvent::ConnectRequested { .. } => s.reject_connect("fuzz"),
-            SessionEvent::PublishRequested { stream_id, .. } if flags & 2 == 0 => s.accept_publish(stream_id),
+            SessionEvent::ConnectRequested { .. } if flags & 1 == 0 => session.accept_connect(),
+            SessionEvent::ConnectRequested { .. } => session.reject_connect("fuzz"),
+            SessionEvent::PublishRequested { stream_id, .. } if flags & 2 == 0 => session.accept_publish(stream_id),
             SessionEvent::PublishRequested { stream_id, .. } => {
-                s.reject_publish(stream_id, "NetStream.Publish.BadName", "fuzz")
+                session.reject_publish(stream_id, "NetStream.Publish.BadName", "fuzz")
             }
-            SessionEvent::PlayRequested { stream_id, .. } if flags & 4 == 0 => s.accept_play(stream_id).and_then(
-                |()| {
-                    if flags & 8 != 0 { s.send_stream_eof(stream_id) } else { Ok(()) }
-                },
-            ),
+            SessionEvent::PlayRequested { stream_id, .. } if flags & 4 == 0 => session
+                .accept_play(stream_id)
+                .and_then(|()| if flags & 8 != 0 { session.send_stream_eof(stream_id) } else { Ok(()) }),
             SessionEvent::PlayRequested { stream_id, .. } => {
-                s.reject_play(stream_id, "NetStream.Play.StreamNotFound", "fuzz")
+                session.reject_play(stream_id, "NetStream.Play.StreamNotFound", "fuzz")
             }
             _ => Ok(()),
         };

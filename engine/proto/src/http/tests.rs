@@ -21,14 +21,18 @@ fn parses_and_bounds_heads() {
     assert!(r.has_body);
 }
 
+fn name(s: &str) -> StreamName {
+    StreamName::parse(s).unwrap()
+}
+
 #[test]
 fn routes() {
-    assert_eq!(route("/flv/live_abc.flv"), Route::Flv("live_abc".into()));
-    assert_eq!(route("/live/x-1.flv"), Route::Flv("x-1".into()));
+    assert_eq!(route("/flv/live_abc.flv"), Route::Flv(name("live_abc")));
+    assert_eq!(route("/live/x-1.flv"), Route::Flv(name("x-1")));
     assert_eq!(route("/flv/../etc.flv"), Route::NotFound);
     assert_eq!(route("/flv/a%2Fb.flv"), Route::NotFound);
-    assert_eq!(route("/hls/s1.m3u8"), Route::HlsPlaylist("s1".into()));
-    assert_eq!(route("/hls/s1/42.ts"), Route::HlsSegment("s1".into(), 42));
+    assert_eq!(route("/hls/s1.m3u8"), Route::HlsPlaylist(name("s1")));
+    assert_eq!(route("/hls/s1/42.ts"), Route::HlsSegment(name("s1"), 42));
     assert_eq!(route("/hls/s1/x.ts"), Route::NotFound);
     assert_eq!(route("/stat"), Route::Stat);
     assert_eq!(route("/control/drop/publisher"), Route::ControlDrop("publisher".into()));
@@ -52,4 +56,16 @@ fn chunked_bodies_decode_across_any_split() {
     let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nrest";
     assert_eq!(parse_response_head(head), Ok(Some((200, true, head.len() - 4))));
     assert_eq!(parse_response_head(b"HTTP/1.1 404 Not"), Ok(None));
+}
+
+#[test]
+fn stream_names_are_checked_once() {
+    assert_eq!(StreamName::parse("live_abc-1").map(|n| n.to_string()).as_deref(), Some("live_abc-1"));
+    for bad in ["", "a/b", "a b", "..", &"x".repeat(129)] {
+        assert_eq!(StreamName::parse(bad), None, "{bad:?}");
+    }
+    let mut names = std::collections::HashMap::new();
+    names.insert(name("s1"), 1);
+    assert_eq!(names.get("s1"), Some(&1), "looked up by its text");
+    assert_eq!(format!("{:?}", name("s1")), "\"s1\"");
 }

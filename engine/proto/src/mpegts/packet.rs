@@ -40,8 +40,14 @@ fn pcr_bytes(base: u64) -> [u8; 6] {
 /// `pid`. The first packet has `payload_unit_start_indicator` set and the
 /// adaptation field for `flags`; the last is padded with adaptation field
 /// stuffing (2.4.3.5: stuffing bytes 0xFF) so the PES ends exactly at a
-/// packet boundary. `cc` is the PID's continuity counter, advanced per packet.
-pub fn write_pes_packets(out: &mut Vec<u8>, pid: u16, cc: &mut u8, flags: FirstPacketFlags, pes: &[u8]) {
+/// packet boundary. `continuity_counter` is the PID's, advanced per packet.
+pub fn write_pes_packets(
+    out: &mut Vec<u8>,
+    pid: u16,
+    continuity_counter: &mut u8,
+    flags: FirstPacketFlags,
+    pes: &[u8],
+) {
     out.reserve(pes.len().div_ceil(TS_PACKET_LEN - HEADER_LEN - 8) * TS_PACKET_LEN);
     let mut rest = pes;
     let mut first = true;
@@ -85,7 +91,7 @@ pub fn write_pes_packets(out: &mut Vec<u8>, pid: u16, cc: &mut u8, flags: FirstP
             SYNC_BYTE,
             (u8::from(first) << 6) | ((pid >> 8) as u8 & 0x1F),
             pid as u8,
-            control | bump(cc),
+            control | bump(continuity_counter),
         ]);
         if has_af {
             out.push(af_len as u8);
@@ -99,11 +105,17 @@ pub fn write_pes_packets(out: &mut Vec<u8>, pid: u16, cc: &mut u8, flags: FirstP
 
 /// Appends one packet carrying one PSI section (at most 183 bytes) after a
 /// zero `pointer_field`, padded with 0xFF (2.4.4.2).
-pub fn write_section_packet(out: &mut Vec<u8>, pid: u16, cc: &mut u8, section: &[u8]) {
+pub fn write_section_packet(out: &mut Vec<u8>, pid: u16, continuity_counter: &mut u8, section: &[u8]) {
     debug_assert!(section.len() < TS_PACKET_LEN - HEADER_LEN);
     let section = &section[..section.len().min(TS_PACKET_LEN - HEADER_LEN - 1)];
     let start = out.len();
-    out.extend_from_slice(&[SYNC_BYTE, 0x40 | ((pid >> 8) as u8 & 0x1F), pid as u8, 0x10 | bump(cc), 0]);
+    out.extend_from_slice(&[
+        SYNC_BYTE,
+        0x40 | ((pid >> 8) as u8 & 0x1F),
+        pid as u8,
+        0x10 | bump(continuity_counter),
+        0,
+    ]);
     out.extend_from_slice(section);
     out.resize(start + TS_PACKET_LEN, 0xFF);
 }

@@ -272,40 +272,40 @@ impl Budget {
 /// A streaming AMF0 decoder over a borrowed buffer.
 #[derive(Debug)]
 pub struct Decoder<'a> {
-    r: Reader<'a>,
+    reader: Reader<'a>,
     budget: Budget,
 }
 
 impl<'a> Decoder<'a> {
     /// A decoder over `buf` with the given bounds.
     pub fn new(buf: &'a [u8], limits: Amf0Limits) -> Self {
-        Decoder { r: Reader::new(buf, "AMF0 value"), budget: Budget::new(limits) }
+        Decoder { reader: Reader::new(buf, "AMF0 value"), budget: Budget::new(limits) }
     }
 
     /// Bytes consumed so far.
     pub fn position(&self) -> usize {
-        self.r.position()
+        self.reader.position()
     }
 
     /// True when the whole buffer has been consumed.
     pub fn is_empty(&self) -> bool {
-        self.r.is_empty()
+        self.reader.is_empty()
     }
 
     /// The unconsumed rest of the buffer.
     pub fn rest(&self) -> &'a [u8] {
-        self.r.rest()
+        self.reader.rest()
     }
 
     /// Decodes the next value.
     pub fn decode(&mut self) -> Result<Value, RtmpError> {
-        decode_value(&mut self.r, &mut self.budget, 0)
+        decode_value(&mut self.reader, &mut self.budget, 0)
     }
 
     /// Decodes values until the buffer is exhausted.
     pub fn decode_all(mut self) -> Result<Vec<Value>, RtmpError> {
         let mut out = Vec::new();
-        while !self.r.is_empty() {
+        while !self.reader.is_empty() {
             out.push(self.decode()?);
         }
         Ok(out)

@@ -287,18 +287,18 @@ impl ChunkDecoder {
 
     /// Parses a chunk header (§5.3.1) from the front of `b` without changing any
     /// state. `Ok(None)` if more bytes are needed.
-    fn parse_header(&self, b: &[u8]) -> Result<Option<Header>, RtmpError> {
-        let Some(&b0) = b.first() else {
+    fn parse_header(&self, input: &[u8]) -> Result<Option<Header>, RtmpError> {
+        let Some(&b0) = input.first() else {
             return Ok(None);
         };
         let fmt = b0 >> 6;
         // §5.3.1.1 basic header: 1, 2 or 3 bytes.
         let (csid, mut pos) = match b0 & 0x3F {
-            0 => match b.get(1) {
+            0 => match input.get(1) {
                 Some(&b1) => (64 + u32::from(b1), 2),
                 None => return Ok(None),
             },
-            1 => match (b.get(1), b.get(2)) {
+            1 => match (input.get(1), input.get(2)) {
                 (Some(&b1), Some(&b2)) => (64 + u32::from(b1) + 256 * u32::from(b2), 3),
                 _ => return Ok(None),
             },
@@ -316,7 +316,7 @@ impl ChunkDecoder {
             ));
         }
         let mh_len = [11, 7, 3, 0][usize::from(fmt)];
-        let Some(mh) = b.get(pos..pos + mh_len) else {
+        let Some(mh) = input.get(pos..pos + mh_len) else {
             return Ok(None);
         };
         pos += mh_len;
@@ -333,8 +333,9 @@ impl ChunkDecoder {
         if fmt == 0 {
             h.stream_id = u32::from_le_bytes([mh[7], mh[8], mh[9], mh[10]]);
         }
-        let read_ext =
-            |pos: usize| -> Option<u32> { b.get(pos..pos + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])) };
+        let read_ext = |pos: usize| -> Option<u32> {
+            input.get(pos..pos + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        };
         match prev {
             _ if fmt <= 2 && h.timestamp_field == EXTENDED_TIMESTAMP => {
                 let Some(v) = read_ext(pos) else {
@@ -363,17 +364,17 @@ impl ChunkDecoder {
 
     /// Applies a parsed header to its chunk stream; returns a message if it is
     /// a complete zero-length one.
-    fn apply_header(&mut self, h: &Header) -> Result<Option<Message>, RtmpError> {
-        let st = self.streams.entry(h.csid).or_default();
-        let continuation = h.fmt == 3 && st.partial.is_some();
+    fn apply_header(&mut self, header: &Header) -> Result<Option<Message>, RtmpError> {
+        let st = self.streams.entry(header.csid).or_default();
+        let continuation = header.fmt == 3 && st.partial.is_some();
         if !continuation {
             if let Some(p) = st.partial.take() {
                 // A new header while a message is unfinished: the peer abandoned
                 // it without an Abort message. Drop it, as if aborted.
                 self.buffered -= p.len();
             }
-            let field = h.ext.unwrap_or(h.timestamp_field);
-            match h.fmt {
+            let field = header.ext.unwrap_or(header.timestamp_field);
+            match header.fmt {
                 0 => {
                     st.timestamp = field;
                     st.delta = field;
@@ -383,24 +384,24 @@ impl ChunkDecoder {
                     st.timestamp = st.timestamp.wrapping_add(field);
                 }
                 _ => {
-                    if let Some(v) = h.ext {
+                    if let Some(v) = header.ext {
                         st.delta = v;
                     }
                     st.timestamp = st.timestamp.wrapping_add(st.delta);
                 }
             }
-            if h.fmt <= 2 {
-                st.extended = h.ext.is_some();
+            if header.fmt <= 2 {
+                st.extended = header.ext.is_some();
             }
-            if let Some(v) = h.ext {
+            if let Some(v) = header.ext {
                 st.ext_value = v;
             }
-            if h.fmt <= 1 {
-                st.length = h.length;
-                st.type_id = h.type_id;
+            if header.fmt <= 1 {
+                st.length = header.length;
+                st.type_id = header.type_id;
             }
-            if h.fmt == 0 {
-                st.stream_id = h.stream_id;
+            if header.fmt == 0 {
+                st.stream_id = header.stream_id;
             }
             if st.length > self.limits.max_message_size {
                 return Err(RtmpError::limit(
@@ -411,7 +412,7 @@ impl ChunkDecoder {
             }
             if st.length == 0 {
                 let msg = Message {
-                    csid: h.csid,
+                    csid: header.csid,
                     timestamp: st.timestamp,
                     type_id: st.type_id,
                     stream_id: st.stream_id,
@@ -428,7 +429,7 @@ impl ChunkDecoder {
         }
         let received = st.partial.as_ref().map_or(0, |p| p.len() as u32);
         let left = st.length.saturating_sub(received).min(self.chunk_size);
-        self.state = State::Payload { csid: h.csid, left_in_chunk: left };
+        self.state = State::Payload { csid: header.csid, left_in_chunk: left };
         Ok(None)
     }
 

@@ -27,27 +27,27 @@ fn a_slow_player_skips_to_the_next_keyframe_then_is_dropped() {
     p.push(&video(0, true, 3000), t0);
     p.push(&video(33, false, 3000), t0);
     p.push(&video(66, false, 3000), t0);
-    assert_eq!(p.q.borrow().frames.len(), 4);
+    assert_eq!(p.queue.borrow().frames.len(), 4);
     // The next frame would pass 10 000 bytes: media goes, the header stays, and
     // this inter frame is dropped too (it needs the frames before it).
     p.push(&video(99, false, 3000), t0);
-    let kept: Vec<bool> = p.q.borrow().frames.iter().map(|f| f.header).collect();
+    let kept: Vec<bool> = p.queue.borrow().frames.iter().map(|f| f.header).collect();
     assert_eq!(kept, [true]);
     assert_eq!(p.dropped.get(), 4);
     // Inter frames wait for a keyframe; the keyframe restarts the queue.
     p.push(&video(132, false, 100), t0);
-    assert_eq!(p.q.borrow().frames.len(), 1);
+    assert_eq!(p.queue.borrow().frames.len(), 1);
     p.push(&video(165, true, 100), t0);
     p.push(&video(198, false, 100), t0);
-    assert_eq!(p.q.borrow().frames.len(), 3);
+    assert_eq!(p.queue.borrow().frames.len(), 3);
     assert_eq!(p.dropped.get(), 5);
-    assert!(p.q.borrow().end.is_none());
+    assert!(p.queue.borrow().end.is_none());
     // Still overflowing 15 s after the first overflow: the player is ended.
     let big = |ts| video(ts, true, 12_000);
     p.push(&big(231), t0 + Duration::from_secs(10));
-    assert!(p.q.borrow().end.is_none(), "within the allowance");
+    assert!(p.queue.borrow().end.is_none(), "within the allowance");
     p.push(&big(264), t0 + Duration::from_secs(16));
-    assert!(matches!(p.q.borrow().end, Some(PlayerEnd::Kicked)), "dropped after 15 s of overflow");
+    assert!(matches!(p.queue.borrow().end, Some(PlayerEnd::Kicked)), "dropped after 15 s of overflow");
 }
 
 fn loopback_player(

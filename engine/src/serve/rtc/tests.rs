@@ -25,3 +25,14 @@ fn recv_now_reads_what_is_queued_and_never_waits() {
         assert!(crate::net::sys::recv_from_nonblocking(a.as_raw_fd(), &mut buf).is_none());
     }
 }
+
+/// A session id goes to the control plane as text and comes back the same.
+#[test]
+fn session_ids_read_back_as_written() {
+    let id = RtcSessionId { shard: 3, number: 42 };
+    assert_eq!(id.to_string(), "3-42");
+    assert_eq!(RtcSessionId::parse(&id.to_string()), Some(id));
+    for bad in ["", "3", "3-", "-42", "x-42", "3-x", "3-42-1", "-1-2"] {
+        assert_eq!(RtcSessionId::parse(bad), None, "{bad:?}");
+    }
+}

@@ -41,7 +41,7 @@ fn sender_reports_start_video_on_audio_and_leave_running_clocks_alone() {
     assert_eq!(b.aclock.ms(960_000, 0), 12_000);
     // Reports of another SSRC (an old track) do not anchor anything.
     let mut v = ClockMap::new(90_000);
-    v.sr = Some((9, 0, 0));
+    v.sender_report = Some((9, 0, 0));
     assert!(!anchor_on(&mut v, Some(1), &b.aclock, Some(2), 0, 0));
 }
 
@@ -49,15 +49,15 @@ fn sender_reports_start_video_on_audio_and_leave_running_clocks_alone() {
 fn video_starting_late_is_anchored_on_audio_by_reports() {
     let mut a = ClockMap::new(48_000);
     a.first = Some((0, 1_000));
-    a.sr = Some((2, ntp_to_us(5 * NTP_SEC) as i64, 0));
+    a.sender_report = Some((2, ntp_to_us(5 * NTP_SEC) as i64, 0));
     let mut v = ClockMap::new(90_000);
-    v.sr = Some((1, ntp_to_us(5 * NTP_SEC) as i64, 0));
+    v.sender_report = Some((1, ntp_to_us(5 * NTP_SEC) as i64, 0));
     // Video's first frame, captured 0.5 s after audio's first, arrives 300 ms later still.
     assert!(anchor_on(&mut v, Some(1), &a, Some(2), 45_000, 800));
     assert_eq!(v.ms(45_000, 800), 1_500);
     // Reports that disagree with arrival by more than 5 s are not believed.
     let mut v2 = ClockMap::new(90_000);
-    v2.sr = Some((1, ntp_to_us(500 * NTP_SEC) as i64, 0));
+    v2.sender_report = Some((1, ntp_to_us(500 * NTP_SEC) as i64, 0));
     assert!(!anchor_on(&mut v2, Some(1), &a, Some(2), 45_000, 800));
 }
 
@@ -77,8 +77,8 @@ fn audio_starting_after_video_is_anchored_on_video_by_reports() {
     assert_eq!(b.aclock.ms(480_000, 0), 3_000);
     // Without video's report nothing is anchored.
     let mut a = ClockMap::new(48_000);
-    a.sr = b.aclock.sr;
-    let v = ClockMap { sr: None, ..ClockMap::new(90_000) };
+    a.sender_report = b.aclock.sender_report;
+    let v = ClockMap { sender_report: None, ..ClockMap::new(90_000) };
     assert!(!anchor_on(&mut a, Some(2), &v, Some(1), 0, 0));
 }
 
@@ -87,10 +87,11 @@ fn audio_starting_after_video_is_anchored_on_video_by_reports() {
 #[test]
 fn relayed_opus_goes_through_untouched_and_aac_takes_over_when_it_stops() {
     let mut b = RtmpToRtc::new();
+    let clock = Instant::now;
     let mut out = vec![];
     let packets: [&[u8]; 2] = [b"\x78opus-one", b"\x78opus-two"];
     for (i, p) in packets.iter().enumerate() {
-        b.push(&Frame::opus_tag(1000 + 20 * i as u32, p), &mut out);
+        b.push(&clock, &Frame::opus_tag(1000 + 20 * i as u32, p), &mut out);
     }
     assert!(b.passing_opus());
     let sent: Vec<(u16, u32, Vec<u8>)> = out
@@ -104,12 +105,12 @@ fn relayed_opus_goes_through_untouched_and_aac_takes_over_when_it_stops() {
     assert_eq!(sent, [(0, 48_000, packets[0].to_vec()), (1, 48_960, packets[1].to_vec())]);
     // The AAC beside it (a little behind: the transcoder's delay) is not transcoded meanwhile.
     out.clear();
-    b.push(&Frame::new(FrameKind::Audio, 990, Bytes::from_static(&[0xaf, 0x01, 0x21, 0x10])), &mut out);
+    b.push(&clock, &Frame::new(FrameKind::Audio, 990, Bytes::from_static(&[0xaf, 0x01, 0x21, 0x10])), &mut out);
     assert!(b.passing_opus());
-    b.push(&Frame::new(FrameKind::Audio, 1030, Bytes::from_static(&[0xaf, 0x01, 0x21, 0x10])), &mut out);
+    b.push(&clock, &Frame::new(FrameKind::Audio, 1030, Bytes::from_static(&[0xaf, 0x01, 0x21, 0x10])), &mut out);
     assert!(out.is_empty() && b.audio_frames == 0 && b.audio_cpu == Duration::ZERO);
     // A second without Opus: the AAC is the source again.
-    b.push(&Frame::new(FrameKind::Audio, 2100, Bytes::from_static(&[0xaf, 0x01, 0x21, 0x10])), &mut out);
+    b.push(&clock, &Frame::new(FrameKind::Audio, 2100, Bytes::from_static(&[0xaf, 0x01, 0x21, 0x10])), &mut out);
     assert!(!b.passing_opus());
 }
 
@@ -123,7 +124,12 @@ fn webrtc_opus_is_also_carried_as_relay_only_tags() {
     let opus = b"\x78\x01\x02\x03";
     for i in 0..3u16 {
         let packet = rtp_bytes(7, i, 960 * u32::from(i), false, opus);
-        b.push(t0 + Duration::from_millis(20 * u64::from(i)), &Frame::rtp(FrameKind::RtpAudio, packet), &mut out);
+        b.push(
+            t0 + Duration::from_millis(20 * u64::from(i)),
+            &Instant::now,
+            &Frame::rtp(FrameKind::RtpAudio, packet),
+            &mut out,
+        );
     }
     let tags: Vec<&Frame> = out.iter().filter(|f| f.kind == FrameKind::OpusTag).collect();
     assert_eq!(tags.len(), 3, "{out:?}");

@@ -5,6 +5,10 @@
 use super::*;
 use crate::proto::flv::{FlvReader, TagType};
 
+fn name(s: &str) -> StreamName {
+    StreamName::parse(s).unwrap()
+}
+
 const SUB: usize = 1;
 const PUB_SHARD: usize = 2;
 
@@ -80,16 +84,16 @@ fn drain(h: &mut HomeStream) -> Drained {
 fn feed(h: &mut HomeStream, t: Instant, pub_id: u64, frames: &[Arc<Frame>]) -> Instant {
     let mut now = t;
     for f in frames {
-        h.handle_frame(now, pub_id, f.clone(), &never_h264);
+        h.handle_frame(now, &Instant::now, pub_id, f.clone(), &never_h264);
         now += Duration::from_millis(33);
     }
     now
 }
 
 fn live_home(t0: Instant) -> HomeStream {
-    let mut h = HomeStream::new("cam", cfg(), t0);
+    let mut h = HomeStream::new(&name("cam"), cfg(), t0);
     h.subscribe(SUB);
-    h.handle_claim(t0, 7, 100, PUB_SHARD, None, false).unwrap();
+    h.handle_claim(t0, RoomId(7), 100, PUB_SHARD, None, false).unwrap();
     h
 }
 
@@ -99,7 +103,7 @@ fn frames_are_numbered_for_the_subscribers_and_a_late_subscriber_gets_the_gop() 
     let mut h = live_home(t0);
     let d = drain(&mut h);
     assert_eq!(d.snapshots.len(), 1, "the subscriber's mirror is reset on claim");
-    assert!(matches!(&d.events[..], [EngineEvent::PublishStarted { room_id: 7, .. }]));
+    assert!(matches!(&d.events[..], [EngineEvent::PublishStarted { room_id: RoomId(7), .. }]));
     let media = media();
     feed(&mut h, t0, 100, &media[..40]);
     let d = drain(&mut h);
@@ -121,18 +125,18 @@ fn a_silent_publisher_is_taken_over_and_its_late_frames_are_ignored() {
     let t = feed(&mut h, t0, 100, &media[..10]);
     drain(&mut h);
     // Still sending: a second publisher is refused.
-    assert_eq!(h.handle_claim(t, 7, 200, 5, None, false), Err(ClaimError::Taken));
+    assert_eq!(h.handle_claim(t, RoomId(7), 200, 5, None, false), Err(ClaimError::Taken));
     assert!(drain(&mut h).kicks.is_empty());
     // Silent past the idle timeout: the newcomer takes over; the old one is kicked.
     let later = t + Duration::from_secs(11);
-    h.handle_claim(later, 7, 200, 5, None, false).unwrap();
+    h.handle_claim(later, RoomId(7), 200, 5, None, false).unwrap();
     let d = drain(&mut h);
     assert_eq!(d.kicks, [(PUB_SHARD, 100)]);
     assert_eq!(d.snapshots.iter().map(|s| s.0).collect::<Vec<_>>(), [SUB], "the mirror resets; players stay");
     // The old publisher's late frame goes nowhere; the new one's does.
-    h.handle_frame(later, 100, media[10].clone(), &never_h264);
+    h.handle_frame(later, &Instant::now, 100, media[10].clone(), &never_h264);
     assert!(drain(&mut h).frames.is_empty());
-    h.handle_frame(later, 200, media[0].clone(), &never_h264);
+    h.handle_frame(later, &Instant::now, 200, media[0].clone(), &never_h264);
     assert_eq!(drain(&mut h).frames.len(), 1);
 }
 
@@ -152,7 +156,7 @@ fn the_unpublish_grace_keeps_players_and_its_expiry_ends_the_stream() {
     assert!(drain(&mut h).ended.is_empty() && h.is_live(), "not before the grace ends");
     h.handle_timeout(deadline);
     let d = drain(&mut h);
-    assert!(matches!(&d.events[..], [EngineEvent::PublishEnded { room_id: 7, .. }]));
+    assert!(matches!(&d.events[..], [EngineEvent::PublishEnded { room_id: RoomId(7), .. }]));
     assert_eq!(d.ended, [vec![SUB]], "the subscribers' players end");
     let seg = h.finish().expect("the HLS of the ended stream is kept");
     assert!(String::from_utf8_lossy(&seg.playlist()).contains("#EXT-X-ENDLIST"));
@@ -166,7 +170,7 @@ fn a_publisher_back_within_the_grace_continues_the_stream() {
     let t = feed(&mut h, t0, 100, &media()[..10]);
     h.handle_publisher_gone(t, 100);
     let back = t + Duration::from_secs(2);
-    h.handle_claim(back, 7, 101, PUB_SHARD, None, false).unwrap();
+    h.handle_claim(back, RoomId(7), 101, PUB_SHARD, None, false).unwrap();
     assert_eq!(h.poll_timeout(), None, "the grace is over");
     h.handle_timeout(t + Duration::from_secs(6));
     let d = drain(&mut h);
@@ -182,7 +186,7 @@ fn timestamps_continue_across_publishers() {
     let t = feed(&mut h, t0, 100, &media);
     let last = drain(&mut h).frames.iter().filter(|(f, _)| !f.header).map(|(f, _)| f.timestamp).max().unwrap();
     h.handle_publisher_gone(t, 100);
-    h.handle_claim(t + Duration::from_secs(1), 7, 101, PUB_SHARD, None, false).unwrap();
+    h.handle_claim(t + Duration::from_secs(1), RoomId(7), 101, PUB_SHARD, None, false).unwrap();
     // The new publisher's clock is somewhere else entirely.
     let shifted: Vec<Arc<Frame>> = media.iter().map(|f| Arc::new(f.with_timestamp(f.timestamp + 50_000))).collect();
     feed(&mut h, t + Duration::from_secs(1), 101, &shifted[..20]);
@@ -229,7 +233,7 @@ fn the_gop_cache_starts_over_with_a_new_publisher() {
     let cached = drain(&mut h).snapshots.remove(0).1.len();
     assert!(cached >= 20, "the first publisher's GOP is cached: {cached}");
     h.handle_publisher_gone(t, 100);
-    h.handle_claim(t, 7, 101, PUB_SHARD, None, false).unwrap();
+    h.handle_claim(t, RoomId(7), 101, PUB_SHARD, None, false).unwrap();
     feed(&mut h, t, 101, &media[..3]);
     drain(&mut h);
     h.subscribe(5);
@@ -248,7 +252,7 @@ fn hls_marks_a_discontinuity_at_a_new_publisher() {
     let before = String::from_utf8_lossy(&h.hls().unwrap().unwrap().playlist()).into_owned();
     assert!(before.contains("#EXTINF") && !before.contains("#EXT-X-DISCONTINUITY\n"), "{before}");
     h.handle_publisher_gone(t, 100);
-    h.handle_claim(t, 7, 101, PUB_SHARD, None, false).unwrap();
+    h.handle_claim(t, RoomId(7), 101, PUB_SHARD, None, false).unwrap();
     feed(&mut h, t, 101, &media);
     let after = String::from_utf8_lossy(&h.hls().unwrap().unwrap().playlist()).into_owned();
     assert!(after.contains("#EXT-X-DISCONTINUITY\n"), "{after}");
@@ -256,8 +260,8 @@ fn hls_marks_a_discontinuity_at_a_new_publisher() {
     h.handle_publisher_gone(t, 101);
     h.handle_timeout(t + Duration::from_secs(5));
     let kept = h.finish().unwrap();
-    let mut again = HomeStream::new("cam", cfg(), t);
-    again.handle_claim(t, 7, 102, PUB_SHARD, Some(kept), false).unwrap();
+    let mut again = HomeStream::new(&name("cam"), cfg(), t);
+    again.handle_claim(t, RoomId(7), 102, PUB_SHARD, Some(kept), false).unwrap();
     feed(&mut again, t, 102, &media);
     let text = String::from_utf8_lossy(&again.hls().unwrap().unwrap().playlist()).into_owned();
     assert!(!text.contains("#EXT-X-ENDLIST") && text.matches("#EXT-X-DISCONTINUITY\n").count() >= 2, "{text}");
@@ -276,28 +280,28 @@ fn the_webrtc_to_rtmp_bridge_runs_while_watched_and_asks_for_keyframes() {
     let mut h = live_home(t0);
     drain(&mut h);
     // Nobody watches over RTMP/FLV/HLS: RTP is forwarded, no bridge.
-    h.handle_frame(t0, 100, Arc::new(rtp(1)), &never_h264);
+    h.handle_frame(t0, &Instant::now, 100, Arc::new(rtp(1)), &never_h264);
     let d = drain(&mut h);
     assert_eq!((d.frames.len(), d.keyframe_requests), (1, 0));
     assert!(h.view(t0).bridges.is_empty());
     // An RTMP player's shard wants it: the bridge starts and asks for a keyframe.
     h.want_tags(t0, SUB, true);
-    h.handle_frame(t0, 100, Arc::new(rtp(2)), &|| true);
+    h.handle_frame(t0, &Instant::now, 100, Arc::new(rtp(2)), &|| true);
     assert_eq!(drain(&mut h).keyframe_requests, 1);
     assert_eq!(h.view(t0).bridges, ["webrtc->rtmp"]);
     // The last player leaves: the bridge lingers, then stops, and the mirrors reset.
     h.want_tags(t0, SUB, false);
-    h.handle_frame(t0 + Duration::from_secs(1), 100, Arc::new(rtp(3)), &|| true);
+    h.handle_frame(t0 + Duration::from_secs(1), &Instant::now, 100, Arc::new(rtp(3)), &|| true);
     assert_eq!(h.view(t0).bridges, ["webrtc->rtmp"], "lingers for players that come back");
     drain(&mut h);
-    h.handle_frame(t0 + TAGS_BRIDGE_LINGER + Duration::from_secs(1), 100, Arc::new(rtp(4)), &|| true);
+    h.handle_frame(t0 + TAGS_BRIDGE_LINGER + Duration::from_secs(1), &Instant::now, 100, Arc::new(rtp(4)), &|| true);
     let d = drain(&mut h);
     assert!(h.view(t0).bridges.is_empty());
     assert_eq!(d.snapshots.len(), 1, "the mirror drops the bridge's stale GOP");
     // An HLS request alone brings it back.
     let t = t0 + Duration::from_secs(30);
     h.hls_requested(t);
-    h.handle_frame(t, 100, Arc::new(rtp(5)), &|| true);
+    h.handle_frame(t, &Instant::now, 100, Arc::new(rtp(5)), &|| true);
     assert_eq!(drain(&mut h).keyframe_requests, 1);
 }
 
@@ -328,7 +332,7 @@ fn the_bit_rate_is_told_each_window() {
     feed(&mut h, t0, 100, &media);
     drain(&mut h);
     let t = t0 + BITRATE_WINDOW;
-    h.handle_frame(t, 100, media[5].clone(), &never_h264);
+    h.handle_frame(t, &Instant::now, 100, media[5].clone(), &never_h264);
     let d = drain(&mut h);
     let bitrate = d.events.iter().find_map(|e| match e {
         EngineEvent::StreamInfo { info, .. } => info.bitrate,

@@ -68,7 +68,7 @@ fn asc_escape_explicit_rate_and_sbr() {
     // HE-AAC explicit: AOT 5, core 24 kHz (6), ch 2, ext 48 kHz (3), core AOT 2.
     // bits: 00101 0110 0010 0011 00010 0
     let asc = AudioSpecificConfig::parse(&bits_to_bytes("001010110001000110001000")).unwrap();
-    assert!(asc.sbr && !asc.ps);
+    assert!(asc.sbr && !asc.parametric_stereo);
     assert_eq!((asc.object_type, asc.core_object_type), (5, 2));
     assert_eq!((asc.sample_rate, asc.output_sample_rate), (24_000, 48_000));
     let h = asc.adts_header(0).unwrap();

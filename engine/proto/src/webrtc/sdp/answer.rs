@@ -209,51 +209,53 @@ pub fn build_answer(offer: &Offer, opts: &AnswerOptions) -> Result<(String, Nego
 /// `Some` if the section is answered, with what.
 fn accept_section<'o>(
     offer: &'o Offer,
-    m: &'o OfferedMedia,
+    section: &'o OfferedMedia,
     opts: &AnswerOptions,
     so_far: &Negotiated,
 ) -> Result<Option<(NegotiatedMedia, &'o OfferedMedia)>, WebRtcError> {
-    let Some(kind) = m.kind else { return Ok(None) };
-    if (m.port == 0 && !m.bundle_only) || !offer.bundle.contains(&m.mid) {
+    let Some(kind) = section.kind else { return Ok(None) };
+    if (section.port == 0 && !section.bundle_only) || !offer.bundle.contains(&section.mid) {
         return Ok(None);
     }
     if so_far.media(kind).is_some() {
         return Ok(None); // one section per kind
     }
-    match (opts.role, m.direction) {
+    match (opts.role, section.direction) {
         (_, Direction::Inactive) => return Ok(None),
         (Role::Publisher, Direction::RecvOnly) => {
             return Err(WebRtcError::bad_offer(format!(
                 "mid '{}' is recvonly: a publisher must offer sendonly or sendrecv",
-                m.mid
+                section.mid
             )));
         }
         (Role::Subscriber, Direction::SendOnly) => {
             return Err(WebRtcError::bad_offer(format!(
                 "mid '{}' is sendonly: a subscriber must offer recvonly or sendrecv",
-                m.mid
+                section.mid
             )));
         }
         _ => {}
     }
-    let Some((codec, offered)) = choose_codec(m, opts.codecs(kind), opts) else {
+    let Some((codec, offered)) = choose_codec(section, opts.codecs(kind), opts) else {
         return Ok(None);
     };
     let rtx = (opts.rtx && kind == Track::Video)
-        .then(|| m.codecs.iter().find(|c| c.name.eq_ignore_ascii_case("rtx") && c.apt() == Some(offered.payload_type)))
+        .then(|| {
+            section.codecs.iter().find(|c| c.name.eq_ignore_ascii_case("rtx") && c.apt() == Some(offered.payload_type))
+        })
         .flatten();
     let video = kind == Track::Video;
     let fmtp = match codec {
         Codec::Opus if offered.fmtp.is_empty() => "minptime=10;useinbandfec=1".to_owned(),
         _ => offered.fmtp.clone(),
     };
-    let (remote_ssrcs, remote_rtx_ssrc) = match m.fid_groups.first() {
+    let (remote_ssrcs, remote_rtx_ssrc) = match section.fid_groups.first() {
         Some(&(primary, rtx)) => {
             let mut v = vec![primary];
-            v.extend(m.ssrcs.iter().copied().filter(|s| *s != primary && *s != rtx));
+            v.extend(section.ssrcs.iter().copied().filter(|s| *s != primary && *s != rtx));
             (v, Some(rtx))
         }
-        None => (m.ssrcs.clone(), None),
+        None => (section.ssrcs.clone(), None),
     };
     let (local_ssrc, local_rtx_ssrc) = match kind {
         Track::Audio => (opts.ssrcs.audio, None),
@@ -262,13 +264,13 @@ fn accept_section<'o>(
         }
     };
     let nm = NegotiatedMedia {
-        mid: m.mid.clone(),
+        mid: section.mid.clone(),
         kind,
         codec,
         payload_type: offered.payload_type,
         fmtp,
         rtx_payload_type: rtx.map(|c| c.payload_type),
-        mid_extension_id: m
+        mid_extension_id: section
             .extmaps
             .iter()
             .find(|(_, uri)| uri == MID_EXTENSION_URI)
@@ -282,7 +284,7 @@ fn accept_section<'o>(
         local_ssrc,
         local_rtx_ssrc,
     };
-    Ok(Some((nm, m)))
+    Ok(Some((nm, section)))
 }
 
 fn choose_codec<'m>(m: &'m OfferedMedia, wanted: &[Codec], opts: &AnswerOptions) -> Option<(Codec, &'m OfferedCodec)> {
@@ -341,20 +343,20 @@ fn connection(addr: Option<SocketAddr>) -> ConnectionInformation {
     }
 }
 
-fn accepted_section(nm: &NegotiatedMedia, om: &OfferedMedia, opts: &AnswerOptions) -> MediaDescription {
+fn accepted_section(negotiated: &NegotiatedMedia, section: &OfferedMedia, opts: &AnswerOptions) -> MediaDescription {
     let default = opts.candidates.first().copied();
-    let mut formats = vec![nm.payload_type.to_string()];
-    if let Some(rtx) = nm.rtx_payload_type {
+    let mut formats = vec![negotiated.payload_type.to_string()];
+    if let Some(rtx) = negotiated.rtx_payload_type {
         formats.push(rtx.to_string());
     }
     let mut attrs: Vec<Attribute> = Vec::new();
     let mut a = |k: &str, v: Option<String>| attrs.push(Attribute::new(k.to_owned(), v));
-    a("mid", Some(nm.mid.clone()));
+    a("mid", Some(negotiated.mid.clone()));
     a("ice-ufrag", Some(opts.ice.ufrag.clone()));
     a("ice-pwd", Some(opts.ice.pwd.clone()));
     a("fingerprint", Some(format!("sha-256 {}", opts.fingerprint)));
     a("setup", Some("passive".into()));
-    if let Some(id) = nm.mid_extension_id {
+    if let Some(id) = negotiated.mid_extension_id {
         a("extmap", Some(format!("{id} {MID_EXTENSION_URI}")));
     }
     let direction = match opts.role {
@@ -362,38 +364,46 @@ fn accepted_section(nm: &NegotiatedMedia, om: &OfferedMedia, opts: &AnswerOption
         Role::Subscriber => Direction::SendOnly,
     };
     a(direction.as_str(), None);
-    let track = format!("{}-{}", opts.stream_id, nm.kind.as_str());
+    let track = format!("{}-{}", opts.stream_id, negotiated.kind.as_str());
     if opts.role == Role::Subscriber {
         a("msid", Some(format!("{} {track}", opts.stream_id)));
     }
     a("rtcp-mux", None);
-    if om.rtcp_rsize {
+    if section.rtcp_rsize {
         a("rtcp-rsize", None);
     }
-    let channels = if nm.codec == Codec::Opus { "/2" } else { "" };
-    a("rtpmap", Some(format!("{} {}/{}{channels}", nm.payload_type, nm.codec.rtpmap_name(), nm.codec.clock_rate())));
-    if nm.nack {
-        a("rtcp-fb", Some(format!("{} nack", nm.payload_type)));
+    let channels = if negotiated.codec == Codec::Opus { "/2" } else { "" };
+    a(
+        "rtpmap",
+        Some(format!(
+            "{} {}/{}{channels}",
+            negotiated.payload_type,
+            negotiated.codec.rtpmap_name(),
+            negotiated.codec.clock_rate()
+        )),
+    );
+    if negotiated.nack {
+        a("rtcp-fb", Some(format!("{} nack", negotiated.payload_type)));
     }
-    if nm.pli {
-        a("rtcp-fb", Some(format!("{} nack pli", nm.payload_type)));
+    if negotiated.pli {
+        a("rtcp-fb", Some(format!("{} nack pli", negotiated.payload_type)));
     }
-    if nm.fir {
-        a("rtcp-fb", Some(format!("{} ccm fir", nm.payload_type)));
+    if negotiated.fir {
+        a("rtcp-fb", Some(format!("{} ccm fir", negotiated.payload_type)));
     }
-    if !nm.fmtp.is_empty() {
-        a("fmtp", Some(format!("{} {}", nm.payload_type, nm.fmtp)));
+    if !negotiated.fmtp.is_empty() {
+        a("fmtp", Some(format!("{} {}", negotiated.payload_type, negotiated.fmtp)));
     }
-    if let Some(rtx) = nm.rtx_payload_type {
+    if let Some(rtx) = negotiated.rtx_payload_type {
         a("rtpmap", Some(format!("{rtx} rtx/90000")));
-        a("fmtp", Some(format!("{rtx} apt={}", nm.payload_type)));
+        a("fmtp", Some(format!("{rtx} apt={}", negotiated.payload_type)));
     }
     if opts.role == Role::Subscriber {
-        if let Some(rtx) = nm.local_rtx_ssrc {
-            a("ssrc-group", Some(format!("FID {} {rtx}", nm.local_ssrc)));
+        if let Some(rtx) = negotiated.local_rtx_ssrc {
+            a("ssrc-group", Some(format!("FID {} {rtx}", negotiated.local_ssrc)));
         }
-        let mut ssrcs = vec![nm.local_ssrc];
-        ssrcs.extend(nm.local_rtx_ssrc);
+        let mut ssrcs = vec![negotiated.local_ssrc];
+        ssrcs.extend(negotiated.local_rtx_ssrc);
         for s in ssrcs {
             a("ssrc", Some(format!("{s} cname:{}", opts.cname)));
             a("ssrc", Some(format!("{s} msid:{} {track}", opts.stream_id)));
@@ -405,7 +415,7 @@ fn accepted_section(nm: &NegotiatedMedia, om: &OfferedMedia, opts: &AnswerOption
     a("end-of-candidates", None);
     MediaDescription {
         media_name: MediaName {
-            media: nm.kind.as_str().into(),
+            media: negotiated.kind.as_str().into(),
             port: RangedPort { value: default.map_or(9, |d| d.port() as isize), range: None },
             protos: vec!["UDP".into(), "TLS".into(), "RTP".into(), "SAVPF".into()],
             formats,
@@ -418,20 +428,20 @@ fn accepted_section(nm: &NegotiatedMedia, om: &OfferedMedia, opts: &AnswerOption
     }
 }
 
-fn rejected_section(m: &OfferedMedia) -> MediaDescription {
+fn rejected_section(section: &OfferedMedia) -> MediaDescription {
     let mut attrs = Vec::new();
-    if !m.mid.is_empty() {
-        attrs.push(Attribute::new("mid".into(), Some(m.mid.clone())));
+    if !section.mid.is_empty() {
+        attrs.push(Attribute::new("mid".into(), Some(section.mid.clone())));
     }
-    let mut formats = m.formats.clone();
+    let mut formats = section.formats.clone();
     if formats.is_empty() {
         formats.push("0".into());
     }
     MediaDescription {
         media_name: MediaName {
-            media: m.media_type.clone(),
+            media: section.media_type.clone(),
             port: RangedPort { value: 0, range: None },
-            protos: m.protocol.split('/').map(str::to_owned).collect(),
+            protos: section.protocol.split('/').map(str::to_owned).collect(),
             formats,
         },
         media_title: None,
