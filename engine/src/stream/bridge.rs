@@ -16,7 +16,11 @@ use crate::stream::frame::{Frame, FrameKind};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
-/// SSRCs of bridged RTP (the subscriber sessions rewrite them anyway).
+/// SSRCs of bridged RTP, plus the bridge's instance number: the subscriber sessions
+/// rewrite SSRCs, sequence numbers and times, and start a new mapping (continuing
+/// their own numbering) at a new source SSRC. A new bridge (a new publisher) must
+/// therefore come with new SSRCs: under the old ones its numbering, which starts
+/// over, would look like packets from the past and be dropped until it caught up.
 const VIDEO_SSRC: u32 = 0x5649_4430;
 const AUDIO_SSRC: u32 = 0x4155_4430;
 
@@ -44,6 +48,8 @@ pub struct RtmpToRtc {
     next_audio_seq: u16,
     /// The AAC sequence header (a new encoder after a passthrough starts from it).
     aac_header: Option<(u32, Bytes)>,
+    video_ssrc: u32,
+    audio_ssrc: u32,
 }
 
 /// The AAC is transcoded again when a relayed stream's Opus has been missing for
@@ -58,6 +64,11 @@ impl Default for RtmpToRtc {
 
 impl RtmpToRtc {
     pub fn new() -> Self {
+        Self::numbered(0)
+    }
+
+    /// The `instance`-th bridge of a stream (its RTP gets SSRCs of its own).
+    pub fn numbered(instance: u32) -> Self {
         Self {
             video: H264Packetizer::new(H264PacketizerConfig::default()),
             audio: Some(AacToOpus::new(AacToOpusConfig::default())),
@@ -69,6 +80,8 @@ impl RtmpToRtc {
             opus_passthrough: None,
             next_audio_seq: 0,
             aac_header: None,
+            video_ssrc: VIDEO_SSRC.wrapping_add(instance),
+            audio_ssrc: AUDIO_SSRC.wrapping_add(instance),
         }
     }
 
@@ -107,7 +120,7 @@ impl RtmpToRtc {
                 for p in self.scratch.drain(..) {
                     out.push(Frame::rtp_at(
                         FrameKind::RtpVideo,
-                        rtp_bytes(VIDEO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload),
+                        rtp_bytes(self.video_ssrc, p.sequence_number, p.timestamp, p.marker, &p.payload),
                         media_ms,
                     ));
                 }
@@ -120,7 +133,7 @@ impl RtmpToRtc {
                     let ts = f.timestamp.wrapping_mul(48);
                     out.push(Frame::rtp_at(
                         FrameKind::RtpAudio,
-                        rtp_bytes(AUDIO_SSRC, seq, ts, false, packet),
+                        rtp_bytes(self.audio_ssrc, seq, ts, false, packet),
                         f.timestamp,
                     ));
                 }
@@ -138,6 +151,9 @@ impl RtmpToRtc {
                     tracing::info!("relayed Opus stopped: transcoding the AAC again");
                     self.opus_passthrough = None;
                     if self.audio_failed.is_none() {
+                        // A new encoder numbers from its own start: a new source for
+                        // the viewers' sessions.
+                        self.audio_ssrc = self.audio_ssrc.wrapping_add(0x1_0000);
                         let mut a = AacToOpus::new(AacToOpusConfig::default());
                         if let Some((ts, h)) = &self.aac_header {
                             let _ = a.handle_audio_tag(*ts, h);
@@ -158,7 +174,7 @@ impl RtmpToRtc {
                                 let ahead = (f.timestamp.wrapping_mul(48)).wrapping_sub(p.timestamp) as i32 / 48;
                                 out.push(Frame::rtp_at(
                                     FrameKind::RtpAudio,
-                                    rtp_bytes(AUDIO_SSRC, p.sequence_number, p.timestamp, p.marker, &p.payload),
+                                    rtp_bytes(self.audio_ssrc, p.sequence_number, p.timestamp, p.marker, &p.payload),
                                     (i64::from(f.timestamp) - i64::from(ahead)) as u32,
                                 ));
                             }
@@ -490,9 +506,12 @@ impl RtcToRtmp {
                     self.audio_cpu += clock().saturating_duration_since(started);
                 }
                 // The publisher's Opus as it came, for cluster relays (their edges'
-                // WebRTC viewers), on the same clock as the AAC made from it.
+                // WebRTC viewers), on the same clock as the AAC made from it; like
+                // the AAC, only once video has started (a stream's first media frame
+                // places its timeline: an Opus tag first left the relay's video
+                // waiting for a keyframe that a browser sends only when asked).
                 let packet = p.payload();
-                if !packet.is_empty() {
+                if !packet.is_empty() && (self.video.is_none() || self.video_started) {
                     self.audio_ssrc.get_or_insert(p.ssrc);
                     let ts = self.aclock.at(p.timestamp, arrival);
                     out.push(Frame::opus_tag(ts, &packet));

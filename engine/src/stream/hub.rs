@@ -203,6 +203,9 @@ pub struct HomeStream {
     rtp_wanted: Vec<usize>,
     /// RTMP → WebRTC bridge, while someone watches over WebRTC.
     to_rtc: Option<RtmpToRtc>,
+    /// How many RTMP → WebRTC bridges this stream has started (each numbers its RTP
+    /// under SSRCs of its own).
+    bridges_started: u32,
     /// Shards with RTMP/FLV players of this stream.
     tags_wanted: Vec<usize>,
     /// Last HLS request (keeps the WebRTC → HLS bridge running for a while).
@@ -261,6 +264,7 @@ impl HomeStream {
             hls: None,
             rtp_wanted: vec![],
             to_rtc: None,
+            bridges_started: 0,
             tags_wanted: vec![],
             hls_requested: None,
             to_rtmp: None,
@@ -511,7 +515,8 @@ impl HomeStream {
             let mut start = vec![];
             let cache = &self.cache;
             let bridge = self.to_rtc.get_or_insert_with(|| {
-                let mut b = RtmpToRtc::new();
+                self.bridges_started = self.bridges_started.wrapping_add(1);
+                let mut b = RtmpToRtc::numbered(self.bridges_started);
                 // Start from the codec headers and the cached GOP (a keyframe first).
                 for f in cache.snapshot() {
                     if !Arc::ptr_eq(&f, &frame) {

@@ -341,3 +341,30 @@ fn the_bit_rate_is_told_each_window() {
     let bytes: u64 = media.iter().map(|f| f.len() as u64).sum::<u64>() + media[5].len() as u64;
     assert_eq!(bitrate, Some(bytes * 8 * 1000 / BITRATE_WINDOW.as_millis() as u64));
 }
+
+/// A new publisher's RTMP → WebRTC bridge numbers its RTP from its own start: under
+/// new SSRCs, so that the WebRTC viewers' sessions (which keep one numbering per
+/// source) take it as a new source and go on, instead of dropping it as old packets.
+#[test]
+fn a_new_publishers_bridge_sends_under_new_ssrcs() {
+    let t0 = Instant::now();
+    let mut h = live_home(t0);
+    let media = media();
+    h.want_rtp(SUB, true);
+    feed(&mut h, t0, 100, &media[..30]);
+    let ssrcs = |d: &Drained| -> std::collections::BTreeSet<u32> {
+        d.frames
+            .iter()
+            .filter(|(f, _)| f.is_rtp())
+            .map(|(f, _)| crate::proto::webrtc::RtpPacket::parse(f.payload.clone()).unwrap().ssrc)
+            .collect()
+    };
+    let first = ssrcs(&drain(&mut h));
+    assert!(!first.is_empty());
+    h.handle_publisher_gone(t0, 100);
+    h.handle_claim(t0 + Duration::from_secs(1), RoomId(7), 101, PUB_SHARD, None, false).unwrap();
+    feed(&mut h, t0 + Duration::from_secs(1), 101, &media[..30]);
+    let second = ssrcs(&drain(&mut h));
+    assert!(!second.is_empty());
+    assert!(first.is_disjoint(&second), "{first:?} then {second:?}");
+}
