@@ -9,23 +9,22 @@ use ::redis::{AsyncCommands, Script};
 use tokio::sync::Mutex;
 
 pub struct RedisCache {
-    client: ::redis::Client,
     prefix: String,
-    conn: Mutex<Option<ConnectionManager>>,
+    conn: LazyConn,
     hit_script: Script,
     add_script: Script,
 }
 
-fn map(e: ::redis::RedisError) -> CacheError {
-    if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
-        CacheError::Unavailable(e.to_string())
-    } else {
-        CacheError::Backend(e.to_string())
-    }
+/// One shared Redis connection for `cfg`, made at its first use (so that the server
+/// starts while Redis is down) and re-made by itself after a loss; both the cache and
+/// the cluster registry use one.
+pub struct LazyConn {
+    client: ::redis::Client,
+    conn: Mutex<Option<ConnectionManager>>,
 }
 
-impl RedisCache {
-    pub fn new(cfg: &RedisConfig) -> CacheResult<Self> {
+impl LazyConn {
+    pub fn new(cfg: &RedisConfig) -> CacheResult<LazyConn> {
         let info = ::redis::ConnectionInfo {
             addr: ::redis::ConnectionAddr::Tcp(cfg.host.clone(), cfg.port),
             redis: ::redis::RedisConnectionInfo {
@@ -34,21 +33,11 @@ impl RedisCache {
                 ..Default::default()
             },
         };
-        let client = ::redis::Client::open(info).map_err(map)?;
-        Ok(Self {
-            client,
-            prefix: cfg.key_prefix.clone(),
-            conn: Mutex::new(None),
-            hit_script: Script::new(
-                "local v = redis.call('INCR', KEYS[1]) if v == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return v",
-            ),
-            add_script: Script::new(
-                "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) if v < 0 then redis.call('SET', KEYS[1], 0) v = 0 end return v",
-            ),
-        })
+        Ok(LazyConn { client: ::redis::Client::open(info).map_err(map)?, conn: Mutex::new(None) })
     }
 
-    async fn conn(&self) -> CacheResult<ConnectionManager> {
+    /// The connection (2 s to connect and per answer, one retry).
+    pub async fn get(&self) -> CacheResult<ConnectionManager> {
         let mut g = self.conn.lock().await;
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
@@ -60,6 +49,34 @@ impl RedisCache {
         let c = ConnectionManager::new_with_config(self.client.clone(), cfg).await.map_err(map)?;
         *g = Some(c.clone());
         Ok(c)
+    }
+}
+
+/// A Redis error as a cache error: unreachable (I/O, refused, timeout, dropped) or not.
+pub fn map(e: ::redis::RedisError) -> CacheError {
+    if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
+        CacheError::Unavailable(e.to_string())
+    } else {
+        CacheError::Backend(e.to_string())
+    }
+}
+
+impl RedisCache {
+    pub fn new(cfg: &RedisConfig) -> CacheResult<Self> {
+        Ok(Self {
+            prefix: cfg.key_prefix.clone(),
+            conn: LazyConn::new(cfg)?,
+            hit_script: Script::new(
+                "local v = redis.call('INCR', KEYS[1]) if v == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return v",
+            ),
+            add_script: Script::new(
+                "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) if v < 0 then redis.call('SET', KEYS[1], 0) v = 0 end return v",
+            ),
+        })
+    }
+
+    async fn conn(&self) -> CacheResult<ConnectionManager> {
+        self.conn.get().await
     }
 
     fn key(&self, k: &str) -> String {

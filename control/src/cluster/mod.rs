@@ -22,9 +22,10 @@ pub mod place;
 
 use crate::app::AppState;
 use crate::cache::CacheError;
+use crate::cache::redis::{LazyConn, map};
 use crate::config::{Config, LoadBalance};
 use crate::store::{EndReason, RoomFilter, RoomStatus};
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::ConnectionManager;
 use ::redis::{AsyncCommands, Script};
 use place::{Capacity, Load, NodeRecord};
 use std::collections::{BTreeMap, HashMap};
@@ -90,8 +91,7 @@ pub struct Cluster {
     grace: Duration,
     /// This node's record; its load is refreshed by every heartbeat.
     me: Mutex<NodeRecord>,
-    client: ::redis::Client,
-    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    conn: LazyConn,
     prefix: String,
     origins: Mutex<HashMap<String, Origin>>,
     nodes: Mutex<Option<(Instant, Arc<Vec<NodeRecord>>)>>,
@@ -99,14 +99,6 @@ pub struct Cluster {
     acquire: Script,
     renew: Script,
     release: Script,
-}
-
-fn map(e: ::redis::RedisError) -> CacheError {
-    if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
-        CacheError::Unavailable(e.to_string())
-    } else {
-        CacheError::Backend(e.to_string())
-    }
 }
 
 fn unix_ms() -> i64 {
@@ -162,15 +154,6 @@ impl Cluster {
             viewers: BTreeMap::new(),
             draining: false,
         };
-        let r = &cfg.redis;
-        let info = ::redis::ConnectionInfo {
-            addr: ::redis::ConnectionAddr::Tcp(r.host.clone(), r.port),
-            redis: ::redis::RedisConnectionInfo {
-                db: r.db,
-                password: (!r.password.is_empty()).then(|| r.password.clone()),
-                ..Default::default()
-            },
-        };
         Ok(Cluster {
             id,
             instance: record.instance.clone(),
@@ -180,9 +163,8 @@ impl Cluster {
             ttl: Duration::from_millis(c.node_ttl_ms),
             grace: Duration::from_secs(cfg.engine.unpublish_grace_secs).max(Duration::from_millis(c.node_ttl_ms)),
             me: Mutex::new(record),
-            client: ::redis::Client::open(info).map_err(|e| anyhow::anyhow!("redis: {e}"))?,
-            conn: tokio::sync::Mutex::new(None),
-            prefix: format!("{}cluster:", r.key_prefix),
+            conn: LazyConn::new(&cfg.redis).map_err(|e| anyhow::anyhow!("redis: {e}"))?,
+            prefix: format!("{}cluster:", cfg.redis.key_prefix),
             origins: Mutex::new(HashMap::new()),
             nodes: Mutex::new(None),
             sampler: Mutex::new(Sampler { at: Instant::now(), cpu_us: cpu_time_us(), bytes_out: 0 }),
@@ -212,17 +194,7 @@ impl Cluster {
     }
 
     async fn conn(&self) -> Result<ConnectionManager, CacheError> {
-        let mut g = self.conn.lock().await;
-        if let Some(c) = g.as_ref() {
-            return Ok(c.clone());
-        }
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(1);
-        let c = ConnectionManager::new_with_config(self.client.clone(), cfg).await.map_err(map)?;
-        *g = Some(c.clone());
-        Ok(c)
+        self.conn.get().await
     }
 
     fn key(&self, k: &str) -> String {
