@@ -923,3 +923,45 @@ async fn origin_killed_edge_players_of_every_protocol_go_on() {
     drop(publisher);
     nodes.clear();
 }
+
+/// A dead edge: its players' connections end, and within the node TTL the room's
+/// answers send players only to live nodes, where they play.
+#[tokio::test]
+async fn a_dead_edge_is_left_out_of_the_answers() {
+    let shared = Shared::new("edge", "roundrobin");
+    let mut nodes = shared.nodes().await;
+    wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
+    let (_, created) = rooms(&nodes[0], 1).await;
+    let (id, key, name) = (
+        created[0]["id"].as_i64().unwrap(),
+        created[0]["stream_key"].as_str().unwrap().to_owned(),
+        created[0]["stream_name"].as_str().unwrap().to_owned(),
+    );
+    let _publisher = publish(&nodes[0], &key);
+    nodes[0].wait_status(id, "live", Duration::from_secs(15)).await;
+    let player = EdgeReader::start(&nodes[2].http, &name);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(player.bytes() > 0, "the edge player got nothing:\n{}", nodes[2].log());
+    let killed = Instant::now();
+    nodes[2].proc.signal("KILL");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!player.open.load(Ordering::Relaxed), "the dead edge's player still looks connected");
+    // Gone from the registry within the TTL (6 s): from then on no answer names it.
+    let listed = wait_nodes(&nodes[0], 2, Duration::from_secs(12)).await;
+    println!("dead edge left the registry after {:?}", killed.elapsed());
+    assert!(listed.iter().all(|v| v["id"] != "node-2"), "{listed:?}");
+    let mut plays = BTreeMap::new();
+    for _ in 0..6 {
+        let r = nodes[1].room_json(id).await;
+        let node = r["nodes"]["play"].as_str().unwrap().to_owned();
+        assert_ne!(node, "node-2", "{r}");
+        *plays.entry(node).or_insert(0) += 1;
+        let url = r["play"]["flv"].as_str().unwrap().to_owned();
+        let (ok, err) = tokio::task::spawn_blocking(move || decode(&url, 1)).await.unwrap();
+        assert!(ok, "the answer's HTTP-FLV URL: {err}");
+    }
+    assert_eq!(plays.len(), 2, "players spread over the live nodes: {plays:?}");
+    nodes.truncate(2);
+    drop(nodes);
+    drop_pg_schema(&shared.schema).await;
+}
