@@ -664,7 +664,8 @@ fn assert_720p_with_tone(done: &Value, what: &str) {
 /// PostgreSQL and Redis, the machine's are outside it): an RTMP publisher on node 0
 /// is watched over WHEP on nodes 1 and 2 (each through its relay; H.264 at the
 /// fixture's 1280x720, the 440 Hz tone in Opus); then a WHIP publisher on node 1 is
-/// played over HTTP-FLV (H.264 + AAC) on node 2 and over WHEP on node 0.
+/// played over HTTP-FLV and HLS (H.264 + AAC) on node 2 and over WHEP on node 0, which
+/// gets the publisher's Opus untouched through the relay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webrtc_players_and_publishers_on_different_nodes() {
     if !enter_netns("webrtc_players_and_publishers_on_different_nodes") {
@@ -721,6 +722,20 @@ async fn webrtc_players_and_publishers_on_different_nodes() {
     assert!(codecs.contains(&"h264") && codecs.contains(&"aac"), "HTTP-FLV on node 2: {streams:?}\n{}", nodes[2].log());
     let (ok, err) = tokio::task::spawn_blocking(move || decode(&flv, 3)).await.unwrap();
     assert!(ok, "HTTP-FLV on node 2 of a WHIP stream: {err}");
+    // HLS on node 2 too (its segmenter starts with the first request).
+    let m3u8 = format!("{}/hls/{name2}.m3u8", nodes[2].http);
+    let _ = reqwest::get(m3u8.as_str()).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let hls_streams = tokio::task::spawn_blocking({
+        let m3u8 = m3u8.clone();
+        move || media::ffprobe(&m3u8)
+    })
+    .await
+    .unwrap();
+    let codecs: Vec<&str> = hls_streams.iter().map(|(c, _, _)| c.as_str()).collect();
+    assert!(codecs.contains(&"h264") && codecs.contains(&"aac"), "HLS on node 2: {hls_streams:?}\n{}", nodes[2].log());
+    let (ok, err) = tokio::task::spawn_blocking(move || decode(&m3u8, 2)).await.unwrap();
+    assert!(ok, "HLS on node 2 of a WHIP stream: {err}");
     // Node 0's WebRTC viewer gets the publisher's Opus as it came through the relay:
     // the stream's bridges there say "opus-relayed" while it plays.
     let viewer = tokio::spawn(whep_done(format!("{}/whep/{name2}", nodes[0].api), Duration::from_secs(55)));
