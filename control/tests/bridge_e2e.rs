@@ -470,16 +470,7 @@ async fn chromium_plays_rtmp_over_whep() {
     let _publisher = s.publish(&room.key);
     s.wait_status(room.id, "live", Duration::from_secs(10)).await;
     let args = json!({"api": s.api, "whep": {"name": room.name}, "timeout_secs": 30}).to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("timeout")
-            .args(["-k", "10", "150", "node", "tests/browser/webrtc.mjs"])
-            .arg(&args)
-            .current_dir(&root)
-            .output()
-            .expect("run node tests/browser/webrtc.mjs")
-    })
-    .await
-    .unwrap();
+    let out = media::run_browser_script("webrtc.mjs", args, 150).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let ctx = || {
         format!(

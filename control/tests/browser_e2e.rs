@@ -65,17 +65,7 @@ async fn chromium_plays_hls_flv_and_websocket_flv() {
 
     let args = json!({"hls": hls, "flv": flv, "ws": ws, "advance_secs": 3, "timeout_secs": 40}).to_string();
     let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || {
-        // play.mjs has its own limits; `timeout` is the backstop.
-        Command::new("timeout")
-            .args(["-k", "10", "240", "node", "tests/browser/play.mjs"])
-            .arg(&args)
-            .current_dir(&root)
-            .output()
-            .expect("run node tests/browser/play.mjs")
-    })
-    .await
-    .unwrap();
+    let out = media::run_browser_script("play.mjs", args, 240).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     println!("play.mjs took {:.1} s\n{stdout}", started.elapsed().as_secs_f64());

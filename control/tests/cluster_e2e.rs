@@ -79,6 +79,12 @@ async fn admin_call(s: &Server, method: reqwest::Method, path: &str, token: Opti
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// A created room's (id, stream key, stream name).
+fn room_ids(room: &Value) -> (i64, String, String) {
+    let text = |k: &str| room[k].as_str().unwrap_or_else(|| panic!("no {k}: {room}")).to_owned();
+    (room["id"].as_i64().unwrap(), text("stream_key"), text("stream_name"))
+}
+
 /// The node ids `s` lists, once it lists `want` of them.
 async fn wait_nodes(s: &Server, want: usize, within: Duration) -> Vec<Value> {
     let deadline = Instant::now() + within;
@@ -303,11 +309,7 @@ async fn origin_killed_publisher_moves_and_the_room_stays_live() {
     let mut nodes = shared.nodes().await;
     wait_nodes(&nodes[2], 3, Duration::from_secs(10)).await;
     let (_, created) = rooms(&nodes[2], 1).await;
-    let (id, key, name) = (
-        created[0]["id"].as_i64().unwrap(),
-        created[0]["stream_key"].as_str().unwrap().to_owned(),
-        created[0]["stream_name"].as_str().unwrap().to_owned(),
-    );
+    let (id, key, name) = room_ids(&created[0]);
     let publisher = PublishLoop::start(vec![format!("{}/{key}", nodes[0].rtmp), format!("{}/{key}", nodes[1].rtmp)]);
     let live = nodes[2].wait_status(id, "live", Duration::from_secs(15)).await;
     let broadcast = live["broadcast_id"].clone();
@@ -418,12 +420,8 @@ async fn redis_restart_nodes_register_again_and_the_lease_comes_back() {
     let nodes = shared.nodes().await;
     wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
     let (_, created) = rooms(&nodes[0], 1).await;
-    let (id, key, name) = (
-        created[0]["id"].as_i64().unwrap(),
-        created[0]["stream_key"].as_str().unwrap(),
-        created[0]["stream_name"].as_str().unwrap(),
-    );
-    let _publisher = publish(&nodes[0], key);
+    let (id, key, name) = room_ids(&created[0]);
+    let _publisher = publish(&nodes[0], &key);
     let live = nodes[1].wait_status(id, "live", Duration::from_secs(15)).await;
     let player = media::copy_player(&format!("{}/flv/{name}.flv", nodes[0].http), 20);
 
@@ -477,12 +475,8 @@ async fn edges_serve_every_protocol_through_one_relay_each() {
     let nodes = shared.nodes().await;
     wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
     let (_, created) = rooms(&nodes[0], 1).await;
-    let (id, key, name) = (
-        created[0]["id"].as_i64().unwrap(),
-        created[0]["stream_key"].as_str().unwrap(),
-        created[0]["stream_name"].as_str().unwrap(),
-    );
-    let _publisher = publish(&nodes[0], key);
+    let (id, key, name) = room_ids(&created[0]);
+    let _publisher = publish(&nodes[0], &key);
     nodes[1].wait_status(id, "live", Duration::from_secs(15)).await;
 
     // Five HTTP-FLV players on node 1 and one RTMP, two HTTP-FLV on node 2.
@@ -503,7 +497,7 @@ async fn edges_serve_every_protocol_through_one_relay_each() {
         let (ok, err) = decode(&url, 3);
         assert!(ok, "{url} on node {i}: {err}\n{}", nodes[i].log());
     }
-    let (relays, viewers) = origin_clients(&nodes[0], name).await;
+    let (relays, viewers) = origin_clients(&nodes[0], &name).await;
     assert_eq!((relays, viewers), (2, 0), "the origin serves one relay per edge and no viewer");
     for p in &mut players {
         assert!(p.0.try_wait().unwrap().is_none(), "an edge player stopped early");
@@ -542,7 +536,7 @@ async fn edges_serve_every_protocol_through_one_relay_each() {
     // count until three target durations without a request).
     drop(players);
     let deadline = Instant::now() + Duration::from_secs(45);
-    while origin_clients(&nodes[0], name).await.0 > 0 {
+    while origin_clients(&nodes[0], &name).await.0 > 0 {
         assert!(
             Instant::now() < deadline,
             "relays still pulling after the players left: {:?}\n{}",
@@ -677,12 +671,8 @@ async fn webrtc_players_and_publishers_on_different_nodes() {
     let nodes = shared.nodes().await;
     wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
     let (_, created) = rooms(&nodes[0], 2).await;
-    let (id, key, name) = (
-        created[0]["id"].as_i64().unwrap(),
-        created[0]["stream_key"].as_str().unwrap(),
-        created[0]["stream_name"].as_str().unwrap(),
-    );
-    let _publisher = publish(&nodes[0], key);
+    let (id, key, name) = room_ids(&created[0]);
+    let _publisher = publish(&nodes[0], &key);
     nodes[2].wait_status(id, "live", Duration::from_secs(15)).await;
     let (on1, on2) = tokio::join!(
         whep_done(format!("{}/whep/{name}", nodes[1].api), Duration::from_secs(55)),
@@ -691,15 +681,11 @@ async fn webrtc_players_and_publishers_on_different_nodes() {
     println!("WHEP on node 1: {on1}\nWHEP on node 2: {on2}");
     assert_720p_with_tone(&on1, &format!("WHEP on node 1\n{}", nodes[1].log()));
     assert_720p_with_tone(&on2, "WHEP on node 2");
-    let (relays, viewers) = origin_clients(&nodes[0], name).await;
+    let (relays, viewers) = origin_clients(&nodes[0], &name).await;
     assert!(relays <= 2 && viewers == 0, "the origin served {relays} relays and {viewers} viewers");
 
     // WHIP on node 1 (H.264 + Opus), played on the other two.
-    let (id2, key2, name2) = (
-        created[1]["id"].as_i64().unwrap(),
-        created[1]["stream_key"].as_str().unwrap().to_owned(),
-        created[1]["stream_name"].as_str().unwrap().to_owned(),
-    );
+    let (id2, key2, name2) = room_ids(&created[1]);
     let whip = format!("{}/whip/{name2}", nodes[1].api);
     let publisher = Peer::spawn(&["publish", &whip, "--key", &key2, "--codec", "h264", "--seconds", "60", "--tone"]);
     let created_whip = tokio::task::spawn_blocking(move || {
@@ -786,16 +772,7 @@ async fn room_websocket_publisher_and_viewer_on_different_nodes() {
         "timeout_secs": 30,
     })
     .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("timeout")
-            .args(["-k", "10", "180", "node", "tests/browser/webrtc.mjs"])
-            .arg(&args)
-            .current_dir(&root)
-            .output()
-            .expect("run node tests/browser/webrtc.mjs")
-    })
-    .await
-    .unwrap();
+    let out = media::run_browser_script("webrtc.mjs", args, 180).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let r: Value = stdout
         .lines()
@@ -863,11 +840,7 @@ async fn origin_killed_edge_players_of_every_protocol_go_on() {
     let mut nodes = shared.nodes().await;
     wait_nodes(&nodes[2], 3, Duration::from_secs(10)).await;
     let (_, created) = rooms(&nodes[2], 1).await;
-    let (id, key, name) = (
-        created[0]["id"].as_i64().unwrap(),
-        created[0]["stream_key"].as_str().unwrap().to_owned(),
-        created[0]["stream_name"].as_str().unwrap().to_owned(),
-    );
+    let (id, key, name) = room_ids(&created[0]);
     let publisher = PublishLoop::start(vec![format!("{}/{key}", nodes[0].rtmp), format!("{}/{key}", nodes[1].rtmp)]);
     nodes[2].wait_status(id, "live", Duration::from_secs(15)).await;
     let edge = &nodes[2];
@@ -947,11 +920,7 @@ async fn a_dead_edge_is_left_out_of_the_answers() {
     let mut nodes = shared.nodes().await;
     wait_nodes(&nodes[0], 3, Duration::from_secs(10)).await;
     let (_, created) = rooms(&nodes[0], 1).await;
-    let (id, key, name) = (
-        created[0]["id"].as_i64().unwrap(),
-        created[0]["stream_key"].as_str().unwrap().to_owned(),
-        created[0]["stream_name"].as_str().unwrap().to_owned(),
-    );
+    let (id, key, name) = room_ids(&created[0]);
     let _publisher = publish(&nodes[0], &key);
     nodes[0].wait_status(id, "live", Duration::from_secs(15)).await;
     let player = EdgeReader::start(&nodes[2].http, &name);

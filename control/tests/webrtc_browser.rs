@@ -13,7 +13,6 @@ use media::require_browser_tools;
 use media::rtc::enter_netns;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn sessions(stat: &Value) -> u64 {
@@ -49,18 +48,7 @@ async fn chromium_publishes_and_plays_over_whip_whep_and_websocket() {
     })
     .to_string();
     let started = Instant::now();
-    let dir = root.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        // webrtc.mjs has its own limits; `timeout` is the backstop.
-        Command::new("timeout")
-            .args(["-k", "10", "240", "node", "tests/browser/webrtc.mjs"])
-            .arg(&args)
-            .current_dir(&dir)
-            .output()
-            .expect("run node tests/browser/webrtc.mjs")
-    })
-    .await
-    .unwrap();
+    let out = media::run_browser_script("webrtc.mjs", args, 240).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     println!("webrtc.mjs took {:.1} s", started.elapsed().as_secs_f64());

@@ -500,6 +500,23 @@ pub fn read_ws_flv(http: &str, name: &str, secs: u64) -> (usize, usize, bool) {
 
 /// Fails loudly (never skips) when the browser tests' tools are missing: Debian's
 /// chromium, Node.js, and tests/browser/node_modules (`dir` is tests/browser).
+/// Runs `node tests/browser/<script> <args>` from the repo root (the script has its
+/// own limits; `timeout` after `limit_secs` is the backstop) and returns its output.
+pub async fn run_browser_script(script: &str, args: String, limit_secs: u32) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = format!("tests/browser/{script}");
+    tokio::task::spawn_blocking(move || {
+        Command::new("timeout")
+            .args(["-k", "10", &limit_secs.to_string(), "node", &path])
+            .arg(&args)
+            .current_dir(&root)
+            .output()
+            .unwrap_or_else(|e| panic!("run node {path}: {e}"))
+    })
+    .await
+    .unwrap()
+}
+
 pub fn require_browser_tools(dir: &Path) {
     assert!(
         Path::new("/usr/bin/chromium").exists(),
