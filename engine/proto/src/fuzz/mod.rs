@@ -407,6 +407,57 @@ impl XorShift {
     pub(crate) fn pick<'a>(&mut self, seeds: &'a [Vec<u8>]) -> &'a [u8] {
         &seeds[self.below(seeds.len())]
     }
+
+    /// A valid input with 1 to `edits.rounds` random edits: bit flips, byte changes,
+    /// truncation, random insertions, bytes overwritten with one of the format's
+    /// boundary values (when it has any), and its boundary run spliced in.
+    #[cfg(test)]
+    pub(crate) fn mutate(&mut self, seed: &[u8], edits: &Edits) -> Vec<u8> {
+        let mut v = seed.to_vec();
+        let kinds = if edits.boundaries.is_empty() { 5 } else { 6 };
+        for _ in 0..=self.below(edits.rounds) {
+            match self.below(kinds) {
+                0 if !v.is_empty() => {
+                    let i = self.below(v.len());
+                    v[i] ^= 1 << self.below(8);
+                }
+                1 if !v.is_empty() => {
+                    let i = self.below(v.len());
+                    v[i] = self.next() as u8;
+                }
+                2 => {
+                    let n = self.below(v.len() + 1);
+                    v.truncate(n);
+                }
+                3 => {
+                    let i = self.below(v.len() + 1);
+                    let n = self.below(16);
+                    let extra = self.bytes(n);
+                    v.splice(i..i, extra);
+                }
+                4 if !v.is_empty() && !edits.boundaries.is_empty() => {
+                    let i = self.below(v.len());
+                    v[i] = edits.boundaries[self.below(edits.boundaries.len())];
+                }
+                _ => {
+                    let i = self.below(v.len() + 1);
+                    v.splice(i..i, edits.splice);
+                }
+            }
+        }
+        v
+    }
+}
+
+/// How a format's fuzz test edits its seeds (see [`XorShift::mutate`]).
+#[cfg(test)]
+pub(crate) struct Edits {
+    /// At most this many edits (less one) per input.
+    pub rounds: usize,
+    /// Bytes an edit may put in place of one (lengths, counts); empty: no such edit.
+    pub boundaries: &'static [u8],
+    /// A run spliced in somewhere (an extreme length field).
+    pub splice: [u8; 4],
 }
 
 #[cfg(test)]

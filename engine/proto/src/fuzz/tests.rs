@@ -1,43 +1,10 @@
 use super::*;
 use crate::codec::test_util::{hex, testdata};
 
-/// Random bit flips, byte changes, truncation, insertion and interesting
-/// boundary values spliced into a valid input.
+/// Edits of the codec and container inputs.
 fn mutate(rng: &mut XorShift, seed: &[u8]) -> Vec<u8> {
-    let mut v = seed.to_vec();
-    for _ in 0..=rng.below(8) {
-        match rng.below(6) {
-            0 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] ^= 1 << rng.below(8);
-            }
-            1 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
-            }
-            2 => {
-                let n = rng.below(v.len() + 1);
-                v.truncate(n);
-            }
-            3 => {
-                let i = rng.below(v.len() + 1);
-                let n = rng.below(16);
-                let extra = rng.bytes(n);
-                v.splice(i..i, extra);
-            }
-            4 if !v.is_empty() => {
-                // Overwrite with a boundary value (lengths, counts).
-                let i = rng.below(v.len());
-                let value = [0x00, 0x7F, 0x80, 0xFF][rng.below(4)];
-                v[i] = value;
-            }
-            _ => {
-                let i = rng.below(v.len() + 1);
-                v.splice(i..i, [0xFF, 0xFF, 0xFF, 0x7F]);
-            }
-        }
-    }
-    v
+    let edits = Edits { rounds: 8, boundaries: &[0x00, 0x7F, 0x80, 0xFF], splice: [0xFF, 0xFF, 0xFF, 0x7F] };
+    rng.mutate(seed, &edits)
 }
 
 /// Runs `body` on `rounds` random inputs and as many mutated seeds.

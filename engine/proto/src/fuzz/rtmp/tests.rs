@@ -1,40 +1,14 @@
 use super::*;
-use crate::fuzz::XorShift;
+use crate::fuzz::{Edits, XorShift};
 use crate::rtmp::amf0::Value;
 use crate::rtmp::chunk::{MessageHeader, encode_message};
 use crate::rtmp::message::{Command, type_id};
 
-/// Random bit flips, byte changes, truncation and splicing of a valid input.
+/// Edits of the RTMP streams (no boundary overwrites: the chunk headers' own
+/// fields reach those through the flips).
 fn mutate(rng: &mut XorShift, seed: &[u8]) -> Vec<u8> {
-    let mut v = seed.to_vec();
-    for _ in 0..=rng.below(8) {
-        match rng.below(5) {
-            0 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] ^= 1 << rng.below(8);
-            }
-            1 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
-            }
-            2 => {
-                let n = rng.below(v.len() + 1);
-                v.truncate(n);
-            }
-            3 => {
-                let i = rng.below(v.len() + 1);
-                let n = rng.below(16);
-                let extra = rng.bytes(n);
-                v.splice(i..i, extra);
-            }
-            _ => {
-                let i = rng.below(v.len() + 1);
-                let boundary = [0xFF, 0xFF, 0xFF, 0x7F];
-                v.splice(i..i, boundary);
-            }
-        }
-    }
-    v
+    let edits = Edits { rounds: 8, boundaries: &[], splice: [0xFF, 0xFF, 0xFF, 0x7F] };
+    rng.mutate(seed, &edits)
 }
 
 /// A plausible client byte stream after the handshake: connect, createStream,
