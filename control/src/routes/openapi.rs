@@ -13,6 +13,16 @@ struct Op {
     statuses: &'static [(&'static str, &'static str)],
 }
 
+/// What the drain mark's two operations answer besides 200.
+const DRAIN_STATUSES: &[(&str, &str)] = &[
+    ("400", "Not a node id"),
+    ("401", "No or wrong admin token"),
+    ("403", "Admin API disabled"),
+    ("404", "No such live node"),
+    ("409", "Not in cluster mode"),
+    ("503", "Redis unreachable"),
+];
+
 fn ops() -> Vec<Op> {
     // Every JSON body refuses unknown fields (`deny_unknown_fields`).
     let obj = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required, "additionalProperties": false });
@@ -216,14 +226,7 @@ fn ops() -> Vec<Op> {
             summary: "Drain a cluster node (admin token): placement sends it no new rooms or players; its live streams and players stay. Node id in the path",
             auth: false,
             body: None,
-            statuses: &[
-                ("400", "Not a node id"),
-                ("401", "No or wrong admin token"),
-                ("403", "Admin API disabled"),
-                ("404", "No such live node"),
-                ("409", "Not in cluster mode"),
-                ("503", "Redis unreachable"),
-            ],
+            statuses: DRAIN_STATUSES,
         },
         Op {
             method: "delete",
@@ -231,14 +234,7 @@ fn ops() -> Vec<Op> {
             summary: "Take a cluster node's drain mark off (admin token): it takes new rooms and players again",
             auth: false,
             body: None,
-            statuses: &[
-                ("400", "Not a node id"),
-                ("401", "No or wrong admin token"),
-                ("403", "Admin API disabled"),
-                ("404", "No such live node"),
-                ("409", "Not in cluster mode"),
-                ("503", "Redis unreachable"),
-            ],
+            statuses: DRAIN_STATUSES,
         },
         Op {
             method: "post",

@@ -80,6 +80,7 @@ fn hub_config(config: &crate::config::EngineConfig) -> HubConfig {
         hls_window: config.hls_window,
         hls_mirror: !config.hls_path.is_empty(),
         bridge_always: config.webrtc_bridge_always,
+        relay_opus: !config.relay_token.is_empty(),
     }
 }
 

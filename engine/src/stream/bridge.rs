@@ -331,6 +331,8 @@ pub struct RtcToRtmp {
     /// `AUDIO_WAITS_FOR_VIDEO` after it).
     #[cfg(feature = "fdk-aac")]
     audio_ready_since: Option<Instant>,
+    /// Also put out the publisher's Opus as relay-only tags (cluster mode).
+    opus_tags: bool,
     pub audio_cpu: Duration,
     warnings: Vec<String>,
 }
@@ -362,7 +364,15 @@ impl RtcToRtmp {
             audio_ready_since: None,
             audio_cpu: Duration::ZERO,
             warnings,
+            opus_tags: false,
         }
+    }
+
+    /// With the publisher's Opus also as relay-only tags, for other nodes' relays
+    /// (see [`FrameKind::OpusTag`]); off on a single node, where nothing takes them.
+    pub fn with_opus_tags(mut self, on: bool) -> Self {
+        self.opus_tags = on;
+        self
     }
 
     pub fn warnings(&self) -> Vec<String> {
@@ -511,7 +521,7 @@ impl RtcToRtmp {
                 // places its timeline: an Opus tag first left the relay's video
                 // waiting for a keyframe that a browser sends only when asked).
                 let packet = p.payload();
-                if !packet.is_empty() && (self.video.is_none() || self.video_started) {
+                if self.opus_tags && !packet.is_empty() && (self.video.is_none() || self.video_started) {
                     self.audio_ssrc.get_or_insert(p.ssrc);
                     let ts = self.aclock.at(p.timestamp, arrival);
                     out.push(Frame::opus_tag(ts, &packet));

@@ -52,6 +52,9 @@ pub struct HubConfig {
     pub hls_mirror: bool,
     /// Run the WebRTC → RTMP bridge for every WebRTC publisher, watched or not.
     pub bridge_always: bool,
+    /// Other nodes may relay this node's streams (cluster mode): the WebRTC → RTMP
+    /// bridge then also carries the publisher's Opus (see `FrameKind::OpusTag`).
+    pub relay_opus: bool,
 }
 
 impl HubConfig {
@@ -433,10 +436,10 @@ impl HomeStream {
         // WebRTC → RTMP/FLV/HLS, only while someone watches that side.
         if self.tags_needed(now) {
             let mut want_keyframe = false;
-            let (last_sr, origin) = (&self.last_sr, self.publisher_since);
+            let (last_sr, origin, relay_opus) = (&self.last_sr, self.publisher_since, self.cfg.relay_opus);
             let bridge = self.to_rtmp.get_or_insert_with(|| {
                 want_keyframe = true;
-                let mut b = RtcToRtmp::new(origin, publisher_sends_h264());
+                let mut b = RtcToRtmp::new(origin, publisher_sends_h264()).with_opus_tags(relay_opus);
                 for sr in last_sr.iter().flatten() {
                     b.push(now, clock, sr, &mut vec![]);
                 }

@@ -121,12 +121,16 @@ fn webrtc_opus_is_also_carried_as_relay_only_tags() {
     let t0 = Instant::now();
     let opus = b"\x78\x01\x02\x03";
     // An H.264 publisher's Opus waits for its video, as its AAC does.
-    let mut with_video = RtcToRtmp::new(t0, true);
+    let mut with_video = RtcToRtmp::new(t0, true).with_opus_tags(true);
     let mut out = vec![];
     with_video.push(t0, &Instant::now, &Frame::rtp(FrameKind::RtpAudio, rtp_bytes(7, 0, 0, false, opus)), &mut out);
     assert!(out.iter().all(|f| f.kind != FrameKind::OpusTag), "{out:?}");
+    // Not in cluster mode: none at all.
+    let mut single = RtcToRtmp::new(t0, false);
+    single.push(t0, &Instant::now, &Frame::rtp(FrameKind::RtpAudio, rtp_bytes(7, 0, 0, false, opus)), &mut out);
+    assert!(out.iter().all(|f| f.kind != FrameKind::OpusTag), "{out:?}");
     // Audio only (a VP8 publisher, whose video cannot go to FLV): at once.
-    let mut b = RtcToRtmp::new(t0, false);
+    let mut b = RtcToRtmp::new(t0, false).with_opus_tags(true);
     let mut out = vec![];
     for i in 0..3u16 {
         let packet = rtp_bytes(7, i, 960 * u32::from(i), false, opus);

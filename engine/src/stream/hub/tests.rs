@@ -23,6 +23,7 @@ fn cfg() -> Arc<HubConfig> {
         hls_window: Duration::from_secs(60),
         hls_mirror: false,
         bridge_always: false,
+        relay_opus: false,
     })
 }
 
