@@ -7,6 +7,7 @@ pub mod codec;
 pub mod flv;
 pub mod hls;
 pub mod http;
+pub mod mp4;
 pub mod mpegts;
 pub mod rtmp;
 pub mod rtp_h264;
