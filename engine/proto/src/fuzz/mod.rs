@@ -318,6 +318,76 @@ fn check_ts(data: &[u8]) {
     }
 }
 
+// ---- fragmented MP4 ----
+
+/// The fragmented MP4 writer fed pseudo FLV tags, in [`fuzz_ts_mux`]'s input form
+/// (built by [`flv_to_ts_mux_input`]): the flags byte sets `fragment_ms` (100 ms ×
+/// its low 5 bits); bit 7 of a record's kind calls `finish()`.
+///
+/// Properties: an `Init` comes before any fragment; every fragment is one `moof`
+/// plus one `mdat`; and [`mp4::scan`](crate::mp4::scan) of each file finds exactly
+/// the fragments the writer reported (offsets, lengths and times), to its end.
+pub fn fuzz_mp4(data: &[u8]) {
+    mp4_files(data).check();
+}
+
+/// Runs a [`fuzz_mp4`] input through the writer.
+fn mp4_files(data: &[u8]) -> Mp4Files {
+    use crate::mp4::{Fmp4Options, Fmp4Writer};
+    let mut files = Mp4Files::default();
+    let Some((&flags, mut rest)) = data.split_first() else {
+        return files;
+    };
+    let mut w = Fmp4Writer::new(Fmp4Options { fragment_ms: 100 * u32::from(flags & 0x1F) });
+    let mut timestamp = 0u32;
+    while let [kind, d0, d1, l0, l1, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*l0, *l1])).min(tail.len());
+        let (body, after) = tail.split_at(len);
+        rest = after;
+        timestamp = timestamp.wrapping_add_signed(i32::from(i16::from_be_bytes([*d0, *d1])));
+        let _ = if kind & 1 == 1 { w.push_video(timestamp, body) } else { w.push_audio(timestamp, body) };
+        if kind & 0x80 != 0 {
+            files.add(w.finish());
+        }
+        while let Some(out) = w.poll() {
+            files.add(Some(out));
+        }
+    }
+    files.add(w.finish());
+    while let Some(out) = w.poll() {
+        files.add(Some(out));
+    }
+    files
+}
+
+/// The files a [`fuzz_mp4`] run wrote, with the fragments the writer reported.
+#[derive(Default)]
+struct Mp4Files(Vec<(Vec<u8>, Vec<crate::mp4::FragmentInfo>)>);
+
+impl Mp4Files {
+    fn add(&mut self, out: Option<crate::mp4::Mp4Output>) {
+        use crate::mp4::{FragmentInfo, Mp4Output};
+        match out {
+            None => {}
+            Some(Mp4Output::Init(init)) => self.0.push((init.to_vec(), Vec::new())),
+            Some(Mp4Output::Fragment { data, start_ms, duration_ms }) => {
+                let (file, frags) = self.0.last_mut().expect("an init before the first fragment");
+                let (offset, len) = (file.len() as u64, data.len() as u64);
+                frags.push(FragmentInfo { offset, len, start_ms, duration_ms });
+                file.extend_from_slice(&data);
+            }
+        }
+    }
+
+    fn check(&self) {
+        for (file, frags) in &self.0 {
+            let scan = crate::mp4::scan(file).expect("the init scans");
+            assert_eq!(&scan.fragments, frags, "scan agrees with the writer");
+            assert_eq!(scan.valid_len, file.len() as u64);
+        }
+    }
+}
+
 /// Turns an FLV byte stream into a [`fuzz_ts_mux`] input (audio and video
 /// tags only; bodies over 64 KiB are cut), for seeds and tests.
 pub fn flv_to_ts_mux_input(flags: u8, flv: &[u8]) -> Vec<u8> {

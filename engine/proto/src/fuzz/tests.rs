@@ -171,6 +171,39 @@ fn ts_mux_pseudo_random_inputs() {
 }
 
 #[test]
+fn mp4_pseudo_random_inputs() {
+    // The seeds reach deep: several fragments, and two files when finishing midway.
+    let seeds = mp4_seeds();
+    let files = mp4_files(&seeds[0]);
+    assert!(files.0.len() == 1 && files.0[0].1.len() >= 2, "{} files", files.0.len());
+    let files = mp4_files(&seeds[2]);
+    assert!(files.0.len() == 2 && files.0.iter().all(|f| !f.1.is_empty()), "{} files", files.0.len());
+    run(0x9E37_79B9_7F4A_7C15, 2000, &mp4_seeds(), fuzz_mp4);
+}
+
+/// Both test files whole with a 300 ms fragment knob (several fragments per file),
+/// and one that calls finish() midway (bit 7 of a record's kind): two files.
+fn mp4_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = vec![
+        flv_to_ts_mux_input(3, &testdata("media/small.flv")),
+        flv_to_ts_mux_input(3, &testdata("media/small_bframes.flv")),
+    ];
+    let mut finishing = seeds[0].clone();
+    let mut at = 1;
+    let mut records = 0;
+    while at + 5 <= finishing.len() {
+        if records == 60 {
+            finishing[at] |= 0x80;
+        }
+        at += 5 + usize::from(u16::from_be_bytes([finishing[at + 3], finishing[at + 4]]));
+        records += 1;
+    }
+    assert!(records > 60, "the seed has {records} records");
+    seeds.push(finishing);
+    seeds
+}
+
+#[test]
 fn websocket_pseudo_random_inputs() {
     run(0xE703_7ED1_A0B4_28DB, 3000, &websocket_seeds(), fuzz_websocket);
 }
@@ -183,6 +216,7 @@ fn regression_inputs() {
         fuzz_flv_reader(input);
         fuzz_codec(input);
         fuzz_ts_mux(input);
+        fuzz_mp4(input);
         fuzz_websocket(input);
     }
 }
