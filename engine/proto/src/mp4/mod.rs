@@ -272,6 +272,8 @@ pub struct Fmp4Writer {
     out: VecDeque<Mp4Output>,
     changed: bool,
     codecs: Option<String>,
+    /// End of the current (or just finished) file's last fragment, ms.
+    media_ms: u64,
 }
 
 impl Fmp4Writer {
@@ -288,6 +290,7 @@ impl Fmp4Writer {
             out: VecDeque::new(),
             changed: false,
             codecs: None,
+            media_ms: 0,
         }
     }
 
@@ -379,9 +382,11 @@ impl Fmp4Writer {
         self.codecs.clone()
     }
 
-    /// Media written to the current file so far, in ms (end of its last fragment).
+    /// Media written to the current file so far, in ms (end of its last fragment,
+    /// video track if any). Kept after [`finish`](Self::finish) or a codec change
+    /// (the finished file's length) until the next init.
     pub fn media_ms(&self) -> u64 {
-        self.file.as_ref().map_or(0, |f| f.end_ms)
+        self.media_ms
     }
 
     fn set_video_config(&mut self, cfg: VideoConfig) {
@@ -419,12 +424,17 @@ impl Fmp4Writer {
     }
 
     fn push_sample(&mut self, kind: Kind, mut s: Sample) {
+        // A track the file lacks, or a sample from before the file's start (audio
+        // lagging the first keyframe), has no place in it.
         let in_file = match &self.file {
             None => true,
-            Some(f) => match kind {
-                Kind::Video => f.video.is_some(),
-                Kind::Audio => f.audio.is_some(),
-            },
+            Some(f) => {
+                s.t >= f.base_t
+                    && match kind {
+                        Kind::Video => f.video.is_some(),
+                        Kind::Audio => f.audio.is_some(),
+                    }
+            }
         };
         let pre_init = self.file.is_none();
         let q = self.queue(kind);
@@ -508,6 +518,7 @@ impl Fmp4Writer {
         self.codecs = Some(codecs.join(","));
         self.out.push_back(Mp4Output::Init(Bytes::from(init)));
         self.file = Some(FileState { video, audio, base_t, sequence: 0, end_ms: 0 });
+        self.media_ms = 0;
         self.replay_pending();
     }
 
@@ -536,7 +547,9 @@ impl Fmp4Writer {
         let start = primary.samples.front().map_or(t, |s| s.t);
         let due = t - start >= i64::from(self.opts.fragment_ms)
             && if has_video { kind == Kind::Video && key } else { kind == Kind::Audio };
-        let forced = self.video.bytes + self.audio.bytes > MAX_FRAGMENT_BYTES || self.pending_span() > MAX_FRAGMENT_MS;
+        // Per track: a stalled track's held sample must not force a cut per frame.
+        let span = self.queue_span(&self.video).max(self.queue_span(&self.audio));
+        let forced = self.video.bytes + self.audio.bytes > MAX_FRAGMENT_BYTES || span > MAX_FRAGMENT_MS;
         if due || forced {
             self.emit_fragment(false);
         }
@@ -563,8 +576,9 @@ impl Fmp4Writer {
         let start_ms = ticks_to_ms(primary.base_dts, scale);
         let end_ms = ticks_to_ms(primary.base_dts + primary.duration(), scale);
         let Some(file) = self.file.as_mut() else { return };
-        file.sequence += 1;
+        file.sequence = file.sequence.wrapping_add(1);
         file.end_ms = file.end_ms.max(end_ms);
+        self.media_ms = file.end_ms;
         let data = Bytes::from(boxes::fragment(file.sequence, &runs));
         self.out.push_back(Mp4Output::Fragment { data, start_ms, duration_ms: end_ms - start_ms });
     }

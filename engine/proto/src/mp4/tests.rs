@@ -130,11 +130,12 @@ fn init_has_both_tracks_with_codec_config_and_sizes_that_add_up() {
     let mdhd = find(init, &[b"moov", b"trak", b"mdia", b"mdhd"]).unwrap();
     assert_eq!(be32(mdhd.body, 12), 90_000);
     let w = {
-        let mut w = Fmp4Writer::new(Fmp4Options::default());
+        let mut w = Fmp4Writer::new(Fmp4Options { fragment_ms: 500 });
         push_all(&mut w, &tags("media/small.flv"));
         w
     };
     assert_eq!(w.codecs().as_deref(), Some("avc1.64000c,mp4a.40.2"));
+    assert!((900..=1100).contains(&w.media_ms()), "one 1 s GOP written before finish: {}", w.media_ms());
 }
 
 #[test]
@@ -346,4 +347,27 @@ fn playlist_text() {
     assert!(hostile.contains("URI=\"a%22b%0Ac\"") && !hostile.contains("\nc\n"));
     let empty = Scan { init_len: 10, fragments: vec![], valid_len: 10 };
     assert!(vod_playlist(&empty, "x").contains("#EXT-X-TARGETDURATION:1\n"));
+}
+
+#[test]
+fn a_stalled_video_track_cuts_audio_fragments_by_the_length_bound_not_per_frame() {
+    let small = tags("media/small.flv");
+    let video_frames: Vec<_> = small.iter().filter(|t| t.0 == TagType::Video).skip(1).take(3).collect();
+    let audio_frame = small.iter().filter(|t| t.0 == TagType::Audio).nth(2).unwrap();
+    let mut w = Fmp4Writer::new(Fmp4Options::default());
+    push_all(&mut w, &small[..3]); // both sequence headers
+    for (i, (_, _, body)) in video_frames.iter().enumerate() {
+        w.push_video(i as u32 * 66, body).unwrap();
+    }
+    // 25 s of audio, the video stalled.
+    for i in 0..1200u32 {
+        w.push_audio(i * 21, &audio_frame.2).unwrap();
+    }
+    let out = finish_all(&mut w);
+    let (file, frags) = files(&out).remove(0);
+    assert!((3..=5).contains(&frags.len()), "{} fragments: {frags:?}", frags.len());
+    assert_eq!(scan(&file).unwrap().fragments, frags);
+    let end = frags.iter().map(|f| f.start_ms + f.duration_ms).max().unwrap();
+    assert_eq!(w.media_ms(), end, "the finished file's length");
+    assert!((19_900..=20_100).contains(&end), "{end}");
 }
