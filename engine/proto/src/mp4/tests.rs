@@ -371,3 +371,24 @@ fn a_stalled_video_track_cuts_audio_fragments_by_the_length_bound_not_per_frame(
     assert_eq!(w.media_ms(), end, "the finished file's length");
     assert!((19_900..=20_100).contains(&end), "{end}");
 }
+
+#[test]
+fn big_frames_cut_fragments_at_the_byte_bound() {
+    let small = tags("media/small.flv");
+    let mut w = Fmp4Writer::new(Fmp4Options::default());
+    push_all(&mut w, &small[..3]); // both sequence headers
+    // A keyframe then 1 MiB inter frames at 30 fps: 1 s holds 30 MiB.
+    let mut key = vec![0x17, 1, 0, 0, 0, 0, 0, 0, 4, 0x65];
+    key.resize(1000, 0);
+    let mut inter = vec![0x27, 1, 0, 0, 0, 0, 0x10, 0, 0, 0x41];
+    inter.resize(1 << 20, 0);
+    w.push_video(0, &key).unwrap();
+    for i in 1..40u32 {
+        w.push_video(i * 33, &inter).unwrap();
+    }
+    let out = finish_all(&mut w);
+    let (file, frags) = files(&out).remove(0);
+    assert!(frags.len() >= 5, "{} fragments", frags.len());
+    assert!(frags.iter().all(|f| f.len <= (MAX_FRAGMENT_BYTES + (2 << 20)) as u64), "{frags:?}");
+    assert_eq!(scan(&file).unwrap().fragments, frags);
+}
