@@ -241,6 +241,12 @@ fn parse_trun(body: &[u8], default_duration: u32, default_size: u32) -> Result<T
         return Err(Mp4Error::Malformed("trun sample count past its box"));
     }
     let mut sums = TrunSums { data_offset, duration: 0, size: 0 };
+    if per_sample == 0 {
+        // All samples take the defaults: no loop over a count read from the file.
+        sums.duration = u64::from(count) * u64::from(default_duration);
+        sums.size = i64::from(count) * i64::from(default_size);
+        return Ok(sums);
+    }
     for _ in 0..count {
         let d = if flags & 0x100 != 0 { r.u32()? } else { default_duration };
         let s = if flags & 0x200 != 0 { r.u32()? } else { default_size };

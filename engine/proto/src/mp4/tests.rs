@@ -392,3 +392,16 @@ fn big_frames_cut_fragments_at_the_byte_bound() {
     assert!(frags.iter().all(|f| f.len <= (MAX_FRAGMENT_BYTES + (2 << 20)) as u64), "{frags:?}");
     assert_eq!(scan(&file).unwrap().fragments, frags);
 }
+
+#[test]
+fn scan_does_not_loop_over_a_huge_sample_count_without_per_sample_fields() {
+    let out = mux(&tags("media/small.flv"), 2000);
+    let (mut file, frags) = files(&out).remove(0);
+    let first = frags[0].offset as usize;
+    let trun_at = first + file[first..].windows(4).position(|w| w == b"trun").unwrap() + 4;
+    // Flags: data offset only; sample_count 2^32 − 1.
+    file[trun_at..trun_at + 4].copy_from_slice(&0x0000_0001u32.to_be_bytes());
+    file[trun_at + 4..trun_at + 8].copy_from_slice(&u32::MAX.to_be_bytes());
+    let s = scan(&file).unwrap();
+    assert!(s.fragments.len() <= frags.len());
+}
