@@ -45,6 +45,8 @@ pub trait EngineControl: Send + Sync + 'static {
     }
     /// The `cluster` object of `/stat.json` (a JSON object; cluster mode only).
     fn set_cluster_stat(&self, _json: String) {}
+    /// Start (`Some`) or stop recording a live stream.
+    fn record(&self, _stream_name: engine::proto::http::StreamName, _spec: Option<engine::link::RecordSpec>) {}
 }
 
 #[derive(Clone)]

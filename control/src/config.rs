@@ -26,6 +26,7 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     pub http_media: HttpMediaConfig,
     pub hls: HlsConfig,
+    pub recording: RecordingConfig,
     pub webrtc: WebrtcConfig,
     pub engine: EngineConfig,
     pub streaming: StreamingConfig,
@@ -44,6 +45,7 @@ impl Default for Config {
             rtmp: RtmpConfig::default(),
             http_media: HttpMediaConfig::default(),
             hls: HlsConfig::default(),
+            recording: RecordingConfig::default(),
             webrtc: WebrtcConfig::default(),
             engine: EngineConfig::default(),
             streaming: StreamingConfig::default(),
@@ -273,6 +275,46 @@ pub struct HlsConfig {
 impl Default for HlsConfig {
     fn default() -> Self {
         Self { fragment_secs: 3, playlist_secs: 60, path: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordFormat {
+    Mp4,
+    Flv,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Where recordings go (`{stream_name}/{broadcast start}.mp4`); empty = no recording.
+    pub path: String,
+    /// Whether a room created without `record` records its broadcasts.
+    pub default_record: bool,
+    pub format: RecordFormat,
+    /// A file is split (at a keyframe) beyond this length or size.
+    pub max_file_secs: u64,
+    pub max_file_mb: u64,
+    /// Bytes of recordings one room, and the whole server, may keep (0 = no limit).
+    pub room_quota_mb: u64,
+    pub total_quota_mb: u64,
+    /// Recording data waiting for the disk, all streams together, at most.
+    pub queue_mb: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            path: "data/recordings".into(),
+            default_record: false,
+            format: RecordFormat::Mp4,
+            max_file_secs: 3600,
+            max_file_mb: 4096,
+            room_quota_mb: 20_480,
+            total_quota_mb: 0,
+            queue_mb: 64,
+        }
     }
 }
 
@@ -709,6 +751,15 @@ impl Config {
                 key: "database.max_open_conns".into(),
                 message: "must be at least 1".into(),
             });
+        }
+        for (key, v) in [
+            ("recording.max_file_secs", self.recording.max_file_secs),
+            ("recording.max_file_mb", self.recording.max_file_mb),
+            ("recording.queue_mb", self.recording.queue_mb),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid { key: key.into(), message: "must be at least 1".into() });
+            }
         }
         if self.rtmp.apps.is_empty() {
             return Err(ConfigError::Invalid { key: "rtmp.apps".into(), message: "must list at least one app".into() });

@@ -66,6 +66,8 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
             .parse()
             .map_err(|_| anyhow::anyhow!("config key webrtc.bind: {:?} is not an IP address", cfg.webrtc.bind))?,
         webrtc_candidates: webrtc_candidates(cfg)?,
+        recording_path: cfg.recording.path.clone().into(),
+        recording_queue_bytes: (cfg.recording.queue_mb as usize).saturating_mul(1 << 20),
         ..EngineConfig::default()
     })
 }
@@ -207,6 +209,10 @@ impl EngineControl for EngineHandle {
         *self.engine.shared().cluster_stat.lock().unwrap_or_else(|p| p.into_inner()) = Some(json.into());
     }
 
+    fn record(&self, stream_name: StreamName, spec: Option<engine::link::RecordSpec>) {
+        self.engine.command(Command::Record { stream_name, spec });
+    }
+
     fn room_viewers(&self) -> Vec<(i64, i64)> {
         self.viewers.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(r, n)| (*r, *n)).collect()
     }
@@ -278,7 +284,13 @@ async fn apply_room_changes(state: AppState, mut rx: tokio::sync::mpsc::Unbounde
         let mut wait = Duration::from_millis(250);
         loop {
             let res = match &change {
-                RoomChange::Started(id, _) => state.stream_started(*id).await.map(|_| ()),
+                RoomChange::Started(id, _) => match state.stream_started(*id).await {
+                    Ok(Some(room)) => {
+                        state.apply_recording(&room).await;
+                        Ok(())
+                    }
+                    other => other.map(|_| ()),
+                },
                 RoomChange::Ended(id, _) => state.stream_ended(*id, EndReason::PublisherLeft).await.map(|_| ()),
             };
             match res {
@@ -331,10 +343,46 @@ pub async fn reconcile_rooms(state: &AppState) {
     }
 }
 
+/// A recording file's event, applied to the store in the engine's order.
+#[derive(Debug)]
+enum RecordingChange {
+    Opened(engine::link::RecordingFile),
+    Closed(engine::link::RecordingFile, engine::link::RecordingSummary),
+}
+
+/// Applies recording events one at a time (a file's close after its open), retrying
+/// what the store could not take. Files left open by an earlier run are closed first.
+async fn apply_recording_changes(state: AppState, mut rx: tokio::sync::mpsc::UnboundedReceiver<RecordingChange>) {
+    state.reconcile_recordings().await;
+    while let Some(change) = rx.recv().await {
+        let mut wait = Duration::from_millis(250);
+        for _ in 0..40 {
+            let res = match &change {
+                RecordingChange::Opened(f) => state.recording_opened(f).await,
+                RecordingChange::Closed(f, s) => state.recording_closed(f, s).await,
+            };
+            match res {
+                Ok(()) => break,
+                Err(e) if e.kind == ErrorKind::Unavailable => {
+                    tracing::warn!(error = %e, retry_in = ?wait, "recording state not saved; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(?change, error = %e, "recording state not saved");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Serves the engine's events until the engine is gone.
 pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
     let (changes, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(apply_room_changes(state.clone(), rx));
+    let (recordings, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(apply_recording_changes(state.clone(), rx));
     loop {
         let ev = handle.engine.next_event().await;
         match ev {
@@ -394,6 +442,12 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
                 let (room_id, stream_name) = (room_id.0, stream_name.to_string());
                 handle.info.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream_name);
                 let _ = changes.send(RoomChange::Ended(room_id, stream_name));
+            }
+            EngineEvent::RecordingOpened { file } => {
+                let _ = recordings.send(RecordingChange::Opened(file));
+            }
+            EngineEvent::RecordingClosed { file, summary } => {
+                let _ = recordings.send(RecordingChange::Closed(file, summary));
             }
             EngineEvent::PlayerJoined { room_id, .. } | EngineEvent::PlayerLeft { room_id, .. } => {
                 let room_id = room_id.0;

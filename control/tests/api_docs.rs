@@ -91,6 +91,7 @@ fn sample(path: &str, field: &str, login_as: &str) -> Value {
         "username" => common::unique("u").into(),
         "password" => "password123".into(),
         "push_protocol" => "rtmp".into(),
+        "record" => false.into(),
         _ => "some text".into(),
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use common::{Backend, test_config, unique};
 use control::config::Config;
 use control::store::migrations::{self, POSTGRES, SQLITE};
-use control::store::{EndReason, NewRoom, PushProtocol, Room, RoomFilter, RoomStatus, Store, StoreError};
+use control::store::{EndReason, NewRoom, PushProtocol, RecordingEnd, Room, RoomFilter, RoomStatus, Store, StoreError};
 use std::sync::Arc;
 
 /// A migrated (unless asked otherwise) store, isolated from every other test.
@@ -86,6 +86,7 @@ fn new_room(owner_id: i64, push_protocol: PushProtocol) -> NewRoom {
         stream_key_hash: format!("hash-of-{key}"),
         stream_key: key,
         push_protocol,
+        record: false,
     }
 }
 
@@ -640,7 +641,70 @@ async fn revoked_tokens(b: Backend) {
     ctx.finish().await;
 }
 
+/// Recordings: a room's `record`, the file rows from open to close, listing,
+/// usage sums (per room and in all), unfinished ones, delete, and the room's cascade.
+async fn recordings(b: Backend) {
+    let ctx = open(b).await;
+    let s = &ctx.store;
+    let owner = ctx.user("rec").await;
+    let room = ctx.room(owner).await;
+    assert!(!room.record);
+    let on = s.set_room_record(room.id, true).await.unwrap().expect("room");
+    assert!(on.record);
+    assert!(ctx.get(room.id).await.record);
+    assert!(s.set_room_record(room.id + 1000, true).await.unwrap().is_none());
+    let mut made = NewRoom { record: true, ..new_room(owner, PushProtocol::Rtmp) };
+    made.stream_name = unique("sn");
+    assert!(s.create_room(&made).await.unwrap().record, "create keeps record");
+
+    let (bc, _) = s.start_broadcast(room.id).await.unwrap().unwrap();
+    let bid = bc.broadcast_id;
+    let p1 = format!("{}/a.mp4", room.stream_name);
+    let p2 = format!("{}/a-2.mp4", room.stream_name);
+    let r1 = s.create_recording(room.id, bid, &room.stream_name, &p1, "mp4").await.unwrap();
+    assert_eq!((r1.status.as_str(), r1.size_bytes, r1.ended_at), ("recording", 0, None));
+    assert_recent("recording started_at", r1.started_at);
+    assert!(matches!(
+        s.create_recording(room.id, bid, &room.stream_name, &p1, "mp4").await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let r2 = s.create_recording(room.id, bid, &room.stream_name, &p2, "mp4").await.unwrap();
+    assert_eq!(s.unfinished_recordings().await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![r1.id, r2.id]);
+    let end = RecordingEnd {
+        status: "ready".into(),
+        duration_ms: 4000,
+        size_bytes: 1_000_000,
+        codecs: Some("avc1.64001f,mp4a.40.2".into()),
+        error: None,
+    };
+    let done = s.finish_recording(&p1, &end).await.unwrap().expect("row");
+    assert_eq!((done.status.as_str(), done.duration_ms, done.size_bytes), ("ready", 4000, 1_000_000));
+    assert_eq!(done.codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
+    assert!(done.ended_at.is_some());
+    assert!(s.finish_recording("no/such.mp4", &end).await.unwrap().is_none());
+    let failed = RecordingEnd { status: "failed".into(), size_bytes: 500, error: Some("disk full".into()), ..end };
+    let f = s.finish_recording(&p2, &failed).await.unwrap().unwrap();
+    assert_eq!((f.status.as_str(), f.error.as_deref()), ("failed", Some("disk full")));
+    assert!(s.unfinished_recordings().await.unwrap().is_empty());
+
+    let (list, total) = s.list_recordings(room.id, 1, 10).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(list.iter().map(|r| r.id).collect::<Vec<_>>(), vec![r2.id, r1.id], "newest first");
+    assert_eq!(s.recording_by_id(r1.id).await.unwrap().unwrap(), done);
+    assert_eq!(s.recording_bytes(Some(room.id)).await.unwrap(), 1_000_500);
+    assert_eq!(s.recording_bytes(Some(room.id + 1000)).await.unwrap(), 0);
+    assert!(s.recording_bytes(None).await.unwrap() >= 1_000_500);
+    assert!(s.delete_recording(r2.id).await.unwrap());
+    assert!(!s.delete_recording(r2.id).await.unwrap());
+    assert_eq!(s.recording_bytes(Some(room.id)).await.unwrap(), 1_000_000);
+    // Deleting the room deletes its recordings' rows.
+    assert!(s.delete_room(room.id).await.unwrap());
+    assert!(s.recording_by_id(r1.id).await.unwrap().is_none());
+    ctx.finish().await;
+}
+
 both_backends!(
+    recordings,
     revoked_tokens,
     migrate_is_idempotent,
     users,

@@ -97,6 +97,12 @@ pub struct EngineConfig {
     pub webrtc_pending_total: usize,
     /// A WebRTC viewer session that has not connected (ICE + DTLS) by then is closed.
     pub webrtc_viewer_connect_timeout: Duration,
+    /// Where recordings are written (`{stream_name}/{label}.{ext}` under it); empty:
+    /// no recording.
+    pub recording_path: std::path::PathBuf,
+    /// Recording bytes queued for the disk, all streams together, at most: a disk
+    /// slower than that stops the recordings it cannot keep up with (never the media).
+    pub recording_queue_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -144,6 +150,8 @@ impl Default for EngineConfig {
             webrtc_viewer_connect_timeout: Duration::from_secs(10),
             webrtc_bind: std::net::Ipv4Addr::UNSPECIFIED.into(),
             webrtc_candidates: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+            recording_path: std::path::PathBuf::new(),
+            recording_queue_bytes: 64 << 20,
         }
     }
 }

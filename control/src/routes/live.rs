@@ -21,6 +21,9 @@ pub struct CreateBody {
     push_protocol: String,
     #[serde(default)]
     description: Option<String>,
+    /// Record its broadcasts (default: `recording.default_record`).
+    #[serde(default)]
+    record: Option<bool>,
 }
 
 fn default_proto() -> String {
@@ -34,7 +37,10 @@ pub async fn create(
 ) -> AppResult<Response> {
     let proto = PushProtocol::parse(&b.push_protocol)
         .ok_or_else(|| AppError::field("push_protocol", "must be \"rtmp\" or \"webrtc\""))?;
-    let room = s.create_room(c.user_id(), &b.title, b.description.as_deref().unwrap_or(""), proto).await?;
+    let mut room = s.create_room(c.user_id(), &b.title, b.description.as_deref().unwrap_or(""), proto).await?;
+    if let Some(record) = b.record.filter(|r| *r != room.record) {
+        room = s.set_record(room.id, c.user_id(), record).await?;
+    }
     Ok(ok_status(StatusCode::CREATED, s.room_json(&room, true).await))
 }
 
@@ -50,7 +56,7 @@ pub async fn get_room(
 
 /// The query's parameters; one not in `allowed` is a 400 naming it (a typo such as
 /// `?staus=live` must not silently list everything).
-fn parse_query(raw: Option<String>, allowed: &[&str]) -> AppResult<HashMap<String, String>> {
+pub(super) fn parse_query(raw: Option<String>, allowed: &[&str]) -> AppResult<HashMap<String, String>> {
     let raw = raw.unwrap_or_default();
     let q: HashMap<String, String> = serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
         .map(|v| v.into_iter().collect())
@@ -62,7 +68,7 @@ fn parse_query(raw: Option<String>, allowed: &[&str]) -> AppResult<HashMap<Strin
     Ok(q)
 }
 
-fn paging(q: &HashMap<String, String>) -> AppResult<(u32, u32)> {
+pub(super) fn paging(q: &HashMap<String, String>) -> AppResult<(u32, u32)> {
     let num = |k: &str, default: u32, max: u32| -> AppResult<u32> {
         match q.get(k) {
             None => Ok(default),
@@ -108,6 +114,8 @@ pub struct UpdateBody {
     title: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    record: Option<bool>,
 }
 
 pub async fn update(
@@ -117,10 +125,16 @@ pub async fn update(
     ApiJson(b): ApiJson<UpdateBody>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    if b.title.is_none() && b.description.is_none() {
-        return Err(AppError::bad_request("body: give title and/or description"));
+    if b.title.is_none() && b.description.is_none() && b.record.is_none() {
+        return Err(AppError::bad_request("body: give title, description and/or record"));
     }
-    let room = s.update_room(id, c.user_id(), b.title.as_deref(), b.description.as_deref()).await?;
+    let mut room = s.owned_room(id, c.user_id()).await?;
+    if b.title.is_some() || b.description.is_some() {
+        room = s.update_room(id, c.user_id(), b.title.as_deref(), b.description.as_deref()).await?;
+    }
+    if let Some(record) = b.record {
+        room = s.set_record(id, c.user_id(), record).await?;
+    }
     Ok(ok(s.room_json(&room, true).await))
 }
 

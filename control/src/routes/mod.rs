@@ -5,6 +5,7 @@ mod cluster;
 mod extract;
 mod live;
 pub mod openapi;
+mod recordings;
 mod system;
 mod users;
 mod webrtc;
@@ -41,6 +42,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/live/{id}/end"),
     ("GET", "/api/v1/live/{id}/broadcasts"),
     ("POST", "/api/v1/live/{id}/stream-key/reset"),
+    ("GET", "/api/v1/live/{id}/recordings"),
+    ("GET", "/api/v1/recordings/{id}"),
+    ("DELETE", "/api/v1/recordings/{id}"),
+    ("GET", "/api/v1/recordings/{id}/media.mp4"),
+    ("GET", "/api/v1/recordings/{id}/media.flv"),
+    ("GET", "/api/v1/recordings/{id}/index.m3u8"),
     ("POST", "/api/v1/live/auth/publish"),
     ("POST", "/api/v1/live/auth/publish_done"),
     ("GET", "/api/v1/live/ws"),
@@ -78,6 +85,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/live/{id}/end", post(live::end))
         .route("/api/v1/live/{id}/broadcasts", get(live::broadcasts))
         .route("/api/v1/live/{id}/stream-key/reset", post(live::reset_key))
+        .route("/api/v1/live/{id}/recordings", get(recordings::list))
+        .route("/api/v1/recordings/{id}", get(recordings::get_one).delete(recordings::delete))
+        .route("/api/v1/recordings/{id}/media.mp4", get(recordings::file))
+        .route("/api/v1/recordings/{id}/media.flv", get(recordings::file))
+        .route("/api/v1/recordings/{id}/index.m3u8", get(recordings::playlist))
         .route("/api/v1/live/auth/publish", post(live::on_publish))
         .route("/api/v1/live/auth/publish_done", post(live::on_publish_done))
         .route("/api/v1/live/ws", get(ws_signal::handler))
@@ -122,8 +134,20 @@ fn cors(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE, http::header::IF_MATCH])
-        .expose_headers([http::header::LOCATION, http::header::ETAG, http::header::LINK])
+        .allow_headers([
+            http::header::AUTHORIZATION,
+            http::header::CONTENT_TYPE,
+            http::header::IF_MATCH,
+            http::header::RANGE,
+        ])
+        .expose_headers([
+            http::header::LOCATION,
+            http::header::ETAG,
+            http::header::LINK,
+            http::header::CONTENT_RANGE,
+            http::header::ACCEPT_RANGES,
+            http::header::CONTENT_LENGTH,
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }
 

@@ -41,6 +41,19 @@ fn ops() -> Vec<Op> {
                         "app": { "type": "string", "description": "default: the first of rtmp.apps" },
                         "addr": { "type": "string" }, "call": { "type": "string" } },
         "anyOf": [{ "required": ["name"] }, { "required": ["key"] }] } } });
+    let mut patch_schema = at_least_one(
+        obj(
+            json!({
+         "title": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "pattern": NO_CONTROL, "description": "null or absent: unchanged" },
+         "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: unchanged" },
+         "record": { "type": ["boolean", "null"], "description": "record its broadcasts; null or absent: unchanged" } }),
+            &[],
+        ),
+        &["title", "description"],
+    );
+    if let Some(any) = patch_schema["anyOf"].as_array_mut() {
+        any.push(json!({ "required": ["record"], "properties": { "record": { "type": "boolean" } } }));
+    }
     vec![
         Op {
             method: "get",
@@ -111,8 +124,9 @@ fn ops() -> Vec<Op> {
             body: Some(json!({ "application/json": { "schema": obj(json!({
                  "title": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_CONTROL },
                  "push_protocol": { "type": "string", "enum": ["rtmp", "webrtc"], "default": "rtmp" },
-                 "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: empty" } }), &["title"]) } })),
-            statuses: &[("201", "Created")],
+                 "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: empty" },
+                 "record": { "type": ["boolean", "null"], "description": "record its broadcasts; null or absent: recording.default_record" } }), &["title"]) } })),
+            statuses: &[("201", "Created"), ("400", "Invalid field (record: true while recording is off)")],
         },
         Op {
             method: "get",
@@ -141,11 +155,9 @@ fn ops() -> Vec<Op> {
         Op {
             method: "patch",
             path: "/api/v1/live/{id}",
-            summary: "Change title/description (owner)",
+            summary: "Change title/description/record (owner); record takes effect at once on a live room",
             auth: true,
-            body: Some(json!({ "application/json": { "schema": at_least_one(obj(json!({
-                 "title": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "pattern": NO_CONTROL, "description": "null or absent: unchanged" },
-                 "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: unchanged" } }), &[]), &["title", "description"]) } })),
+            body: Some(json!({ "application/json": { "schema": patch_schema } })),
             statuses: &[("403", "Not the owner"), ("404", "No such room")],
         },
         Op {
@@ -179,6 +191,73 @@ fn ops() -> Vec<Op> {
             auth: true,
             body: None,
             statuses: &[("403", "Not the owner")],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/live/{id}/recordings",
+            summary: "The room's recordings, newest first: ?page=&page_size=",
+            auth: false,
+            body: None,
+            statuses: &[("400", "Invalid id or paging"), ("404", "No such room")],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/recordings/{id}",
+            summary: "One recording (broadcast, times, duration, size, codecs, status)",
+            auth: false,
+            body: None,
+            statuses: &[("400", "Invalid id"), ("404", "No such recording")],
+        },
+        Op {
+            method: "delete",
+            path: "/api/v1/recordings/{id}",
+            summary: "Delete a recording and its file (room owner)",
+            auth: true,
+            body: None,
+            statuses: &[
+                ("400", "Invalid id"),
+                ("403", "Not the owner"),
+                ("404", "No such recording"),
+                ("409", "Still being written"),
+            ],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/recordings/{id}/media.mp4",
+            summary: "An MP4 recording's file (video/mp4); HTTP Range requests resume and seek",
+            auth: false,
+            body: None,
+            statuses: &[
+                ("206", "Partial content (Range)"),
+                ("400", "Invalid id"),
+                ("404", "No such recording or file"),
+                ("416", "Range not satisfiable"),
+            ],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/recordings/{id}/media.flv",
+            summary: "An FLV recording's file (video/x-flv); HTTP Range requests resume and seek",
+            auth: false,
+            body: None,
+            statuses: &[
+                ("206", "Partial content (Range)"),
+                ("400", "Invalid id"),
+                ("404", "No such recording or file"),
+                ("416", "Range not satisfiable"),
+            ],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/recordings/{id}/index.m3u8",
+            summary: "HLS VOD playlist over an MP4 recording's fragments (EXT-X-MAP, byte ranges)",
+            auth: false,
+            body: None,
+            statuses: &[
+                ("400", "Invalid id or query"),
+                ("404", "No such recording, or not MP4"),
+                ("409", "Still being written"),
+            ],
         },
         Op {
             method: "post",
@@ -375,7 +454,7 @@ pub fn document(server_url: &str) -> Value {
         if op.path.starts_with("/api/v1/cluster/") {
             o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" } }]);
         } else if op.path.contains("{id}") {
-            o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } }]);
+            o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": i64::MAX } }]);
         }
         if op.path == "/api/v1/live/{id}/broadcasts" {
             o["parameters"] = json!([

@@ -98,6 +98,7 @@ impl AppState {
                 stream_key_hash: auth::key_hash(&key),
                 stream_key: key,
                 push_protocol: proto,
+                record: self.cfg.recording.default_record,
             };
             match self.store.create_room(&new).await {
                 Ok(r) => return Ok(r),
@@ -322,6 +323,7 @@ impl AppState {
             "ended_at": room.ended_at,
             "peak_viewers": room.peak_viewers,
             "broadcast_id": room.broadcast_id,
+            "record": room.record,
             "viewer_count": viewers,
             "created_at": room.created_at,
             "updated_at": room.updated_at,

@@ -21,6 +21,7 @@ pub const SQLITE: &[Migration] = &[
         name: "revoked_tokens",
         sql: include_str!("../../../migrations/sqlite/0003_revoked_tokens.sql"),
     },
+    Migration { version: 4, name: "recordings", sql: include_str!("../../../migrations/sqlite/0004_recordings.sql") },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -31,6 +32,7 @@ pub const POSTGRES: &[Migration] = &[
         name: "revoked_tokens",
         sql: include_str!("../../../migrations/postgres/0003_revoked_tokens.sql"),
     },
+    Migration { version: 4, name: "recordings", sql: include_str!("../../../migrations/postgres/0004_recordings.sql") },
 ];
 
 pub fn latest(list: &[Migration]) -> i64 {

@@ -154,6 +154,8 @@ pub struct Room {
     pub broadcast_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Its broadcasts are recorded.
+    pub record: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +169,39 @@ pub struct NewRoom {
     /// constant time after the lookup).
     pub stream_key_hash: String,
     pub push_protocol: PushProtocol,
+    pub record: bool,
+}
+
+/// One recording file of a room (a broadcast split by duration or size has several).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    pub id: i64,
+    pub room_id: i64,
+    pub broadcast_id: Option<i64>,
+    pub stream_name: String,
+    /// Relative to `recording.path`.
+    pub path: String,
+    /// "mp4" or "flv".
+    pub format: String,
+    /// "recording" (being written), "ready" or "failed" (stopped by an error; what
+    /// it holds may still play).
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_ms: i64,
+    pub size_bytes: i64,
+    pub codecs: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What a finished recording file holds.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingEnd {
+    pub status: String,
+    pub duration_ms: i64,
+    pub size_bytes: i64,
+    pub codecs: Option<String>,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -222,6 +257,28 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_room(&self, id: i64) -> StoreResult<bool>;
     /// Number of rooms in each status.
     async fn count_rooms_by_status(&self) -> StoreResult<Vec<(RoomStatus, i64)>>;
+
+    /// Sets whether the room's broadcasts are recorded.
+    async fn set_room_record(&self, id: i64, record: bool) -> StoreResult<Option<Room>>;
+    /// A new recording file (status "recording"); a path already known is a Duplicate.
+    async fn create_recording(
+        &self,
+        room_id: i64,
+        broadcast_id: Option<i64>,
+        stream_name: &str,
+        path: &str,
+        format: &str,
+    ) -> StoreResult<Recording>;
+    /// The file at `path` is complete (or failed). None when no recording has that path.
+    async fn finish_recording(&self, path: &str, end: &RecordingEnd) -> StoreResult<Option<Recording>>;
+    async fn recording_by_id(&self, id: i64) -> StoreResult<Option<Recording>>;
+    /// A page of a room's recordings (newest first) and their total.
+    async fn list_recordings(&self, room_id: i64, page: u32, page_size: u32) -> StoreResult<(Vec<Recording>, i64)>;
+    async fn delete_recording(&self, id: i64) -> StoreResult<bool>;
+    /// Bytes of the recordings of one room, or of all rooms.
+    async fn recording_bytes(&self, room_id: Option<i64>) -> StoreResult<i64>;
+    /// Recordings still marked "recording" (a crash left them so; at start-up).
+    async fn unfinished_recordings(&self) -> StoreResult<Vec<Recording>>;
 
     /// Records a revoked token (its `jti`) until `expires_at`, when it would be
     /// refused anyway. Revoking again is not an error.

@@ -25,6 +25,9 @@ fn map_pg(e: tokio_postgres::Error) -> StoreError {
             if c.contains("stream_key") {
                 return StoreError::Duplicate("stream_key");
             }
+            if c.contains("recordings_path") {
+                return StoreError::Duplicate("recording path");
+            }
         }
         return StoreError::Backend(format!("{}: {}", db.code().code(), db.message()));
     }
@@ -42,7 +45,27 @@ fn map_pool(e: deadpool_postgres::PoolError) -> StoreError {
 }
 
 const ROOM_COLS: &str = "id, owner_id, title, description, stream_name, stream_key, push_protocol, status, \
-                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id";
+                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id, record";
+const RECORDING_COLS: &str = "id, room_id, broadcast_id, stream_name, path, format, status, started_at, ended_at, \
+                              duration_ms, size_bytes, codecs, error";
+
+fn recording_from_row(r: &Row) -> Recording {
+    Recording {
+        id: r.get(0),
+        room_id: r.get(1),
+        broadcast_id: r.get(2),
+        stream_name: r.get(3),
+        path: r.get(4),
+        format: r.get(5),
+        status: r.get(6),
+        started_at: r.get(7),
+        ended_at: r.get(8),
+        duration_ms: r.get(9),
+        size_bytes: r.get(10),
+        codecs: r.get(11),
+        error: r.get(12),
+    }
+}
 const BROADCAST_COLS: &str = "id, room_id, started_at, ended_at, peak_viewers, end_reason";
 
 fn broadcast_from_row(r: &Row) -> Broadcast {
@@ -75,6 +98,7 @@ fn room_from_row(r: &Row) -> Room {
         created_at: r.get(11),
         updated_at: r.get(12),
         broadcast_id: r.get(13),
+        record: r.get(14),
     }
 }
 
@@ -245,7 +269,7 @@ impl Store for PgStore {
             .query_one(
                 &format!(
                     "INSERT INTO live_rooms (owner_id, title, description, stream_name, stream_key, stream_key_hash, \
-                     push_protocol, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', now(), now()) \
+                     push_protocol, status, created_at, updated_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', now(), now(), $8) \
                      RETURNING {ROOM_COLS}"
                 ),
                 &[
@@ -256,6 +280,7 @@ impl Store for PgStore {
                     &r.stream_key,
                     &r.stream_key_hash,
                     &r.push_protocol.as_str(),
+                    &r.record,
                 ],
             )
             .await
@@ -424,6 +449,106 @@ impl Store for PgStore {
     async fn delete_room(&self, id: i64) -> StoreResult<bool> {
         let c = self.client().await?;
         Ok(c.execute("DELETE FROM live_rooms WHERE id = $1", &[&id]).await.map_err(map_pg)? > 0)
+    }
+
+    async fn set_room_record(&self, id: i64, record: bool) -> StoreResult<Option<Room>> {
+        self.opt_room(
+            &format!("UPDATE live_rooms SET record = $2, updated_at = now() WHERE id = $1 RETURNING {ROOM_COLS}"),
+            &[&id, &record],
+        )
+        .await
+    }
+
+    async fn create_recording(
+        &self,
+        room_id: i64,
+        broadcast_id: Option<i64>,
+        stream_name: &str,
+        path: &str,
+        format: &str,
+    ) -> StoreResult<Recording> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                &format!(
+                    "INSERT INTO recordings (room_id, broadcast_id, stream_name, path, format, status, started_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'recording', now()) RETURNING {RECORDING_COLS}"
+                ),
+                &[&room_id, &broadcast_id, &stream_name, &path, &format],
+            )
+            .await
+            .map_err(map_pg)?;
+        Ok(recording_from_row(&row))
+    }
+
+    async fn finish_recording(&self, path: &str, end: &RecordingEnd) -> StoreResult<Option<Recording>> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "UPDATE recordings SET status = $2, ended_at = now(), duration_ms = $3, size_bytes = $4, \
+                     codecs = COALESCE($5, codecs), error = $6 WHERE path = $1 RETURNING {RECORDING_COLS}"
+                ),
+                &[&path, &end.status, &end.duration_ms, &end.size_bytes, &end.codecs, &end.error],
+            )
+            .await
+            .map_err(map_pg)?;
+        Ok(row.as_ref().map(recording_from_row))
+    }
+
+    async fn recording_by_id(&self, id: i64) -> StoreResult<Option<Recording>> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(&format!("SELECT {RECORDING_COLS} FROM recordings WHERE id = $1"), &[&id])
+            .await
+            .map_err(map_pg)?;
+        Ok(row.as_ref().map(recording_from_row))
+    }
+
+    async fn list_recordings(&self, room_id: i64, page: u32, page_size: u32) -> StoreResult<(Vec<Recording>, i64)> {
+        let (limit, offset) = paging(page, page_size);
+        let c = self.client().await?;
+        let total: i64 = c
+            .query_one("SELECT COUNT(*) FROM recordings WHERE room_id = $1", &[&room_id])
+            .await
+            .map_err(map_pg)?
+            .get(0);
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {RECORDING_COLS} FROM recordings WHERE room_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+                ),
+                &[&room_id, &limit, &offset],
+            )
+            .await
+            .map_err(map_pg)?;
+        Ok((rows.iter().map(recording_from_row).collect(), total))
+    }
+
+    async fn delete_recording(&self, id: i64) -> StoreResult<bool> {
+        let c = self.client().await?;
+        Ok(c.execute("DELETE FROM recordings WHERE id = $1", &[&id]).await.map_err(map_pg)? > 0)
+    }
+
+    async fn recording_bytes(&self, room_id: Option<i64>) -> StoreResult<i64> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "SELECT COALESCE(SUM(size_bytes), 0)::BIGINT FROM recordings WHERE $1::BIGINT IS NULL OR room_id = $1",
+                &[&room_id],
+            )
+            .await
+            .map_err(map_pg)?;
+        Ok(row.get(0))
+    }
+
+    async fn unfinished_recordings(&self) -> StoreResult<Vec<Recording>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(&format!("SELECT {RECORDING_COLS} FROM recordings WHERE status = 'recording' ORDER BY id"), &[])
+            .await
+            .map_err(map_pg)?;
+        Ok(rows.iter().map(recording_from_row).collect())
     }
 
     async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {

@@ -25,6 +25,9 @@ fn map_err(e: rusqlite::Error) -> StoreError {
             if m.contains("stream_key") {
                 return StoreError::Duplicate("stream_key");
             }
+            if m.contains("recordings.path") {
+                return StoreError::Duplicate("recording path");
+            }
         }
         if matches!(f.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::DatabaseBusy) {
             return StoreError::Unavailable(e.to_string());
@@ -34,7 +37,27 @@ fn map_err(e: rusqlite::Error) -> StoreError {
 }
 
 const ROOM_COLS: &str = "id, owner_id, title, description, stream_name, stream_key, push_protocol, status, \
-                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id";
+                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id, record";
+const RECORDING_COLS: &str = "id, room_id, broadcast_id, stream_name, path, format, status, started_at, ended_at, \
+                              duration_ms, size_bytes, codecs, error";
+
+fn recording_from_row(r: &Row<'_>) -> rusqlite::Result<Recording> {
+    Ok(Recording {
+        id: r.get(0)?,
+        room_id: r.get(1)?,
+        broadcast_id: r.get(2)?,
+        stream_name: r.get(3)?,
+        path: r.get(4)?,
+        format: r.get(5)?,
+        status: r.get(6)?,
+        started_at: r.get(7)?,
+        ended_at: r.get(8)?,
+        duration_ms: r.get(9)?,
+        size_bytes: r.get(10)?,
+        codecs: r.get(11)?,
+        error: r.get(12)?,
+    })
+}
 const BROADCAST_COLS: &str = "id, room_id, started_at, ended_at, peak_viewers, end_reason";
 
 fn broadcast_from_row(r: &Row<'_>) -> rusqlite::Result<Broadcast> {
@@ -66,6 +89,7 @@ fn room_from_row(r: &Row<'_>) -> rusqlite::Result<Room> {
         created_at: r.get(11)?,
         updated_at: r.get(12)?,
         broadcast_id: r.get(13)?,
+        record: r.get(14)?,
     })
 }
 
@@ -199,7 +223,7 @@ impl Store for SqliteStore {
             c.query_row(
                 &format!(
                     "INSERT INTO live_rooms (owner_id, title, description, stream_name, stream_key, stream_key_hash, \
-                     push_protocol, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8) \
+                     push_protocol, status, created_at, updated_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8, ?9) \
                      RETURNING {ROOM_COLS}"
                 ),
                 params![
@@ -210,7 +234,8 @@ impl Store for SqliteStore {
                     r.stream_key,
                     r.stream_key_hash,
                     r.push_protocol.as_str(),
-                    now
+                    now,
+                    r.record
                 ],
                 room_from_row,
             )
@@ -390,6 +415,103 @@ impl Store for SqliteStore {
 
     async fn delete_room(&self, id: i64) -> StoreResult<bool> {
         self.run(move |c| c.execute("DELETE FROM live_rooms WHERE id = ?1", [id]).map(|n| n > 0)).await
+    }
+
+    async fn set_room_record(&self, id: i64, record: bool) -> StoreResult<Option<Room>> {
+        self.run(move |c| {
+            c.query_row(
+                &format!("UPDATE live_rooms SET record = ?2, updated_at = ?3 WHERE id = ?1 RETURNING {ROOM_COLS}"),
+                params![id, record, Utc::now()],
+                room_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn create_recording(
+        &self,
+        room_id: i64,
+        broadcast_id: Option<i64>,
+        stream_name: &str,
+        path: &str,
+        format: &str,
+    ) -> StoreResult<Recording> {
+        let (n, p, f) = (stream_name.to_owned(), path.to_owned(), format.to_owned());
+        self.run(move |c| {
+            c.query_row(
+                &format!(
+                    "INSERT INTO recordings (room_id, broadcast_id, stream_name, path, format, status, started_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'recording', ?6) RETURNING {RECORDING_COLS}"
+                ),
+                params![room_id, broadcast_id, n, p, f, Utc::now()],
+                recording_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn finish_recording(&self, path: &str, end: &RecordingEnd) -> StoreResult<Option<Recording>> {
+        let (p, e) = (path.to_owned(), end.clone());
+        self.run(move |c| {
+            c.query_row(
+                &format!(
+                    "UPDATE recordings SET status = ?2, ended_at = ?3, duration_ms = ?4, size_bytes = ?5, \
+                     codecs = COALESCE(?6, codecs), error = ?7 WHERE path = ?1 RETURNING {RECORDING_COLS}"
+                ),
+                params![p, e.status, Utc::now(), e.duration_ms, e.size_bytes, e.codecs, e.error],
+                recording_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn recording_by_id(&self, id: i64) -> StoreResult<Option<Recording>> {
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {RECORDING_COLS} FROM recordings WHERE id = ?1"), [id], recording_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn list_recordings(&self, room_id: i64, page: u32, page_size: u32) -> StoreResult<(Vec<Recording>, i64)> {
+        let (limit, offset) = paging(page, page_size);
+        self.run(move |c| {
+            let total: i64 =
+                c.query_row("SELECT COUNT(*) FROM recordings WHERE room_id = ?1", [room_id], |r| r.get(0))?;
+            let mut st = c.prepare(&format!(
+                "SELECT {RECORDING_COLS} FROM recordings WHERE room_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+            ))?;
+            let rows = st.query_map(params![room_id, limit, offset], recording_from_row)?;
+            Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
+        })
+        .await
+    }
+
+    async fn delete_recording(&self, id: i64) -> StoreResult<bool> {
+        self.run(move |c| Ok(c.execute("DELETE FROM recordings WHERE id = ?1", [id])? > 0)).await
+    }
+
+    async fn recording_bytes(&self, room_id: Option<i64>) -> StoreResult<i64> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT COALESCE(SUM(size_bytes), 0) FROM recordings WHERE ?1 IS NULL OR room_id = ?1",
+                [room_id],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    async fn unfinished_recordings(&self) -> StoreResult<Vec<Recording>> {
+        self.run(move |c| {
+            let mut st =
+                c.prepare(&format!("SELECT {RECORDING_COLS} FROM recordings WHERE status = 'recording' ORDER BY id"))?;
+            let rows = st.query_map([], recording_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await
     }
 
     async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {

@@ -128,6 +128,77 @@ pub enum EngineEvent {
         stream_name: StreamName,
         protocol: Protocol,
     },
+    /// A recording file was created (its first bytes are queued for the disk).
+    RecordingOpened {
+        file: RecordingFile,
+    },
+    /// A recording file is complete: closed at the broadcast's end, at a split, on
+    /// a command, or stopped by `error` (disk full, a write error, the quota, a disk
+    /// too slow for the stream). What it holds up to there stays playable.
+    RecordingClosed {
+        file: RecordingFile,
+        summary: RecordingSummary,
+    },
+}
+
+/// Where and how a stream is recorded ([`Command::Record`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordSpec {
+    pub room_id: RoomId,
+    /// The broadcast (a live period of the room) the files belong to.
+    pub broadcast_id: i64,
+    /// The first file's name without extension (the broadcast's start, e.g.
+    /// `20261207T171500Z`); later parts of the same broadcast add `-2`, `-3`...
+    pub label: String,
+    pub format: RecordFormat,
+    /// A file longer or larger than this is closed at the next keyframe and the
+    /// recording goes on in a new one.
+    pub max_file_duration: std::time::Duration,
+    pub max_file_bytes: u64,
+    /// What this recording may write in all (what is left of the room's and the
+    /// server's quotas); beyond it the recording stops.
+    pub budget_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// Fragmented MP4: playable up to its last complete fragment after a crash.
+    Mp4,
+    /// FLV as nginx-rtmp's `record all` writes it.
+    Flv,
+}
+
+impl RecordFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            RecordFormat::Mp4 => "mp4",
+            RecordFormat::Flv => "flv",
+        }
+    }
+}
+
+/// One recording file, as its events name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingFile {
+    pub room_id: RoomId,
+    pub broadcast_id: i64,
+    pub stream_name: StreamName,
+    /// Relative to the recordings directory: `{stream_name}/{label}.{ext}`.
+    pub path: String,
+    pub format: RecordFormat,
+}
+
+/// What a closed recording file holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordingSummary {
+    pub bytes: u64,
+    pub duration_ms: u64,
+    /// RFC 6381 codec strings, e.g. `avc1.64001f,mp4a.40.2`, when known.
+    pub codecs: Option<String>,
+    /// Why the recording stopped early, if it did.
+    pub error: Option<String>,
+    /// An MP4 file's layout (init segment, fragments), for its HLS VOD playlist.
+    pub index: Option<crate::proto::mp4::Scan>,
 }
 
 /// Control plane → a shard.
@@ -135,11 +206,16 @@ pub enum EngineEvent {
 pub enum Command {
     /// Disconnect the publisher and every player of a stream (room ended/deleted).
     DropStream { stream_name: StreamName },
+    /// Start recording a live stream (from its cached GOP, so nothing since its
+    /// last keyframe is lost), or stop (`None`). The stream's home shard does it; a
+    /// stream already recorded with the same broadcast keeps its recording.
+    Record { stream_name: StreamName, spec: Option<RecordSpec> },
     /// Stop accepting, end every connection cleanly, and stop.
     Shutdown,
 }
 
 /// The engine's side of the link, shared by the shards.
+#[derive(Clone)]
 pub struct EventSink {
     events: Arc<Inbox<EngineEvent>>,
 }
@@ -155,5 +231,11 @@ impl EventSink {
         if let Err(ev) = self.events.push(ev) {
             tracing::warn!(event = ?std::mem::discriminant(&ev), "control link full; event dropped");
         }
+    }
+
+    /// Sends an event, or hands it back when the queue is full.
+    #[allow(clippy::result_large_err)]
+    pub fn try_send(&self, ev: EngineEvent) -> Result<(), EngineEvent> {
+        self.events.push(ev)
     }
 }

@@ -7,6 +7,7 @@
 //! from local memory. The home sends each frame once to each subscribed shard (an
 //! `Arc` clone through that shard's bounded inbox); shards fan out locally.
 
+pub mod disk;
 mod shared;
 pub use shared::{Admission, EngineShared, PendingCounts, PublisherCodecs, StartError};
 
@@ -308,6 +309,7 @@ impl Shard {
     pub fn handle(&self, msg: ShardMsg) {
         match msg {
             ShardMsg::Command(Command::DropStream { stream_name }) => self.drop_stream(&stream_name),
+            ShardMsg::Command(Command::Record { stream_name, spec }) => self.record(&stream_name, spec),
             ShardMsg::Command(Command::Shutdown) => {}
             ShardMsg::Claim { name, room_id, pub_id, shard, relay, reply } => {
                 let r = self.claim(&name, room_id, pub_id, shard, relay);
@@ -603,6 +605,7 @@ impl Shard {
                 HubOutput::HlsMirror { event, playlist } => {
                     mirror_hls(&self.shared.cfg.hls_path, name, &event, &playlist)
                 }
+                HubOutput::Record(op) => self.record_op(name, op),
                 HubOutput::Ended { subscribers } => {
                     {
                         let mut st = self.state.borrow_mut();
@@ -690,12 +693,39 @@ impl Shard {
             state.ended_hls.insert(name.clone(), (seg, Instant::now()));
         }
         while let Some(o) = h.poll_output() {
-            if let HubOutput::HlsMirror { event, playlist } = o {
-                mirror_hls(&self.shared.cfg.hls_path, name, &event, &playlist);
+            match o {
+                HubOutput::HlsMirror { event, playlist } => {
+                    mirror_hls(&self.shared.cfg.hls_path, name, &event, &playlist)
+                }
+                HubOutput::Record(op) => self.record_op(name, op),
+                _ => {}
             }
         }
         let keep = self.shared.cfg.hls_window;
         state.ended_hls.retain(|_, (_, at)| at.elapsed() < keep);
+    }
+
+    /// The control plane's recording command, carried out by the stream's home.
+    fn record(&self, name: &StreamName, spec: Option<crate::link::RecordSpec>) {
+        if self.shared.home_of(name) != self.index {
+            return;
+        }
+        if spec.is_some() && self.shared.disk.is_none() {
+            tracing::warn!(stream = %name, "recording asked for, but no recording path is set");
+            return;
+        }
+        {
+            let mut st = self.state.borrow_mut();
+            let Some(h) = st.homes.get_mut(name) else { return };
+            h.handle_record(spec);
+        }
+        self.run_home(name);
+    }
+
+    fn record_op(&self, name: &StreamName, op: crate::stream::record::RecordOp) {
+        if let Some(disk) = &self.shared.disk {
+            disk.submit(name, op);
+        }
     }
 
     fn subscribe(&self, name: &StreamName, shard: usize) {

@@ -68,12 +68,21 @@ pub struct EngineShared {
     /// A JSON object the control plane keeps current (cluster mode: the cluster's
     /// totals and each node's figures), shown as `cluster` in `/stat.json`.
     pub cluster_stat: Mutex<Option<Arc<str>>>,
+    /// The recordings' disk writer (when `recording_path` is set).
+    pub disk: Option<super::disk::DiskWriter>,
 }
 
 impl EngineShared {
     /// The shared state of a new engine: `cfg.shard_count()` inboxes and counters,
     /// a fresh DTLS certificate.
     pub fn new(cfg: EngineConfig, events: EventSink) -> Result<Self, StartError> {
+        let disk = match cfg.recording_path.as_os_str().is_empty() {
+            true => None,
+            false => Some(
+                super::disk::DiskWriter::start(cfg.recording_path.clone(), cfg.recording_queue_bytes, events.clone())
+                    .map_err(StartError::Thread)?,
+            ),
+        };
         let n = cfg.shard_count();
         Ok(EngineShared {
             inboxes: (0..n).map(|_| Arc::new(Inbox::new(cfg.shard_queue))).collect(),
@@ -91,6 +100,7 @@ impl EngineShared {
             rtc_pending: Mutex::new(PendingCounts::default()),
             peer_log: Mutex::new(crate::log_limit::LogLimiter::default()),
             cluster_stat: Mutex::new(None),
+            disk,
             cfg,
         })
     }

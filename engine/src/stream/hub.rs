@@ -12,6 +12,7 @@
 //! WebSocket-FLV and HLS) and the *RTP side* (WebRTC). A publisher feeds one; the
 //! other is bridged while someone watches it (`want_tags`, `want_rtp`).
 
+use crate::link::RecordSpec;
 use crate::link::{EngineEvent, RoomId, StreamInfo};
 use crate::proto::codec::MediaInfo;
 use crate::proto::hls::{HlsConfig, HlsError, HlsEvent, Segmenter};
@@ -19,6 +20,7 @@ use crate::proto::http::StreamName;
 use crate::stream::bridge::{RtcToRtmp, RtmpToRtc};
 use crate::stream::frame::{Frame, FrameKind};
 use crate::stream::gop::{GopCache, JoinStart};
+use crate::stream::record::{RecordOp, Recorder};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -85,6 +87,8 @@ pub enum HubOutput {
     HlsMirror { event: HlsEvent, playlist: Bytes },
     /// The stream is over: these shards' players end.
     Ended { subscribers: Vec<usize> },
+    /// A file operation of the stream's recording, for the disk writer.
+    Record(RecordOp),
 }
 
 /// Why a publisher could not claim its stream.
@@ -234,6 +238,8 @@ pub struct HomeStream {
     bitrate: Option<u64>,
     /// Where the current bit-rate window started: (instant, `bytes_in` then).
     rate_mark: (Instant, u64),
+    /// The recording, while the control plane wants one.
+    recorder: Option<Recorder>,
     out: VecDeque<HubOutput>,
 }
 
@@ -280,6 +286,7 @@ impl HomeStream {
             bytes_in: 0,
             bitrate: None,
             rate_mark: (now, 0),
+            recorder: None,
             out: VecDeque::new(),
             cfg,
         }
@@ -511,6 +518,7 @@ impl HomeStream {
         }
         self.cache.push(&frame);
         self.segment(&frame);
+        self.record(&frame);
         self.forward(frame.clone());
         // RTMP → WebRTC, only while WebRTC viewers exist (never for frames that came
         // from WebRTC in the first place).
@@ -539,6 +547,46 @@ impl HomeStream {
                 self.info_event();
             }
         }
+    }
+
+    fn record(&mut self, frame: &Arc<Frame>) {
+        let Some(r) = &mut self.recorder else { return };
+        let mut ops = vec![];
+        r.push(frame, &mut ops);
+        if r.is_stopped() {
+            self.recorder = None;
+        }
+        self.out.extend(ops.into_iter().map(HubOutput::Record));
+    }
+
+    /// Start recording (`Some`) or stop (`None`). A recording of the same
+    /// broadcast goes on untouched; a new one starts from the cached GOP (headers
+    /// and the frames since the last keyframe), so it misses nothing of it.
+    pub fn handle_record(&mut self, spec: Option<RecordSpec>) {
+        if let (Some(r), Some(spec)) = (&self.recorder, &spec)
+            && r.spec().broadcast_id == spec.broadcast_id
+        {
+            return;
+        }
+        let mut ops = vec![];
+        if let Some(mut r) = self.recorder.take() {
+            r.finish(&mut ops);
+        }
+        if let Some(spec) = spec
+            && self.live
+        {
+            let mut r = Recorder::new(&self.name, spec);
+            for f in self.cache.snapshot() {
+                r.push(&f, &mut ops);
+            }
+            self.recorder = Some(r);
+        }
+        self.out.extend(ops.into_iter().map(HubOutput::Record));
+    }
+
+    /// Whether the stream is being recorded (for `/stat`).
+    pub fn recording(&self) -> bool {
+        self.recorder.is_some()
     }
 
     fn segment(&mut self, frame: &Frame) {
@@ -605,6 +653,11 @@ impl HomeStream {
     pub fn finish(&mut self) -> Option<Segmenter> {
         self.live = false;
         self.grace_until = None;
+        if let Some(mut r) = self.recorder.take() {
+            let mut ops = vec![];
+            r.finish(&mut ops);
+            self.out.extend(ops.into_iter().map(HubOutput::Record));
+        }
         let mut seg = self.hls.take()?;
         seg.end();
         while let Some(event) = seg.poll_event() {

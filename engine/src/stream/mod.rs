@@ -5,3 +5,4 @@ pub mod bridge;
 pub mod frame;
 pub mod gop;
 pub mod hub;
+pub mod record;

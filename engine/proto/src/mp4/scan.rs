@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::{Mp4Error, ticks_to_ms};
 
 /// What [`scan`] found in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scan {
     /// Bytes of the init segment (`ftyp` + `moov` and anything before `moov`).
     pub init_len: u64,

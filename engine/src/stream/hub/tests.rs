@@ -74,7 +74,7 @@ fn drain(h: &mut HomeStream) -> Drained {
             HubOutput::Kick { shard, pub_id } => d.kicks.push((shard, pub_id)),
             HubOutput::Event(e) => d.events.push(e),
             HubOutput::RequestKeyframe => d.keyframe_requests += 1,
-            HubOutput::HlsMirror { .. } => {}
+            HubOutput::HlsMirror { .. } | HubOutput::Record(_) => {}
             HubOutput::Ended { subscribers } => d.ended.push(subscribers),
         }
     }
