@@ -287,3 +287,33 @@ async fn a_full_disk_stops_the_recording_and_not_the_stream() {
     assert!(ok, "the stream after the disk filled: {err}");
     assert!(s.log().contains("recording stopped; the stream goes on"), "{}", s.log());
 }
+
+/// A WebRTC publisher (aiortc over WHIP, H.264 + Opus) is recorded through the
+/// engine's bridge: the MP4 has H.264 and AAC for the time it published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publish_is_recorded_through_the_bridge() {
+    if !media::rtc::enter_netns("a_whip_publish_is_recorded_through_the_bridge") {
+        return;
+    }
+    let s = media::rtc::start_rtc(&[]).await;
+    let room = s.room().await;
+    set_record(&s, &room, true).await;
+    let whip = format!("{}/whip/{}", s.api, room.name);
+    let publisher =
+        media::rtc::Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", "h264", "--seconds", "8", "--tone"]);
+    let created = publisher.wait("created", Duration::from_secs(20));
+    assert_eq!(created["status"], 201, "{created}");
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    s.wait_status(room.id, "idle", Duration::from_secs(30)).await;
+    let items = wait_recordings(&s, room.id, 1, Duration::from_secs(15)).await;
+    let rec = &items[0];
+    assert_eq!(rec["status"], "ready", "{rec}");
+    let url = format!("{}{}", s.api, rec["file"].as_str().unwrap());
+    let streams = media::ffprobe(&url);
+    assert!(streams.iter().any(|x| x.0 == "h264"), "{streams:?}");
+    assert!(streams.iter().any(|x| x.0 == "aac"), "{streams:?}");
+    let (d, frames) = probe_duration(&url);
+    assert!((5.5..=9.5).contains(&d), "{d} s recorded of an 8 s WHIP publish ({frames} frames)\n{rec}");
+    let (ok, err) = decodes(&url, &[]);
+    assert!(ok, "decode: {err}");
+}
