@@ -173,6 +173,23 @@ async fn an_mp4_recording_plays_downloads_with_range_and_as_hls_vod() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_room_deletes_its_recordings_files() {
+    let s = Server::start(&[("MICROVIBE__RECORDING__DEFAULT_RECORD", "true")]).await;
+    let room = s.room().await;
+    assert_eq!(s.room_json(room.id).await["record"], true, "recording.default_record applies to new rooms");
+    let mut p = publish_for(&s, &room.key, 3);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    p.wait_for(Duration::from_secs(15)).expect("publisher ends");
+    wait_recordings(&s, room.id, 1, Duration::from_secs(15)).await;
+    let dir = recording_dir(&s).join(&room.name);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2, "the file and its playlist");
+    let r =
+        s.client.delete(format!("{}/api/v1/live/{}", s.api, room.id)).bearer_auth(&room.token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "the room's files are gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_recording_leaves_a_playable_file_that_the_next_start_closes() {
     let mut s = Server::start(&[]).await;
     let room = s.room().await;

@@ -231,6 +231,24 @@ impl AppState {
         self.store.list_recordings(room_id, page, page_size).await.map_err(store_err)
     }
 
+    /// Every file of a room's recordings (media and playlists), for deleting the room.
+    pub async fn room_recording_files(&self, room_id: i64) -> AppResult<Vec<PathBuf>> {
+        let mut out = vec![];
+        for page in 1.. {
+            let (items, total) = self.recordings(room_id, page, 100).await?;
+            for r in &items {
+                if let Ok(p) = self.recording_file(r) {
+                    out.push(playlist_path(&p));
+                    out.push(p);
+                }
+            }
+            if items.is_empty() || (page as i64) * 100 >= total {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes a finished recording (file, playlist, row). One being written is a 409.
     pub async fn delete_recording(&self, r: &Recording) -> AppResult<()> {
         if r.status == "recording" {

@@ -168,8 +168,17 @@ impl AppState {
 
     pub async fn delete_room(&self, id: i64, user_id: i64) -> AppResult<()> {
         let r = self.owned_room(id, user_id).await?;
+        // Its recordings' files go with it (their rows go with the room).
+        let files = self.room_recording_files(id).await?;
         self.store.delete_room(id).await.map_err(store_err)?;
         self.engine_drop_stream(&r.stream_name);
+        for f in files {
+            if let Err(e) = tokio::fs::remove_file(&f).await
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(room = id, file = %f.display(), error = %e, "a deleted room's recording file stays");
+            }
+        }
         let _ = self.cache.delete(&viewers_key(id)).await;
         Ok(())
     }
