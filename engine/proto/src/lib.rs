@@ -8,6 +8,7 @@ pub mod flv;
 pub mod hls;
 pub mod http;
 pub mod mpegts;
+pub mod play_token;
 pub mod rtmp;
 pub mod rtp_h264;
 pub mod track;
