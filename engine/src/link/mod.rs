@@ -130,11 +130,23 @@ pub enum EngineEvent {
     },
 }
 
+/// A private room's stream, as the engine checks its play tokens
+/// ([`crate::proto::play_token`]). Streams without one are public.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomAccess {
+    pub room_id: RoomId,
+    /// The room's token generation (tokens of another one are revoked).
+    pub epoch: u32,
+}
+
 /// Control plane → a shard.
 #[derive(Debug, Clone)]
 pub enum Command {
     /// Disconnect the publisher and every player of a stream (room ended/deleted).
     DropStream { stream_name: StreamName },
+    /// The stream became private or its tokens were revoked: disconnect its players
+    /// (not relays, nor the publisher); they come back with a valid token.
+    EndViewers { stream_name: StreamName },
     /// Stop accepting, end every connection cleanly, and stop.
     Shutdown,
 }

@@ -68,6 +68,9 @@ pub struct EngineShared {
     /// A JSON object the control plane keeps current (cluster mode: the cluster's
     /// totals and each node's figures), shown as `cluster` in `/stat.json`.
     pub cluster_stat: Mutex<Option<Arc<str>>>,
+    /// The private rooms' streams (see [`crate::serve::play_access`]); None until the
+    /// control plane has sent the first list. Read once per viewer admission.
+    pub access: std::sync::RwLock<Option<HashMap<StreamName, crate::link::RoomAccess>>>,
 }
 
 impl EngineShared {
@@ -91,6 +94,8 @@ impl EngineShared {
             rtc_pending: Mutex::new(PendingCounts::default()),
             peer_log: Mutex::new(crate::log_limit::LogLimiter::default()),
             cluster_stat: Mutex::new(None),
+            // Without a key nothing is private: the table is complete (empty) at once.
+            access: std::sync::RwLock::new(if cfg.play_key.is_some() { None } else { Some(HashMap::new()) }),
             cfg,
         })
     }
