@@ -41,6 +41,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/live/{id}/end"),
     ("GET", "/api/v1/live/{id}/broadcasts"),
     ("POST", "/api/v1/live/{id}/stream-key/reset"),
+    ("POST", "/api/v1/live/{id}/play-token"),
+    ("POST", "/api/v1/live/{id}/play-token/revoke"),
     ("POST", "/api/v1/live/auth/publish"),
     ("POST", "/api/v1/live/auth/publish_done"),
     ("GET", "/api/v1/live/ws"),
@@ -78,6 +80,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/live/{id}/end", post(live::end))
         .route("/api/v1/live/{id}/broadcasts", get(live::broadcasts))
         .route("/api/v1/live/{id}/stream-key/reset", post(live::reset_key))
+        .route("/api/v1/live/{id}/play-token", post(live::play_token))
+        .route("/api/v1/live/{id}/play-token/revoke", post(live::revoke_play_tokens))
         .route("/api/v1/live/auth/publish", post(live::on_publish))
         .route("/api/v1/live/auth/publish_done", post(live::on_publish_done))
         .route("/api/v1/live/ws", get(ws_signal::handler))

@@ -111,13 +111,14 @@ fn ops() -> Vec<Op> {
             body: Some(json!({ "application/json": { "schema": obj(json!({
                  "title": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_CONTROL },
                  "push_protocol": { "type": "string", "enum": ["rtmp", "webrtc"], "default": "rtmp" },
+                 "private": { "type": "boolean", "default": false, "description": "watching needs a play token (POST /api/v1/live/{id}/play-token); kept out of public listings" },
                  "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: empty" } }), &["title"]) } })),
             statuses: &[("201", "Created")],
         },
         Op {
             method: "get",
             path: "/api/v1/live/list",
-            summary: "Public list of rooms (no keys)",
+            summary: "Public list of rooms (no keys; private rooms are left out)",
             auth: false,
             body: None,
             statuses: &[],
@@ -133,7 +134,7 @@ fn ops() -> Vec<Op> {
         Op {
             method: "get",
             path: "/api/v1/live/{id}",
-            summary: "A room (the key only for its owner)",
+            summary: "A room (the key only for its owner; a private room is a 404 to anyone else)",
             auth: false,
             body: None,
             statuses: &[("404", "No such room")],
@@ -141,11 +142,18 @@ fn ops() -> Vec<Op> {
         Op {
             method: "patch",
             path: "/api/v1/live/{id}",
-            summary: "Change title/description (owner)",
+            summary: "Change title/description/private (owner); making a room private disconnects its viewers",
             auth: true,
-            body: Some(json!({ "application/json": { "schema": at_least_one(obj(json!({
+            body: Some(json!({ "application/json": { "schema": ({
+                let mut s = at_least_one(obj(json!({
                  "title": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "pattern": NO_CONTROL, "description": "null or absent: unchanged" },
-                 "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: unchanged" } }), &[]), &["title", "description"]) } })),
+                 "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: unchanged" },
+                 "private": { "type": ["boolean", "null"], "description": "null or absent: unchanged" } }), &[]), &["title", "description"]);
+                if let Some(any) = s["anyOf"].as_array_mut() {
+                    any.push(json!({ "required": ["private"], "properties": { "private": { "type": "boolean" } } }));
+                }
+                s
+            }) } })),
             statuses: &[("403", "Not the owner"), ("404", "No such room")],
         },
         Op {
@@ -182,6 +190,28 @@ fn ops() -> Vec<Op> {
         },
         Op {
             method: "post",
+            path: "/api/v1/live/{id}/play-token",
+            summary: "Mint a play token of the room (owner): token, expires_at and the play URLs (rtmp, flv, ws_flv, hls, whep) carrying it; see docs/private-rooms.md",
+            auth: true,
+            body: Some(json!({ "application/json": { "schema": obj(json!({
+                 "ttl_secs": { "type": "integer", "minimum": 1, "maximum": 604800, "default": 3600, "description": "the token's lifetime" } }), &[]) } })),
+            statuses: &[
+                ("201", "Created"),
+                ("400", "ttl_secs out of bounds"),
+                ("403", "Not the owner"),
+                ("404", "No such room"),
+            ],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/live/{id}/play-token/revoke",
+            summary: "Revoke every play token of the room minted so far (owner); current viewers are disconnected",
+            auth: true,
+            body: None,
+            statuses: &[("403", "Not the owner"), ("404", "No such room")],
+        },
+        Op {
+            method: "post",
             path: "/api/v1/live/auth/publish",
             summary: "nginx-rtmp on_publish callback: 2xx allows, 403 denies",
             auth: false,
@@ -199,7 +229,7 @@ fn ops() -> Vec<Op> {
         Op {
             method: "get",
             path: "/api/v1/live/ws",
-            summary: "WebSocket signaling of a live room (query: room_id, role=publisher|viewer, token=<JWT of the owner> for the publisher); JSON messages offer/answer/candidate/leave, pushes stream_state, viewer_count and error; see docs/webrtc.md",
+            summary: "WebSocket signaling of a live room (query: room_id, role=publisher|viewer, token=<JWT of the owner> for the publisher, play_token=<play token> for a private room's viewer); JSON messages offer/answer/candidate/leave, pushes stream_state, viewer_count and error; see docs/webrtc.md",
             auth: false,
             body: None,
             statuses: &[
@@ -279,10 +309,16 @@ fn ops() -> Vec<Op> {
         Op {
             method: "post",
             path: "/whep/{stream_name}",
-            summary: "WHEP: watch over WebRTC; body: SDP offer (recvonly); answer: 201 + Location + SDP answer",
+            summary: "WHEP: watch over WebRTC; body: SDP offer (recvonly); answer: 201 + Location + SDP answer. A private room's viewer shows a play token: Authorization: Bearer <token> or ?token=",
             auth: false,
             body: Some(json!({ "application/sdp": { "schema": { "type": "string" } } })),
-            statuses: &[("201", "Created: the SDP answer"), ("400", "Bad SDP offer"), ("404", "Stream not live")],
+            statuses: &[
+                ("201", "Created: the SDP answer"),
+                ("400", "Bad SDP offer"),
+                ("401", "Private room: no play token"),
+                ("403", "Private room: invalid, expired or revoked play token"),
+                ("404", "Stream not live"),
+            ],
         },
         Op {
             method: "options",

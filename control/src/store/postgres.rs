@@ -42,7 +42,7 @@ fn map_pool(e: deadpool_postgres::PoolError) -> StoreError {
 }
 
 const ROOM_COLS: &str = "id, owner_id, title, description, stream_name, stream_key, push_protocol, status, \
-                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id";
+                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id, private, play_epoch";
 const BROADCAST_COLS: &str = "id, room_id, started_at, ended_at, peak_viewers, end_reason";
 
 fn broadcast_from_row(r: &Row) -> Broadcast {
@@ -75,6 +75,8 @@ fn room_from_row(r: &Row) -> Room {
         created_at: r.get(11),
         updated_at: r.get(12),
         broadcast_id: r.get(13),
+        private: r.get(14),
+        play_epoch: r.get(15),
     }
 }
 
@@ -245,7 +247,7 @@ impl Store for PgStore {
             .query_one(
                 &format!(
                     "INSERT INTO live_rooms (owner_id, title, description, stream_name, stream_key, stream_key_hash, \
-                     push_protocol, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', now(), now()) \
+                     push_protocol, status, created_at, updated_at, private) VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', now(), now(), $8) \
                      RETURNING {ROOM_COLS}"
                 ),
                 &[
@@ -256,6 +258,7 @@ impl Store for PgStore {
                     &r.stream_key,
                     &r.stream_key_hash,
                     &r.push_protocol.as_str(),
+                    &r.private,
                 ],
             )
             .await
@@ -280,7 +283,11 @@ impl Store for PgStore {
         let status = filter.status.map(|s| s.as_str());
         let owner = filter.owner_id;
         let c = self.client().await?;
-        let cond = "($1::TEXT IS NULL OR status = $1) AND ($2::BIGINT IS NULL OR owner_id = $2)";
+        let cond = if filter.public_only {
+            "($1::TEXT IS NULL OR status = $1) AND ($2::BIGINT IS NULL OR owner_id = $2) AND NOT private"
+        } else {
+            "($1::TEXT IS NULL OR status = $1) AND ($2::BIGINT IS NULL OR owner_id = $2)"
+        };
         let total: i64 = c
             .query_one(&format!("SELECT COUNT(*) FROM live_rooms WHERE {cond}"), &[&status, &owner])
             .await
@@ -405,6 +412,33 @@ impl Store for PgStore {
             &[&id, &stream_key, &key_hash],
         )
         .await
+    }
+
+    async fn set_room_private(&self, id: i64, private: bool) -> StoreResult<Option<Room>> {
+        self.opt_room(
+            &format!("UPDATE live_rooms SET private = $2, updated_at = now() WHERE id = $1 RETURNING {ROOM_COLS}"),
+            &[&id, &private],
+        )
+        .await
+    }
+
+    async fn bump_play_epoch(&self, id: i64) -> StoreResult<Option<Room>> {
+        self.opt_room(
+            &format!(
+                "UPDATE live_rooms SET play_epoch = play_epoch + 1, updated_at = now() WHERE id = $1 RETURNING {ROOM_COLS}"
+            ),
+            &[&id],
+        )
+        .await
+    }
+
+    async fn private_rooms(&self) -> StoreResult<Vec<Room>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE private ORDER BY id"), &[])
+            .await
+            .map_err(map_pg)?;
+        Ok(rows.iter().map(room_from_row).collect())
     }
 
     async fn raise_peak_viewers(&self, id: i64, viewers: i64) -> StoreResult<()> {
