@@ -47,6 +47,10 @@ pub trait EngineControl: Send + Sync + 'static {
     fn set_cluster_stat(&self, _json: String) {}
     /// Start (`Some`) or stop recording a live stream.
     fn record(&self, _stream_name: engine::proto::http::StreamName, _spec: Option<engine::link::RecordSpec>) {}
+    /// One room's access: `Some((room_id, epoch))` private, None public.
+    fn set_access(&self, _stream_name: &str, _access: Option<(i64, u32)>) {}
+    /// Every private room: (stream_name, room_id, epoch); the others are public.
+    fn replace_access(&self, _private: Vec<(String, i64, u32)>) {}
 }
 
 #[derive(Clone)]

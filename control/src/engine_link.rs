@@ -55,6 +55,9 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
         } else {
             String::new()
         },
+        // Private rooms' play tokens: checked by the engine itself, with a key
+        // derived from the same secret under another label.
+        play_key: Some(crate::services::play_tokens::play_key(&cfg.jwt.secret)),
         cors_origin: cfg.http_media.cors_origin.clone(),
         hls_fragment: Duration::from_secs(cfg.hls.fragment_secs),
         hls_window: Duration::from_secs(cfg.hls.playlist_secs),
@@ -213,6 +216,23 @@ impl EngineControl for EngineHandle {
         self.engine.command(Command::Record { stream_name, spec });
     }
 
+    fn set_access(&self, stream_name: &str, access: Option<(i64, u32)>) {
+        if let Some(name) = StreamName::parse(stream_name) {
+            let access = access.map(|(id, epoch)| engine::link::RoomAccess { room_id: RoomId(id), epoch });
+            self.engine.set_access(name, access);
+        }
+    }
+
+    fn replace_access(&self, private: Vec<(String, i64, u32)>) {
+        let all = private
+            .into_iter()
+            .filter_map(|(n, id, epoch)| {
+                Some((StreamName::parse(&n)?, engine::link::RoomAccess { room_id: RoomId(id), epoch }))
+            })
+            .collect();
+        self.engine.replace_access(all);
+    }
+
     fn room_viewers(&self) -> Vec<(i64, i64)> {
         self.viewers.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(r, n)| (*r, *n)).collect()
     }
@@ -316,7 +336,8 @@ pub async fn reconcile_rooms(state: &AppState) {
     let mut wait = Duration::from_millis(500);
     let mut ended = 0u64;
     loop {
-        let filter = RoomFilter { status: Some(RoomStatus::Live), owner_id: None, page: 1, page_size: 100 };
+        let filter =
+            RoomFilter { status: Some(RoomStatus::Live), owner_id: None, page: 1, page_size: 100, public_only: false };
         match state.list_rooms(&filter).await {
             Ok((rooms, _)) if rooms.is_empty() => break,
             Ok((rooms, _)) => {
@@ -373,6 +394,41 @@ async fn apply_recording_changes(state: AppState, mut rx: tokio::sync::mpsc::Unb
                     break;
                 }
             }
+        }
+    }
+}
+
+/// How often a cluster node re-reads which rooms are private (other nodes change
+/// rooms too; changes made on this node reach its engine at once).
+pub const ACCESS_REFRESH: Duration = Duration::from_secs(5);
+
+/// Tells the engine which rooms are private: at start-up (until then the engine
+/// refuses viewers: it cannot tell a private room from a public one), retrying
+/// while the store is unreachable; then, in a cluster, every [`ACCESS_REFRESH`].
+pub async fn sync_access(state: AppState) {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match state.engine_sync_access().await {
+            Ok(n) => {
+                tracing::info!(private_rooms = n, "private rooms loaded into the engine");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot read the private rooms; viewers wait");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    if state.cluster.is_none() {
+        return;
+    }
+    let mut tick = tokio::time::interval(ACCESS_REFRESH);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.engine_sync_access().await {
+            tracing::debug!(error = %e, "private rooms not refreshed");
         }
     }
 }

@@ -127,6 +127,7 @@ async fn serve(mut cfg: Config, source: &ConfigSource, no_migrate: bool) -> anyh
     if let Some(e) = &engine {
         state = state.with_engine(e.clone());
         tokio::spawn(control::engine_link::run_events(state.clone(), e.clone()));
+        tokio::spawn(control::engine_link::sync_access(state.clone()));
     }
     if let Some(c) = cluster {
         tokio::spawn(c.run(state.clone()));

@@ -86,6 +86,7 @@ fn new_room(owner_id: i64, push_protocol: PushProtocol) -> NewRoom {
         stream_key_hash: format!("hash-of-{key}"),
         stream_key: key,
         push_protocol,
+        private: false,
         record: false,
     }
 }
@@ -118,6 +119,8 @@ fn assert_same_room(a: &Room, b: &Room) {
     assert_eq!(a.broadcast_id, b.broadcast_id);
     assert_eq!(a.created_at, b.created_at);
     assert_eq!(a.updated_at, b.updated_at);
+    assert_eq!(a.private, b.private);
+    assert_eq!(a.play_epoch, b.play_epoch);
 }
 
 fn ids(rooms: &[Room]) -> Vec<i64> {
@@ -125,7 +128,7 @@ fn ids(rooms: &[Room]) -> Vec<i64> {
 }
 
 fn filter(status: Option<RoomStatus>, owner_id: Option<i64>, page: u32, page_size: u32) -> RoomFilter {
-    RoomFilter { status, owner_id, page, page_size }
+    RoomFilter { status, owner_id, page, page_size, public_only: false }
 }
 
 async fn migrate_is_idempotent(b: Backend) {
@@ -703,8 +706,52 @@ async fn recordings(b: Backend) {
     ctx.finish().await;
 }
 
+/// Private rooms: created private or made so, left out of public listings, listed
+/// for the engine; the play-token epoch only ever moves on.
+async fn private_rooms(b: Backend) {
+    let ctx = open(b).await;
+    let s = &ctx.store;
+    let owner = ctx.user("priv").await;
+    let public = ctx.room(owner).await;
+    assert!(!public.private);
+    assert_eq!(public.play_epoch, 0);
+    let private = s.create_room(&NewRoom { private: true, ..new_room(owner, PushProtocol::Rtmp) }).await.unwrap();
+    assert!(private.private);
+    assert_same_room(&private, &ctx.get(private.id).await);
+    assert_same_room(&private, &s.room_by_stream_name(&private.stream_name).await.unwrap().unwrap());
+
+    let listed = |public_only| RoomFilter { owner_id: Some(owner), public_only, ..filter(None, None, 1, 100) };
+    let (all, total) = s.list_rooms(&listed(false)).await.unwrap();
+    assert_eq!((ids(&all), total), (vec![private.id, public.id], 2));
+    let (shown, total) = s.list_rooms(&listed(true)).await.unwrap();
+    assert_eq!((ids(&shown), total), (vec![public.id], 1));
+    let privs = ids(&s.private_rooms().await.unwrap());
+    assert!(privs.contains(&private.id) && !privs.contains(&public.id), "{privs:?}");
+
+    // Public → private and back; the epoch is not touched by that.
+    let r = s.set_room_private(public.id, true).await.unwrap().unwrap();
+    assert!(r.private && r.play_epoch == 0);
+    assert!(ids(&s.private_rooms().await.unwrap()).contains(&public.id));
+    let r = s.set_room_private(public.id, false).await.unwrap().unwrap();
+    assert!(!r.private);
+    assert!(!ids(&s.private_rooms().await.unwrap()).contains(&public.id));
+    assert!(s.set_room_private(i64::MAX, true).await.unwrap().is_none());
+
+    // Revocation: the epoch moves on by one each time.
+    assert_eq!(s.bump_play_epoch(private.id).await.unwrap().unwrap().play_epoch, 1);
+    let r = s.bump_play_epoch(private.id).await.unwrap().unwrap();
+    assert_eq!(r.play_epoch, 2);
+    assert_same_room(&r, &ctx.get(private.id).await);
+    assert!(s.bump_play_epoch(i64::MAX).await.unwrap().is_none());
+    // Other changes keep both.
+    let r = s.update_room_text(private.id, Some("T"), None).await.unwrap().unwrap();
+    assert!(r.private && r.play_epoch == 2);
+    ctx.finish().await;
+}
+
 both_backends!(
     recordings,
+    private_rooms,
     revoked_tokens,
     migrate_is_idempotent,
     users,

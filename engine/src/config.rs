@@ -77,6 +77,11 @@ pub struct EngineConfig {
     /// The secret a cluster node's relay pull shows (`X-Microvibe-Relay`): such a
     /// player is not counted as a viewer. Empty: no relays (every player counts).
     pub relay_token: String,
+    /// The key of private rooms' play tokens. None: no private rooms (every stream
+    /// plays without a token, as when the engine runs without a control plane).
+    /// Some: viewers are refused until the control plane has said which rooms are
+    /// private ([`crate::Engine::replace_access`]).
+    pub play_key: Option<crate::proto::play_token::PlayKey>,
     /// Access-Control-Allow-Origin for the HTTP media port.
     pub cors_origin: String,
     pub hls_fragment: Duration,
@@ -139,6 +144,7 @@ impl Default for EngineConfig {
             shard_queue: 8192,
             admin_token: String::new(),
             relay_token: String::new(),
+            play_key: None,
             cors_origin: "*".into(),
             hls_fragment: Duration::from_secs(3),
             hls_window: Duration::from_secs(60),

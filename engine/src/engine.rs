@@ -6,6 +6,7 @@ use crate::link::inbox::Inbox;
 use crate::link::{Command, EngineEvent, EventSink};
 use crate::proto::http::StreamName;
 use crate::shard::{EngineShared, Shard, ShardMsg, StartError};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -135,6 +136,47 @@ impl Engine {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// One room's access: `Some` private (its players need a token of this room and
+    /// epoch), `None` public. Takes effect for the next admission on every shard; a
+    /// stream that became private, or whose room or epoch changed, loses its current
+    /// viewers ([`Command::EndViewers`]).
+    pub fn set_access(&self, stream_name: StreamName, access: Option<crate::link::RoomAccess>) {
+        let stricter = {
+            let mut table = self.shared.access.write().unwrap_or_else(|p| p.into_inner());
+            let Some(table) = table.as_mut() else {
+                // Not loaded yet: the full list (replace_access) will carry it.
+                return;
+            };
+            let before = match access {
+                Some(a) => table.insert(stream_name.clone(), a),
+                None => table.remove(&stream_name),
+            };
+            access.is_some() && before != access
+        };
+        if stricter {
+            self.command(Command::EndViewers { stream_name });
+        }
+    }
+
+    /// Every private room at once (at start-up, and as a periodic refresh in a
+    /// cluster, where other nodes change rooms too): streams not listed are public.
+    /// Viewers are admitted only once this has been called (when a play key is set).
+    pub fn replace_access(&self, all: HashMap<StreamName, crate::link::RoomAccess>) {
+        let stricter: Vec<StreamName> = {
+            let mut table = self.shared.access.write().unwrap_or_else(|p| p.into_inner());
+            let changed = match table.as_ref() {
+                Some(old) => all.iter().filter(|(n, a)| old.get(*n) != Some(*a)).map(|(n, _)| n.clone()).collect(),
+                // Nobody was admitted before the first list.
+                None => vec![],
+            };
+            *table = Some(all);
+            changed
+        };
+        for stream_name in stricter {
+            self.command(Command::EndViewers { stream_name });
+        }
     }
 
     /// Sends a command to every shard.

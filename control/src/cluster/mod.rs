@@ -481,7 +481,8 @@ impl Cluster {
     async fn sweep(&self, state: &AppState, missing: &mut HashMap<i64, Instant>) -> Result<(), CacheError> {
         let mut live = vec![];
         for page in 1.. {
-            let filter = RoomFilter { status: Some(RoomStatus::Live), owner_id: None, page, page_size: 100 };
+            let filter =
+                RoomFilter { status: Some(RoomStatus::Live), owner_id: None, page, page_size: 100, public_only: false };
             let Ok((rooms, _)) = state.list_rooms(&filter).await else { return Ok(()) };
             let n = rooms.len();
             live.extend(rooms);

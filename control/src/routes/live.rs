@@ -24,6 +24,9 @@ pub struct CreateBody {
     /// Record its broadcasts (default: `recording.default_record`).
     #[serde(default)]
     record: Option<bool>,
+    /// Watching needs a play token (docs/private-rooms.md).
+    #[serde(default)]
+    private: bool,
 }
 
 fn default_proto() -> String {
@@ -37,7 +40,8 @@ pub async fn create(
 ) -> AppResult<Response> {
     let proto = PushProtocol::parse(&b.push_protocol)
         .ok_or_else(|| AppError::field("push_protocol", "must be \"rtmp\" or \"webrtc\""))?;
-    let mut room = s.create_room(c.user_id(), &b.title, b.description.as_deref().unwrap_or(""), proto).await?;
+    let mut room =
+        s.create_room(c.user_id(), &b.title, b.description.as_deref().unwrap_or(""), proto, b.private).await?;
     if let Some(record) = b.record.filter(|r| *r != room.record) {
         room = s.set_record(room.id, c.user_id(), record).await?;
     }
@@ -51,6 +55,10 @@ pub async fn get_room(
 ) -> AppResult<Response> {
     let room = s.room(parse_id(&id)?).await?;
     let owner = u.is_some_and(|c| c.user_id() == room.owner_id);
+    // A private room is its owner's business: to anyone else it does not exist.
+    if room.private && !owner {
+        return Err(AppError::not_found("room not found"));
+    }
     Ok(ok(s.room_json(&room, owner).await))
 }
 
@@ -98,13 +106,14 @@ pub async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> AppResult
         Some(v) => Some(RoomStatus::parse(v).ok_or_else(|| AppError::field("status", "must be idle or live"))?),
     };
     let (page, page_size) = paging(&q)?;
-    list_json(&s, RoomFilter { status, owner_id: None, page, page_size }, false).await
+    list_json(&s, RoomFilter { status, owner_id: None, page, page_size, public_only: true }, false).await
 }
 
 pub async fn my(State(s): State<AppState>, AuthUser(c): AuthUser, RawQuery(q): RawQuery) -> AppResult<Response> {
     let q = parse_query(q, &["page", "page_size"])?;
     let (page, page_size) = paging(&q)?;
-    list_json(&s, RoomFilter { status: None, owner_id: Some(c.user_id()), page, page_size }, true).await
+    list_json(&s, RoomFilter { status: None, owner_id: Some(c.user_id()), page, page_size, public_only: false }, true)
+        .await
 }
 
 #[derive(Deserialize)]
@@ -114,6 +123,8 @@ pub struct UpdateBody {
     title: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    private: Option<bool>,
     #[serde(default)]
     record: Option<bool>,
 }
@@ -125,12 +136,12 @@ pub async fn update(
     ApiJson(b): ApiJson<UpdateBody>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    if b.title.is_none() && b.description.is_none() && b.record.is_none() {
-        return Err(AppError::bad_request("body: give title, description and/or record"));
+    if b.title.is_none() && b.description.is_none() && b.private.is_none() && b.record.is_none() {
+        return Err(AppError::bad_request("body: give title, description, private and/or record"));
     }
     let mut room = s.owned_room(id, c.user_id()).await?;
-    if b.title.is_some() || b.description.is_some() {
-        room = s.update_room(id, c.user_id(), b.title.as_deref(), b.description.as_deref()).await?;
+    if b.title.is_some() || b.description.is_some() || b.private.is_some() {
+        room = s.update_room(id, c.user_id(), b.title.as_deref(), b.description.as_deref(), b.private).await?;
     }
     if let Some(record) = b.record {
         room = s.set_record(id, c.user_id(), record).await?;
@@ -170,6 +181,47 @@ pub async fn reset_key(
 ) -> AppResult<Response> {
     let room = s.reset_stream_key(parse_id(&id)?, c.user_id()).await?;
     Ok(ok(s.room_json(&room, true).await))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PlayTokenBody {
+    /// Seconds; a JSON number with no fraction (`3600` or `3600.0`).
+    #[serde(default)]
+    ttl_secs: Option<f64>,
+}
+
+/// `POST /api/v1/live/{id}/play-token`: the owner mints a play token (body
+/// optional: `{"ttl_secs": N}`).
+pub async fn play_token(
+    State(s): State<AppState>,
+    AuthUser(c): AuthUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    let b: PlayTokenBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PlayTokenBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| AppError::bad_request(format!("body: {e}")))?
+    };
+    let ttl = match b.ttl_secs {
+        None => None,
+        Some(t) if t.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&t) => Some(t as u64),
+        Some(_) => return Err(AppError::field("ttl_secs", "must be a whole number of seconds")),
+    };
+    Ok(ok_status(StatusCode::CREATED, s.mint_play_token(id, c.user_id(), ttl).await?))
+}
+
+/// `POST /api/v1/live/{id}/play-token/revoke`: every token minted so far stops
+/// working; current viewers are disconnected.
+pub async fn revoke_play_tokens(
+    State(s): State<AppState>,
+    AuthUser(c): AuthUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let room = s.revoke_play_tokens(parse_id(&id)?, c.user_id()).await?;
+    Ok(ok(json!({ "room_id": room.id, "play_epoch": room.play_epoch, "revoked": true })))
 }
 
 /// The form fields nginx-rtmp sends to `on_publish` / `on_publish_done`

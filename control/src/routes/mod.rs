@@ -48,6 +48,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/recordings/{id}/media.mp4"),
     ("GET", "/api/v1/recordings/{id}/media.flv"),
     ("GET", "/api/v1/recordings/{id}/index.m3u8"),
+    ("POST", "/api/v1/live/{id}/play-token"),
+    ("POST", "/api/v1/live/{id}/play-token/revoke"),
     ("POST", "/api/v1/live/auth/publish"),
     ("POST", "/api/v1/live/auth/publish_done"),
     ("GET", "/api/v1/live/ws"),
@@ -90,6 +92,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/recordings/{id}/media.mp4", get(recordings::file))
         .route("/api/v1/recordings/{id}/media.flv", get(recordings::file))
         .route("/api/v1/recordings/{id}/index.m3u8", get(recordings::playlist))
+        .route("/api/v1/live/{id}/play-token", post(live::play_token))
+        .route("/api/v1/live/{id}/play-token/revoke", post(live::revoke_play_tokens))
         .route("/api/v1/live/auth/publish", post(live::on_publish))
         .route("/api/v1/live/auth/publish_done", post(live::on_publish_done))
         .route("/api/v1/live/ws", get(ws_signal::handler))

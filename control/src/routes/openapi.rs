@@ -46,13 +46,16 @@ fn ops() -> Vec<Op> {
             json!({
          "title": { "type": ["string", "null"], "minLength": 1, "maxLength": 200, "pattern": NO_CONTROL, "description": "null or absent: unchanged" },
          "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: unchanged" },
+         "private": { "type": ["boolean", "null"], "description": "null or absent: unchanged" },
          "record": { "type": ["boolean", "null"], "description": "record its broadcasts; null or absent: unchanged" } }),
             &[],
         ),
         &["title", "description"],
     );
     if let Some(any) = patch_schema["anyOf"].as_array_mut() {
-        any.push(json!({ "required": ["record"], "properties": { "record": { "type": "boolean" } } }));
+        for f in ["private", "record"] {
+            any.push(json!({ "required": [f], "properties": { f: { "type": "boolean" } } }));
+        }
     }
     vec![
         Op {
@@ -124,6 +127,7 @@ fn ops() -> Vec<Op> {
             body: Some(json!({ "application/json": { "schema": obj(json!({
                  "title": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_CONTROL },
                  "push_protocol": { "type": "string", "enum": ["rtmp", "webrtc"], "default": "rtmp" },
+                 "private": { "type": "boolean", "default": false, "description": "watching needs a play token (POST /api/v1/live/{id}/play-token); kept out of public listings" },
                  "description": { "type": ["string", "null"], "maxLength": 2000, "pattern": NO_CONTROL_BUT_LINES, "description": "null or absent: empty" },
                  "record": { "type": ["boolean", "null"], "description": "record its broadcasts; null or absent: recording.default_record" } }), &["title"]) } })),
             statuses: &[("201", "Created"), ("400", "Invalid field (record: true while recording is off)")],
@@ -131,7 +135,7 @@ fn ops() -> Vec<Op> {
         Op {
             method: "get",
             path: "/api/v1/live/list",
-            summary: "Public list of rooms (no keys)",
+            summary: "Public list of rooms (no keys; private rooms are left out)",
             auth: false,
             body: None,
             statuses: &[],
@@ -147,7 +151,7 @@ fn ops() -> Vec<Op> {
         Op {
             method: "get",
             path: "/api/v1/live/{id}",
-            summary: "A room (the key only for its owner)",
+            summary: "A room (the key only for its owner; a private room is a 404 to anyone else)",
             auth: false,
             body: None,
             statuses: &[("404", "No such room")],
@@ -155,7 +159,7 @@ fn ops() -> Vec<Op> {
         Op {
             method: "patch",
             path: "/api/v1/live/{id}",
-            summary: "Change title/description/record (owner); record takes effect at once on a live room",
+            summary: "Change title/description/private/record (owner); making a room private disconnects its viewers; record takes effect at once on a live room",
             auth: true,
             body: Some(json!({ "application/json": { "schema": patch_schema } })),
             statuses: &[("403", "Not the owner"), ("404", "No such room")],
@@ -261,6 +265,28 @@ fn ops() -> Vec<Op> {
         },
         Op {
             method: "post",
+            path: "/api/v1/live/{id}/play-token",
+            summary: "Mint a play token of the room (owner): token, expires_at and the play URLs (rtmp, flv, ws_flv, hls, whep) carrying it; see docs/private-rooms.md",
+            auth: true,
+            body: Some(json!({ "application/json": { "schema": obj(json!({
+                 "ttl_secs": { "type": ["integer", "null"], "minimum": 1, "maximum": 604800, "default": 3600, "description": "the token's lifetime" } }), &[]) } })),
+            statuses: &[
+                ("201", "Created"),
+                ("400", "ttl_secs out of bounds"),
+                ("403", "Not the owner"),
+                ("404", "No such room"),
+            ],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/live/{id}/play-token/revoke",
+            summary: "Revoke every play token of the room minted so far (owner); current viewers are disconnected",
+            auth: true,
+            body: None,
+            statuses: &[("403", "Not the owner"), ("404", "No such room")],
+        },
+        Op {
+            method: "post",
             path: "/api/v1/live/auth/publish",
             summary: "nginx-rtmp on_publish callback: 2xx allows, 403 denies",
             auth: false,
@@ -278,7 +304,7 @@ fn ops() -> Vec<Op> {
         Op {
             method: "get",
             path: "/api/v1/live/ws",
-            summary: "WebSocket signaling of a live room (query: room_id, role=publisher|viewer, token=<JWT of the owner> for the publisher); JSON messages offer/answer/candidate/leave, pushes stream_state, viewer_count and error; see docs/webrtc.md",
+            summary: "WebSocket signaling of a live room (query: room_id, role=publisher|viewer, token=<JWT of the owner> for the publisher, play_token=<play token> for a private room's viewer); JSON messages offer/answer/candidate/leave, pushes stream_state, viewer_count and error; see docs/webrtc.md",
             auth: false,
             body: None,
             statuses: &[
@@ -358,10 +384,16 @@ fn ops() -> Vec<Op> {
         Op {
             method: "post",
             path: "/whep/{stream_name}",
-            summary: "WHEP: watch over WebRTC; body: SDP offer (recvonly); answer: 201 + Location + SDP answer",
+            summary: "WHEP: watch over WebRTC; body: SDP offer (recvonly); answer: 201 + Location + SDP answer. A private room's viewer shows a play token: Authorization: Bearer <token> or ?token=",
             auth: false,
             body: Some(json!({ "application/sdp": { "schema": { "type": "string" } } })),
-            statuses: &[("201", "Created: the SDP answer"), ("400", "Bad SDP offer"), ("404", "Stream not live")],
+            statuses: &[
+                ("201", "Created: the SDP answer"),
+                ("400", "Bad SDP offer"),
+                ("401", "Private room: no play token"),
+                ("403", "Private room: invalid, expired or revoked play token"),
+                ("404", "Stream not live"),
+            ],
         },
         Op {
             method: "options",
@@ -449,7 +481,9 @@ pub fn document(server_url: &str) -> Value {
             o["security"] = json!([{ "bearer": [] }]);
         }
         if let Some(b) = op.body {
-            o["requestBody"] = json!({ "required": true, "content": b });
+            // Minting a play token takes an optional body.
+            let required = !op.path.ends_with("/play-token");
+            o["requestBody"] = json!({ "required": required, "content": b });
         }
         if op.path.starts_with("/api/v1/cluster/") {
             o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" } }]);

@@ -15,16 +15,26 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tower::ServiceExt;
 
-/// Who may see a room's recordings: its owner, or anyone when the room is public.
-fn may_watch(_room: &Room, _user: &Option<Claims>) -> AppResult<()> {
-    Ok(())
+/// Who may see a room's recordings: anyone when the room is public; for a private
+/// room its owner, or whoever brings a play token of it (`?token=`).
+fn may_watch(s: &AppState, room: &Room, user: &Option<Claims>, token: Option<&str>) -> AppResult<()> {
+    if user.as_ref().is_some_and(|c| c.user_id() == room.owner_id) {
+        return Ok(());
+    }
+    s.require_play_token(room, token)
 }
 
-async fn watchable(s: &AppState, id: &str, user: &Option<Claims>) -> AppResult<(Recording, Room)> {
+async fn watchable(s: &AppState, id: &str, user: &Option<Claims>, token: Option<&str>) -> AppResult<(Recording, Room)> {
     let rec = s.recording(parse_id(id)?).await?;
     let room = s.room(rec.room_id).await?;
-    may_watch(&room, user)?;
+    may_watch(s, &room, user, token)?;
     Ok((rec, room))
+}
+
+/// The `token` query parameter of a URI, if any.
+fn query_token(query: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default()).ok()?;
+    pairs.into_iter().find(|(k, _)| k == "token").map(|(_, v)| v)
 }
 
 /// `GET /api/v1/live/{id}/recordings`: newest first.
@@ -35,8 +45,8 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> AppResult<Response> {
     let room = s.room(parse_id(&id)?).await?;
-    may_watch(&room, &u)?;
-    let q = parse_query(q, &["page", "page_size"])?;
+    let q = parse_query(q, &["page", "page_size", "token"])?;
+    may_watch(&s, &room, &u, q.get("token").map(String::as_str))?;
     let (page, page_size) = paging(&q)?;
     let (items, total) = s.recordings(room.id, page, page_size).await?;
     let items: Vec<_> = items.iter().map(recording_json).collect();
@@ -48,8 +58,10 @@ pub async fn get_one(
     State(s): State<AppState>,
     MaybeUser(u): MaybeUser,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> AppResult<Response> {
-    let (rec, _) = watchable(&s, &id, &u).await?;
+    let q = parse_query(q, &["token"])?;
+    let (rec, _) = watchable(&s, &id, &u, q.get("token").map(String::as_str)).await?;
     Ok(ok(recording_json(&rec)))
 }
 
@@ -62,7 +74,8 @@ pub async fn file(
     Path(id): Path<String>,
     req: Request,
 ) -> AppResult<Response> {
-    let (rec, _) = watchable(&s, &id, &u).await?;
+    let token = query_token(req.uri().query());
+    let (rec, _) = watchable(&s, &id, &u, token.as_deref()).await?;
     if !req.uri().path().ends_with(&format!("/media.{}", rec.format)) {
         return Err(AppError::not_found(format!("this recording is media.{}", rec.format)));
     }
@@ -89,10 +102,10 @@ pub async fn playlist(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> AppResult<Response> {
-    let (rec, _) = watchable(&s, &id, &u).await?;
+    let q = parse_query(q, &["token"])?;
+    let (rec, _) = watchable(&s, &id, &u, q.get("token").map(String::as_str)).await?;
     // The media URI is relative to the playlist; a token the playlist was fetched
     // with goes along (private rooms).
-    let q = parse_query(q, &["token"])?;
     let uri = match q.get("token") {
         Some(t) => format!("media.mp4?token={}", urlencode(t)),
         None => "media.mp4".to_string(),

@@ -10,7 +10,7 @@ use crate::auth;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::store::RoomStatus;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use engine::link::RoomId;
@@ -91,17 +91,27 @@ pub async fn whip_post(
     Ok(created("whip", &name, &id, &etag, answer.sdp))
 }
 
-/// `POST /whep/{stream_name}`: public rooms need no token. The engine bounds the
-/// sessions that have not connected yet per client address (429 beyond).
+/// `POST /whep/{stream_name}`: public rooms need no token; a private room's viewer
+/// shows a play token (`Authorization: Bearer <token>` or `?token=`). The engine
+/// bounds the sessions that have not connected yet per client address (429 beyond).
 pub async fn whep_post(
     State(s): State<AppState>,
     Path(name): Path<String>,
     ClientIp(ip): ClientIp,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Response> {
     let offer = sdp_body(&headers, &body)?;
     let room = s.room_by_name(&name).await?.ok_or_else(|| AppError::not_found("no such stream"))?;
+    let (mut parts, _) = http::Request::new(()).into_parts();
+    parts.headers = headers.clone();
+    let token =
+        bearer(&parts).ok().map(str::to_owned).or_else(|| q.as_deref().and_then(engine::proto::play_token::from_query));
+    if let Err(e) = s.require_play_token(&room, token.as_deref()) {
+        tracing::info!(client = %ip.escape_debug(), stream = %name, reason = %e.message, "WHEP viewer refused");
+        return Err(e);
+    }
     if room.status != RoomStatus::Live {
         return Err(AppError::not_found("stream is not live"));
     }

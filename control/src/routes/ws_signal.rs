@@ -1,5 +1,6 @@
 //! WebSocket signaling of live rooms:
-//! `GET /api/v1/live/ws?room_id=…&role=publisher|viewer&token=<JWT>`.
+//! `GET /api/v1/live/ws?room_id=…&role=publisher|viewer&token=<JWT>`; a private
+//! room's viewer shows its play token (`play_token=`, or `token=`).
 //!
 //! JSON text messages. Client → server: `{"type":"offer","sdp":…}` (answered with
 //! `{"type":"answer","sdp":…}`), `{"type":"candidate",…}` (accepted and ignored: the
@@ -70,6 +71,8 @@ struct Params {
     room_id: Option<String>,
     role: Option<String>,
     token: Option<String>,
+    /// A private room's viewer: the play token (`token=` is taken as one too).
+    play_token: Option<String>,
 }
 
 /// `GET /api/v1/live/ws`: upgrades, then runs the signaling of one peer.
@@ -116,6 +119,14 @@ async fn authorize(s: &AppState, query: &str, headers: &HeaderMap) -> AppResult<
         Some(_) => return Err(AppError::field("role", "must be publisher or viewer")),
     };
     let room = s.room(room_id).await?;
+    if role == Role::Viewer && room.private {
+        let token = p.play_token.as_deref().or(p.token.as_deref());
+        if let Err(e) = s.require_play_token(&room, token) {
+            tracing::info!(room = room.id, stream = %room.stream_name, reason = %e.message, "WebSocket viewer refused");
+            // To a viewer without a valid token a private room does not exist.
+            return Err(e);
+        }
+    }
     if role == Role::Publisher {
         // Browsers cannot set headers on a WebSocket: the token comes in the query;
         // other clients may send Authorization: Bearer instead.

@@ -84,6 +84,7 @@ impl AppState {
         title: &str,
         description: &str,
         proto: PushProtocol,
+        private: bool,
     ) -> AppResult<Room> {
         let title = validate_title(title)?;
         let description = validate_description(description)?;
@@ -98,10 +99,16 @@ impl AppState {
                 stream_key_hash: auth::key_hash(&key),
                 stream_key: key,
                 push_protocol: proto,
+                private,
                 record: self.cfg.recording.default_record,
             };
             match self.store.create_room(&new).await {
-                Ok(r) => return Ok(r),
+                Ok(r) => {
+                    if r.private {
+                        self.engine_set_access(&r);
+                    }
+                    return Ok(r);
+                }
                 Err(StoreError::Duplicate(_)) => continue,
                 Err(e) => return Err(store_err(e)),
             }
@@ -132,15 +139,24 @@ impl AppState {
         user_id: i64,
         title: Option<&str>,
         description: Option<&str>,
+        private: Option<bool>,
     ) -> AppResult<Room> {
         self.owned_room(id, user_id).await?;
         let title = title.map(validate_title).transpose()?;
         let description = description.map(validate_description).transpose()?;
-        self.store
-            .update_room_text(id, title.as_deref(), description.as_deref())
-            .await
-            .map_err(store_err)?
-            .ok_or_else(|| AppError::not_found("room not found"))
+        let mut room = None;
+        if title.is_some() || description.is_some() {
+            room =
+                self.store.update_room_text(id, title.as_deref(), description.as_deref()).await.map_err(store_err)?;
+        }
+        if let Some(p) = private {
+            room = self.store.set_room_private(id, p).await.map_err(store_err)?;
+            if let Some(r) = &room {
+                tracing::info!(room = r.id, stream = %r.stream_name, private = p, "room access changed");
+                self.engine_set_access(r);
+            }
+        }
+        room.ok_or_else(|| AppError::not_found("room not found"))
     }
 
     /// Ends the room's current broadcast by its owner: the publisher and players are
@@ -178,6 +194,10 @@ impl AppState {
             {
                 tracing::warn!(room = id, file = %f.display(), error = %e, "a deleted room's recording file stays");
             }
+        }
+        if r.private {
+            // The name is free again: no longer a private room's.
+            self.engine_set_access(&Room { private: false, ..r });
         }
         let _ = self.cache.delete(&viewers_key(id)).await;
         Ok(())
@@ -326,6 +346,7 @@ impl AppState {
             "title": room.title,
             "description": room.description,
             "stream_name": name,
+            "private": room.private,
             "push_protocol": room.push_protocol.as_str(),
             "status": room.status.as_str(),
             "started_at": room.started_at,

@@ -22,6 +22,11 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0003_revoked_tokens.sql"),
     },
     Migration { version: 4, name: "recordings", sql: include_str!("../../../migrations/sqlite/0004_recordings.sql") },
+    Migration {
+        version: 5,
+        name: "private_rooms",
+        sql: include_str!("../../../migrations/sqlite/0005_private_rooms.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -33,6 +38,11 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../migrations/postgres/0003_revoked_tokens.sql"),
     },
     Migration { version: 4, name: "recordings", sql: include_str!("../../../migrations/postgres/0004_recordings.sql") },
+    Migration {
+        version: 5,
+        name: "private_rooms",
+        sql: include_str!("../../../migrations/postgres/0005_private_rooms.sql"),
+    },
 ];
 
 pub fn latest(list: &[Migration]) -> i64 {

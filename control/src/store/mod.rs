@@ -156,6 +156,10 @@ pub struct Room {
     pub updated_at: DateTime<Utc>,
     /// Its broadcasts are recorded.
     pub record: bool,
+    /// Watching needs a play token (docs/private-rooms.md).
+    pub private: bool,
+    /// The room's play-token generation: tokens carry it, raising it revokes them.
+    pub play_epoch: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +173,7 @@ pub struct NewRoom {
     /// constant time after the lookup).
     pub stream_key_hash: String,
     pub push_protocol: PushProtocol,
+    pub private: bool,
     pub record: bool,
 }
 
@@ -208,6 +213,8 @@ pub struct RecordingEnd {
 pub struct RoomFilter {
     pub status: Option<RoomStatus>,
     pub owner_id: Option<i64>,
+    /// Leave private rooms out (public listings).
+    pub public_only: bool,
     /// 1-based.
     pub page: u32,
     pub page_size: u32,
@@ -252,6 +259,12 @@ pub trait Store: Send + Sync + 'static {
     /// A page of a room's broadcasts (newest first) and their total.
     async fn list_broadcasts(&self, room_id: i64, page: u32, page_size: u32) -> StoreResult<(Vec<Broadcast>, i64)>;
     async fn set_stream_key(&self, id: i64, stream_key: &str, key_hash: &str) -> StoreResult<Option<Room>>;
+    /// Makes the room private or public; None when there is no such room.
+    async fn set_room_private(&self, id: i64, private: bool) -> StoreResult<Option<Room>>;
+    /// Raises the room's play-token generation by one (revoking its tokens).
+    async fn bump_play_epoch(&self, id: i64) -> StoreResult<Option<Room>>;
+    /// Every private room (what the engine must check tokens for).
+    async fn private_rooms(&self) -> StoreResult<Vec<Room>>;
     /// Raises the room's and its current broadcast's peak to `viewers` (never lowers).
     async fn raise_peak_viewers(&self, id: i64, viewers: i64) -> StoreResult<()>;
     async fn delete_room(&self, id: i64) -> StoreResult<bool>;

@@ -45,7 +45,7 @@ fn map_pool(e: deadpool_postgres::PoolError) -> StoreError {
 }
 
 const ROOM_COLS: &str = "id, owner_id, title, description, stream_name, stream_key, push_protocol, status, \
-                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id, record";
+                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id, record, private, play_epoch";
 const RECORDING_COLS: &str = "id, room_id, broadcast_id, stream_name, path, format, status, started_at, ended_at, \
                               duration_ms, size_bytes, codecs, error";
 
@@ -99,6 +99,8 @@ fn room_from_row(r: &Row) -> Room {
         updated_at: r.get(12),
         broadcast_id: r.get(13),
         record: r.get(14),
+        private: r.get(15),
+        play_epoch: r.get(16),
     }
 }
 
@@ -269,7 +271,7 @@ impl Store for PgStore {
             .query_one(
                 &format!(
                     "INSERT INTO live_rooms (owner_id, title, description, stream_name, stream_key, stream_key_hash, \
-                     push_protocol, status, created_at, updated_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', now(), now(), $8) \
+                     push_protocol, status, created_at, updated_at, record, private) VALUES ($1, $2, $3, $4, $5, $6, $7, 'idle', now(), now(), $8, $9) \
                      RETURNING {ROOM_COLS}"
                 ),
                 &[
@@ -281,6 +283,7 @@ impl Store for PgStore {
                     &r.stream_key_hash,
                     &r.push_protocol.as_str(),
                     &r.record,
+                    &r.private,
                 ],
             )
             .await
@@ -305,7 +308,11 @@ impl Store for PgStore {
         let status = filter.status.map(|s| s.as_str());
         let owner = filter.owner_id;
         let c = self.client().await?;
-        let cond = "($1::TEXT IS NULL OR status = $1) AND ($2::BIGINT IS NULL OR owner_id = $2)";
+        let cond = if filter.public_only {
+            "($1::TEXT IS NULL OR status = $1) AND ($2::BIGINT IS NULL OR owner_id = $2) AND NOT private"
+        } else {
+            "($1::TEXT IS NULL OR status = $1) AND ($2::BIGINT IS NULL OR owner_id = $2)"
+        };
         let total: i64 = c
             .query_one(&format!("SELECT COUNT(*) FROM live_rooms WHERE {cond}"), &[&status, &owner])
             .await
@@ -430,6 +437,33 @@ impl Store for PgStore {
             &[&id, &stream_key, &key_hash],
         )
         .await
+    }
+
+    async fn set_room_private(&self, id: i64, private: bool) -> StoreResult<Option<Room>> {
+        self.opt_room(
+            &format!("UPDATE live_rooms SET private = $2, updated_at = now() WHERE id = $1 RETURNING {ROOM_COLS}"),
+            &[&id, &private],
+        )
+        .await
+    }
+
+    async fn bump_play_epoch(&self, id: i64) -> StoreResult<Option<Room>> {
+        self.opt_room(
+            &format!(
+                "UPDATE live_rooms SET play_epoch = play_epoch + 1, updated_at = now() WHERE id = $1 RETURNING {ROOM_COLS}"
+            ),
+            &[&id],
+        )
+        .await
+    }
+
+    async fn private_rooms(&self) -> StoreResult<Vec<Room>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE private ORDER BY id"), &[])
+            .await
+            .map_err(map_pg)?;
+        Ok(rows.iter().map(room_from_row).collect())
     }
 
     async fn raise_peak_viewers(&self, id: i64, viewers: i64) -> StoreResult<()> {

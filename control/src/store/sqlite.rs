@@ -37,7 +37,7 @@ fn map_err(e: rusqlite::Error) -> StoreError {
 }
 
 const ROOM_COLS: &str = "id, owner_id, title, description, stream_name, stream_key, push_protocol, status, \
-                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id, record";
+                         started_at, ended_at, peak_viewers, created_at, updated_at, broadcast_id, record, private, play_epoch";
 const RECORDING_COLS: &str = "id, room_id, broadcast_id, stream_name, path, format, status, started_at, ended_at, \
                               duration_ms, size_bytes, codecs, error";
 
@@ -90,6 +90,8 @@ fn room_from_row(r: &Row<'_>) -> rusqlite::Result<Room> {
         updated_at: r.get(12)?,
         broadcast_id: r.get(13)?,
         record: r.get(14)?,
+        private: r.get::<_, i64>(15)? != 0,
+        play_epoch: r.get(16)?,
     })
 }
 
@@ -223,7 +225,7 @@ impl Store for SqliteStore {
             c.query_row(
                 &format!(
                     "INSERT INTO live_rooms (owner_id, title, description, stream_name, stream_key, stream_key_hash, \
-                     push_protocol, status, created_at, updated_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8, ?9) \
+                     push_protocol, status, created_at, updated_at, record, private) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'idle', ?8, ?8, ?9, ?10) \
                      RETURNING {ROOM_COLS}"
                 ),
                 params![
@@ -235,7 +237,8 @@ impl Store for SqliteStore {
                     r.stream_key_hash,
                     r.push_protocol.as_str(),
                     now,
-                    r.record
+                    r.record,
+                    r.private as i64
                 ],
                 room_from_row,
             )
@@ -272,8 +275,13 @@ impl Store for SqliteStore {
         let (limit, offset) = page_bounds(filter);
         let status = filter.status.map(|s| s.as_str());
         let owner = filter.owner_id;
+        let public_only = filter.public_only;
         self.run(move |c| {
-            let cond = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR owner_id = ?2)";
+            let cond = if public_only {
+                "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR owner_id = ?2) AND private = 0"
+            } else {
+                "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR owner_id = ?2)"
+            };
             let total: i64 =
                 c.query_row(&format!("SELECT COUNT(*) FROM live_rooms WHERE {cond}"), params![status, owner], |r| {
                     r.get(0)
@@ -392,6 +400,41 @@ impl Store for SqliteStore {
                 room_from_row,
             )
             .optional()
+        })
+        .await
+    }
+
+    async fn set_room_private(&self, id: i64, private: bool) -> StoreResult<Option<Room>> {
+        self.run(move |c| {
+            c.query_row(
+                &format!("UPDATE live_rooms SET private = ?2, updated_at = ?3 WHERE id = ?1 RETURNING {ROOM_COLS}"),
+                params![id, private as i64, Utc::now()],
+                room_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn bump_play_epoch(&self, id: i64) -> StoreResult<Option<Room>> {
+        self.run(move |c| {
+            c.query_row(
+                &format!(
+                    "UPDATE live_rooms SET play_epoch = play_epoch + 1, updated_at = ?2 WHERE id = ?1 RETURNING {ROOM_COLS}"
+                ),
+                params![id, Utc::now()],
+                room_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn private_rooms(&self) -> StoreResult<Vec<Room>> {
+        self.run(move |c| {
+            let mut st = c.prepare(&format!("SELECT {ROOM_COLS} FROM live_rooms WHERE private = 1 ORDER BY id"))?;
+            let rows = st.query_map([], room_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
         })
         .await
     }

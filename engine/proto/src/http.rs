@@ -40,7 +40,8 @@ impl Request {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// A URL query value with `%XX` escapes decoded (an invalid escape is kept as is).
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -9,6 +9,7 @@ pub mod hls;
 pub mod http;
 pub mod mp4;
 pub mod mpegts;
+pub mod play_token;
 pub mod rtmp;
 pub mod rtp_h264;
 pub mod track;

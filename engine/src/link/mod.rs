@@ -201,6 +201,15 @@ pub struct RecordingSummary {
     pub index: Option<crate::proto::mp4::Scan>,
 }
 
+/// A private room's stream, as the engine checks its play tokens
+/// ([`crate::proto::play_token`]). Streams without one are public.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomAccess {
+    pub room_id: RoomId,
+    /// The room's token generation (tokens of another one are revoked).
+    pub epoch: u32,
+}
+
 /// Control plane → a shard.
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -210,6 +219,9 @@ pub enum Command {
     /// last keyframe is lost), or stop (`None`). The stream's home shard does it; a
     /// stream already recorded with the same broadcast keeps its recording.
     Record { stream_name: StreamName, spec: Option<RecordSpec> },
+    /// The stream became private or its tokens were revoked: disconnect its players
+    /// (not relays, nor the publisher); they come back with a valid token.
+    EndViewers { stream_name: StreamName },
     /// Stop accepting, end every connection cleanly, and stop.
     Shutdown,
 }

@@ -45,6 +45,14 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
         && req
             .header("x-microvibe-relay")
             .is_some_and(|t| crate::serve::stat::constant_time_eq(t.as_bytes(), relay_token.as_bytes()));
+    // A relay pull is not a viewer: the edge checks its own players' tokens.
+    if !relay {
+        let token = req.query_param("token");
+        if let Err(r) = crate::serve::play_access::admit(&shard.shared, &name, token.as_deref(), protocol, addr) {
+            send(&mut stream, &Response::text(r.http_status(), &r.reason()), &cors, false, false).await;
+            return;
+        }
+    }
     let limits = PlayerLimits::from_config(&shard.shared.cfg);
     // A relay takes frames the other players do not (a WebRTC publisher's Opus), so
     // it is never one of a cohort's members, which all take the same bytes.

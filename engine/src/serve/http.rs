@@ -16,6 +16,24 @@ fn hls_client(req: &Request, addr: SocketAddr) -> Option<crate::fanout::hls_view
     (req.method != "HEAD").then(|| crate::fanout::hls_viewers::HlsClient::new(addr.ip(), req.header("user-agent")))
 }
 
+/// The play-token check of an HTTP viewer request (HEAD of an FLV stream, HLS
+/// playlists and segments): the refusal to answer, or the token to carry on in
+/// a private stream's playlist (None for a public stream).
+fn admit(
+    shard: &Shard,
+    name: &crate::proto::http::StreamName,
+    req: &Request,
+    protocol: crate::link::Protocol,
+    addr: SocketAddr,
+) -> Result<Option<String>, Response> {
+    let token = req.query_param("token");
+    match crate::serve::play_access::admit(&shard.shared, name, token.as_deref(), protocol, addr) {
+        Ok(()) if crate::serve::play_access::is_private(&shard.shared, name) => Ok(token),
+        Ok(()) => Ok(None),
+        Err(r) => Err(Response::text(r.http_status(), &r.reason())),
+    }
+}
+
 /// Serves one HTTP connection.
 pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr) {
     let cors = shard.shared.cfg.cors_origin.clone();
@@ -65,21 +83,36 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr) {
                 if head_only {
                     // HEAD of a live stream: the headers a GET would get, no body.
                     let live = crate::serve::flv_play::is_live(shard, &name);
-                    let r = if live {
+                    if let Err(r) = admit(shard, &name, &req, crate::link::Protocol::HttpFlv, addr) {
+                        r
+                    } else if live {
                         Response::new(200, "video/x-flv", Bytes::new()).header("Cache-Control", "no-cache")
                     } else {
                         Response::text(404, "stream not found")
-                    };
-                    r
+                    }
                 } else {
                     crate::serve::flv_play::serve(shard, stream, addr, req, name).await;
                     return;
                 }
             }
-            Route::HlsPlaylist(name) => crate::serve::hls_serve::playlist(shard, &name, hls_client(&req, addr)).await,
-            Route::HlsSegment(name, seq) => {
-                crate::serve::hls_serve::segment(shard, &name, seq, hls_client(&req, addr)).await
-            }
+            Route::HlsPlaylist(name) => match admit(shard, &name, &req, crate::link::Protocol::Hls, addr) {
+                Err(r) => r,
+                Ok(token) => {
+                    let mut r = crate::serve::hls_serve::playlist(shard, &name, hls_client(&req, addr)).await;
+                    // A private stream's segments need the token too: players fetch
+                    // the URIs as the playlist gives them.
+                    if let Some(t) = token
+                        && r.status == 200
+                    {
+                        r.body = crate::proto::play_token::playlist_with_token(&r.body, &t).into();
+                    }
+                    r
+                }
+            },
+            Route::HlsSegment(name, seq) => match admit(shard, &name, &req, crate::link::Protocol::Hls, addr) {
+                Err(r) => r,
+                Ok(_) => crate::serve::hls_serve::segment(shard, &name, seq, hls_client(&req, addr)).await,
+            },
             // Per-client details (addresses) only for the admin.
             Route::Stat => crate::serve::stat::xml(shard, crate::serve::stat::is_admin(shard, &req)).await,
             Route::StatJson => crate::serve::stat::json(shard, crate::serve::stat::is_admin(shard, &req)).await,

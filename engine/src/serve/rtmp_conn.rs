@@ -274,8 +274,8 @@ impl Conn {
             SessionEvent::PublishRequested { stream_id, app, name, query, .. } => {
                 self.on_publish(stream_id, app, name, query).await?;
             }
-            SessionEvent::PlayRequested { stream_id, name, .. } => {
-                self.on_play(stream_id, name).await?;
+            SessionEvent::PlayRequested { stream_id, name, query, .. } => {
+                self.on_play(stream_id, name, query).await?;
             }
             SessionEvent::Media { stream_id, kind, timestamp, payload } => {
                 if let Role::Publishing { stream_id: sid, name, pub_id, .. } = &*self.role.borrow() {
@@ -390,7 +390,17 @@ impl Conn {
         self.session.borrow_mut().reject_publish(stream_id, code, why).map_err(ConnEnd::Local)
     }
 
-    async fn on_play(self: &Rc<Self>, stream_id: u32, name: String) -> Result<(), ConnEnd> {
+    /// The play token a player shows: in the play name's query (`name?token=...`,
+    /// as ffmpeg and VLC send it), else in the query of `connect`'s tcUrl.
+    fn play_token(&self, query: Option<&str>) -> Option<String> {
+        query.and_then(crate::proto::play_token::from_query).or_else(|| {
+            let s = self.session.borrow();
+            let tc_query = s.tc_url()?.split_once('?')?.1.to_owned();
+            crate::proto::play_token::from_query(&tc_query)
+        })
+    }
+
+    async fn on_play(self: &Rc<Self>, stream_id: u32, name: String, query: Option<String>) -> Result<(), ConnEnd> {
         let shard = self.shard.clone();
         let name = match StreamName::parse(&name) {
             Some(name) if matches!(*self.role.borrow(), Role::None) => name,
@@ -407,6 +417,17 @@ impl Conn {
             self.session
                 .borrow_mut()
                 .reject_play(stream_id, "NetStream.Play.StreamNotFound", &why)
+                .map_err(ConnEnd::Local)?;
+            self.closing.set(true);
+            return Ok(());
+        }
+        let token = self.play_token(query.as_deref());
+        if let Err(r) =
+            crate::serve::play_access::admit(&shard.shared, &name, token.as_deref(), Protocol::Rtmp, self.addr)
+        {
+            self.session
+                .borrow_mut()
+                .reject_play(stream_id, "NetStream.Play.Failed", &r.reason())
                 .map_err(ConnEnd::Local)?;
             self.closing.set(true);
             return Ok(());

@@ -310,6 +310,7 @@ impl Shard {
         match msg {
             ShardMsg::Command(Command::DropStream { stream_name }) => self.drop_stream(&stream_name),
             ShardMsg::Command(Command::Record { stream_name, spec }) => self.record(&stream_name, spec),
+            ShardMsg::Command(Command::EndViewers { stream_name }) => self.end_viewers(&stream_name),
             ShardMsg::Command(Command::Shutdown) => {}
             ShardMsg::Claim { name, room_id, pub_id, shard, relay, reply } => {
                 let r = self.claim(&name, room_id, pub_id, shard, relay);
@@ -734,6 +735,22 @@ impl Shard {
             self.home_entry(&mut st, name).subscribe(shard);
         }
         self.run_home(name);
+    }
+
+    /// Disconnects the stream's players on this shard, relays aside (a private
+    /// room's tokens changed: viewers must come back with a valid one).
+    fn end_viewers(&self, name: &StreamName) {
+        let st = self.state.borrow();
+        if let Some(s) = st.subs.get(name) {
+            let mut n = 0;
+            for p in s.players.iter().filter(|p| !p.relay.get()) {
+                p.end(PlayerEnd::Kicked);
+                n += 1;
+            }
+            if n > 0 {
+                tracing::info!(stream = %name, players = n, "viewers disconnected: the room's play tokens changed");
+            }
+        }
     }
 
     fn drop_stream(&self, name: &StreamName) {

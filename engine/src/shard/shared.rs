@@ -70,6 +70,9 @@ pub struct EngineShared {
     pub cluster_stat: Mutex<Option<Arc<str>>>,
     /// The recordings' disk writer (when `recording_path` is set).
     pub disk: Option<super::disk::DiskWriter>,
+    /// The private rooms' streams (see [`crate::serve::play_access`]); None until the
+    /// control plane has sent the first list. Read once per viewer admission.
+    pub access: std::sync::RwLock<Option<HashMap<StreamName, crate::link::RoomAccess>>>,
 }
 
 impl EngineShared {
@@ -101,6 +104,8 @@ impl EngineShared {
             peer_log: Mutex::new(crate::log_limit::LogLimiter::default()),
             cluster_stat: Mutex::new(None),
             disk,
+            // Without a key nothing is private: the table is complete (empty) at once.
+            access: std::sync::RwLock::new(if cfg.play_key.is_some() { None } else { Some(HashMap::new()) }),
             cfg,
         })
     }
