@@ -21,6 +21,11 @@ pub const SQLITE: &[Migration] = &[
         name: "revoked_tokens",
         sql: include_str!("../../../migrations/sqlite/0003_revoked_tokens.sql"),
     },
+    Migration {
+        version: 5,
+        name: "room_forwards",
+        sql: include_str!("../../../migrations/sqlite/0005_room_forwards.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -30,6 +35,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "revoked_tokens",
         sql: include_str!("../../../migrations/postgres/0003_revoked_tokens.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "room_forwards",
+        sql: include_str!("../../../migrations/postgres/0005_room_forwards.sql"),
     },
 ];
 

@@ -13,8 +13,10 @@ fn embedded_list_matches_the_directory() {
         files.sort();
         let labels: Vec<String> = list.iter().map(|m| format!("{}.sql", m.label())).collect();
         assert_eq!(files, labels, "{dir}");
-        for (i, m) in list.iter().enumerate() {
-            assert_eq!(m.version, i as i64 + 1);
+        // Increasing versions (a number may be missing while branches that took
+        // numbers are merged; `migrate` applies each version it has not recorded).
+        for w in list.windows(2) {
+            assert!(w[0].version < w[1].version, "{dir}: {} then {}", w[0].label(), w[1].label());
         }
     }
 }
