@@ -45,6 +45,9 @@ pub trait EngineControl: Send + Sync + 'static {
     }
     /// The `cluster` object of `/stat.json` (a JSON object; cluster mode only).
     fn set_cluster_stat(&self, _json: String) {}
+    /// Push a room's stream to exactly these destinations while it is live here
+    /// (restreaming; ignored by the engine when the stream is not live on it).
+    fn set_forwards(&self, _room_id: i64, _stream_name: &str, _targets: Vec<engine::link::ForwardTarget>) {}
 }
 
 #[derive(Clone)]
@@ -63,6 +66,8 @@ pub struct AppState {
     pub rtc_sessions: Arc<std::sync::Mutex<std::collections::HashMap<String, RtcSessionRef>>>,
     /// Cluster mode: membership, origin leases and placement (None: one node).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Restreaming: each forward's last state, by forward id (from the engine).
+    pub forward_status: Arc<std::sync::Mutex<std::collections::HashMap<i64, crate::services::forwards::ForwardStatus>>>,
 }
 
 /// What the control plane remembers of a WHIP/WHEP session.
@@ -98,6 +103,7 @@ impl AppState {
             engine: None,
             rtc_sessions: Arc::default(),
             cluster: None,
+            forward_status: Arc::default(),
         }
     }
 

@@ -41,6 +41,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/live/{id}/end"),
     ("GET", "/api/v1/live/{id}/broadcasts"),
     ("POST", "/api/v1/live/{id}/stream-key/reset"),
+    ("GET", "/api/v1/live/{id}/forwards"),
+    ("POST", "/api/v1/live/{id}/forwards"),
+    ("PATCH", "/api/v1/live/{id}/forwards/{fid}"),
+    ("DELETE", "/api/v1/live/{id}/forwards/{fid}"),
     ("POST", "/api/v1/live/auth/publish"),
     ("POST", "/api/v1/live/auth/publish_done"),
     ("GET", "/api/v1/live/ws"),
@@ -78,6 +82,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/live/{id}/end", post(live::end))
         .route("/api/v1/live/{id}/broadcasts", get(live::broadcasts))
         .route("/api/v1/live/{id}/stream-key/reset", post(live::reset_key))
+        .route("/api/v1/live/{id}/forwards", get(live::forwards).post(live::add_forward))
+        .route(
+            "/api/v1/live/{id}/forwards/{fid}",
+            axum::routing::patch(live::patch_forward).delete(live::delete_forward),
+        )
         .route("/api/v1/live/auth/publish", post(live::on_publish))
         .route("/api/v1/live/auth/publish_done", post(live::on_publish_done))
         .route("/api/v1/live/ws", get(ws_signal::handler))

@@ -1,5 +1,6 @@
 //! Services: the operations routes call, written against the store and cache traits.
 
+pub mod forwards;
 pub mod rooms;
 pub mod users;
 
