@@ -246,6 +246,19 @@ async fn forwards_to_nginx_rtmp_and_survives_its_restart() {
     assert!(f["status"]["bytes_sent"].as_u64().unwrap_or(0) > 0 || f["status"]["since"].is_string(), "{f}");
     assert!(nginx.stat().contains(&format!("<name>{key}</name>")), "nginx /stat: {}", nginx.stat());
 
+    // The publisher reconnects within the unpublish grace (2 s here): the forward goes
+    // on, the same connection (not restarted: its state's `since` is unchanged).
+    let since = f["status"]["since"].clone();
+    publisher.signal("KILL");
+    let _ = publisher.wait_for(Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    publisher = s.publish(&room.key);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let f = forwards(&s, &room).await.remove(0);
+    assert_eq!((&f["status"]["state"], &f["status"]["since"]), (&json!("live"), &since), "{f}");
+    assert_eq!(s.room_json(room.id).await["status"], "live");
+    check_forwarded(&nginx.play_url(&key));
+
     // The destination goes away: retrying, with the reason.
     nginx.kill();
     let f = wait_forward(&s, &room, "retrying", true, Duration::from_secs(15)).await;
