@@ -5,6 +5,7 @@
 //! keys masked, validation, and private destinations refused by default.
 
 mod media;
+use media::rtc::{Peer, enter_netns, start_rtc};
 use media::{Proc, Server, decode, ffprobe, free_ports};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -207,14 +208,20 @@ async fn wait_forward(s: &Server, room: &media::Room, state: &str, with_error: b
     }
 }
 
-/// The forwarded stream on nginx-rtmp: H.264 + AAC, and 3 s decode without errors.
-fn check_forwarded(url: &str) {
+/// The forwarded stream on nginx-rtmp: H.264 + AAC (the video `width` wide), and 3 s
+/// decode without errors.
+fn check_forwarded_w(url: &str, width: u64) {
     let streams = ffprobe(url);
     let codecs: Vec<&str> = streams.iter().map(|s| s.0.as_str()).collect();
     assert!(codecs.contains(&"h264") && codecs.contains(&"aac"), "{url}: {streams:?}");
-    assert!(streams.iter().any(|s| s.0 == "h264" && s.1 == 1280 && s.2 == 720), "{streams:?}");
+    assert!(streams.iter().any(|s| s.0 == "h264" && s.1 == width), "{streams:?}");
     let (ok, err) = decode(url, 3);
     assert!(ok && err.trim().is_empty(), "decoding {url}: {err}");
+}
+
+/// [`check_forwarded_w`] of the ffmpeg fixture (1280×720).
+fn check_forwarded(url: &str) {
+    check_forwarded_w(url, 1280);
 }
 
 #[tokio::test]
@@ -427,4 +434,39 @@ async fn forward_api_masks_keys_validates_and_refuses_private_addresses() {
     assert_eq!(st, 404);
     assert_eq!(forwards(&s, &room).await.len(), 2);
     assert!(!s.log().contains(key), "the key is in the log");
+}
+
+/// A WHIP-published room (aiortc, H.264 + Opus) forwards too: through the WebRTC →
+/// RTMP bridge (H.264 + AAC). Runs in its own network namespace (loopback only),
+/// nginx-rtmp with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_published_room_forwards() {
+    if !enter_netns("whip_published_room_forwards") {
+        return;
+    }
+    let ndir = tempfile::tempdir().unwrap();
+    let nginx = Nginx::start(ndir.path(), false);
+    let s = start_rtc(&[("MICROVIBE__FORWARD__ALLOW_PRIVATE", "true")]).await;
+    let room = s.room().await;
+    let key = format!("whip-secret-{}", nginx.rtmp);
+    let url = format!("rtmp://127.0.0.1:{}/live", nginx.rtmp);
+    let (st, v) = api(
+        &s,
+        reqwest::Method::POST,
+        &format!("/api/v1/live/{}/forwards", room.id),
+        &room.token,
+        Some(json!({ "url": url, "key": key })),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let whip = format!("{}/whip/{}", s.api, room.name);
+    let publisher =
+        Peer::spawn(&["publish", &whip, "--key", &room.key, "--codec", "h264", "--seconds", "60", "--tone"]);
+    let created = publisher.wait("created", Duration::from_secs(20));
+    assert_eq!(created["status"], 201, "{created}");
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    wait_forward(&s, &room, "live", false, Duration::from_secs(20)).await;
+    let play = nginx.play_url(&key);
+    tokio::task::spawn_blocking(move || check_forwarded_w(&play, 320)).await.unwrap();
+    assert!(!s.log().contains(&key), "the stream key is in the server log");
 }
