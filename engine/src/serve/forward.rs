@@ -458,7 +458,11 @@ async fn attempt(shard: &Rc<Shard>, name: &StreamName, fw: &Rc<Forward>) -> End 
     match end {
         Ok(()) => End::Done,
         Err(e) => {
-            let why = why.borrow_mut().take().unwrap_or(e);
+            // The reader's reason first; else a kick we did not ask for is the
+            // player's overflow policy (the destination did not keep up).
+            let why = why.borrow_mut().take().unwrap_or_else(|| {
+                if player.is_ended() && !fw.stop.get() { "too slow: the destination did not keep up".into() } else { e }
+            });
             if fw.stop.get() { End::Done } else { End::Failed { why, live: true } }
         }
     }
@@ -593,3 +597,6 @@ async fn read_side(
         player.end(PlayerEnd::Kicked);
     }
 }
+
+#[cfg(test)]
+mod tests;
