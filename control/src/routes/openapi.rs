@@ -411,9 +411,10 @@ pub fn document(server_url: &str) -> Value {
         if op.path.starts_with("/api/v1/cluster/") {
             o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" } }]);
         } else if op.path.contains("{fid}") {
+            // Ids are 64-bit: a larger number is not one (400).
             o["parameters"] = json!([
-                { "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } },
-                { "name": "fid", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } }
+                { "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": i64::MAX } },
+                { "name": "fid", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": i64::MAX } }
             ]);
         } else if op.path.contains("{id}") {
             o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } }]);
