@@ -51,6 +51,9 @@ pub trait EngineControl: Send + Sync + 'static {
     fn set_access(&self, _stream_name: &str, _access: Option<(i64, u32)>) {}
     /// Every private room: (stream_name, room_id, epoch); the others are public.
     fn replace_access(&self, _private: Vec<(String, i64, u32)>) {}
+    /// Push a room's stream to exactly these destinations while it is live here
+    /// (restreaming; ignored by the engine when the stream is not live on it).
+    fn set_forwards(&self, _room_id: i64, _stream_name: &str, _targets: Vec<engine::link::ForwardTarget>) {}
 }
 
 #[derive(Clone)]
@@ -69,6 +72,8 @@ pub struct AppState {
     pub rtc_sessions: Arc<std::sync::Mutex<std::collections::HashMap<String, RtcSessionRef>>>,
     /// Cluster mode: membership, origin leases and placement (None: one node).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Restreaming: each forward's last state, by forward id (from the engine).
+    pub forward_status: Arc<std::sync::Mutex<std::collections::HashMap<i64, crate::services::forwards::ForwardStatus>>>,
 }
 
 /// What the control plane remembers of a WHIP/WHEP session.
@@ -104,6 +109,7 @@ impl AppState {
             engine: None,
             rtc_sessions: Arc::default(),
             cluster: None,
+            forward_status: Arc::default(),
         }
     }
 

@@ -32,6 +32,7 @@ pub struct Config {
     pub streaming: StreamingConfig,
     pub sfu: SfuConfig,
     pub cluster: ClusterConfig,
+    pub forward: ForwardConfig,
 }
 
 impl Default for Config {
@@ -51,7 +52,29 @@ impl Default for Config {
             streaming: StreamingConfig::default(),
             sfu: SfuConfig::default(),
             cluster: ClusterConfig::default(),
+            forward: ForwardConfig::default(),
         }
+    }
+}
+
+/// Restreaming: rooms' streams pushed to other platforms' RTMP/RTMPS ingests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardConfig {
+    /// Allow destinations on loopback, private, link-local (and other non-public)
+    /// addresses. Off: a user's URL cannot make the server connect into its own
+    /// network (SSRF).
+    pub allow_private: bool,
+    /// Extra CA certificates (PEM) trusted for `rtmps://` destinations, besides
+    /// the system's.
+    pub ca_file: String,
+    /// Most destinations per room.
+    pub max_per_room: usize,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        Self { allow_private: false, ca_file: String::new(), max_per_room: 5 }
     }
 }
 
@@ -806,6 +829,12 @@ impl Config {
                     ),
                 });
             }
+        }
+        if !(1..=50).contains(&self.forward.max_per_room) {
+            return Err(ConfigError::Invalid {
+                key: "forward.max_per_room".into(),
+                message: "must be between 1 and 50".into(),
+            });
         }
         self.validate_cluster()?;
         if self.server.body_limit_bytes < 1024 {

@@ -62,6 +62,7 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
         hls_fragment: Duration::from_secs(cfg.hls.fragment_secs),
         hls_window: Duration::from_secs(cfg.hls.playlist_secs),
         hls_path: cfg.hls.path.clone(),
+        forward_ca_file: cfg.forward.ca_file.clone(),
         webrtc_port_base: if cfg.sfu.enabled { cfg.webrtc.udp_port_base } else { 0 },
         webrtc_bind: cfg
             .webrtc
@@ -231,6 +232,12 @@ impl EngineControl for EngineHandle {
             })
             .collect();
         self.engine.replace_access(all);
+    }
+
+    fn set_forwards(&self, room_id: i64, stream_name: &str, targets: Vec<engine::link::ForwardTarget>) {
+        if let Some(stream_name) = StreamName::parse(stream_name) {
+            self.engine.command(Command::SetForwards { stream_name, room_id: RoomId(room_id), targets });
+        }
     }
 
     fn room_viewers(&self) -> Vec<(i64, i64)> {
@@ -469,6 +476,15 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
                 let (room_id, stream_name) = (room_id.0, stream_name.to_string());
                 tracing::info!(room = room_id, stream = %stream_name, "stream started");
                 let _ = changes.send(RoomChange::Started(room_id, stream_name));
+                // Restreaming: the room's destinations (a reconnect within the grace
+                // names the same ones, and the engine keeps those running).
+                let state = state.clone();
+                tokio::spawn(async move {
+                    match state.room(room_id).await {
+                        Ok(room) => state.push_forwards(&room).await,
+                        Err(e) => tracing::warn!(room = room_id, error = %e, "forwards not started: room not read"),
+                    }
+                });
             }
             EngineEvent::StreamQuery { stream_name, reply } => {
                 let state = state.clone();
@@ -504,6 +520,14 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
             }
             EngineEvent::RecordingClosed { file, summary } => {
                 let _ = recordings.send(RecordingChange::Closed(file, summary));
+            }
+            EngineEvent::ForwardStatus { room_id, forward_id, state: fstate, error, bytes_sent } => {
+                if fstate == engine::link::ForwardState::Retrying {
+                    // forward.failed webhook: emit it here (room_id, forward_id, error) once
+                    // the webhooks land; `error` never holds the stream key.
+                    tracing::debug!(room = room_id.0, forward = forward_id, error = ?error, "forward failed; retrying");
+                }
+                state.note_forward(forward_id, fstate, error, bytes_sent);
             }
             EngineEvent::PlayerJoined { room_id, .. } | EngineEvent::PlayerLeft { room_id, .. } => {
                 let room_id = room_id.0;

@@ -92,6 +92,10 @@ fn sample(path: &str, field: &str, login_as: &str) -> Value {
         "password" => "password123".into(),
         "push_protocol" => "rtmp".into(),
         "record" => false.into(),
+        // A public address: private ones are refused by default.
+        "url" if path.contains("/forwards") => "rtmp://8.8.8.8/live".into(),
+        "key" if path.contains("/forwards") => "a-stream-key".into(),
+        "enabled" => true.into(),
         _ => "some text".into(),
     }
 }
@@ -102,8 +106,12 @@ async fn body_contract(b: Backend) {
     let me = s.req("GET", "/api/v1/users/me", Some(&token), None).await;
     let login_as = me.data()["username"].as_str().unwrap().to_owned();
     let room_id = s.room(&token).await["id"].as_i64().unwrap();
+    // A forward of the room, for the operations on one.
+    let fwd = json!({ "url": "rtmp://8.8.8.8/live", "key": "docs-key" });
+    let r = s.req("POST", &format!("/api/v1/live/{room_id}/forwards"), Some(&token), Some(fwd)).await;
+    let fid = r.data()["id"].as_i64().expect("a forward");
     for ((method, path), schema) in openapi_bodies() {
-        let path = path.replace("{id}", &room_id.to_string());
+        let path = path.replace("{id}", &room_id.to_string()).replace("{fid}", &fid.to_string());
         let req = required(&schema);
         let props: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
         // "At least one of" (minProperties, or anyOf of single required fields).

@@ -88,6 +88,9 @@ pub struct EngineConfig {
     pub hls_window: Duration,
     /// Also write HLS files here (empty: memory only).
     pub hls_path: String,
+    /// Restreaming over RTMPS: a PEM file of extra CA certificates trusted besides
+    /// the system's (empty: the system's only).
+    pub forward_ca_file: String,
     /// First WebRTC UDP port (shard N uses base + N); 0 disables WebRTC.
     pub webrtc_port_base: u16,
     /// Address the WebRTC UDP sockets bind to.
@@ -149,6 +152,7 @@ impl Default for EngineConfig {
             hls_fragment: Duration::from_secs(3),
             hls_window: Duration::from_secs(60),
             hls_path: String::new(),
+            forward_ca_file: String::new(),
             webrtc_port_base: 0,
             webrtc_pending_per_ip: 16,
             webrtc_pending_per_stream: 256,

@@ -285,3 +285,59 @@ pub async fn on_publish_done(State(s): State<AppState>, RawQuery(q): RawQuery, b
     let ended = s.stream_ended(room.id, EndReason::PublishDone).await?;
     Ok(ok(json!({ "room_id": room.id, "status": ended.map_or(room.status, |r| r.status).as_str() })))
 }
+
+/// `GET /api/v1/live/{id}/forwards` (owner): the room's restreaming destinations
+/// with their status; keys masked.
+pub async fn forwards(State(s): State<AppState>, AuthUser(c): AuthUser, Path(id): Path<String>) -> AppResult<Response> {
+    let list = s.list_forwards(parse_id(&id)?, c.user_id()).await?;
+    let items: Vec<_> = list.iter().map(|f| s.forward_json(f)).collect();
+    Ok(ok(json!({ "items": items, "max": s.cfg.forward.max_per_room })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardBody {
+    url: String,
+    key: String,
+}
+
+/// `POST /api/v1/live/{id}/forwards` (owner): adds a destination; it starts at once
+/// when the room is live.
+pub async fn add_forward(
+    State(s): State<AppState>,
+    AuthUser(c): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ForwardBody>,
+) -> AppResult<Response> {
+    let f = s.add_forward(parse_id(&id)?, c.user_id(), &b.url, &b.key).await?;
+    Ok(ok_status(StatusCode::CREATED, s.forward_json(&f)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardPatch {
+    enabled: bool,
+}
+
+/// `PATCH /api/v1/live/{id}/forwards/{fid}` (owner): turns a destination on or off.
+pub async fn patch_forward(
+    State(s): State<AppState>,
+    AuthUser(c): AuthUser,
+    Path((id, fid)): Path<(String, String)>,
+    ApiJson(b): ApiJson<ForwardPatch>,
+) -> AppResult<Response> {
+    let f = s.set_forward_enabled(parse_id(&id)?, c.user_id(), parse_id(&fid)?, b.enabled).await?;
+    Ok(ok(s.forward_json(&f)))
+}
+
+/// `DELETE /api/v1/live/{id}/forwards/{fid}` (owner): removes a destination (and
+/// stops it if running).
+pub async fn delete_forward(
+    State(s): State<AppState>,
+    AuthUser(c): AuthUser,
+    Path((id, fid)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let fid = parse_id(&fid)?;
+    s.delete_forward(parse_id(&id)?, c.user_id(), fid).await?;
+    Ok(ok(json!({ "id": fid, "deleted": true })))
+}

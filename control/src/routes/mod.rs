@@ -50,6 +50,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/recordings/{id}/index.m3u8"),
     ("POST", "/api/v1/live/{id}/play-token"),
     ("POST", "/api/v1/live/{id}/play-token/revoke"),
+    ("GET", "/api/v1/live/{id}/forwards"),
+    ("POST", "/api/v1/live/{id}/forwards"),
+    ("PATCH", "/api/v1/live/{id}/forwards/{fid}"),
+    ("DELETE", "/api/v1/live/{id}/forwards/{fid}"),
     ("POST", "/api/v1/live/auth/publish"),
     ("POST", "/api/v1/live/auth/publish_done"),
     ("GET", "/api/v1/live/ws"),
@@ -94,6 +98,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/recordings/{id}/index.m3u8", get(recordings::playlist))
         .route("/api/v1/live/{id}/play-token", post(live::play_token))
         .route("/api/v1/live/{id}/play-token/revoke", post(live::revoke_play_tokens))
+        .route("/api/v1/live/{id}/forwards", get(live::forwards).post(live::add_forward))
+        .route(
+            "/api/v1/live/{id}/forwards/{fid}",
+            axum::routing::patch(live::patch_forward).delete(live::delete_forward),
+        )
         .route("/api/v1/live/auth/publish", post(live::on_publish))
         .route("/api/v1/live/auth/publish_done", post(live::on_publish_done))
         .route("/api/v1/live/ws", get(ws_signal::handler))

@@ -286,6 +286,42 @@ fn ops() -> Vec<Op> {
             statuses: &[("403", "Not the owner"), ("404", "No such room")],
         },
         Op {
+            method: "get",
+            path: "/api/v1/live/{id}/forwards",
+            summary: "The room's restreaming destinations with their status (owner); keys masked",
+            auth: true,
+            body: None,
+            statuses: &[("403", "Not the owner")],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/live/{id}/forwards",
+            summary: "Add a restreaming destination (owner): rtmp:// or rtmps:// ingest URL + stream key",
+            auth: true,
+            body: Some(json!({ "application/json": { "schema": obj(json!({
+                 "url": { "type": "string", "minLength": 1, "maxLength": 512, "pattern": "^(?i:rtmps?)://[^?#@\\s]+/[^?#\\s]+$", "description": "ingest URL, e.g. rtmp://a.rtmp.youtube.com/live2; no query, no user" },
+                 "key": { "type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[^\\s\\u0000-\\u001F\\u007F-\\u009F]+$", "description": "the destination's stream key (a secret: shown back as its last characters only)" } }), &["url", "key"]) } })),
+            statuses: &[("201", "Added (started at once when the room is live)"), ("403", "Not the owner")],
+        },
+        Op {
+            method: "patch",
+            path: "/api/v1/live/{id}/forwards/{fid}",
+            summary: "Turn a restreaming destination on or off (owner)",
+            auth: true,
+            body: Some(
+                json!({ "application/json": { "schema": obj(json!({ "enabled": { "type": "boolean" } }), &["enabled"]) } }),
+            ),
+            statuses: &[("403", "Not the owner")],
+        },
+        Op {
+            method: "delete",
+            path: "/api/v1/live/{id}/forwards/{fid}",
+            summary: "Remove a restreaming destination (owner); a running one stops",
+            auth: true,
+            body: None,
+            statuses: &[("403", "Not the owner")],
+        },
+        Op {
             method: "post",
             path: "/api/v1/live/auth/publish",
             summary: "nginx-rtmp on_publish callback: 2xx allows, 403 denies",
@@ -487,6 +523,12 @@ pub fn document(server_url: &str) -> Value {
         }
         if op.path.starts_with("/api/v1/cluster/") {
             o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" } }]);
+        } else if op.path.contains("{fid}") {
+            // Ids are 64-bit: a larger number is not one (400).
+            o["parameters"] = json!([
+                { "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": i64::MAX } },
+                { "name": "fid", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": i64::MAX } }
+            ]);
         } else if op.path.contains("{id}") {
             o["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": i64::MAX } }]);
         }

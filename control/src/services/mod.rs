@@ -1,5 +1,6 @@
 //! Services: the operations routes call, written against the store and cache traits.
 
+pub mod forwards;
 pub mod play_tokens;
 pub mod recordings;
 pub mod rooms;

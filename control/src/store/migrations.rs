@@ -27,6 +27,11 @@ pub const SQLITE: &[Migration] = &[
         name: "private_rooms",
         sql: include_str!("../../../migrations/sqlite/0005_private_rooms.sql"),
     },
+    Migration {
+        version: 6,
+        name: "room_forwards",
+        sql: include_str!("../../../migrations/sqlite/0006_room_forwards.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -42,6 +47,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "private_rooms",
         sql: include_str!("../../../migrations/postgres/0005_private_rooms.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "room_forwards",
+        sql: include_str!("../../../migrations/postgres/0006_room_forwards.sql"),
     },
 ];
 

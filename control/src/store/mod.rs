@@ -134,6 +134,18 @@ impl PushProtocol {
     }
 }
 
+/// A place a room's stream is pushed to while it is live (restreaming): an RTMP or
+/// RTMPS ingest URL and its stream key (a secret: never logged, shown masked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    pub id: i64,
+    pub room_id: i64,
+    pub url: String,
+    pub key: String,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Room {
     pub id: i64,
@@ -292,6 +304,15 @@ pub trait Store: Send + Sync + 'static {
     async fn recording_bytes(&self, room_id: Option<i64>) -> StoreResult<i64>;
     /// Recordings still marked "recording" (a crash left them so; at start-up).
     async fn unfinished_recordings(&self) -> StoreResult<Vec<Recording>>;
+
+    /// Adds a forward to a room unless it has `max` already (then None).
+    async fn create_forward(&self, room_id: i64, url: &str, key: &str, max: i64) -> StoreResult<Option<Forward>>;
+    /// A room's forwards, oldest first.
+    async fn list_forwards(&self, room_id: i64) -> StoreResult<Vec<Forward>>;
+    /// Turns a room's forward on or off; None when the room has no such forward.
+    async fn set_forward_enabled(&self, room_id: i64, id: i64, enabled: bool) -> StoreResult<Option<Forward>>;
+    /// Deletes a room's forward; false when the room has no such forward.
+    async fn delete_forward(&self, room_id: i64, id: i64) -> StoreResult<bool>;
 
     /// Records a revoked token (its `jti`) until `expires_at`, when it would be
     /// refused anyway. Revoking again is not an error.

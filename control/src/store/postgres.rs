@@ -104,6 +104,12 @@ fn room_from_row(r: &Row) -> Room {
     }
 }
 
+const FORWARD_COLS: &str = "id, room_id, url, key, enabled, created_at";
+
+fn forward_from_row(r: &Row) -> Forward {
+    Forward { id: r.get(0), room_id: r.get(1), url: r.get(2), key: r.get(3), enabled: r.get(4), created_at: r.get(5) }
+}
+
 fn user_from_row(r: &Row) -> User {
     User {
         id: r.get(0),
@@ -583,6 +589,68 @@ impl Store for PgStore {
             .await
             .map_err(map_pg)?;
         Ok(rows.iter().map(recording_from_row).collect())
+    }
+
+    async fn create_forward(&self, room_id: i64, url: &str, key: &str, max: i64) -> StoreResult<Option<Forward>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_pg)?;
+        // The room's row is locked: two concurrent adds cannot both pass the count.
+        let room =
+            tx.query_opt("SELECT id FROM live_rooms WHERE id = $1 FOR UPDATE", &[&room_id]).await.map_err(map_pg)?;
+        if room.is_none() {
+            return Err(StoreError::Backend(format!("no room {room_id}")));
+        }
+        let n: i64 = tx
+            .query_one("SELECT COUNT(*) FROM room_forwards WHERE room_id = $1", &[&room_id])
+            .await
+            .map_err(map_pg)?
+            .get(0);
+        if n >= max {
+            return Ok(None);
+        }
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO room_forwards (room_id, url, key, enabled, created_at) VALUES ($1, $2, $3, TRUE, $4) \
+                     RETURNING {FORWARD_COLS}"
+                ),
+                &[&room_id, &url, &key, &Utc::now()],
+            )
+            .await
+            .map_err(map_pg)?;
+        tx.commit().await.map_err(map_pg)?;
+        Ok(Some(forward_from_row(&row)))
+    }
+
+    async fn list_forwards(&self, room_id: i64) -> StoreResult<Vec<Forward>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(&format!("SELECT {FORWARD_COLS} FROM room_forwards WHERE room_id = $1 ORDER BY id"), &[&room_id])
+            .await
+            .map_err(map_pg)?;
+        Ok(rows.iter().map(forward_from_row).collect())
+    }
+
+    async fn set_forward_enabled(&self, room_id: i64, id: i64, enabled: bool) -> StoreResult<Option<Forward>> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "UPDATE room_forwards SET enabled = $3 WHERE room_id = $1 AND id = $2 RETURNING {FORWARD_COLS}"
+                ),
+                &[&room_id, &id, &enabled],
+            )
+            .await
+            .map_err(map_pg)?;
+        Ok(row.as_ref().map(forward_from_row))
+    }
+
+    async fn delete_forward(&self, room_id: i64, id: i64) -> StoreResult<bool> {
+        let c = self.client().await?;
+        Ok(c.execute("DELETE FROM room_forwards WHERE room_id = $1 AND id = $2", &[&room_id, &id])
+            .await
+            .map_err(map_pg)?
+            > 0)
     }
 
     async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {

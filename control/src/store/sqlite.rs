@@ -95,6 +95,19 @@ fn room_from_row(r: &Row<'_>) -> rusqlite::Result<Room> {
     })
 }
 
+const FORWARD_COLS: &str = "id, room_id, url, key, enabled, created_at";
+
+fn forward_from_row(r: &Row<'_>) -> rusqlite::Result<Forward> {
+    Ok(Forward {
+        id: r.get(0)?,
+        room_id: r.get(1)?,
+        url: r.get(2)?,
+        key: r.get(3)?,
+        enabled: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
@@ -553,6 +566,59 @@ impl Store for SqliteStore {
                 c.prepare(&format!("SELECT {RECORDING_COLS} FROM recordings WHERE status = 'recording' ORDER BY id"))?;
             let rows = st.query_map([], recording_from_row)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await
+    }
+
+    async fn create_forward(&self, room_id: i64, url: &str, key: &str, max: i64) -> StoreResult<Option<Forward>> {
+        let (url, key) = (url.to_owned(), key.to_owned());
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let n: i64 =
+                tx.query_row("SELECT COUNT(*) FROM room_forwards WHERE room_id = ?1", [room_id], |r| r.get(0))?;
+            if n >= max {
+                return Ok(None);
+            }
+            let f = tx.query_row(
+                &format!(
+                    "INSERT INTO room_forwards (room_id, url, key, enabled, created_at) VALUES (?1, ?2, ?3, 1, ?4) \
+                     RETURNING {FORWARD_COLS}"
+                ),
+                params![room_id, url, key, Utc::now()],
+                forward_from_row,
+            )?;
+            tx.commit()?;
+            Ok(Some(f))
+        })
+        .await
+    }
+
+    async fn list_forwards(&self, room_id: i64) -> StoreResult<Vec<Forward>> {
+        self.run(move |c| {
+            let mut st =
+                c.prepare(&format!("SELECT {FORWARD_COLS} FROM room_forwards WHERE room_id = ?1 ORDER BY id"))?;
+            st.query_map([room_id], forward_from_row)?.collect()
+        })
+        .await
+    }
+
+    async fn set_forward_enabled(&self, room_id: i64, id: i64, enabled: bool) -> StoreResult<Option<Forward>> {
+        self.run(move |c| {
+            c.query_row(
+                &format!(
+                    "UPDATE room_forwards SET enabled = ?3 WHERE room_id = ?1 AND id = ?2 RETURNING {FORWARD_COLS}"
+                ),
+                params![room_id, id, enabled],
+                forward_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete_forward(&self, room_id: i64, id: i64) -> StoreResult<bool> {
+        self.run(move |c| {
+            c.execute("DELETE FROM room_forwards WHERE room_id = ?1 AND id = ?2", [room_id, id]).map(|n| n > 0)
         })
         .await
     }

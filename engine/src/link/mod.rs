@@ -85,6 +85,64 @@ pub struct StreamInfo {
     pub warnings: Vec<String>,
 }
 
+/// Where a live stream is pushed (restreaming, "forward"): an RTMP or RTMPS ingest,
+/// as the control plane checked it (the address is resolved and allowed there, so
+/// the engine connects to exactly what was checked).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ForwardTarget {
+    /// The forward's id in the control plane's store.
+    pub id: i64,
+    /// RTMPS (RTMP over TLS) rather than plain RTMP.
+    pub tls: bool,
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The URL's host: TLS server name and part of `tc_url`.
+    pub host: String,
+    /// `app` of `connect` (the URL's path without its leading slash).
+    pub app: String,
+    /// `tcUrl` of `connect`: the ingest URL without the key.
+    pub tc_url: String,
+    /// The stream key (`publish` name): a secret, never logged.
+    pub key: String,
+}
+
+impl std::fmt::Debug for ForwardTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardTarget")
+            .field("id", &self.id)
+            .field("tls", &self.tls)
+            .field("addr", &self.addr)
+            .field("host", &self.host)
+            .field("app", &self.app)
+            .field("key", &"<secret>")
+            .finish()
+    }
+}
+
+/// Where a forward stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardState {
+    /// Connecting (or handshaking) with the destination.
+    Connecting,
+    /// Publishing to it.
+    Live,
+    /// The last attempt failed; the next one is due after a backoff.
+    Retrying,
+    /// Stopped: the stream ended or the forward was removed.
+    Stopped,
+}
+
+impl ForwardState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForwardState::Connecting => "connecting",
+            ForwardState::Live => "live",
+            ForwardState::Retrying => "retrying",
+            ForwardState::Stopped => "idle",
+        }
+    }
+}
+
 /// Engine → control plane.
 #[derive(Debug)]
 pub enum EngineEvent {
@@ -138,6 +196,15 @@ pub enum EngineEvent {
     RecordingClosed {
         file: RecordingFile,
         summary: RecordingSummary,
+    },
+    /// A forward changed state (and, while live, every few seconds with its byte
+    /// count). `error` says why the last attempt failed (no secrets in it).
+    ForwardStatus {
+        room_id: RoomId,
+        forward_id: i64,
+        state: ForwardState,
+        error: Option<String>,
+        bytes_sent: u64,
     },
 }
 
@@ -222,6 +289,12 @@ pub enum Command {
     /// The stream became private or its tokens were revoked: disconnect its players
     /// (not relays, nor the publisher); they come back with a valid token.
     EndViewers { stream_name: StreamName },
+    /// To a live stream's home shard: push the stream to exactly these destinations
+    /// (restreaming). Forwards already running with the same target go on; the
+    /// others stop; new ones start. Ignored for a stream not live there (with
+    /// targets), so a late command cannot start forwards of an ended stream. Every
+    /// forward of a stream stops when the stream ends.
+    SetForwards { stream_name: StreamName, room_id: RoomId, targets: Vec<ForwardTarget> },
     /// Stop accepting, end every connection cleanly, and stop.
     Shutdown,
 }

@@ -789,6 +789,16 @@ impl ShardHooks for RtcHooks {
     fn start_relay(&self, shard: &Rc<Shard>, name: &StreamName, origin: std::net::SocketAddr, room_id: RoomId) {
         crate::serve::relay::start(shard, name, origin, room_id);
     }
+
+    fn set_forwards(
+        &self,
+        shard: &Rc<Shard>,
+        name: &StreamName,
+        room_id: RoomId,
+        targets: Vec<crate::link::ForwardTarget>,
+    ) {
+        crate::serve::forward::set(shard, name, room_id, targets);
+    }
 }
 
 pub fn keyframe_request(shard: &Shard, name: &StreamName) {

@@ -38,6 +38,15 @@ pub trait ShardHooks {
     /// Pull `name` from another node's HTTP media port `origin` (cluster relay);
     /// called on the stream's home shard when no relay of it runs here.
     fn start_relay(&self, shard: &Rc<Shard>, name: &StreamName, origin: std::net::SocketAddr, room_id: RoomId);
+    /// Push `name` to exactly these destinations (restreaming); called on the
+    /// stream's home shard.
+    fn set_forwards(
+        &self,
+        shard: &Rc<Shard>,
+        name: &StreamName,
+        room_id: RoomId,
+        targets: Vec<crate::link::ForwardTarget>,
+    );
 }
 
 /// Mirrors a home stream's HLS output to `hls.path` (when set): segment files and
@@ -312,6 +321,11 @@ impl Shard {
             ShardMsg::Command(Command::Record { stream_name, spec }) => self.record(&stream_name, spec),
             ShardMsg::Command(Command::EndViewers { stream_name }) => self.end_viewers(&stream_name),
             ShardMsg::Command(Command::Shutdown) => {}
+            ShardMsg::Command(Command::SetForwards { stream_name, room_id, targets }) => {
+                if self.shared.home_of(&stream_name) == self.index {
+                    self.hooks.set_forwards(&self.self_rc(), &stream_name, room_id, targets);
+                }
+            }
             ShardMsg::Claim { name, room_id, pub_id, shard, relay, reply } => {
                 let r = self.claim(&name, room_id, pub_id, shard, relay);
                 let _ = reply.send(r);
@@ -471,6 +485,12 @@ impl Shard {
         for c in left {
             self.hls_changed(c, false);
         }
+    }
+
+    /// On the home shard: whether `name` is live here from a publisher of this node
+    /// (in its unpublish grace too), not relayed from another node.
+    pub fn home_live(&self, name: &StreamName) -> bool {
+        self.state.borrow().homes.get(name).is_some_and(|h| h.is_live() && !h.relayed())
     }
 
     /// Whether `name` is live as far as this shard knows.
