@@ -63,6 +63,8 @@ pub struct AppState {
     pub rtc_sessions: Arc<std::sync::Mutex<std::collections::HashMap<String, RtcSessionRef>>>,
     /// Cluster mode: membership, origin leases and placement (None: one node).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Outbound hooks: nginx-rtmp-style callbacks and webhooks (docs/hooks.md).
+    pub hooks: Arc<crate::hooks::Hooks>,
 }
 
 /// What the control plane remembers of a WHIP/WHEP session.
@@ -87,13 +89,16 @@ impl AppState {
             cfg.auth.hash_concurrency,
             std::time::Duration::from_millis(cfg.auth.hash_wait_ms),
         ));
+        let metrics = Arc::new(Metrics::new());
+        let hooks = crate::hooks::Hooks::new(&cfg, metrics.clone());
         Self {
             passwords,
             cfg: Arc::new(cfg),
             store,
             cache,
             jwt,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            hooks: Arc::new(hooks),
             revocations_reload: Arc::default(),
             engine: None,
             rtc_sessions: Arc::default(),

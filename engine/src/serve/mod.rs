@@ -6,6 +6,7 @@ pub mod hls_serve;
 pub mod http;
 pub mod http_io;
 pub mod listen;
+pub mod play_hook;
 pub mod relay;
 pub mod rtc;
 pub mod rtmp_conn;
