@@ -70,6 +70,9 @@ struct Event {
     body: bytes::Bytes,
 }
 
+/// Pending events by (endpoint index, room id).
+type Queues = HashMap<(usize, i64), VecDeque<Arc<Event>>>;
+
 struct Inner {
     endpoints: Vec<Endpoint>,
     http: reqwest::Client,
@@ -78,7 +81,7 @@ struct Inner {
     queued: AtomicUsize,
     /// Pending events by (endpoint index, room id); a key is present exactly while
     /// its task runs.
-    queues: Mutex<HashMap<(usize, i64), VecDeque<Arc<Event>>>>,
+    queues: Mutex<Queues>,
     metrics: Arc<Metrics>,
     dropped_log: RateLog,
 }
