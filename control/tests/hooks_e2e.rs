@@ -36,8 +36,8 @@ impl Got {
 #[derive(Default)]
 struct Receiver {
     got: Mutex<Vec<Got>>,
-    /// Statuses to answer next, per path (then 200).
-    script: Mutex<HashMap<String, VecDeque<u16>>>,
+    /// Statuses (and Retry-After seconds) to answer next, per path (then 200).
+    script: Mutex<HashMap<String, VecDeque<(u16, Option<u64>)>>>,
     /// on_publish: names answered 403, and names redirected to a key.
     deny: Mutex<Vec<String>>,
     rename: Mutex<HashMap<String, String>>,
@@ -52,8 +52,13 @@ async fn receive(
     let got = Got { path: path.clone(), headers, body, at: Instant::now() };
     let form = got.form();
     r.got.lock().unwrap().push(got);
-    if let Some(s) = r.script.lock().unwrap().get_mut(&path).and_then(|q| q.pop_front()) {
-        return StatusCode::from_u16(s).unwrap().into_response();
+    let scripted = r.script.lock().unwrap().get_mut(&path).and_then(|q| q.pop_front());
+    if let Some((status, retry_after)) = scripted {
+        let mut resp = StatusCode::from_u16(status).unwrap().into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+        }
+        return resp;
     }
     let name = form.get("name").cloned().unwrap_or_default();
     if path == "on_publish" {
@@ -127,9 +132,10 @@ fn verify(g: &Got) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_signed_ordered_per_room_and_retried() {
     let (rx, base) = start_receiver().await;
-    // The first two deliveries fail: room.live is retried (1 s, then 2 s later) and
-    // room.ended, emitted meanwhile, waits behind it.
-    rx.script.lock().unwrap().insert("webhook".into(), VecDeque::from([500, 500]));
+    // The first two deliveries fail: room.live is retried (1 s later by the backoff,
+    // then 3 s later as the 503's Retry-After says) and room.ended, emitted
+    // meanwhile, waits behind it.
+    rx.script.lock().unwrap().insert("webhook".into(), VecDeque::from([(500, None), (503, Some(3))]));
     let url = format!("{base}webhook");
     let s = Server::start(&[
         ("MICROVIBE__HOOKS__WEBHOOK_URL", url.as_str()),
@@ -145,9 +151,9 @@ async fn webhooks_are_signed_ordered_per_room_and_retried() {
     publisher.wait_for(Duration::from_secs(5));
     s.wait_status(room.id, "idle", Duration::from_secs(10)).await;
     let ended_at = Instant::now();
-    // room.ended was emitted before room.live's third attempt (~3 s after the first).
+    // room.ended was emitted before room.live's third attempt (~4 s after the first).
     assert!(
-        ended_at - live_at < Duration::from_millis(2800),
+        ended_at - live_at < Duration::from_millis(3800),
         "the room ended too late for the test: {:?}",
         ended_at - live_at
     );
@@ -160,6 +166,14 @@ async fn webhooks_are_signed_ordered_per_room_and_retried() {
         assert!(verify(g), "signature does not verify: {:?} {}", g.headers, String::from_utf8_lossy(&g.body));
         assert_eq!(g.headers["content-type"], "application/json");
     }
+    // A receiver's check fails on a changed body or a moved timestamp.
+    let mut forged = got[3].clone();
+    forged.body = Bytes::from(String::from_utf8_lossy(&forged.body).replace("room.ended", "room.live"));
+    assert!(!verify(&forged));
+    let mut forged = got[3].clone();
+    let ts: i64 = forged.headers["x-microvibe-timestamp"].to_str().unwrap().parse().unwrap();
+    forged.headers.insert("x-microvibe-timestamp", (ts + 1).to_string().parse().unwrap());
+    assert!(!verify(&forged));
     let bodies: Vec<Value> = got.iter().map(Got::json).collect();
     let types: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["room.live", "room.live", "room.live", "room.ended"], "{bodies:?}");
@@ -175,7 +189,10 @@ async fn webhooks_are_signed_ordered_per_room_and_retried() {
     let gap1 = got[1].at - got[0].at;
     let gap2 = got[2].at - got[1].at;
     assert!(gap1 >= Duration::from_millis(900) && gap1 < Duration::from_millis(2500), "first retry after {gap1:?}");
-    assert!(gap2 >= Duration::from_millis(1900) && gap2 < Duration::from_millis(3500), "second retry after {gap2:?}");
+    assert!(
+        gap2 >= Duration::from_millis(2900) && gap2 < Duration::from_millis(4500),
+        "second retry after {gap2:?} (Retry-After: 3)"
+    );
     // room.ended went out only after room.live was delivered.
     assert!(got[3].at >= got[2].at);
     let live = &bodies[0]["data"];
