@@ -74,6 +74,8 @@ pub struct AppState {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Restreaming: each forward's last state, by forward id (from the engine).
     pub forward_status: Arc<std::sync::Mutex<std::collections::HashMap<i64, crate::services::forwards::ForwardStatus>>>,
+    /// Outbound hooks: nginx-rtmp-style callbacks and webhooks (docs/hooks.md).
+    pub hooks: Arc<crate::hooks::Hooks>,
 }
 
 /// What the control plane remembers of a WHIP/WHEP session.
@@ -98,13 +100,16 @@ impl AppState {
             cfg.auth.hash_concurrency,
             std::time::Duration::from_millis(cfg.auth.hash_wait_ms),
         ));
+        let metrics = Arc::new(Metrics::new());
+        let hooks = crate::hooks::Hooks::new(&cfg, metrics.clone());
         Self {
             passwords,
             cfg: Arc::new(cfg),
             store,
             cache,
             jwt,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            hooks: Arc::new(hooks),
             revocations_reload: Arc::default(),
             engine: None,
             rtc_sessions: Arc::default(),

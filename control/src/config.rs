@@ -33,6 +33,7 @@ pub struct Config {
     pub sfu: SfuConfig,
     pub cluster: ClusterConfig,
     pub forward: ForwardConfig,
+    pub hooks: HooksConfig,
 }
 
 impl Default for Config {
@@ -53,6 +54,7 @@ impl Default for Config {
             sfu: SfuConfig::default(),
             cluster: ClusterConfig::default(),
             forward: ForwardConfig::default(),
+            hooks: HooksConfig::default(),
         }
     }
 }
@@ -531,6 +533,147 @@ impl SfuConfig {
     }
 }
 
+/// `[hooks]`: outbound HTTP callbacks (see docs/hooks.md): nginx-rtmp's `on_*` hooks
+/// (form-encoded; a non-2xx answer denies a publish or play) and signed JSON webhooks
+/// for room events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HooksConfig {
+    /// nginx-rtmp `on_publish`: asked before each publish; empty = off.
+    pub on_publish: String,
+    /// nginx-rtmp `on_play`: asked before each RTMP / HTTP-FLV / WS-FLV player.
+    pub on_play: String,
+    /// Told when a publish ends (fire and forget).
+    pub on_publish_done: String,
+    /// Told when a publish ends or a player leaves (fire and forget).
+    pub on_done: String,
+    /// Told when a recording file is complete (fire and forget).
+    pub on_record_done: String,
+    /// Time one callback or webhook request may take (connect to last byte), ms.
+    pub timeout_ms: u64,
+    /// A webhook endpoint given by three keys (handy from the environment); more in
+    /// `[[hooks.webhooks]]`.
+    pub webhook_url: String,
+    pub webhook_secret: String,
+    /// Event types sent to `webhook_url`; empty = all.
+    pub webhook_events: Vec<String>,
+    /// Delivery attempts of one event to one endpoint (1 s, 2 s, 4 s ... apart).
+    pub webhook_max_attempts: u32,
+    /// Webhook deliveries waiting at once (all endpoints and rooms); beyond it new
+    /// events are dropped (counted in `microvibe_webhook_deliveries{result="dropped"}`).
+    pub webhook_queue: usize,
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        Self {
+            on_publish: String::new(),
+            on_play: String::new(),
+            on_publish_done: String::new(),
+            on_done: String::new(),
+            on_record_done: String::new(),
+            timeout_ms: 3000,
+            webhook_url: String::new(),
+            webhook_secret: String::new(),
+            webhook_events: vec![],
+            webhook_max_attempts: 6,
+            webhook_queue: 10_000,
+            webhooks: vec![],
+        }
+    }
+}
+
+/// One `[[hooks.webhooks]]` endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// The HMAC-SHA256 key of `X-Microvibe-Signature` (at least 16 bytes).
+    pub secret: String,
+    /// Event types sent here; empty or absent = all.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+impl HooksConfig {
+    /// Every webhook endpoint: `webhook_url` first, then `[[hooks.webhooks]]`.
+    pub fn endpoints(&self) -> Vec<WebhookConfig> {
+        let mut out = vec![];
+        if !self.webhook_url.trim().is_empty() {
+            out.push(WebhookConfig {
+                url: self.webhook_url.clone(),
+                secret: self.webhook_secret.clone(),
+                events: self.webhook_events.clone(),
+            });
+        }
+        out.extend(self.webhooks.iter().cloned());
+        out
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid { key: key.into(), message };
+        for (key, url) in [
+            ("hooks.on_publish", &self.on_publish),
+            ("hooks.on_play", &self.on_play),
+            ("hooks.on_publish_done", &self.on_publish_done),
+            ("hooks.on_done", &self.on_done),
+            ("hooks.on_record_done", &self.on_record_done),
+        ] {
+            if !url.trim().is_empty() {
+                check_hook_url(url).map_err(|m| invalid(key, m))?;
+            }
+        }
+        if !(100..=30_000).contains(&self.timeout_ms) {
+            return Err(invalid("hooks.timeout_ms", "must be between 100 and 30000".into()));
+        }
+        if !(1..=20).contains(&self.webhook_max_attempts) {
+            return Err(invalid("hooks.webhook_max_attempts", "must be between 1 and 20".into()));
+        }
+        if !(1..=1_000_000).contains(&self.webhook_queue) {
+            return Err(invalid("hooks.webhook_queue", "must be between 1 and 1000000".into()));
+        }
+        if self.webhook_url.trim().is_empty() && !self.webhook_secret.is_empty() {
+            return Err(invalid("hooks.webhook_secret", "set without hooks.webhook_url".into()));
+        }
+        for (i, w) in self.endpoints().iter().enumerate() {
+            let key = |k: &str| {
+                if !self.webhook_url.trim().is_empty() && i == 0 {
+                    format!("hooks.webhook_{k}")
+                } else {
+                    let n = if self.webhook_url.trim().is_empty() { i } else { i - 1 };
+                    format!("hooks.webhooks[{n}].{k}")
+                }
+            };
+            check_hook_url(&w.url).map_err(|m| invalid(&key("url"), m))?;
+            if w.secret.len() < 16 {
+                return Err(invalid(&key("secret"), "must be at least 16 bytes (a random string)".into()));
+            }
+            for e in &w.events {
+                if !crate::hooks::webhooks::EVENTS.contains(&e.as_str()) {
+                    return Err(invalid(
+                        &key("events"),
+                        format!("unknown event {e:?} (known: {})", crate::hooks::webhooks::EVENTS.join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A hook URL must be absolute http(s) with a host.
+fn check_hook_url(raw: &str) -> Result<(), String> {
+    let u = url::Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("{raw:?}: only http:// and https:// URLs"));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{raw:?} has no host"));
+    }
+    Ok(())
+}
+
 /// `[cluster]`: several nodes on one PostgreSQL + Redis (see docs/cluster.md).
 /// On when `enabled` or `sfu.mode = "cluster"` (the old stack's `SFU_MODE=cluster`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -837,6 +980,7 @@ impl Config {
             });
         }
         self.validate_cluster()?;
+        self.hooks.validate()?;
         if self.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 key: "server.body_limit_bytes".into(),
@@ -849,7 +993,17 @@ impl Config {
     /// The effective config as TOML with every secret replaced by `"***"`.
     pub fn redacted_toml(&self) -> String {
         let mut c = self.clone();
-        for s in [&mut c.database.password, &mut c.redis.password, &mut c.jwt.secret, &mut c.server.admin_token] {
+        let webhook_secrets = c.hooks.webhooks.iter_mut().map(|w| &mut w.secret);
+        for s in [
+            &mut c.database.password,
+            &mut c.redis.password,
+            &mut c.jwt.secret,
+            &mut c.server.admin_token,
+            &mut c.hooks.webhook_secret,
+        ]
+        .into_iter()
+        .chain(webhook_secrets)
+        {
             if !s.is_empty() {
                 *s = "***".into();
             }

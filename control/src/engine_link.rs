@@ -5,10 +5,11 @@
 use crate::app::{AppState, EngineControl};
 use crate::config::{Config, IoDriver};
 use crate::error::ErrorKind;
+use crate::hooks::HookClient;
 use crate::store::{EndReason, RoomFilter, RoomStatus};
 use engine::link::{RoomId, StreamAnswer};
 use engine::proto::http::StreamName;
-use engine::{Command, Engine, EngineConfig, EngineEvent, IoMode, PublishDecision, StreamInfo};
+use engine::{Command, Engine, EngineConfig, EngineEvent, IoMode, PlayDecision, PublishDecision, StreamInfo};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +39,11 @@ pub fn engine_config(cfg: &Config) -> anyhow::Result<EngineConfig> {
         unpublish_grace: Duration::from_secs(e.unpublish_grace_secs),
         play_wait: Duration::from_secs(e.play_wait_secs),
         ask_stream_known: true,
+        // The hooks' own timeout, and time for the store after it.
+        play_hook: !cfg.hooks.on_play.trim().is_empty(),
+        play_auth_timeout: Duration::from_millis(cfg.hooks.timeout_ms) + Duration::from_secs(2),
+        publish_auth_timeout: Duration::from_secs(5)
+            .max(Duration::from_millis(cfg.hooks.timeout_ms) + Duration::from_secs(2)),
         webrtc_bridge_always: e.webrtc_bridge_always,
         join_start: match e.join_start {
             crate::config::JoinStart::QuickStart => engine::stream::gop::JoinStart::QuickStart,
@@ -336,6 +342,52 @@ async fn apply_room_changes(state: AppState, mut rx: tokio::sync::mpsc::Unbounde
     }
 }
 
+/// The app of streams the hooks cannot tell one for (players, WHIP).
+fn first_app(state: &AppState) -> &str {
+    state.cfg.rtmp.apps.first().map(String::as_str).unwrap_or("live")
+}
+
+/// A publish request of the engine (RTMP): the `on_publish` hook first (when
+/// configured: it may deny, or rename the key with a 3xx), then the room's key.
+async fn authorize_engine_publish(
+    state: &AppState,
+    app: String,
+    key: String,
+    addr: std::net::SocketAddr,
+    protocol: engine::link::Protocol,
+    client: engine::link::ClientInfo,
+) -> PublishDecision {
+    let c = HookClient { app, name: key, addr: addr.ip().to_string(), client };
+    let key = match state.hooks.on_publish(&c).await {
+        Ok(None) => c.name.clone(),
+        Ok(Some(renamed)) => renamed,
+        Err(reason) => {
+            tracing::debug!(%addr, app = ?c.app, protocol = protocol.as_str(), "publish refused by the on_publish hook");
+            return PublishDecision::Deny { reason };
+        }
+    };
+    match state.authorize_publish(&c.app, &key).await {
+        Ok(Ok(g)) => match StreamName::parse(&g.stream_name) {
+            Some(stream_name) => {
+                state.hooks.publish_allowed(g.room_id, c);
+                PublishDecision::Allow { room_id: RoomId(g.room_id), stream_name }
+            }
+            // Rooms' names are checked when they are made.
+            None => PublishDecision::Deny { reason: "the room's stream name is not valid".into() },
+        },
+        Ok(Err(why)) => {
+            // The engine logs refusals at INFO, one line per address per
+            // interval (a key-guessing client would flood the log).
+            tracing::debug!(%addr, app = ?c.app, protocol = protocol.as_str(), reason = ?why, "publish refused");
+            PublishDecision::Deny { reason: why.reason().into() }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "publish authorization failed");
+            PublishDecision::Deny { reason: "authorization unavailable".into() }
+        }
+    }
+}
+
 /// At start-up the engine publishes nothing yet: a room the store still calls live
 /// (the server stopped without ending it: a crash, kill -9, power loss) has no stream
 /// behind it, so its broadcast ends. Retries while the store is unreachable.
@@ -449,24 +501,22 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
     loop {
         let ev = handle.engine.next_event().await;
         match ev {
-            EngineEvent::PublishRequest { app, key, addr, protocol, reply } => {
+            EngineEvent::PublishRequest { app, key, addr, protocol, client, reply } => {
                 let state = state.clone();
                 tokio::spawn(async move {
-                    let decision = match state.authorize_publish(&app, &key).await {
-                        Ok(Ok(g)) => match StreamName::parse(&g.stream_name) {
-                            Some(stream_name) => PublishDecision::Allow { room_id: RoomId(g.room_id), stream_name },
-                            // Rooms' names are checked when they are made.
-                            None => PublishDecision::Deny { reason: "the room's stream name is not valid".into() },
-                        },
-                        Ok(Err(why)) => {
-                            // The engine logs refusals at INFO, one line per address per
-                            // interval (a key-guessing client would flood the log).
-                            tracing::debug!(%addr, app = ?app, protocol = protocol.as_str(), reason = ?why, "publish refused");
-                            PublishDecision::Deny { reason: why.reason().into() }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "publish authorization failed");
-                            PublishDecision::Deny { reason: "authorization unavailable".into() }
+                    let decision = authorize_engine_publish(&state, app, key, addr, protocol, *client).await;
+                    let _ = reply.send(decision);
+                });
+            }
+            EngineEvent::PlayRequest { app, name, addr, protocol, client, reply } => {
+                let hooks = state.hooks.clone();
+                tokio::spawn(async move {
+                    let c = HookClient { app, name: name.to_string(), addr: addr.ip().to_string(), client: *client };
+                    let decision = match hooks.on_play(&c).await {
+                        Ok(()) => PlayDecision::Allow,
+                        Err(reason) => {
+                            tracing::debug!(%addr, stream = %name, protocol = protocol.as_str(), "play refused by the on_play hook");
+                            PlayDecision::Deny { reason }
                         }
                     };
                     let _ = reply.send(decision);
@@ -513,6 +563,7 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
             EngineEvent::PublishEnded { room_id, stream_name } => {
                 let (room_id, stream_name) = (room_id.0, stream_name.to_string());
                 handle.info.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream_name);
+                state.hooks.publish_ended(room_id, first_app(&state), &stream_name);
                 let _ = changes.send(RoomChange::Ended(room_id, stream_name));
             }
             EngineEvent::RecordingOpened { file } => {
@@ -522,14 +573,27 @@ pub async fn run_events(state: AppState, handle: Arc<EngineHandle>) {
                 let _ = recordings.send(RecordingChange::Closed(file, summary));
             }
             EngineEvent::ForwardStatus { room_id, forward_id, state: fstate, error, bytes_sent } => {
-                if fstate == engine::link::ForwardState::Retrying {
-                    // forward.failed webhook: emit it here (room_id, forward_id, error) once
-                    // the webhooks land; `error` never holds the stream key.
+                let failed = (fstate == engine::link::ForwardState::Retrying).then(|| error.clone());
+                // One `forward.failed` per fall from another state (not per retry);
+                // `error` never holds the stream key.
+                if state.note_forward(forward_id, fstate, error, bytes_sent)
+                    && let Some(error) = failed
+                {
                     tracing::debug!(room = room_id.0, forward = forward_id, error = ?error, "forward failed; retrying");
+                    state.hooks.emit(
+                        room_id.0,
+                        "forward.failed",
+                        serde_json::json!({ "room_id": room_id.0, "forward_id": forward_id, "error": error, "retrying": true }),
+                    );
                 }
-                state.note_forward(forward_id, fstate, error, bytes_sent);
             }
             EngineEvent::PlayerJoined { room_id, .. } | EngineEvent::PlayerLeft { room_id, .. } => {
+                if let EngineEvent::PlayerLeft { stream_name, protocol, addr, .. } = &ev {
+                    // nginx-rtmp's on_done for players (HLS has no connection that leaves).
+                    if *protocol != engine::link::Protocol::Hls {
+                        state.hooks.player_left(first_app(&state), stream_name, *addr);
+                    }
+                }
                 let room_id = room_id.0;
                 let delta = if matches!(ev, EngineEvent::PlayerJoined { .. }) { 1 } else { -1 };
                 let n = handle.count_viewer(room_id, delta);

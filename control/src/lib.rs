@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine_link;
 pub mod error;
+pub mod hooks;
 pub mod metrics;
 pub mod routes;
 pub mod server;

@@ -42,6 +42,17 @@ pub struct BackendLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookLabels {
+    pub call: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub requests: Family<RequestLabels, Counter>,
@@ -54,6 +65,10 @@ pub struct Metrics {
     pub cluster_nodes: Gauge,
     pub cluster_node_players: Family<NodeLabels, Gauge>,
     pub cluster_node_streams: Family<NodeLabels, Gauge>,
+    /// nginx-rtmp-style callbacks by call and result (ok, redirect, denied, error, dropped).
+    pub hook_calls: Family<HookLabels, Counter>,
+    /// Webhook deliveries by result: ok, failed (given up after retries), dropped (queue full).
+    pub webhook_deliveries: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -97,6 +112,18 @@ impl Metrics {
             "Cluster mode: live streams each node is the origin of",
             cluster_node_streams.clone(),
         );
+        let hook_calls = Family::<HookLabels, Counter>::default();
+        registry.register(
+            "hook_calls",
+            "Outbound nginx-rtmp-style callbacks by call and result (ok, redirect, denied, error, dropped)",
+            hook_calls.clone(),
+        );
+        let webhook_deliveries = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook events by result: ok, failed (given up after retries), dropped (queue full)",
+            webhook_deliveries.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -108,6 +135,8 @@ impl Metrics {
             cluster_nodes,
             cluster_node_players,
             cluster_node_streams,
+            hook_calls,
+            webhook_deliveries,
         }
     }
 

@@ -34,6 +34,11 @@ pub struct EngineConfig {
     pub max_streams_per_connection: u32,
     /// How long a publish waits for the control plane's authorization.
     pub publish_auth_timeout: Duration,
+    /// Ask the control plane before each RTMP / HTTP-FLV / WS-FLV player plays
+    /// ([`crate::EngineEvent::PlayRequest`]: its `on_play` hook); no answer within
+    /// `play_auth_timeout` refuses the player.
+    pub play_hook: bool,
+    pub play_auth_timeout: Duration,
     /// A publisher silent for this long may be replaced by a new one with the same key.
     pub idle_publisher_timeout: Duration,
     /// After the publisher leaves, players are kept this long for a reconnect before the
@@ -130,6 +135,8 @@ impl Default for EngineConfig {
             max_connections_per_ip: 5_000,
             max_streams_per_connection: 8,
             publish_auth_timeout: Duration::from_secs(5),
+            play_hook: false,
+            play_auth_timeout: Duration::from_secs(5),
             idle_publisher_timeout: Duration::from_secs(10),
             unpublish_grace: Duration::from_secs(5),
             play_wait: Duration::from_secs(10),

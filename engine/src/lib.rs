@@ -28,5 +28,5 @@ pub use ::proto;
 
 pub use config::{EngineConfig, IoMode};
 pub use engine::Engine;
-pub use link::{Command, EngineEvent, Protocol, PublishDecision, StreamInfo};
+pub use link::{ClientInfo, Command, EngineEvent, PlayDecision, Protocol, PublishDecision, StreamInfo};
 pub use shard::StartError;

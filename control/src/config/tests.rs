@@ -160,3 +160,40 @@ fn redaction() {
     assert!(!t.contains("topsecretvalue") && !t.contains("dbpw"), "{t}");
     assert!(t.contains("***"));
 }
+
+#[test]
+fn hooks_validate_urls_secrets_and_events_and_redact_secrets() {
+    let ok = "[hooks]\non_publish = \"http://127.0.0.1:9/p\"\nwebhook_url = \"https://h.example/x\"\nwebhook_secret = \"0123456789abcdef-secret\"\n[[hooks.webhooks]]\nurl = \"http://h2/x\"\nsecret = \"another-secret-0123456789\"\nevents = [\"room.live\"]\n";
+    let c = load_str(ok, &[]).unwrap();
+    assert_eq!(c.hooks.endpoints().len(), 2);
+    let t = c.redacted_toml();
+    assert!(!t.contains("0123456789abcdef-secret") && !t.contains("another-secret-0123456789"), "{t}");
+    let e = load_str("[hooks]\non_play = \"ftp://x/y\"\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("hooks.on_play") && e.contains("http"), "{e}");
+    let e = load_str("[hooks]\non_done = \"not a url\"\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("hooks.on_done"), "{e}");
+    let e = load_str("[hooks]\ntimeout_ms = 0\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("hooks.timeout_ms"), "{e}");
+    let e = load_str("[[hooks.webhooks]]\nurl = \"http://h/x\"\nsecret = \"short\"\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("hooks.webhooks[0].secret"), "{e}");
+    let e = load_str(
+        "[[hooks.webhooks]]\nurl = \"http://h/x\"\nsecret = \"0123456789abcdef\"\nevents = [\"room.liv\"]\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("hooks.webhooks[0].events") && e.contains("room.liv"), "{e}");
+    // From the environment: the single-endpoint keys.
+    let c = load_str(
+        "",
+        &[
+            ("MICROVIBE__HOOKS__WEBHOOK_URL", "http://127.0.0.1:1/w"),
+            ("MICROVIBE__HOOKS__WEBHOOK_SECRET", "env-secret-0123456789"),
+            ("MICROVIBE__HOOKS__WEBHOOK_EVENTS", "room.live, room.ended"),
+            ("MICROVIBE__HOOKS__ON_PUBLISH", "http://127.0.0.1:1/p"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.hooks.endpoints()[0].events, ["room.live", "room.ended"]);
+    assert!(!c.redacted_toml().contains("env-secret-0123456789"));
+}

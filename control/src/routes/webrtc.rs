@@ -58,6 +58,8 @@ fn remember(s: &AppState, r: RtcSessionRef) -> String {
 pub async fn whip_post(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    ClientIp(ip): ClientIp,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Response> {
@@ -66,6 +68,18 @@ pub async fn whip_post(
     let key =
         bearer(&parts).map_err(|_| AppError::unauthorized("WHIP needs Authorization: Bearer <stream key>"))?.to_owned();
     let offer = sdp_body(&headers, &body)?;
+    // The on_publish hook (when configured) may deny, or map the Bearer to the key.
+    let hook = crate::hooks::HookClient {
+        app: s.cfg.rtmp.apps.first().cloned().unwrap_or_default(),
+        name: key.clone(),
+        addr: ip,
+        client: engine::link::ClientInfo { args: query.unwrap_or_default(), ..Default::default() },
+    };
+    let key = match s.hooks.on_publish(&hook).await {
+        Ok(None) => key,
+        Ok(Some(renamed)) => renamed,
+        Err(reason) => return Err(AppError::forbidden(reason)),
+    };
     let room = s.room_by_name(&name).await?.ok_or_else(|| AppError::not_found("no such stream"))?;
     if !auth::secrets_equal(&room.stream_key, &key) {
         return Err(AppError::forbidden("wrong stream key"));
@@ -87,6 +101,7 @@ pub async fn whip_post(
             etag: etag.clone(),
         },
     );
+    s.hooks.publish_allowed(room.id, hook);
     tracing::info!(stream = %name, "WHIP publisher session created");
     Ok(created("whip", &name, &id, &etag, answer.sdp))
 }

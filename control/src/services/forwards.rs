@@ -212,14 +212,17 @@ pub struct ForwardStatus {
 }
 
 impl AppState {
-    /// Records a forward's state (from the engine, or a refusal here).
-    pub fn note_forward(&self, id: i64, state: ForwardState, error: Option<String>, bytes_sent: u64) {
+    /// Records a forward's state (from the engine, or a refusal here). Returns
+    /// whether the state changed.
+    pub fn note_forward(&self, id: i64, state: ForwardState, error: Option<String>, bytes_sent: u64) -> bool {
         let mut m = self.forward_status.lock().unwrap_or_else(|p| p.into_inner());
         let now = Utc::now();
         let st = state.as_str();
+        let mut changed = !m.contains_key(&id);
         let e = m.entry(id).or_insert(ForwardStatus { state: st, error: None, since: now, bytes_sent: 0 });
         if e.state != st {
             e.since = now;
+            changed = true;
         }
         e.state = st;
         // The last error stays shown while retrying (and after a stop), until live.
@@ -227,6 +230,7 @@ impl AppState {
             e.error = error;
         }
         e.bytes_sent = bytes_sent;
+        changed
     }
 
     pub fn forward_json(&self, f: &Forward) -> Value {

@@ -147,11 +147,24 @@ impl AppState {
             error: summary.error.clone(),
         };
         // A file that failed before its row was made (it could not be created).
-        if self.store.finish_recording(&file.path, &end).await.map_err(store_err)?.is_none() {
+        let mut row = self.store.finish_recording(&file.path, &end).await.map_err(store_err)?;
+        if row.is_none() {
             self.recording_opened(file).await?;
-            self.store.finish_recording(&file.path, &end).await.map_err(store_err)?;
+            row = self.store.finish_recording(&file.path, &end).await.map_err(store_err)?;
         }
         tracing::info!(room = file.room_id.0, path = %file.path, bytes = summary.bytes, duration_ms = summary.duration_ms, error = ?summary.error, "recording file closed");
+        // `recording.ready` for every closed file, a failed one too (its `status`
+        // and `error` say so; what it holds plays).
+        if let Some(rec) = &row {
+            self.hooks.emit(file.room_id.0, "recording.ready", json!({ "recording": recording_json(rec) }));
+        }
+        if let Some(root) = self.recording_root() {
+            let app = self.cfg.rtmp.apps.first().map(String::as_str).unwrap_or("live");
+            // Absolute, as nginx-rtmp sends it (the receiver runs elsewhere).
+            let path = root.join(&file.path);
+            let path = std::path::absolute(&path).unwrap_or(path);
+            self.hooks.record_done(app, file.stream_name.as_str(), &path.to_string_lossy());
+        }
         Ok(())
     }
 

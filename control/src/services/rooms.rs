@@ -156,7 +156,13 @@ impl AppState {
                 self.engine_set_access(r);
             }
         }
-        room.ok_or_else(|| AppError::not_found("room not found"))
+        let r = room.ok_or_else(|| AppError::not_found("room not found"))?;
+        self.hooks.emit(
+            r.id,
+            "room.updated",
+            json!({ "room_id": r.id, "stream_name": r.stream_name, "title": r.title, "description": r.description }),
+        );
+        Ok(r)
     }
 
     /// Ends the room's current broadcast by its owner: the publisher and players are
@@ -171,6 +177,7 @@ impl AppState {
             .map_err(store_err)?
             .ok_or_else(|| AppError::conflict("the room is not live"))?;
         tracing::info!(room = r.id, stream = %r.stream_name, "broadcast ended by the owner");
+        self.emit_room_ended(&r, EndReason::EndedByOwner).await;
         self.engine_drop_stream(&r.stream_name);
         let _ = self.cache.delete(&viewers_key(id)).await;
         Ok(r)
@@ -258,6 +265,18 @@ impl AppState {
             if *started {
                 let _ = self.cache.delete(&viewers_key(room_id)).await;
                 tracing::info!(room = r.id, stream = %r.stream_name, broadcast = ?r.broadcast_id, "broadcast started");
+                self.hooks.emit(
+                    r.id,
+                    "room.live",
+                    json!({
+                        "room_id": r.id,
+                        "stream_name": r.stream_name,
+                        "title": r.title,
+                        "owner_id": r.owner_id,
+                        "broadcast_id": r.broadcast_id,
+                        "started_at": r.started_at,
+                    }),
+                );
             } else {
                 tracing::info!(room = r.id, stream = %r.stream_name, broadcast = ?r.broadcast_id, "publisher back; broadcast goes on");
             }
@@ -270,9 +289,40 @@ impl AppState {
         let r = self.store.end_broadcast(room_id, reason).await.map_err(store_err)?;
         if let Some(r) = &r {
             tracing::info!(room = r.id, stream = %r.stream_name, reason = reason.as_str(), "broadcast ended; room idle");
+            self.emit_room_ended(r, reason).await;
         }
         let _ = self.cache.delete(&viewers_key(room_id)).await;
         Ok(r)
+    }
+
+    /// The `room.ended` webhook: the broadcast that just ended (its id, times, peak
+    /// viewers and end reason).
+    pub(crate) async fn emit_room_ended(&self, r: &Room, reason: EndReason) {
+        if !self.hooks.webhooks.is_on() {
+            return;
+        }
+        // The newest broadcast is the one that just ended.
+        let broadcast = match self.store.list_broadcasts(r.id, 1, 1).await {
+            Ok((b, _)) => b.first().map(broadcast_json),
+            Err(e) => {
+                tracing::debug!(room = r.id, error = %e, "broadcast not read for the room.ended webhook");
+                None
+            }
+        };
+        self.hooks.emit(
+            r.id,
+            "room.ended",
+            json!({
+                "room_id": r.id,
+                "stream_name": r.stream_name,
+                "broadcast_id": broadcast.as_ref().map(|b| b["id"].clone()),
+                "started_at": r.started_at,
+                "ended_at": r.ended_at,
+                "peak_viewers": r.peak_viewers,
+                "end_reason": reason.as_str(),
+                "broadcast": broadcast,
+            }),
+        );
     }
 
     /// A viewer joined (+1) or left (-1). Raises the room's peak when it grows.

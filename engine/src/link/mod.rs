@@ -1,8 +1,9 @@
 //! The control link: how the control plane (tokio) and the shards (monoio) talk.
 //!
 //! Events flow out of the engine through one bounded lock-free [`Inbox`]; commands
-//! flow into each shard through its own inbox. The only engine operation that waits
-//! on the control plane is a publish authorization (one per publish, with a timeout).
+//! flow into each shard through its own inbox. The only engine operations that wait
+//! on the control plane are a publish authorization (one per publish, with a timeout)
+//! and, when an `on_play` hook is configured, a play authorization.
 
 pub mod inbox;
 
@@ -55,6 +56,31 @@ pub enum PublishDecision {
     Deny {
         reason: String,
     },
+}
+
+/// The control plane's answer to a play request (the `on_play` hook).
+#[derive(Debug, Clone)]
+pub enum PlayDecision {
+    Allow,
+    /// `reason` is shown to the client (no secrets).
+    Deny {
+        reason: String,
+    },
+}
+
+/// What a client said about itself, for the control plane's outbound hooks (the
+/// fields of nginx-rtmp's callbacks). Every string is the client's: escape it in logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// A number for the connection (nginx-rtmp's `clientid`).
+    pub id: u64,
+    /// RTMP `connect`'s `flashVer`, `swfUrl`, `tcUrl` and `pageUrl` (empty when not sent).
+    pub flashver: String,
+    pub swfurl: String,
+    pub tcurl: String,
+    pub pageurl: String,
+    /// The query string after the stream name (without `?`; raw, still percent-encoded).
+    pub args: String,
 }
 
 /// Where a stream that is not live here can be had.
@@ -152,7 +178,19 @@ pub enum EngineEvent {
         key: String,
         addr: SocketAddr,
         protocol: Protocol,
+        /// For the `on_publish` hook (the key may also be in `client.args`).
+        client: Box<ClientInfo>,
         reply: futures_channel::oneshot::Sender<PublishDecision>,
+    },
+    /// A player wants to play `name` (sent only when `EngineConfig::play_hook` is on):
+    /// the control plane asks its `on_play` hook. No answer in time denies.
+    PlayRequest {
+        app: String,
+        name: StreamName,
+        addr: SocketAddr,
+        protocol: Protocol,
+        client: Box<ClientInfo>,
+        reply: futures_channel::oneshot::Sender<PlayDecision>,
     },
     PublishStarted {
         room_id: RoomId,
@@ -185,6 +223,8 @@ pub enum EngineEvent {
         room_id: RoomId,
         stream_name: StreamName,
         protocol: Protocol,
+        /// The player's address (None for HLS sessions).
+        addr: Option<SocketAddr>,
     },
     /// A recording file was created (its first bytes are queued for the disk).
     RecordingOpened {

@@ -52,6 +52,18 @@ pub async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, addr: SocketAddr, r
             send(&mut stream, &Response::text(r.http_status(), &r.reason()), &cors, false, false).await;
             return;
         }
+        // The `on_play` hook (when configured); the app of HTTP players is the first RTMP app.
+        let app = cfg.rtmp_apps.first().map(String::as_str).unwrap_or("live");
+        let client = crate::link::ClientInfo {
+            id: shard.shared.next_id(),
+            pageurl: req.header("referer").unwrap_or_default().to_owned(),
+            args: req.query.clone(),
+            ..Default::default()
+        };
+        if let Some(why) = crate::serve::play_hook::check(shard, app, &name, addr, protocol, client).await {
+            send(&mut stream, &Response::text(403, &why), &cors, false, false).await;
+            return;
+        }
     }
     let limits = PlayerLimits::from_config(&shard.shared.cfg);
     // A relay takes frames the other players do not (a WebRTC publisher's Opus), so

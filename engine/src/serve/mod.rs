@@ -9,6 +9,7 @@ pub mod http;
 pub mod http_io;
 pub mod listen;
 pub mod play_access;
+pub mod play_hook;
 pub mod relay;
 pub mod rtc;
 pub mod rtmp_conn;

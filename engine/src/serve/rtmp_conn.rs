@@ -7,7 +7,7 @@
 //! window.
 
 use crate::fanout::player::{Player, PlayerEnd, PlayerLimits, write_loop};
-use crate::link::{EngineEvent, Protocol, PublishDecision, RoomId};
+use crate::link::{ClientInfo, EngineEvent, Protocol, PublishDecision, RoomId};
 use crate::proto::http::StreamName;
 use crate::proto::rtmp::MediaType;
 use crate::proto::rtmp::{ChunkLimits, RtmpError, ServerSession, SessionConfig, SessionEvent, encode_media};
@@ -60,6 +60,8 @@ enum Role {
 struct Conn {
     shard: Rc<Shard>,
     addr: SocketAddr,
+    /// The connection's number in the hooks' `clientid`.
+    id: u64,
     fd: i32,
     session: RefCell<ServerSession>,
     /// The write half while no player writer owns it.
@@ -90,6 +92,7 @@ pub async fn serve(shard: &Rc<Shard>, stream: TcpStream, addr: SocketAddr) {
     let conn = Rc::new(Conn {
         shard: shard.clone(),
         addr,
+        id: shard.shared.next_id(),
         fd,
         session: RefCell::new(ServerSession::new(session_config(shard), Instant::now())),
         write_half: RefCell::new(Some(wr)),
@@ -329,6 +332,7 @@ impl Conn {
                 "this connection already publishes or plays",
             );
         }
+        let client = Box::new(self.client_info(query.as_deref()));
         // The key is the stream name, or `?key=` when given.
         let key = query
             .as_deref()
@@ -341,6 +345,7 @@ impl Conn {
             key,
             addr: self.addr,
             protocol: Protocol::Rtmp,
+            client,
             reply: tx,
         });
         let decision = match monoio::time::timeout(cfg.publish_auth_timeout, rx).await {
@@ -400,6 +405,20 @@ impl Conn {
         })
     }
 
+    /// What the client said about itself in `connect`, for the hooks.
+    fn client_info(&self, args: Option<&str>) -> ClientInfo {
+        let s = self.session.borrow();
+        let field = |k: &str| s.connect_object().and_then(|o| o.get_str(k)).unwrap_or_default().to_owned();
+        ClientInfo {
+            id: self.id,
+            flashver: field("flashVer"),
+            swfurl: field("swfUrl"),
+            tcurl: s.tc_url().unwrap_or_default().to_owned(),
+            pageurl: field("pageUrl"),
+            args: args.unwrap_or_default().to_owned(),
+        }
+    }
+
     async fn on_play(self: &Rc<Self>, stream_id: u32, name: String, query: Option<String>) -> Result<(), ConnEnd> {
         let shard = self.shard.clone();
         let name = match StreamName::parse(&name) {
@@ -413,14 +432,6 @@ impl Conn {
                 return Ok(());
             }
         };
-        if let Some(why) = shard.shared.tags_unavailable(&name) {
-            self.session
-                .borrow_mut()
-                .reject_play(stream_id, "NetStream.Play.StreamNotFound", &why)
-                .map_err(ConnEnd::Local)?;
-            self.closing.set(true);
-            return Ok(());
-        }
         let token = self.play_token(query.as_deref());
         if let Err(r) =
             crate::serve::play_access::admit(&shard.shared, &name, token.as_deref(), Protocol::Rtmp, self.addr)
@@ -428,6 +439,21 @@ impl Conn {
             self.session
                 .borrow_mut()
                 .reject_play(stream_id, "NetStream.Play.Failed", &r.reason())
+                .map_err(ConnEnd::Local)?;
+            self.closing.set(true);
+            return Ok(());
+        }
+        let why = match shard.shared.tags_unavailable(&name) {
+            Some(why) => Some(why),
+            None => {
+                let (app, client) = (self.session.borrow().app().to_owned(), self.client_info(query.as_deref()));
+                crate::serve::play_hook::check(&shard, &app, &name, self.addr, Protocol::Rtmp, client).await
+            }
+        };
+        if let Some(why) = why {
+            self.session
+                .borrow_mut()
+                .reject_play(stream_id, "NetStream.Play.StreamNotFound", &why)
                 .map_err(ConnEnd::Local)?;
             self.closing.set(true);
             return Ok(());

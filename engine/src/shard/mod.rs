@@ -453,7 +453,7 @@ impl Shard {
             self.shared.events.send(EngineEvent::PlayerJoined { room_id, stream_name, protocol });
         } else {
             slot.fetch_sub(1, Ordering::Relaxed);
-            self.shared.events.send(EngineEvent::PlayerLeft { room_id, stream_name, protocol });
+            self.shared.events.send(EngineEvent::PlayerLeft { room_id, stream_name, protocol, addr: None });
         }
     }
 
@@ -1035,6 +1035,7 @@ impl Shard {
                 room_id,
                 stream_name: name.clone(),
                 protocol: player.protocol,
+                addr: Some(player.addr),
             });
         }
         self.maybe_unsubscribe(name);
