@@ -118,6 +118,9 @@ pub enum ParserKind {
 pub struct Config {
     pub url: String,
     pub target: Target,
+    /// More streams to play: player `i` plays `target` when `i % (1 + more.len())` is
+    /// 0, else `more[i % (1 + more.len()) - 1]` (round-robin over all the URLs).
+    pub more: Vec<Target>,
     pub players: usize,
     /// New players per second (0 = all at once).
     pub ramp: f64,
@@ -138,6 +141,7 @@ impl Config {
         Ok(Config {
             url: url.to_owned(),
             target: Target::parse(url)?,
+            more: vec![],
             players: 100,
             ramp: 100.0,
             duration: Duration::from_secs(20),
@@ -147,6 +151,16 @@ impl Config {
             setup_timeout: Duration::from_secs(15),
             watch_pids: vec![],
         })
+    }
+}
+
+impl Config {
+    /// The stream player `idx` plays.
+    pub fn target_of(&self, idx: usize) -> &Target {
+        match idx % (1 + self.more.len()) {
+            0 => &self.target,
+            k => &self.more[k - 1],
+        }
     }
 }
 
@@ -534,7 +548,7 @@ pub fn run(cfg: &Config, mut on_tick: impl FnMut(&Tick)) -> Result<Report, Strin
                 epoll_out: true,
             };
             counts.started += 1;
-            match sys::connect_nonblocking(&cfg.target.addr()) {
+            match sys::connect_nonblocking(&cfg.target_of(idx).addr()) {
                 Ok(fd) => {
                     p.fd = fd;
                     if let Err(e) = ep.add(fd, sys::OUT | sys::IN, idx as u64) {
@@ -704,7 +718,7 @@ pub fn run(cfg: &Config, mut on_tick: impl FnMut(&Tick)) -> Result<Report, Strin
                     }
                     p.phase = Phase::Setup;
                     let mut out = std::mem::take(&mut p.out);
-                    p.proto = Some(Proto::new(&cfg.target, cfg.parser, idx as u64 + 1, &mut out));
+                    p.proto = Some(Proto::new(cfg.target_of(idx), cfg.parser, idx as u64 + 1, &mut out));
                     p.out = out;
                     p.epoll_out = true;
                     flush(p);
@@ -978,6 +992,7 @@ fn report(
     let json = json!({
         "type": "summary",
         "url": cfg.url,
+        "streams": 1 + cfg.more.len(),
         "protocol": cfg.target.protocol(),
         "parser": match cfg.parser { ParserKind::Lean => "lean", ParserKind::Engine => "engine" },
         "players": cfg.players,
@@ -1081,5 +1096,18 @@ mod tests {
         assert!(matches!(Target::parse("ws://127.0.0.1:8081/flv/x.flv").unwrap(), Target::WsFlv { .. }));
         assert!(Target::parse("http://10.0.0.1/x.flv").is_err());
         assert!(Target::parse("ftp://127.0.0.1/x").is_err());
+    }
+
+    #[test]
+    fn players_round_robin_over_urls() {
+        let mut cfg = Config::new("http://127.0.0.1:8081/flv/a.flv").unwrap();
+        cfg.more.push(Target::parse("http://127.0.0.1:8081/flv/b.flv").unwrap());
+        cfg.more.push(Target::parse("http://127.0.0.1:8081/flv/c.flv").unwrap());
+        let path = |i| match cfg.target_of(i) {
+            Target::HttpFlv { path, .. } => path.clone(),
+            t => panic!("{t:?}"),
+        };
+        let got: Vec<String> = (0..5).map(path).collect();
+        assert_eq!(got, ["/flv/a.flv", "/flv/b.flv", "/flv/c.flv", "/flv/a.flv", "/flv/b.flv"]);
     }
 }

@@ -6,7 +6,7 @@
 //!         [--watch-pid PID]... [--json]
 //! ```
 
-use benches::loadgen::{Config, ParserKind, run};
+use benches::loadgen::{Config, ParserKind, Target, run};
 use std::io::Write;
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ const USAGE: &str = "usage: loadgen --url URL [--players N] [--ramp PER_S] [--du
                [--watch-pid PID]... [--json] [--quiet]
 
   URL: rtmp://host:port/app/name | http://host:port/path.flv | ws://host:port/path.flv
-       (loopback addresses only)
+       (loopback addresses only); --url again adds a stream: players are spread
+       round-robin over all the URLs given
   --players N        players to open (default 100)
   --ramp R           players started per second (default 100; 0 = all at once)
   --duration S       length of the measured window in seconds (default 20)
@@ -30,6 +31,7 @@ const USAGE: &str = "usage: loadgen --url URL [--players N] [--ramp PER_S] [--du
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut url = None;
+    let mut more = vec![];
     let mut json = false;
     let mut quiet = false;
     let mut players = 100usize;
@@ -52,7 +54,8 @@ fn main() {
             args.get(i).cloned().unwrap_or_else(|| die(format!("{a} needs a value")))
         };
         match a {
-            "--url" => url = Some(val()),
+            "--url" if url.is_none() => url = Some(val()),
+            "--url" => more.push(val()),
             "--players" | "-n" => players = val().parse().unwrap_or_else(|_| die("bad --players".into())),
             "--ramp" => ramp = val().parse().unwrap_or_else(|_| die("bad --ramp".into())),
             "--duration" => duration = val().parse().unwrap_or_else(|_| die("bad --duration".into())),
@@ -79,6 +82,9 @@ fn main() {
     }
     let url = url.unwrap_or_else(|| die("--url is required".into()));
     let mut cfg = Config::new(&url).unwrap_or_else(|e| die(e));
+    for u in &more {
+        cfg.more.push(Target::parse(u).unwrap_or_else(|e| die(e)));
+    }
     cfg.players = players;
     cfg.ramp = ramp;
     cfg.duration = Duration::from_secs_f64(duration);
