@@ -70,7 +70,7 @@ pub struct EngineShared {
     pub cluster_stat: Mutex<Option<Arc<str>>>,
     /// The recordings' disk writer (when `recording_path` is set).
     pub disk: Option<super::disk::DiskWriter>,
-    /// The private rooms' streams (see [`crate::serve::play_access`]); None until the
+    /// The private rooms' streams (the serve layer's admission reads it); None until the
     /// control plane has sent the first list. Read once per viewer admission.
     pub access: std::sync::RwLock<Option<HashMap<StreamName, crate::link::RoomAccess>>>,
 }

@@ -6,3 +6,5 @@ pub mod frame;
 pub mod gop;
 pub mod hub;
 pub mod record;
+#[cfg(test)]
+pub mod test_media;

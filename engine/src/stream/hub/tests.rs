@@ -3,7 +3,6 @@
 //! second, and AAC).
 
 use super::*;
-use crate::proto::flv::{FlvReader, TagType};
 
 fn name(s: &str) -> StreamName {
     StreamName::parse(s).unwrap()
@@ -27,22 +26,8 @@ fn cfg() -> Arc<HubConfig> {
     })
 }
 
-/// small.flv's audio and video as publisher frames (codec headers first).
 fn media() -> Vec<Arc<Frame>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/media/small.flv");
-    let mut reader = FlvReader::new(1 << 20);
-    reader.handle_input(&std::fs::read(path).unwrap());
-    let mut frames = vec![];
-    while let Some(tag) = reader.poll_tag().unwrap() {
-        let kind = match tag.tag_type {
-            TagType::Video => FrameKind::Video,
-            TagType::Audio => FrameKind::Audio,
-            TagType::Script => continue,
-        };
-        frames.push(Arc::new(Frame::new(kind, tag.timestamp_ms, tag.body)));
-    }
-    assert!(frames.len() > 50 && frames[0].header, "read small.flv");
-    frames
+    crate::stream::test_media::small_flv()
 }
 
 fn never_h264() -> bool {

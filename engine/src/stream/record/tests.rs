@@ -8,19 +8,7 @@ use crate::proto::flv::FlvReader;
 use std::time::Duration;
 
 fn media() -> Vec<Arc<Frame>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/media/small.flv");
-    let mut reader = FlvReader::new(1 << 20);
-    reader.handle_input(&std::fs::read(path).unwrap());
-    let mut frames = vec![];
-    while let Some(tag) = reader.poll_tag().unwrap() {
-        let kind = match tag.tag_type {
-            TagType::Video => FrameKind::Video,
-            TagType::Audio => FrameKind::Audio,
-            TagType::Script => continue,
-        };
-        frames.push(Arc::new(Frame::new(kind, tag.timestamp_ms, tag.body)));
-    }
-    frames
+    crate::stream::test_media::small_flv()
 }
 
 fn spec(max_secs: u64, budget: u64) -> RecordSpec {
