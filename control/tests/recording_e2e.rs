@@ -334,3 +334,78 @@ async fn a_whip_publish_is_recorded_through_the_bridge() {
     let (ok, err) = decodes(&url, &[]);
     assert!(ok, "decode: {err}");
 }
+
+/// A private room's recordings: refused without credentials (list, one, file,
+/// playlist), shown to the owner, and played with a play token (the playlist's
+/// media URI carries it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_rooms_recordings_need_the_owner_or_a_play_token() {
+    let s = Server::start(&[]).await;
+    let room = s.room().await;
+    let r = s
+        .client
+        .patch(format!("{}/api/v1/live/{}", s.api, room.id))
+        .bearer_auth(&room.token)
+        .json(&json!({ "private": true, "record": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut p = publish_for(&s, &room.key, 4);
+    p.wait_for(Duration::from_secs(20)).expect("publisher ends");
+    let list_url = format!("{}/api/v1/live/{}/recordings", s.api, room.id);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rec = loop {
+        let v: Value = s.client.get(&list_url).bearer_auth(&room.token).send().await.unwrap().json().await.unwrap();
+        if let Some(r) = v["data"]["items"].get(0).filter(|r| r["status"] == "ready") {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "owner's list: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let one = format!("{}/api/v1/recordings/{}", s.api, rec["id"]);
+    let file = format!("{}{}", s.api, rec["file"].as_str().unwrap());
+    let playlist = format!("{}{}", s.api, rec["playlist"].as_str().unwrap());
+    for url in [&list_url, &one, &file, &playlist] {
+        assert_eq!(s.client.get(url.as_str()).send().await.unwrap().status(), 401, "{url} without a token");
+        let bad = format!("{url}?token=1.0.9999999999.AAAA");
+        assert_eq!(s.client.get(&bad).send().await.unwrap().status(), 403, "{url} with a forged token");
+    }
+    let v = s.post(&format!("/api/v1/live/{}/play-token", room.id), Some(&room.token), json!({})).await;
+    let token = v["data"]["token"].as_str().expect("token").to_owned();
+    for url in [&list_url, &one, &file] {
+        let u = format!("{url}?token={token}");
+        assert_eq!(s.client.get(&u).send().await.unwrap().status(), 200, "{url} with the token");
+    }
+    let pl = s.client.get(format!("{playlist}?token={token}")).send().await.unwrap().text().await.unwrap();
+    assert!(pl.contains(&format!("media.mp4?token={token}")), "{pl}");
+    let (d, _) = probe_duration(&format!("{playlist}?token={token}"));
+    assert!((d - 4.0).abs() <= 1.0, "VOD with the token: {d} s");
+}
+
+/// A room's quota (1 MiB here) stops its recording when used up; the stream goes
+/// on, and the next broadcast is not recorded while the room is over its quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_quota_stops_a_recording_and_the_next_one() {
+    let s = Server::start(&[("MICROVIBE__RECORDING__ROOM_QUOTA_MB", "1")]).await;
+    let room = s.room().await;
+    set_record(&s, &room, true).await;
+    let _publisher = s.publish(&room.key);
+    s.wait_status(room.id, "live", Duration::from_secs(10)).await;
+    let items = wait_recordings(&s, room.id, 1, Duration::from_secs(20)).await;
+    let rec = &items[0];
+    assert_eq!(rec["status"], "failed", "{rec}");
+    assert!(rec["error"].as_str().unwrap_or_default().contains("quota"), "{rec}");
+    let size = rec["size_bytes"].as_u64().unwrap();
+    assert!(((1 << 20)..(3 << 20)).contains(&size), "stops just past 1 MiB: {size}");
+    assert_eq!(s.room_json(room.id).await["status"], "live", "the stream goes on");
+    let (ok, err) = decodes(&format!("{}{}", s.api, rec["file"].as_str().unwrap()), &[]);
+    assert!(ok, "what was written plays: {err}");
+    // A new broadcast of the room: nothing left of the quota, no new file.
+    drop(_publisher);
+    s.wait_status(room.id, "idle", Duration::from_secs(10)).await;
+    let mut p = publish_for(&s, &room.key, 3);
+    p.wait_for(Duration::from_secs(15)).expect("publisher ends");
+    assert_eq!(recordings(&s, room.id).await.len(), 1);
+    assert!(s.log().contains("the recording quota is used up"), "{}", s.log());
+}
