@@ -226,6 +226,13 @@ def main():
             "small": ts_mux_input(0x01, small, 8000),
             "small-bframes-bounded": ts_mux_input(0xC9, bframes, 6000),
         },
+        # fuzz_mp4 reads ts_mux's framing: a flags byte (its low 5 bits: the fragment
+        # length in 100 ms units), then [kind][ts delta i16][len u16][body] (kind bit 7:
+        # finish the file there).
+        "mp4": {
+            "small-2s-fragments": ts_mux_input(0x14, small, 8000),
+            "small-bframes-1s-fragments": ts_mux_input(0x0A, bframes, 6000),
+        },
         "websocket": {
             "rfc6455-hello": bytes.fromhex("818537fa213d7f9f4d5158"),
             "close-1000": bytes.fromhex("88820000000003e8"),
